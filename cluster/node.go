@@ -1,0 +1,314 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Config configures a registry node. Zero values mean "default".
+type Config struct {
+	NodeID   string // unique, stable across restarts
+	RaftAddr string // TCP address to bind for Raft, e.g. 127.0.0.1:8999 (port 0 allowed)
+	HTTPAddr string // advertised HTTP address of this node, recorded in the registry
+	DataDir  string // Raft log, stable store and snapshots live under DataDir/raft
+	// Bootstrap makes this node a one-node cluster if it has no Raft state
+	// yet. With existing state it is ignored: bootstrap happens exactly once.
+	Bootstrap bool
+
+	ApplyTimeout      time.Duration // default 10s
+	SnapshotThreshold uint64        // entries between snapshots; default 8192
+	SnapshotInterval  time.Duration // default 2m
+	HeartbeatTimeout  time.Duration // default 1s (tests use less)
+	ElectionTimeout   time.Duration // default 1s
+	Logger            hclog.Logger
+}
+
+// DefaultConfig returns the single-node embedded defaults.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:            "node1",
+		RaftAddr:          "127.0.0.1:8999",
+		DataDir:           "data",
+		Bootstrap:         true,
+		ApplyTimeout:      10 * time.Second,
+		SnapshotThreshold: 8192,
+		SnapshotInterval:  2 * time.Minute,
+		HeartbeatTimeout:  time.Second,
+		ElectionTimeout:   time.Second,
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("node id must not be empty")
+	case c.RaftAddr == "":
+		return errors.New("raft address must not be empty")
+	case c.DataDir == "":
+		return errors.New("data dir must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		return fmt.Errorf("invalid raft address %q: %w", c.RaftAddr, err)
+	}
+	return nil
+}
+
+func (c *Config) fillDefaults() {
+	d := DefaultConfig()
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = d.ApplyTimeout
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.SnapshotInterval == 0 {
+		c.SnapshotInterval = d.SnapshotInterval
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// Node is this process's member of the Raft group holding the registry.
+type Node struct {
+	cfg       Config
+	raft      *raft.Raft
+	fsm       *fsm
+	transport *raft.NetworkTransport
+	store     *raftboltdb.BoltStore
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts Raft on disk under cfg.DataDir/raft and, if asked and the
+// node is new, bootstraps a one-node cluster. It does not wait for a leader.
+func Open(cfg Config) (*Node, error) {
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid registry config: %w", err)
+	}
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cannot create raft dir: %w", err)
+	}
+	n := &Node{cfg: cfg, fsm: newFSM()}
+	ok := false
+	defer func() {
+		if !ok {
+			n.closeResources()
+		}
+	}()
+
+	var err error
+	n.store, err = raftboltdb.NewBoltStore(filepath.Join(dir, "raft.db"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot open raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, cfg.Logger.Named("snapshot"))
+	if err != nil {
+		return nil, fmt.Errorf("cannot open snapshot store: %w", err)
+	}
+	bind, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot resolve raft address: %w", err)
+	}
+	ln, err := net.ListenTCP("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen for raft: %w", err)
+	}
+	n.transport = raft.NewNetworkTransportWithLogger(&tcpStreamLayer{ln: ln}, 3, 10*time.Second, cfg.Logger.Named("transport"))
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = cfg.Logger.Named("raft")
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("invalid raft config: %w", err)
+	}
+
+	existing, err := raft.HasExistingState(n.store, n.store, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("cannot inspect raft state: %w", err)
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.transport)
+	if err != nil {
+		return nil, fmt.Errorf("cannot start raft: %w", err)
+	}
+	if cfg.Bootstrap && !existing {
+		boot := raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: n.transport.LocalAddr(), Suffrage: raft.Voter,
+		}}}
+		if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
+			return nil, fmt.Errorf("cannot bootstrap cluster: %w", err)
+		}
+	}
+	ok = true
+	return n, nil
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// RaftAddr returns the address Raft actually listens on.
+func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
+
+// IsLeader reports whether this node currently leads the Raft group.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// WaitForLeader blocks until the group has a leader or timeout passes.
+func (n *Node) WaitForLeader(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if addr, _ := n.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no raft leader after %s", timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Apply proposes one command and waits until it is committed and applied
+// here. It returns the command's result, or the FSM's business error, or
+// ErrNotLeader when this node cannot propose.
+func (n *Node) Apply(c Command) (any, error) {
+	b, err := Encode(c)
+	if err != nil {
+		return nil, err
+	}
+	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("cannot apply %s: %w", c.Type, ErrNotLeader)
+		}
+		if errors.Is(err, raft.ErrRaftShutdown) {
+			return nil, fmt.Errorf("cannot apply %s: %w", c.Type, ErrClosed)
+		}
+		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+	}
+	r, _ := f.Response().(applyResult)
+	return r.value, r.err
+}
+
+// Snapshot forces a snapshot now (used by tests and operators).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("cannot snapshot: %w", err)
+	}
+	return nil
+}
+
+// Stats returns Raft's own counters (term, indexes, state).
+func (n *Node) Stats() map[string]string { return n.raft.Stats() }
+
+// Session returns the session record with that id.
+func (n *Node) Session(id int64) (Session, bool) {
+	var out Session
+	var ok bool
+	n.fsm.read(func(s *State) {
+		var p *Session
+		if p, ok = s.Sessions[id]; ok {
+			out = *p
+		}
+	})
+	return out, ok
+}
+
+// SessionByName returns the session record with that name.
+func (n *Node) SessionByName(name string) (Session, bool) {
+	var out Session
+	var ok bool
+	n.fsm.read(func(s *State) {
+		for _, p := range s.Sessions {
+			if p.Name == name {
+				out, ok = *p, true
+				return
+			}
+		}
+	})
+	return out, ok
+}
+
+// Sessions lists every session record, by id.
+func (n *Node) Sessions() []Session {
+	var out []Session
+	n.fsm.read(func(s *State) { out = s.sortedSessions() })
+	return out
+}
+
+// RDD returns the shared RDD record with that name.
+func (n *Node) RDD(name string) (RDD, bool) {
+	var out RDD
+	var ok bool
+	n.fsm.read(func(s *State) {
+		var p *RDD
+		if p, ok = s.RDDs[name]; ok {
+			out = *p
+		}
+	})
+	return out, ok
+}
+
+// RDDs lists every shared RDD record, by name.
+func (n *Node) RDDs() []RDD {
+	var out []RDD
+	n.fsm.read(func(s *State) { out = s.sortedRDDs() })
+	return out
+}
+
+// Member returns the registry record of a node.
+func (n *Node) Member(id string) (Member, bool) {
+	var out Member
+	var ok bool
+	n.fsm.read(func(s *State) {
+		var p *Member
+		if p, ok = s.Nodes[id]; ok {
+			out = *p
+		}
+	})
+	return out, ok
+}
+
+// Close shuts Raft down, then the transport and the log store. It is
+// idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.raft != nil {
+			n.closeErr = n.raft.Shutdown().Error()
+		}
+		n.closeResources()
+	})
+	return n.closeErr
+}
+
+func (n *Node) closeResources() {
+	if n.transport != nil {
+		_ = n.transport.Close()
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil && n.closeErr == nil {
+			n.closeErr = err
+		}
+	}
+}

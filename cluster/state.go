@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Session lifecycle statuses kept in the registry. The fine-grained Livy
+// state (starting, idle, busy) lives with the owning node, not in Raft.
+const (
+	SessionActive = "active" // an interpreter is (or should be) running on Node
+	SessionDead   = "dead"   // its interpreter is gone; Reason says why
+)
+
+// Member is a node of the cluster as recorded in the registry.
+type Member struct {
+	ID       string `msgpack:"id" json:"id"`
+	RaftAddr string `msgpack:"raft_addr" json:"raft_addr"`
+	HTTPAddr string `msgpack:"http_addr" json:"http_addr"`
+}
+
+// Session is a registry record of one interpreter session.
+type Session struct {
+	ID        int64             `msgpack:"id" json:"id"`
+	Name      string            `msgpack:"name" json:"name"`
+	Kind      string            `msgpack:"kind" json:"kind"`
+	Node      string            `msgpack:"node" json:"node"`
+	Status    string            `msgpack:"status" json:"status"`
+	Reason    string            `msgpack:"reason" json:"reason,omitempty"`
+	CreatedAt int64             `msgpack:"created_at" json:"created_at"`
+	Conf      map[string]string `msgpack:"conf" json:"conf,omitempty"`
+}
+
+// RDD is a registry record of one named shared RDD.
+type RDD struct {
+	Name      string `msgpack:"name" json:"name"`
+	SessionID int64  `msgpack:"session_id" json:"session_id"`
+	Mode      string `msgpack:"mode" json:"mode"`
+	CreatedAt int64  `msgpack:"created_at" json:"created_at"`
+}
+
+// State is the whole replicated registry. It is mutated only by apply,
+// which is deterministic: the same entries give the same state on every node.
+type State struct {
+	Nodes         map[string]*Member   `msgpack:"nodes"`
+	Sessions      map[int64]*Session `msgpack:"sessions"`
+	RDDs          map[string]*RDD    `msgpack:"rdds"`
+	NextSessionID int64              `msgpack:"next_session_id"`
+}
+
+// NewState returns an empty registry.
+func NewState() *State {
+	return &State{
+		Nodes:    map[string]*Member{},
+		Sessions: map[int64]*Session{},
+		RDDs:     map[string]*RDD{},
+	}
+}
+
+// apply executes one decoded command against the state. It returns the
+// command's result (the new session id for CreateSession) or a business
+// error (for example ErrRDDExists), which leaves the state unchanged.
+func (s *State) apply(c Command) (any, error) {
+	switch b := c.Body.(type) {
+	case *RegisterNode:
+		s.Nodes[b.ID] = &Member{ID: b.ID, RaftAddr: b.RaftAddr, HTTPAddr: b.HTTPAddr}
+		return nil, nil
+	case *CreateSession:
+		if b.Name != "" {
+			for _, o := range s.Sessions {
+				if o.Name == b.Name {
+					return nil, fmt.Errorf("%w: %q is session %d", ErrSessionExists, b.Name, o.ID)
+				}
+			}
+		}
+		id := s.NextSessionID
+		s.NextSessionID++
+		s.Sessions[id] = &Session{ID: id, Name: b.Name, Kind: b.Kind, Node: b.Node,
+			Status: SessionActive, CreatedAt: b.CreatedAt, Conf: b.Conf}
+		return id, nil
+	case *SetSessionStatus:
+		sess, ok := s.Sessions[b.ID]
+		if !ok {
+			return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
+		}
+		sess.Status, sess.Reason = b.Status, b.Reason
+		return nil, nil
+	case *DeleteSession:
+		if _, ok := s.Sessions[b.ID]; !ok {
+			return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
+		}
+		delete(s.Sessions, b.ID)
+		for name, r := range s.RDDs {
+			if r.SessionID == b.ID {
+				delete(s.RDDs, name)
+			}
+		}
+		return nil, nil
+	case *CreateRDD:
+		if _, ok := s.RDDs[b.Name]; ok {
+			return nil, fmt.Errorf("%w: %q", ErrRDDExists, b.Name)
+		}
+		sess, ok := s.Sessions[b.SessionID]
+		if !ok {
+			return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.SessionID)
+		}
+		if sess.Status != SessionActive {
+			return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.SessionID, sess.Status)
+		}
+		s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt}
+		return nil, nil
+	case *DropRDD:
+		if _, ok := s.RDDs[b.Name]; !ok {
+			return nil, fmt.Errorf("%w: %q", ErrRDDNotFound, b.Name)
+		}
+		delete(s.RDDs, b.Name)
+		return nil, nil
+	}
+	// Decode only produces the bodies above; anything else is our bug.
+	panic(fmt.Sprintf("cluster: no apply rule for %T", c.Body))
+}
+
+// clone returns a deep copy, used for snapshots and for readers.
+func (s *State) clone() *State {
+	c := NewState()
+	c.NextSessionID = s.NextSessionID
+	for k, v := range s.Nodes {
+		n := *v
+		c.Nodes[k] = &n
+	}
+	for k, v := range s.Sessions {
+		n := *v
+		if v.Conf != nil {
+			n.Conf = make(map[string]string, len(v.Conf))
+			for ck, cv := range v.Conf {
+				n.Conf[ck] = cv
+			}
+		}
+		c.Sessions[k] = &n
+	}
+	for k, v := range s.RDDs {
+		n := *v
+		c.RDDs[k] = &n
+	}
+	return c
+}
+
+// sortedSessions lists sessions by id.
+func (s *State) sortedSessions() []Session {
+	out := make([]Session, 0, len(s.Sessions))
+	for _, v := range s.Sessions {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// sortedRDDs lists shared RDDs by name.
+func (s *State) sortedRDDs() []RDD {
+	out := make([]RDD, 0, len(s.RDDs))
+	for _, v := range s.RDDs {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

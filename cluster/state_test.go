@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+func mustApply(t *testing.T, s *State, typ CommandType, body any) any {
+	t.Helper()
+	v, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}))
+	if err != nil {
+		t.Fatalf("apply %s: %v", typ, err)
+	}
+	return v
+}
+
+// roundTrip encodes and decodes a command, as the log does.
+func roundTrip(t *testing.T, c Command) Command {
+	t.Helper()
+	b, err := Encode(c)
+	if err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	d, err := Decode(b)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return d
+}
+
+func TestApplyRules(t *testing.T) {
+	s := NewState()
+	id0 := mustApply(t, s, CmdCreateSession, &CreateSession{Name: "a", Kind: "pyspark", Node: "n1"})
+	id1 := mustApply(t, s, CmdCreateSession, &CreateSession{Kind: "pyspark", Node: "n1"})
+	if id0 != int64(0) || id1 != int64(1) {
+		t.Fatalf("session ids = %v, %v; want 0, 1", id0, id1)
+	}
+	f := func(typ CommandType, body any, want error) {
+		t.Helper()
+		before := s.clone()
+		_, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}))
+		if !errors.Is(err, want) {
+			t.Fatalf("%s %+v: err = %v, want %v", typ, body, err, want)
+		}
+		if want != nil && !equalStates(t, before, s) {
+			t.Fatalf("%s %+v: failed command changed the state", typ, body)
+		}
+	}
+	f(CmdCreateSession, &CreateSession{Name: "a"}, ErrSessionExists)
+	f(CmdCreateRDD, &CreateRDD{Name: "states", SessionID: 0, Mode: "memory"}, nil)
+	f(CmdCreateRDD, &CreateRDD{Name: "states", SessionID: 1}, ErrRDDExists)
+	f(CmdCreateRDD, &CreateRDD{Name: "other", SessionID: 7}, ErrSessionNotFound)
+	f(CmdDropRDD, &DropRDD{Name: "nope"}, ErrRDDNotFound)
+	f(CmdSetSessionStatus, &SetSessionStatus{ID: 9, Status: SessionDead}, ErrSessionNotFound)
+	f(CmdSetSessionStatus, &SetSessionStatus{ID: 1, Status: SessionDead, Reason: "gone"}, nil)
+	f(CmdCreateRDD, &CreateRDD{Name: "late", SessionID: 1}, ErrSessionInactive)
+	f(CmdCreateRDD, &CreateRDD{Name: "cities", SessionID: 0}, nil)
+	f(CmdDeleteSession, &DeleteSession{ID: 0}, nil)
+	if len(s.RDDs) != 0 {
+		t.Fatalf("deleting a session must drop its rdds, left %v", s.RDDs)
+	}
+	// Ids are never reused, even after deletes.
+	if id := mustApply(t, s, CmdCreateSession, &CreateSession{Name: "a"}); id != int64(2) {
+		t.Fatalf("id after delete = %v, want 2", id)
+	}
+}
+
+func equalStates(t *testing.T, a, b *State) bool {
+	var ba, bb bytes.Buffer
+	if err := writeSnapshot(&ba, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSnapshot(&bb, b); err != nil {
+		t.Fatal(err)
+	}
+	x, _ := readSnapshot(&ba)
+	y, _ := readSnapshot(&bb)
+	return len(x.Sessions) == len(y.Sessions) && len(x.RDDs) == len(y.RDDs) &&
+		x.NextSessionID == y.NextSessionID && sessionsEqual(x, y)
+}
+
+func sessionsEqual(a, b *State) bool {
+	for id, s := range a.Sessions {
+		o, ok := b.Sessions[id]
+		if !ok || o.Status != s.Status || o.Name != s.Name {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDecodeRejects(t *testing.T) {
+	good, err := Encode(Command{Type: CmdDropRDD, Body: &DropRDD{Name: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string, b []byte) {
+		t.Helper()
+		if _, err := Decode(b); !errors.Is(err, ErrUndecodable) {
+			t.Fatalf("%s: err = %v, want ErrUndecodable", name, err)
+		}
+	}
+	f("empty", nil)
+	f("short", []byte{1})
+	f("future version", append([]byte{2}, good[1:]...))
+	f("unknown type", append([]byte{1, 200}, good[2:]...))
+	f("garbage body", []byte{1, byte(CmdCreateRDD), 0xc1})
+}
+
+func TestFSMPanicsOnUndecodableEntry(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("Apply of an undecodable entry must panic")
+		}
+	}()
+	newFSM().Apply(&raft.Log{Type: raft.LogCommand, Index: 3, Data: []byte{9, 9}})
+}
+
+func TestSnapshotRestoreReplaces(t *testing.T) {
+	src := newFSM()
+	mustApply(t, src.state, CmdCreateSession, &CreateSession{Name: "a", Conf: map[string]string{"k": "v"}})
+	mustApply(t, src.state, CmdCreateRDD, &CreateRDD{Name: "states", SessionID: 0})
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changes after Snapshot must not leak into it (point in time).
+	mustApply(t, src.state, CmdCreateRDD, &CreateRDD{Name: "later", SessionID: 0})
+	var buf bytes.Buffer
+	if err := writeSnapshot(&buf, snap.(*fsmSnapshot).state); err != nil {
+		t.Fatal(err)
+	}
+
+	dst := newFSM()
+	mustApply(t, dst.state, CmdCreateSession, &CreateSession{Name: "stale"})
+	mustApply(t, dst.state, CmdCreateSession, &CreateSession{Name: "stale2"})
+	mustApply(t, dst.state, CmdCreateRDD, &CreateRDD{Name: "stale_rdd", SessionID: 1})
+	if err := dst.Restore(nopCloser{&buf}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := dst.state.RDDs["stale_rdd"]; ok {
+		t.Fatal("restore merged instead of replacing")
+	}
+	if _, ok := dst.state.RDDs["later"]; ok {
+		t.Fatal("snapshot was not point-in-time")
+	}
+	if r, ok := dst.state.RDDs["states"]; !ok || r.SessionID != 0 {
+		t.Fatalf("restored rdds = %v", dst.state.RDDs)
+	}
+	if dst.state.NextSessionID != 1 || dst.state.Sessions[0].Conf["k"] != "v" {
+		t.Fatalf("restored state = %+v", dst.state)
+	}
+}
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
