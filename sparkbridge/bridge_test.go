@@ -1,0 +1,180 @@
+package sparkbridge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestParseHandshake(t *testing.T) {
+	f := func(line string, ok bool, addr string) {
+		t.Helper()
+		h, err := ParseHandshake(line)
+		if (err == nil) != ok {
+			t.Fatalf("ParseHandshake(%q) err = %v, want ok=%v", line, err, ok)
+		}
+		if ok && h.Address != addr {
+			t.Fatalf("ParseHandshake(%q) address = %q, want %q", line, h.Address, addr)
+		}
+	}
+	f("srdd-interpreter|1|unix|/tmp/x.sock\n", true, "/tmp/x.sock")
+	f("srdd-interpreter|1|tcp|127.0.0.1:5", true, "127.0.0.1:5")
+	f("srdd-interpreter|2|unix|/tmp/x.sock", false, "")
+	f("other|1|unix|/tmp/x.sock", false, "")
+	f("srdd-interpreter|1|udp|x", false, "")
+	f("srdd-interpreter|x|unix|/s", false, "")
+	f("hello world", false, "")
+}
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	for _, p := range [][]byte{[]byte("a"), {}, bytes.Repeat([]byte{7}, 70000)} {
+		if err := writeFrame(&buf, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := bufio.NewReader(&buf)
+	for _, want := range []int{1, 0, 70000} {
+		got, err := readFrame(r, nil)
+		if err != nil || len(got) != want {
+			t.Fatalf("readFrame = %d bytes, %v; want %d", len(got), err, want)
+		}
+	}
+	// A length beyond the limit is refused before allocating.
+	huge := bufio.NewReader(bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff}))
+	if _, err := readFrame(huge, nil); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized frame: err = %v", err)
+	}
+	if err := writeFrame(&buf, make([]byte, MaxFrameSize+1)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized write: err = %v", err)
+	}
+}
+
+func TestMultiplexedCalls(t *testing.T) {
+	it, err := startFake(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	ctx := context.Background()
+	info, err := it.WaitReady(ctx)
+	if err != nil || info.AppID != "app-1" {
+		t.Fatalf("WaitReady = %+v, %v", info, err)
+	}
+
+	// A slow call must not hold up fast ones behind it.
+	slowDone := make(chan error, 1)
+	go func() { slowDone <- it.Call(ctx, "sleep", map[string]any{"ms": 100}, nil) }()
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var out struct {
+				N int `msgpack:"n"`
+			}
+			if err := it.Call(ctx, "echo", map[string]any{"n": i}, &out); err != nil || out.N != i {
+				t.Errorf("echo %d = %d, %v", i, out.N, err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	select {
+	case err := <-slowDone:
+		t.Fatalf("slow call finished before the fast ones were all answered: %v", err)
+	default:
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+
+	err = it.Call(ctx, "nope", map[string]any{}, nil)
+	if !IsCode(err, CodeBadRequest) {
+		t.Fatalf("unknown op: err = %v, want bad_request", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := it.Call(short, "sleep", map[string]any{"ms": 100}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call past its deadline: err = %v", err)
+	}
+}
+
+func TestCrashFailsCalls(t *testing.T) {
+	it, err := startFake(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	ctx := context.Background()
+	if _, err := it.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pending := make(chan error, 1)
+	go func() { pending <- it.Call(ctx, "sleep", map[string]any{"ms": 100}, nil) }()
+	time.Sleep(50 * time.Millisecond)
+	_ = it.Call(ctx, "crash", map[string]any{}, nil)
+	select {
+	case err := <-pending:
+		if !errors.Is(err, ErrConnClosed) {
+			t.Fatalf("pending call after crash: err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("pending call hung after the interpreter crashed")
+	}
+	<-it.Done()
+	if err := it.Call(ctx, "echo", map[string]any{}, nil); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("call after crash: err = %v", err)
+	}
+}
+
+func TestStartFailures(t *testing.T) {
+	f := func(mode, want string) {
+		t.Helper()
+		it, err := startFake(t, mode)
+		if err == nil {
+			it.Stop()
+			t.Fatalf("mode %s: start succeeded", mode)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("mode %s: err = %v, want it to mention %q", mode, err, want)
+		}
+	}
+	f("exit", "exited before handshake")
+	f("silent", "no handshake")
+	f("badversion", "protocol 99")
+}
+
+func TestSparkStartFailure(t *testing.T) {
+	it, err := startFake(t, "failspark")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	if _, err := it.WaitReady(context.Background()); !errors.Is(err, ErrStartFailed) || !strings.Contains(err.Error(), "no java") {
+		t.Fatalf("WaitReady = %v, want ErrStartFailed with the reason", err)
+	}
+}
+
+func TestStopKillsProcessGroup(t *testing.T) {
+	it, err := startFake(t, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := it.Pid()
+	it.Stop()
+	it.Stop() // idempotent
+	select {
+	case <-it.Done():
+	default:
+		t.Fatal("process still running after Stop")
+	}
+	if err := syscall.Kill(-pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("process group %d still has members after Stop: %v", pid, err)
+	}
+}

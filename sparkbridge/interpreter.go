@@ -1,0 +1,219 @@
+package sparkbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ErrStartFailed means the interpreter could not bring Spark up.
+var ErrStartFailed = errors.New("interpreter failed to start spark")
+
+// Config says how to start one interpreter.
+type Config struct {
+	Python     string            // python executable with pyspark installed
+	PythonPath string            // directory holding srdd_interpreter (ExtractPython)
+	Master     string            // Spark master, e.g. local[*]
+	SparkConf  map[string]string // extra --conf entries
+	SessionID  int64
+	// StartTimeout bounds the wait for the handshake line (not for Spark).
+	StartTimeout time.Duration
+	// StopTimeout is the grace period after a shutdown request.
+	StopTimeout time.Duration
+	Logger      hclog.Logger
+	Metrics     *Metrics
+	// OnOutput receives every output line of the process (see ProcessConfig).
+	OnOutput func(line string)
+}
+
+// ReadyInfo is what the interpreter reports once Spark is up.
+type ReadyInfo struct {
+	SparkVersion string `msgpack:"spark_version"`
+	AppID        string `msgpack:"app_id"`
+	Master       string `msgpack:"master"`
+}
+
+// Interpreter is one running PySpark driver process and its connection.
+type Interpreter struct {
+	cfg     Config
+	proc    *Process
+	conn    *Conn
+	sockDir string
+
+	readyOnce sync.Once
+	ready     chan struct{} // closed when Spark is up or failed to start
+	readyInfo ReadyInfo
+	startErr  error
+
+	stopOnce sync.Once
+}
+
+// Start launches the interpreter, waits for its handshake and connects.
+// Spark comes up in the background: use WaitReady before Spark work.
+func Start(cfg Config) (*Interpreter, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Master == "" {
+		cfg.Master = "local[*]"
+	}
+	// Unix socket paths are limited to ~108 bytes: keep them in a short temp dir.
+	sockDir, err := os.MkdirTemp("", "srdd-")
+	if err != nil {
+		return nil, fmt.Errorf("cannot create socket dir: %w", err)
+	}
+	sock := filepath.Join(sockDir, "i.sock")
+	args := []string{"-m", "srdd_interpreter", "--socket", sock,
+		"--session-id", strconv.FormatInt(cfg.SessionID, 10), "--master", cfg.Master,
+		"--app-name", fmt.Sprintf("srdd-session-%d", cfg.SessionID)}
+	keys := make([]string, 0, len(cfg.SparkConf))
+	for k := range cfg.SparkConf {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--conf", k+"="+cfg.SparkConf[k])
+	}
+	// PYTHONHASHSEED=0: the driver must hash keys as the executors do
+	// (the interpreter would otherwise re-exec itself to set it).
+	env := append(os.Environ(), "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
+
+	cfg.Metrics.incStarts()
+	began := time.Now()
+	proc, hs, err := StartProcess(ProcessConfig{
+		Path: cfg.Python, Args: args, Env: env, StartTimeout: cfg.StartTimeout,
+		Logger: cfg.Logger, OnOutput: cfg.OnOutput,
+	})
+	if err != nil {
+		cfg.Metrics.incStartFailures()
+		os.RemoveAll(sockDir)
+		return nil, err
+	}
+	nc, err := net.Dial(hs.Network, hs.Address)
+	if err != nil {
+		proc.Kill()
+		os.RemoveAll(sockDir)
+		cfg.Metrics.incStartFailures()
+		return nil, fmt.Errorf("cannot connect to interpreter at %s: %w", hs.Address, err)
+	}
+	it := &Interpreter{cfg: cfg, proc: proc, sockDir: sockDir, ready: make(chan struct{})}
+	it.conn = NewConn(nc, func(ev Event) { it.onEvent(ev, began) })
+	go func() {
+		// If the process dies before Spark is up, readiness fails.
+		select {
+		case <-proc.Done():
+			it.markReady(ReadyInfo{}, fmt.Errorf("%w: %v", ErrExited, proc.waitErr))
+		case <-it.ready:
+		}
+	}()
+	return it, nil
+}
+
+func joinPythonPath(dir string) string {
+	if old := os.Getenv("PYTHONPATH"); old != "" {
+		return dir + string(os.PathListSeparator) + old
+	}
+	return dir
+}
+
+func (it *Interpreter) onEvent(ev Event, began time.Time) {
+	switch ev.Name {
+	case "ready":
+		var info ReadyInfo
+		if err := msgpack.Unmarshal(ev.Data, &info); err != nil {
+			it.markReady(info, fmt.Errorf("%w: bad ready event: %v", ErrStartFailed, err))
+			return
+		}
+		it.cfg.Metrics.observeReady(time.Since(began))
+		it.markReady(info, nil)
+	case "failed":
+		var d struct {
+			Message string `msgpack:"message"`
+		}
+		_ = msgpack.Unmarshal(ev.Data, &d)
+		it.markReady(ReadyInfo{}, fmt.Errorf("%w: %s", ErrStartFailed, d.Message))
+	default:
+		it.cfg.Logger.Warn("unknown interpreter event", "event", ev.Name)
+	}
+}
+
+func (it *Interpreter) markReady(info ReadyInfo, err error) {
+	it.readyOnce.Do(func() {
+		it.readyInfo, it.startErr = info, err
+		if err != nil {
+			it.cfg.Metrics.incStartFailures()
+			it.cfg.Logger.Error("interpreter not ready", "error", err)
+		} else {
+			it.cfg.Logger.Info("spark ready", "version", info.SparkVersion, "app_id", info.AppID)
+		}
+		close(it.ready)
+	})
+}
+
+// Ready is closed once Spark is up or has failed to start.
+func (it *Interpreter) Ready() <-chan struct{} { return it.ready }
+
+// WaitReady waits until Spark is up. It returns the start error if Spark
+// failed, or ctx's error if ctx ends first.
+func (it *Interpreter) WaitReady(ctx context.Context) (ReadyInfo, error) {
+	select {
+	case <-it.ready:
+		return it.readyInfo, it.startErr
+	case <-ctx.Done():
+		return ReadyInfo{}, ctx.Err()
+	}
+}
+
+// Call performs one op and records its latency.
+func (it *Interpreter) Call(ctx context.Context, op string, args any, out any) error {
+	began := time.Now()
+	err := it.conn.Call(ctx, op, args, out)
+	it.cfg.Metrics.observe(op, time.Since(began).Seconds(), err)
+	if errors.Is(err, ErrConnClosed) {
+		select {
+		case <-it.proc.Done():
+			return fmt.Errorf("%w: %w", ErrExited, err)
+		default:
+		}
+	}
+	return err
+}
+
+// Done is closed when the interpreter process has exited.
+func (it *Interpreter) Done() <-chan struct{} { return it.proc.Done() }
+
+// ExitErr waits for the process to exit and returns its exit error.
+func (it *Interpreter) ExitErr() error { return it.proc.ExitErr() }
+
+// Pid returns the process id of the Python driver.
+func (it *Interpreter) Pid() int { return it.proc.Pid() }
+
+// Stop asks the interpreter to shut down, waits up to StopTimeout, then
+// kills its process group. It is idempotent and safe after a crash.
+func (it *Interpreter) Stop() {
+	it.stopOnce.Do(func() {
+		select {
+		case <-it.proc.Done():
+		default:
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = it.conn.Call(ctx, "shutdown", map[string]any{}, nil)
+			cancel()
+		}
+		it.proc.StopWithin(it.cfg.StopTimeout)
+		_ = it.conn.Close()
+		os.RemoveAll(it.sockDir)
+	})
+}

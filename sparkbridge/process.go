@@ -1,0 +1,198 @@
+package sparkbridge
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// HandshakeName is the first field of the child's handshake line.
+const HandshakeName = "srdd-interpreter"
+
+// Handshake is what the child announces on its first stdout line:
+// "srdd-interpreter|1|unix|/path/to.sock".
+type Handshake struct {
+	Version int
+	Network string
+	Address string
+}
+
+// ParseHandshake parses and checks one handshake line.
+func ParseHandshake(line string) (Handshake, error) {
+	parts := strings.Split(strings.TrimSpace(line), "|")
+	if len(parts) != 4 || parts[0] != HandshakeName {
+		return Handshake{}, fmt.Errorf("malformed handshake %q", line)
+	}
+	var h Handshake
+	if _, err := fmt.Sscanf(parts[1], "%d", &h.Version); err != nil {
+		return Handshake{}, fmt.Errorf("malformed handshake version %q", parts[1])
+	}
+	if h.Version != ProtocolVersion {
+		return Handshake{}, fmt.Errorf("interpreter speaks protocol %d, node speaks %d", h.Version, ProtocolVersion)
+	}
+	h.Network, h.Address = parts[2], parts[3]
+	if h.Network != "unix" && h.Network != "tcp" {
+		return Handshake{}, fmt.Errorf("unsupported handshake network %q", h.Network)
+	}
+	return h, nil
+}
+
+// ProcessConfig says how to start a child process.
+type ProcessConfig struct {
+	Path         string
+	Args         []string
+	Env          []string // full environment of the child
+	StartTimeout time.Duration
+	Logger       hclog.Logger
+	// OnOutput receives every line the child writes to stderr, and stdout
+	// after the handshake. It must not block.
+	OnOutput func(line string)
+}
+
+// Process is a supervised child: its own process group, output drained
+// into the log, and a kill that takes the whole group (the JVM too).
+type Process struct {
+	cmd     *exec.Cmd
+	logger  hclog.Logger
+	done    chan struct{}
+	waitErr error
+	wg      sync.WaitGroup
+}
+
+// ErrExited is returned when the child exits before or during a call.
+var ErrExited = errors.New("interpreter process exited")
+
+// StartProcess starts the child and waits for its handshake line, its
+// exit, or the start timeout, whichever comes first.
+func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, Handshake{}, fmt.Errorf("cannot create stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, Handshake{}, fmt.Errorf("cannot create stderr pipe: %w", err)
+	}
+	cmd := exec.Command(cfg.Path, cfg.Args...)
+	cmd.Env = cfg.Env
+	cmd.Stdout, cmd.Stderr = outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		outR.Close()
+		outW.Close()
+		errR.Close()
+		errW.Close()
+		return nil, Handshake{}, fmt.Errorf("cannot start %s: %w", cfg.Path, err)
+	}
+	// The child (and its JVM) hold the write ends now.
+	outW.Close()
+	errW.Close()
+
+	p := &Process{cmd: cmd, logger: cfg.Logger, done: make(chan struct{})}
+	emit := func(line string) {
+		if cfg.OnOutput != nil {
+			cfg.OnOutput(line)
+		}
+		cfg.Logger.Info(line)
+	}
+	handshake := make(chan string, 1)
+	p.wg.Add(3)
+	go func() {
+		defer p.wg.Done()
+		defer outR.Close()
+		sc := bufio.NewScanner(outR)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		first := true
+		for sc.Scan() {
+			if first {
+				first = false
+				handshake <- sc.Text()
+				continue
+			}
+			emit(sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, outR)
+	}()
+	go func() {
+		defer p.wg.Done()
+		defer errR.Close()
+		sc := bufio.NewScanner(errR)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			emit(sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, errR)
+	}()
+	go func() {
+		defer p.wg.Done()
+		p.waitErr = cmd.Wait()
+		close(p.done)
+	}()
+
+	timer := time.NewTimer(cfg.StartTimeout)
+	defer timer.Stop()
+	select {
+	case line := <-handshake:
+		h, err := ParseHandshake(line)
+		if err != nil {
+			p.Kill()
+			return nil, Handshake{}, err
+		}
+		return p, h, nil
+	case <-p.done:
+		return nil, Handshake{}, fmt.Errorf("%w before handshake: %v", ErrExited, p.waitErr)
+	case <-timer.C:
+		p.Kill()
+		return nil, Handshake{}, fmt.Errorf("no handshake from %s within %s", cfg.Path, cfg.StartTimeout)
+	}
+}
+
+// Pid returns the child's process id (also its process group id).
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the child has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// ExitErr returns the child's exit error once Done is closed.
+func (p *Process) ExitErr() error {
+	<-p.done
+	return p.waitErr
+}
+
+// Kill sends SIGKILL to the child's whole process group and waits for the
+// child and the output readers to finish.
+func (p *Process) Kill() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+	p.wg.Wait()
+}
+
+// StopWithin waits up to grace for the child to exit by itself, then kills
+// the group. Either way, leftovers in the group (a JVM) are killed too.
+func (p *Process) StopWithin(grace time.Duration) {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.logger.Warn("interpreter did not exit in time; killing", "grace", grace)
+	}
+	p.Kill()
+}

@@ -1,0 +1,415 @@
+"""The interpreter side of the sparkbridge protocol (see sparkbridge/DESIGN.md).
+
+Lifecycle: listen on the unix socket, print the handshake line, accept ONE
+connection, then start Spark in the background and send ``ready`` (or
+``failed`` and exit). One reader thread reads frames: ``execute`` goes to a
+single statement thread (in order), every other op to a small worker pool,
+so KV calls never wait behind a long statement. Socket writes are
+serialised by a lock. EOF on the connection, a protocol error or
+``shutdown`` stops Spark and ends the process.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import keyword
+import logging
+import os
+import socket
+import stat
+import sys
+import threading
+import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, NoReturn, Optional
+
+from . import PROTOCOL_NAME, PROTOCOL_VERSION
+from .protocol import FrameTooLarge, ProtocolError, encode_frame, read_frame
+from .statements import StatementRunner, install_stdout_capture
+from .store import AlreadyExists, InvalidInput, NotFound, Registry
+
+log = logging.getLogger("srdd_interpreter")
+
+KV_WORKERS = 4
+SPARK_STOP_TIMEOUT = 30.0
+# Names an RDD is never bound under in the statement namespace (it stays
+# reachable as shared_rdds[name]).
+RESERVED_NAMES = frozenset({"sc", "spark", "sqlContext", "shared_rdds"})
+
+
+@dataclass
+class Config:
+    socket_path: str
+    session_id: int = 0
+    master: str = "local[*]"
+    app_name: Optional[str] = None
+    conf: list[tuple[str, str]] = field(default_factory=list)
+
+
+class OpError(Exception):
+    """An error answer with a protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# ------------------------------------------------------------------ Spark
+
+def spark_conf(cfg: Config) -> dict[str, str]:
+    """Defaults, then every --conf k=v (which wins)."""
+    conf: dict[str, str] = {
+        "spark.ui.enabled": "false",
+        # The console progress bar would flood the session log (stderr).
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+    }
+    if cfg.master.startswith("local"):
+        conf["spark.sql.shuffle.partitions"] = "4"
+    for key, value in cfg.conf:
+        conf[key] = value
+    return conf
+
+
+def start_spark(cfg: Config) -> Any:
+    """Start the SparkSession of this session (slow: launches a JVM)."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    conf = spark_conf(cfg)
+    # Spark's web UI binds to SPARK_LOCAL_IP (0.0.0.0 when unset) if it is
+    # enabled by --conf; keep it on the driver's bind address.
+    os.environ.setdefault("SPARK_LOCAL_IP", conf["spark.driver.bindAddress"])
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(cfg.master).appName(
+        cfg.app_name or "srdd-session-%d" % cfg.session_id)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
+
+
+def make_sql_context(spark: Any) -> Any:
+    """Livy binds ``sqlContext``; PySpark 4 still has SQLContext (deprecated)."""
+    try:
+        from pyspark.sql import SQLContext
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return SQLContext(spark.sparkContext, spark)
+    except Exception:
+        return spark
+
+
+def _bindable(name: str) -> bool:
+    return (name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("__")
+            and name not in RESERVED_NAMES and not hasattr(builtins, name))
+
+
+# ------------------------------------------------------------------ server
+
+class Server:
+    def __init__(self, cfg: Config, conn: socket.socket) -> None:
+        self.cfg = cfg
+        self.conn = conn
+        self._rfile: BinaryIO = conn.makefile("rb")
+        self._wfile: BinaryIO = conn.makefile("wb")
+        self._write_lock = threading.Lock()
+        self._finish_lock = threading.Lock()
+        self._ready = threading.Event()
+        self.spark: Any = None
+        self.registry: Optional[Registry] = None
+        self.runner: Optional[StatementRunner] = None
+        self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
+        self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
+        self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "execute": self._op_execute,
+            "cancel": self._op_cancel,
+            "rdd.create": self._op_rdd_create,
+            "rdd.drop": self._op_rdd_drop,
+            "rdd.list": self._op_rdd_list,
+            "kv.get": self._op_kv_get,
+            "kv.set": self._op_kv_set,
+            "kv.delete": self._op_kv_delete,
+        }
+
+    # -- lifecycle
+
+    def run(self) -> NoReturn:
+        threading.Thread(target=self._start_spark, name="srdd-spark-start", daemon=True).start()
+        try:
+            while True:
+                msg = read_frame(self._rfile)
+                if msg is None:
+                    log.info("connection closed by the node; stopping")
+                    self.finish(0)
+                self._dispatch(msg)
+        except ProtocolError as exc:
+            log.error("protocol error, closing the connection: %s", exc)
+            self.finish(1)
+        except OSError as exc:
+            log.error("connection lost: %s", exc)
+            self.finish(1)
+        except BaseException:
+            log.exception("reader thread failed")
+            self.finish(1)
+
+    def _start_spark(self) -> None:
+        try:
+            spark = start_spark(self.cfg)
+            sc = spark.sparkContext
+            self.spark = spark
+            registry = Registry(sc, spark)
+            namespace: dict[str, Any] = {
+                "__name__": "__main__",
+                "__builtins__": builtins,
+                "sc": sc,
+                "spark": spark,
+                "sqlContext": make_sql_context(spark),
+                "shared_rdds": registry.view,
+            }
+            self.registry = registry
+            self.runner = StatementRunner(namespace, sc)
+            data = {"spark_version": str(spark.version), "app_id": str(sc.applicationId), "master": str(sc.master)}
+        except BaseException as exc:
+            log.exception("Spark failed to start")
+            self._send({"id": 0, "event": "failed", "data": {"message": "%s: %s" % (type(exc).__name__, exc)}})
+            self.finish(1)
+        self._ready.set()
+        log.info("Spark %s ready: app %s on %s", data["spark_version"], data["app_id"], data["master"])
+        self._send({"id": 0, "event": "ready", "data": data})
+
+    def finish(self, code: int) -> NoReturn:
+        """Stop Spark (bounded wait), close the connection and exit the process."""
+        self._finish_lock.acquire()  # a second caller blocks here until exit
+        spark = self.spark
+        if spark is not None:
+            stopper = threading.Thread(target=_stop_quietly, args=(spark,), daemon=True)
+            stopper.start()
+            stopper.join(SPARK_STOP_TIMEOUT)
+            if stopper.is_alive():
+                log.warning("Spark did not stop within %.0fs; exiting anyway", SPARK_STOP_TIMEOUT)
+        try:
+            self.conn.close()
+        except OSError:
+            pass
+        log.info("exiting with code %d", code)
+        logging.shutdown()
+        for stream in (sys.__stdout__, sys.__stderr__):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:
+                pass
+        # os._exit: a statement thread may be stuck in user code forever.
+        os._exit(code)
+
+    # -- dispatch
+
+    def _dispatch(self, msg: dict[str, Any]) -> None:
+        rid = msg.get("id")
+        if not isinstance(rid, int) or isinstance(rid, bool) or rid <= 0:
+            log.warning("dropping a frame without a valid request id (id=%r, op=%r)", rid, msg.get("op"))
+            return
+        op = msg.get("op")
+        args = msg.get("args")
+        if args is None:
+            args = {}
+        if not isinstance(op, str):
+            self._reply_error(rid, "bad_request", "op must be a string")
+            return
+        if not isinstance(args, dict):
+            self._reply_error(rid, "bad_request", "args must be a map")
+            return
+        if op == "ping":
+            self._reply(rid, {})
+            return
+        if op == "shutdown":
+            log.info("shutdown requested")
+            self._reply(rid, {})
+            self.finish(0)
+        if op not in self._handlers:
+            self._reply_error(rid, "bad_request", "unknown op %r" % op)
+            return
+        if not self._ready.is_set():
+            self._reply_error(rid, "not_ready", "Spark is not started yet")
+            return
+        pool = self._stmt_pool if op == "execute" else self._pool
+        pool.submit(self._handle, rid, op, args)
+
+    def _handle(self, rid: int, op: str, args: dict[str, Any]) -> None:
+        try:
+            result = self._handlers[op](args)
+        except OpError as exc:
+            self._reply_error(rid, exc.code, exc.message)
+        except InvalidInput as exc:
+            self._reply_error(rid, "bad_request", str(exc))
+        except Exception as exc:
+            log.exception("op %s (id %d) failed", op, rid)
+            self._reply_error(rid, "internal", "%s: %s" % (type(exc).__name__, exc))
+        else:
+            self._reply(rid, result)
+
+    # -- writing
+
+    def _reply(self, rid: int, result: Any) -> None:
+        self._send({"id": rid, "ok": True, "result": result})
+
+    def _reply_error(self, rid: int, code: str, message: str) -> None:
+        self._send({"id": rid, "ok": False, "error": {"code": code, "message": message}})
+
+    def _send(self, msg: dict[str, Any]) -> None:
+        try:
+            data = encode_frame(msg)
+        except FrameTooLarge as exc:
+            if msg.get("id", 0) == 0:
+                raise
+            data = encode_frame(_error_msg(msg["id"], "bad_request", "response too large: %s" % exc))
+        except Exception as exc:
+            if msg.get("id", 0) == 0:
+                raise
+            log.exception("cannot encode the answer to request %s", msg.get("id"))
+            data = encode_frame(_error_msg(msg["id"], "internal", "cannot encode the result: %s: %s"
+                                           % (type(exc).__name__, exc)))
+        try:
+            with self._write_lock:
+                self._wfile.write(data)
+                self._wfile.flush()
+        except OSError as exc:
+            # The node is gone; the reader sees EOF and ends the process.
+            log.warning("cannot write to the node: %s", exc)
+
+    # -- ops
+
+    def _op_execute(self, args: dict[str, Any]) -> dict[str, Any]:
+        code = _arg(args, "code", str)
+        assert self.runner is not None
+        return self.runner.execute(code)
+
+    def _op_cancel(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.runner is not None
+        group = self.runner.cancel()
+        if group is not None:
+            log.info("cancelled the Spark jobs of %s", group)
+        return {}
+
+    def _op_rdd_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = _arg(args, "name", str)
+        if not name:
+            raise OpError("bad_request", "name must not be empty")
+        assert self.registry is not None and self.runner is not None
+        try:
+            store = self.registry.create(name)
+        except AlreadyExists:
+            raise OpError("exists", "shared RDD %r already exists" % name) from None
+        if _bindable(name):
+            self.runner.namespace[name] = store
+        return {}
+
+    def _op_rdd_drop(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = _arg(args, "name", str)
+        assert self.registry is not None and self.runner is not None
+        try:
+            store = self.registry.drop(name)
+        except NotFound:
+            raise OpError("not_found", "shared RDD %r does not exist" % name) from None
+        if self.runner.namespace.get(name) is store:
+            del self.runner.namespace[name]
+        return {}
+
+    def _op_rdd_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.registry is not None
+        return {"rdds": [{"name": name, "count": count} for name, count in self.registry.list()]}
+
+    def _store(self, args: dict[str, Any]) -> Any:
+        name = _arg(args, "rdd", str)
+        assert self.registry is not None
+        try:
+            return self.registry.get(name)
+        except NotFound:
+            raise OpError("not_found", "shared RDD %r does not exist" % name) from None
+
+    def _op_kv_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        store = self._store(args)
+        keys = _arg(args, "keys", list)
+        return {"values": store.get_json(keys)}
+
+    def _op_kv_set(self, args: dict[str, Any]) -> dict[str, Any]:
+        store = self._store(args)
+        items = _arg(args, "items", list)
+        return {"written": store.set_json(items)}
+
+    def _op_kv_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        store = self._store(args)
+        keys = _arg(args, "keys", list)
+        return {"deleted": store.delete_many(keys)}
+
+
+def _arg(args: dict[str, Any], name: str, kind: type) -> Any:
+    if name not in args:
+        raise OpError("bad_request", "missing argument %r" % name)
+    value = args[name]
+    if not isinstance(value, kind):
+        raise OpError("bad_request", "argument %r must be a %s" % (name, "list" if kind is list else "string"))
+    return value
+
+
+def _error_msg(rid: int, code: str, message: str) -> dict[str, Any]:
+    return {"id": rid, "ok": False, "error": {"code": code, "message": message}}
+
+
+def _stop_quietly(spark: Any) -> None:
+    try:
+        spark.stop()
+    except Exception:
+        log.exception("error while stopping Spark")
+
+
+# ------------------------------------------------------------------ entry
+
+def listen(path: str) -> socket.socket:
+    """Bind a unix socket at ``path`` (replacing a stale socket file only)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise FileExistsError("%s exists and is not a socket" % path)
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)  # the socket file is private to our user
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old_umask)
+    sock.listen(1)
+    return sock
+
+
+def handshake_line(path: str) -> str:
+    return "%s|%d|unix|%s" % (PROTOCOL_NAME, PROTOCOL_VERSION, path)
+
+
+def serve(cfg: Config) -> NoReturn:
+    listener = listen(cfg.socket_path)
+    out = sys.stdout
+    out.write(handshake_line(cfg.socket_path) + "\n")
+    out.flush()
+    conn, _ = listener.accept()
+    listener.close()
+    try:
+        os.unlink(cfg.socket_path)
+    except OSError:
+        pass
+    log.info("node connected on %s", cfg.socket_path)
+    # User code must never read the node's stdin, and its prints are
+    # captured per statement; others go to the real stdout (drained by the node).
+    sys.stdin = io.StringIO()
+    install_stdout_capture()
+    Server(cfg, conn).run()
