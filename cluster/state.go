@@ -42,7 +42,7 @@ type RDD struct {
 // State is the whole replicated registry. It is mutated only by apply,
 // which is deterministic: the same entries give the same state on every node.
 type State struct {
-	Nodes         map[string]*Member   `msgpack:"nodes"`
+	Nodes         map[string]*Member `msgpack:"nodes"`
 	Sessions      map[int64]*Session `msgpack:"sessions"`
 	RDDs          map[string]*RDD    `msgpack:"rdds"`
 	NextSessionID int64              `msgpack:"next_session_id"`

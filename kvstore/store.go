@@ -1,0 +1,267 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/sessions"
+	"github.com/srdd/srdd/sparkbridge"
+)
+
+// Registry is what the store needs from the Raft registry.
+type Registry interface {
+	ID() string
+	Apply(cluster.Command) (any, error)
+	RDD(name string) (cluster.RDD, bool)
+	RDDs() []cluster.RDD
+	Session(id int64) (cluster.Session, bool)
+}
+
+// Sessions is what the store needs from the session manager.
+type Sessions interface {
+	Interpreter(ctx context.Context, id int64) (*sparkbridge.Interpreter, error)
+	Resolve(idOrName string) (int64, error)
+	DefaultSession() (int64, error)
+	RDDCreated(sessionID int64, name string) error
+	RDDDropped(sessionID int64, name string) error
+	Get(id int64) (sessions.Info, error)
+}
+
+// Modes of a shared RDD.
+const (
+	ModeMemory  = "memory"
+	ModeDurable = "durable"
+)
+
+// RDD states shown in listings.
+const (
+	StateReady    = "ready"
+	StateStarting = "starting"
+	StateLost     = "lost"
+)
+
+// RDDInfo describes a shared RDD for listings.
+type RDDInfo struct {
+	Name      string `json:"name"`
+	SessionID int64  `json:"session"`
+	Node      string `json:"node"`
+	Mode      string `json:"mode"`
+	State     string `json:"state"`
+	Keys      *int64 `json:"keys"` // null when the owner cannot be asked now
+	CreatedAt int64  `json:"created_at"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Store gives key/value semantics to shared RDDs: it validates input and
+// routes each call to the interpreter of the session that owns the RDD.
+type Store struct {
+	reg    Registry
+	sess   Sessions
+	limits Limits
+	// CallTimeout bounds one interpreter call.
+	callTimeout time.Duration
+}
+
+// New returns a store over the registry and the session manager.
+func New(reg Registry, sess Sessions, limits Limits) *Store {
+	limits.fill()
+	return &Store{reg: reg, sess: sess, limits: limits, callTimeout: time.Minute}
+}
+
+// Limits returns the limits in force.
+func (s *Store) Limits() Limits { return s.limits }
+
+// CreateRequest asks for a new shared RDD. Session is an id or a name;
+// empty means this node's default session.
+type CreateRequest struct {
+	Name    string
+	Session string
+	Mode    string
+}
+
+// Create registers a shared RDD and makes it exist in its session.
+func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
+	if err := ValidateName(req.Name); err != nil {
+		return RDDInfo{}, err
+	}
+	switch req.Mode {
+	case "", ModeMemory:
+		req.Mode = ModeMemory
+	case ModeDurable:
+		return RDDInfo{}, fmt.Errorf("%w: mode %q is not available yet; use %q (data lives in the session's memory)", ErrInvalid, req.Mode, ModeMemory)
+	default:
+		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q", ErrInvalid, req.Mode, ModeMemory)
+	}
+	if _, ok := s.reg.RDD(req.Name); ok {
+		return RDDInfo{}, fmt.Errorf("%w: %q", cluster.ErrRDDExists, req.Name)
+	}
+	var sid int64
+	var err error
+	if req.Session == "" {
+		sid, err = s.sess.DefaultSession()
+	} else {
+		sid, err = s.sess.Resolve(req.Session)
+	}
+	if err != nil {
+		return RDDInfo{}, err
+	}
+	_, err = s.reg.Apply(cluster.Command{Type: cluster.CmdCreateRDD, Body: &cluster.CreateRDD{
+		Name: req.Name, SessionID: sid, Mode: req.Mode, CreatedAt: time.Now().UnixMilli(),
+	}})
+	if err != nil {
+		return RDDInfo{}, err
+	}
+	if err := s.sess.RDDCreated(sid, req.Name); err != nil {
+		// Undo the registration so the name is not left pointing nowhere.
+		_, _ = s.reg.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: req.Name}})
+		return RDDInfo{}, fmt.Errorf("cannot create %q in session %d: %w", req.Name, sid, err)
+	}
+	return s.Describe(context.Background(), req.Name)
+}
+
+// Drop removes a shared RDD from the registry and from its session.
+func (s *Store) Drop(name string) error {
+	rec, ok := s.reg.RDD(name)
+	if !ok {
+		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	if _, err := s.reg.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: name}}); err != nil {
+		return err
+	}
+	return s.sess.RDDDropped(rec.SessionID, name)
+}
+
+// List describes every shared RDD with its key count where the owner can
+// answer within a short time.
+func (s *Store) List(ctx context.Context) []RDDInfo {
+	recs := s.reg.RDDs()
+	out := make([]RDDInfo, len(recs))
+	counts := s.counts(ctx, recs)
+	for i, r := range recs {
+		out[i] = s.describe(r, counts)
+	}
+	return out
+}
+
+// Describe describes one shared RDD.
+func (s *Store) Describe(ctx context.Context, name string) (RDDInfo, error) {
+	r, ok := s.reg.RDD(name)
+	if !ok {
+		return RDDInfo{}, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	return s.describe(r, s.counts(ctx, []cluster.RDD{r})), nil
+}
+
+func (s *Store) describe(r cluster.RDD, counts map[string]int64) RDDInfo {
+	info := RDDInfo{Name: r.Name, SessionID: r.SessionID, Mode: r.Mode, CreatedAt: r.CreatedAt, State: StateStarting}
+	if rec, ok := s.reg.Session(r.SessionID); ok {
+		info.Node = rec.Node
+		if rec.Status == cluster.SessionDead {
+			info.State, info.Message = StateLost, fmt.Sprintf("session %d is dead: %s", r.SessionID, rec.Reason)
+		}
+	}
+	if n, ok := counts[r.Name]; ok {
+		info.Keys, info.State = &n, StateReady
+	} else if info.State == StateStarting {
+		if si, err := s.sess.Get(r.SessionID); err == nil && (si.State == sessions.StateDead || si.State == sessions.StateError) {
+			info.State, info.Message = StateLost, fmt.Sprintf("session %d is %s", r.SessionID, si.State)
+		}
+	}
+	return info
+}
+
+// counts asks each ready session that owns one of recs for its key counts.
+func (s *Store) counts(ctx context.Context, recs []cluster.RDD) map[string]int64 {
+	bySession := map[int64]bool{}
+	for _, r := range recs {
+		bySession[r.SessionID] = true
+	}
+	var mu sync.Mutex
+	out := map[string]int64{}
+	var wg sync.WaitGroup
+	for sid := range bySession {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Listing never waits for a starting session.
+			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			it, err := s.readyInterpreter(c, sid)
+			if err != nil {
+				return
+			}
+			var res struct {
+				RDDs []struct {
+					Name  string `msgpack:"name"`
+					Count int64  `msgpack:"count"`
+				} `msgpack:"rdds"`
+			}
+			if err := it.Call(c, "rdd.list", map[string]any{}, &res); err != nil {
+				return
+			}
+			mu.Lock()
+			for _, r := range res.RDDs {
+				out[r.Name] = r.Count
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// readyInterpreter returns the interpreter only if it is ready right now.
+func (s *Store) readyInterpreter(ctx context.Context, sid int64) (*sparkbridge.Interpreter, error) {
+	info, err := s.sess.Get(sid)
+	if err != nil {
+		return nil, err
+	}
+	if info.State != sessions.StateIdle && info.State != sessions.StateBusy {
+		return nil, fmt.Errorf("session %d is %s", sid, info.State)
+	}
+	return s.sess.Interpreter(ctx, sid)
+}
+
+// route finds the interpreter that holds a shared RDD.
+func (s *Store) route(ctx context.Context, name string) (*sparkbridge.Interpreter, error) {
+	r, ok := s.reg.RDD(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	it, err := s.sess.Interpreter(ctx, r.SessionID)
+	if errors.Is(err, sessions.ErrDead) {
+		return nil, fmt.Errorf("%w: %q was held in memory by session %d, which is gone (%v); drop and recreate it", ErrLost, name, r.SessionID, err)
+	}
+	return it, err
+}
+
+func (s *Store) call(ctx context.Context, name, op string, args map[string]any, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+	defer cancel()
+	it, err := s.route(ctx, name)
+	if err != nil {
+		return err
+	}
+	err = it.Call(ctx, op, args, out)
+	switch {
+	case err == nil:
+		return nil
+	case sparkbridge.IsCode(err, sparkbridge.CodeBadRequest):
+		return fmt.Errorf("%w: %v", ErrInvalid, remoteMessage(err))
+	case sparkbridge.IsCode(err, sparkbridge.CodeNotFound):
+		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	return err
+}
+
+func remoteMessage(err error) string {
+	var re *sparkbridge.RemoteError
+	if errors.As(err, &re) {
+		return re.Message
+	}
+	return err.Error()
+}

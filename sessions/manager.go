@@ -1,0 +1,370 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/sparkbridge"
+)
+
+// Registry is what the manager needs from the Raft registry.
+type Registry interface {
+	ID() string
+	Apply(cluster.Command) (any, error)
+	Session(id int64) (cluster.Session, bool)
+	SessionByName(name string) (cluster.Session, bool)
+	Sessions() []cluster.Session
+	RDDs() []cluster.RDD
+}
+
+// Config configures the session manager. Zero values mean "default".
+type Config struct {
+	// Bridge is the template for every interpreter; SessionID, Logger and
+	// OnOutput are filled in per session.
+	Bridge           sparkbridge.Config
+	ReadyTimeout     time.Duration // how long calls wait for a starting session; default 2m
+	StatementTimeout time.Duration // upper bound of one statement; default 24h
+	LogLines         int           // recent output lines kept per session; default 1000
+	QueueSize        int           // waiting statements per session; default 1024
+	Logger           hclog.Logger
+}
+
+// Manager owns the sessions of this node: it records them in the
+// registry, runs their interpreters and their statement queues.
+type Manager struct {
+	cfg Config
+	reg Registry
+
+	mu     sync.Mutex
+	live   map[int64]*session
+	closed bool
+
+	defaultMu sync.Mutex // serialises creation of the default KV session
+}
+
+// NewManager returns a manager; call Reconcile once the registry has a leader.
+func NewManager(cfg Config, reg Registry) *Manager {
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 2 * time.Minute
+	}
+	if cfg.StatementTimeout == 0 {
+		cfg.StatementTimeout = 24 * time.Hour
+	}
+	if cfg.LogLines == 0 {
+		cfg.LogLines = 1000
+	}
+	if cfg.QueueSize == 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}}
+}
+
+// Reconcile marks dead every session the registry says runs here but for
+// which this process has no interpreter (the node restarted).
+func (m *Manager) Reconcile() error {
+	for _, s := range m.reg.Sessions() {
+		if s.Node != m.reg.ID() || s.Status != cluster.SessionActive {
+			continue
+		}
+		m.mu.Lock()
+		_, ok := m.live[s.ID]
+		m.mu.Unlock()
+		if ok {
+			continue
+		}
+		if err := m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manager) markDead(id int64, reason string) error {
+	_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetSessionStatus,
+		Body: &cluster.SetSessionStatus{ID: id, Status: cluster.SessionDead, Reason: reason}})
+	if err != nil && !errors.Is(err, cluster.ErrSessionNotFound) {
+		return fmt.Errorf("cannot mark session %d dead: %w", id, err)
+	}
+	return nil
+}
+
+// CreateRequest is what a client may ask for when creating a session.
+type CreateRequest struct {
+	Name string
+	Kind string
+	Conf map[string]string
+}
+
+var sessionNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func (r *CreateRequest) validate() error {
+	if r.Kind == "" {
+		r.Kind = "pyspark"
+	}
+	if r.Kind != "pyspark" {
+		return fmt.Errorf("%w: kind %q is not supported; srdd runs pyspark sessions", ErrInvalid, r.Kind)
+	}
+	if r.Name != "" {
+		if !sessionNameRE.MatchString(r.Name) {
+			return fmt.Errorf("%w: session name %q must be 1-128 characters of letters, digits, '_', '.', '-', starting with a letter or digit", ErrInvalid, r.Name)
+		}
+		if _, err := strconv.ParseInt(r.Name, 10, 64); err == nil {
+			return fmt.Errorf("%w: session name %q must not be a number (numbers address sessions by id)", ErrInvalid, r.Name)
+		}
+	}
+	for k := range r.Conf {
+		if !strings.HasPrefix(k, "spark.") {
+			return fmt.Errorf("%w: conf key %q is not a Spark setting (must start with \"spark.\")", ErrInvalid, k)
+		}
+	}
+	return nil
+}
+
+// Create records a new session in the registry and starts its
+// interpreter. It returns while Spark is still starting.
+func (m *Manager) Create(req CreateRequest) (Info, error) {
+	if err := req.validate(); err != nil {
+		return Info{}, err
+	}
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return Info{}, ErrClosed
+	}
+	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
+		Name: req.Name, Kind: req.Kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: req.Conf,
+	}})
+	if err != nil {
+		return Info{}, err
+	}
+	id := v.(int64)
+	s := &session{id: id, name: req.Name, kind: req.Kind, state: StateStarting,
+		kvReady: make(chan struct{}), queue: make(chan *Statement, m.cfg.QueueSize)}
+
+	bc := m.cfg.Bridge
+	bc.SessionID = id
+	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
+	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, line) }
+	if len(req.Conf) > 0 {
+		conf := map[string]string{}
+		for k, v := range bc.SparkConf {
+			conf[k] = v
+		}
+		for k, v := range req.Conf {
+			conf[k] = v
+		}
+		bc.SparkConf = conf
+	}
+	it, err := sparkbridge.Start(bc)
+	if err != nil {
+		_ = m.markDead(id, "interpreter failed to start: "+err.Error())
+		return Info{}, fmt.Errorf("cannot start interpreter for session %d: %w", id, err)
+	}
+	s.it = it
+	m.mu.Lock()
+	m.live[id] = s
+	m.mu.Unlock()
+
+	s.wg.Add(1)
+	go s.runStatements(m.cfg.StatementTimeout)
+	go m.bringUp(s)
+	go m.watch(s)
+	return m.info(s), nil
+}
+
+// bringUp waits for Spark, then creates the session's shared RDDs in the
+// interpreter (from the registry) before the session serves KV calls.
+func (m *Manager) bringUp(s *session) {
+	info, err := s.it.WaitReady(context.Background())
+	s.hydrateMu.Lock()
+	if err == nil {
+		err = m.hydrate(s)
+	}
+	s.mu.Lock()
+	s.appID = info.AppID
+	if err != nil {
+		s.startErr = err
+		s.state = StateError
+	} else if s.state == StateStarting {
+		s.state = StateIdle
+	}
+	s.hydrated = true
+	close(s.kvReady)
+	s.mu.Unlock()
+	s.hydrateMu.Unlock()
+	if err != nil {
+		m.cfg.Logger.Error("session failed to start", "session", s.id, "error", err)
+		_ = m.markDead(s.id, "spark failed to start: "+err.Error())
+		s.it.Stop()
+	}
+}
+
+func (m *Manager) hydrate(s *session) error {
+	for _, r := range m.reg.RDDs() {
+		if r.SessionID != s.id {
+			continue
+		}
+		if err := m.call(s, "rdd.create", map[string]any{"name": r.Name}); err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
+			return fmt.Errorf("cannot create shared rdd %q: %w", r.Name, err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) call(s *session, op string, args map[string]any) error {
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ReadyTimeout)
+	defer cancel()
+	return s.it.Call(ctx, op, args, nil)
+}
+
+// watch notices an interpreter that exits on its own.
+func (m *Manager) watch(s *session) {
+	<-s.it.Done()
+	s.mu.Lock()
+	deleting := s.deleting
+	if !deleting {
+		s.state = StateDead
+	}
+	s.mu.Unlock()
+	if deleting {
+		return
+	}
+	reason := fmt.Sprintf("interpreter exited: %v", s.it.ExitErr())
+	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
+	m.cfg.Logger.Error("session died", "session", s.id, "reason", reason)
+	s.failPending(reason)
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if !closed {
+		_ = m.markDead(s.id, reason)
+	}
+}
+
+// lookup returns the live session or the reason it cannot serve.
+func (m *Manager) lookup(id int64) (*session, error) {
+	m.mu.Lock()
+	s, ok := m.live[id]
+	m.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	rec, ok := m.reg.Session(id)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	case rec.Status == cluster.SessionDead:
+		return nil, fmt.Errorf("%w: session %d: %s", ErrDead, id, rec.Reason)
+	case rec.Node != m.reg.ID():
+		return nil, fmt.Errorf("%w: session %d is on node %s", ErrNotLocal, id, rec.Node)
+	}
+	return nil, fmt.Errorf("%w: session %d has no interpreter here", ErrDead, id)
+}
+
+// Interpreter returns the session's interpreter once it can serve KV
+// calls, waiting up to ReadyTimeout (or ctx) while Spark starts.
+func (m *Manager) Interpreter(ctx context.Context, id int64) (*sparkbridge.Interpreter, error) {
+	s, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-s.kvReady:
+	default:
+		t := time.NewTimer(m.cfg.ReadyTimeout)
+		defer t.Stop()
+		select {
+		case <-s.kvReady:
+		case <-t.C:
+			return nil, fmt.Errorf("%w: session %d is still starting after %s", ErrNotReady, id, m.cfg.ReadyTimeout)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: session %d is still starting: %v", ErrNotReady, id, ctx.Err())
+		}
+	}
+	s.mu.Lock()
+	startErr, state := s.startErr, s.state
+	s.mu.Unlock()
+	if startErr != nil {
+		return nil, fmt.Errorf("%w: session %d: %v", ErrDead, id, startErr)
+	}
+	if state == StateDead || state == StateShuttingDown {
+		return nil, fmt.Errorf("%w: session %d is %s", ErrDead, id, state)
+	}
+	return s.it, nil
+}
+
+// RDDCreated makes a shared RDD that was just added to the registry exist
+// in its session's interpreter. A session still starting picks it up when
+// it hydrates, so this never waits for Spark.
+func (m *Manager) RDDCreated(sessionID int64, name string) error {
+	return m.rddChanged(sessionID, "rdd.create", name)
+}
+
+// RDDDropped removes a shared RDD that was just dropped from the registry.
+func (m *Manager) RDDDropped(sessionID int64, name string) error {
+	return m.rddChanged(sessionID, "rdd.drop", name)
+}
+
+func (m *Manager) rddChanged(sessionID int64, op, name string) error {
+	m.mu.Lock()
+	s, ok := m.live[sessionID]
+	m.mu.Unlock()
+	if !ok {
+		return nil // dead or elsewhere: nothing to do in an interpreter here
+	}
+	// The registry entry was applied before this call, so either bring-up
+	// has not listed the registry yet (and will see the entry), or it has
+	// finished and hydrated is true: hydrateMu rules out the in-between.
+	s.hydrateMu.Lock()
+	defer s.hydrateMu.Unlock()
+	s.mu.Lock()
+	hydrated, dead := s.hydrated, s.startErr != nil || s.state == StateDead
+	s.mu.Unlock()
+	if !hydrated || dead {
+		return nil
+	}
+	err := m.call(s, op, map[string]any{"name": name})
+	if err != nil && (sparkbridge.IsCode(err, sparkbridge.CodeExists) || sparkbridge.IsCode(err, sparkbridge.CodeNotFound)) {
+		return nil
+	}
+	return err
+}
+
+// DefaultSession returns the id of this node's session for shared RDDs
+// created without naming a session, creating it on first use.
+func (m *Manager) DefaultSession() (int64, error) {
+	m.defaultMu.Lock()
+	defer m.defaultMu.Unlock()
+	prefix := "srdd-default-" + m.reg.ID()
+	for k := 0; ; k++ {
+		name := prefix
+		if k > 0 {
+			name = fmt.Sprintf("%s-%d", prefix, k)
+		}
+		rec, ok := m.reg.SessionByName(name)
+		if !ok {
+			info, err := m.Create(CreateRequest{Name: name, Kind: "pyspark"})
+			if err != nil {
+				return 0, err
+			}
+			return info.ID, nil
+		}
+		if rec.Status == cluster.SessionActive {
+			if _, err := m.lookup(rec.ID); err == nil {
+				return rec.ID, nil
+			}
+		}
+	}
+}
