@@ -1,0 +1,175 @@
+// Package srddclient is the Go SDK for srdd's shared-RDD API.
+package srddclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to one srdd node over HTTP.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// New returns a client for addr ("127.0.0.1:8998" or "http://host:port").
+func New(addr string) *Client {
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	return &Client{base: strings.TrimSuffix(addr, "/"), hc: &http.Client{Timeout: 5 * time.Minute}}
+}
+
+// Error is an error answered by the server.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("srdd: %d %s: %s", e.Status, e.Code, e.Message) }
+
+// IsNotFound reports whether err is a 404 from the server.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// RDD describes a shared RDD.
+type RDD struct {
+	Name      string `json:"name"`
+	Session   int64  `json:"session"`
+	Node      string `json:"node"`
+	Mode      string `json:"mode"`
+	State     string `json:"state"`
+	Keys      *int64 `json:"keys"`
+	CreatedAt int64  `json:"created_at"`
+	Message   string `json:"message,omitempty"`
+}
+
+// Do sends one request; body may be nil, raw bytes or a value to encode.
+func (c *Client) Do(ctx context.Context, method, path string, body any, out any) error {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		enc, err := json.Marshal(b)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(enc)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal(data, &e)
+		return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	if out != nil && len(data) > 0 {
+		if raw, ok := out.(*json.RawMessage); ok {
+			*raw = append((*raw)[:0], data...)
+			return nil
+		}
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+func rddPath(name string) string { return "/v1/rdds/" + url.PathEscape(name) }
+
+// ListRDDs lists shared RDDs.
+func (c *Client) ListRDDs(ctx context.Context) ([]RDD, error) {
+	var out struct {
+		RDDs []RDD `json:"rdds"`
+	}
+	err := c.Do(ctx, http.MethodGet, "/v1/rdds", nil, &out)
+	return out.RDDs, err
+}
+
+// CreateRDD creates a shared RDD, in session (id or name) if not empty.
+func (c *Client) CreateRDD(ctx context.Context, name, session string) (RDD, error) {
+	req := map[string]any{"name": name}
+	if session != "" {
+		req["session"] = session
+	}
+	var out RDD
+	err := c.Do(ctx, http.MethodPost, "/v1/rdds", req, &out)
+	return out, err
+}
+
+// DescribeRDD describes one shared RDD.
+func (c *Client) DescribeRDD(ctx context.Context, name string) (RDD, error) {
+	var out RDD
+	err := c.Do(ctx, http.MethodGet, rddPath(name), nil, &out)
+	return out, err
+}
+
+// DropRDD drops a shared RDD.
+func (c *Client) DropRDD(ctx context.Context, name string) error {
+	return c.Do(ctx, http.MethodDelete, rddPath(name), nil, nil)
+}
+
+// Get returns the JSON value of a key.
+func (c *Client) Get(ctx context.Context, rdd, key string) (json.RawMessage, error) {
+	var out struct {
+		Value json.RawMessage `json:"value"`
+	}
+	err := c.Do(ctx, http.MethodGet, rddPath(rdd)+"/keys/"+url.PathEscape(key), nil, &out)
+	return out.Value, err
+}
+
+// Set writes a key; value is JSON text.
+func (c *Client) Set(ctx context.Context, rdd, key string, value json.RawMessage) error {
+	return c.Do(ctx, http.MethodPut, rddPath(rdd)+"/keys/"+url.PathEscape(key), []byte(value), nil)
+}
+
+// Delete deletes a key.
+func (c *Client) Delete(ctx context.Context, rdd, key string) error {
+	return c.Do(ctx, http.MethodDelete, rddPath(rdd)+"/keys/"+url.PathEscape(key), nil, nil)
+}
+
+// GetMany returns the values of the keys that exist and the missing keys.
+func (c *Client) GetMany(ctx context.Context, rdd string, keys []string) (map[string]json.RawMessage, []string, error) {
+	var out struct {
+		Values  map[string]json.RawMessage `json:"values"`
+		Missing []string                   `json:"missing"`
+	}
+	err := c.Do(ctx, http.MethodPost, rddPath(rdd)+"/get", map[string]any{"keys": keys}, &out)
+	return out.Values, out.Missing, err
+}
+
+// SetMany writes all items or none.
+func (c *Client) SetMany(ctx context.Context, rdd string, items map[string]json.RawMessage) (int, error) {
+	var out struct {
+		Written int `json:"written"`
+	}
+	err := c.Do(ctx, http.MethodPost, rddPath(rdd)+"/set", map[string]any{"items": items}, &out)
+	return out.Written, err
+}

@@ -1,0 +1,25 @@
+// Command srdd runs an srdd node (srdd server) and talks to one
+// (srdd rdd ls, srdd get, srdd set, ...).
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	root := &cobra.Command{
+		Use:           "srdd",
+		Short:         "Spark as a shared, replicated, in-memory key/value service",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serverCmd())
+	addClientCmds(root)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "srdd:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/srdd/srdd/node"
+)
+
+func serverCmd() *cobra.Command {
+	var cfg node.Config
+	var conf []string
+	var logLevel string
+	c := &cobra.Command{
+		Use:   "server",
+		Short: "Run an srdd node in the foreground (Ctrl-C stops it cleanly)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.SparkConf = map[string]string{}
+			for _, kv := range conf {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--spark-conf %q must be key=value", kv)
+				}
+				cfg.SparkConf[k] = v
+			}
+			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
+			n, err := node.Start(cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "srdd: serving on http://%s (Ctrl-C to stop)\n", n.HTTPAddr())
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			select {
+			case s := <-sig:
+				cfg.Logger.Info("stopping", "signal", s.String())
+			case err := <-n.ServeErr():
+				cfg.Logger.Error("http server stopped", "error", err)
+			}
+			go func() {
+				<-sig
+				cfg.Logger.Warn("second signal: exiting now")
+				os.Exit(2)
+			}()
+			n.Close()
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8998", "HTTP address to serve the API on")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:8999", "TCP address for Raft")
+	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the registry (Raft) and interpreter files")
+	f.StringVar(&cfg.NodeID, "node-id", "node1", "unique, stable id of this node")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", true, "form a one-node cluster if this node has no Raft state yet (ignored otherwise)")
+	f.StringVar(&cfg.SparkMaster, "spark-master", "local[*]", "Spark master for session interpreters")
+	f.StringVar(&cfg.Python, "python", "python3", "Python executable with pyspark installed")
+	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
+	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long a request waits for a starting session before 503")
+	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	return c
+}

@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/sessions"
+	"github.com/srdd/srdd/sparkbridge"
+	"github.com/valyala/fasthttp"
+)
+
+// apiError is the body of every error response (invariant 7).
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	var e apiError
+	e.Error.Code, e.Error.Message = code, msg
+	b, _ := json.Marshal(e)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetStatusCode(status)
+	ctx.SetBody(b)
+}
+
+// fail maps an error from the layers below to a status code and code.
+func fail(ctx *fasthttp.RequestCtx, err error) {
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.Is(err, kvstore.ErrInvalid), errors.Is(err, sessions.ErrInvalid):
+		status, code = http.StatusBadRequest, "invalid"
+	case errors.Is(err, kvstore.ErrTooLarge):
+		status, code = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, kvstore.ErrNotFound), errors.Is(err, cluster.ErrRDDNotFound):
+		status, code = http.StatusNotFound, "not_found"
+	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, cluster.ErrSessionNotFound):
+		status, code = http.StatusNotFound, "session_not_found"
+	case errors.Is(err, sessions.ErrNoStatement):
+		status, code = http.StatusNotFound, "statement_not_found"
+	case errors.Is(err, cluster.ErrRDDExists), errors.Is(err, cluster.ErrSessionExists):
+		status, code = http.StatusConflict, "exists"
+	case errors.Is(err, cluster.ErrSessionInactive):
+		status, code = http.StatusConflict, "session_inactive"
+	case errors.Is(err, kvstore.ErrLost):
+		status, code = http.StatusGone, "lost"
+	case errors.Is(err, sessions.ErrDead):
+		status, code = http.StatusConflict, "session_dead"
+	case errors.Is(err, sessions.ErrQueueFull):
+		status, code = http.StatusTooManyRequests, "queue_full"
+	case errors.Is(err, sessions.ErrNotReady):
+		status, code = http.StatusServiceUnavailable, "starting"
+		ctx.Response.Header.Set("Retry-After", "5")
+	case errors.Is(err, sessions.ErrNotLocal), errors.Is(err, cluster.ErrNotLeader),
+		errors.Is(err, sparkbridge.ErrExited), errors.Is(err, sparkbridge.ErrConnClosed),
+		errors.Is(err, cluster.ErrClosed), errors.Is(err, sessions.ErrClosed):
+		status, code = http.StatusServiceUnavailable, "unavailable"
+	}
+	writeError(ctx, status, code, err.Error())
+}
+
+func badRequest(ctx *fasthttp.RequestCtx, format string) {
+	writeError(ctx, http.StatusBadRequest, "invalid", format)
+}
+
+func notFoundRoute(ctx *fasthttp.RequestCtx) {
+	writeError(ctx, http.StatusNotFound, "no_route", "no such endpoint: "+string(ctx.Path()))
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	writeError(ctx, http.StatusMethodNotAllowed, "method_not_allowed",
+		string(ctx.Method())+" is not allowed here; allowed: "+allow)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetStatusCode(status)
+	ctx.SetBody(b)
+}
+
+// decodeBody parses a JSON request body into v, refusing trailing data.
+func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
+	body := ctx.PostBody()
+	if len(body) == 0 {
+		badRequest(ctx, "request body must be a JSON object")
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		badRequest(ctx, "malformed JSON body: "+err.Error())
+		return false
+	}
+	return true
+}

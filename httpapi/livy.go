@@ -1,0 +1,195 @@
+package httpapi
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/srdd/srdd/sessions"
+	"github.com/valyala/fasthttp"
+)
+
+// routeSessions serves Livy's /sessions API with Livy's JSON shapes.
+func (s *Server) routeSessions(ctx *fasthttp.RequestCtx, m string, seg []string) string {
+	if len(seg) == 0 {
+		return s.methods(ctx, m, map[string]routeHandler{
+			"GET": {routeSessionList, s.listSessions}, "POST": {routeSessionNew, s.createSession}})
+	}
+	id, err := s.cfg.Sessions.Resolve(seg[0])
+	if err != nil {
+		// Still answer 405 for a wrong method on a real route shape.
+		fail(ctx, err)
+		return routeOther
+	}
+	switch {
+	case len(seg) == 1:
+		return s.methods(ctx, m, map[string]routeHandler{
+			"GET":    {routeSessionGet, func(c *fasthttp.RequestCtx) { s.getSession(c, id) }},
+			"DELETE": {routeSessionDel, func(c *fasthttp.RequestCtx) { s.deleteSession(c, id) }}})
+	case len(seg) == 2 && seg[1] == "state":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionState, func(c *fasthttp.RequestCtx) { s.sessionState(c, id) }}})
+	case len(seg) == 2 && seg[1] == "log":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionLog, func(c *fasthttp.RequestCtx) { s.sessionLog(c, id) }}})
+	case len(seg) == 2 && seg[1] == "statements":
+		return s.methods(ctx, m, map[string]routeHandler{
+			"GET":  {routeStmtList, func(c *fasthttp.RequestCtx) { s.listStatements(c, id) }},
+			"POST": {routeStmtNew, func(c *fasthttp.RequestCtx) { s.submitStatement(c, id) }}})
+	case (len(seg) == 3 || len(seg) == 4) && seg[1] == "statements":
+		sid, err := strconv.Atoi(seg[2])
+		if err != nil {
+			badRequest(ctx, "statement id must be a number: "+strconv.Quote(seg[2]))
+			return routeOther
+		}
+		if len(seg) == 3 {
+			return s.methods(ctx, m, map[string]routeHandler{"GET": {routeStmtGet, func(c *fasthttp.RequestCtx) { s.getStatement(c, id, sid) }}})
+		}
+		if seg[3] == "cancel" {
+			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeStmtCancel, func(c *fasthttp.RequestCtx) { s.cancelStatement(c, id, sid) }}})
+		}
+	}
+	notFoundRoute(ctx)
+	return routeOther
+}
+
+// intArg reads an optional non-negative integer query argument.
+func intArg(ctx *fasthttp.RequestCtx, name string, def int) (int, bool) {
+	v := ctx.QueryArgs().Peek(name)
+	if v == nil {
+		return def, true
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil || n < 0 {
+		badRequest(ctx, "query argument "+name+" must be a non-negative integer")
+		return 0, false
+	}
+	return n, true
+}
+
+func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
+	from, ok := intArg(ctx, "from", 0)
+	if !ok {
+		return
+	}
+	size, ok := intArg(ctx, "size", 100)
+	if !ok {
+		return
+	}
+	all := s.cfg.Sessions.List()
+	page := all[min(from, len(all)):min(from+size, len(all))]
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": page})
+}
+
+func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
+	// Livy accepts more fields (sizing, jars, ...); they are ignored here.
+	var req struct {
+		Kind string            `json:"kind"`
+		Name string            `json:"name"`
+		Conf map[string]string `json:"conf"`
+	}
+	if len(ctx.PostBody()) == 0 {
+		ctx.Request.SetBodyString("{}")
+	}
+	if !decodeBody(ctx, &req) {
+		return
+	}
+	info, err := s.cfg.Sessions.Create(sessions.CreateRequest{Name: req.Name, Kind: req.Kind, Conf: req.Conf})
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/sessions/"+strconv.FormatInt(info.ID, 10))
+	writeJSON(ctx, http.StatusCreated, info)
+}
+
+func (s *Server) getSession(ctx *fasthttp.RequestCtx, id int64) {
+	info, err := s.cfg.Sessions.Get(id)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, info)
+}
+
+func (s *Server) deleteSession(ctx *fasthttp.RequestCtx, id int64) {
+	if err := s.cfg.Sessions.Delete(id); err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]string{"msg": "deleted"})
+}
+
+func (s *Server) sessionState(ctx *fasthttp.RequestCtx, id int64) {
+	info, err := s.cfg.Sessions.Get(id)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": info.ID, "state": info.State})
+}
+
+func (s *Server) sessionLog(ctx *fasthttp.RequestCtx, id int64) {
+	from, ok := intArg(ctx, "from", 0)
+	if !ok {
+		return
+	}
+	size, ok := intArg(ctx, "size", 100)
+	if !ok {
+		return
+	}
+	lines, from, total, err := s.cfg.Sessions.Log(id, from, size)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "from": from, "total": total, "log": lines})
+}
+
+func (s *Server) listStatements(ctx *fasthttp.RequestCtx, id int64) {
+	sts, err := s.cfg.Sessions.Statements(id)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"total_statements": len(sts), "statements": sts})
+}
+
+func (s *Server) submitStatement(ctx *fasthttp.RequestCtx, id int64) {
+	var req struct {
+		Code *string `json:"code"`
+		Kind string  `json:"kind"`
+	}
+	if !decodeBody(ctx, &req) {
+		return
+	}
+	if req.Code == nil {
+		badRequest(ctx, `statement needs a "code" field`)
+		return
+	}
+	if req.Kind != "" && req.Kind != "pyspark" && req.Kind != "python" {
+		badRequest(ctx, "statement kind "+strconv.Quote(req.Kind)+" is not supported; srdd runs pyspark")
+		return
+	}
+	st, err := s.cfg.Sessions.Submit(id, *req.Code)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/sessions/"+strconv.FormatInt(id, 10)+"/statements/"+strconv.Itoa(st.ID))
+	writeJSON(ctx, http.StatusCreated, st)
+}
+
+func (s *Server) getStatement(ctx *fasthttp.RequestCtx, id int64, sid int) {
+	st, err := s.cfg.Sessions.Statement(id, sid)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, st)
+}
+
+func (s *Server) cancelStatement(ctx *fasthttp.RequestCtx, id int64, sid int) {
+	if _, err := s.cfg.Sessions.Cancel(id, sid); err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]string{"msg": "canceled"})
+}

@@ -1,0 +1,195 @@
+// Package httpapi is srdd's fasthttp front end: the shared-RDD API under
+// /v1, Livy's /sessions API, /metrics and /healthz.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/sessions"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// MaxRequestBytes bounds a request body (README, "Limits").
+const MaxRequestBytes = 4 << 20
+
+// Cluster is what the API shows of the registry node.
+type Cluster interface {
+	ID() string
+	IsLeader() bool
+	Stats() map[string]string
+}
+
+// Config wires the server to the layers below.
+type Config struct {
+	Store    *kvstore.Store
+	Sessions *sessions.Manager
+	Cluster  Cluster
+	Registry *prometheus.Registry // metrics of every package are gathered from it
+	Logger   hclog.Logger
+}
+
+// Server is the HTTP front end of one node.
+type Server struct {
+	cfg     Config
+	metrics *httpMetrics
+	promH   fasthttp.RequestHandler
+	srv     *fasthttp.Server
+
+	closeOnce sync.Once
+}
+
+// New builds the server and registers its metrics.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry)}
+	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	s.srv = &fasthttp.Server{
+		Handler:            s.handle,
+		Name:               "srdd",
+		MaxRequestBodySize: MaxRequestBytes,
+		ReadTimeout:        5 * time.Minute,
+		IdleTimeout:        2 * time.Minute,
+		ErrorHandler:       s.transportError,
+		Logger:             fasthttpLogger{cfg.Logger.Named("http")},
+	}
+	return s
+}
+
+// Serve serves on ln until Close.
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+
+// Close stops accepting and waits for in-flight requests. Idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() { err = s.srv.Shutdown() })
+	return err
+}
+
+// transportError answers requests fasthttp could not parse, in our format.
+func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		writeError(ctx, http.StatusRequestEntityTooLarge, "too_large",
+			fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
+		return
+	}
+	writeError(ctx, http.StatusBadRequest, "bad_http", "cannot parse request: "+err.Error())
+}
+
+type fasthttpLogger struct{ l hclog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug(fmt.Sprintf(format, args...)) }
+
+// handle routes one request and records its latency.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	began := time.Now()
+	s.metrics.inFlight.Inc()
+	route := s.route(ctx)
+	s.metrics.inFlight.Dec()
+	s.metrics.observe(route, ctx.Response.StatusCode(), time.Since(began).Seconds())
+}
+
+// segments splits the undecoded path, then decodes each segment, so that
+// a key may contain an encoded '/' (%2F) or "..".
+func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
+	raw := string(ctx.URI().PathOriginal())
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		raw = raw[:i]
+	}
+	raw = strings.TrimPrefix(raw, "/")
+	if raw == "" {
+		return nil, true
+	}
+	parts := strings.Split(strings.TrimSuffix(raw, "/"), "/")
+	for i, p := range parts {
+		d, err := url.PathUnescape(p)
+		if err != nil {
+			return nil, false
+		}
+		parts[i] = d
+	}
+	return parts, true
+}
+
+func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	seg, ok := segments(ctx)
+	if !ok {
+		badRequest(ctx, "malformed percent-encoding in path")
+		return routeOther
+	}
+	m := string(ctx.Method())
+	switch {
+	case len(seg) == 1 && seg[0] == "healthz":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeHealth, s.health}})
+	case len(seg) == 1 && seg[0] == "metrics":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeMetrics, s.promH}})
+	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "cluster" && len(seg) == 2:
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeCluster, s.clusterStatus}})
+	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "rdds":
+		return s.routeRDDs(ctx, m, seg[2:])
+	case len(seg) >= 1 && seg[0] == "sessions":
+		return s.routeSessions(ctx, m, seg[1:])
+	}
+	notFoundRoute(ctx)
+	return routeOther
+}
+
+type routeHandler struct {
+	name string
+	h    fasthttp.RequestHandler
+}
+
+// methods dispatches on the method, answering 405 with Allow otherwise.
+func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]routeHandler) string {
+	if rh, ok := hs[m]; ok {
+		rh.h(ctx)
+		return rh.name
+	}
+	if m == "HEAD" {
+		if rh, ok := hs["GET"]; ok {
+			rh.h(ctx)
+			return rh.name
+		}
+	}
+	allow := make([]string, 0, len(hs))
+	for _, k := range []string{"GET", "POST", "PUT", "DELETE"} {
+		if _, ok := hs[k]; ok {
+			allow = append(allow, k)
+		}
+	}
+	methodNotAllowed(ctx, strings.Join(allow, ", "))
+	return routeOther
+}
+
+func (s *Server) health(ctx *fasthttp.RequestCtx) {
+	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ok", "node": s.cfg.Cluster.ID()})
+}
+
+func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx) {
+	st := s.cfg.Cluster.Stats()
+	writeJSON(ctx, http.StatusOK, map[string]any{
+		"node": s.cfg.Cluster.ID(), "leader": s.cfg.Cluster.IsLeader(),
+		"raft": map[string]string{"state": st["state"], "term": st["term"],
+			"commit_index": st["commit_index"], "applied_index": st["applied_index"],
+			"last_contact": st["last_contact"], "num_peers": st["num_peers"]},
+	})
+}
+
+// reqContext bounds work done for one request.
+func reqContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Minute)
+}

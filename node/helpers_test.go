@@ -1,0 +1,207 @@
+package node
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/srdd/srdd/cluster"
+)
+
+// testPython finds the Python with pyspark that `make test` prepared. A
+// missing one fails the test: these tests exist to run the real thing.
+func testPython(t testing.TB) string {
+	if p := os.Getenv("SRDD_TEST_PYTHON"); p != "" {
+		return p
+	}
+	p, _ := filepath.Abs("../.venv/bin/python")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("no Python with pyspark at %s; run the tests with `make test`", p)
+	}
+	return p
+}
+
+func testConfig(t testing.TB, dir string) Config {
+	return Config{
+		NodeID: "n1", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: dir,
+		Bootstrap: true, Python: testPython(t), SparkMaster: "local[2]",
+		SparkConf:    map[string]string{"spark.driver.memory": "512m"},
+		ReadyTimeout: 3 * time.Minute,
+		Raft: cluster.Config{HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+			ApplyTimeout: 10 * time.Second},
+		Logger: hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.Warn, Output: os.Stderr}),
+	}
+}
+
+// shared is one node with one ready session (id 0), used by most tests so
+// the package starts as few JVMs as it can.
+var shared struct {
+	once sync.Once
+	n    *Node
+	base string
+	err  error
+}
+
+func sharedNode(t *testing.T) (*Node, string) {
+	t.Helper()
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "srdd-node-test-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.n, shared.err = Start(testConfig(t, dir))
+		if shared.err != nil {
+			return
+		}
+		shared.base = "http://" + shared.n.HTTPAddr()
+		shared.err = createSessionAndWait(shared.base, `{"kind":"pyspark"}`)
+	})
+	if shared.err != nil {
+		t.Fatalf("shared node: %v", shared.err)
+	}
+	return shared.n, shared.base
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.n != nil {
+		shared.n.Close()
+	}
+	os.Exit(code)
+}
+
+func createSessionAndWait(base, body string) error {
+	st, b := rawDo("POST", base+"/sessions", body)
+	if st != http.StatusCreated {
+		return fmt.Errorf("POST /sessions = %d %s", st, b)
+	}
+	var s struct {
+		ID int64 `json:"id"`
+	}
+	_ = json.Unmarshal(b, &s)
+	return waitFor(4*time.Minute, func() (bool, error) {
+		_, b := rawDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, s.ID), "")
+		switch {
+		case strings.Contains(string(b), `"idle"`):
+			return true, nil
+		case strings.Contains(string(b), `"error"`), strings.Contains(string(b), `"dead"`):
+			return false, fmt.Errorf("session failed: %s", b)
+		}
+		return false, nil
+	})
+}
+
+// waitFor polls cond until it is true, fails, or timeout passes.
+func waitFor(timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("condition not met within %s", timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func rawDo(method, url, body string) (int, []byte) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// do sends a request and fails the test unless the status is want.
+func do(t *testing.T, method, url, body string, want int) []byte {
+	t.Helper()
+	st, b := rawDo(method, url, body)
+	if st != want {
+		t.Fatalf("%s %s %s: status %d, want %d; body %s", method, url, body, st, want, b)
+	}
+	return b
+}
+
+type statement struct {
+	ID     int             `json:"id"`
+	State  string          `json:"state"`
+	Output json.RawMessage `json:"output"`
+}
+
+// run submits code to a session and waits for the statement to finish.
+func run(t *testing.T, base string, session int64, code string) statement {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"code": code})
+	var st statement
+	if err := json.Unmarshal(do(t, "POST", fmt.Sprintf("%s/sessions/%d/statements", base, session), string(body), 201), &st); err != nil {
+		t.Fatal(err)
+	}
+	err := waitFor(2*time.Minute, func() (bool, error) {
+		b := do(t, "GET", fmt.Sprintf("%s/sessions/%d/statements/%d", base, session, st.ID), "", 200)
+		if err := json.Unmarshal(b, &st); err != nil {
+			return false, err
+		}
+		return st.State == "available" || st.State == "error", nil
+	})
+	if err != nil {
+		t.Fatalf("statement %q: %v (last %+v)", code, err, st)
+	}
+	return st
+}
+
+// textOf returns text/plain of a successful statement.
+func textOf(t *testing.T, st statement) string {
+	t.Helper()
+	var out struct {
+		Status string `json:"status"`
+		Data   struct {
+			Text string `json:"text/plain"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(st.Output, &out); err != nil || out.Status != "ok" {
+		t.Fatalf("statement %d output %s is not ok (%v)", st.ID, st.Output, err)
+	}
+	return out.Data.Text
+}
+
+func jsonEq(t *testing.T, got []byte, want string) {
+	t.Helper()
+	var a, b any
+	if err := json.Unmarshal(got, &a); err != nil {
+		t.Fatalf("not JSON: %s", got)
+	}
+	if err := json.Unmarshal([]byte(want), &b); err != nil {
+		t.Fatal(err)
+	}
+	ga, _ := json.Marshal(a)
+	gb, _ := json.Marshal(b)
+	if !bytes.Equal(ga, gb) {
+		t.Fatalf("got %s, want %s", ga, gb)
+	}
+}

@@ -1,0 +1,82 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/srdd/srdd/cluster"
+)
+
+func TestDefaultSessionStartupAndRestart(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Start(testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+
+	// No session named: the node's default session is created; the call
+	// returns while Spark is still starting instead of timing out.
+	var r struct {
+		Session int64  `json:"session"`
+		State   string `json:"state"`
+	}
+	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"early"}`, 201), &r)
+	if r.State != "starting" {
+		t.Fatalf("new rdd in a fresh session: state %q, want starting", r.State)
+	}
+	var sess struct {
+		Name  string `json:"name"`
+		State string `json:"state"`
+	}
+	_ = json.Unmarshal(do(t, "GET", fmt.Sprintf("%s/sessions/%d", base, r.Session), "", 200), &sess)
+	if sess.Name != "srdd-default-n1" || sess.State != "starting" {
+		t.Fatalf("default session = %+v", sess)
+	}
+	// A KV call waits (bounded) for the session instead of failing.
+	do(t, "PUT", base+"/v1/rdds/early/keys/k", `"v"`, 204)
+	jsonEq(t, do(t, "GET", base+"/v1/rdds/early/keys/k", "", 200), `{"key":"k","value":"v"}`)
+	// A second rdd without a session reuses the default session.
+	var r2 struct {
+		Session int64 `json:"session"`
+	}
+	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"second"}`, 201), &r2)
+	if r2.Session != r.Session {
+		t.Fatalf("second rdd went to session %d, want the default %d", r2.Session, r.Session)
+	}
+
+	// Restart on the same data dir: the registry remembers the session and
+	// its rdds, reports them dead/lost, and never reuses the id.
+	n.Close()
+	n2, err := Start(testConfig(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	base = "http://" + n2.HTTPAddr()
+	_ = json.Unmarshal(do(t, "GET", fmt.Sprintf("%s/sessions/%d", base, r.Session), "", 200), &sess)
+	if sess.State != "dead" {
+		t.Fatalf("session after restart = %+v, want dead", sess)
+	}
+	var info struct {
+		State   string `json:"state"`
+		Message string `json:"message"`
+	}
+	_ = json.Unmarshal(do(t, "GET", base+"/v1/rdds/early", "", 200), &info)
+	if info.State != "lost" || !strings.Contains(info.Message, "restarted") {
+		t.Fatalf("rdd after restart = %+v, want lost with a reason", info)
+	}
+	b := do(t, "GET", base+"/v1/rdds/early/keys/k", "", 410)
+	if !strings.Contains(string(b), `"code":"lost"`) {
+		t.Fatalf("get on lost rdd: %s", b)
+	}
+	id, err := n2.Registry.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{Kind: "pyspark", Node: "elsewhere"}})
+	if err != nil || id.(int64) != r.Session+1 {
+		t.Fatalf("next session id = %v (%v), want %d", id, err, r.Session+1)
+	}
+	do(t, "DELETE", base+"/v1/rdds/early", "", 204)
+	do(t, "GET", base+"/v1/rdds/early", "", 404)
+}
