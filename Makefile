@@ -1,0 +1,49 @@
+# srdd — `make run` starts one node; `make test` runs every test.
+PYTHON      ?= python3
+GO          ?= go
+VENV        := .venv
+VPY         := $(VENV)/bin/python
+STAMP       := $(VENV)/.srdd-requirements
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
+PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
+
+.PHONY: all build run test test-go test-python lint venv check-java bench clean
+
+all: build
+
+build: bin/srdd
+
+bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
+	$(GO) build -o bin/srdd ./cmd/srdd
+
+# The virtualenv is rebuilt only when the pinned requirements change.
+$(STAMP): sparkbridge/python/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt
+	touch $@
+
+venv: $(STAMP)
+
+check-java:
+	@scripts/check-java.sh
+
+run: check-java venv build
+	bin/srdd server --python $(VPY) --data-dir data --spark-master 'local[*]'
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+test-go: check-java venv
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 15m ./...
+
+test-python: check-java venv
+	$(VPY) -m pytest -q sparkbridge/python/tests
+
+test: lint test-go test-python
+
+clean:
+	rm -rf bin
