@@ -222,32 +222,34 @@ func (n *Node) Snapshot() error {
 // Stats returns Raft's own counters (term, indexes, state).
 func (n *Node) Stats() map[string]string { return n.raft.Stats() }
 
-// Session returns the session record with that id.
-func (n *Node) Session(id int64) (Session, bool) {
-	var out Session
+// readOne copies one record out of the state under the read lock.
+func readOne[V any](f *fsm, find func(*State) (*V, bool)) (V, bool) {
+	var out V
 	var ok bool
-	n.fsm.read(func(s *State) {
-		var p *Session
-		if p, ok = s.Sessions[id]; ok {
+	f.read(func(s *State) {
+		var p *V
+		if p, ok = find(s); ok {
 			out = *p
 		}
 	})
 	return out, ok
 }
 
+// Session returns the session record with that id.
+func (n *Node) Session(id int64) (Session, bool) {
+	return readOne(n.fsm, func(s *State) (*Session, bool) { p, ok := s.Sessions[id]; return p, ok })
+}
+
 // SessionByName returns the session record with that name.
 func (n *Node) SessionByName(name string) (Session, bool) {
-	var out Session
-	var ok bool
-	n.fsm.read(func(s *State) {
+	return readOne(n.fsm, func(s *State) (*Session, bool) {
 		for _, p := range s.Sessions {
 			if p.Name == name {
-				out, ok = *p, true
-				return
+				return p, true
 			}
 		}
+		return nil, false
 	})
-	return out, ok
 }
 
 // Sessions lists every session record, by id.
@@ -259,15 +261,7 @@ func (n *Node) Sessions() []Session {
 
 // RDD returns the shared RDD record with that name.
 func (n *Node) RDD(name string) (RDD, bool) {
-	var out RDD
-	var ok bool
-	n.fsm.read(func(s *State) {
-		var p *RDD
-		if p, ok = s.RDDs[name]; ok {
-			out = *p
-		}
-	})
-	return out, ok
+	return readOne(n.fsm, func(s *State) (*RDD, bool) { p, ok := s.RDDs[name]; return p, ok })
 }
 
 // RDDs lists every shared RDD record, by name.
@@ -279,15 +273,7 @@ func (n *Node) RDDs() []RDD {
 
 // Member returns the registry record of a node.
 func (n *Node) Member(id string) (Member, bool) {
-	var out Member
-	var ok bool
-	n.fsm.read(func(s *State) {
-		var p *Member
-		if p, ok = s.Nodes[id]; ok {
-			out = *p
-		}
-	})
-	return out, ok
+	return readOne(n.fsm, func(s *State) (*Member, bool) { p, ok := s.Nodes[id]; return p, ok })
 }
 
 // Close shuts Raft down, then the transport and the log store. It is

@@ -64,12 +64,17 @@ func intArg(ctx *fasthttp.RequestCtx, name string, def int) (int, bool) {
 	return n, true
 }
 
-func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
-	from, ok := intArg(ctx, "from", 0)
-	if !ok {
-		return
+// pageArgs reads Livy's from/size paging arguments (size defaults to 100).
+func pageArgs(ctx *fasthttp.RequestCtx) (from, size int, ok bool) {
+	if from, ok = intArg(ctx, "from", 0); !ok {
+		return 0, 0, false
 	}
-	size, ok := intArg(ctx, "size", 100)
+	size, ok = intArg(ctx, "size", 100)
+	return from, size, ok
+}
+
+func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
+	from, size, ok := pageArgs(ctx)
 	if !ok {
 		return
 	}
@@ -127,11 +132,7 @@ func (s *Server) sessionState(ctx *fasthttp.RequestCtx, id int64) {
 }
 
 func (s *Server) sessionLog(ctx *fasthttp.RequestCtx, id int64) {
-	from, ok := intArg(ctx, "from", 0)
-	if !ok {
-		return
-	}
-	size, ok := intArg(ctx, "size", 100)
+	from, size, ok := pageArgs(ctx)
 	if !ok {
 		return
 	}

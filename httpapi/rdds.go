@@ -152,15 +152,13 @@ func (s *Server) deleteKey(ctx *fasthttp.RequestCtx, name, key string) {
 }
 
 func (s *Server) batchGet(ctx *fasthttp.RequestCtx, name string) {
-	var req struct {
-		Keys []string `json:"keys"`
-	}
-	if !decodeBody(ctx, &req) {
+	keys, ok := decodeKeys(ctx)
+	if !ok {
 		return
 	}
 	c, cancel := reqContext(ctx)
 	defer cancel()
-	vals, err := s.cfg.Store.GetMany(c, name, req.Keys)
+	vals, err := s.cfg.Store.GetMany(c, name, keys)
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -169,9 +167,9 @@ func (s *Server) batchGet(ctx *fasthttp.RequestCtx, name string) {
 	missing := []string{}
 	for i, v := range vals {
 		if v == nil {
-			missing = append(missing, req.Keys[i])
+			missing = append(missing, keys[i])
 		} else {
-			found[req.Keys[i]] = v
+			found[keys[i]] = v
 		}
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"values": found, "missing": missing})
@@ -199,18 +197,27 @@ func (s *Server) batchSet(ctx *fasthttp.RequestCtx, name string) {
 }
 
 func (s *Server) batchDelete(ctx *fasthttp.RequestCtx, name string) {
-	var req struct {
-		Keys []string `json:"keys"`
-	}
-	if !decodeBody(ctx, &req) {
+	keys, ok := decodeKeys(ctx)
+	if !ok {
 		return
 	}
 	c, cancel := reqContext(ctx)
 	defer cancel()
-	n, err := s.cfg.Store.DeleteMany(c, name, req.Keys)
+	n, err := s.cfg.Store.DeleteMany(c, name, keys)
 	if err != nil {
 		fail(ctx, err)
 		return
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"deleted": n})
+}
+
+// decodeKeys parses a {"keys":[...]} body.
+func decodeKeys(ctx *fasthttp.RequestCtx) ([]string, bool) {
+	var req struct {
+		Keys []string `json:"keys"`
+	}
+	if !decodeBody(ctx, &req) {
+		return nil, false
+	}
+	return req.Keys, true
 }
