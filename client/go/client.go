@@ -35,7 +35,7 @@ type Error struct {
 	Message string
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("srdd: %d %s: %s", e.Status, e.Code, e.Message) }
+func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
 // IsNotFound reports whether err is a 404 from the server.
 func IsNotFound(err error) bool {
