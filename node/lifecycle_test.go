@@ -3,8 +3,10 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/srdd/srdd/cluster"
 )
@@ -79,4 +81,32 @@ func TestDefaultSessionStartupAndRestart(t *testing.T) {
 	}
 	do(t, "DELETE", base+"/v1/rdds/early", "", 204)
 	do(t, "GET", base+"/v1/rdds/early", "", 404)
+}
+
+// A session that is not up within --ready-timeout gives a clear 503 with
+// Retry-After, not a hang.
+func TestStartingSessionTimesOutWith503(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.ReadyTimeout = 100 * time.Millisecond
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	do(t, "POST", base+"/v1/rdds", `{"name":"slow"}`, 201)
+	req, _ := http.NewRequest("PUT", base+"/v1/rdds/slow/keys/k", strings.NewReader(`1`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != 503 || e.Error.Code != "starting" || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(e.Error.Message, "still starting") {
+		t.Fatalf("KV call on a starting session: %d %+v Retry-After=%q", resp.StatusCode, e, resp.Header.Get("Retry-After"))
+	}
 }
