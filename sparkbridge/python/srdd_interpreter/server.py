@@ -130,6 +130,8 @@ class Server:
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "execute": self._op_execute,
             "cancel": self._op_cancel,
+            "progress": self._op_progress,
+            "complete": self._op_complete,
             "rdd.create": self._op_rdd_create,
             "rdd.drop": self._op_rdd_drop,
             "rdd.list": self._op_rdd_list,
@@ -288,8 +290,23 @@ class Server:
 
     def _op_execute(self, args: dict[str, Any]) -> dict[str, Any]:
         code = _arg(args, "code", str)
+        kind = args.get("kind") or "pyspark"
+        if kind not in ("pyspark", "sql"):
+            raise OpError("bad_request", "statement kind %r is not supported" % kind)
         assert self.runner is not None
-        return self.runner.execute(code)
+        return self.runner.execute(code, kind)
+
+    def _op_progress(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.runner is not None
+        return {"progress": self.runner.progress()}
+
+    def _op_complete(self, args: dict[str, Any]) -> dict[str, Any]:
+        code = _arg(args, "code", str)
+        cursor = args.get("cursor", len(code))
+        if not isinstance(cursor, int) or isinstance(cursor, bool):
+            raise OpError("bad_request", "cursor must be an integer")
+        assert self.runner is not None
+        return {"candidates": self.runner.complete(code, cursor)}
 
     def _op_cancel(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.runner is not None

@@ -17,6 +17,7 @@ import io
 import json
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from types import CodeType, TracebackType
@@ -292,6 +293,58 @@ MAGICS: dict[str, Callable[[Any], dict[str, Any]]] = {
 
 # ------------------------------------------------------------ runner
 
+PNG_MIME = "image/png"
+
+
+def magic_matplot(value: Any) -> dict[str, Any]:
+    """``%matplot plt`` (or a Figure): the current figure as a base64 PNG,
+    as Livy's magic of the same name. Needs matplotlib in the session."""
+    import base64
+
+    fig = value.gcf() if hasattr(value, "gcf") else value
+    if not hasattr(fig, "savefig"):
+        raise TypeError("%%matplot needs matplotlib.pyplot or a Figure, got %s" % type(value).__name__)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    if hasattr(value, "close"):
+        value.close()
+    return {PNG_MIME: base64.b64encode(buf.getvalue()).decode("ascii")}
+
+
+MAGICS["matplot"] = magic_matplot
+
+
+# ------------------------------------------------------------ SQL
+
+SQL_MAX_ROWS = 1000
+CANCEL_REPEAT = 0.2  # seconds between repeated cancels of a statement's job group
+
+
+def _sql_cell(value: Any) -> Any:
+    """A Spark SQL cell as JSON data (dates, decimals and the like as text)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else str(value)
+    if isinstance(value, (list, tuple)):
+        return [_sql_cell(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _sql_cell(v) for k, v in value.items()}
+    if hasattr(value, "asDict"):
+        return {k: _sql_cell(v) for k, v in value.asDict().items()}
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def run_sql(spark: Any, query: str) -> dict[str, Any]:
+    """Run Spark SQL as Livy's SQL interpreter does: the result's schema and
+    at most SQL_MAX_ROWS rows under application/json."""
+    df = spark.sql(query)
+    rows = [[_sql_cell(v) for v in row] for row in df.take(SQL_MAX_ROWS)]
+    return {JSON_MIME: {"schema": json.loads(df.schema.json()), "data": rows}}
+
+
 def _user_traceback(exc: BaseException) -> list[str]:
     """Format ``exc`` the way Livy does: drop the runner's own frames (start
     at the first frame of user code) and do not chain causes."""
@@ -343,8 +396,9 @@ class StatementRunner:
         """The count the next statement will get."""
         return self._next_count
 
-    def execute(self, code: str) -> dict[str, Any]:
-        """Run one statement; return the Livy output object."""
+    def execute(self, code: str, kind: str = "pyspark") -> dict[str, Any]:
+        """Run one statement (kind "pyspark" or "sql"); return the Livy
+        output object."""
         with self._lock:
             count = self._next_count
             self._next_count += 1
@@ -356,7 +410,10 @@ class StatementRunner:
         try:
             if self.sc is not None:
                 self.sc.setJobGroup(group, "srdd statement %d" % count, interruptOnCancel=True)
-            result = self._run(code)
+            if kind == "sql":
+                result = run_sql(self.namespace["spark"], code)
+            else:
+                result = self._run(code)
         except BaseException as exc:  # SystemExit/KeyboardInterrupt from user code too
             self._stdout.stop_capture()
             return error_output(count, exc)
@@ -376,12 +433,67 @@ class StatementRunner:
 
     def cancel(self) -> Optional[str]:
         """Cancel the Spark jobs of the running statement; returns its job
-        group, or None if no statement is running."""
+        group, or None if no statement is running.
+
+        Spark cancels only jobs that are active, so the group is cancelled
+        again every CANCEL_REPEAT seconds until the statement ends: a job the
+        statement submits after the request dies too."""
         with self._lock:
             group = self._running_group
-        if group is not None and self.sc is not None:
-            self.sc.cancelJobGroup(group)
+        if group is None or self.sc is None:
+            return group
+        self.sc.cancelJobGroup(group)
+
+        def keep_cancelling() -> None:
+            while True:
+                time.sleep(CANCEL_REPEAT)
+                with self._lock:
+                    if self._running_group != group:
+                        return
+                self.sc.cancelJobGroup(group)
+
+        threading.Thread(target=keep_cancelling, name="srdd-cancel", daemon=True).start()
         return group
+
+
+    def progress(self) -> Optional[float]:
+        """Fraction of finished tasks over the Spark jobs of the running
+        statement, or None when no statement runs."""
+        with self._lock:
+            group = self._running_group
+        if group is None or self.sc is None:
+            return None
+        tracker = self.sc.statusTracker()
+        done = total = 0
+        for job_id in tracker.getJobIdsForGroup(group):
+            job = tracker.getJobInfo(job_id)
+            if job is None:
+                continue
+            for stage_id in job.stageIds:
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    total += stage.numTasks
+                    done += stage.numCompletedTasks
+        return done / total if total else 0.0
+
+    def complete(self, code: str, cursor: int) -> list[str]:
+        """Completion candidates for the name or attribute before cursor,
+        from the session's namespace (Livy's /completion)."""
+        import re
+        import rlcompleter
+
+        cursor = max(0, min(cursor, len(code)))
+        match = re.search(r"[A-Za-z_][A-Za-z0-9_.]*$", code[:cursor])
+        if match is None:
+            return []
+        completer = rlcompleter.Completer(self.namespace)
+        out: list[str] = []
+        for state in range(1000):
+            candidate = completer.complete(match.group(0), state)
+            if candidate is None:
+                break
+            out.append(candidate.rstrip("("))
+        return sorted(set(out))
 
 
 def _ok_data(result: Optional[dict[str, Any]], stdout: str) -> dict[str, Any]:
