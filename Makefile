@@ -15,7 +15,7 @@ all: build
 build: bin/srdd
 
 bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
-	$(GO) build -o bin/srdd ./cmd/srdd
+	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/srdd ./cmd/srdd
 
 # The virtualenv is rebuilt only when the pinned requirements change.
 $(STAMP): sparkbridge/python/requirements.txt
@@ -40,8 +40,9 @@ lint:
 test-go: check-java venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 15m ./...
 
-test-python: check-java venv
-	$(VPY) -m pytest -q sparkbridge/python/tests
+# The interpreter's own tests, then real Livy clients against bin/srdd.
+test-python: check-java venv build
+	$(VPY) -m pytest -q sparkbridge/python/tests client/livy
 
 test: lint test-go test-python
 

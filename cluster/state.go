@@ -10,6 +10,7 @@ import (
 const (
 	SessionActive = "active" // an interpreter is (or should be) running on Node
 	SessionDead   = "dead"   // its interpreter is gone; Reason says why
+	SessionKilled = "killed" // stopped on purpose (reaped); Reason says why
 )
 
 // Member is a node of the cluster as recorded in the registry.

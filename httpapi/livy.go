@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
@@ -29,6 +30,8 @@ func (s *Server) routeSessions(ctx *fasthttp.RequestCtx, m string, seg []string)
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionState, func(c *fasthttp.RequestCtx) { s.sessionState(c, id) }}})
 	case len(seg) == 2 && seg[1] == "log":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionLog, func(c *fasthttp.RequestCtx) { s.sessionLog(c, id) }}})
+	case len(seg) == 2 && seg[1] == "completion":
+		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeCompletion, func(c *fasthttp.RequestCtx) { s.complete(c, id) }}})
 	case len(seg) == 2 && seg[1] == "statements":
 		return s.methods(ctx, m, map[string]routeHandler{
 			"GET":  {routeStmtList, func(c *fasthttp.RequestCtx) { s.listStatements(c, id) }},
@@ -84,19 +87,14 @@ func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
 }
 
 func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
-	// Livy accepts more fields (sizing, jars, ...); they are ignored here.
-	var req struct {
-		Kind string            `json:"kind"`
-		Name string            `json:"name"`
-		Conf map[string]string `json:"conf"`
-	}
+	var req sessions.CreateRequest
 	if len(ctx.PostBody()) == 0 {
 		ctx.Request.SetBodyString("{}")
 	}
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	info, err := s.cfg.Sessions.Create(sessions.CreateRequest{Name: req.Name, Kind: req.Kind, Conf: req.Conf})
+	info, err := s.cfg.Sessions.Create(req)
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -145,12 +143,27 @@ func (s *Server) sessionLog(ctx *fasthttp.RequestCtx, id int64) {
 }
 
 func (s *Server) listStatements(ctx *fasthttp.RequestCtx, id int64) {
+	from, size, ok := pageArgs(ctx)
+	if !ok {
+		return
+	}
+	order := string(ctx.QueryArgs().Peek("order"))
+	if order != "" && order != "asc" && order != "desc" {
+		badRequest(ctx, `query argument order must be "asc" or "desc"`)
+		return
+	}
 	sts, err := s.cfg.Sessions.Statements(id)
 	if err != nil {
 		fail(ctx, err)
 		return
 	}
-	writeJSON(ctx, http.StatusOK, map[string]any{"total_statements": len(sts), "statements": sts})
+	if order == "desc" {
+		for i, j := 0, len(sts)-1; i < j; i, j = i+1, j-1 {
+			sts[i], sts[j] = sts[j], sts[i]
+		}
+	}
+	page := sts[min(from, len(sts)):min(from+size, len(sts))]
+	writeJSON(ctx, http.StatusOK, map[string]any{"total_statements": len(sts), "statements": page})
 }
 
 func (s *Server) submitStatement(ctx *fasthttp.RequestCtx, id int64) {
@@ -165,11 +178,7 @@ func (s *Server) submitStatement(ctx *fasthttp.RequestCtx, id int64) {
 		badRequest(ctx, `statement needs a "code" field`)
 		return
 	}
-	if req.Kind != "" && req.Kind != "pyspark" && req.Kind != "python" {
-		badRequest(ctx, "statement kind "+strconv.Quote(req.Kind)+" is not supported; srdd runs pyspark")
-		return
-	}
-	st, err := s.cfg.Sessions.Submit(id, *req.Code)
+	st, err := s.cfg.Sessions.Submit(id, *req.Code, req.Kind)
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -178,8 +187,21 @@ func (s *Server) submitStatement(ctx *fasthttp.RequestCtx, id int64) {
 	writeJSON(ctx, http.StatusCreated, st)
 }
 
+// maxWait bounds ?wait= on GET statement (long-poll).
+const maxWait = 300
+
 func (s *Server) getStatement(ctx *fasthttp.RequestCtx, id int64, sid int) {
-	st, err := s.cfg.Sessions.Statement(id, sid)
+	wait, ok := intArg(ctx, "wait", 0)
+	if !ok {
+		return
+	}
+	if wait > maxWait {
+		badRequest(ctx, "query argument wait must be at most "+strconv.Itoa(maxWait)+" seconds")
+		return
+	}
+	c, cancel := reqContext(ctx)
+	defer cancel()
+	st, err := s.cfg.Sessions.WaitStatement(c, id, sid, time.Duration(wait)*time.Second)
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -193,4 +215,31 @@ func (s *Server) cancelStatement(ctx *fasthttp.RequestCtx, id int64, sid int) {
 		return
 	}
 	writeJSON(ctx, http.StatusOK, map[string]string{"msg": "canceled"})
+}
+
+func (s *Server) complete(ctx *fasthttp.RequestCtx, id int64) {
+	var req struct {
+		Code   *string `json:"code"`
+		Kind   string  `json:"kind"`
+		Cursor *int    `json:"cursor"`
+	}
+	if !decodeBody(ctx, &req) {
+		return
+	}
+	if req.Code == nil {
+		badRequest(ctx, `completion needs a "code" field`)
+		return
+	}
+	cursor := len(*req.Code)
+	if req.Cursor != nil {
+		cursor = *req.Cursor
+	}
+	c, cancel := reqContext(ctx)
+	defer cancel()
+	cands, err := s.cfg.Sessions.Complete(c, id, *req.Code, req.Kind, cursor)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"candidates": cands})
 }

@@ -29,6 +29,8 @@ const (
 	routeStmtNew      = "POST /sessions/{id}/statements"
 	routeStmtGet      = "GET /sessions/{id}/statements/{sid}"
 	routeStmtCancel   = "POST /sessions/{id}/statements/{sid}/cancel"
+	routeCompletion   = "POST /sessions/{id}/completion"
+	routeVersion      = "GET /version"
 	routeOther        = "other"
 )
 
@@ -36,7 +38,7 @@ var allRoutes = []string{routeHealth, routeMetrics, routeCluster, routeRDDList, 
 	routeRDDGet, routeRDDDrop, routeKeyGet, routeKeyPut, routeKeyDelete, routeBatchGet,
 	routeBatchSet, routeBatchDelete, routeSessionList, routeSessionNew, routeSessionGet,
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
-	routeStmtGet, routeStmtCancel, routeOther}
+	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion, routeOther}
 
 var statusClasses = []string{"2xx", "3xx", "4xx", "5xx"}
 

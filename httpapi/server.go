@@ -39,6 +39,10 @@ type Config struct {
 	Cluster  Cluster
 	Registry *prometheus.Registry // metrics of every package are gathered from it
 	Logger   hclog.Logger
+	// CSRFProtection requires an X-Requested-By header on every mutating
+	// request, as Livy's livy.server.csrf-protection.enabled does.
+	CSRFProtection bool
+	Version        string // srdd's version, shown by GET /version
 }
 
 // Server is the HTTP front end of one node.
@@ -126,6 +130,11 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	if s.cfg.CSRFProtection && !ctx.IsGet() && !ctx.IsHead() && !ctx.IsOptions() &&
+		len(ctx.Request.Header.Peek("X-Requested-By")) == 0 {
+		badRequest(ctx, "Missing Required Header for CSRF protection: X-Requested-By")
+		return routeOther
+	}
 	seg, ok := segments(ctx)
 	if !ok {
 		badRequest(ctx, "malformed percent-encoding in path")
@@ -135,6 +144,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	switch {
 	case len(seg) == 1 && seg[0] == "healthz":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeHealth, s.health}})
+	case len(seg) == 1 && seg[0] == "version":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeVersion, s.version}})
 	case len(seg) == 1 && seg[0] == "metrics":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeMetrics, s.promH}})
 	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "cluster" && len(seg) == 2:
@@ -177,6 +188,14 @@ func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]route
 
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ok", "node": s.cfg.Cluster.ID()})
+}
+
+// LivyAPIVersion is the Livy REST API version srdd is compatible with.
+// Clients such as the livy Python package read it from GET /version.
+const LivyAPIVersion = "0.8.0"
+
+func (s *Server) version(ctx *fasthttp.RequestCtx) {
+	writeJSON(ctx, http.StatusOK, map[string]string{"version": LivyAPIVersion, "srdd": s.cfg.Version})
 }
 
 func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx) {

@@ -33,8 +33,11 @@ type Config struct {
 	Python      string            // default python3
 	// ReadyTimeout bounds how long a call waits for a starting session.
 	ReadyTimeout time.Duration
-	Raft         cluster.Config // timing overrides (tests); addresses come from above
-	Logger       hclog.Logger
+	// CSRFProtection requires X-Requested-By on mutating requests (Livy's option).
+	CSRFProtection bool
+	Version        string         // shown by GET /version
+	Raft           cluster.Config // timing overrides (tests); addresses come from above
+	Logger         hclog.Logger
 }
 
 // Node is a running srdd node.
@@ -124,6 +127,7 @@ func Start(cfg Config) (*Node, error) {
 			Metrics: sparkbridge.NewMetrics(n.Metrics),
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
+		DataDir:      dataDir,
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
 	if err := n.Sessions.Reconcile(); err != nil {
@@ -133,6 +137,7 @@ func Start(cfg Config) (*Node, error) {
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
+		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version,
 	})
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
 	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(),

@@ -2,7 +2,10 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -43,8 +46,8 @@ func (m *Manager) info(s *session) Info {
 	defer s.mu.Unlock()
 	n := len(s.log)
 	tail := append([]string{}, s.log[max(0, n-infoLogLines):]...)
-	return Info{ID: s.id, Name: strPtr(s.name), AppID: strPtr(s.appID), State: s.state,
-		Kind: s.kind, Log: tail, Node: m.reg.ID()}
+	return Info{ID: s.id, Name: strPtr(s.name), AppID: strPtr(s.appID), ProxyUser: strPtr(s.proxyUser),
+		State: s.state, Kind: s.kind, Log: tail, Node: m.reg.ID()}
 }
 
 func recordInfo(rec cluster.Session) Info {
@@ -53,8 +56,11 @@ func recordInfo(rec cluster.Session) Info {
 	if rec.Reason != "" {
 		log = append(log, rec.Reason)
 	}
-	if rec.Status == cluster.SessionActive {
+	switch rec.Status {
+	case cluster.SessionActive:
 		state = "not_started" // active on a node that is not this one
+	case cluster.SessionKilled:
+		state = StateKilled
 	}
 	return Info{ID: rec.ID, Name: strPtr(rec.Name), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
 }
@@ -65,6 +71,7 @@ func (m *Manager) Get(id int64) (Info, error) {
 	s, ok := m.live[id]
 	m.mu.Unlock()
 	if ok {
+		s.contact()
 		return m.info(s), nil
 	}
 	rec, ok := m.reg.Session(id)
@@ -129,6 +136,9 @@ func (m *Manager) Delete(id int64) error {
 		delete(m.live, id)
 		m.mu.Unlock()
 	}
+	if m.cfg.DataDir != "" {
+		_ = os.RemoveAll(filepath.Dir(historyPath(m.cfg.DataDir, id)))
+	}
 	return nil
 }
 
@@ -141,37 +151,54 @@ func (m *Manager) stop(s *session) {
 		s.it.Stop()
 		s.wg.Wait()
 		s.failPending("session stopped")
+		s.hist.close()
 	})
 }
 
-// Submit queues a statement; it runs after those before it.
-func (m *Manager) Submit(id int64, code string) (Statement, error) {
+// Submit queues a statement of the given kind ("" means the session's
+// default: sql for sql sessions, pyspark otherwise); it runs after those
+// before it.
+func (m *Manager) Submit(id int64, code, kind string) (Statement, error) {
 	s, err := m.lookup(id)
 	if err != nil {
 		return Statement{}, err
 	}
+	if kind == "" {
+		kind = "pyspark"
+		if s.kind == "sql" {
+			kind = "sql"
+		}
+	}
+	k, ok := statementKinds[kind]
+	if !ok {
+		return Statement{}, fmt.Errorf("%w: statement kind %q is not supported; srdd runs pyspark and sql", ErrInvalid, kind)
+	}
+	s.touch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch s.state {
-	case StateDead, StateError, StateShuttingDown:
+	case StateDead, StateError, StateShuttingDown, StateKilled:
 		return Statement{}, fmt.Errorf("%w: session %d is %s", ErrDead, id, s.state)
 	}
-	st := &Statement{ID: len(s.statements), Code: code, State: StmtWaiting}
+	st := &Statement{ID: len(s.statements), Code: code, State: StmtWaiting, kind: k, done: make(chan struct{})}
 	select {
 	case s.queue <- st:
 	default:
 		return Statement{}, fmt.Errorf("%w: %d statements waiting in session %d", ErrQueueFull, len(s.queue), id)
 	}
 	s.statements = append(s.statements, st)
+	_ = s.hist.record(*st)
 	return *st, nil
 }
 
-// Statements lists a session's statements, oldest first.
+// Statements lists a session's statements, oldest first. A session that
+// ended still lists the statements it ran (from its history on disk).
 func (m *Manager) Statements(id int64) ([]Statement, error) {
 	s, err := m.lookup(id)
 	if err != nil {
-		return nil, err
+		return m.pastStatements(id, err)
 	}
+	s.touch()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]Statement, len(s.statements))
@@ -181,18 +208,80 @@ func (m *Manager) Statements(id int64) ([]Statement, error) {
 	return out, nil
 }
 
-// Statement returns one statement.
+// pastStatements reads the history of a session that has no interpreter
+// here any more; err is why it has none.
+func (m *Manager) pastStatements(id int64, err error) ([]Statement, error) {
+	if !errors.Is(err, ErrDead) || m.cfg.DataDir == "" {
+		return nil, err
+	}
+	return loadHistory(m.cfg.DataDir, id)
+}
+
+// Statement returns one statement. For a running one it asks the
+// interpreter for its Spark progress first.
 func (m *Manager) Statement(id int64, sid int) (Statement, error) {
+	st, s, err := m.statement(id, sid)
+	if err != nil || s == nil || st.State != StmtRunning {
+		return st, err
+	}
+	var res struct {
+		Progress *float64 `msgpack:"progress"`
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.it.Call(ctx, "progress", map[string]any{}, &res); err == nil && res.Progress != nil {
+		s.mu.Lock()
+		cur := s.statements[sid]
+		if cur.State == StmtRunning && *res.Progress < 1 {
+			cur.Progress = *res.Progress
+		}
+		st = *cur
+		s.mu.Unlock()
+	}
+	return st, nil
+}
+
+// statement returns a copy of one statement and its live session (nil if
+// it came from the history of a session that ended).
+func (m *Manager) statement(id int64, sid int) (Statement, *session, error) {
 	s, err := m.lookup(id)
 	if err != nil {
-		return Statement{}, err
+		past, perr := m.pastStatements(id, err)
+		if perr != nil {
+			return Statement{}, nil, perr
+		}
+		if sid < 0 || sid >= len(past) {
+			return Statement{}, nil, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
+		}
+		return past[sid], nil, nil
 	}
+	s.contact()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sid < 0 || sid >= len(s.statements) {
-		return Statement{}, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
+		return Statement{}, nil, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
 	}
-	return *s.statements[sid], nil
+	return *s.statements[sid], s, nil
+}
+
+// WaitStatement returns the statement as soon as it is final, or as it is
+// when wait passes (long-poll for ?wait=).
+func (m *Manager) WaitStatement(ctx context.Context, id int64, sid int, wait time.Duration) (Statement, error) {
+	st, s, err := m.statement(id, sid)
+	if err != nil || s == nil || isFinal(st.State) {
+		return st, err
+	}
+	if wait <= 0 {
+		return m.Statement(id, sid) // with the running statement's progress
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-st.done:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return m.Statement(id, sid)
 }
 
 // Cancel cancels a waiting statement, or interrupts the Spark jobs of a
@@ -211,7 +300,7 @@ func (m *Manager) Cancel(id int64, sid int) (Statement, error) {
 	running := false
 	switch st.State {
 	case StmtWaiting:
-		st.State, st.Completed = StmtCancelled, time.Now().UnixMilli()
+		s.finish(st, StmtCancelled, nil)
 	case StmtRunning:
 		st.State, running = StmtCancelling, true
 	}
@@ -227,13 +316,56 @@ func (m *Manager) Cancel(id int64, sid int) (Statement, error) {
 	return out, nil
 }
 
+// Complete returns completion candidates for code at cursor, from the
+// session's namespace (Livy's /completion). SQL gets none.
+func (m *Manager) Complete(ctx context.Context, id int64, code, kind string, cursor int) ([]string, error) {
+	s, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "sql" || (kind == "" && s.kind == "sql") {
+		return []string{}, nil
+	}
+	if _, ok := statementKinds[kind]; !ok && kind != "" {
+		return nil, fmt.Errorf("%w: completion kind %q is not supported", ErrInvalid, kind)
+	}
+	if cursor < 0 || cursor > len(code) {
+		return nil, fmt.Errorf("%w: cursor %d is outside the code (length %d)", ErrInvalid, cursor, len(code))
+	}
+	it, err := m.Interpreter(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var res struct {
+		Candidates []string `msgpack:"candidates"`
+	}
+	// The interpreter counts the cursor in characters, the API in bytes.
+	runes := len([]rune(code[:cursor]))
+	if err := it.Call(ctx, "complete", map[string]any{"code": code, "cursor": runes}, &res); err != nil {
+		return nil, err
+	}
+	if res.Candidates == nil {
+		res.Candidates = []string{}
+	}
+	return res.Candidates, nil
+}
+
 // Log returns output lines of a session's interpreter from absolute index
 // from (Livy's /log), and the index one past the newest line.
 func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 	s, err := m.lookup(id)
+	if errors.Is(err, ErrDead) {
+		// The interpreter's output went with it; the reason is kept.
+		info, gerr := m.Get(id)
+		if gerr != nil {
+			return nil, 0, 0, gerr
+		}
+		return info.Log, 0, len(info.Log), nil
+	}
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	s.contact()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := s.logStart + len(s.log)
@@ -259,6 +391,7 @@ func (m *Manager) Close() {
 		return
 	}
 	m.closed = true
+	close(m.stopReaper)
 	live := make([]*session, 0, len(m.live))
 	for _, s := range m.live {
 		live = append(live, s)
@@ -271,4 +404,5 @@ func (m *Manager) Close() {
 		go func() { defer wg.Done(); m.stop(s) }()
 	}
 	wg.Wait()
+	<-m.reaperDone
 }

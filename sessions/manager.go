@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,7 +31,10 @@ type Config struct {
 	StatementTimeout time.Duration // upper bound of one statement; default 24h
 	LogLines         int           // recent output lines kept per session; default 1000
 	QueueSize        int           // waiting statements per session; default 1024
-	Logger           hclog.Logger
+	// DataDir keeps each session's statement history; empty keeps none.
+	DataDir      string
+	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
+	Logger       hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -48,6 +48,9 @@ type Manager struct {
 	closed bool
 
 	defaultMu sync.Mutex // serialises creation of the default KV session
+
+	stopReaper chan struct{}
+	reaperDone chan struct{}
 }
 
 // NewManager returns a manager; call Reconcile once the registry has a leader.
@@ -64,10 +67,16 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = 1024
 	}
+	if cfg.ReapInterval == 0 {
+		cfg.ReapInterval = time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}}
+	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{},
+		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
+	go m.reapLoop()
+	return m
 }
 
 // Reconcile marks dead every session the registry says runs here but for
@@ -99,42 +108,11 @@ func (m *Manager) markDead(id int64, reason string) error {
 	return nil
 }
 
-// CreateRequest is what a client may ask for when creating a session.
-type CreateRequest struct {
-	Name string
-	Kind string
-	Conf map[string]string
-}
-
-var sessionNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
-func (r *CreateRequest) validate() error {
-	if r.Kind == "" {
-		r.Kind = "pyspark"
-	}
-	if r.Kind != "pyspark" {
-		return fmt.Errorf("%w: kind %q is not supported; srdd runs pyspark sessions", ErrInvalid, r.Kind)
-	}
-	if r.Name != "" {
-		if !sessionNameRE.MatchString(r.Name) {
-			return fmt.Errorf("%w: session name %q must be 1-128 characters of letters, digits, '_', '.', '-', starting with a letter or digit", ErrInvalid, r.Name)
-		}
-		if _, err := strconv.ParseInt(r.Name, 10, 64); err == nil {
-			return fmt.Errorf("%w: session name %q must not be a number (numbers address sessions by id)", ErrInvalid, r.Name)
-		}
-	}
-	for k := range r.Conf {
-		if !strings.HasPrefix(k, "spark.") {
-			return fmt.Errorf("%w: conf key %q is not a Spark setting (must start with \"spark.\")", ErrInvalid, k)
-		}
-	}
-	return nil
-}
-
 // Create records a new session in the registry and starts its
 // interpreter. It returns while Spark is still starting.
 func (m *Manager) Create(req CreateRequest) (Info, error) {
-	if err := req.validate(); err != nil {
+	spec, err := req.spec()
+	if err != nil {
 		return Info{}, err
 	}
 	m.mu.Lock()
@@ -144,31 +122,40 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 		return Info{}, ErrClosed
 	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
-		Name: req.Name, Kind: req.Kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: req.Conf,
+		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
 	}})
 	if err != nil {
 		return Info{}, err
 	}
 	id := v.(int64)
-	s := &session{id: id, name: req.Name, kind: req.Kind, state: StateStarting,
+	s := &session{id: id, name: spec.name, kind: spec.kind, proxyUser: spec.proxyUser, state: StateStarting,
+		inactivity: spec.inactivity, inactivityWhy: spec.inactivityWhy, heartbeat: spec.heartbeat,
 		kvReady: make(chan struct{}), queue: make(chan *Statement, m.cfg.QueueSize)}
+	s.touch()
+	if m.cfg.DataDir != "" {
+		if s.hist, err = openHistory(m.cfg.DataDir, id); err != nil {
+			_ = m.markDead(id, err.Error())
+			return Info{}, err
+		}
+	}
 
 	bc := m.cfg.Bridge
 	bc.SessionID = id
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
 	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, line) }
-	if len(req.Conf) > 0 {
+	if len(spec.conf) > 0 {
 		conf := map[string]string{}
 		for k, v := range bc.SparkConf {
 			conf[k] = v
 		}
-		for k, v := range req.Conf {
+		for k, v := range spec.conf {
 			conf[k] = v
 		}
 		bc.SparkConf = conf
 	}
 	it, err := sparkbridge.Start(bc)
 	if err != nil {
+		s.hist.close()
 		_ = m.markDead(id, "interpreter failed to start: "+err.Error())
 		return Info{}, fmt.Errorf("cannot start interpreter for session %d: %w", id, err)
 	}
@@ -182,6 +169,49 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 	go m.bringUp(s)
 	go m.watch(s)
 	return m.info(s), nil
+}
+
+// reapLoop stops sessions that saw no activity for their ttl, idleTimeout
+// or heartbeatTimeoutInSecond (the smallest one given).
+func (m *Manager) reapLoop() {
+	defer close(m.reaperDone)
+	t := time.NewTicker(m.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopReaper:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			due := map[*session]string{}
+			for _, s := range m.live {
+				s.mu.Lock()
+				busy := s.running != nil || s.state == StateStarting
+				s.mu.Unlock()
+				if why := s.reapReason(now); why != "" && !busy {
+					due[s] = why
+				}
+			}
+			m.mu.Unlock()
+			for s, why := range due {
+				m.reap(s, why)
+			}
+		}
+	}
+}
+
+func (m *Manager) reap(s *session, reason string) {
+	m.cfg.Logger.Info("reaping session", "session", s.id, "reason", reason)
+	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
+	m.stop(s)
+	m.mu.Lock()
+	delete(m.live, s.id)
+	m.mu.Unlock()
+	_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetSessionStatus,
+		Body: &cluster.SetSessionStatus{ID: s.id, Status: cluster.SessionKilled, Reason: reason}})
+	if err != nil {
+		m.cfg.Logger.Error("cannot record reaped session", "session", s.id, "error", err)
+	}
 }
 
 // bringUp waits for Spark, then creates the session's shared RDDs in the
@@ -265,8 +295,8 @@ func (m *Manager) lookup(id int64) (*session, error) {
 	switch {
 	case !ok:
 		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
-	case rec.Status == cluster.SessionDead:
-		return nil, fmt.Errorf("%w: session %d: %s", ErrDead, id, rec.Reason)
+	case rec.Status != cluster.SessionActive:
+		return nil, fmt.Errorf("%w: session %d is %s: %s", ErrDead, id, rec.Status, rec.Reason)
 	case rec.Node != m.reg.ID():
 		return nil, fmt.Errorf("%w: session %d is on node %s", ErrNotLocal, id, rec.Node)
 	}
@@ -293,6 +323,7 @@ func (m *Manager) Interpreter(ctx context.Context, id int64) (*sparkbridge.Inter
 			return nil, fmt.Errorf("%w: session %d is still starting: %v", ErrNotReady, id, ctx.Err())
 		}
 	}
+	s.touch()
 	s.mu.Lock()
 	startErr, state := s.startErr, s.state
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/srdd/srdd/sparkbridge"
@@ -19,6 +20,7 @@ const (
 	StateShuttingDown = "shutting_down"
 	StateError        = "error"
 	StateDead         = "dead"
+	StateKilled       = "killed"
 )
 
 // Livy statement states.
@@ -40,15 +42,34 @@ type Statement struct {
 	Progress  float64         `json:"progress"`
 	Started   int64           `json:"started"`
 	Completed int64           `json:"completed"`
+
+	kind string        // pyspark or sql
+	done chan struct{} // closed once the statement is final
+}
+
+func isFinal(state string) bool {
+	return state == StmtAvailable || state == StmtError || state == StmtCancelled
 }
 
 // session is the live side of a session owned by this node: its
 // interpreter, statement queue and recent log lines.
 type session struct {
-	id   int64
-	name string
-	kind string
-	it   *sparkbridge.Interpreter
+	id        int64
+	name      string
+	kind      string
+	proxyUser string
+	it        *sparkbridge.Interpreter
+	hist      *history
+
+	// inactivity > 0 reaps the session after that long without work (a
+	// statement or a KV call): Livy's ttl, srdd's idleTimeout.
+	inactivity    time.Duration
+	inactivityWhy string
+	lastWork      atomic.Int64 // unix nanoseconds
+	// heartbeat > 0 reaps the session after that long without any client
+	// request about it (Livy's heartbeatTimeoutInSecond).
+	heartbeat   time.Duration
+	lastContact atomic.Int64 // unix nanoseconds
 
 	mu         sync.Mutex
 	state      string
@@ -73,6 +94,42 @@ type session struct {
 	stopOnce sync.Once
 }
 
+// touch records work (which is also client contact).
+func (s *session) touch() {
+	now := time.Now().UnixNano()
+	s.lastWork.Store(now)
+	s.lastContact.Store(now)
+}
+
+// contact records a client request about the session (a heartbeat).
+func (s *session) contact() { s.lastContact.Store(time.Now().UnixNano()) }
+
+// reapReason says why the session is due for reaping at now, or "".
+func (s *session) reapReason(now time.Time) string {
+	if s.inactivity > 0 {
+		if idle := now.Sub(time.Unix(0, s.lastWork.Load())); idle > s.inactivity {
+			return fmt.Sprintf("reaped after %s without activity (%s)", s.inactivity, s.inactivityWhy)
+		}
+	}
+	if s.heartbeat > 0 {
+		if quiet := now.Sub(time.Unix(0, s.lastContact.Load())); quiet > s.heartbeat {
+			return fmt.Sprintf("reaped after %s without a client heartbeat (heartbeatTimeoutInSecond)", s.heartbeat)
+		}
+	}
+	return ""
+}
+
+// finish makes st final: it stamps the completion time, records it on disk
+// and wakes long-polling readers. Callers hold s.mu.
+func (s *session) finish(st *Statement, state string, out json.RawMessage) {
+	st.State, st.Output, st.Progress = state, out, 1
+	if st.Completed == 0 {
+		st.Completed = time.Now().UnixMilli()
+	}
+	_ = s.hist.record(*st)
+	close(st.done)
+}
+
 func (s *session) appendLog(max int, line string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -89,13 +146,12 @@ func (s *session) runStatements(callTimeout time.Duration) {
 	<-s.kvReady // statements wait for Spark and the session's shared RDDs
 	for st := range s.queue {
 		s.mu.Lock()
-		if st.State == StmtCancelled || s.deleting {
+		if isFinal(st.State) || s.deleting {
 			s.mu.Unlock()
 			continue
 		}
 		if s.startErr != nil {
-			st.State, st.Completed = StmtError, time.Now().UnixMilli()
-			st.Output = errorOutput(s.startErr)
+			s.finish(st, StmtError, errorOutput(s.startErr))
 			s.mu.Unlock()
 			continue
 		}
@@ -104,29 +160,30 @@ func (s *session) runStatements(callTimeout time.Duration) {
 		if s.state == StateIdle {
 			s.state = StateBusy
 		}
+		_ = s.hist.record(*st)
 		s.mu.Unlock()
+		s.touch()
 
 		var raw msgpack.RawMessage
 		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-		err := s.it.Call(ctx, "execute", map[string]any{"code": st.Code}, &raw)
+		err := s.it.Call(ctx, "execute", map[string]any{"code": st.Code, "kind": st.kind}, &raw)
 		cancel()
 		var out json.RawMessage
 		if err == nil {
 			out, err = toJSON(raw)
 		}
+		s.touch()
 
 		s.mu.Lock()
 		s.running = nil
-		st.Completed, st.Progress = time.Now().UnixMilli(), 1
 		switch {
+		case isFinal(st.State): // failed by a concurrent stop
 		case st.State == StmtCancelling:
-			st.State = StmtCancelled
-			st.Output = out
+			s.finish(st, StmtCancelled, out)
 		case err != nil:
-			st.State = StmtError
-			st.Output = errorOutput(err)
+			s.finish(st, StmtError, errorOutput(err))
 		default:
-			st.State, st.Output = StmtAvailable, out
+			s.finish(st, StmtAvailable, out)
 		}
 		if s.state == StateBusy {
 			s.state = StateIdle
@@ -148,10 +205,8 @@ func (s *session) failPending(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, st := range s.statements {
-		if st.State == StmtWaiting || st.State == StmtRunning || st.State == StmtCancelling {
-			st.State = StmtError
-			st.Output = errorOutput(fmt.Errorf("%s", reason))
-			st.Completed = time.Now().UnixMilli()
+		if !isFinal(st.State) {
+			s.finish(st, StmtError, errorOutput(fmt.Errorf("%s", reason)))
 		}
 	}
 }

@@ -9,12 +9,16 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
 func main() {
 	root := &cobra.Command{
 		Use:           "srdd",
 		Short:         "Spark as a shared, replicated, in-memory key/value service",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 	}
 	root.AddCommand(serverCmd())
 	addClientCmds(root)

@@ -29,6 +29,7 @@ func serverCmd() *cobra.Command {
 				}
 				cfg.SparkConf[k] = v
 			}
+			cfg.Version = version
 			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 			n, err := node.Start(cfg)
 			if err != nil {
@@ -63,5 +64,6 @@ func serverCmd() *cobra.Command {
 	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long a request waits for a starting session before 503")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	return c
 }
