@@ -48,6 +48,7 @@ var shared struct {
 	once sync.Once
 	n    *Node
 	base string
+	dir  string
 	err  error
 }
 
@@ -59,6 +60,7 @@ func sharedNode(t *testing.T) (*Node, string) {
 			shared.err = err
 			return
 		}
+		shared.dir = dir
 		shared.n, shared.err = Start(testConfig(t, dir))
 		if shared.err != nil {
 			return
