@@ -23,6 +23,8 @@ const (
 	CmdDeleteSession    CommandType = 4
 	CmdCreateRDD        CommandType = 5
 	CmdDropRDD          CommandType = 6
+	CmdSetNodeStatus    CommandType = 7
+	CmdRemoveNode       CommandType = 8
 )
 
 func (t CommandType) String() string {
@@ -39,6 +41,10 @@ func (t CommandType) String() string {
 		return "create_rdd"
 	case CmdDropRDD:
 		return "drop_rdd"
+	case CmdSetNodeStatus:
+		return "set_node_status"
+	case CmdRemoveNode:
+		return "remove_node"
 	}
 	return fmt.Sprintf("unknown(%d)", byte(t))
 }
@@ -54,6 +60,9 @@ type RegisterNode struct {
 	ID       string `msgpack:"id"`
 	RaftAddr string `msgpack:"raft_addr"`
 	HTTPAddr string `msgpack:"http_addr"`
+	// Readmit lets a removed node back in; the leader sets it only for a
+	// node that joins with its Raft state wiped.
+	Readmit bool `msgpack:"readmit,omitempty"`
 }
 
 // CreateSession allocates the next session id. The FSM answers the id.
@@ -88,6 +97,19 @@ type CreateRDD struct {
 // DropRDD removes a named shared RDD from the registry.
 type DropRDD struct {
 	Name string `msgpack:"name"`
+}
+
+// SetNodeStatus records the leader's view of a node's health.
+type SetNodeStatus struct {
+	ID     string `msgpack:"id"`
+	Status string `msgpack:"status"` // NodeUp or NodeDown
+	At     int64  `msgpack:"at"`     // unix ms, chosen by the proposer
+}
+
+// RemoveNode records that a node left or was removed from the cluster. It
+// may not come back with its old Raft state.
+type RemoveNode struct {
+	ID string `msgpack:"id"`
 }
 
 // ErrUndecodable marks a log entry this node cannot read.
@@ -127,6 +149,10 @@ func Decode(b []byte) (Command, error) {
 		body = &CreateRDD{}
 	case CmdDropRDD:
 		body = &DropRDD{}
+	case CmdSetNodeStatus:
+		body = &SetNodeStatus{}
+	case CmdRemoveNode:
+		body = &RemoveNode{}
 	default:
 		return Command{}, fmt.Errorf("%w: command type %s", ErrUndecodable, t)
 	}

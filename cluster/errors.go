@@ -12,4 +12,26 @@ var (
 	ErrRDDNotFound     = errors.New("shared rdd not found")
 	ErrRDDExists       = errors.New("shared rdd already exists")
 	ErrClosed          = errors.New("registry closed")
+	ErrNodeNotFound    = errors.New("node not found")
+	ErrNodeRemoved     = errors.New("node was removed from the cluster")
+	ErrNoLeader        = errors.New("no raft leader")
 )
+
+// errorKinds names each sentinel on the wire, so an error the leader's FSM
+// returns to a forwarded write is the same sentinel on the follower.
+var errorKinds = map[string]error{
+	"not_leader": ErrNotLeader, "session_not_found": ErrSessionNotFound,
+	"session_exists": ErrSessionExists, "session_inactive": ErrSessionInactive,
+	"rdd_not_found": ErrRDDNotFound, "rdd_exists": ErrRDDExists, "closed": ErrClosed,
+	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "no_leader": ErrNoLeader,
+}
+
+// errorKind returns the wire name of err's sentinel, or "" for others.
+func errorKind(err error) string {
+	for k, s := range errorKinds {
+		if errors.Is(err, s) {
+			return k
+		}
+	}
+	return ""
+}

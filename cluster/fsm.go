@@ -3,7 +3,9 @@ package cluster
 import (
 	"fmt"
 	"io"
+	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
@@ -27,6 +29,10 @@ type applyResult struct {
 type fsm struct {
 	mu    sync.RWMutex
 	state *State
+	// applied is the index of the last entry whose Apply (or Restore) has
+	// finished. raft.AppliedIndex runs ahead of it: raft counts an entry as
+	// applied once it is handed to the FSM goroutine.
+	applied atomic.Uint64
 }
 
 func newFSM() *fsm { return &fsm{state: NewState()} }
@@ -34,6 +40,7 @@ func newFSM() *fsm { return &fsm{state: NewState()} }
 // Apply applies one committed log entry. An entry this node cannot decode
 // stops the node loudly: continuing would let replicas diverge.
 func (f *fsm) Apply(l *raft.Log) any {
+	defer f.applied.Store(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
@@ -51,7 +58,9 @@ func (f *fsm) Apply(l *raft.Log) any {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return &fsmSnapshot{state: f.state.clone()}, nil
+	st := f.state.clone()
+	st.Index = f.applied.Load()
+	return &fsmSnapshot{state: st}, nil
 }
 
 // Restore replaces the whole registry with the snapshot's content.
@@ -61,9 +70,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	index := st.Index
+	st.Index = 0 // kept in f.applied; the live state carries no index
 	f.mu.Lock()
 	f.state = st
 	f.mu.Unlock()
+	f.applied.Store(index)
 	return nil
 }
 
@@ -96,6 +108,38 @@ func writeSnapshot(w io.Writer, st *State) error {
 		return fmt.Errorf("cannot write snapshot: %w", err)
 	}
 	return nil
+}
+
+// canonical encodes the state with every collection in sorted order, so
+// equal states give equal bytes (for StateHash).
+func canonical(st *State) ([]byte, error) {
+	ids := make([]string, 0, len(st.Nodes))
+	for id := range st.Nodes {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	members := make([]Member, len(ids))
+	for i, id := range ids {
+		members[i] = *st.Nodes[id]
+	}
+	sessions := st.sortedSessions()
+	conf := make([][]string, len(sessions))
+	for i, sess := range sessions {
+		for _, k := range sortedKeys(sess.Conf) {
+			conf[i] = append(conf[i], k, sess.Conf[k])
+		}
+		sessions[i].Conf = nil // maps are encoded in random order
+	}
+	return msgpack.Marshal([]any{members, sessions, conf, st.sortedRDDs(), st.NextSessionID})
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func readSnapshot(r io.Reader) (*State, error) {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,9 +29,19 @@ type Config struct {
 	ApplyTimeout      time.Duration // default 10s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
 	SnapshotInterval  time.Duration // default 2m
+	TrailingLogs      uint64        // log entries kept after a snapshot; 0: raft's default
 	HeartbeatTimeout  time.Duration // default 1s (tests use less)
 	ElectionTimeout   time.Duration // default 1s
-	Logger            hclog.Logger
+	// StrictBootstrap refuses Bootstrap (instead of ignoring it) when the
+	// node already belongs to a cluster of several servers.
+	StrictBootstrap bool
+	// ForwardApply sends writes made on a follower to the leader over HTTP
+	// (ApplyPath). Off, a follower's Apply fails with ErrNotLeader.
+	ForwardApply bool
+	// DownAfter is how long the leader waits without contact before it
+	// marks a node down; default 3s.
+	DownAfter time.Duration
+	Logger    hclog.Logger
 }
 
 // DefaultConfig returns the single-node embedded defaults.
@@ -80,6 +92,9 @@ func (c *Config) fillDefaults() {
 	if c.ElectionTimeout == 0 {
 		c.ElectionTimeout = d.ElectionTimeout
 	}
+	if c.DownAfter == 0 {
+		c.DownAfter = 3 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
@@ -91,7 +106,17 @@ type Node struct {
 	raft      *raft.Raft
 	fsm       *fsm
 	transport *raft.NetworkTransport
+	stream    *tcpStreamLayer
 	store     *raftboltdb.BoltStore
+	http      *http.Client // pooled connections to the leader for forwarding
+
+	isolated atomic.Bool
+
+	observer *raft.Observer
+	obsCh    chan raft.Observation
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -107,7 +132,8 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create raft dir: %w", err)
 	}
-	n := &Node{cfg: cfg, fsm: newFSM()}
+	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{}),
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -132,7 +158,8 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for raft: %w", err)
 	}
-	n.transport = raft.NewNetworkTransportWithLogger(&tcpStreamLayer{ln: ln}, 3, 10*time.Second, cfg.Logger.Named("transport"))
+	n.stream = &tcpStreamLayer{ln: ln}
+	n.transport = raft.NewNetworkTransportWithLogger(n.stream, 3, 10*time.Second, cfg.Logger.Named("transport"))
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
@@ -142,6 +169,9 @@ func Open(cfg Config) (*Node, error) {
 	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
 	rc.ElectionTimeout = cfg.ElectionTimeout
 	rc.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("invalid raft config: %w", err)
 	}
@@ -162,8 +192,28 @@ func Open(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("cannot bootstrap cluster: %w", err)
 		}
 	}
+	if cfg.Bootstrap && cfg.StrictBootstrap && existing {
+		if f := n.raft.GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) > 1 {
+			return nil, fmt.Errorf("refusing to bootstrap: this node already belongs to a cluster of %d servers; start it without --bootstrap", len(f.Configuration().Servers))
+		}
+	}
+	n.startHealthWatch()
 	ok = true
 	return n, nil
+}
+
+// Isolate cuts this node off from Raft traffic and from forwarding writes
+// (true), or restores it (false). It is fault injection for tests of
+// partitions; a node never isolates itself.
+func (n *Node) Isolate(on bool) {
+	n.isolated.Store(on)
+	n.stream.isolate(on)
+}
+
+// HasState reports whether the node had Raft state when it was opened.
+func (n *Node) HasState() bool {
+	last := n.raft.LastIndex()
+	return last > 0
 }
 
 // ID returns this node's id.
@@ -190,25 +240,49 @@ func (n *Node) WaitForLeader(timeout time.Duration) error {
 }
 
 // Apply proposes one command and waits until it is committed and applied
-// here. It returns the command's result, or the FSM's business error, or
-// ErrNotLeader when this node cannot propose.
+// here. On a follower the command is forwarded to the leader, and Apply
+// returns once this node has applied it as well (read-your-writes). It
+// returns the command's result, or the FSM's business error.
 func (n *Node) Apply(c Command) (any, error) {
 	b, err := Encode(c)
 	if err != nil {
 		return nil, err
 	}
+	for attempt := 0; ; attempt++ {
+		var v any
+		if n.IsLeader() {
+			_, v, err = n.applyLocal(b)
+		} else if n.cfg.ForwardApply {
+			v, err = n.forward(b, c.Type)
+		} else {
+			err = ErrNotLeader
+		}
+		// Leadership moved under us: try once more against the new leader.
+		if attempt < 2 && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) && n.cfg.ForwardApply {
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			return v, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+		}
+		return v, nil
+	}
+}
+
+// applyLocal applies an encoded entry on this node, which must lead.
+func (n *Node) applyLocal(b []byte) (uint64, any, error) {
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return nil, fmt.Errorf("cannot apply %s: %w", c.Type, ErrNotLeader)
+			return 0, nil, ErrNotLeader
 		}
 		if errors.Is(err, raft.ErrRaftShutdown) {
-			return nil, fmt.Errorf("cannot apply %s: %w", c.Type, ErrClosed)
+			return 0, nil, ErrClosed
 		}
-		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+		return 0, nil, err
 	}
 	r, _ := f.Response().(applyResult)
-	return r.value, r.err
+	return f.Index(), r.value, r.err
 }
 
 // Snapshot forces a snapshot now (used by tests and operators).
@@ -280,10 +354,16 @@ func (n *Node) Member(id string) (Member, bool) {
 // idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		close(n.stop)
+		if n.raft != nil && n.observer != nil {
+			n.raft.DeregisterObserver(n.observer)
+		}
+		n.wg.Wait()
 		if n.raft != nil {
 			n.closeErr = n.raft.Shutdown().Error()
 		}
 		n.closeResources()
+		n.http.CloseIdleConnections()
 	})
 	return n.closeErr
 }

@@ -13,11 +13,20 @@ const (
 	SessionKilled = "killed" // stopped on purpose (reaped); Reason says why
 )
 
+// Node health statuses, set by the leader's failure detector.
+const (
+	NodeUp      = "up"
+	NodeDown    = "down"
+	NodeRemoved = "removed"
+)
+
 // Member is a node of the cluster as recorded in the registry.
 type Member struct {
 	ID       string `msgpack:"id" json:"id"`
 	RaftAddr string `msgpack:"raft_addr" json:"raft_addr"`
 	HTTPAddr string `msgpack:"http_addr" json:"http_addr"`
+	Status   string `msgpack:"status" json:"status"`
+	Since    int64  `msgpack:"since" json:"since"` // unix ms of the last status change
 }
 
 // Session is a registry record of one interpreter session.
@@ -47,6 +56,8 @@ type State struct {
 	Sessions      map[int64]*Session `msgpack:"sessions"`
 	RDDs          map[string]*RDD    `msgpack:"rdds"`
 	NextSessionID int64              `msgpack:"next_session_id"`
+	// Index is the last log index the state reflects; set in snapshots only.
+	Index uint64 `msgpack:"index,omitempty"`
 }
 
 // NewState returns an empty registry.
@@ -64,7 +75,38 @@ func NewState() *State {
 func (s *State) apply(c Command) (any, error) {
 	switch b := c.Body.(type) {
 	case *RegisterNode:
-		s.Nodes[b.ID] = &Member{ID: b.ID, RaftAddr: b.RaftAddr, HTTPAddr: b.HTTPAddr}
+		if m, ok := s.Nodes[b.ID]; ok && m.Status == NodeRemoved && !b.Readmit {
+			return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
+		}
+		s.Nodes[b.ID] = &Member{ID: b.ID, RaftAddr: b.RaftAddr, HTTPAddr: b.HTTPAddr, Status: NodeUp}
+		return nil, nil
+	case *SetNodeStatus:
+		m, ok := s.Nodes[b.ID]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
+		}
+		if m.Status == NodeRemoved {
+			return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
+		}
+		if m.Status != b.Status {
+			m.Status, m.Since = b.Status, b.At
+		}
+		if b.Status == NodeDown {
+			// Sessions (and memory-mode data) on a node that is down are
+			// lost; if the node comes back it stops their interpreters.
+			for _, sess := range s.Sessions {
+				if sess.Node == b.ID && sess.Status == SessionActive {
+					sess.Status, sess.Reason = SessionDead, "node "+b.ID+" went down"
+				}
+			}
+		}
+		return nil, nil
+	case *RemoveNode:
+		m, ok := s.Nodes[b.ID]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
+		}
+		m.Status = NodeRemoved
 		return nil, nil
 	case *CreateSession:
 		if b.Name != "" {
@@ -119,6 +161,38 @@ func (s *State) apply(c Command) (any, error) {
 	}
 	// Decode only produces the bodies above; anything else is our bug.
 	panic(fmt.Sprintf("cluster: no apply rule for %T", c.Body))
+}
+
+// load is how busy a node is for placement: its active sessions plus the
+// shared RDDs they hold.
+func (s *State) load(node string) int {
+	n := 0
+	for _, sess := range s.Sessions {
+		if sess.Node == node && sess.Status == SessionActive {
+			n++
+			for _, r := range s.RDDs {
+				if r.SessionID == sess.ID {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// leastLoaded picks the up node with the least load, ties by id.
+func (s *State) leastLoaded() (string, bool) {
+	best, bestLoad := "", -1
+	for id, m := range s.Nodes {
+		if m.Status != NodeUp {
+			continue
+		}
+		l := s.load(id)
+		if bestLoad < 0 || l < bestLoad || (l == bestLoad && id < best) {
+			best, bestLoad = id, l
+		}
+	}
+	return best, bestLoad >= 0
 }
 
 // clone returns a deep copy, used for snapshots and for readers.

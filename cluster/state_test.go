@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -150,6 +151,9 @@ func TestSnapshotRestoreReplaces(t *testing.T) {
 	if r, ok := dst.state.RDDs["states"]; !ok || r.SessionID != 0 {
 		t.Fatalf("restored rdds = %v", dst.state.RDDs)
 	}
+	if dst.state.Index != 0 {
+		t.Fatalf("restored live state carries index %d", dst.state.Index)
+	}
 	if dst.state.NextSessionID != 1 || dst.state.Sessions[0].Conf["k"] != "v" {
 		t.Fatalf("restored state = %+v", dst.state)
 	}
@@ -158,3 +162,77 @@ func TestSnapshotRestoreReplaces(t *testing.T) {
 type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
+
+func TestNodeStatusAndPlacement(t *testing.T) {
+	s := NewState()
+	for _, id := range []string{"n1", "n2", "n3"} {
+		mustApply(t, s, CmdRegisterNode, &RegisterNode{ID: id, RaftAddr: id + ":1", HTTPAddr: id + ":2"})
+	}
+	// n1 gets a session with an rdd, n2 a session: n3 is least loaded.
+	mustApply(t, s, CmdCreateSession, &CreateSession{Node: "n1"})
+	mustApply(t, s, CmdCreateRDD, &CreateRDD{Name: "a", SessionID: 0})
+	mustApply(t, s, CmdCreateSession, &CreateSession{Node: "n2"})
+	if got, _ := s.leastLoaded(); got != "n3" {
+		t.Fatalf("least loaded = %s, want n3", got)
+	}
+	mustApply(t, s, CmdSetNodeStatus, &SetNodeStatus{ID: "n3", Status: NodeDown, At: 5})
+	if got, _ := s.leastLoaded(); got != "n2" {
+		t.Fatalf("least loaded with n3 down = %s, want n2", got)
+	}
+	// A node going down takes its sessions with it.
+	mustApply(t, s, CmdSetNodeStatus, &SetNodeStatus{ID: "n1", Status: NodeDown, At: 6})
+	if sess := s.Sessions[0]; sess.Status != SessionDead || sess.Reason != "node n1 went down" {
+		t.Fatalf("session on a down node = %+v", sess)
+	}
+	if s.Sessions[1].Status != SessionActive {
+		t.Fatal("a session on another node was touched")
+	}
+	mustApply(t, s, CmdSetNodeStatus, &SetNodeStatus{ID: "n1", Status: NodeUp, At: 7})
+	if s.Nodes["n1"].Since != 7 || s.Sessions[0].Status != SessionDead {
+		t.Fatalf("node back up: %+v, session %+v", s.Nodes["n1"], s.Sessions[0])
+	}
+	// Removed nodes cannot re-register or change status.
+	mustApply(t, s, CmdRemoveNode, &RemoveNode{ID: "n2"})
+	for _, c := range []Command{
+		{Type: CmdRegisterNode, Body: &RegisterNode{ID: "n2"}},
+		{Type: CmdSetNodeStatus, Body: &SetNodeStatus{ID: "n2", Status: NodeUp}},
+	} {
+		if _, err := s.apply(roundTrip(t, c)); !errors.Is(err, ErrNodeRemoved) {
+			t.Fatalf("%s on a removed node: %v", c.Type, err)
+		}
+	}
+	// ... unless the leader readmits it (it joined with its state wiped).
+	mustApply(t, s, CmdRegisterNode, &RegisterNode{ID: "n2", Readmit: true})
+	if s.Nodes["n2"].Status != NodeUp {
+		t.Fatalf("readmitted node = %+v", s.Nodes["n2"])
+	}
+	mustApply(t, s, CmdRemoveNode, &RemoveNode{ID: "n2"})
+	if _, err := s.apply(roundTrip(t, Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: "zz"}})); !errors.Is(err, ErrNodeNotFound) {
+		t.Fatalf("remove unknown node: %v", err)
+	}
+	if got, _ := s.leastLoaded(); got != "n1" {
+		t.Fatalf("least loaded = %s, want n1 (n2 removed, n3 down)", got)
+	}
+}
+
+func TestCanonicalIsStable(t *testing.T) {
+	s := NewState()
+	for i := 0; i < 50; i++ {
+		mustApply(t, s, CmdCreateSession, &CreateSession{Node: "n1", Conf: map[string]string{"spark.a": "1", "spark.b": "2", "spark.c": "3"}})
+		mustApply(t, s, CmdRegisterNode, &RegisterNode{ID: fmt.Sprintf("n%d", i)})
+	}
+	want, err := canonical(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		got, _ := canonical(s.clone())
+		if !bytes.Equal(got, want) {
+			t.Fatal("canonical encoding of the same state differs between calls")
+		}
+	}
+	mustApply(t, s, CmdSetSessionStatus, &SetSessionStatus{ID: 7, Status: SessionDead})
+	if got, _ := canonical(s); bytes.Equal(got, want) {
+		t.Fatal("canonical encoding did not change with the state")
+	}
+}

@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"errors"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -10,12 +13,75 @@ import (
 // tcpStreamLayer is raft.StreamLayer over a TCP listener we opened
 // ourselves, so the bound address (port 0 in tests) is known before Raft
 // starts and no advertise address needs guessing.
-type tcpStreamLayer struct{ ln *net.TCPListener }
+type tcpStreamLayer struct {
+	ln       *net.TCPListener
+	isolated atomic.Bool // fault injection: refuse all Raft traffic
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+}
 
-func (t *tcpStreamLayer) Accept() (net.Conn, error) { return t.ln.Accept() }
-func (t *tcpStreamLayer) Close() error              { return t.ln.Close() }
-func (t *tcpStreamLayer) Addr() net.Addr            { return t.ln.Addr() }
+// errIsolated is returned while the node is cut off on purpose.
+var errIsolated = errors.New("node isolated")
+
+func (t *tcpStreamLayer) Accept() (net.Conn, error) {
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if t.isolated.Load() {
+			c.Close()
+			continue
+		}
+		return t.track(c), nil
+	}
+}
+
+func (t *tcpStreamLayer) Close() error   { return t.ln.Close() }
+func (t *tcpStreamLayer) Addr() net.Addr { return t.ln.Addr() }
 
 func (t *tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return net.DialTimeout("tcp", string(addr), timeout)
+	if t.isolated.Load() {
+		return nil, errIsolated
+	}
+	c, err := net.DialTimeout("tcp", string(addr), timeout)
+	if err != nil {
+		return nil, err
+	}
+	return t.track(c), nil
+}
+
+func (t *tcpStreamLayer) track(c net.Conn) net.Conn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.conns == nil {
+		t.conns = map[net.Conn]bool{}
+	}
+	t.conns[c] = true
+	return &trackedConn{Conn: c, t: t}
+}
+
+// isolate cuts (or restores) Raft traffic, closing open connections.
+func (t *tcpStreamLayer) isolate(on bool) {
+	t.isolated.Store(on)
+	if !on {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for c := range t.conns {
+		c.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	t *tcpStreamLayer
+}
+
+func (c *trackedConn) Close() error {
+	c.t.mu.Lock()
+	delete(c.t.conns, c.Conn)
+	c.t.mu.Unlock()
+	return c.Conn.Close()
 }

@@ -56,6 +56,13 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 	case errors.Is(err, sessions.ErrNotReady):
 		status, code = http.StatusServiceUnavailable, "starting"
 		ctx.Response.Header.Set("Retry-After", "5")
+	case errors.Is(err, cluster.ErrNodeNotFound):
+		status, code = http.StatusNotFound, "node_not_found"
+	case errors.Is(err, cluster.ErrNodeRemoved):
+		status, code = http.StatusConflict, "node_removed"
+	case errors.Is(err, cluster.ErrNoLeader):
+		status, code = http.StatusServiceUnavailable, "no_leader"
+		ctx.Response.Header.Set("Retry-After", "1")
 	case errors.Is(err, sessions.ErrNotLocal), errors.Is(err, cluster.ErrNotLeader),
 		errors.Is(err, sparkbridge.ErrExited), errors.Is(err, sparkbridge.ErrConnClosed),
 		errors.Is(err, cluster.ErrClosed), errors.Is(err, sessions.ErrClosed):

@@ -25,13 +25,6 @@ import (
 // MaxRequestBytes bounds a request body (README, "Limits").
 const MaxRequestBytes = 4 << 20
 
-// Cluster is what the API shows of the registry node.
-type Cluster interface {
-	ID() string
-	IsLeader() bool
-	Stats() map[string]string
-}
-
 // Config wires the server to the layers below.
 type Config struct {
 	Store    *kvstore.Store
@@ -51,6 +44,7 @@ type Server struct {
 	metrics *httpMetrics
 	promH   fasthttp.RequestHandler
 	srv     *fasthttp.Server
+	fwd     forwarder
 
 	closeOnce sync.Once
 }
@@ -141,7 +135,24 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
+	if node, what, placed := s.ownerOf(ctx, seg); node != "" {
+		s.forward(ctx, node, what, placed)
+		return routeForwarded
+	}
 	switch {
+	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "apply":
+		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeInternalApply, s.internalApply}})
+	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "index":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalIndex, s.internalIndex}})
+	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
+		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterJoin, s.clusterJoin}})
+	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes":
+		id := seg[3]
+		return s.methods(ctx, m, map[string]routeHandler{"DELETE": {routeClusterRemove, func(c *fasthttp.RequestCtx) { s.clusterRemove(c, id) }}})
+	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "rdds" && m == "GET" && string(ctx.QueryArgs().Peek("scope")) != "local":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeRDDList, s.listRDDsCluster}})
+	case len(seg) == 1 && seg[0] == "sessions" && m == "GET" && string(ctx.QueryArgs().Peek("scope")) != "local":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionList, s.listSessionsCluster}})
 	case len(seg) == 1 && seg[0] == "healthz":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeHealth, s.health}})
 	case len(seg) == 1 && seg[0] == "version":
@@ -196,16 +207,6 @@ const LivyAPIVersion = "0.8.0"
 
 func (s *Server) version(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]string{"version": LivyAPIVersion, "srdd": s.cfg.Version})
-}
-
-func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx) {
-	st := s.cfg.Cluster.Stats()
-	writeJSON(ctx, http.StatusOK, map[string]any{
-		"node": s.cfg.Cluster.ID(), "leader": s.cfg.Cluster.IsLeader(),
-		"raft": map[string]string{"state": st["state"], "term": st["term"],
-			"commit_index": st["commit_index"], "applied_index": st["applied_index"],
-			"last_contact": st["last_contact"], "num_peers": st["num_peers"]},
-	})
 }
 
 // reqContext bounds work done for one request.

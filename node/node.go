@@ -4,10 +4,15 @@
 package node
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,14 +28,24 @@ import (
 
 // Config is everything a node needs. Zero values mean "default".
 type Config struct {
-	NodeID      string
-	HTTPAddr    string // default 127.0.0.1:8998
-	RaftAddr    string // default 127.0.0.1:8999
-	DataDir     string // default ./data
-	Bootstrap   bool
-	SparkMaster string            // default local[*]
-	SparkConf   map[string]string // applied to every session
-	Python      string            // default python3
+	NodeID    string
+	HTTPAddr  string // default 127.0.0.1:8998
+	RaftAddr  string // default 127.0.0.1:8999
+	DataDir   string // default ./data
+	Bootstrap bool
+	// StrictBootstrap refuses Bootstrap on a node that already belongs to a
+	// cluster of several servers (set when --bootstrap is given explicitly).
+	StrictBootstrap bool
+	// Join lists HTTP addresses of members to join through (any member;
+	// the request reaches the leader). Ignored when the node has Raft state.
+	Join []string
+	// NonVoter joins as a non-voter, which leaves the cluster on Close.
+	NonVoter bool
+	// LeaderTimeout bounds the wait for a Raft leader at start; default 30s.
+	LeaderTimeout time.Duration
+	SparkMaster   string            // default local[*]
+	SparkConf     map[string]string // applied to every session
+	Python        string            // default python3
 	// ReadyTimeout bounds how long a call waits for a starting session.
 	ReadyTimeout time.Duration
 	// CSRFProtection requires X-Requested-By on mutating requests (Livy's option).
@@ -52,6 +67,30 @@ type Node struct {
 
 	serveErr  chan error
 	closeOnce sync.Once
+	nonVoter  bool
+	wipeRaft  bool
+	dataDir   string
+}
+
+// leave takes a non-voter out of the cluster and wipes its Raft state, so
+// it joins afresh next time (voters stay members across restarts).
+func (n *Node) leave() {
+	addr, err := n.Registry.LeaderHTTP()
+	if err == nil {
+		req, _ := http.NewRequest(http.MethodDelete, "http://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
+		var resp *http.Response
+		if resp, err = (&http.Client{Timeout: 10 * time.Second}).Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				err = fmt.Errorf("leader answered %d", resp.StatusCode)
+			}
+		}
+	}
+	if err != nil {
+		n.logger.Warn("cannot leave the cluster", "error", err)
+		return
+	}
+	n.wipeRaft = true
 }
 
 // Start opens the registry, waits for a leader, marks sessions lost by a
@@ -96,22 +135,20 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for http on %s: %w", cfg.HTTPAddr, err)
 	}
+	if len(cfg.Join) > 0 && cfg.Bootstrap && cfg.StrictBootstrap {
+		return nil, fmt.Errorf("--bootstrap and --join exclude each other")
+	}
 	rc := cfg.Raft
 	rc.NodeID, rc.RaftAddr, rc.HTTPAddr, rc.DataDir = cfg.NodeID, cfg.RaftAddr, n.ln.Addr().String(), dataDir
-	rc.Bootstrap = cfg.Bootstrap
+	rc.Bootstrap = cfg.Bootstrap && len(cfg.Join) == 0
+	rc.StrictBootstrap = cfg.StrictBootstrap
+	rc.ForwardApply = true
 	rc.Logger = cfg.Logger.Named("cluster")
 	n.Registry, err = cluster.Open(rc)
 	if err != nil {
 		return nil, err
 	}
-	if err := n.Registry.WaitForLeader(30 * time.Second); err != nil {
-		return nil, fmt.Errorf("cannot start registry: %w", err)
-	}
-	if _, err := n.Registry.Apply(cluster.Command{Type: cluster.CmdRegisterNode, Body: &cluster.RegisterNode{
-		ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: n.ln.Addr().String(),
-	}}); err != nil {
-		return nil, fmt.Errorf("cannot register node: %w", err)
-	}
+	n.nonVoter, n.dataDir = cfg.NonVoter, dataDir
 
 	pyPath, err := sparkbridge.ExtractPython(dataDir)
 	if err != nil {
@@ -130,20 +167,69 @@ func Start(cfg Config) (*Node, error) {
 		DataDir:      dataDir,
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
-	if err := n.Sessions.Reconcile(); err != nil {
-		return nil, err
-	}
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version,
 	})
+	// Serve before the node is a full member: joins and writes forwarded
+	// by followers reach the leader over HTTP.
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
+
+	if len(cfg.Join) > 0 && !n.Registry.HasState() {
+		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), n.ln.Addr().String(), !cfg.NonVoter); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.LeaderTimeout == 0 {
+		cfg.LeaderTimeout = 30 * time.Second
+	}
+	if err := n.Registry.WaitForLeader(cfg.LeaderTimeout); err != nil {
+		return nil, fmt.Errorf("cannot start registry: %w", err)
+	}
+	if _, err := n.Registry.Apply(cluster.Command{Type: cluster.CmdRegisterNode, Body: &cluster.RegisterNode{
+		ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: n.ln.Addr().String(),
+	}}); err != nil {
+		return nil, fmt.Errorf("cannot register node: %w", err)
+	}
+	if err := n.Sessions.Reconcile(); err != nil {
+		return nil, err
+	}
 	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(),
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true
 	return n, nil
+}
+
+// join asks the cluster, through any of addrs, to add this node.
+func join(addrs []string, id, raftAddr, httpAddr string, voter bool) error {
+	body, _ := json.Marshal(map[string]any{"id": id, "raft_addr": raftAddr, "http_addr": httpAddr, "voter": voter})
+	hc := &http.Client{Timeout: 30 * time.Second}
+	var last error
+	for attempt := 0; attempt < 10; attempt++ {
+		for _, a := range addrs {
+			if !strings.Contains(a, "://") {
+				a = "http://" + a
+			}
+			resp, err := hc.Post(strings.TrimSuffix(a, "/")+"/v1/cluster/join", "application/json", bytes.NewReader(body))
+			if err != nil {
+				last = err
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = fmt.Errorf("%s answered %d: %s", a, resp.StatusCode, b)
+			if resp.StatusCode < 500 {
+				return fmt.Errorf("cannot join the cluster: %w", last)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("cannot join the cluster through %v: %w", addrs, last)
 }
 
 // HTTPAddr returns the address the node serves HTTP on.
@@ -156,6 +242,9 @@ func (n *Node) ServeErr() <-chan error { return n.serveErr }
 // It is idempotent.
 func (n *Node) Close() {
 	n.closeOnce.Do(func() {
+		if n.nonVoter && n.Registry != nil {
+			n.leave()
+		}
 		if n.HTTP != nil {
 			_ = n.HTTP.Close()
 		} else if n.ln != nil {
@@ -168,6 +257,9 @@ func (n *Node) Close() {
 			if err := n.Registry.Close(); err != nil {
 				n.logger.Warn("registry close", "error", err)
 			}
+		}
+		if n.wipeRaft {
+			_ = os.RemoveAll(filepath.Join(n.dataDir, "raft"))
 		}
 	})
 }

@@ -184,7 +184,12 @@ func (m *Manager) reapLoop() {
 		case now := <-t.C:
 			m.mu.Lock()
 			due := map[*session]string{}
+			var lost []*session
 			for _, s := range m.live {
+				if rec, ok := m.reg.Session(s.id); ok && rec.Status != cluster.SessionActive {
+					lost = append(lost, s) // e.g. the leader marked this node down
+					continue
+				}
 				s.mu.Lock()
 				busy := s.running != nil || s.state == StateStarting
 				s.mu.Unlock()
@@ -196,8 +201,24 @@ func (m *Manager) reapLoop() {
 			for s, why := range due {
 				m.reap(s, why)
 			}
+			for _, s := range lost {
+				m.drop(s)
+			}
 		}
 	}
+}
+
+// drop stops a live session that the registry no longer counts as active
+// (its node was marked down while it was cut off, for example).
+func (m *Manager) drop(s *session) {
+	rec, _ := m.reg.Session(s.id)
+	reason := fmt.Sprintf("the registry marked the session %s: %s", rec.Status, rec.Reason)
+	m.cfg.Logger.Warn("stopping session", "session", s.id, "reason", reason)
+	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
+	m.stop(s)
+	m.mu.Lock()
+	delete(m.live, s.id)
+	m.mu.Unlock()
 }
 
 func (m *Manager) reap(s *session, reason string) {

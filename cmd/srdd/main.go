@@ -21,6 +21,7 @@ func main() {
 		Version:       version,
 	}
 	root.AddCommand(serverCmd())
+	root.AddCommand(clusterCmd())
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)

@@ -30,6 +30,7 @@ func serverCmd() *cobra.Command {
 				cfg.SparkConf[k] = v
 			}
 			cfg.Version = version
+			cfg.StrictBootstrap = cmd.Flags().Changed("bootstrap")
 			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 			n, err := node.Start(cfg)
 			if err != nil {
@@ -58,7 +59,9 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:8999", "TCP address for Raft")
 	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the registry (Raft) and interpreter files")
 	f.StringVar(&cfg.NodeID, "node-id", "node1", "unique, stable id of this node")
-	f.BoolVar(&cfg.Bootstrap, "bootstrap", true, "form a one-node cluster if this node has no Raft state yet (ignored otherwise)")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", true, "form a one-node cluster if this node has no Raft state yet; given explicitly, refused on a node that already belongs to a cluster")
+	f.StringSliceVar(&cfg.Join, "join", nil, "join the cluster through these members' HTTP addresses (comma-separated); ignored once the node has Raft state")
+	f.BoolVar(&cfg.NonVoter, "non-voter", false, "join as a non-voter, which leaves the cluster (and wipes its Raft state) on SIGTERM")
 	f.StringVar(&cfg.SparkMaster, "spark-master", "local[*]", "Spark master for session interpreters")
 	f.StringVar(&cfg.Python, "python", "python3", "Python executable with pyspark installed")
 	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")

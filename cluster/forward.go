@@ -1,0 +1,174 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// ApplyPath is the internal HTTP route on which a leader applies commands
+// forwarded by followers (served by httpapi, handled by ServeApply).
+const ApplyPath = "/internal/v1/apply"
+
+// IndexPath is the internal HTTP route on which a leader tells its commit
+// index to a follower that wants to catch up (handled by ServeIndex).
+const IndexPath = "/internal/v1/index"
+
+// applyReply is the leader's answer to a forwarded command.
+type applyReply struct {
+	Index    uint64 `msgpack:"index"`
+	Value    int64  `msgpack:"value"`
+	HasValue bool   `msgpack:"has_value"`
+	Kind     string `msgpack:"kind"`  // sentinel name of the error, if any
+	Error    string `msgpack:"error"` // error text, if any
+}
+
+// ServeApply applies an encoded command on this node, which must lead, and
+// encodes the outcome for the forwarding follower.
+func (n *Node) ServeApply(entry []byte) []byte {
+	var r applyReply
+	if _, err := Decode(entry); err != nil {
+		r.Kind, r.Error = "", err.Error()
+	} else {
+		idx, v, err := n.applyLocal(entry)
+		r.Index = idx
+		if id, ok := v.(int64); ok {
+			r.Value, r.HasValue = id, true
+		}
+		if err != nil {
+			r.Kind, r.Error = errorKind(err), err.Error()
+		}
+	}
+	b, _ := msgpack.Marshal(&r)
+	return b
+}
+
+// forward sends an encoded command to the leader and waits until this
+// node has applied it too, so a read here right after sees the write.
+func (n *Node) forward(entry []byte, what CommandType) (any, error) {
+	if n.isolated.Load() {
+		return nil, fmt.Errorf("cannot apply %s: %w", what, ErrNoLeader)
+	}
+	addr, err := n.leaderHTTP()
+	if err != nil {
+		return nil, fmt.Errorf("cannot apply %s: %w", what, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+ApplyPath, bytes.NewReader(entry))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/msgpack")
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot forward %s to the leader at %s: %w", what, addr, ErrNoLeader)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("leader at %s answered %d to a forwarded %s: %s", addr, resp.StatusCode, what, body)
+	}
+	var r applyReply
+	if err := msgpack.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("cannot decode the leader's reply: %w", err)
+	}
+	var value any
+	if r.HasValue {
+		value = r.Value
+	}
+	var applyErr error
+	if r.Error != "" {
+		applyErr = errors.New(r.Error)
+		if s, ok := errorKinds[r.Kind]; ok {
+			applyErr = fmt.Errorf("%w (at the leader: %s)", s, r.Error)
+		}
+	}
+	if r.Index > 0 {
+		if err := n.waitApplied(r.Index); err != nil {
+			return value, err
+		}
+	}
+	return value, applyErr
+}
+
+// waitApplied blocks until this node's FSM has applied index.
+func (n *Node) waitApplied(index uint64) error {
+	deadline := time.Now().Add(n.cfg.ApplyTimeout)
+	for n.fsm.applied.Load() < index {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("entry %d not applied here within %s", index, n.cfg.ApplyTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
+// leaderHTTP returns the HTTP address of the current leader.
+func (n *Node) leaderHTTP() (string, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	m, ok := n.Member(string(id))
+	if !ok || m.HTTPAddr == "" {
+		return "", fmt.Errorf("%w: leader %s has no known HTTP address", ErrNoLeader, id)
+	}
+	return m.HTTPAddr, nil
+}
+
+// LeaderHTTP returns the HTTP address of the current leader, for
+// forwarding requests that must run there (joins, removals, fresh reads).
+func (n *Node) LeaderHTTP() (string, error) { return n.leaderHTTP() }
+
+// ServeIndex confirms leadership and returns the commit index, for a
+// follower's CatchUp (a Raft "read index").
+func (n *Node) ServeIndex() ([]byte, error) {
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return []byte(strconv.FormatUint(n.raft.CommitIndex(), 10)), nil
+}
+
+// CatchUp makes this node apply everything the leader had committed when
+// asked, so a read that follows sees every write acknowledged before it.
+// The leader itself has nothing to catch up.
+func (n *Node) CatchUp() error {
+	if n.IsLeader() {
+		return nil
+	}
+	if n.isolated.Load() {
+		return ErrNoLeader
+	}
+	addr, err := n.leaderHTTP()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+IndexPath, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the leader at %s: %w", addr, ErrNoLeader)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader at %s answered %d: %s", addr, resp.StatusCode, body)
+	}
+	idx, err := strconv.ParseUint(string(body), 10, 64)
+	if err != nil {
+		return fmt.Errorf("bad commit index from the leader: %q", body)
+	}
+	return n.waitApplied(idx)
+}

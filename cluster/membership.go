@@ -1,0 +1,211 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Join adds a node to the Raft configuration (as a voter, or a non-voter
+// that does not count towards quorum) and records it. Only the leader can;
+// others return ErrNotLeader. A node that was removed may come back only
+// with its Raft state wiped (hasState false).
+func (n *Node) Join(id, raftAddr, httpAddr string, voter, hasState bool) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if m, ok := n.Member(id); ok && m.Status == NodeRemoved && hasState {
+		return fmt.Errorf("%w: %q; wipe its data dir before it joins again", ErrNodeRemoved, id)
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(id) || srv.Address == raft.ServerAddress(raftAddr) {
+			if srv.ID == raft.ServerID(id) && srv.Address == raft.ServerAddress(raftAddr) {
+				return n.register(id, raftAddr, httpAddr) // already a member: idempotent
+			}
+			if err := n.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
+				return fmt.Errorf("cannot replace stale member %s: %w", srv.ID, err)
+			}
+		}
+	}
+	var fut raft.IndexFuture
+	if voter {
+		fut = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0)
+	} else {
+		fut = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0)
+	}
+	if err := fut.Error(); err != nil {
+		return fmt.Errorf("cannot add %s to the cluster: %w", id, err)
+	}
+	return n.register(id, raftAddr, httpAddr)
+}
+
+func (n *Node) register(id, raftAddr, httpAddr string) error {
+	// Join refused a removed id that still has state, so here it is wiped.
+	_, err := n.Apply(Command{Type: CmdRegisterNode, Body: &RegisterNode{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr, Readmit: true}})
+	return err
+}
+
+// Remove takes a node out of the Raft configuration and marks it removed.
+// Only the leader can.
+func (n *Node) Remove(id string) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	if _, ok := n.Member(id); !ok {
+		return fmt.Errorf("%w: %q", ErrNodeNotFound, id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
+		return fmt.Errorf("cannot remove %s: %w", id, err)
+	}
+	_, err := n.Apply(Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: id}})
+	return err
+}
+
+// startHealthWatch makes the leader turn Raft's heartbeat observations
+// into node up/down entries: a peer without contact for DownAfter is
+// marked down, and up again once heartbeats resume.
+func (n *Node) startHealthWatch() {
+	n.obsCh = make(chan raft.Observation, 64)
+	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	n.raft.RegisterObserver(n.observer)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		for {
+			select {
+			case <-n.stop:
+				return
+			case o := <-n.obsCh:
+				switch d := o.Data.(type) {
+				case raft.FailedHeartbeatObservation:
+					if time.Since(d.LastContact) >= n.cfg.DownAfter {
+						n.setStatus(string(d.PeerID), NodeDown)
+					}
+				case raft.ResumedHeartbeatObservation:
+					n.setStatus(string(d.PeerID), NodeUp)
+				}
+			}
+		}
+	}()
+}
+
+func (n *Node) setStatus(id, status string) {
+	if m, ok := n.Member(id); !ok || m.Status == status || m.Status == NodeRemoved || !n.IsLeader() {
+		return
+	}
+	_, err := n.Apply(Command{Type: CmdSetNodeStatus, Body: &SetNodeStatus{ID: id, Status: status, At: time.Now().UnixMilli()}})
+	if err != nil {
+		n.cfg.Logger.Warn("cannot record node status", "node", id, "status", status, "error", err)
+		return
+	}
+	n.cfg.Logger.Info("node status", "node", id, "status", status)
+}
+
+// MemberStatus is one node as GET /v1/cluster shows it.
+type MemberStatus struct {
+	Member
+	Suffrage string   `json:"suffrage"` // voter, nonvoter, or "" when not in the Raft configuration
+	Leader   bool     `json:"leader"`
+	Sessions []int64  `json:"sessions"`
+	RDDs     []string `json:"rdds"`
+}
+
+// Status is the cluster as this node sees it.
+type Status struct {
+	Node         string         `json:"node"`
+	Leader       string         `json:"leader"`
+	State        string         `json:"state"`
+	Term         string         `json:"term"`
+	CommitIndex  string         `json:"commit_index"`
+	AppliedIndex string         `json:"applied_index"`
+	LastContact  string         `json:"last_contact"`
+	Members      []MemberStatus `json:"members"`
+}
+
+// ClusterStatus reports members, their voter state and health, the
+// leader, Raft indexes and each node's sessions and shared RDDs. It reads
+// this node's registry (it may lag the leader by replication delay).
+func (n *Node) ClusterStatus() Status {
+	st := n.raft.Stats()
+	_, leader := n.raft.LeaderWithID()
+	out := Status{Node: n.cfg.NodeID, Leader: string(leader), State: st["state"], Term: st["term"],
+		CommitIndex: st["commit_index"], AppliedIndex: st["applied_index"], LastContact: st["last_contact"]}
+	suffrage := map[string]string{}
+	if f := n.raft.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			s := "voter"
+			if srv.Suffrage != raft.Voter {
+				s = "nonvoter"
+			}
+			suffrage[string(srv.ID)] = s
+		}
+	}
+	n.fsm.read(func(s *State) {
+		for id, m := range s.Nodes {
+			ms := MemberStatus{Member: *m, Suffrage: suffrage[id], Leader: id == string(leader),
+				Sessions: []int64{}, RDDs: []string{}}
+			for _, sess := range s.Sessions {
+				if sess.Node == id {
+					ms.Sessions = append(ms.Sessions, sess.ID)
+					for _, r := range s.RDDs {
+						if r.SessionID == sess.ID {
+							ms.RDDs = append(ms.RDDs, r.Name)
+						}
+					}
+				}
+			}
+			sort.Slice(ms.Sessions, func(i, j int) bool { return ms.Sessions[i] < ms.Sessions[j] })
+			sort.Strings(ms.RDDs)
+			out.Members = append(out.Members, ms)
+		}
+	})
+	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].ID < out.Members[j].ID })
+	return out
+}
+
+// LeastLoaded returns the up node with the least load (sessions and their
+// shared RDDs), for placing a new session or shared RDD.
+func (n *Node) LeastLoaded() (string, bool) {
+	var id string
+	var ok bool
+	n.fsm.read(func(s *State) { id, ok = s.leastLoaded() })
+	return id, ok
+}
+
+// StateHash is a digest of the registry; equal on nodes that applied the
+// same entries.
+func (n *Node) StateHash() string {
+	var b []byte
+	n.fsm.read(func(s *State) { b, _ = canonical(s) })
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// VerifyLeader confirms this node still leads and has applied everything
+// committed before the call (for reads that must be fresh).
+func (n *Node) VerifyLeader() error {
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("cannot catch up with the log: %w", err)
+	}
+	return nil
+}
+
+// AppliedIndex is the index of the last entry this node's FSM applied.
+func (n *Node) AppliedIndex() uint64 { return n.fsm.applied.Load() }

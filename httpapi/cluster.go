@@ -1,0 +1,403 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/srdd/srdd/cluster"
+	"github.com/valyala/fasthttp"
+)
+
+// Headers between nodes.
+const (
+	hopHeader    = "X-Srdd-Hops"   // how many nodes forwarded this request
+	placedHeader = "X-Srdd-Placed" // placement already chose this node
+	maxHops      = 2
+	// proxyTimeout bounds a forwarded call: above the longest long-poll.
+	proxyTimeout = 6 * time.Minute
+)
+
+// Cluster is what the API needs from the registry node.
+type Cluster interface {
+	ID() string
+	IsLeader() bool
+	ClusterStatus() cluster.Status
+	ServeApply(entry []byte) []byte
+	Join(id, raftAddr, httpAddr string, voter, hasState bool) error
+	Remove(id string) error
+	LeaderHTTP() (string, error)
+	LeastLoaded() (string, bool)
+	VerifyLeader() error
+	CatchUp() error
+	ServeIndex() ([]byte, error)
+	Member(id string) (cluster.Member, bool)
+	RDD(name string) (cluster.RDD, bool)
+	Session(id int64) (cluster.Session, bool)
+	SessionByName(name string) (cluster.Session, bool)
+}
+
+// forwarder proxies requests to other nodes over pooled connections.
+type forwarder struct {
+	mu      sync.Mutex
+	clients map[string]*fasthttp.HostClient
+}
+
+func (f *forwarder) client(addr string) *fasthttp.HostClient {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.clients == nil {
+		f.clients = map[string]*fasthttp.HostClient{}
+	}
+	c, ok := f.clients[addr]
+	if !ok {
+		c = &fasthttp.HostClient{
+			Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
+			ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
+			Dial: func(a string) (net.Conn, error) { return fasthttp.DialTimeout(a, time.Second) },
+		}
+		f.clients[addr] = c
+	}
+	return c
+}
+
+// forward sends this request to node id and copies its answer back, so the
+// client sees the owner's own status and body (its 404, not a proxy 502).
+// what names the thing the node owns, for the error if it cannot be reached.
+func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string, placed bool) {
+	hops, _ := strconv.Atoi(string(ctx.Request.Header.Peek(hopHeader)))
+	if hops >= maxHops {
+		writeError(ctx, http.StatusLoopDetected, "forward_loop",
+			fmt.Sprintf("request forwarded %d times without reaching %s; the registry may be changing", hops, what))
+		return
+	}
+	m, ok := s.cfg.Cluster.Member(id)
+	if !ok || m.HTTPAddr == "" {
+		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable", fmt.Sprintf("%s is on node %s, whose address is unknown", what, id))
+		return
+	}
+	if m.Status == cluster.NodeDown || m.Status == cluster.NodeRemoved {
+		ctx.Response.Header.Set("Retry-After", "5")
+		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable", fmt.Sprintf("%s is on node %s (%s), which is %s", what, id, m.HTTPAddr, m.Status))
+		return
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	ctx.Request.CopyTo(req)
+	req.SetHost(m.HTTPAddr)
+	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
+	if placed {
+		req.Header.Set(placedHeader, "1")
+	}
+	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, &ctx.Response, proxyTimeout); err != nil {
+		ctx.Response.Reset()
+		ctx.Response.Header.Set("Retry-After", "5")
+		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable",
+			fmt.Sprintf("%s is on node %s (%s), which did not answer: %v", what, id, m.HTTPAddr, err))
+	}
+}
+
+// ownerOf says which node must serve this request, and what it owns there
+// (for error messages); "" means this node. It runs before routing.
+func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) (node, what string, placed bool) {
+	self := s.cfg.Cluster.ID()
+	local := len(ctx.Request.Header.Peek(placedHeader)) > 0 || string(ctx.QueryArgs().Peek("scope")) == "local"
+	sessionNode := func(id int64) (string, string) {
+		// Sessions that are no longer active are answered here ("lost").
+		if rec, ok := s.cfg.Cluster.Session(id); ok && rec.Node != self && rec.Status == cluster.SessionActive {
+			return rec.Node, fmt.Sprintf("session %d", id)
+		}
+		return "", ""
+	}
+	// A name this node does not know may have been created through another
+	// node a moment ago: catch up with the leader before answering 404.
+	rddRec := func(name string) (cluster.RDD, bool) {
+		r, ok := s.cfg.Cluster.RDD(name)
+		if !ok && s.cfg.Cluster.CatchUp() == nil {
+			r, ok = s.cfg.Cluster.RDD(name)
+		}
+		return r, ok
+	}
+	resolve := func(ref string) (int64, error) {
+		id, err := s.cfg.Sessions.Resolve(ref)
+		if err == nil {
+			if _, ok := s.cfg.Cluster.Session(id); ok {
+				return id, nil
+			}
+		}
+		if cerr := s.cfg.Cluster.CatchUp(); cerr == nil {
+			return s.cfg.Sessions.Resolve(ref)
+		}
+		return id, err
+	}
+	switch {
+	case len(seg) >= 3 && seg[0] == "v1" && seg[1] == "rdds":
+		if r, ok := rddRec(seg[2]); ok {
+			n, _ := sessionNode(r.SessionID)
+			return n, fmt.Sprintf("shared rdd %q", seg[2]), false
+		}
+	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "rdds" && ctx.IsPost() && !local:
+		var req struct {
+			Session sessionRef `json:"session"`
+		}
+		_ = json.Unmarshal(ctx.PostBody(), &req)
+		if req.Session != "" {
+			if id, err := resolve(string(req.Session)); err == nil {
+				n, w := sessionNode(id)
+				return n, w, false
+			}
+			return "", "", false
+		}
+		return s.place()
+	case len(seg) >= 2 && seg[0] == "sessions":
+		if id, err := resolve(seg[1]); err == nil {
+			n, w := sessionNode(id)
+			return n, w, false
+		}
+	case len(seg) == 1 && seg[0] == "sessions" && ctx.IsPost() && !local:
+		return s.place()
+	}
+	return "", "", false
+}
+
+// place picks the least-loaded up node for a new session or shared RDD.
+func (s *Server) place() (string, string, bool) {
+	if id, ok := s.cfg.Cluster.LeastLoaded(); ok && id != s.cfg.Cluster.ID() {
+		return id, "the placement for this request", true
+	}
+	return "", "", false
+}
+
+// toLeader forwards a request that only the leader can serve.
+func (s *Server) toLeader(ctx *fasthttp.RequestCtx) {
+	hops, _ := strconv.Atoi(string(ctx.Request.Header.Peek(hopHeader)))
+	addr, err := s.cfg.Cluster.LeaderHTTP()
+	if err != nil || hops >= maxHops {
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, http.StatusServiceUnavailable, "no_leader", "the cluster has no reachable leader right now")
+		return
+	}
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	ctx.Request.CopyTo(req)
+	req.SetHost(addr)
+	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
+	if err := s.fwd.client(addr).DoTimeout(req, &ctx.Response, time.Minute); err != nil {
+		ctx.Response.Reset()
+		writeError(ctx, http.StatusServiceUnavailable, "no_leader", "the leader at "+addr+" did not answer: "+err.Error())
+	}
+}
+
+// internalApply applies a command forwarded by a follower (cluster.ApplyPath).
+func (s *Server) internalApply(ctx *fasthttp.RequestCtx) {
+	ctx.Response.Header.SetContentType("application/msgpack")
+	ctx.SetBody(s.cfg.Cluster.ServeApply(ctx.PostBody()))
+}
+
+func (s *Server) clusterStatus(ctx *fasthttp.RequestCtx) {
+	if string(ctx.QueryArgs().Peek("consistency")) == "strong" {
+		if !s.cfg.Cluster.IsLeader() {
+			s.toLeader(ctx)
+			return
+		}
+		if err := s.cfg.Cluster.VerifyLeader(); err != nil {
+			fail(ctx, err)
+			return
+		}
+	}
+	writeJSON(ctx, http.StatusOK, s.cfg.Cluster.ClusterStatus())
+}
+
+func (s *Server) clusterJoin(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		ID       string `json:"id"`
+		RaftAddr string `json:"raft_addr"`
+		HTTPAddr string `json:"http_addr"`
+		Voter    *bool  `json:"voter"`
+		HasState bool   `json:"has_state"`
+	}
+	if !decodeBody(ctx, &req) {
+		return
+	}
+	if req.ID == "" || req.RaftAddr == "" || req.HTTPAddr == "" {
+		badRequest(ctx, "join needs id, raft_addr and http_addr")
+		return
+	}
+	if !s.cfg.Cluster.IsLeader() {
+		s.toLeader(ctx)
+		return
+	}
+	voter := req.Voter == nil || *req.Voter
+	if err := s.cfg.Cluster.Join(req.ID, req.RaftAddr, req.HTTPAddr, voter, req.HasState); err != nil {
+		if errors.Is(err, cluster.ErrNotLeader) {
+			s.toLeader(ctx)
+			return
+		}
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"joined": req.ID, "voter": voter})
+}
+
+func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx, id string) {
+	if !s.cfg.Cluster.IsLeader() {
+		s.toLeader(ctx)
+		return
+	}
+	if err := s.cfg.Cluster.Remove(id); err != nil {
+		if errors.Is(err, cluster.ErrNotLeader) {
+			s.toLeader(ctx)
+			return
+		}
+		fail(ctx, err)
+		return
+	}
+	ctx.SetStatusCode(http.StatusNoContent)
+}
+
+// fetchLocal asks node id for its own view of a listing (scope=local).
+func (s *Server) fetchLocal(id, path string, out any) error {
+	m, ok := s.cfg.Cluster.Member(id)
+	if !ok || m.Status != cluster.NodeUp {
+		return fmt.Errorf("node %s is not up", id)
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + m.HTTPAddr + path)
+	req.Header.Set(hopHeader, "1")
+	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, resp, 2*time.Second); err != nil {
+		return err
+	}
+	if resp.StatusCode() != http.StatusOK {
+		return fmt.Errorf("node %s answered %d", id, resp.StatusCode())
+	}
+	return json.Unmarshal(resp.Body(), out)
+}
+
+// remoteNodes lists the other nodes that own something in the list.
+func remoteNodes(self string, nodes []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range nodes {
+		if n != "" && n != self && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// listRDDsCluster lists shared RDDs with state and key count from the node
+// that owns each (asked in parallel, two seconds at most).
+func (s *Server) listRDDsCluster(ctx *fasthttp.RequestCtx) {
+	c, cancel := reqContext(ctx)
+	defer cancel()
+	all := s.cfg.Store.List(c)
+	owners := make([]string, len(all))
+	for i, r := range all {
+		owners[i] = r.Node
+	}
+	remote := map[string]map[string]json.RawMessage{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range remoteNodes(s.cfg.Cluster.ID(), owners) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res struct {
+				RDDs []json.RawMessage `json:"rdds"`
+			}
+			if s.fetchLocal(id, "/v1/rdds?scope=local", &res) != nil {
+				return
+			}
+			byName := map[string]json.RawMessage{}
+			for _, raw := range res.RDDs {
+				var r struct{ Name, Node string }
+				if json.Unmarshal(raw, &r) == nil && r.Node == id {
+					byName[r.Name] = raw
+				}
+			}
+			mu.Lock()
+			remote[id] = byName
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	out := make([]any, len(all))
+	for i, r := range all {
+		out[i] = r
+		if raw, ok := remote[r.Node][r.Name]; ok {
+			out[i] = raw
+		}
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"rdds": out})
+}
+
+// listSessionsCluster is GET /sessions with each session's state from the
+// node that runs it.
+func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
+	from, size, ok := pageArgs(ctx)
+	if !ok {
+		return
+	}
+	all := s.cfg.Sessions.List()
+	owners := make([]string, len(all))
+	for i, si := range all {
+		owners[i] = si.Node
+	}
+	remote := map[string]map[int64]json.RawMessage{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range remoteNodes(s.cfg.Cluster.ID(), owners) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res struct {
+				Sessions []json.RawMessage `json:"sessions"`
+			}
+			if s.fetchLocal(id, "/sessions?scope=local&size=1000000", &res) != nil {
+				return
+			}
+			byID := map[int64]json.RawMessage{}
+			for _, raw := range res.Sessions {
+				var si struct {
+					ID   int64
+					Node string
+				}
+				if json.Unmarshal(raw, &si) == nil && si.Node == id {
+					byID[si.ID] = raw
+				}
+			}
+			mu.Lock()
+			remote[id] = byID
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	out := make([]any, len(all))
+	for i, si := range all {
+		out[i] = si
+		if raw, ok := remote[si.Node][si.ID]; ok {
+			out[i] = raw
+		}
+	}
+	page := out[min(from, len(out)):min(from+size, len(out))]
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(out), "sessions": page})
+}
+
+// internalIndex answers a follower's CatchUp with the commit index.
+func (s *Server) internalIndex(ctx *fasthttp.RequestCtx) {
+	b, err := s.cfg.Cluster.ServeIndex()
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.SetBody(b)
+}

@@ -1,0 +1,379 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srdd/srdd/cluster"
+)
+
+// freeAddr reserves a loopback port, so a node can restart on the same
+// addresses (other members remember them).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// member is one node of a test cluster with stable addresses and data dir.
+type member struct {
+	id, http, raft, dir string
+	n                   *Node
+}
+
+func (m *member) cfg(t *testing.T, join []string) Config {
+	c := testConfig(t, m.dir)
+	c.NodeID, c.HTTPAddr, c.RaftAddr, c.Join = m.id, m.http, m.raft, join
+	c.Bootstrap = len(join) == 0
+	c.Raft.SnapshotThreshold, c.Raft.SnapshotInterval, c.Raft.TrailingLogs = 8, 200*time.Millisecond, 4
+	c.Raft.DownAfter = time.Second
+	return c
+}
+
+func (m *member) start(t *testing.T, join []string) {
+	t.Helper()
+	n, err := Start(m.cfg(t, join))
+	if err != nil {
+		t.Fatalf("start %s: %v", m.id, err)
+	}
+	m.n = n
+}
+
+func (m *member) base() string { return "http://" + m.http }
+
+// startCluster starts three nodes: n1 bootstraps, n2 and n3 join through it.
+func startCluster(t *testing.T) []*member {
+	t.Helper()
+	ms := make([]*member, 3)
+	for i := range ms {
+		ms[i] = &member{id: fmt.Sprintf("n%d", i+1), http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	}
+	ms[0].start(t, nil)
+	ms[1].start(t, []string{ms[0].http})
+	ms[2].start(t, []string{ms[0].http})
+	t.Cleanup(func() {
+		for _, m := range ms {
+			if m.n != nil {
+				m.n.Close()
+			}
+		}
+	})
+	waitMembers(t, ms, 3)
+	return ms
+}
+
+// waitMembers waits until every running member sees want up voters.
+func waitMembers(t *testing.T, ms []*member, want int) {
+	t.Helper()
+	err := waitFor(30*time.Second, func() (bool, error) {
+		for _, m := range ms {
+			if m.n == nil {
+				continue
+			}
+			up := 0
+			for _, s := range m.n.Registry.ClusterStatus().Members {
+				if s.Status == cluster.NodeUp && s.Suffrage == "voter" {
+					up++
+				}
+			}
+			if up != want {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("members never agreed on %d up voters: %v", want, err)
+	}
+}
+
+// waitSameState waits until all running members have the same registry.
+func waitSameState(t *testing.T, ms []*member) {
+	t.Helper()
+	err := waitFor(30*time.Second, func() (bool, error) {
+		var h string
+		for _, m := range ms {
+			if m.n == nil {
+				continue
+			}
+			if x := m.n.Registry.StateHash(); h == "" {
+				h = x
+			} else if x != h {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		var views []string
+		for _, m := range ms {
+			if m.n != nil {
+				st := m.n.Registry.Stats()
+				views = append(views, fmt.Sprintf("%s applied=%d state=%s term=%s last_log=%s hash=%.8s leader=%v",
+					m.id, m.n.Registry.AppliedIndex(), st["state"], st["term"], st["last_log_index"], m.n.Registry.StateHash(), m.n.Registry.IsLeader()))
+			}
+		}
+		t.Fatalf("registries differ: %v\n%s", err, strings.Join(views, "\n"))
+	}
+}
+
+func leaderOf(ms []*member) *member {
+	for _, m := range ms {
+		if m.n != nil && m.n.Registry.IsLeader() {
+			return m
+		}
+	}
+	return nil
+}
+
+func createRecord(m *member, name string) (int64, error) {
+	v, err := m.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateSession,
+		Body: &cluster.CreateSession{Name: name, Kind: "pyspark", Node: "offline"}})
+	if err != nil {
+		return 0, err
+	}
+	return v.(int64), nil
+}
+
+func TestThreeNodeRegistry(t *testing.T) {
+	ms := startCluster(t)
+
+	// Writes through any node; a follower reads its own write at once.
+	for i, m := range ms {
+		id, err := createRecord(m, fmt.Sprintf("rec-%d", i))
+		if err != nil {
+			t.Fatalf("write through %s: %v", m.id, err)
+		}
+		if _, ok := m.n.Registry.Session(id); !ok {
+			t.Fatalf("%s does not see its own write %d", m.id, id)
+		}
+	}
+	// The leader's FSM errors reach a follower as the same sentinel.
+	follower := ms[1]
+	if follower.n.Registry.IsLeader() {
+		follower = ms[2]
+	}
+	_, err := follower.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateRDD, Body: &cluster.CreateRDD{Name: "x", SessionID: 999}})
+	if !errors.Is(err, cluster.ErrSessionNotFound) {
+		t.Fatalf("FSM error through a follower: %v", err)
+	}
+	_, err = follower.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{Name: "rec-0"}})
+	if !errors.Is(err, cluster.ErrSessionExists) {
+		t.Fatalf("duplicate name through a follower: %v", err)
+	}
+	waitSameState(t, ms)
+
+	// GET /v1/cluster on any node shows all members, one leader.
+	var st cluster.Status
+	_ = json.Unmarshal(do(t, "GET", ms[2].base()+"/v1/cluster", "", 200), &st)
+	leaders := 0
+	for _, m := range st.Members {
+		if m.Leader {
+			leaders++
+		}
+	}
+	if len(st.Members) != 3 || leaders != 1 || st.Leader == "" {
+		t.Fatalf("cluster status = %+v", st)
+	}
+	_ = json.Unmarshal(do(t, "GET", follower.base()+"/v1/cluster?consistency=strong", "", 200), &st)
+	if st.Node != leaderOf(ms).id {
+		t.Fatalf("strong cluster read answered by %s, not the leader", st.Node)
+	}
+
+	// Bad input through the HTTP API changes nothing and is 4xx.
+	do(t, "POST", ms[0].base()+"/v1/cluster/join", `{"id":"x"}`, 400)
+	do(t, "DELETE", ms[0].base()+"/v1/cluster/nodes/nope", "", 404)
+
+	// Kill the leader: a new one is elected, writes go on, the old leader
+	// is marked down, and on restart it catches up.
+	old := leaderOf(ms)
+	began := time.Now()
+	old.n.Close()
+	old.n = nil
+	var nl *member
+	if err := waitFor(20*time.Second, func() (bool, error) {
+		nl = leaderOf(ms)
+		return nl != nil, nil
+	}); err != nil {
+		t.Fatalf("no new leader after the leader stopped: %v", err)
+	}
+	t.Logf("new leader %s after %s", nl.id, time.Since(began))
+	for _, m := range ms {
+		if m.n != nil {
+			if _, err := createRecord(m, "after-failover-"+m.id); err != nil {
+				t.Fatalf("write through %s after failover: %v", m.id, err)
+			}
+		}
+	}
+	if err := waitFor(20*time.Second, func() (bool, error) {
+		mm, _ := nl.n.Registry.Member(old.id)
+		return mm.Status == cluster.NodeDown, nil
+	}); err != nil {
+		t.Fatalf("old leader %s never marked down", old.id)
+	}
+	old.start(t, nil)
+	waitMembers(t, ms, 3)
+	waitSameState(t, ms)
+	if _, ok := old.n.Registry.SessionByName("after-failover-" + nl.id); !ok {
+		t.Fatal("restarted node did not catch up")
+	}
+
+	// A node cut off from the others cannot take registry writes; after
+	// healing it catches up.
+	cut := ms[0]
+	if cut.n.Registry.IsLeader() {
+		cut = ms[1]
+	}
+	cut.n.Registry.Isolate(true)
+	if err := waitFor(20*time.Second, func() (bool, error) {
+		_, err := createRecord(cut, "from-the-island")
+		return err != nil, nil
+	}); err != nil {
+		t.Fatal("an isolated node still accepted registry writes")
+	}
+	for _, m := range ms {
+		if m != cut {
+			if _, err := createRecord(m, "while-cut-"+m.id); err != nil {
+				t.Fatalf("majority write through %s: %v", m.id, err)
+			}
+		}
+	}
+	cut.n.Registry.Isolate(false)
+	waitSameState(t, ms)
+	if _, ok := cut.n.Registry.SessionByName("from-the-island"); ok {
+		t.Fatal("a write refused to the isolated node appeared anyway")
+	}
+
+	// Remove a node, wipe it, and let it join again: it catches up from a
+	// snapshot (only 4 log entries trail each snapshot).
+	gone := ms[2]
+	if gone.n.Registry.IsLeader() {
+		gone = ms[1]
+	}
+	do(t, "DELETE", ms[0].base()+"/v1/cluster/nodes/"+gone.id, "", 204)
+	gone.n.Close()
+	gone.n = nil
+	// With its old state it may not come back.
+	stale := gone.cfg(t, []string{ms[0].http})
+	stale.LeaderTimeout = 3 * time.Second
+	if n, err := Start(stale); err == nil {
+		// It starts from its old Raft state without joining; it must not be
+		// able to write.
+		_, werr := n.Registry.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: "x"}})
+		n.Close()
+		if werr == nil {
+			t.Fatal("a removed node with old state could still write")
+		}
+	}
+	if err := os.RemoveAll(gone.dir); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ { // enough entries for several snapshots
+		if _, err := createRecord(ms[0], fmt.Sprintf("bulk-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone.start(t, []string{ms[0].http})
+	waitMembers(t, ms, 3)
+	waitSameState(t, ms)
+	if idx := gone.n.Registry.Stats()["last_snapshot_index"]; idx == "0" || idx == "" {
+		t.Fatalf("rejoined node did not install a snapshot (last_snapshot_index %q)", idx)
+	}
+	if _, ok := gone.n.Registry.SessionByName("bulk-19"); !ok {
+		t.Fatal("rejoined node lacks recent entries")
+	}
+}
+
+// Requests through any node give the owner's answers; a dead owner gives a
+// clear 503, then its shared RDDs are reported lost.
+func TestThreeNodeForwarding(t *testing.T) {
+	ms := startCluster(t)
+	// Placement: the least-loaded node (all empty: n1) gets the session.
+	var s struct {
+		ID   int64  `json:"id"`
+		Node string `json:"node"`
+	}
+	_ = json.Unmarshal(do(t, "POST", ms[2].base()+"/sessions", `{"kind":"pyspark"}`, 201), &s)
+	if s.Node != "n1" {
+		t.Fatalf("session placed on %s, want the least-loaded n1", s.Node)
+	}
+	if err := createSessionWait(ms[1].base(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	do(t, "POST", ms[2].base()+"/v1/rdds", fmt.Sprintf(`{"name":"states","session":%d}`, s.ID), 201)
+	do(t, "PUT", ms[1].base()+"/v1/rdds/states/keys/ak", `"Alaska"`, 204)
+	do(t, "POST", ms[2].base()+"/v1/rdds/states/set", `{"items":{"hi":"Hawaii","ca":"California"}}`, 200)
+	for _, m := range ms {
+		jsonEq(t, do(t, "GET", m.base()+"/v1/rdds/states/keys/ak", "", 200), `{"key":"ak","value":"Alaska"}`)
+		b := do(t, "GET", m.base()+"/v1/rdds/states/keys/nope", "", 404)
+		if !strings.Contains(string(b), "key_not_found") {
+			t.Fatalf("404 through %s is not the owner's: %s", m.id, b)
+		}
+		var l struct {
+			RDDs []struct {
+				Name string
+				Keys *int64
+			}
+		}
+		_ = json.Unmarshal(do(t, "GET", m.base()+"/v1/rdds", "", 200), &l)
+		if len(l.RDDs) != 1 || l.RDDs[0].Keys == nil || *l.RDDs[0].Keys != 3 {
+			t.Fatalf("listing through %s = %+v", m.id, l.RDDs)
+		}
+		var sl struct {
+			Sessions []struct{ State string } `json:"sessions"`
+		}
+		_ = json.Unmarshal(do(t, "GET", m.base()+"/sessions", "", 200), &sl)
+		if len(sl.Sessions) != 1 || sl.Sessions[0].State != "idle" {
+			t.Fatalf("session list through %s = %+v", m.id, sl.Sessions)
+		}
+	}
+	// Statements through a follower run on the owner.
+	if got := textOf(t, run(t, ms[2].base(), s.ID, "states.get('hi')")); got != "'Hawaii'" {
+		t.Fatalf("statement through n3 = %s", got)
+	}
+	// A second session goes to another node (n1 is now loaded).
+	var s2 struct{ Node string }
+	_ = json.Unmarshal(do(t, "POST", ms[0].base()+"/sessions", `{"kind":"sparkr"}`, 400), &s2)
+
+	// Stop the owner: a clear 503 naming the rdd and the node, not a hang.
+	ms[0].n.Close()
+	ms[0].n = nil
+	st, b := rawDo("GET", ms[1].base()+"/v1/rdds/states/keys/ak", "")
+	if (st != 503 || !strings.Contains(string(b), `shared rdd \"states\"`) || !strings.Contains(string(b), "n1")) && st != 410 {
+		t.Fatalf("get with the owner gone: %d %s", st, b)
+	}
+	// Once the new leader marks n1 down, the rdd is reported lost.
+	if err := waitFor(30*time.Second, func() (bool, error) {
+		// 503 (owner unreachable) until the leader marks n1 down.
+		var info struct{ State string }
+		st, b := rawDo("GET", ms[2].base()+"/v1/rdds/states", "")
+		if st != 200 && st != 503 {
+			return false, fmt.Errorf("describe: %d %s", st, b)
+		}
+		_ = json.Unmarshal(b, &info)
+		return info.State == "lost", nil
+	}); err != nil {
+		t.Fatalf("rdd on a down node never reported lost: %v", err)
+	}
+	do(t, "GET", ms[2].base()+"/v1/rdds/states/keys/ak", "", 410)
+}
+
+func createSessionWait(base string, id int64) error {
+	return waitFor(4*time.Minute, func() (bool, error) {
+		_, b := rawDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, id), "")
+		if strings.Contains(string(b), `"error"`) || strings.Contains(string(b), `"dead"`) {
+			return false, fmt.Errorf("session failed: %s", b)
+		}
+		return strings.Contains(string(b), `"idle"`), nil
+	})
+}
