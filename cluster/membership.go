@@ -178,11 +178,13 @@ func (n *Node) ClusterStatus() Status {
 }
 
 // LeastLoaded returns the up node with the least load (sessions and their
-// shared RDDs), for placing a new session or shared RDD.
+// shared RDDs), preferring a follower on a tie, for placing a new session
+// or shared RDD.
 func (n *Node) LeastLoaded() (string, bool) {
 	var id string
 	var ok bool
-	n.fsm.read(func(s *State) { id, ok = s.leastLoaded() })
+	_, leader := n.raft.LeaderWithID()
+	n.fsm.read(func(s *State) { id, ok = s.leastLoaded(string(leader)) })
 	return id, ok
 }
 

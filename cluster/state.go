@@ -180,15 +180,25 @@ func (s *State) load(node string) int {
 	return n
 }
 
-// leastLoaded picks the up node with the least load, ties by id.
-func (s *State) leastLoaded() (string, bool) {
+// leastLoaded picks the up node with the least load; on a tie a node other
+// than avoid (the Raft leader, which has the registry's work), then the
+// smallest id.
+func (s *State) leastLoaded(avoid string) (string, bool) {
 	best, bestLoad := "", -1
+	rank := func(id string, load int) [2]int {
+		a := 0
+		if id == avoid {
+			a = 1
+		}
+		return [2]int{load, a}
+	}
 	for id, m := range s.Nodes {
 		if m.Status != NodeUp {
 			continue
 		}
 		l := s.load(id)
-		if bestLoad < 0 || l < bestLoad || (l == bestLoad && id < best) {
+		r, br := rank(id, l), rank(best, bestLoad)
+		if bestLoad < 0 || r[0] < br[0] || (r[0] == br[0] && (r[1] < br[1] || (r[1] == br[1] && id < best))) {
 			best, bestLoad = id, l
 		}
 	}

@@ -172,11 +172,11 @@ func TestNodeStatusAndPlacement(t *testing.T) {
 	mustApply(t, s, CmdCreateSession, &CreateSession{Node: "n1"})
 	mustApply(t, s, CmdCreateRDD, &CreateRDD{Name: "a", SessionID: 0})
 	mustApply(t, s, CmdCreateSession, &CreateSession{Node: "n2"})
-	if got, _ := s.leastLoaded(); got != "n3" {
+	if got, _ := s.leastLoaded(""); got != "n3" {
 		t.Fatalf("least loaded = %s, want n3", got)
 	}
 	mustApply(t, s, CmdSetNodeStatus, &SetNodeStatus{ID: "n3", Status: NodeDown, At: 5})
-	if got, _ := s.leastLoaded(); got != "n2" {
+	if got, _ := s.leastLoaded(""); got != "n2" {
 		t.Fatalf("least loaded with n3 down = %s, want n2", got)
 	}
 	// A node going down takes its sessions with it.
@@ -210,8 +210,13 @@ func TestNodeStatusAndPlacement(t *testing.T) {
 	if _, err := s.apply(roundTrip(t, Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: "zz"}})); !errors.Is(err, ErrNodeNotFound) {
 		t.Fatalf("remove unknown node: %v", err)
 	}
-	if got, _ := s.leastLoaded(); got != "n1" {
+	if got, _ := s.leastLoaded(""); got != "n1" {
 		t.Fatalf("least loaded = %s, want n1 (n2 removed, n3 down)", got)
+	}
+	// On a tie the leader is avoided.
+	mustApply(t, s, CmdSetNodeStatus, &SetNodeStatus{ID: "n3", Status: NodeUp, At: 8})
+	if got, _ := s.leastLoaded("n1"); got != "n3" {
+		t.Fatalf("least loaded avoiding leader n1 = %s, want n3", got)
 	}
 }
 

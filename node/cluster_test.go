@@ -15,7 +15,7 @@ import (
 
 // freeAddr reserves a loopback port, so a node can restart on the same
 // addresses (other members remember them).
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -31,7 +31,7 @@ type member struct {
 	n                   *Node
 }
 
-func (m *member) cfg(t *testing.T, join []string) Config {
+func (m *member) cfg(t testing.TB, join []string) Config {
 	c := testConfig(t, m.dir)
 	c.NodeID, c.HTTPAddr, c.RaftAddr, c.Join = m.id, m.http, m.raft, join
 	c.Bootstrap = len(join) == 0
@@ -40,7 +40,7 @@ func (m *member) cfg(t *testing.T, join []string) Config {
 	return c
 }
 
-func (m *member) start(t *testing.T, join []string) {
+func (m *member) start(t testing.TB, join []string) {
 	t.Helper()
 	n, err := Start(m.cfg(t, join))
 	if err != nil {
@@ -52,7 +52,7 @@ func (m *member) start(t *testing.T, join []string) {
 func (m *member) base() string { return "http://" + m.http }
 
 // startCluster starts three nodes: n1 bootstraps, n2 and n3 join through it.
-func startCluster(t *testing.T) []*member {
+func startCluster(t testing.TB) []*member {
 	t.Helper()
 	ms := make([]*member, 3)
 	for i := range ms {
@@ -73,7 +73,7 @@ func startCluster(t *testing.T) []*member {
 }
 
 // waitMembers waits until every running member sees want up voters.
-func waitMembers(t *testing.T, ms []*member, want int) {
+func waitMembers(t testing.TB, ms []*member, want int) {
 	t.Helper()
 	err := waitFor(30*time.Second, func() (bool, error) {
 		for _, m := range ms {
@@ -298,14 +298,25 @@ func TestThreeNodeRegistry(t *testing.T) {
 // clear 503, then its shared RDDs are reported lost.
 func TestThreeNodeForwarding(t *testing.T) {
 	ms := startCluster(t)
-	// Placement: the least-loaded node (all empty: n1) gets the session.
+	// Placement: all nodes are empty, so a follower with the smallest id.
 	var s struct {
 		ID   int64  `json:"id"`
 		Node string `json:"node"`
 	}
+	leader := leaderOf(ms)
+	want := "n1"
+	if leader.id == "n1" {
+		want = "n2"
+	}
 	_ = json.Unmarshal(do(t, "POST", ms[2].base()+"/sessions", `{"kind":"pyspark"}`, 201), &s)
-	if s.Node != "n1" {
-		t.Fatalf("session placed on %s, want the least-loaded n1", s.Node)
+	if s.Node != want {
+		t.Fatalf("session placed on %s, want the least-loaded follower %s", s.Node, want)
+	}
+	var owner *member
+	for _, m := range ms {
+		if m.id == s.Node {
+			owner = m
+		}
 	}
 	if err := createSessionWait(ms[1].base(), s.ID); err != nil {
 		t.Fatal(err)
@@ -341,22 +352,27 @@ func TestThreeNodeForwarding(t *testing.T) {
 	if got := textOf(t, run(t, ms[2].base(), s.ID, "states.get('hi')")); got != "'Hawaii'" {
 		t.Fatalf("statement through n3 = %s", got)
 	}
-	// A second session goes to another node (n1 is now loaded).
-	var s2 struct{ Node string }
-	_ = json.Unmarshal(do(t, "POST", ms[0].base()+"/sessions", `{"kind":"sparkr"}`, 400), &s2)
+	// Bad input is rejected wherever placement would send it.
+	do(t, "POST", ms[0].base()+"/sessions", `{"kind":"sparkr"}`, 400)
 
 	// Stop the owner: a clear 503 naming the rdd and the node, not a hang.
-	ms[0].n.Close()
-	ms[0].n = nil
-	st, b := rawDo("GET", ms[1].base()+"/v1/rdds/states/keys/ak", "")
-	if (st != 503 || !strings.Contains(string(b), `shared rdd \"states\"`) || !strings.Contains(string(b), "n1")) && st != 410 {
+	owner.n.Close()
+	owner.n = nil
+	var other *member
+	for _, m := range ms {
+		if m.n != nil && other == nil {
+			other = m
+		}
+	}
+	st, b := rawDo("GET", other.base()+"/v1/rdds/states/keys/ak", "")
+	if (st != 503 || !strings.Contains(string(b), `shared rdd \"states\"`) || !strings.Contains(string(b), owner.id)) && st != 410 {
 		t.Fatalf("get with the owner gone: %d %s", st, b)
 	}
-	// Once the new leader marks n1 down, the rdd is reported lost.
+	// Once the leader marks the owner down, the rdd is reported lost.
 	if err := waitFor(30*time.Second, func() (bool, error) {
-		// 503 (owner unreachable) until the leader marks n1 down.
+		// 503 (owner unreachable) until the leader marks it down.
 		var info struct{ State string }
-		st, b := rawDo("GET", ms[2].base()+"/v1/rdds/states", "")
+		st, b := rawDo("GET", other.base()+"/v1/rdds/states", "")
 		if st != 200 && st != 503 {
 			return false, fmt.Errorf("describe: %d %s", st, b)
 		}
@@ -365,7 +381,7 @@ func TestThreeNodeForwarding(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("rdd on a down node never reported lost: %v", err)
 	}
-	do(t, "GET", ms[2].base()+"/v1/rdds/states/keys/ak", "", 410)
+	do(t, "GET", other.base()+"/v1/rdds/states/keys/ak", "", 410)
 }
 
 func createSessionWait(base string, id int64) error {

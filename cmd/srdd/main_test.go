@@ -19,47 +19,11 @@ import (
 // start it, create a session, use the CLI, press Ctrl-C (SIGINT), and check
 // that no interpreter or JVM of that node is left behind.
 func TestBinaryServesAndStopsCleanly(t *testing.T) {
-	python := os.Getenv("SRDD_TEST_PYTHON")
-	if python == "" {
-		python, _ = filepath.Abs("../../.venv/bin/python")
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("no Python with pyspark at %s; run the tests with `make test`", python)
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "srdd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	data := filepath.Join(dir, "data")
-	srv := exec.Command(bin, "server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-		"--data-dir", data, "--python", python, "--spark-master", "local[1]", "--log-level", "warn")
-	stderr, err := srv.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = srv.Process.Kill() }()
-
-	// The server announces its address on stderr.
-	addrCh := make(chan string, 1)
-	go func() {
-		re := regexp.MustCompile(`serving on http://(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrCh <- m[1]
-			}
-		}
-	}()
-	var addr string
-	select {
-	case addr = <-addrCh:
-	case <-time.After(time.Minute):
-		t.Fatal("server did not announce its address")
-	}
+	python := testPython(t)
+	bin := buildSrdd(t)
+	data := filepath.Join(t.TempDir(), "data")
+	srv, addr := startSrdd(t, bin, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+		"--data-dir", data, "--python", python, "--spark-master", "local[1]")
 	base := "http://" + addr
 
 	post(t, base+"/sessions", `{"kind":"pyspark"}`, http.StatusCreated)
@@ -108,6 +72,61 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 	if left := processesWithEnv(marker); len(left) > 0 {
 		t.Fatalf("processes left after Ctrl-C: %v", left)
 	}
+}
+
+func testPython(t *testing.T) string {
+	python := os.Getenv("SRDD_TEST_PYTHON")
+	if python == "" {
+		python, _ = filepath.Abs("../../.venv/bin/python")
+	}
+	if _, err := os.Stat(python); err != nil {
+		t.Fatalf("no Python with pyspark at %s; run the tests with `make test`", python)
+	}
+	return python
+}
+
+// buildSrdd builds the binary under test into a temp dir.
+func buildSrdd(t *testing.T) string {
+	bin := filepath.Join(t.TempDir(), "srdd")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startSrdd starts `srdd server args...` and returns it with the HTTP
+// address it announced. The process is killed when the test ends.
+func startSrdd(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	srv := exec.Command(bin, append([]string{"server", "--log-level", "warn"}, args...)...)
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		_, _ = srv.Process.Wait()
+	})
+	addrCh := make(chan string, 1)
+	go func() {
+		re := regexp.MustCompile(`serving on http://(\S+)`)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrCh <- m[1]
+			}
+		}
+	}()
+	select {
+	case addr := <-addrCh:
+		return srv, addr
+	case <-time.After(time.Minute):
+		t.Fatal("server did not announce its address")
+	}
+	return nil, ""
 }
 
 func post(t *testing.T, url, body string, want int) {
