@@ -59,7 +59,9 @@ func BenchmarkForwardedGet(b *testing.B) {
 	direct := measure(owner.base())
 	forwarded := measure(other.base())
 	b.StopTimer()
-	p := func(l []time.Duration, q float64) float64 { return float64(l[int(float64(len(l)-1)*q)].Microseconds()) / 1000 }
+	p := func(l []time.Duration, q float64) float64 {
+		return float64(l[int(float64(len(l)-1)*q)].Microseconds()) / 1000
+	}
 	b.ReportMetric(p(direct, 0.5), "owner-p50-ms")
 	b.ReportMetric(p(forwarded, 0.5), "forwarded-p50-ms")
 	b.ReportMetric(p(forwarded, 0.5)-p(direct, 0.5), "added-p50-ms")
