@@ -393,3 +393,44 @@ func createSessionWait(base string, id int64) error {
 		return strings.Contains(string(b), `"idle"`), nil
 	})
 }
+
+// A non-voter leaves the cluster when it stops and wipes its Raft state,
+// so it can join again later; voters stay members across restarts.
+func TestNonVoterLeavesOnStop(t *testing.T) {
+	ms := startCluster(t)
+	nv := &member{id: "nv", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	c := nv.cfg(t, []string{ms[1].http})
+	c.NonVoter = true
+	n, err := Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	suffrage := func() string {
+		for _, m := range ms[0].n.Registry.ClusterStatus().Members {
+			if m.ID == "nv" {
+				return m.Suffrage + "/" + m.Status
+			}
+		}
+		return ""
+	}
+	if err := waitFor(10*time.Second, func() (bool, error) { return suffrage() == "nonvoter/up", nil }); err != nil {
+		t.Fatalf("non-voter after join: %q", suffrage())
+	}
+	n.Close()
+	if got := suffrage(); got != "/removed" {
+		t.Fatalf("non-voter after stop: %q, want removed from the configuration", got)
+	}
+	if _, err := os.Stat(nv.dir + "/raft"); !os.IsNotExist(err) {
+		t.Fatalf("non-voter kept its raft state: %v", err)
+	}
+	// It joins again from scratch.
+	n, err = Start(c)
+	if err != nil {
+		t.Fatalf("rejoin after leave: %v", err)
+	}
+	defer n.Close()
+	if err := waitFor(10*time.Second, func() (bool, error) { return suffrage() == "nonvoter/up", nil }); err != nil {
+		t.Fatalf("non-voter after rejoin: %q", suffrage())
+	}
+	waitSameState(t, append(ms, &member{id: "nv", n: n}))
+}

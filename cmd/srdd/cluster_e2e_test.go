@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,6 +86,10 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	leader := byID[v.Leader]
+	out, err := exec.Command(bin, "--addr", procs[1].http, "cluster", "status").CombinedOutput()
+	if err != nil || strings.Count(string(out), "voter") != 3 || !strings.Contains(string(out), "leader "+leader.id) {
+		t.Fatalf("srdd cluster status = %s (%v)", out, err)
+	}
 
 	// A shared RDD placed by the cluster: on a follower (least loaded).
 	var s struct {
