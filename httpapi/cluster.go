@@ -294,8 +294,38 @@ func remoteNodes(self string, nodes []string) []string {
 	return out
 }
 
+// gatherOwned asks every other node in owners for its own view of a
+// listing (path with scope=local; items under field) and returns, by
+// "node/key", the raw items each node owns. A node that does not answer in
+// two seconds is skipped: its items keep this node's view.
+func (s *Server) gatherOwned(owners []string, path, field string, key func(raw json.RawMessage) (node, k string, ok bool)) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, id := range remoteNodes(s.cfg.Cluster.ID(), owners) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res map[string]json.RawMessage
+			var items []json.RawMessage
+			if s.fetchLocal(id, path, &res) != nil || json.Unmarshal(res[field], &items) != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, raw := range items {
+				if node, k, ok := key(raw); ok && node == id {
+					out[node+"/"+k] = raw
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 // listRDDsCluster lists shared RDDs with state and key count from the node
-// that owns each (asked in parallel, two seconds at most).
+// that owns each.
 func (s *Server) listRDDsCluster(ctx *fasthttp.RequestCtx) {
 	c, cancel := reqContext(ctx)
 	defer cancel()
@@ -304,36 +334,14 @@ func (s *Server) listRDDsCluster(ctx *fasthttp.RequestCtx) {
 	for i, r := range all {
 		owners[i] = r.Node
 	}
-	remote := map[string]map[string]json.RawMessage{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, id := range remoteNodes(s.cfg.Cluster.ID(), owners) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var res struct {
-				RDDs []json.RawMessage `json:"rdds"`
-			}
-			if s.fetchLocal(id, "/v1/rdds?scope=local", &res) != nil {
-				return
-			}
-			byName := map[string]json.RawMessage{}
-			for _, raw := range res.RDDs {
-				var r struct{ Name, Node string }
-				if json.Unmarshal(raw, &r) == nil && r.Node == id {
-					byName[r.Name] = raw
-				}
-			}
-			mu.Lock()
-			remote[id] = byName
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	owned := s.gatherOwned(owners, "/v1/rdds?scope=local", "rdds", func(raw json.RawMessage) (string, string, bool) {
+		var r struct{ Name, Node string }
+		return r.Node, r.Name, json.Unmarshal(raw, &r) == nil
+	})
 	out := make([]any, len(all))
 	for i, r := range all {
 		out[i] = r
-		if raw, ok := remote[r.Node][r.Name]; ok {
+		if raw, ok := owned[r.Node+"/"+r.Name]; ok {
 			out[i] = raw
 		}
 	}
@@ -352,39 +360,17 @@ func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
 	for i, si := range all {
 		owners[i] = si.Node
 	}
-	remote := map[string]map[int64]json.RawMessage{}
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, id := range remoteNodes(s.cfg.Cluster.ID(), owners) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var res struct {
-				Sessions []json.RawMessage `json:"sessions"`
-			}
-			if s.fetchLocal(id, "/sessions?scope=local&size=1000000", &res) != nil {
-				return
-			}
-			byID := map[int64]json.RawMessage{}
-			for _, raw := range res.Sessions {
-				var si struct {
-					ID   int64
-					Node string
-				}
-				if json.Unmarshal(raw, &si) == nil && si.Node == id {
-					byID[si.ID] = raw
-				}
-			}
-			mu.Lock()
-			remote[id] = byID
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	owned := s.gatherOwned(owners, "/sessions?scope=local&size=1000000", "sessions", func(raw json.RawMessage) (string, string, bool) {
+		var si struct {
+			ID   int64
+			Node string
+		}
+		return si.Node, strconv.FormatInt(si.ID, 10), json.Unmarshal(raw, &si) == nil
+	})
 	out := make([]any, len(all))
 	for i, si := range all {
 		out[i] = si
-		if raw, ok := remote[si.Node][si.ID]; ok {
+		if raw, ok := owned[si.Node+"/"+strconv.FormatInt(si.ID, 10)]; ok {
 			out[i] = raw
 		}
 	}

@@ -208,12 +208,10 @@ func (m *Manager) reapLoop() {
 	}
 }
 
-// drop stops a live session that the registry no longer counts as active
-// (its node was marked down while it was cut off, for example).
-func (m *Manager) drop(s *session) {
-	rec, _ := m.reg.Session(s.id)
-	reason := fmt.Sprintf("the registry marked the session %s: %s", rec.Status, rec.Reason)
-	m.cfg.Logger.Warn("stopping session", "session", s.id, "reason", reason)
+// retire stops a live session's interpreter and forgets it, leaving the
+// reason in its log.
+func (m *Manager) retire(s *session, reason string) {
+	m.cfg.Logger.Info("stopping session", "session", s.id, "reason", reason)
 	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
 	m.stop(s)
 	m.mu.Lock()
@@ -221,13 +219,16 @@ func (m *Manager) drop(s *session) {
 	m.mu.Unlock()
 }
 
+// drop stops a live session that the registry no longer counts as active
+// (its node was marked down while it was cut off, for example).
+func (m *Manager) drop(s *session) {
+	rec, _ := m.reg.Session(s.id)
+	m.retire(s, fmt.Sprintf("the registry marked the session %s: %s", rec.Status, rec.Reason))
+}
+
+// reap stops an inactive session and records it as killed.
 func (m *Manager) reap(s *session, reason string) {
-	m.cfg.Logger.Info("reaping session", "session", s.id, "reason", reason)
-	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
-	m.stop(s)
-	m.mu.Lock()
-	delete(m.live, s.id)
-	m.mu.Unlock()
+	m.retire(s, reason)
 	_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetSessionStatus,
 		Body: &cluster.SetSessionStatus{ID: s.id, Status: cluster.SessionKilled, Reason: reason}})
 	if err != nil {

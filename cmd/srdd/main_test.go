@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,8 +25,8 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 		"--data-dir", data, "--python", python, "--spark-master", "local[1]")
 	base := "http://" + addr
 
-	post(t, base+"/sessions", `{"kind":"pyspark"}`, http.StatusCreated)
-	post(t, base+"/v1/rdds", `{"name":"cities","session":0}`, http.StatusCreated)
+	postJSON(t, base+"/sessions", `{"kind":"pyspark"}`, http.StatusCreated)
+	postJSON(t, base+"/v1/rdds", `{"name":"cities","session":0}`, http.StatusCreated)
 	cli := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append([]string{"--addr", addr}, args...)...).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
@@ -127,19 +126,6 @@ func startSrdd(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 		t.Fatal("server did not announce its address")
 	}
 	return nil, ""
-}
-
-func post(t *testing.T, url, body string, want int) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		t.Fatalf("POST %s: %d %s", url, resp.StatusCode, b)
-	}
 }
 
 // processesWithEnv lists pids whose environment contains marker (an
