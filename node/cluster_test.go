@@ -434,3 +434,23 @@ func TestNonVoterLeavesOnStop(t *testing.T) {
 	}
 	waitSameState(t, append(ms, &member{id: "nv", n: n}))
 }
+
+// An explicit --bootstrap on a node that already belongs to a cluster is
+// refused; the same node restarts fine without it.
+func TestBootstrapRefusedOnClusteredNode(t *testing.T) {
+	ms := startCluster(t)
+	m := ms[2]
+	m.n.Close()
+	m.n = nil
+	c := m.cfg(t, nil)
+	c.Bootstrap, c.StrictBootstrap = true, true
+	if n, err := Start(c); err == nil {
+		n.Close()
+		t.Fatal("explicit bootstrap on a clustered node was accepted")
+	} else if !strings.Contains(err.Error(), "refusing to bootstrap") {
+		t.Fatalf("explicit bootstrap: %v", err)
+	}
+	m.start(t, nil) // default flags: restarts from its Raft state
+	waitMembers(t, ms, 3)
+	waitSameState(t, ms)
+}
