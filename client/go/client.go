@@ -8,24 +8,46 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // Client talks to one srdd node over HTTP.
 type Client struct {
-	base string
-	hc   *http.Client
+	bases []string     // one per node, in the order given
+	good  atomic.Int32 // index of the node that last answered
+	hc    *http.Client
 }
 
 // New returns a client for addr ("127.0.0.1:8998" or "http://host:port").
+//
+// addr may list several nodes separated by commas: a call goes to the node
+// that answered last and moves on to the next only when a node cannot be
+// reached at all (its connection is refused or times out), so a request
+// that may have reached a node is never sent twice. Any node serves any
+// call: the cluster forwards it to where it belongs.
 func New(addr string) *Client {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+	c := &Client{hc: &http.Client{Timeout: 5 * time.Minute}}
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a == "" {
+			continue
+		}
+		if !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		c.bases = append(c.bases, strings.TrimSuffix(a, "/"))
 	}
-	return &Client{base: strings.TrimSuffix(addr, "/"), hc: &http.Client{Timeout: 5 * time.Minute}}
+	return c
+}
+
+// unreachable reports whether err means the request never reached the node.
+func unreachable(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // Error is an error answered by the server.
@@ -69,16 +91,36 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, out any)
 		}
 		rd = bytes.NewReader(enc)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
+	if len(c.bases) == 0 {
+		return errors.New("srdd client: no node address")
 	}
+	var payload []byte
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+		payload, _ = io.ReadAll(rd)
 	}
-	resp, err := c.hc.Do(req)
+	var resp *http.Response
+	var err error
+	start := int(c.good.Load())
+	for i := 0; i < len(c.bases); i++ {
+		at := (start + i) % len(c.bases)
+		var req *http.Request
+		req, err = http.NewRequestWithContext(ctx, method, c.bases[at]+path, bytes.NewReader(payload))
+		if err != nil {
+			return err
+		}
+		if rd != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if resp, err = c.hc.Do(req); err == nil {
+			c.good.Store(int32(at))
+			break
+		}
+		if !unreachable(err) {
+			return err
+		}
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("no node of %v could be reached: %w", c.bases, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

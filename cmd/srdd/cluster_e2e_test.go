@@ -177,6 +177,11 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 			t.Fatalf("acknowledged write lost: %v", err)
 		}
 	}
+	// The CLI fails over: the dead leader is listed first.
+	out, err = exec.Command(bin, "--addr", leader.http+","+survivors[1].http, "get", "e2e", "warmup").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Fatalf("srdd get with the first node dead = %q, %v", out, err)
+	}
 	// The registry takes new writes through either survivor.
 	postJSON(t, "http://"+survivors[1].http+"/v1/rdds", fmt.Sprintf(`{"name":"after","session":%d}`, s.ID), 201)
 	if v, err := viewOf(survivors[1].http); err != nil || v.Leader != newLeader {
