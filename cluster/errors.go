@@ -15,6 +15,10 @@ var (
 	ErrNodeNotFound    = errors.New("node not found")
 	ErrNodeRemoved     = errors.New("node was removed from the cluster")
 	ErrNoLeader        = errors.New("no raft leader")
+	// ErrOutcomeUnknown: the write reached the leader (or was appended)
+	// but its result was lost; it may or may not have been applied, so it
+	// is never retried automatically.
+	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied")
 )
 
 // errorKinds names each sentinel on the wire, so an error the leader's FSM
@@ -24,6 +28,7 @@ var errorKinds = map[string]error{
 	"session_exists": ErrSessionExists, "session_inactive": ErrSessionInactive,
 	"rdd_not_found": ErrRDDNotFound, "rdd_exists": ErrRDDExists, "closed": ErrClosed,
 	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "no_leader": ErrNoLeader,
+	"outcome_unknown": ErrOutcomeUnknown,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -67,13 +68,22 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/msgpack")
+	req.Header.Set("X-Requested-By", "srdd")
 	resp, err := n.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot forward %s to the leader at %s: %w", what, addr, ErrNoLeader)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			// Never reached the leader: safe to try again.
+			return nil, fmt.Errorf("cannot reach the leader at %s for %s: %w", addr, what, ErrNoLeader)
+		}
+		return nil, fmt.Errorf("forwarded %s to %s: %v: %w", what, addr, err, ErrOutcomeUnknown)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
+	if err != nil {
+		return nil, fmt.Errorf("forwarded %s to %s: %v: %w", what, addr, err, ErrOutcomeUnknown)
+	}
+	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("leader at %s answered %d to a forwarded %s: %s", addr, resp.StatusCode, what, body)
 	}
 	var r applyReply
@@ -130,11 +140,16 @@ func (n *Node) LeaderHTTP() (string, error) { return n.leaderHTTP() }
 
 // ServeIndex confirms leadership and returns the commit index, for a
 // follower's CatchUp (a Raft "read index").
+//
+// It answers the index of the last command its FSM applied after a
+// barrier, not raft's commit index: entries that are not commands (no-ops
+// after elections, barriers, configuration changes) never reach a
+// follower's FSM, so a follower could never "apply" up to them.
 func (n *Node) ServeIndex() ([]byte, error) {
-	if err := n.raft.VerifyLeader().Error(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+	if err := n.VerifyLeader(); err != nil {
+		return nil, err
 	}
-	return []byte(strconv.FormatUint(n.raft.CommitIndex(), 10)), nil
+	return []byte(strconv.FormatUint(n.fsm.applied.Load(), 10)), nil
 }
 
 // CatchUp makes this node apply everything the leader had committed when

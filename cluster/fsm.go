@@ -29,9 +29,10 @@ type applyResult struct {
 type fsm struct {
 	mu    sync.RWMutex
 	state *State
-	// applied is the index of the last entry whose Apply (or Restore) has
-	// finished. raft.AppliedIndex runs ahead of it: raft counts an entry as
-	// applied once it is handed to the FSM goroutine.
+	// applied is the index of the last command whose Apply (or the
+	// snapshot a Restore loaded) has finished. raft.AppliedIndex runs ahead
+	// of it: raft counts an entry as applied once it is handed to the FSM
+	// goroutine, and counts entries that never reach the FSM.
 	applied atomic.Uint64
 }
 
@@ -40,10 +41,10 @@ func newFSM() *fsm { return &fsm{state: NewState()} }
 // Apply applies one committed log entry. An entry this node cannot decode
 // stops the node loudly: continuing would let replicas diverge.
 func (f *fsm) Apply(l *raft.Log) any {
-	defer f.applied.Store(l.Index)
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	defer f.applied.Store(l.Index)
 	cmd, err := Decode(l.Data)
 	if err != nil {
 		panic(fmt.Sprintf("cluster: refusing log entry %d: %v", l.Index, err))

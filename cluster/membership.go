@@ -62,11 +62,24 @@ func (n *Node) Remove(id string) error {
 	if _, ok := n.Member(id); !ok {
 		return fmt.Errorf("%w: %q", ErrNodeNotFound, id)
 	}
+	if id == n.cfg.NodeID {
+		// Raft shuts a removed node down; a leader removing itself would
+		// stop before it could record the removal. Hand over first; the
+		// caller retries against the new leader.
+		if err := n.raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("cannot hand over leadership before removing %s: %w", id, err)
+		}
+		return ErrNotLeader
+	}
+	// Record the removal first (its sessions become dead), then change the
+	// Raft configuration.
+	if _, err := n.Apply(Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: id}}); err != nil {
+		return err
+	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
 		return fmt.Errorf("cannot remove %s: %w", id, err)
 	}
-	_, err := n.Apply(Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: id}})
-	return err
+	return nil
 }
 
 // startHealthWatch makes the leader turn Raft's heartbeat observations

@@ -137,6 +137,9 @@ func Open(cfg Config) (*Node, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			if n.raft != nil {
+				_ = n.raft.Shutdown().Error()
+			}
 			n.closeResources()
 		}
 	}()
@@ -273,8 +276,11 @@ func (n *Node) Apply(c Command) (any, error) {
 func (n *Node) applyLocal(b []byte) (uint64, any, error) {
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, nil, ErrNotLeader
+		if errors.Is(err, raft.ErrNotLeader) {
+			return 0, nil, ErrNotLeader // nothing was appended: safe to retry
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrEnqueueTimeout) {
+			return 0, nil, fmt.Errorf("%v: %w", err, ErrOutcomeUnknown)
 		}
 		if errors.Is(err, raft.ErrRaftShutdown) {
 			return 0, nil, ErrClosed

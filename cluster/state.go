@@ -94,11 +94,7 @@ func (s *State) apply(c Command) (any, error) {
 		if b.Status == NodeDown {
 			// Sessions (and memory-mode data) on a node that is down are
 			// lost; if the node comes back it stops their interpreters.
-			for _, sess := range s.Sessions {
-				if sess.Node == b.ID && sess.Status == SessionActive {
-					sess.Status, sess.Reason = SessionDead, "node "+b.ID+" went down"
-				}
-			}
+			s.loseSessions(b.ID, "node "+b.ID+" went down")
 		}
 		return nil, nil
 	case *RemoveNode:
@@ -107,6 +103,7 @@ func (s *State) apply(c Command) (any, error) {
 			return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
 		}
 		m.Status = NodeRemoved
+		s.loseSessions(b.ID, "node "+b.ID+" was removed from the cluster")
 		return nil, nil
 	case *CreateSession:
 		if b.Name != "" {
@@ -161,6 +158,15 @@ func (s *State) apply(c Command) (any, error) {
 	}
 	// Decode only produces the bodies above; anything else is our bug.
 	panic(fmt.Sprintf("cluster: no apply rule for %T", c.Body))
+}
+
+// loseSessions marks every active session of a node dead.
+func (s *State) loseSessions(node, reason string) {
+	for _, sess := range s.Sessions {
+		if sess.Node == node && sess.Status == SessionActive {
+			sess.Status, sess.Reason = SessionDead, reason
+		}
+	}
 }
 
 // load is how busy a node is for placement: its active sessions plus the

@@ -70,27 +70,15 @@ func TestApplyRules(t *testing.T) {
 }
 
 func equalStates(t *testing.T, a, b *State) bool {
-	var ba, bb bytes.Buffer
-	if err := writeSnapshot(&ba, a); err != nil {
+	x, err := canonical(a)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeSnapshot(&bb, b); err != nil {
+	y, err := canonical(b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	x, _ := readSnapshot(&ba)
-	y, _ := readSnapshot(&bb)
-	return len(x.Sessions) == len(y.Sessions) && len(x.RDDs) == len(y.RDDs) &&
-		x.NextSessionID == y.NextSessionID && sessionsEqual(x, y)
-}
-
-func sessionsEqual(a, b *State) bool {
-	for id, s := range a.Sessions {
-		o, ok := b.Sessions[id]
-		if !ok || o.Status != s.Status || o.Name != s.Name {
-			return false
-		}
-	}
-	return true
+	return bytes.Equal(x, y)
 }
 
 func TestDecodeRejects(t *testing.T) {

@@ -251,6 +251,9 @@ func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx, id string) {
 	}
 	if err := s.cfg.Cluster.Remove(id); err != nil {
 		if errors.Is(err, cluster.ErrNotLeader) {
+			// This node handed leadership over (it is removing itself):
+			// let the new leader, once known, do the removal.
+			s.awaitOtherLeader(5 * time.Second)
 			s.toLeader(ctx)
 			return
 		}
@@ -258,6 +261,19 @@ func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx, id string) {
 		return
 	}
 	ctx.SetStatusCode(http.StatusNoContent)
+}
+
+// awaitOtherLeader waits until another node is known to lead.
+func (s *Server) awaitOtherLeader(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if !s.cfg.Cluster.IsLeader() {
+			if _, err := s.cfg.Cluster.LeaderHTTP(); err == nil {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // fetchLocal asks node id for its own view of a listing (scope=local).
@@ -374,8 +390,8 @@ func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
 			out[i] = raw
 		}
 	}
-	page := out[min(from, len(out)):min(from+size, len(out))]
-	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(out), "sessions": page})
+	lo, hi := page(len(out), from, size)
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(out), "sessions": out[lo:hi]})
 }
 
 // internalIndex answers a follower's CatchUp with the commit index.

@@ -60,6 +60,8 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 		status, code = http.StatusNotFound, "node_not_found"
 	case errors.Is(err, cluster.ErrNodeRemoved):
 		status, code = http.StatusConflict, "node_removed"
+	case errors.Is(err, cluster.ErrOutcomeUnknown):
+		status, code = http.StatusServiceUnavailable, "outcome_unknown"
 	case errors.Is(err, cluster.ErrNoLeader):
 		status, code = http.StatusServiceUnavailable, "no_leader"
 		ctx.Response.Header.Set("Retry-After", "1")

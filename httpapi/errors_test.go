@@ -58,3 +58,18 @@ func TestSegmentsDecodeEachPart(t *testing.T) {
 	f("/", nil, true)
 	f("/v1/rdds/%zz", nil, false)
 }
+
+func TestPageNeverOverflows(t *testing.T) {
+	f := func(n, from, size, lo, hi int) {
+		t.Helper()
+		if a, b := page(n, from, size); a != lo || b != hi {
+			t.Fatalf("page(%d, %d, %d) = %d, %d; want %d, %d", n, from, size, a, b, lo, hi)
+		}
+	}
+	f(0, 0, 100, 0, 0)
+	f(5, 1, 2, 1, 3)
+	f(5, 4, 100, 4, 5)
+	f(5, 9, 100, 5, 5)
+	f(5, 1, maxQueryInt, 1, 5)
+	f(5, maxQueryInt, maxQueryInt, 5, 5)
+}

@@ -60,11 +60,21 @@ func intArg(ctx *fasthttp.RequestCtx, name string, def int) (int, bool) {
 		return def, true
 	}
 	n, err := strconv.Atoi(string(v))
-	if err != nil || n < 0 {
-		badRequest(ctx, "query argument "+name+" must be a non-negative integer")
+	if err != nil || n < 0 || n > maxQueryInt {
+		badRequest(ctx, "query argument "+name+" must be an integer from 0 to "+strconv.Itoa(maxQueryInt))
 		return 0, false
 	}
 	return n, true
+}
+
+// maxQueryInt bounds from/size/wait arguments, so no arithmetic on them
+// can overflow.
+const maxQueryInt = 1 << 30
+
+// page returns the [from, from+size) window of n items as slice bounds.
+func page(n, from, size int) (int, int) {
+	lo := min(from, n)
+	return lo, lo + min(size, n-lo)
 }
 
 // pageArgs reads Livy's from/size paging arguments (size defaults to 100).
@@ -82,8 +92,8 @@ func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	all := s.cfg.Sessions.List()
-	page := all[min(from, len(all)):min(from+size, len(all))]
-	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": page})
+	lo, hi := page(len(all), from, size)
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": all[lo:hi]})
 }
 
 func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
@@ -162,8 +172,8 @@ func (s *Server) listStatements(ctx *fasthttp.RequestCtx, id int64) {
 			sts[i], sts[j] = sts[j], sts[i]
 		}
 	}
-	page := sts[min(from, len(sts)):min(from+size, len(sts))]
-	writeJSON(ctx, http.StatusOK, map[string]any{"total_statements": len(sts), "statements": page})
+	lo, hi := page(len(sts), from, size)
+	writeJSON(ctx, http.StatusOK, map[string]any{"total_statements": len(sts), "statements": sts[lo:hi]})
 }
 
 func (s *Server) submitStatement(ctx *fasthttp.RequestCtx, id int64) {

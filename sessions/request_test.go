@@ -62,6 +62,9 @@ func TestCreateRequestSpec(t *testing.T) {
 	bad(CreateRequest{TTL: "soon"})
 	bad(CreateRequest{IdleTimeout: "-5m"})
 	bad(CreateRequest{HeartbeatTimeoutInSecond: -1})
+	bad(CreateRequest{HeartbeatTimeoutInSecond: 9300000000}) // would wrap negative
+	bad(CreateRequest{TTL: "213504d"})                       // would wrap to minutes
+	bad(CreateRequest{IdleTimeout: "9000000h"})
 }
 
 func TestParseLivyDuration(t *testing.T) {

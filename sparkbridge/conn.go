@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -68,7 +69,7 @@ func (c *Conn) Call(ctx context.Context, op string, args any, out any) error {
 	c.pending[id] = ch
 	c.mu.Unlock()
 
-	if err := c.send(&request{ID: id, Op: op, Args: args}); err != nil {
+	if err := c.send(ctx, &request{ID: id, Op: op, Args: args}); err != nil {
 		c.forget(id)
 		return fmt.Errorf("cannot send %s: %w", op, err)
 	}
@@ -94,17 +95,31 @@ func (c *Conn) Call(ctx context.Context, op string, args any, out any) error {
 	}
 }
 
-func (c *Conn) send(r *request) error {
+// writeTimeout bounds a frame write when the caller's context has no
+// deadline: an interpreter that stops reading must not wedge every caller.
+const writeTimeout = 30 * time.Second
+
+func (c *Conn) send(ctx context.Context, r *request) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.buf.Reset()
 	if err := c.enc.Encode(r); err != nil {
 		return err
 	}
-	if err := writeFrame(c.bw, c.buf.Bytes()); err != nil {
-		return err
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) > writeTimeout {
+		deadline = time.Now().Add(writeTimeout)
 	}
-	return c.bw.Flush()
+	_ = c.nc.SetWriteDeadline(deadline)
+	err := writeFrame(c.bw, c.buf.Bytes())
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	if err != nil {
+		// A partial frame leaves the stream unusable: end the connection.
+		_ = c.nc.Close()
+	}
+	return err
 }
 
 func (c *Conn) forget(id uint64) {
