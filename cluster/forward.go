@@ -18,6 +18,9 @@ import (
 // forwarded by followers (served by httpapi, handled by ServeApply).
 const ApplyPath = "/internal/v1/apply"
 
+// KeyHeader carries the cluster key on internal calls.
+const KeyHeader = "X-Srdd-Cluster-Key"
+
 // IndexPath is the internal HTTP route on which a leader tells its commit
 // index to a follower that wants to catch up (handled by ServeIndex).
 const IndexPath = "/internal/v1/index"
@@ -69,6 +72,7 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 	}
 	req.Header.Set("Content-Type", "application/msgpack")
 	req.Header.Set("X-Requested-By", "srdd")
+	req.Header.Set(KeyHeader, n.cfg.ClusterKey)
 	resp, err := n.http.Do(req)
 	if err != nil {
 		var op *net.OpError
@@ -172,6 +176,7 @@ func (n *Node) CatchUp() error {
 	if err != nil {
 		return err
 	}
+	req.Header.Set(KeyHeader, n.cfg.ClusterKey)
 	resp, err := n.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the leader at %s: %w", addr, ErrNoLeader)

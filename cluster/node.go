@@ -35,6 +35,9 @@ type Config struct {
 	// StrictBootstrap refuses Bootstrap (instead of ignoring it) when the
 	// node already belongs to a cluster of several servers.
 	StrictBootstrap bool
+	// ClusterKey, if set, is sent with every internal call to other nodes
+	// (X-Srdd-Cluster-Key); nodes started with a key require it.
+	ClusterKey string
 	// ForwardApply sends writes made on a follower to the leader over HTTP
 	// (ApplyPath). Off, a follower's Apply fails with ErrNotLeader.
 	ForwardApply bool

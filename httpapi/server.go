@@ -5,6 +5,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
@@ -38,6 +40,10 @@ type Config struct {
 	// request, as Livy's livy.server.csrf-protection.enabled does.
 	CSRFProtection bool
 	Version        string // srdd's version, shown by GET /version
+	// ClusterKey, if set, is required (X-Srdd-Cluster-Key) on the routes
+	// that change or feed the registry directly: /internal/*, joins and
+	// removals of nodes.
+	ClusterKey string
 }
 
 // Server is the HTTP front end of one node.
@@ -157,6 +163,11 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
+	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) &&
+		subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
+		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+		return routeOther
+	}
 	if node, what, placed := s.ownerOf(ctx, seg); node != "" {
 		s.forward(ctx, node, what, placed)
 		return routeForwarded
@@ -229,6 +240,19 @@ const LivyAPIVersion = "0.8.0"
 
 func (s *Server) version(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]string{"version": LivyAPIVersion, "srdd": s.cfg.Version})
+}
+
+// clusterOnly reports whether a route is for nodes, not clients.
+func clusterOnly(method string, seg []string) bool {
+	switch {
+	case len(seg) > 0 && seg[0] == "internal":
+		return true
+	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
+		return true
+	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes" && method == "DELETE":
+		return true
+	}
+	return false
 }
 
 // baseKey is the user value under which handle stores the server's base

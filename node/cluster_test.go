@@ -524,3 +524,54 @@ func TestCSRFInACluster(t *testing.T) {
 	}
 	do(t, "POST", follower.base()+"/v1/rdds", `{"name":"x"}`, 400)
 }
+
+// With a cluster key, nodes join and forward writes; a client without the
+// key cannot feed the registry directly, nor join or remove nodes.
+func TestClusterKey(t *testing.T) {
+	a := &member{id: "n1", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	b := &member{id: "n2", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	for _, m := range []*member{a, b} {
+		var join []string
+		if m == b {
+			join = []string{a.http}
+		}
+		c := m.cfg(t, join)
+		c.ClusterKey = "s3cret"
+		n, err := Start(c)
+		if err != nil {
+			t.Fatalf("start %s with a cluster key: %v", m.id, err)
+		}
+		m.n = n
+		defer n.Close()
+	}
+	follower := b
+	if b.n.Registry.IsLeader() {
+		follower = a
+	}
+	if _, err := createRecord(follower, "keyed"); err != nil {
+		t.Fatalf("forwarded write with a cluster key: %v", err)
+	}
+	entry, err := cluster.Encode(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*member{a, b} {
+		do(t, "POST", m.base()+cluster.ApplyPath, string(entry), 403)
+		do(t, "GET", m.base()+cluster.IndexPath, "", 403)
+		do(t, "POST", m.base()+"/v1/cluster/join", `{"id":"evil","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, 403)
+		do(t, "DELETE", m.base()+"/v1/cluster/nodes/n2", "", 403)
+		do(t, "GET", m.base()+"/v1/cluster", "", 200) // reading is for clients
+	}
+	if _, ok := a.n.Registry.Member("evil"); ok {
+		t.Fatal("a join without the key was recorded")
+	}
+	// A joiner with the wrong key is refused.
+	c := (&member{id: "n3", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}).cfg(t, []string{a.http})
+	c.ClusterKey = "wrong"
+	if n, err := Start(c); err == nil {
+		n.Close()
+		t.Fatal("a node with the wrong key joined")
+	} else if !strings.Contains(err.Error(), "403") {
+		t.Fatalf("wrong key: %v", err)
+	}
+}

@@ -50,9 +50,11 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// CSRFProtection requires X-Requested-By on mutating requests (Livy's option).
 	CSRFProtection bool
-	Version        string         // shown by GET /version
-	Raft           cluster.Config // timing overrides (tests); addresses come from above
-	Logger         hclog.Logger
+	// ClusterKey, if set, is required on node-to-node calls and sent on ours.
+	ClusterKey string
+	Version    string         // shown by GET /version
+	Raft       cluster.Config // timing overrides (tests); addresses come from above
+	Logger     hclog.Logger
 }
 
 // Node is a running srdd node.
@@ -65,11 +67,12 @@ type Node struct {
 	ln       net.Listener
 	logger   hclog.Logger
 
-	serveErr  chan error
-	closeOnce sync.Once
-	nonVoter  bool
-	wipeRaft  bool
-	dataDir   string
+	serveErr   chan error
+	closeOnce  sync.Once
+	nonVoter   bool
+	wipeRaft   bool
+	clusterKey string
+	dataDir    string
 }
 
 // leave takes a non-voter out of the cluster and wipes its Raft state, so
@@ -79,6 +82,7 @@ func (n *Node) leave() {
 	if err == nil {
 		req, _ := http.NewRequest(http.MethodDelete, "http://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
 		req.Header.Set("X-Requested-By", "srdd")
+		req.Header.Set(cluster.KeyHeader, n.clusterKey)
 		var resp *http.Response
 		if resp, err = (&http.Client{Timeout: 10 * time.Second}).Do(req); err == nil {
 			resp.Body.Close()
@@ -144,12 +148,13 @@ func Start(cfg Config) (*Node, error) {
 	rc.Bootstrap = cfg.Bootstrap && len(cfg.Join) == 0
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
+	rc.ClusterKey = cfg.ClusterKey
 	rc.Logger = cfg.Logger.Named("cluster")
 	n.Registry, err = cluster.Open(rc)
 	if err != nil {
 		return nil, err
 	}
-	n.nonVoter, n.dataDir = cfg.NonVoter, dataDir
+	n.nonVoter, n.dataDir, n.clusterKey = cfg.NonVoter, dataDir, cfg.ClusterKey
 
 	pyPath, err := sparkbridge.ExtractPython(dataDir)
 	if err != nil {
@@ -172,14 +177,14 @@ func Start(cfg Config) (*Node, error) {
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
-		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version,
+		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), n.ln.Addr().String(), !cfg.NonVoter); err != nil {
+		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), n.ln.Addr().String(), !cfg.NonVoter, cfg.ClusterKey); err != nil {
 			return nil, err
 		}
 	}
@@ -204,7 +209,7 @@ func Start(cfg Config) (*Node, error) {
 }
 
 // join asks the cluster, through any of addrs, to add this node.
-func join(addrs []string, id, raftAddr, httpAddr string, voter bool) error {
+func join(addrs []string, id, raftAddr, httpAddr string, voter bool, key string) error {
 	body, _ := json.Marshal(map[string]any{"id": id, "raft_addr": raftAddr, "http_addr": httpAddr, "voter": voter})
 	hc := &http.Client{Timeout: 30 * time.Second}
 	var last error
@@ -216,6 +221,7 @@ func join(addrs []string, id, raftAddr, httpAddr string, voter bool) error {
 			req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(a, "/")+"/v1/cluster/join", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("X-Requested-By", "srdd") // passes --csrf-protection
+			req.Header.Set(cluster.KeyHeader, key)
 			resp, err := hc.Do(req)
 			if err != nil {
 				last = err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,13 +34,47 @@ func clusterCmd() *cobra.Command {
 			return w.Flush()
 		},
 	})
-	c.AddCommand(&cobra.Command{
+	var key string
+	remove := &cobra.Command{
 		Use: "remove ID", Short: "Remove a node from the cluster (it must wipe its data dir to join again)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return clientFor(cmd).Do(context.Background(), http.MethodDelete, "/v1/cluster/nodes/"+url.PathEscape(args[0]), nil, nil)
+			addr, _ := cmd.Flags().GetString("addr")
+			return removeNode(addr, args[0], key)
 		},
-	})
+	}
+	remove.Flags().StringVar(&key, "cluster-key", os.Getenv("SRDD_CLUSTER_KEY"), "the cluster key, if the nodes require one (env SRDD_CLUSTER_KEY)")
+	c.AddCommand(remove)
 	return c
+}
+
+// removeNode asks the nodes in addrs (comma-separated), first reachable
+// first, to remove node id.
+func removeNode(addrs, id, key string) error {
+	var last error
+	for _, a := range strings.Split(addrs, ",") {
+		a = strings.TrimSpace(a)
+		if !strings.Contains(a, "://") {
+			a = "http://" + a
+		}
+		req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(a, "/")+"/v1/cluster/nodes/"+url.PathEscape(id), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("X-Requested-By", "srdd")
+		req.Header.Set(cluster.KeyHeader, key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("%s answered %d: %s", a, resp.StatusCode, body)
+		}
+		return nil
+	}
+	return fmt.Errorf("no node of %s could be reached: %w", addrs, last)
 }
 
 func clientFor(cmd *cobra.Command) *srddclient.Client {
