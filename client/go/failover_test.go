@@ -42,7 +42,7 @@ func TestFailoverToReachableNode(t *testing.T) {
 		t.Fatalf("second call: %v, hits %d", err, hits.Load())
 	}
 	// All nodes down: a clear error naming them.
-	if _, err := New(dead+","+closedAddr(t)).ListRDDs(context.Background()); err == nil || !strings.Contains(err.Error(), "no node of") {
+	if _, err := New(dead + "," + closedAddr(t)).ListRDDs(context.Background()); err == nil || !strings.Contains(err.Error(), "no node of") {
 		t.Fatalf("all nodes down: %v", err)
 	}
 }
