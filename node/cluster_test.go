@@ -37,6 +37,9 @@ func (m *member) cfg(t testing.TB, join []string) Config {
 	c.Bootstrap = len(join) == 0
 	c.Raft.SnapshotThreshold, c.Raft.SnapshotInterval, c.Raft.TrailingLogs = 8, 200*time.Millisecond, 4
 	c.Raft.DownAfter = time.Second
+	// Less eager than the single-node tests: a loaded 2-core machine
+	// running -race must not see leaders come and go on their own.
+	c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
 	return c
 }
 
@@ -136,13 +139,39 @@ func leaderOf(ms []*member) *member {
 	return nil
 }
 
+// createRecord creates a named session record through m. Like a careful
+// client it retries a write whose outcome was lost (a leader change), and
+// counts "exists" on a retry as its own earlier attempt having landed.
 func createRecord(m *member, name string) (int64, error) {
-	v, err := m.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateSession,
-		Body: &cluster.CreateSession{Name: name, Kind: "pyspark", Node: "offline"}})
-	if err != nil {
+	for attempt := 0; ; attempt++ {
+		v, err := m.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateSession,
+			Body: &cluster.CreateSession{Name: name, Kind: "pyspark", Node: "offline"}})
+		switch {
+		case err == nil:
+			return v.(int64), nil
+		case attempt > 0 && errors.Is(err, cluster.ErrSessionExists):
+			if rec, ok := m.n.Registry.SessionByName(name); ok {
+				return rec.ID, nil
+			}
+		case attempt < 5 && (errors.Is(err, cluster.ErrOutcomeUnknown) || errors.Is(err, cluster.ErrNoLeader)):
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
 		return 0, err
 	}
-	return v.(int64), nil
+}
+
+// applyRetrying applies a command that fails anyway (to check its error),
+// retrying while the outcome is lost to a leader change.
+func applyRetrying(m *member, c cluster.Command) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err = m.n.Registry.Apply(c); !errors.Is(err, cluster.ErrOutcomeUnknown) && !errors.Is(err, cluster.ErrNoLeader) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return err
 }
 
 func TestThreeNodeRegistry(t *testing.T) {
@@ -163,11 +192,11 @@ func TestThreeNodeRegistry(t *testing.T) {
 	if follower.n.Registry.IsLeader() {
 		follower = ms[2]
 	}
-	_, err := follower.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateRDD, Body: &cluster.CreateRDD{Name: "x", SessionID: 999}})
+	err := applyRetrying(follower, cluster.Command{Type: cluster.CmdCreateRDD, Body: &cluster.CreateRDD{Name: "x", SessionID: 999}})
 	if !errors.Is(err, cluster.ErrSessionNotFound) {
 		t.Fatalf("FSM error through a follower: %v", err)
 	}
-	_, err = follower.n.Registry.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{Name: "rec-0"}})
+	err = applyRetrying(follower, cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{Name: "rec-0"}})
 	if !errors.Is(err, cluster.ErrSessionExists) {
 		t.Fatalf("duplicate name through a follower: %v", err)
 	}
