@@ -46,5 +46,17 @@ test-python: check-java venv build
 
 test: lint test-go test-python
 
+# The benchmark suite (never part of `make test`): srdd vs the seed's
+# ShareableRdd, Redis and a no-op fasthttp route, with fixed seeds; writes
+# benchmarks/RESULTS.md, benchmarks/results/results.json and PNG charts.
+# BENCH_ARGS=--quick for a short smoke run. Installs redis-server if missing.
+BENCH_ARGS ?=
+bench: check-java venv build
+	@command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null || { \
+	  echo "installing redis-server (the benchmark's baseline)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+	$(GO) run ./benchmarks/cmd/bench suite --srdd bin/srdd --python $(VPY) --out benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf bin

@@ -1,11 +1,79 @@
 package kvstore
 
-import "context"
+import (
+	"context"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
 
 // Item is one key and its value as JSON text.
 type Item struct {
 	Key   string
 	Value []byte
+}
+
+// Calls in flight per RDD. Hot gets and sets are answered from the
+// interpreter's memory in well under a millisecond, so two calls keep the
+// pipe busy while the next batch gathers; cold gets each wait for a Spark
+// job, and the interpreter runs at most two lookup jobs per RDD.
+const (
+	hotCalls    = 2
+	coldCalls   = 16
+	setCalls    = 2
+	deleteCalls = 1
+)
+
+// batchers coalesces one RDD's concurrent calls (see coalescer).
+type batchers struct {
+	hot  *coalescer[*getReq] // kv.get of what the driver holds (delta, cache)
+	cold *coalescer[*getReq] // kv.get of keys that need a Spark lookup
+	sets *coalescer[*setReq]
+	dels *coalescer[*delReq]
+}
+
+func (s *Store) batchers(name string) *batchers {
+	if b, ok := s.batch.Load(name); ok {
+		return b.(*batchers)
+	}
+	b := &batchers{}
+	b.hot = newCoalescer(hotCalls, s.limits.MaxBatch, (*getReq).size, func(batch []*getReq) { s.flushHot(name, b, batch) })
+	b.cold = newCoalescer(coldCalls, s.limits.MaxBatch, (*getReq).coldSize, func(batch []*getReq) { s.flushCold(name, batch) })
+	b.sets = newCoalescer(setCalls, s.limits.MaxBatch, func(r *setReq) int { return len(r.items) }, func(batch []*setReq) { s.flushSets(name, batch) })
+	b.dels = newCoalescer(deleteCalls, s.limits.MaxBatch, func(r *delReq) int { return len(r.keys) }, func(batch []*delReq) { s.flushDeletes(name, batch) })
+	s.metrics.bind(b)
+	actual, _ := s.batch.LoadOrStore(name, b)
+	return actual.(*batchers)
+}
+
+// wait returns when done is closed or ctx ends. A request that gives up
+// stays queued and is completed (and dropped) by its batch later: it owns
+// its data, so nothing it shares with the caller is touched after return.
+func wait(ctx context.Context, done chan struct{}) error {
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ---------------------------------------------------------------- get
+
+type getReq struct {
+	keys []string
+	vals [][]byte
+	cold []int // positions of keys that need a Spark lookup
+	err  error
+	done chan struct{}
+}
+
+func (r *getReq) size() int     { return len(r.keys) }
+func (r *getReq) coldSize() int { return len(r.cold) }
+
+func (r *getReq) finish(err error) {
+	r.err = err
+	close(r.done)
 }
 
 // GetMany returns the JSON value of each key, nil where a key is absent.
@@ -18,13 +86,12 @@ func (s *Store) GetMany(ctx context.Context, name string, keys []string) ([][]by
 			return nil, err
 		}
 	}
-	var res struct {
-		Values [][]byte `msgpack:"values"`
-	}
-	if err := s.call(ctx, name, "kv.get", map[string]any{"rdd": name, "keys": keys}, &res); err != nil {
+	r := &getReq{keys: keys, vals: make([][]byte, len(keys)), done: make(chan struct{})}
+	s.batchers(name).hot.add(r)
+	if err := wait(ctx, r.done); err != nil {
 		return nil, err
 	}
-	return res.Values, nil
+	return r.vals, r.err
 }
 
 // Get returns the JSON value of one key and whether it exists.
@@ -36,32 +103,281 @@ func (s *Store) Get(ctx context.Context, name, key string) ([]byte, bool, error)
 	return vals[0], vals[0] != nil, nil
 }
 
-// SetMany writes every item or, if any is invalid, none.
+type getArgs struct {
+	RDD   string   `msgpack:"rdd"`
+	Keys  []string `msgpack:"keys"`
+	Local bool     `msgpack:"local,omitempty"`
+}
+
+// uniqueKeys lists the distinct keys of a batch and where each request's
+// keys are in that list (pos), for requests whose positions are picked by
+// pick (all keys, or the cold ones).
+func uniqueKeys(batch []*getReq, pick func(*getReq) []int) (keys []string, pos [][]int) {
+	if len(batch) == 1 {
+		r := batch[0]
+		idx := pick(r)
+		if idx == nil {
+			return r.keys, nil
+		}
+		keys = make([]string, len(idx))
+		for j, i := range idx {
+			keys[j] = r.keys[i]
+		}
+		return keys, [][]int{nil}
+	}
+	at := make(map[string]int)
+	pos = make([][]int, len(batch))
+	for b, r := range batch {
+		idx := pick(r)
+		n := len(r.keys)
+		if idx != nil {
+			n = len(idx)
+		}
+		p := make([]int, n)
+		for j := 0; j < n; j++ {
+			k := r.keys[j]
+			if idx != nil {
+				k = r.keys[idx[j]]
+			}
+			i, ok := at[k]
+			if !ok {
+				i = len(keys)
+				at[k] = i
+				keys = append(keys, k)
+			}
+			p[j] = i
+		}
+		pos[b] = p
+	}
+	return keys, pos
+}
+
+// concatKeys lists every key of a batch in order; pos maps each request's
+// keys into that list (nil for a batch of one).
+func concatKeys(batch []*getReq) (keys []string, pos [][]int) {
+	if len(batch) == 1 {
+		return batch[0].keys, nil
+	}
+	n := 0
+	for _, r := range batch {
+		n += len(r.keys)
+	}
+	keys = make([]string, 0, n)
+	pos = make([][]int, len(batch))
+	idx := make([]int, n)
+	for b, r := range batch {
+		start := len(keys)
+		keys = append(keys, r.keys...)
+		p := idx[start:len(keys):len(keys)]
+		for j := range p {
+			p[j] = start + j
+		}
+		pos[b] = p
+	}
+	return keys, pos
+}
+
+func allKeys(*getReq) []int    { return nil }
+func coldKeys(r *getReq) []int { return r.cold }
+
+// flushHot asks the interpreter for what it holds without Spark; keys it
+// reports cold go on to the cold coalescer, the rest are answered.
+func (s *Store) flushHot(name string, b *batchers, batch []*getReq) {
+	// Keys are sent as they come (duplicates too): building a set costs
+	// more here than the interpreter spends on a repeated key.
+	keys, pos := concatKeys(batch)
+	var res struct {
+		Values [][]byte `msgpack:"values"`
+		Cold   []int    `msgpack:"cold"`
+	}
+	err := s.call(context.Background(), name, "kv.get", &getArgs{RDD: name, Keys: keys, Local: true}, &res)
+	if err == nil && len(res.Values) != len(keys) {
+		err = fmt.Errorf("kv.get answered %d values for %d keys", len(res.Values), len(keys))
+	}
+	if err != nil {
+		for _, r := range batch {
+			r.finish(err)
+		}
+		return
+	}
+	var isCold []bool
+	if len(res.Cold) > 0 {
+		isCold = make([]bool, len(keys))
+		for _, i := range res.Cold {
+			if i >= 0 && i < len(keys) {
+				isCold[i] = true
+			}
+		}
+	}
+	for bi, r := range batch {
+		for j := range r.keys {
+			i := j
+			if pos != nil {
+				i = pos[bi][j]
+			}
+			r.vals[j] = res.Values[i]
+			if isCold != nil && isCold[i] {
+				r.cold = append(r.cold, j)
+			}
+		}
+		if len(r.cold) > 0 {
+			b.cold.add(r)
+		} else {
+			r.finish(nil)
+		}
+	}
+}
+
+// flushCold fetches keys that need a Spark job: one call, at most one job.
+func (s *Store) flushCold(name string, batch []*getReq) {
+	keys, pos := uniqueKeys(batch, coldKeys)
+	var res struct {
+		Values [][]byte `msgpack:"values"`
+	}
+	err := s.call(context.Background(), name, "kv.get", &getArgs{RDD: name, Keys: keys}, &res)
+	if err == nil && len(res.Values) != len(keys) {
+		err = fmt.Errorf("kv.get answered %d values for %d keys", len(res.Values), len(keys))
+	}
+	for bi, r := range batch {
+		if err == nil {
+			for j, i := range r.cold {
+				at := j
+				if pos != nil && pos[bi] != nil {
+					at = pos[bi][j]
+				}
+				r.vals[i] = res.Values[at]
+			}
+		}
+		r.finish(err)
+	}
+}
+
+// ---------------------------------------------------------------- set
+
+type setReq struct {
+	items   []Item
+	written int
+	err     error
+	done    chan struct{}
+}
+
+// SetMany writes every item or, if any is invalid, none. The values are
+// copied before SetMany hands them on, so the caller may reuse them (a
+// fasthttp body) as soon as it returns.
 func (s *Store) SetMany(ctx context.Context, name string, items []Item) (int, error) {
 	if err := s.limits.validateBatch(len(items)); err != nil {
 		return 0, err
 	}
-	wire := make([][2]any, len(items))
-	for i, it := range items {
+	total := 0
+	for _, it := range items {
 		if err := s.limits.ValidateKey(it.Key); err != nil {
 			return 0, err
 		}
 		if err := s.limits.ValidateValue(it.Value); err != nil {
 			return 0, err
 		}
-		wire[i] = [2]any{it.Key, it.Value}
+		total += len(it.Value)
 	}
-	var res struct {
-		Written int `msgpack:"written"`
+	// One allocation holds every value the batch will read after we return.
+	own := make([]Item, len(items))
+	buf := make([]byte, 0, total)
+	for i, it := range items {
+		start := len(buf)
+		buf = append(buf, it.Value...)
+		own[i] = Item{Key: it.Key, Value: buf[start:len(buf):len(buf)]}
 	}
-	err := s.call(ctx, name, "kv.set", map[string]any{"rdd": name, "items": wire}, &res)
-	return res.Written, err
+	r := &setReq{items: own, done: make(chan struct{})}
+	s.batchers(name).sets.add(r)
+	if err := wait(ctx, r.done); err != nil {
+		return 0, err
+	}
+	return r.written, r.err
 }
 
 // Set writes one key.
 func (s *Store) Set(ctx context.Context, name, key string, value []byte) error {
 	_, err := s.SetMany(ctx, name, []Item{{Key: key, Value: value}})
 	return err
+}
+
+// wireItems encodes items as [[key, value-bin], ...] without boxing each
+// pair in interfaces.
+type wireItems [][]Item
+
+var _ msgpack.CustomEncoder = wireItems(nil)
+
+func (w wireItems) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 0
+	for _, items := range w {
+		n += len(items)
+	}
+	if err := enc.EncodeArrayLen(n); err != nil {
+		return err
+	}
+	for _, items := range w {
+		for _, it := range items {
+			if err := enc.EncodeArrayLen(2); err != nil {
+				return err
+			}
+			if err := enc.EncodeString(it.Key); err != nil {
+				return err
+			}
+			if err := enc.EncodeBytes(it.Value); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+type setArgs struct {
+	RDD    string    `msgpack:"rdd"`
+	Items  wireItems `msgpack:"items"`
+	Groups []int     `msgpack:"groups"`
+}
+
+// flushSets sends several clients' batches as one kv.set; the interpreter
+// validates and applies each batch whole or not at all.
+func (s *Store) flushSets(name string, batch []*setReq) {
+	args := &setArgs{RDD: name, Items: make(wireItems, len(batch)), Groups: make([]int, len(batch))}
+	for i, r := range batch {
+		args.Items[i] = r.items
+		args.Groups[i] = len(r.items)
+	}
+	var res struct {
+		Written int       `msgpack:"written"`
+		Errors  []*string `msgpack:"errors"`
+	}
+	err := s.call(context.Background(), name, "kv.set", args, &res)
+	if err == nil && len(res.Errors) != len(batch) {
+		err = fmt.Errorf("kv.set answered %d results for %d batches", len(res.Errors), len(batch))
+	}
+	for i, r := range batch {
+		switch {
+		case err != nil:
+			r.err = err
+		case res.Errors[i] != nil:
+			r.err = fmt.Errorf("%w: %s", ErrInvalid, *res.Errors[i])
+		default:
+			r.written = len(r.items)
+		}
+		close(r.done)
+	}
+}
+
+// ---------------------------------------------------------------- delete
+
+type delReq struct {
+	keys    []string
+	deleted int
+	err     error
+	done    chan struct{}
+}
+
+type delArgs struct {
+	RDD    string   `msgpack:"rdd"`
+	Keys   []string `msgpack:"keys"`
+	Groups []int    `msgpack:"groups"`
 }
 
 // DeleteMany deletes keys and returns how many existed.
@@ -74,9 +390,36 @@ func (s *Store) DeleteMany(ctx context.Context, name string, keys []string) (int
 			return 0, err
 		}
 	}
-	var res struct {
-		Deleted int `msgpack:"deleted"`
+	r := &delReq{keys: keys, done: make(chan struct{})}
+	s.batchers(name).dels.add(r)
+	if err := wait(ctx, r.done); err != nil {
+		return 0, err
 	}
-	err := s.call(ctx, name, "kv.delete", map[string]any{"rdd": name, "keys": keys}, &res)
-	return res.Deleted, err
+	return r.deleted, r.err
 }
+
+func (s *Store) flushDeletes(name string, batch []*delReq) {
+	args := &delArgs{RDD: name, Groups: make([]int, len(batch))}
+	for i, r := range batch {
+		args.Keys = append(args.Keys, r.keys...)
+		args.Groups[i] = len(r.keys)
+	}
+	var res struct {
+		Counts []int `msgpack:"counts"`
+	}
+	err := s.call(context.Background(), name, "kv.delete", args, &res)
+	if err == nil && len(res.Counts) != len(batch) {
+		err = fmt.Errorf("kv.delete answered %d results for %d batches", len(res.Counts), len(batch))
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.err = err
+		} else {
+			r.deleted = res.Counts[i]
+		}
+		close(r.done)
+	}
+}
+
+// forget drops an RDD's batchers (it was dropped); calls in flight finish.
+func (s *Store) forget(name string) { s.batch.Delete(name) }

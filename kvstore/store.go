@@ -41,6 +41,7 @@ const (
 const (
 	StateReady    = "ready"
 	StateStarting = "starting"
+	StateLoading  = "loading" // ready, and a bulk load is running
 	StateLost     = "lost"
 )
 
@@ -54,16 +55,32 @@ type RDDInfo struct {
 	Keys      *int64 `json:"keys"` // null when the owner cannot be asked now
 	CreatedAt int64  `json:"created_at"`
 	Message   string `json:"message,omitempty"`
+	// Load is the running bulk load's progress, or the last one's outcome.
+	Load *LoadStatus `json:"load,omitempty"`
+	// Engine describes the KV engine's state in the owner (partitions,
+	// pending writes, compactions, lookup jobs).
+	Engine map[string]any `json:"engine,omitempty"`
 }
 
-// Store gives key/value semantics to shared RDDs: it validates input and
-// routes each call to the interpreter of the session that owns the RDD.
+// ownerInfo is what the owning interpreter reports about one RDD.
+type ownerInfo struct {
+	Name  string         `msgpack:"name"`
+	Count int64          `msgpack:"count"`
+	Stats map[string]any `msgpack:"stats"`
+	Load  *LoadStatus    `msgpack:"load"`
+}
+
+// Store gives key/value semantics to shared RDDs: it validates input,
+// coalesces concurrent calls on one RDD (coalesce.go) and routes each call
+// to the interpreter of the session that owns the RDD.
 type Store struct {
 	reg    Registry
 	sess   Sessions
 	limits Limits
-	// CallTimeout bounds one interpreter call.
+	// callTimeout bounds one interpreter call.
 	callTimeout time.Duration
+	batch       sync.Map // rdd name -> *batchers
+	metrics     *metrics // nil until Instrument
 }
 
 // New returns a store over the registry and the session manager.
@@ -132,6 +149,7 @@ func (s *Store) Drop(name string) error {
 	if _, err := s.reg.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: name}}); err != nil {
 		return err
 	}
+	s.forget(name)
 	return s.sess.RDDDropped(rec.SessionID, name)
 }
 
@@ -156,7 +174,7 @@ func (s *Store) Describe(ctx context.Context, name string) (RDDInfo, error) {
 	return s.describe(r, s.counts(ctx, []cluster.RDD{r})), nil
 }
 
-func (s *Store) describe(r cluster.RDD, counts map[string]int64) RDDInfo {
+func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 	info := RDDInfo{Name: r.Name, SessionID: r.SessionID, Mode: r.Mode, CreatedAt: r.CreatedAt, State: StateStarting}
 	if rec, ok := s.reg.Session(r.SessionID); ok {
 		info.Node = rec.Node
@@ -164,8 +182,12 @@ func (s *Store) describe(r cluster.RDD, counts map[string]int64) RDDInfo {
 			info.State, info.Message = StateLost, fmt.Sprintf("session %d is dead: %s", r.SessionID, rec.Reason)
 		}
 	}
-	if n, ok := counts[r.Name]; ok {
-		info.Keys, info.State = &n, StateReady
+	if o, ok := counts[r.Name]; ok {
+		n := o.Count
+		info.Keys, info.State, info.Load, info.Engine = &n, StateReady, o.Load, o.Stats
+		if o.Load != nil && o.Load.State == LoadRunning {
+			info.State = StateLoading
+		}
 	} else if info.State == StateStarting {
 		if si, err := s.sess.Get(r.SessionID); err == nil && (si.State == sessions.StateDead || si.State == sessions.StateError) {
 			info.State, info.Message = StateLost, fmt.Sprintf("session %d is %s", r.SessionID, si.State)
@@ -175,13 +197,13 @@ func (s *Store) describe(r cluster.RDD, counts map[string]int64) RDDInfo {
 }
 
 // counts asks each ready session that owns one of recs for its key counts.
-func (s *Store) counts(ctx context.Context, recs []cluster.RDD) map[string]int64 {
+func (s *Store) counts(ctx context.Context, recs []cluster.RDD) map[string]ownerInfo {
 	bySession := map[int64]bool{}
 	for _, r := range recs {
 		bySession[r.SessionID] = true
 	}
 	var mu sync.Mutex
-	out := map[string]int64{}
+	out := map[string]ownerInfo{}
 	var wg sync.WaitGroup
 	for sid := range bySession {
 		wg.Add(1)
@@ -195,17 +217,14 @@ func (s *Store) counts(ctx context.Context, recs []cluster.RDD) map[string]int64
 				return
 			}
 			var res struct {
-				RDDs []struct {
-					Name  string `msgpack:"name"`
-					Count int64  `msgpack:"count"`
-				} `msgpack:"rdds"`
+				RDDs []ownerInfo `msgpack:"rdds"`
 			}
-			if err := it.Call(c, "rdd.list", map[string]any{}, &res); err != nil {
+			if err := it.Call(c, "rdd.list", map[string]any{"details": true}, &res); err != nil {
 				return
 			}
 			mu.Lock()
 			for _, r := range res.RDDs {
-				out[r.Name] = r.Count
+				out[r.Name] = r
 			}
 			mu.Unlock()
 		}()
@@ -239,8 +258,14 @@ func (s *Store) route(ctx context.Context, name string) (*sparkbridge.Interprete
 	return it, err
 }
 
-func (s *Store) call(ctx context.Context, name, op string, args map[string]any, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, s.callTimeout)
+func (s *Store) call(ctx context.Context, name, op string, args any, out any) error {
+	return s.callWithin(ctx, s.callTimeout, name, op, args, out)
+}
+
+// callWithin routes one call to the RDD's owner, bounded by timeout, and
+// maps the interpreter's error codes to the store's sentinel errors.
+func (s *Store) callWithin(ctx context.Context, timeout time.Duration, name, op string, args any, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	it, err := s.route(ctx, name)
 	if err != nil {
@@ -254,9 +279,14 @@ func (s *Store) call(ctx context.Context, name, op string, args map[string]any, 
 		return fmt.Errorf("%w: %v", ErrInvalid, remoteMessage(err))
 	case sparkbridge.IsCode(err, sparkbridge.CodeNotFound):
 		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	case sparkbridge.IsCode(err, codeBusy):
+		return fmt.Errorf("%w: %v", ErrBusy, remoteMessage(err))
 	}
 	return err
 }
+
+// codeBusy is the interpreter's answer to a load while another one runs.
+const codeBusy = "busy"
 
 func remoteMessage(err error) string {
 	var re *sparkbridge.RemoteError

@@ -14,6 +14,7 @@ var (
 	ErrTooLarge = errors.New("request too large")       // 413
 	ErrNotFound = errors.New("not found")               // 404
 	ErrLost     = errors.New("shared rdd data is lost") // 410
+	ErrBusy     = errors.New("shared rdd is busy")      // 409 (a load is running)
 )
 
 // Limits bound what a client may send. Zero values mean the defaults.

@@ -48,6 +48,9 @@ type Config struct {
 	Python        string            // default python3
 	// ReadyTimeout bounds how long a call waits for a starting session.
 	ReadyTimeout time.Duration
+	// KVCacheMiB sizes each session's hot-key cache (0: the default, 64;
+	// a spark.srdd.kv.cacheMiB in SparkConf wins).
+	KVCacheMiB int
 	// CSRFProtection requires X-Requested-By on mutating requests (Livy's option).
 	CSRFProtection bool
 	// ClusterKey, if set, is required on node-to-node calls and sent on ours.
@@ -164,6 +167,13 @@ func Start(cfg Config) (*Node, error) {
 	if master == "" {
 		master = "local[*]"
 	}
+	if cfg.KVCacheMiB > 0 {
+		conf := map[string]string{"spark.srdd.kv.cacheMiB": fmt.Sprint(cfg.KVCacheMiB)}
+		for k, v := range cfg.SparkConf {
+			conf[k] = v
+		}
+		cfg.SparkConf = conf
+	}
 	n.Sessions = sessions.NewManager(sessions.Config{
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
@@ -174,6 +184,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
+	n.Store.Instrument(n.Metrics)
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,

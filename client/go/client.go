@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,51 @@ type RDD struct {
 	Keys      *int64 `json:"keys"`
 	CreatedAt int64  `json:"created_at"`
 	Message   string `json:"message,omitempty"`
+	// Load is the running bulk load's progress, or the last one's outcome.
+	Load *LoadStatus `json:"load,omitempty"`
+	// Engine is the owner's KV engine state (partitions, pending writes...).
+	Engine map[string]any `json:"engine,omitempty"`
+}
+
+// LoadStatus is a bulk load's progress or outcome.
+type LoadStatus struct {
+	State      string  `json:"state"` // running, done, failed
+	Path       string  `json:"path"`
+	Format     string  `json:"format"`
+	Mode       string  `json:"mode"`
+	Rows       int64   `json:"rows"`
+	Percent    float64 `json:"percent"`
+	RowsPerSec float64 `json:"rows_per_sec"`
+	Seconds    float64 `json:"seconds"`
+	Error      string  `json:"error,omitempty"`
+}
+
+// LoadOptions are the optional parts of a load request.
+type LoadOptions struct {
+	Format      string `json:"format,omitempty"` // jsonl (default), csv, parquet
+	Mode        string `json:"mode,omitempty"`   // merge (default) or replace
+	KeyColumn   string `json:"key_column,omitempty"`
+	ValueColumn string `json:"value_column,omitempty"`
+}
+
+// SaveResult reports a finished save.
+type SaveResult struct {
+	Rows    int64   `json:"rows"`
+	Path    string  `json:"path"`
+	Format  string  `json:"format"`
+	Seconds float64 `json:"seconds"`
+}
+
+// KV is one key and its JSON value.
+type KV struct {
+	Key   string          `json:"key"`
+	Value json.RawMessage `json:"value"`
+}
+
+// ScanPage is one page of a prefix scan; Cursor is empty on the last page.
+type ScanPage struct {
+	Items  []KV   `json:"items"`
+	Cursor string `json:"cursor"`
 }
 
 // Do sends one request; body may be nil, raw bytes or a value to encode.
@@ -214,4 +260,93 @@ func (c *Client) SetMany(ctx context.Context, rdd string, items map[string]json.
 	}
 	err := c.Do(ctx, http.MethodPost, rddPath(rdd)+"/set", map[string]any{"items": items}, &out)
 	return out.Written, err
+}
+
+// DeleteMany deletes keys and returns how many existed.
+func (c *Client) DeleteMany(ctx context.Context, rdd string, keys []string) (int, error) {
+	var out struct {
+		Deleted int `json:"deleted"`
+	}
+	err := c.Do(ctx, http.MethodPost, rddPath(rdd)+"/delete", map[string]any{"keys": keys}, &out)
+	return out.Deleted, err
+}
+
+// Count returns the exact number of keys.
+func (c *Client) Count(ctx context.Context, rdd string) (int64, error) {
+	var out struct {
+		Count int64 `json:"count"`
+	}
+	err := c.Do(ctx, http.MethodGet, rddPath(rdd)+"/count", nil, &out)
+	return out.Count, err
+}
+
+// Scan returns one page of keys starting with prefix, in key order; pass
+// the page's Cursor to get the next (empty cursor: the first page).
+func (c *Client) Scan(ctx context.Context, rdd, prefix, cursor string, limit int) (ScanPage, error) {
+	q := url.Values{}
+	if prefix != "" {
+		q.Set("prefix", prefix)
+	}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := rddPath(rdd) + "/scan"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out ScanPage
+	err := c.Do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// Load starts loading a file the node can read into rdd; it returns at
+// once. Watch DescribeRDD's Load (or use WaitLoad) for progress.
+func (c *Client) Load(ctx context.Context, rdd, path string, opts LoadOptions) (LoadStatus, error) {
+	body := map[string]any{"path": path}
+	b, _ := json.Marshal(opts)
+	_ = json.Unmarshal(b, &body)
+	body["path"] = path
+	var out LoadStatus
+	err := c.Do(ctx, http.MethodPost, rddPath(rdd)+"/load", body, &out)
+	return out, err
+}
+
+// WaitLoad polls until the RDD's load is no longer running, calling
+// progress (if not nil) with each status seen; it returns the final one.
+func (c *Client) WaitLoad(ctx context.Context, rdd string, every time.Duration, progress func(LoadStatus)) (LoadStatus, error) {
+	for {
+		r, err := c.DescribeRDD(ctx, rdd)
+		if err != nil {
+			return LoadStatus{}, err
+		}
+		if r.Load == nil {
+			return LoadStatus{}, fmt.Errorf("shared rdd %q has no load", rdd)
+		}
+		if progress != nil {
+			progress(*r.Load)
+		}
+		if r.Load.State != "running" {
+			if r.Load.State == "failed" {
+				return *r.Load, fmt.Errorf("load of %s failed: %s", r.Load.Path, r.Load.Error)
+			}
+			return *r.Load, nil
+		}
+		select {
+		case <-ctx.Done():
+			return *r.Load, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}
+
+// Save writes rdd's data to path (a directory of part files) as format
+// (jsonl, csv or parquet), replacing it if overwrite.
+func (c *Client) Save(ctx context.Context, rdd, path, format string, overwrite bool) (SaveResult, error) {
+	var out SaveResult
+	err := c.Do(ctx, http.MethodPost, rddPath(rdd)+"/save",
+		map[string]any{"path": path, "format": format, "overwrite": overwrite}, &out)
+	return out, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 	srddclient "github.com/srdd/srdd/client/go"
@@ -92,6 +93,116 @@ func addClientCmds(root *cobra.Command) {
 	root.AddCommand(&cobra.Command{
 		Use: "del RDD KEY", Short: "Delete a key", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error { return cl().Delete(ctx, args[0], args[1]) },
+	})
+	addBulkCmds(root, cl)
+}
+
+func addBulkCmds(root *cobra.Command, cl func() *srddclient.Client) {
+	ctx := context.Background()
+	var opts srddclient.LoadOptions
+	var quiet bool
+	load := &cobra.Command{
+		Use:   "load RDD PATH",
+		Short: "Load a JSON Lines, CSV or Parquet file (a path the node can read) into a shared RDD, showing progress",
+		Long: "Load rows into a shared RDD. JSON Lines rows are {\"key\": ..., \"value\": ...}; CSV (with a header)\n" +
+			"and Parquet have a key column and a value column holding JSON text. Loaded rows overwrite\n" +
+			"existing keys (--mode merge) or replace all data (--mode replace). PATH is read by the node's\n" +
+			"Spark, so it must be a path on the node (or a URI Spark can read).",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := cl()
+			if _, err := c.Load(ctx, args[0], args[1], opts); err != nil {
+				return err
+			}
+			out := cmd.ErrOrStderr()
+			last := ""
+			st, err := c.WaitLoad(ctx, args[0], 500*time.Millisecond, func(st srddclient.LoadStatus) {
+				if quiet || st.State != "running" {
+					return
+				}
+				line := fmt.Sprintf("loading %s: %5.1f%%  %d rows  %.0f rows/s", st.Path, st.Percent, st.Rows, st.RowsPerSec)
+				if line != last {
+					fmt.Fprintln(out, line)
+					last = line
+				}
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "loaded %d rows from %s in %.1fs (%.0f rows/s)\n", st.Rows, st.Path, st.Seconds, st.RowsPerSec)
+			return nil
+		},
+	}
+	load.Flags().StringVar(&opts.Format, "format", "", "jsonl (default), csv or parquet")
+	load.Flags().StringVar(&opts.Mode, "mode", "", "merge (default: loaded rows overwrite existing keys) or replace")
+	load.Flags().StringVar(&opts.KeyColumn, "key-column", "", "CSV/Parquet key column (default key)")
+	load.Flags().StringVar(&opts.ValueColumn, "value-column", "", "CSV/Parquet value column, JSON text (default value)")
+	load.Flags().BoolVarP(&quiet, "quiet", "q", false, "do not print progress")
+	root.AddCommand(load)
+
+	var format string
+	var overwrite bool
+	save := &cobra.Command{
+		Use:   "save RDD PATH",
+		Short: "Save a shared RDD as JSON Lines, CSV or Parquet (a directory of part files on the node)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := cl().Save(ctx, args[0], args[1], format, overwrite)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "saved %d rows to %s (%s) in %.1fs\n", res.Rows, res.Path, res.Format, res.Seconds)
+			return nil
+		},
+	}
+	save.Flags().StringVar(&format, "format", "jsonl", "jsonl, csv or parquet")
+	save.Flags().BoolVar(&overwrite, "overwrite", false, "replace PATH if it exists")
+	root.AddCommand(save)
+
+	var prefix string
+	var limit int
+	var all bool
+	scan := &cobra.Command{
+		Use:   "scan RDD",
+		Short: "List keys and values in key order, by prefix (one JSON object per line)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := cl()
+			cursor := ""
+			for {
+				page, err := c.Scan(ctx, args[0], prefix, cursor, limit)
+				if err != nil {
+					return err
+				}
+				for _, kv := range page.Items {
+					b, _ := json.Marshal(kv)
+					fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				}
+				if !all || page.Cursor == "" {
+					if page.Cursor != "" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "more keys follow (--all to list them)\n")
+					}
+					return nil
+				}
+				cursor = page.Cursor
+			}
+		},
+	}
+	scan.Flags().StringVar(&prefix, "prefix", "", "only keys that start with this")
+	scan.Flags().IntVar(&limit, "limit", 100, "keys per page")
+	scan.Flags().BoolVar(&all, "all", false, "follow the cursor to the last page")
+	root.AddCommand(scan)
+
+	root.AddCommand(&cobra.Command{
+		Use: "count RDD", Short: "Print the number of keys", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := cl().Count(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), n)
+			return nil
+		},
 	})
 }
 

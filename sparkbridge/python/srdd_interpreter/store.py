@@ -1,35 +1,62 @@
-"""The key/value store behind one named shared RDD.
+"""The key/value store behind one named shared RDD (the KV engine's driver side).
 
-For now the data lives in a thread-safe driver-side dict. The public API
-(get/set/delete/get_many/set_many/delete_many/count/keys/items, the ``rdd``
-and ``df`` properties, and the wire helpers ``get_json``/``set_json``) is the
-one a later, partitioned Spark engine will keep.
+Reads look, in order, at:
+1. the *write delta*: recent sets and deletes (tombstones), a dict in the
+   driver; while a compaction or load runs, the delta it took is *frozen*
+   and still read, below the new delta;
+2. the session's bounded *hot-key cache* (cache.py);
+3. the *base* (engine.py): data held by Spark, hash-partitioned by key,
+   one index per partition. The driver's key directory answers "absent"
+   without Spark; present keys are fetched by one Spark job over only
+   their partitions. Concurrent misses of one RDD are coalesced: at most
+   ``lookupJobs`` jobs run per RDD, each for every key waiting when it
+   starts.
 
-Every stored value is kept as its canonical JSON encoding
+Writes go to the delta only, so they cost no Spark job. When the delta
+outgrows a threshold (a quarter of the base, at least 100k entries), a
+background compaction merges it into a new base and truncates lineage;
+latency and memory stay flat however many writes came before. The key
+count is kept exact on every write (the directory says whether a key was
+in the base).
+
+Every stored value is its canonical JSON encoding
 (``json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``
-as UTF-8 bytes). So:
-- everything stored can be served to REST readers (a read never fails);
-- ``get`` returns a fresh copy: mutating it does not change the store;
-- values are normalised the way JSON sees them (tuples become lists, dict
-  keys become strings), identically for code and REST writers.
+as UTF-8 bytes): everything stored can be served to REST readers, ``get``
+returns a fresh copy, and code and REST writers are normalised the same way.
 
 User data is data (ARCHITECTURE invariant 1): keys and values are only ever
-dict keys and JSON text here, never source code.
+dict keys, JSON text and Spark task data here, never source code.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import math
 import threading
+import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
 from pyspark import RDD, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
+from .engine import Base, Engine, finalize_with
+
 JsonBytes = bytes
+
+log = logging.getLogger("srdd_interpreter.store")
+
+MAX_LOOKUP_BATCH = 10_000
+COMPACT_MIN_BYTES = 32 << 20
+# Writers wait while a compaction or load runs if the delta grew past this
+# many times its compaction threshold (bounds the driver's memory).
+BACKPRESSURE_FACTOR = 8
+FORMATS = ("jsonl", "csv", "parquet")
+SCAN_MAX = 10_000
 
 
 class InvalidInput(ValueError):
@@ -38,6 +65,14 @@ class InvalidInput(ValueError):
 
 class InvalidType(InvalidInput, TypeError):
     """A key or value of the wrong type (is both a ValueError and a TypeError)."""
+
+
+class Busy(RuntimeError):
+    """The RDD is busy with an operation that excludes this one (a load)."""
+
+
+class WouldBlock(Exception):
+    """A write asked not to wait found backpressure in force (nothing changed)."""
 
 
 # ---------------------------------------------------------------- validation
@@ -68,10 +103,11 @@ def _parse_float(text: str) -> float:
 
 def _parse_int(text: str) -> int:
     value = int(text)
-    try:
-        float(value)
-    except OverflowError:
-        raise InvalidInput("number %s does not fit a finite float" % _short(text)) from None
+    if len(text) > 300:
+        try:
+            float(value)
+        except OverflowError:
+            raise InvalidInput("number %s does not fit a finite float" % _short(text)) from None
     return value
 
 
@@ -79,15 +115,18 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+# Built once: json.loads/dumps with options build a new coder on every call.
+_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_int=_parse_int, parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_decode = _DECODER.decode
+_encode = _ENCODER.encode
+
+
 def decode_json(data: Union[bytes, bytearray, str]) -> Any:
     """Strict JSON decode: only finite numbers (no NaN/Infinity, no 1e400)."""
     try:
-        return json.loads(
-            data,
-            parse_float=_parse_float,
-            parse_int=_parse_int,
-            parse_constant=_reject_constant,
-        )
+        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        return _decode(text)
     except InvalidInput:
         raise
     except (ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError, digit limits
@@ -96,7 +135,7 @@ def decode_json(data: Union[bytes, bytearray, str]) -> Any:
 
 def encode_json(value: Any) -> JsonBytes:
     """Canonical encoding of a JSON value, as UTF-8 bytes."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _encode(value).encode("utf-8")
 
 
 def _encode_checked(value: Any) -> JsonBytes:
@@ -113,8 +152,42 @@ def _encode_checked(value: Any) -> JsonBytes:
     return data
 
 
+def canonical_json(raw: Any, index: int, key: str) -> JsonBytes:
+    """Validate one wire value (JSON bytes) and return its canonical form."""
+    if not isinstance(raw, (bytes, bytearray, str)):
+        raise InvalidType("value of item %d must be JSON bytes, got %s" % (index, type(raw).__name__))
+    try:
+        return encode_json(decode_json(raw))
+    except InvalidInput as exc:
+        raise type(exc)("item %d (key %r): %s" % (index, key, exc)) from None
+
+
 def _loads(data: JsonBytes) -> Any:
     return json.loads(data)
+
+
+_MISSING = object()
+_ids = itertools.count(1)
+
+
+class _Waiter:
+    """One reader waiting for keys that need a Spark lookup."""
+
+    __slots__ = ("left", "values", "error", "event")
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.values: dict[str, Optional[bytes]] = {}
+        self.error: Optional[BaseException] = None
+        self.event = threading.Event()
+
+    def deliver(self, key: str, value: Optional[bytes], error: Optional[BaseException]) -> None:
+        if error is not None and self.error is None:
+            self.error = error
+        self.values[key] = value
+        self.left -= 1
+        if self.left <= 0:
+            self.event.set()
 
 
 # ---------------------------------------------------------------- the store
@@ -123,18 +196,51 @@ class SharedRDD:
     """The KV store for one named shared RDD (thread-safe)."""
 
     def __init__(self, name: str, sc: SparkContext, spark: Optional[SparkSession] = None,
-                 num_partitions: Optional[int] = None) -> None:
+                 num_partitions: Optional[int] = None, engine: Optional[Engine] = None) -> None:
         self.name = name
         self._sc = sc
-        self._spark = spark
-        self._num_partitions = num_partitions
-        self._lock = threading.RLock()
-        self._data: dict[str, JsonBytes] = {}
-        self._version = 0  # bumped by every write that changes data
+        self._engine = engine or Engine(sc, spark)
+        self._cache = self._engine.cache
+        self._rid = next(_ids)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._delta: dict[str, Optional[bytes]] = {}
+        self._delta_bytes = 0
+        self._frozen: Optional[dict[str, Optional[bytes]]] = None
+        self._base: Base = self._engine.empty_base(num_partitions)
+        self._count = 0
+        self._version = 0  # bumped by every change of the data
+        self._generation = 0  # bumped by clear(): a rebuild started before is void
+        self._bg_busy = False
+        self._bg_failures = 0
+        self._pending: dict[str, list[_Waiter]] = {}
+        self._inflight: dict[str, list[_Waiter]] = {}  # key -> waiters of the job fetching it
+        self._inflight_base: dict[int, Base] = {}
+        self._lookups_running = 0
+        self._closed = False
         self._rdd: Optional[RDD] = None
         self._rdd_version = -1
         self._df: Optional[DataFrame] = None
         self._df_version = -1
+        self._load: Optional[dict[str, Any]] = None
+        self._load_seq = 0
+        self.stats_counters = {"compactions": 0, "compaction_seconds": 0.0, "lookup_jobs": 0,
+                               "lookup_keys": 0, "lookup_seconds": 0.0,
+                               "rebuild_failures": 0}
+        pool = "srdd-" + name
+        self._query = ThreadPoolExecutor(self._engine.lookup_jobs + 2, thread_name_prefix="srdd-kv-" + name,
+                                         initializer=self._thread_setup, initargs=(pool + "-kv", "srdd kv " + name))
+        self._bg = ThreadPoolExecutor(1, thread_name_prefix="srdd-bg-" + name,
+                                      initializer=self._thread_setup, initargs=(pool + "-bg", "srdd compaction " + name))
+
+    def _thread_setup(self, pool: str, description: str) -> None:
+        # Each RDD's jobs go to their own FAIR pools (spark.scheduler.mode=FAIR),
+        # so they never queue behind a statement's or another RDD's tasks.
+        try:
+            self._sc.setLocalProperty("spark.scheduler.pool", pool)
+            self._sc.setJobDescription(description)
+        except Exception:  # pragma: no cover - context stopping
+            pass
 
     def __repr__(self) -> str:
         return "SharedRDD(name=%r, count=%d)" % (self.name, self.count())
@@ -143,9 +249,7 @@ class SharedRDD:
 
     def get(self, key: str) -> Any:
         """The value stored under ``key`` (a fresh copy), or None."""
-        check_key(key)
-        with self._lock:
-            data = self._data.get(key)
+        data = self.get_json([key])[0]
         return None if data is None else _loads(data)
 
     def get_many(self, keys: Iterable[str]) -> list[Any]:
@@ -155,30 +259,197 @@ class SharedRDD:
     def get_json(self, keys: Iterable[str]) -> list[Optional[JsonBytes]]:
         """Canonical JSON bytes for ``keys`` in the same order; None where absent."""
         keys = [check_key(k) for k in keys]
+        out, cold = self._read_local(keys)
+        if cold:
+            self._fetch(keys, cold, out)
+        return out
+
+    def get_json_local(self, keys: Iterable[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
+        """Values found without Spark, and the positions of keys that need a
+        Spark lookup (their value is None in the first list)."""
+        keys = [check_key(k) for k in keys]
+        return self._read_local(keys)
+
+    def _read_local(self, keys: list[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
+        out: list[Optional[JsonBytes]] = [None] * len(keys)
+        cold: list[int] = []
+        cache_get, rid = self._cache.get, self._rid
         with self._lock:
-            return [self._data.get(k) for k in keys]
+            delta, frozen, base = self._delta, self._frozen, self._base
+            for i, k in enumerate(keys):
+                v = delta.get(k, _MISSING)
+                if v is _MISSING and frozen is not None:
+                    v = frozen.get(k, _MISSING)
+                if v is not _MISSING:
+                    out[i] = v
+                    continue
+                c = cache_get(rid, k)
+                if c is not None:
+                    out[i] = c
+                elif base.contains(k):
+                    cold.append(i)
+        return out, cold
+
+    def _fetch(self, keys: list[str], cold: list[int], out: list[Optional[JsonBytes]]) -> None:
+        wanted = list(dict.fromkeys(keys[i] for i in cold))
+        waiter = _Waiter(len(wanted))
+        start = False
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("shared RDD %r was dropped" % self.name)
+            base = self._base
+            for k in wanted:
+                ws = self._inflight.get(k)
+                if ws is not None and self._inflight_base.get(id(ws)) is base:
+                    ws.append(waiter)
+                else:
+                    self._pending.setdefault(k, []).append(waiter)
+            if self._pending and self._lookups_running < self._engine.lookup_jobs:
+                self._lookups_running += 1
+                start = True
+        if start:
+            try:
+                self._query.submit(self._lookup_loop)
+            except RuntimeError:  # the pool shut down: the RDD was dropped
+                with self._lock:
+                    self._lookups_running -= 1
+                    doomed, self._pending = self._pending, {}
+                err = RuntimeError("shared RDD %r was dropped" % self.name)
+                for k, ws in doomed.items():
+                    for w in ws:
+                        w.deliver(k, None, err)
+        waiter.event.wait()
+        if waiter.error is not None:
+            raise RuntimeError("lookup in shared RDD %r failed: %s" % (self.name, waiter.error)) from waiter.error
+        for i in cold:
+            out[i] = waiter.values.get(keys[i])
+
+    def _lookup_loop(self) -> None:
+        """Run lookup jobs while keys are waiting (on a query thread)."""
+        doomed: dict[str, list[_Waiter]] = {}
+        while True:
+            with self._lock:
+                if self._closed or not self._pending:
+                    if self._closed:
+                        doomed, self._pending = self._pending, {}
+                    self._lookups_running -= 1
+                    break
+                base = self._base.acquire()
+                batch: dict[str, list[_Waiter]] = {}
+                for k in self._pick_locked(base):
+                    ws = self._pending.pop(k)
+                    batch[k] = ws
+                    self._inflight[k] = ws
+                    self._inflight_base[id(ws)] = base
+            error: Optional[BaseException] = None
+            found: dict = {}
+            began = time.monotonic()
+            try:
+                found = self._engine.lookup(base, list(batch))
+            except BaseException as exc:  # delivered to every waiter
+                error = exc
+                log.warning("lookup job for %r failed: %s", self.name, exc)
+            finally:
+                base.release()
+            with self._lock:
+                self.stats_counters["lookup_jobs"] += 1
+                self.stats_counters["lookup_keys"] += len(batch)
+                self.stats_counters["lookup_seconds"] += time.monotonic() - began
+                fill = self._base is base and error is None
+                for k, ws in batch.items():
+                    if self._inflight.get(k) is ws:
+                        del self._inflight[k]
+                    self._inflight_base.pop(id(ws), None)
+                    v = found.get(k)
+                    if fill and v is not None and k not in self._delta and (self._frozen is None or k not in self._frozen):
+                        self._cache.put(self._rid, k, v)
+            for k, ws in batch.items():
+                v = found.get(k)
+                for w in ws:
+                    w.deliver(k, v, error)
+        err = RuntimeError("shared RDD %r was dropped" % self.name)
+        for k, ws in doomed.items():
+            for w in ws:
+                w.deliver(k, None, err)
+
+    def _pick_locked(self, base: Base) -> list[str]:
+        """The keys of the next lookup job: every waiting key of the
+        partition of the oldest waiting key, then of the partitions with
+        the most waiting keys, up to ``partitionsPerLookup`` partitions (by
+        default all). A job or a task costs far more than a key, so each
+        serves as many keys as it can, the oldest first."""
+        limit = self._engine.parts_per_job
+        if len(self._pending) == 1 or limit >= base.n:
+            return list(itertools.islice(self._pending, MAX_LOOKUP_BATCH))
+        by_part: dict[int, list[str]] = {}
+        for k in self._pending:
+            by_part.setdefault(base.partition(k), []).append(k)
+        first = next(iter(by_part))
+        chosen = [first] + sorted((p for p in by_part if p != first), key=lambda p: -len(by_part[p]))[:limit - 1]
+        keys = [k for p in chosen for k in by_part[p]]
+        return keys[:MAX_LOOKUP_BATCH]
 
     def count(self) -> int:
         with self._lock:
-            return len(self._data)
+            return self._count
 
     def __len__(self) -> int:
         return self.count()
 
     def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str) or not key:
+            return False
         with self._lock:
-            return key in self._data
+            return self._live_locked(key)
 
     def keys(self) -> list[str]:
         """A snapshot of the keys."""
-        with self._lock:
-            return list(self._data)
+        return self._view(decode=False).keys().collect()
 
     def items(self) -> list[tuple[str, Any]]:
         """A snapshot of (key, value) pairs (values are fresh copies)."""
+        return self._view(decode=True).collect()
+
+    def scan_json(self, prefix: str = "", after: Optional[str] = None,
+                  limit: int = 100) -> tuple[list[tuple[str, JsonBytes]], bool]:
+        """Up to ``limit`` (key, JSON) pairs in key order whose key starts with
+        ``prefix`` and comes after ``after``; and whether more follow."""
+        if not isinstance(prefix, str):
+            raise InvalidType("prefix must be a str")
+        if after is not None:
+            check_key(after)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= SCAN_MAX:
+            raise InvalidInput("limit must be an integer from 1 to %d" % SCAN_MAX)
+        pb = prefix.encode("utf-8")
+        start = pb
+        if after is not None:
+            start = max(start, after.encode("utf-8") + b"\x00")
         with self._lock:
-            snapshot = list(self._data.items())
-        return [(k, _loads(d)) for k, d in snapshot]
+            overlay = {}
+            for layer in (self._frozen or {}), self._delta:
+                for k, v in layer.items():
+                    kb = k.encode("utf-8")
+                    if kb >= start and kb.startswith(pb):
+                        overlay[kb] = v
+            base = self._base.acquire()
+        tombs = sum(1 for v in overlay.values() if v is None)
+        try:
+            rows = self._query.submit(self._engine.scan, base, start, pb, limit + tombs + 1).result()
+        finally:
+            base.release()
+        table = dict(rows)
+        for kb, v in overlay.items():
+            if v is None:
+                table.pop(kb, None)
+            else:
+                table[kb] = v
+        ordered = sorted(table)
+        return [(kb.decode("utf-8"), table[kb]) for kb in ordered[:limit]], len(ordered) > limit
+
+    def scan(self, prefix: str = "", after: Optional[str] = None, limit: int = 100) -> tuple[list[tuple[str, Any]], bool]:
+        """Like scan_json, with decoded values."""
+        rows, more = self.scan_json(prefix, after, limit)
+        return [(k, _loads(v)) for k, v in rows], more
 
     # -- writes
 
@@ -186,7 +457,7 @@ class SharedRDD:
         """Store ``value`` (must be JSON-serializable, finite numbers only)."""
         check_key(key)
         data = _encode_checked(value)
-        self._apply({key: data}, ())
+        self._write({key: data}, ())
 
     def set_many(self, items: Union[Mapping[str, Any], Iterable[tuple[str, Any]]]) -> int:
         """Store many pairs; all are validated first, then all or none applied."""
@@ -195,7 +466,7 @@ class SharedRDD:
         for pair in pairs:
             key, value = pair
             staged[check_key(key)] = _encode_checked(value)
-        self._apply(staged, ())
+        self._write(staged, ())
         return len(staged)
 
     def set_json(self, items: Iterable[tuple[str, Union[bytes, bytearray, str]]]) -> int:
@@ -205,21 +476,46 @@ class SharedRDD:
         anything is applied, so a bad batch changes nothing. Raises
         InvalidInput on the first bad item. Returns the number of items.
         """
+        staged = self._stage(list(items), 0)
+        self._write(dict(staged), ())
+        return len(staged)
+
+    def set_json_groups(self, items: list, groups: list[int], wait: bool = True) -> tuple[int, list[Optional[str]]]:
+        """Wire helper for coalesced writes: ``items`` is several clients'
+        batches back to back, ``groups`` their sizes. Each batch is validated
+        on its own and applied whole or not at all; all valid batches are
+        applied at once, in order. Returns (items written, per-batch error)."""
+        if sum(groups) != len(items) or any(not isinstance(g, int) or g < 0 for g in groups):
+            raise InvalidInput("groups must be sizes that add up to the number of items")
+        staged: dict[str, JsonBytes] = {}
+        errors: list[Optional[str]] = []
+        written = 0
+        pos = 0
+        for g in groups:
+            try:
+                part = self._stage(items[pos:pos + g], pos)
+            except InvalidInput as exc:
+                errors.append(str(exc))
+            else:
+                errors.append(None)
+                staged.update(part)
+                written += g
+            pos += g
+        if staged:
+            self._write(staged, (), wait)
+        return written, errors
+
+    @staticmethod
+    def _stage(items: list, offset: int) -> list[tuple[str, JsonBytes]]:
         staged: list[tuple[str, JsonBytes]] = []
-        for index, pair in enumerate(items):
+        for index, pair in enumerate(items, offset):
             try:
                 key, raw = pair
             except (TypeError, ValueError):
                 raise InvalidInput("item %d is not a [key, value] pair" % index) from None
             check_key(key)
-            if not isinstance(raw, (bytes, bytearray, str)):
-                raise InvalidType("value of item %d must be JSON bytes, got %s" % (index, type(raw).__name__))
-            try:
-                staged.append((key, encode_json(decode_json(raw))))
-            except InvalidInput as exc:
-                raise type(exc)("item %d (key %r): %s" % (index, key, exc)) from None
-        self._apply(dict(staged), ())
-        return len(staged)
+            staged.append((key, canonical_json(raw, index, key)))
+        return staged
 
     def delete(self, key: str) -> bool:
         """Remove ``key``; True if it was present."""
@@ -228,66 +524,245 @@ class SharedRDD:
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove ``keys``; returns how many were present."""
         keys = [check_key(k) for k in keys]
-        return self._apply({}, keys)
+        return self._write({}, keys)
+
+    def delete_groups(self, keys: list[str], groups: list[int], wait: bool = True) -> list[int]:
+        """Wire helper for coalesced deletes: how many keys of each batch existed."""
+        if sum(groups) != len(keys) or any(not isinstance(g, int) or g < 0 for g in groups):
+            raise InvalidInput("groups must be sizes that add up to the number of keys")
+        keys = [check_key(k) for k in keys]
+        with self._lock:
+            if not wait and self._must_wait_locked():
+                raise WouldBlock()
+        counts: list[int] = []
+        pos = 0
+        for g in groups:
+            counts.append(self._write({}, keys[pos:pos + g]))
+            pos += g
+        return counts
 
     def clear(self) -> None:
+        """Remove every key."""
         with self._lock:
-            changed = bool(self._data)
-            self._data.clear()
-            stale = self._invalidate_locked() if changed else None
-        self._release(stale)
+            self._generation += 1
+            old = self._base
+            self._base = self._engine.empty_base(old.n)
+            self._delta, self._delta_bytes, self._count = {}, 0, 0
+            if self._frozen is not None:
+                self._frozen = {}
+            self._touch_locked()
+        self._cache.clear_rdd(self._rid)
+        old.retire()
 
-    def _apply(self, sets: dict[str, JsonBytes], deletes: Iterable[str]) -> int:
+    def _live_locked(self, key: str) -> bool:
+        v = self._delta.get(key, _MISSING)
+        if v is _MISSING and self._frozen is not None:
+            v = self._frozen.get(key, _MISSING)
+        if v is not _MISSING:
+            return v is not None
+        return self._base.contains(key)
+
+    def _write(self, sets: dict[str, JsonBytes], deletes: Iterable[str], wait: bool = True) -> int:
+        discard, rid = self._cache.discard, self._rid
         with self._lock:
+            if not wait and self._must_wait_locked():
+                raise WouldBlock()
+            self._backpressure_locked()
             deleted = 0
-            for key in deletes:
-                if self._data.pop(key, None) is not None:
-                    deleted += 1
-            self._data.update(sets)
-            stale = self._invalidate_locked() if (sets or deleted) else None
-        self._release(stale)
+            delta = self._delta
+            for k in deletes:
+                if not self._live_locked(k):
+                    continue
+                deleted += 1
+                self._count -= 1
+                old = delta.get(k)
+                if old is not None:
+                    self._delta_bytes -= len(k) + len(old)
+                if self._base.contains(k) or (self._frozen is not None and k in self._frozen):
+                    delta[k] = None  # tombstone over the data below
+                else:
+                    delta.pop(k, None)
+                discard(rid, k)
+            for k, v in sets.items():
+                if not self._live_locked(k):
+                    self._count += 1
+                old = delta.get(k)
+                self._delta_bytes += len(v) - (len(old) if old is not None else -len(k))
+                delta[k] = v
+                discard(rid, k)
+            if sets or deleted:
+                self._touch_locked()
+            start = self._should_compact_locked()
+        if start:
+            self._bg.submit(self._compact)
         return deleted
 
-    def _invalidate_locked(self) -> Optional[RDD]:
+    def _touch_locked(self) -> None:
         self._version += 1
-        stale, self._rdd = self._rdd, None
-        self._df = None
-        return stale
+        self._rdd, self._df = None, None
 
-    @staticmethod
-    def _release(stale: Optional[RDD]) -> None:
-        if stale is not None:
-            try:
-                stale.unpersist(blocking=False)
-            except Exception:  # the context may be stopping; the cache dies with it
-                pass
+    def _thresholds_locked(self) -> tuple[int, int]:
+        b = self._base
+        return max(self._engine.compact_min_entries, b.count // 4), max(COMPACT_MIN_BYTES, b.nbytes // 4)
+
+    def _should_compact_locked(self) -> bool:
+        if self._bg_busy or self._closed:
+            return False
+        entries, nbytes = self._thresholds_locked()
+        if len(self._delta) < entries and self._delta_bytes < nbytes:
+            return False
+        # after failures, wait for a larger delta before trying again
+        if self._bg_failures and len(self._delta) < entries * (1 + self._bg_failures):
+            return False
+        self._bg_busy = True
+        return True
+
+    def _must_wait_locked(self) -> bool:
+        entries, nbytes = self._thresholds_locked()
+        return (self._bg_busy and not self._closed
+                and (len(self._delta) > BACKPRESSURE_FACTOR * entries
+                     or self._delta_bytes > BACKPRESSURE_FACTOR * nbytes))
+
+    def _backpressure_locked(self) -> None:
+        while self._must_wait_locked():
+            self._changed.wait(1.0)
+
+    # -- compaction
+
+    def compact(self) -> bool:
+        """Merge pending writes into a new base now and wait for it (and for
+        a compaction or load already running). Returns False if nothing was
+        pending."""
+        with self._lock:
+            if not self._delta and self._frozen is None and not self._bg_busy:
+                return False
+        self._bg.submit(self._compact, True).result()
+        self.wait_idle()
+        return True
+
+    def wait_idle(self, timeout: Optional[float] = None) -> bool:
+        """Wait until no compaction or load runs or is queued; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._bg_busy and not self._closed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._changed.wait(left if left is not None else 1.0)
+        return True
+
+    def _compact(self, forced: bool = False) -> bool:
+        """Freeze the delta, merge it into a new base, swap (on the bg thread)."""
+        with self._lock:
+            if self._frozen is not None:
+                return False  # a load froze the delta and merges it itself
+            self._bg_busy = True
+            if not self._delta or self._closed:
+                self._bg_busy = False
+                self._changed.notify_all()
+                return False
+            frozen, self._delta, self._delta_bytes = self._delta, {}, 0
+            self._frozen = frozen
+            base, gen = self._base.acquire(), self._generation
+        began = time.monotonic()
+        try:
+            self._sc.setJobGroup("srdd-compact-%d" % self._rid, "srdd compaction of %s" % self.name)
+            new = self._engine.rebuild(base, frozen, name="%s@%d" % (self.name, self._version))
+        except BaseException as exc:
+            log.warning("compaction of %r failed (writes are kept in the delta): %s", self.name, exc)
+            with self._lock:
+                self._unfreeze_locked(frozen, gen)
+                self._bg_failures += 1
+                self.stats_counters["rebuild_failures"] += 1
+                self._bg_busy = False
+                self._changed.notify_all()
+            base.release()
+            if forced:
+                raise
+            return False
+        base.release()
+        with self._lock:
+            swapped = self._generation == gen and not self._closed
+            if swapped:
+                old, self._base = self._base, new
+                self._touch_locked()
+            self._frozen = None
+            self._bg_failures = 0
+            self._bg_busy = False
+            self.stats_counters["compactions"] += 1
+            self.stats_counters["compaction_seconds"] += time.monotonic() - began
+            self._changed.notify_all()
+            start = self._should_compact_locked()
+        if swapped:
+            old.retire()
+            self._warm_cache(frozen, new)
+        else:
+            new.retire()
+        if start:
+            self._bg.submit(self._compact)
+        return True
+
+    def _unfreeze_locked(self, frozen: dict, gen: int) -> None:
+        """Put a frozen delta back under the current one (a rebuild failed)."""
+        if self._generation == gen:
+            merged = dict(frozen)
+            merged.update(self._delta)
+            self._delta = merged
+            self._delta_bytes = sum(len(k) + (len(v) if v else 0) for k, v in merged.items())
+        self._frozen = None
+
+    def _warm_cache(self, written: dict, base: Base) -> None:
+        """Recently written keys stay hot after their compaction: move the
+        newest of them into the cache, up to a quarter of it (so a burst of
+        writes does not evict what readers made hot), in chunks so readers
+        never wait long."""
+        items = [(k, v) for k, v in written.items() if v is not None]
+        budget = self._cache.max_bytes // 4
+        if not items or not budget:
+            return
+        per = self._cache.cost(items[-1][0], items[-1][1])
+        items = items[-max(1, budget // max(1, per)):]
+        for i in range(0, len(items), 1000):
+            with self._lock:
+                if self._base is not base:
+                    return
+                delta = self._delta
+                self._cache.put_many(self._rid, [(k, v) for k, v in items[i:i + 1000] if k not in delta])
 
     # -- Spark views
 
+    def _overlay_locked(self) -> dict[str, Optional[bytes]]:
+        if self._frozen:
+            merged = dict(self._frozen)
+            merged.update(self._delta)
+            return merged
+        return dict(self._delta)
+
+    def _view(self, decode: bool) -> RDD:
+        with self._lock:
+            overlay = self._overlay_locked()
+            base = self._base.acquire()
+        try:
+            rdd = self._engine.view(base, overlay, decode)
+        except BaseException:
+            base.release()
+            raise
+        finalize_with(rdd, base)
+        return rdd
+
     @property
     def rdd(self) -> RDD:
-        """A pair RDD (key, value) of the current data, hash-partitioned by key
-        and cached; the same RDD object is returned until the next write."""
+        """A pair RDD (key, value) of the current data (pending writes
+        included), hash-partitioned by key; the same RDD object is returned
+        until the next write."""
         with self._lock:
             if self._rdd is not None and self._rdd_version == self._version:
                 return self._rdd
             version = self._version
-            snapshot = list(self._data.items())
-        n = self._partitions()
-        pairs = [(k, _loads(d)) for k, d in snapshot]
-        rdd = self._sc.parallelize(pairs, n).partitionBy(n)
-        rdd.setName("srdd:%s@v%d" % (self.name, version))
-        rdd.cache()
-        loser: Optional[RDD] = None
+        rdd = self._view(decode=True)
         with self._lock:
             if self._version == version:
-                if self._rdd is None:
-                    self._rdd, self._rdd_version = rdd, version
-                else:  # another thread built the same version first: use that one
-                    loser, rdd = rdd, self._rdd
-        self._release(loser)
-        # If a write landed meanwhile, ``rdd`` is still a consistent snapshot,
-        # just not the newest; it is not kept for reuse.
+                self._rdd, self._rdd_version = rdd, version
         return rdd
 
     @property
@@ -297,23 +772,187 @@ class SharedRDD:
             if self._df is not None and self._df_version == self._version:
                 return self._df
             version = self._version
-            rows = [(k, d.decode("utf-8")) for k, d in self._data.items()]
-        spark = self._spark or SparkSession.builder.getOrCreate()
-        df = spark.createDataFrame(rows, schema="key string, value string")
+            overlay = self._overlay_locked()
+            base = self._base.acquire()
+        try:
+            text = self._engine.view(base, overlay, decode=False)
+            df = self._engine.spark.createDataFrame(text, schema="key string, value string")
+        except BaseException:
+            base.release()
+            raise
+        finalize_with(df, base)
         with self._lock:
             if self._version == version:
                 self._df, self._df_version = df, version
         return df
 
-    def _partitions(self) -> int:
-        if self._num_partitions:
-            return self._num_partitions
-        return max(1, int(self._sc.defaultParallelism))
+    # -- bulk
+
+    def load(self, path: str, fmt: str = "jsonl", mode: str = "merge",
+             key_column: str = "key", value_column: str = "value") -> dict[str, Any]:
+        """Start loading a file (JSON Lines, CSV or Parquet) in the
+        background; ``load_status()`` reports progress. In mode "merge"
+        loaded rows overwrite existing keys; "replace" drops the old data.
+        Writes made while the load runs win over loaded rows."""
+        if not isinstance(path, str) or not path:
+            raise InvalidInput("path must be a non-empty string")
+        if fmt not in FORMATS:
+            raise InvalidInput("format must be one of %s" % ", ".join(FORMATS))
+        if mode not in ("merge", "replace"):
+            raise InvalidInput('mode must be "merge" or "replace"')
+        for col in (key_column, value_column):
+            if not isinstance(col, str) or not col:
+                raise InvalidInput("column names must be non-empty strings")
+        with self._lock:
+            if self._load is not None and self._load["state"] == "running":
+                raise Busy("shared RDD %r is already loading %s" % (self.name, self._load["path"]))
+            # The load is ordered here: writes acknowledged before this call
+            # are below the loaded rows, later ones on top. A compaction in
+            # progress owns the frozen layer: wait for it (seconds at most).
+            while self._bg_busy and not self._closed:
+                self._changed.wait(1.0)
+            if self._closed:
+                raise RuntimeError("shared RDD %r was dropped" % self.name)
+            self._load_seq += 1
+            state = {"state": "running", "path": path, "format": fmt, "mode": mode, "rows": 0,
+                     "percent": 0.0, "rows_per_sec": 0.0, "seconds": 0.0, "error": None,
+                     "_started": time.monotonic(), "_group": "srdd-load-%d-%d" % (self._rid, self._load_seq),
+                     "_counter": None}
+            self._load = state
+            self._bg_busy = True
+            frozen, self._delta, self._delta_bytes = self._delta, {}, 0
+            self._frozen = frozen
+            base, gen = self._base.acquire(), self._generation
+        self._bg.submit(self._run_load, state, key_column, value_column, frozen, base, gen)
+        return self.load_status() or {}
+
+    def load_status(self) -> Optional[dict[str, Any]]:
+        """Progress of the running load, or the outcome of the last one."""
+        with self._lock:
+            state = self._load
+        if state is None:
+            return None
+        out = {k: v for k, v in state.items() if not k.startswith("_")}
+        if state["state"] == "running":
+            elapsed = time.monotonic() - state["_started"]
+            counter = state["_counter"]
+            rows = int(counter.value) if counter is not None else 0
+            try:
+                pct = 100.0 * self._engine.group_progress(state["_group"])
+            except Exception:
+                pct = 0.0
+            pct = max(min(pct, 99.9), state["percent"])
+            state["percent"] = pct
+            out.update(rows=rows, percent=round(pct, 1), seconds=round(elapsed, 3),
+                       rows_per_sec=round(rows / elapsed, 1) if elapsed > 0 else 0.0)
+        return out
+
+    def _run_load(self, state: dict[str, Any], key_col: str, value_col: str,
+                  frozen: dict, base: Base, gen: int) -> None:
+        sc, eng = self._sc, self._engine
+        try:
+            sc.setJobGroup(state["_group"], "srdd load of %s from %s" % (self.name, state["path"]))
+            nbytes = eng.input_bytes(state["path"])
+            rows = eng.read_rows(state["format"], state["path"], key_col, value_col, nbytes)
+            counter = sc.accumulator(0)
+            state["_counter"] = counter
+            new = eng.rebuild(base, frozen, loaded=rows, loaded_bytes=nbytes,
+                              replace=state["mode"] == "replace", counter=counter,
+                              name="%s@load%d" % (self.name, self._load_seq))
+        except BaseException as exc:
+            base.release()
+            message = _error_text(exc)
+            log.warning("load of %r from %s failed: %s", self.name, state["path"], message)
+            with self._lock:
+                self._unfreeze_locked(frozen, gen)
+                self._bg_busy = False
+                self._changed.notify_all()
+                state.update(state="failed", error=message, seconds=round(time.monotonic() - state["_started"], 3))
+            return
+        with self._lock:
+            swapped = self._generation == gen and not self._closed
+            if swapped:
+                old, self._base = self._base, new
+                # writes made during the load stay on top; recount them
+                self._count = new.count + sum(
+                    (v is not None) - new.contains(k) for k, v in self._delta.items())
+                self._touch_locked()
+            self._frozen = None
+            self._bg_busy = False
+            self._changed.notify_all()
+            elapsed = time.monotonic() - state["_started"]
+            nrows = int(state["_counter"].value)
+            state.update(state="done", rows=nrows, percent=100.0, seconds=round(elapsed, 3),
+                         rows_per_sec=round(nrows / elapsed, 1) if elapsed > 0 else 0.0)
+            start = self._should_compact_locked()
+        base.release()
+        if swapped:
+            self._cache.clear_rdd(self._rid)
+            old.retire()
+        else:
+            new.retire()
+        if start:
+            self._bg.submit(self._compact)
+
+    def save(self, path: str, fmt: str = "jsonl", overwrite: bool = False) -> dict[str, Any]:
+        """Write the current data (pending writes included) to ``path`` as
+        JSON Lines (``{"key","value"}`` rows), CSV or Parquet (columns key,
+        value as JSON text). Spark writes a directory of part files."""
+        if not isinstance(path, str) or not path:
+            raise InvalidInput("path must be a non-empty string")
+        if fmt not in FORMATS:
+            raise InvalidInput("format must be one of %s" % ", ".join(FORMATS))
+        with self._lock:
+            overlay = self._overlay_locked()
+            base = self._base.acquire()
+            rows = self._count
+        began = time.monotonic()
+        try:
+            self._bg.submit(self._engine.save, base, overlay, fmt, path, bool(overwrite)).result()
+        except FileExistsError as exc:
+            raise InvalidInput(str(exc)) from None
+        finally:
+            base.release()
+        return {"rows": rows, "path": path, "format": fmt, "seconds": round(time.monotonic() - began, 3)}
+
+    # -- lifecycle and introspection
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            b = self._base
+            out = {"count": self._count, "partitions": b.n, "base_keys": b.count, "base_bytes": b.nbytes,
+                   "delta": len(self._delta), "frozen": len(self._frozen or {}),
+                   "compacting": self._bg_busy}
+            out.update(self.stats_counters)
+        out["compaction_seconds"] = round(out["compaction_seconds"], 3)
+        out["lookup_seconds"] = round(out["lookup_seconds"], 3)
+        return out
 
     def unpersist(self) -> None:
+        """Release everything (the RDD was dropped)."""
         with self._lock:
-            stale, self._rdd, self._df = self._rdd, None, None
-        self._release(stale)
+            self._closed = True
+            base, self._base = self._base, self._engine.empty_base(self._base.n)
+            self._rdd, self._df = None, None
+            self._changed.notify_all()
+        self._query.shutdown(wait=False)
+        self._bg.shutdown(wait=False)
+        self._cache.clear_rdd(self._rid)
+        base.retire()
+
+
+def _error_text(exc: BaseException) -> str:
+    """A short message for a failed Spark job: the Python error of the task
+    if there is one, else the first line."""
+    text = str(exc)
+    for marker in ("BadRow: ", "ValueError: ", "FileNotFoundException: ", "AnalysisException: ",
+                   "InvalidInputException: "):
+        i = text.find(marker)
+        if i >= 0:
+            line = text[i:].splitlines()[0]
+            return line[:500]
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ("%s: %s" % (type(exc).__name__, first))[:500]
 
 
 # ---------------------------------------------------------------- registry
@@ -339,7 +978,14 @@ class Registry:
         self._spark = spark
         self._lock = threading.Lock()
         self._rdds: dict[str, SharedRDD] = {}
+        self._engine: Optional[Engine] = None
         self.view: Mapping[str, SharedRDD] = MappingProxyType(self._rdds)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self._sc, self._spark)
+        return self._engine
 
     def create(self, name: str) -> SharedRDD:
         if not isinstance(name, str) or not name:
@@ -347,7 +993,7 @@ class Registry:
         with self._lock:
             if name in self._rdds:
                 raise AlreadyExists(name)
-            store = SharedRDD(name, self._sc, self._spark)
+            store = SharedRDD(name, self._sc, self._spark, engine=self.engine)
             self._rdds[name] = store
             return store
 
@@ -360,8 +1006,7 @@ class Registry:
         return store
 
     def get(self, name: str) -> SharedRDD:
-        with self._lock:
-            store = self._rdds.get(name)
+        store = self._rdds.get(name)  # a dict read is atomic; the hot path takes no lock
         if store is None:
             raise NotFound(name)
         return store
@@ -374,3 +1019,8 @@ class Registry:
         with self._lock:
             stores = sorted(self._rdds.items())
         return [(name, store.count()) for name, store in stores]
+
+    def stores(self) -> list[SharedRDD]:
+        with self._lock:
+            return [s for _, s in sorted(self._rdds.items())]
+
