@@ -376,8 +376,9 @@ class SharedRDD:
         """The keys of the next lookup job: every waiting key of the
         partition of the oldest waiting key, then of the partitions with
         the most waiting keys, up to ``partitionsPerLookup`` partitions (by
-        default all). A job or a task costs far more than a key, so each
-        serves as many keys as it can, the oldest first."""
+        default one per concurrent job and core). A job or a task costs far
+        more than a key, so each serves as many keys as it can, the oldest
+        first."""
         limit = self._engine.parts_per_job
         if len(self._pending) == 1 or limit >= base.n:
             return list(itertools.islice(self._pending, MAX_LOOKUP_BATCH))
