@@ -25,6 +25,9 @@ const (
 	CmdDropRDD          CommandType = 6
 	CmdSetNodeStatus    CommandType = 7
 	CmdRemoveNode       CommandType = 8
+	CmdWrite            CommandType = 9
+	CmdCheckpoint       CommandType = 10
+	CmdMoveRDD          CommandType = 11
 )
 
 func (t CommandType) String() string {
@@ -45,6 +48,12 @@ func (t CommandType) String() string {
 		return "set_node_status"
 	case CmdRemoveNode:
 		return "remove_node"
+	case CmdWrite:
+		return "write"
+	case CmdCheckpoint:
+		return "checkpoint"
+	case CmdMoveRDD:
+		return "move_rdd"
 	}
 	return fmt.Sprintf("unknown(%d)", byte(t))
 }
@@ -153,6 +162,12 @@ func Decode(b []byte) (Command, error) {
 		body = &SetNodeStatus{}
 	case CmdRemoveNode:
 		body = &RemoveNode{}
+	case CmdWrite:
+		body = &Write{}
+	case CmdCheckpoint:
+		body = &Checkpoint{}
+	case CmdMoveRDD:
+		body = &MoveRDD{}
 	default:
 		return Command{}, fmt.Errorf("%w: command type %s", ErrUndecodable, t)
 	}

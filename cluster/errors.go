@@ -19,6 +19,13 @@ var (
 	// but its result was lost; it may or may not have been applied, so it
 	// is never retried automatically.
 	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied")
+	// ErrNotOwner: a durable write named an owner session the RDD no
+	// longer has (it moved); route to the new owner and try again.
+	ErrNotOwner = errors.New("the shared rdd has moved to another session")
+	// ErrNotDurable: a log write or checkpoint for a memory-mode RDD.
+	ErrNotDurable = errors.New("the shared rdd is not durable")
+	// ErrIdempotencyMismatch: an Idempotency-Key reused for another request.
+	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
 )
 
 // errorKinds names each sentinel on the wire, so an error the leader's FSM
@@ -28,7 +35,8 @@ var errorKinds = map[string]error{
 	"session_exists": ErrSessionExists, "session_inactive": ErrSessionInactive,
 	"rdd_not_found": ErrRDDNotFound, "rdd_exists": ErrRDDExists, "closed": ErrClosed,
 	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "no_leader": ErrNoLeader,
-	"outcome_unknown": ErrOutcomeUnknown,
+	"outcome_unknown": ErrOutcomeUnknown, "not_owner": ErrNotOwner, "not_durable": ErrNotDurable,
+	"idempotency_mismatch": ErrIdempotencyMismatch,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

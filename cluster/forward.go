@@ -32,6 +32,8 @@ type applyReply struct {
 	HasValue bool   `msgpack:"has_value"`
 	Kind     string `msgpack:"kind"`  // sentinel name of the error, if any
 	Error    string `msgpack:"error"` // error text, if any
+	// Write is the result of a durable write (CmdWrite).
+	Write *WriteResult `msgpack:"write,omitempty"`
 }
 
 // ServeApply applies an encoded command on this node, which must lead, and
@@ -45,6 +47,9 @@ func (n *Node) ServeApply(entry []byte) []byte {
 		r.Index = idx
 		if id, ok := v.(int64); ok {
 			r.Value, r.HasValue = id, true
+		}
+		if w, ok := v.(*WriteResult); ok {
+			r.Write = w
 		}
 		if err != nil {
 			r.Kind, r.Error = errorKind(err), err.Error()
@@ -97,6 +102,9 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 	var value any
 	if r.HasValue {
 		value = r.Value
+	}
+	if r.Write != nil {
+		value = r.Write
 	}
 	var applyErr error
 	if r.Error != "" {

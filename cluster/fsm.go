@@ -34,6 +34,33 @@ type fsm struct {
 	// of it: raft counts an entry as applied once it is handed to the FSM
 	// goroutine, and counts entries that never reach the FSM.
 	applied atomic.Uint64
+	// watch, if set, hears of every applied change to a shared RDD (see
+	// Node.WatchRDDs); it must not block.
+	watch atomic.Pointer[func(rdd string, index uint64)]
+}
+
+// notify tells the watcher which shared RDD an applied command changed.
+func (f *fsm) notify(cmd Command, index uint64) {
+	w := f.watch.Load()
+	if w == nil {
+		return
+	}
+	var name string
+	switch b := cmd.Body.(type) {
+	case *Write:
+		name = b.RDD
+	case *Checkpoint:
+		name = b.RDD
+	case *MoveRDD:
+		name = b.RDD
+	case *CreateRDD:
+		name = b.Name
+	case *DropRDD:
+		name = b.Name
+	default:
+		name = "" // sessions and nodes: ownership may have changed anywhere
+	}
+	(*w)(name, index)
 }
 
 func newFSM() *fsm { return &fsm{state: NewState()} }
@@ -50,8 +77,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 		panic(fmt.Sprintf("cluster: refusing log entry %d: %v", l.Index, err))
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	v, err := f.state.apply(cmd)
+	v, err := f.state.apply(cmd, l.Index)
+	f.mu.Unlock()
+	if err == nil {
+		f.notify(cmd, l.Index)
+	}
 	return applyResult{value: v, err: err}
 }
 
@@ -77,6 +107,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.state = st
 	f.mu.Unlock()
 	f.applied.Store(index)
+	if w := f.watch.Load(); w != nil {
+		(*w)("", index)
+	}
 	return nil
 }
 
@@ -131,7 +164,11 @@ func canonical(st *State) ([]byte, error) {
 		}
 		sessions[i].Conf = nil // maps are encoded in random order
 	}
-	return msgpack.Marshal([]any{members, sessions, conf, st.sortedRDDs(), st.NextSessionID})
+	idem := make([]any, 0, 2*len(st.IdemOrder))
+	for _, k := range st.IdemOrder {
+		idem = append(idem, k, st.Idem[k])
+	}
+	return msgpack.Marshal([]any{members, sessions, conf, st.sortedRDDs(), st.NextSessionID, idem})
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -164,6 +201,9 @@ func readSnapshot(r io.Reader) (*State, error) {
 	}
 	if st.RDDs == nil {
 		st.RDDs = map[string]*RDD{}
+	}
+	if st.Idem == nil {
+		st.Idem = map[string]*IdemRecord{}
 	}
 	return st, nil
 }

@@ -47,6 +47,13 @@ type RDD struct {
 	SessionID int64  `msgpack:"session_id" json:"session_id"`
 	Mode      string `msgpack:"mode" json:"mode"`
 	CreatedAt int64  `msgpack:"created_at" json:"created_at"`
+	// Durable RDDs only: the last checkpoint, the writes logged since it
+	// (the tail, oldest first; entries are never modified once appended)
+	// and the index of the last logged write.
+	Checkpoint *CheckpointRef `msgpack:"checkpoint,omitempty" json:"checkpoint,omitempty"`
+	Tail       []*TailEntry   `msgpack:"tail,omitempty" json:"-"`
+	TailOps    int            `msgpack:"tail_ops,omitempty" json:"tail_writes"`
+	LastWrite  uint64         `msgpack:"last_write,omitempty" json:"last_write_index"`
 }
 
 // State is the whole replicated registry. It is mutated only by apply,
@@ -56,6 +63,10 @@ type State struct {
 	Sessions      map[int64]*Session `msgpack:"sessions"`
 	RDDs          map[string]*RDD    `msgpack:"rdds"`
 	NextSessionID int64              `msgpack:"next_session_id"`
+	// Idempotency keys of recent durable writes (rdd + NUL + key), and
+	// their order of arrival; the oldest are forgotten past idemCapacity.
+	Idem      map[string]*IdemRecord `msgpack:"idem,omitempty"`
+	IdemOrder []string               `msgpack:"idem_order,omitempty"`
 	// Index is the last log index the state reflects; set in snapshots only.
 	Index uint64 `msgpack:"index,omitempty"`
 }
@@ -66,14 +77,21 @@ func NewState() *State {
 		Nodes:    map[string]*Member{},
 		Sessions: map[int64]*Session{},
 		RDDs:     map[string]*RDD{},
+		Idem:     map[string]*IdemRecord{},
 	}
 }
 
 // apply executes one decoded command against the state. It returns the
 // command's result (the new session id for CreateSession) or a business
 // error (for example ErrRDDExists), which leaves the state unchanged.
-func (s *State) apply(c Command) (any, error) {
+func (s *State) apply(c Command, index uint64) (any, error) {
 	switch b := c.Body.(type) {
+	case *Write:
+		return s.applyWrite(b, index)
+	case *Checkpoint:
+		return nil, s.applyCheckpoint(b)
+	case *MoveRDD:
+		return nil, s.applyMove(b)
 	case *RegisterNode:
 		if m, ok := s.Nodes[b.ID]; ok && m.Status == NodeRemoved && !b.Readmit {
 			return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
@@ -215,6 +233,14 @@ func (s *State) leastLoaded(avoid string) (string, bool) {
 func (s *State) clone() *State {
 	c := NewState()
 	c.NextSessionID = s.NextSessionID
+	if len(s.Idem) > 0 {
+		c.Idem = make(map[string]*IdemRecord, len(s.Idem))
+		for k, v := range s.Idem {
+			r := *v
+			c.Idem[k] = &r
+		}
+		c.IdemOrder = append([]string(nil), s.IdemOrder...)
+	}
 	for k, v := range s.Nodes {
 		n := *v
 		c.Nodes[k] = &n
@@ -230,7 +256,12 @@ func (s *State) clone() *State {
 		c.Sessions[k] = &n
 	}
 	for k, v := range s.RDDs {
-		n := *v
+		n := *v // tail entries are immutable: sharing them is safe
+		n.Tail = append([]*TailEntry(nil), v.Tail...)
+		if v.Checkpoint != nil {
+			ck := *v.Checkpoint
+			n.Checkpoint = &ck
+		}
 		c.RDDs[k] = &n
 	}
 	return c

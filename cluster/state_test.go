@@ -11,7 +11,7 @@ import (
 
 func mustApply(t *testing.T, s *State, typ CommandType, body any) any {
 	t.Helper()
-	v, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}))
+	v, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}), 0)
 	if err != nil {
 		t.Fatalf("apply %s: %v", typ, err)
 	}
@@ -42,7 +42,7 @@ func TestApplyRules(t *testing.T) {
 	f := func(typ CommandType, body any, want error) {
 		t.Helper()
 		before := s.clone()
-		_, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}))
+		_, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}), 0)
 		if !errors.Is(err, want) {
 			t.Fatalf("%s %+v: err = %v, want %v", typ, body, err, want)
 		}
@@ -185,7 +185,7 @@ func TestNodeStatusAndPlacement(t *testing.T) {
 		{Type: CmdRegisterNode, Body: &RegisterNode{ID: "n2"}},
 		{Type: CmdSetNodeStatus, Body: &SetNodeStatus{ID: "n2", Status: NodeUp}},
 	} {
-		if _, err := s.apply(roundTrip(t, c)); !errors.Is(err, ErrNodeRemoved) {
+		if _, err := s.apply(roundTrip(t, c), 0); !errors.Is(err, ErrNodeRemoved) {
 			t.Fatalf("%s on a removed node: %v", c.Type, err)
 		}
 	}
@@ -195,7 +195,7 @@ func TestNodeStatusAndPlacement(t *testing.T) {
 		t.Fatalf("readmitted node = %+v", s.Nodes["n2"])
 	}
 	mustApply(t, s, CmdRemoveNode, &RemoveNode{ID: "n2"})
-	if _, err := s.apply(roundTrip(t, Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: "zz"}})); !errors.Is(err, ErrNodeNotFound) {
+	if _, err := s.apply(roundTrip(t, Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: "zz"}}), 0); !errors.Is(err, ErrNodeNotFound) {
 		t.Fatalf("remove unknown node: %v", err)
 	}
 	if got, _ := s.leastLoaded(""); got != "n1" {

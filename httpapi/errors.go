@@ -53,6 +53,16 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 		status, code = http.StatusConflict, "session_dead"
 	case errors.Is(err, sessions.ErrQueueFull):
 		status, code = http.StatusTooManyRequests, "queue_full"
+	case errors.Is(err, kvstore.ErrRecovering):
+		status, code = http.StatusServiceUnavailable, "recovering"
+		ctx.Response.Header.Set("Retry-After", "2")
+	case errors.Is(err, cluster.ErrNotOwner):
+		status, code = http.StatusServiceUnavailable, "moved"
+		ctx.Response.Header.Set("Retry-After", "1")
+	case errors.Is(err, cluster.ErrIdempotencyMismatch):
+		status, code = http.StatusUnprocessableEntity, "idempotency_mismatch"
+	case errors.Is(err, cluster.ErrNotDurable):
+		status, code = http.StatusConflict, "not_durable"
 	case errors.Is(err, sessions.ErrNotReady):
 		status, code = http.StatusServiceUnavailable, "starting"
 		ctx.Response.Header.Set("Retry-After", "5")

@@ -23,6 +23,7 @@ const (
 	routeRDDCount      = "GET /v1/rdds/{name}/count"
 	routeRDDLoad       = "POST /v1/rdds/{name}/load"
 	routeRDDSave       = "POST /v1/rdds/{name}/save"
+	routeRDDCheckpoint = "POST /v1/rdds/{name}/checkpoint"
 	routeSessionList   = "GET /sessions"
 	routeSessionNew    = "POST /sessions"
 	routeSessionGet    = "GET /sessions/{id}"
@@ -45,7 +46,7 @@ const (
 
 var allRoutes = []string{routeHealth, routeMetrics, routeCluster, routeRDDList, routeRDDCreate,
 	routeRDDGet, routeRDDDrop, routeKeyGet, routeKeyPut, routeKeyDelete, routeBatchGet,
-	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeSessionList, routeSessionNew, routeSessionGet,
+	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeRDDCheckpoint, routeSessionList, routeSessionNew, routeSessionGet,
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
 	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
 	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeForwarded, routeOther}

@@ -42,6 +42,8 @@ func (s *Server) routeRDDs(ctx *fasthttp.RequestCtx, m string, seg []string) str
 			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeRDDLoad, func(c *fasthttp.RequestCtx) { s.loadRDD(c, name) }}})
 		case "save":
 			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeRDDSave, func(c *fasthttp.RequestCtx) { s.saveRDD(c, name) }}})
+		case "checkpoint":
+			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeRDDCheckpoint, func(c *fasthttp.RequestCtx) { s.checkpointRDD(c, name) }}})
 		}
 	case 3:
 		if seg[1] == "keys" {
@@ -129,12 +131,13 @@ func (s *Server) getKey(ctx *fasthttp.RequestCtx, name, key string) {
 	// No per-request deadline (a timer per request costs ~6% of the CPU
 	// of a cached get): the call this request rides in is bounded.
 	c := context.Background()
-	v, found, err := s.cfg.Store.Get(c, name, key)
+	vals, err := s.cfg.Store.GetManyAt(c, name, []string{key}, string(ctx.QueryArgs().Peek("consistency")))
 	if err != nil {
 		fail(ctx, err)
 		return
 	}
-	if !found {
+	v := vals[0]
+	if v == nil {
 		writeError(ctx, http.StatusNotFound, "key_not_found", "key "+strconv.Quote(key)+" not found in shared rdd "+strconv.Quote(name))
 		return
 	}
@@ -168,7 +171,8 @@ func (s *Server) putKey(ctx *fasthttp.RequestCtx, name, key string) {
 	// of a cached get): the call this request rides in is bounded.
 	c := context.Background()
 	// PostBody belongs to ctx; the store copies it once before batching.
-	if err := s.cfg.Store.Set(c, name, key, ctx.PostBody()); err != nil {
+	items := [1]kvstore.Item{{Key: key, Value: ctx.PostBody()}}
+	if _, err := s.cfg.Store.SetManyWith(c, name, items[:], writeOptions(ctx)); err != nil {
 		fail(ctx, err)
 		return
 	}
@@ -179,7 +183,7 @@ func (s *Server) deleteKey(ctx *fasthttp.RequestCtx, name, key string) {
 	// No per-request deadline (a timer per request costs ~6% of the CPU
 	// of a cached get): the call this request rides in is bounded.
 	c := context.Background()
-	n, err := s.cfg.Store.DeleteMany(c, name, []string{key})
+	n, err := s.cfg.Store.DeleteManyWith(c, name, []string{key}, writeOptions(ctx))
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -198,7 +202,7 @@ func (s *Server) batchGet(ctx *fasthttp.RequestCtx, name string) {
 	}
 	c, cancel := reqContext(ctx)
 	defer cancel()
-	vals, err := s.cfg.Store.GetMany(c, name, keys)
+	vals, err := s.cfg.Store.GetManyAt(c, name, keys, string(ctx.QueryArgs().Peek("consistency")))
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -228,7 +232,7 @@ func (s *Server) batchSet(ctx *fasthttp.RequestCtx, name string) {
 	}
 	c, cancel := reqContext(ctx)
 	defer cancel()
-	n, err := s.cfg.Store.SetMany(c, name, items)
+	n, err := s.cfg.Store.SetManyWith(c, name, items, writeOptions(ctx))
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -243,7 +247,7 @@ func (s *Server) batchDelete(ctx *fasthttp.RequestCtx, name string) {
 	}
 	c, cancel := reqContext(ctx)
 	defer cancel()
-	n, err := s.cfg.Store.DeleteMany(c, name, keys)
+	n, err := s.cfg.Store.DeleteManyWith(c, name, keys, writeOptions(ctx))
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -357,4 +361,21 @@ func failBulk(ctx *fasthttp.RequestCtx, err error) {
 		return
 	}
 	fail(ctx, err)
+}
+
+// writeOptions reads a write's options from its headers.
+func writeOptions(ctx *fasthttp.RequestCtx) kvstore.WriteOptions {
+	return kvstore.WriteOptions{IdempotencyKey: string(ctx.Request.Header.Peek("Idempotency-Key"))}
+}
+
+// checkpointRDD writes a checkpoint of a durable RDD now.
+func (s *Server) checkpointRDD(ctx *fasthttp.RequestCtx, name string) {
+	c, cancel := reqContext(ctx)
+	defer cancel()
+	res, err := s.cfg.Store.Checkpoint(c, name)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, res)
 }

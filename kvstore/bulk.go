@@ -120,6 +120,9 @@ func (s *Store) Scan(ctx context.Context, name string, req ScanRequest) (ScanRes
 		}
 		args["after"] = req.After
 	}
+	if err := s.ReadGate(ctx, name, ""); err != nil {
+		return ScanResult{}, err
+	}
 	var res struct {
 		Items []scanItem `msgpack:"items"`
 		More  bool       `msgpack:"more"`
@@ -159,6 +162,9 @@ func (it *scanItem) DecodeMsgpack(dec *msgpack.Decoder) error {
 
 // Count returns the exact number of keys.
 func (s *Store) Count(ctx context.Context, name string) (int64, error) {
+	if err := s.ReadGate(ctx, name, ""); err != nil {
+		return 0, err
+	}
 	var res struct {
 		Count int64 `msgpack:"count"`
 	}
@@ -189,6 +195,10 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	if req.ValueColumn != "" {
 		args["value_column"] = req.ValueColumn
 	}
+	if err := s.ReadGate(ctx, name, ""); err != nil {
+		return LoadStatus{}, err
+	}
+	s.loadStarted(name) // a durable RDD is checkpointed when the load ends
 	var st LoadStatus
 	err := s.call(ctx, name, "rdd.load", args, &st)
 	return st, err
@@ -205,6 +215,9 @@ func (s *Store) Save(ctx context.Context, name string, req SaveRequest) (SaveRes
 	}
 	ctx, cancel := context.WithTimeout(ctx, saveTimeout)
 	defer cancel()
+	if err := s.ReadGate(ctx, name, ""); err != nil {
+		return SaveResult{}, err
+	}
 	var res SaveResult
 	err := s.callWithin(ctx, saveTimeout, name, "rdd.save",
 		map[string]any{"name": name, "path": req.Path, "format": req.Format, "overwrite": req.Overwrite}, &res)

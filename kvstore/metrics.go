@@ -1,11 +1,19 @@
 package kvstore
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // metrics shows how well calls coalesce: requests and keys per bridge call.
 type metrics struct {
 	requests map[string]prometheus.Observer
 	keys     map[string]prometheus.Observer
+	// durable RDDs
+	recovery   prometheus.Observer
+	checkpoint prometheus.Observer
+	ckptAt     *prometheus.GaugeVec // bounded: one series per durable RDD this node owns
 }
 
 // Instrument registers the store's metrics with reg. Call it once, before
@@ -21,13 +29,41 @@ func (s *Store) Instrument(reg prometheus.Registerer) {
 		Help:    "Keys in one interpreter call, by op.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 15), // 1 .. 16384
 	}, []string{"op"})
-	reg.MustRegister(reqs, keys)
-	m := &metrics{requests: map[string]prometheus.Observer{}, keys: map[string]prometheus.Observer{}}
+	recovery := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "srdd_durable_recovery_seconds",
+		Help:    "Time to rebuild a durable RDD on its owner from checkpoint and log.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 16), // 10 ms .. 5.5 min
+	})
+	ckpt := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "srdd_durable_checkpoint_seconds",
+		Help:    "Time to write and record one checkpoint of a durable RDD.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
+	})
+	ckptAt := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "srdd_durable_checkpoint_timestamp_seconds",
+		Help: "Unix time of the last checkpoint this node wrote, per durable RDD it owns.",
+	}, []string{"rdd"})
+	reg.MustRegister(reqs, keys, recovery, ckpt, ckptAt)
+	m := &metrics{requests: map[string]prometheus.Observer{}, keys: map[string]prometheus.Observer{},
+		recovery: recovery, checkpoint: ckpt, ckptAt: ckptAt}
 	for _, op := range []string{"get", "get_cold", "set", "delete"} {
 		m.requests[op] = reqs.WithLabelValues(op)
 		m.keys[op] = keys.WithLabelValues(op)
 	}
 	s.metrics = m
+}
+
+func (m *metrics) observeRecovery(d time.Duration) {
+	if m != nil {
+		m.recovery.Observe(d.Seconds())
+	}
+}
+
+func (m *metrics) observeCheckpoint(rdd string, d time.Duration) {
+	if m != nil {
+		m.checkpoint.Observe(d.Seconds())
+		m.ckptAt.WithLabelValues(rdd).Set(float64(time.Now().Unix()))
+	}
 }
 
 func (m *metrics) hook(op string) func(items, n int) {

@@ -78,7 +78,16 @@ func (r *getReq) finish(err error) {
 
 // GetMany returns the JSON value of each key, nil where a key is absent.
 func (s *Store) GetMany(ctx context.Context, name string, keys []string) ([][]byte, error) {
+	return s.GetManyAt(ctx, name, keys, "")
+}
+
+// GetManyAt is GetMany at a read consistency level (durable RDDs; see
+// ReadGate).
+func (s *Store) GetManyAt(ctx context.Context, name string, keys []string, consistency string) ([][]byte, error) {
 	if err := s.limits.validateBatch(len(keys)); err != nil {
+		return nil, err
+	}
+	if err := s.ReadGate(ctx, name, consistency); err != nil {
 		return nil, err
 	}
 	for _, k := range keys {
@@ -256,16 +265,43 @@ func (s *Store) flushCold(name string, batch []*getReq) {
 
 type setReq struct {
 	items   []Item
+	idem    string
 	written int
 	err     error
 	done    chan struct{}
+}
+
+// WriteOptions are per-request options of a write.
+type WriteOptions struct {
+	// IdempotencyKey makes a retried write of a durable RDD apply once:
+	// the same key with the same request answers the first outcome; with
+	// another request, an error. Ignored for memory-mode RDDs.
+	IdempotencyKey string
+}
+
+// MaxIdempotencyKey bounds the length of an idempotency key.
+const MaxIdempotencyKey = 256
+
+func (o WriteOptions) validate() error {
+	if len(o.IdempotencyKey) > MaxIdempotencyKey {
+		return fmt.Errorf("%w: Idempotency-Key is %d bytes; the limit is %d", ErrInvalid, len(o.IdempotencyKey), MaxIdempotencyKey)
+	}
+	return nil
 }
 
 // SetMany writes every item or, if any is invalid, none. The values are
 // copied before SetMany hands them on, so the caller may reuse them (a
 // fasthttp body) as soon as it returns.
 func (s *Store) SetMany(ctx context.Context, name string, items []Item) (int, error) {
+	return s.SetManyWith(ctx, name, items, WriteOptions{})
+}
+
+// SetManyWith is SetMany with per-request options.
+func (s *Store) SetManyWith(ctx context.Context, name string, items []Item, opts WriteOptions) (int, error) {
 	if err := s.limits.validateBatch(len(items)); err != nil {
+		return 0, err
+	}
+	if err := opts.validate(); err != nil {
 		return 0, err
 	}
 	total := 0
@@ -286,7 +322,7 @@ func (s *Store) SetMany(ctx context.Context, name string, items []Item) (int, er
 		buf = append(buf, it.Value...)
 		own[i] = Item{Key: it.Key, Value: buf[start:len(buf):len(buf)]}
 	}
-	r := &setReq{items: own, done: make(chan struct{})}
+	r := &setReq{items: own, idem: opts.IdempotencyKey, done: make(chan struct{})}
 	s.batchers(name).sets.add(r)
 	if err := wait(ctx, r.done); err != nil {
 		return 0, err
@@ -339,6 +375,10 @@ type setArgs struct {
 // flushSets sends several clients' batches as one kv.set; the interpreter
 // validates and applies each batch whole or not at all.
 func (s *Store) flushSets(name string, batch []*setReq) {
+	if r, ok := s.reg.RDD(name); ok && r.Mode == ModeDurable {
+		s.flushDurableSets(name, batch)
+		return
+	}
 	args := &setArgs{RDD: name, Items: make(wireItems, len(batch)), Groups: make([]int, len(batch))}
 	for i, r := range batch {
 		args.Items[i] = r.items
@@ -369,6 +409,7 @@ func (s *Store) flushSets(name string, batch []*setReq) {
 
 type delReq struct {
 	keys    []string
+	idem    string
 	deleted int
 	err     error
 	done    chan struct{}
@@ -382,7 +423,17 @@ type delArgs struct {
 
 // DeleteMany deletes keys and returns how many existed.
 func (s *Store) DeleteMany(ctx context.Context, name string, keys []string) (int, error) {
+	return s.DeleteManyWith(ctx, name, keys, WriteOptions{})
+}
+
+// DeleteManyWith is DeleteMany with per-request options. For a retried
+// idempotent delete of a durable RDD whose first outcome is no longer
+// known, the count is the number of keys asked for.
+func (s *Store) DeleteManyWith(ctx context.Context, name string, keys []string, opts WriteOptions) (int, error) {
 	if err := s.limits.validateBatch(len(keys)); err != nil {
+		return 0, err
+	}
+	if err := opts.validate(); err != nil {
 		return 0, err
 	}
 	for _, k := range keys {
@@ -390,7 +441,7 @@ func (s *Store) DeleteMany(ctx context.Context, name string, keys []string) (int
 			return 0, err
 		}
 	}
-	r := &delReq{keys: keys, done: make(chan struct{})}
+	r := &delReq{keys: keys, idem: opts.IdempotencyKey, done: make(chan struct{})}
 	s.batchers(name).dels.add(r)
 	if err := wait(ctx, r.done); err != nil {
 		return 0, err
@@ -399,6 +450,10 @@ func (s *Store) DeleteMany(ctx context.Context, name string, keys []string) (int
 }
 
 func (s *Store) flushDeletes(name string, batch []*delReq) {
+	if r, ok := s.reg.RDD(name); ok && r.Mode == ModeDurable {
+		s.flushDurableDeletes(name, batch)
+		return
+	}
 	args := &delArgs{RDD: name, Groups: make([]int, len(batch))}
 	for i, r := range batch {
 		args.Keys = append(args.Keys, r.keys...)

@@ -19,6 +19,11 @@ type Registry interface {
 	RDD(name string) (cluster.RDD, bool)
 	RDDs() []cluster.RDD
 	Session(id int64) (cluster.Session, bool)
+	Member(id string) (cluster.Member, bool)
+	LeastLoaded() (string, bool)
+	TailAfter(name string, after uint64, max int) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool)
+	WatchRDDs(fn func(rdd string, index uint64))
+	CatchUp() error
 }
 
 // Sessions is what the store needs from the session manager.
@@ -43,6 +48,9 @@ const (
 	StateStarting = "starting"
 	StateLoading  = "loading" // ready, and a bulk load is running
 	StateLost     = "lost"
+	// StateRecovering: a durable RDD is being rebuilt from its checkpoint
+	// and log on its (new) owner; calls answer 503 with Retry-After.
+	StateRecovering = "recovering"
 )
 
 // RDDInfo describes a shared RDD for listings.
@@ -60,6 +68,10 @@ type RDDInfo struct {
 	// Engine describes the KV engine's state in the owner (partitions,
 	// pending writes, compactions, lookup jobs).
 	Engine map[string]any `json:"engine,omitempty"`
+	// Durable RDDs: the last checkpoint and the writes logged since.
+	Checkpoint *cluster.CheckpointRef `json:"checkpoint,omitempty"`
+	TailWrites *int                   `json:"tail_writes,omitempty"`
+	LastWrite  uint64                 `json:"last_write_index,omitempty"`
 }
 
 // ownerInfo is what the owning interpreter reports about one RDD.
@@ -81,12 +93,25 @@ type Store struct {
 	callTimeout time.Duration
 	batch       sync.Map // rdd name -> *batchers
 	metrics     *metrics // nil until Instrument
+	// readyTimeout bounds a read's wait for a durable RDD being rebuilt
+	// before it answers 503 with Retry-After.
+	readyTimeout time.Duration
+	dur          *durable // nil until StartDurable
+	log          func(string)
 }
+
+// SetLogger sets where the store reports background events (adoptions,
+// rebuilds, checkpoint failures).
+func (s *Store) SetLogger(fn func(string)) { s.log = fn }
+
+// SetReadyTimeout bounds how long reads wait for a durable RDD that is
+// being rebuilt before answering 503.
+func (s *Store) SetReadyTimeout(d time.Duration) { s.readyTimeout = d }
 
 // New returns a store over the registry and the session manager.
 func New(reg Registry, sess Sessions, limits Limits) *Store {
 	limits.fill()
-	return &Store{reg: reg, sess: sess, limits: limits, callTimeout: time.Minute}
+	return &Store{reg: reg, sess: sess, limits: limits, callTimeout: time.Minute, readyTimeout: 5 * time.Second}
 }
 
 // Limits returns the limits in force.
@@ -106,12 +131,18 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 		return RDDInfo{}, err
 	}
 	switch req.Mode {
-	case "", ModeMemory:
-		req.Mode = ModeMemory
+	case "":
+		req.Mode = ModeDurable
+		if s.dur == nil {
+			req.Mode = ModeMemory
+		}
+	case ModeMemory:
 	case ModeDurable:
-		return RDDInfo{}, fmt.Errorf("%w: mode %q is not available yet; use %q (data lives in the session's memory)", ErrInvalid, req.Mode, ModeMemory)
+		if s.dur == nil {
+			return RDDInfo{}, fmt.Errorf("%w: durable rdds are not enabled on this node", ErrInvalid)
+		}
 	default:
-		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q", ErrInvalid, req.Mode, ModeMemory)
+		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q or %q", ErrInvalid, req.Mode, ModeDurable, ModeMemory)
 	}
 	if _, ok := s.reg.RDD(req.Name); ok {
 		return RDDInfo{}, fmt.Errorf("%w: %q", cluster.ErrRDDExists, req.Name)
@@ -131,6 +162,9 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 	}})
 	if err != nil {
 		return RDDInfo{}, err
+	}
+	if s.dur != nil {
+		s.dur.poke() // start its pusher now, not at the next tick
 	}
 	if err := s.sess.RDDCreated(sid, req.Name); err != nil {
 		// Undo the registration so the name is not left pointing nowhere.
@@ -176,10 +210,17 @@ func (s *Store) Describe(ctx context.Context, name string) (RDDInfo, error) {
 
 func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 	info := RDDInfo{Name: r.Name, SessionID: r.SessionID, Mode: r.Mode, CreatedAt: r.CreatedAt, State: StateStarting}
+	if r.Mode == ModeDurable {
+		tail := r.TailOps
+		info.Checkpoint, info.TailWrites, info.LastWrite = r.Checkpoint, &tail, r.LastWrite
+	}
 	if rec, ok := s.reg.Session(r.SessionID); ok {
 		info.Node = rec.Node
 		if rec.Status == cluster.SessionDead {
 			info.State, info.Message = StateLost, fmt.Sprintf("session %d is dead: %s", r.SessionID, rec.Reason)
+			if r.Mode == ModeDurable {
+				info.State, info.Message = StateRecovering, fmt.Sprintf("session %d is dead (%s); moving to a live session", r.SessionID, rec.Reason)
+			}
 		}
 	}
 	if o, ok := counts[r.Name]; ok {
@@ -188,9 +229,15 @@ func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 		if o.Load != nil && o.Load.State == LoadRunning {
 			info.State = StateLoading
 		}
+		if st, msg, _, ok := s.durableState(r.Name); ok && st != "" {
+			info.State, info.Message = st, msg
+		}
 	} else if info.State == StateStarting {
 		if si, err := s.sess.Get(r.SessionID); err == nil && (si.State == sessions.StateDead || si.State == sessions.StateError) {
 			info.State, info.Message = StateLost, fmt.Sprintf("session %d is %s", r.SessionID, si.State)
+			if r.Mode == ModeDurable {
+				info.State = StateRecovering
+			}
 		}
 	}
 	return info
@@ -252,6 +299,9 @@ func (s *Store) route(ctx context.Context, name string) (*sparkbridge.Interprete
 		return nil, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
 	}
 	it, err := s.sess.Interpreter(ctx, r.SessionID)
+	if errors.Is(err, sessions.ErrDead) && r.Mode == ModeDurable {
+		return nil, fmt.Errorf("%w: %q: its session %d is gone (%v); it is being moved to a live session", ErrRecovering, name, r.SessionID, err)
+	}
 	if errors.Is(err, sessions.ErrDead) {
 		return nil, fmt.Errorf("%w: %q was held in memory by session %d, which is gone (%v); drop and recreate it", ErrLost, name, r.SessionID, err)
 	}

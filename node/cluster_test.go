@@ -363,7 +363,7 @@ func TestThreeNodeForwarding(t *testing.T) {
 	if err := createSessionWait(ms[1].base(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	do(t, "POST", ms[2].base()+"/v1/rdds", fmt.Sprintf(`{"name":"states","session":%d}`, s.ID), 201)
+	do(t, "POST", ms[2].base()+"/v1/rdds", fmt.Sprintf(`{"name":"states","session":%d,"mode":"memory"}`, s.ID), 201)
 	do(t, "PUT", ms[1].base()+"/v1/rdds/states/keys/ak", `"Alaska"`, 204)
 	do(t, "POST", ms[2].base()+"/v1/rdds/states/set", `{"items":{"hi":"Hawaii","ca":"California"}}`, 200)
 	for _, m := range ms {

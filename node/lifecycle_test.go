@@ -27,7 +27,7 @@ func TestDefaultSessionStartupAndRestart(t *testing.T) {
 		Session int64  `json:"session"`
 		State   string `json:"state"`
 	}
-	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"early"}`, 201), &r)
+	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"early","mode":"memory"}`, 201), &r)
 	if r.State != "starting" {
 		t.Fatalf("new rdd in a fresh session: state %q, want starting", r.State)
 	}

@@ -194,7 +194,7 @@ func TestLivySQLSessionAndInterpreterDeath(t *testing.T) {
 	if len(comp.Candidates) != 0 {
 		t.Fatalf("sql completion = %v", comp.Candidates)
 	}
-	do(t, "POST", base+"/v1/rdds", fmt.Sprintf(`{"name":"report_cache","session":%d}`, s.ID), 201)
+	do(t, "POST", base+"/v1/rdds", fmt.Sprintf(`{"name":"report_cache","session":%d,"mode":"memory"}`, s.ID), 201)
 	do(t, "PUT", base+"/v1/rdds/report_cache/keys/q1", `1`, 204)
 
 	pids := interpreterPIDs(t, shared.dir, s.ID)

@@ -55,6 +55,11 @@ type Config struct {
 	CSRFProtection bool
 	// ClusterKey, if set, is required on node-to-node calls and sent on ours.
 	ClusterKey string
+	// Durable configures checkpoints of durable RDDs (the default
+	// checkpoint directory is DataDir/checkpoints).
+	Durable kvstore.DurableConfig
+	// MemoryOnly turns durable RDDs off: every RDD is memory-mode.
+	MemoryOnly bool
 	Version    string         // shown by GET /version
 	Raft       cluster.Config // timing overrides (tests); addresses come from above
 	Logger     hclog.Logger
@@ -178,6 +183,7 @@ func Start(cfg Config) (*Node, error) {
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
 			Metrics: sparkbridge.NewMetrics(n.Metrics),
+			NodeURL: "http://" + n.ln.Addr().String(),
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
@@ -185,6 +191,8 @@ func Start(cfg Config) (*Node, error) {
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
 	n.Store.Instrument(n.Metrics)
+	storeLog := cfg.Logger.Named("kvstore")
+	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
@@ -212,6 +220,11 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if err := n.Sessions.Reconcile(); err != nil {
 		return nil, err
+	}
+	if !cfg.MemoryOnly {
+		// After Reconcile: sessions of a previous run are dead by now, so
+		// their durable RDDs are adopted and rebuilt.
+		n.Store.StartDurable(cfg.Durable, dataDir)
 	}
 	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(),
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
@@ -270,6 +283,9 @@ func (n *Node) Close() {
 			_ = n.HTTP.Close()
 		} else if n.ln != nil {
 			_ = n.ln.Close()
+		}
+		if n.Store != nil {
+			n.Store.StopDurable()
 		}
 		if n.Sessions != nil {
 			n.Sessions.Close()

@@ -276,7 +276,7 @@ func (m *Manager) hydrate(s *session) error {
 		if r.SessionID != s.id {
 			continue
 		}
-		if err := m.call(s, "rdd.create", map[string]any{"name": r.Name}); err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
+		if err := m.call(s, "rdd.create", rddArgs(r)); err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
 			return fmt.Errorf("cannot create shared rdd %q: %w", r.Name, err)
 		}
 	}
@@ -396,7 +396,15 @@ func (m *Manager) rddChanged(sessionID int64, op, name string) error {
 	if !hydrated || dead {
 		return nil
 	}
-	err := m.call(s, op, map[string]any{"name": name})
+	args := map[string]any{"name": name}
+	if op == "rdd.create" {
+		for _, r := range m.reg.RDDs() {
+			if r.Name == name {
+				args = rddArgs(r)
+			}
+		}
+	}
+	err := m.call(s, op, args)
 	switch {
 	case err == nil:
 		return nil
@@ -408,9 +416,14 @@ func (m *Manager) rddChanged(sessionID int64, op, name string) error {
 		if err := m.call(s, "rdd.drop", map[string]any{"name": name}); err != nil {
 			return err
 		}
-		return m.call(s, "rdd.create", map[string]any{"name": name})
+		return m.call(s, "rdd.create", args)
 	}
 	return err
+}
+
+// rddArgs are the interpreter's arguments to create a shared RDD.
+func rddArgs(r cluster.RDD) map[string]any {
+	return map[string]any{"name": r.Name, "durable": r.Mode == cluster.ModeDurable}
 }
 
 // DefaultSession returns the id of this node's session for shared RDDs

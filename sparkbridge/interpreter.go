@@ -34,6 +34,9 @@ type Config struct {
 	Metrics     *Metrics
 	// OnOutput receives every output line of the process (see ProcessConfig).
 	OnOutput func(line string)
+	// NodeURL is this node's HTTP base URL: user code in the session
+	// writes to durable RDDs through it, so those writes are logged too.
+	NodeURL string
 }
 
 // ReadyInfo is what the interpreter reports once Spark is up.
@@ -90,6 +93,9 @@ func Start(cfg Config) (*Interpreter, error) {
 	// PYTHONHASHSEED=0: the driver must hash keys as the executors do
 	// (the interpreter would otherwise re-exec itself to set it).
 	env := append(os.Environ(), "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
+	if cfg.NodeURL != "" {
+		env = append(env, "SRDD_NODE_URL="+cfg.NodeURL)
+	}
 
 	cfg.Metrics.incStarts()
 	began := time.Now()

@@ -101,7 +101,7 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 	if s.Node == leader.id {
 		t.Fatalf("session placed on the leader %s", s.Node)
 	}
-	postJSON(t, "http://"+leader.http+"/v1/rdds", fmt.Sprintf(`{"name":"e2e","session":%d}`, s.ID), 201)
+	postJSON(t, "http://"+leader.http+"/v1/rdds", fmt.Sprintf(`{"name":"e2e","session":%d,"mode":"memory"}`, s.ID), 201)
 	var survivors []*proc
 	for _, p := range procs {
 		if p != leader {
@@ -183,7 +183,7 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 		t.Fatalf("srdd get with the first node dead = %q, %v", out, err)
 	}
 	// The registry takes new writes through either survivor.
-	postJSON(t, "http://"+survivors[1].http+"/v1/rdds", fmt.Sprintf(`{"name":"after","session":%d}`, s.ID), 201)
+	postJSON(t, "http://"+survivors[1].http+"/v1/rdds", fmt.Sprintf(`{"name":"after","session":%d,"mode":"memory"}`, s.ID), 201)
 	if v, err := viewOf(survivors[1].http); err != nil || v.Leader != newLeader {
 		t.Fatalf("survivors disagree on the leader: %+v %v", v, err)
 	}

@@ -389,7 +389,23 @@ class Engine:
             raise ValueError("%s file has no column %s (columns: %s)" % (fmt, ", ".join(missing), ", ".join(df.columns)))
         return df.select(key_col, value_col).rdd.mapPartitions(tasks.parse_columns_with(mk, mv))
 
-    def save(self, base: Base, overlay: dict, fmt: str, path: str, overwrite: bool) -> None:
+    def delete_children(self, directory: str, keep: list[str]) -> int:
+        """Delete every entry of ``directory`` whose path is not in ``keep``."""
+        jvm = self.sc._jvm
+        d = jvm.org.apache.hadoop.fs.Path(directory)
+        fs = d.getFileSystem(self.sc._jsc.hadoopConfiguration())
+        if not fs.exists(d):
+            return 0
+        kept = {str(fs.makeQualified(jvm.org.apache.hadoop.fs.Path(k)).toString()) for k in keep}
+        n = 0
+        for st in fs.listStatus(d):
+            p = st.getPath()
+            if str(fs.makeQualified(p).toString()) not in kept and fs.delete(p, True):
+                n += 1
+        return n
+
+    def save(self, base: Base, overlay: dict, fmt: str, path: str, overwrite: bool,
+             index: Optional[int] = None) -> None:
         if self.path_exists(path):
             if not overwrite:
                 raise FileExistsError("%s exists; pass overwrite to replace it" % path)
@@ -399,6 +415,9 @@ class Engine:
             text.map(tasks.jsonl_line).saveAsTextFile(path)
             return
         df = self.spark.createDataFrame(self.view(base, overlay, decode=False), schema="key string, value string")
+        if index is not None:
+            from pyspark.sql.functions import lit
+            df = df.withColumn("log_index", lit(int(index)).cast("long"))
         writer = df.write.mode("overwrite")
         if fmt == "csv":
             writer.option("header", "true").option("escape", '"').csv(path)

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, NoReturn, Optional
 from . import PROTOCOL_NAME, PROTOCOL_VERSION
 from .protocol import FrameTooLarge, ProtocolError, encode_frame, read_frame
 from .statements import StatementRunner, install_stdout_capture
+from . import durable
 from .store import AlreadyExists, Busy, InvalidInput, NotFound, Registry, WouldBlock
 
 log = logging.getLogger("srdd_interpreter")
@@ -150,6 +151,11 @@ class Server:
             "kv.count": self._op_kv_count,
             "rdd.load": self._op_rdd_load,
             "rdd.save": self._op_rdd_save,
+            "kv.apply": self._op_kv_apply,
+            "rdd.checkpoint": self._op_rdd_checkpoint,
+            "rdd.restore": self._op_rdd_restore,
+            "path.gc": self._op_path_gc,
+            "path.delete": self._op_path_delete,
         }
         # KV ops answered on the reader thread when they cannot block.
         self._fast: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -360,8 +366,9 @@ class Server:
         if not name:
             raise OpError("bad_request", "name must not be empty")
         assert self.registry is not None and self.runner is not None
+        log = durable.node_log_for(name) if _opt(args, "durable", bool, False) else None
         try:
-            store = self.registry.create(name)
+            store = self.registry.create(name, log)
         except AlreadyExists:
             raise OpError("exists", "shared RDD %r already exists" % name) from None
         if _bindable(name):
@@ -406,7 +413,7 @@ class Server:
         try:
             return store.load(_arg(args, "path", str), _opt(args, "format", str, "jsonl"),
                               _opt(args, "mode", str, "merge"), _opt(args, "key_column", str, "key"),
-                              _opt(args, "value_column", str, "value"))
+                              _opt(args, "value_column", str, "value"), logged=True)
         except Busy as exc:
             raise OpError("busy", str(exc)) from None
 
@@ -471,6 +478,24 @@ class Server:
             raise WouldBlock()
         counts = store.delete_groups(keys, groups, wait=False)
         return {"deleted": sum(counts), "counts": counts}
+
+    # -- durable RDDs (see durable.py)
+    def _op_kv_apply(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"results": durable.apply_entries(self._store(args), _arg(args, "entries", list))}
+
+    def _op_rdd_checkpoint(self, args: dict[str, Any]) -> dict[str, Any]:
+        return durable.checkpoint(self._named_store(args), _arg(args, "path", str), _arg(args, "index", int))
+
+    def _op_rdd_restore(self, args: dict[str, Any]) -> dict[str, Any]:
+        return durable.restore(self._named_store(args), _arg(args, "path", str))
+
+    def _op_path_gc(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.registry is not None
+        return {"deleted": self.registry.engine.delete_children(_arg(args, "dir", str), _arg(args, "keep", list))}
+
+    def _op_path_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.registry is not None
+        return {"deleted": self.registry.engine.delete_path(_arg(args, "path", str))}
 
     def _op_kv_scan(self, args: dict[str, Any]) -> dict[str, Any]:
         store = self._store(args)

@@ -224,6 +224,9 @@ class SharedRDD:
         self._df_version = -1
         self._load: Optional[dict[str, Any]] = None
         self._load_seq = 0
+        # Durable RDDs: user code's writes go to the node's log through this
+        # (durable.NodeLog); the node applies logged writes with apply_logged.
+        self._log: Any = None
         self.stats_counters = {"compactions": 0, "compaction_seconds": 0.0, "lookup_jobs": 0,
                                "lookup_keys": 0, "lookup_seconds": 0.0,
                                "rebuild_failures": 0}
@@ -458,6 +461,9 @@ class SharedRDD:
         """Store ``value`` (must be JSON-serializable, finite numbers only)."""
         check_key(key)
         data = _encode_checked(value)
+        if self._log is not None:
+            self._log("set", [(key, data)])
+            return
         self._write({key: data}, ())
 
     def set_many(self, items: Union[Mapping[str, Any], Iterable[tuple[str, Any]]]) -> int:
@@ -467,6 +473,8 @@ class SharedRDD:
         for pair in pairs:
             key, value = pair
             staged[check_key(key)] = _encode_checked(value)
+        if self._log is not None:
+            return self._log("set", list(staged.items())) if staged else 0
         self._write(staged, ())
         return len(staged)
 
@@ -525,7 +533,27 @@ class SharedRDD:
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove ``keys``; returns how many were present."""
         keys = [check_key(k) for k in keys]
+        if self._log is not None:
+            return self._log("delete", keys) if keys else 0
         return self._write({}, keys)
+
+    def apply_logged(self, sets: dict[str, JsonBytes], deletes: Iterable[str]) -> int:
+        """Apply writes the node has logged (durable RDDs); returns how many
+        of ``deletes`` existed."""
+        return self._write(sets, deletes)
+
+    def checkpoint_to(self, path: str, index: int) -> int:
+        """Write the current data as a checkpoint (Parquet: key, value as
+        JSON text, log_index) to ``path``, replacing it; returns the rows."""
+        with self._lock:
+            overlay = self._overlay_locked()
+            base = self._base.acquire()
+            rows = self._count
+        try:
+            self._bg.submit(self._engine.save, base, overlay, "parquet", path, True, index).result()
+        finally:
+            base.release()
+        return rows
 
     def delete_groups(self, keys: list[str], groups: list[int], wait: bool = True) -> list[int]:
         """Wire helper for coalesced deletes: how many keys of each batch existed."""
@@ -544,6 +572,9 @@ class SharedRDD:
 
     def clear(self) -> None:
         """Remove every key."""
+        if self._log is not None:
+            raise InvalidInput("clear() is not available on a durable shared RDD: delete its keys, "
+                               "or drop and recreate it")
         with self._lock:
             self._generation += 1
             old = self._base
@@ -790,11 +821,14 @@ class SharedRDD:
     # -- bulk
 
     def load(self, path: str, fmt: str = "jsonl", mode: str = "merge",
-             key_column: str = "key", value_column: str = "value") -> dict[str, Any]:
+             key_column: str = "key", value_column: str = "value", logged: bool = False) -> dict[str, Any]:
         """Start loading a file (JSON Lines, CSV or Parquet) in the
         background; ``load_status()`` reports progress. In mode "merge"
         loaded rows overwrite existing keys; "replace" drops the old data.
         Writes made while the load runs win over loaded rows."""
+        if self._log is not None and not logged:
+            raise InvalidInput("load into a durable shared RDD through the node (POST /v1/rdds/%s/load), "
+                               "which checkpoints it when the load ends" % self.name)
         if not isinstance(path, str) or not path:
             raise InvalidInput("path must be a non-empty string")
         if fmt not in FORMATS:
@@ -988,13 +1022,14 @@ class Registry:
             self._engine = Engine(self._sc, self._spark)
         return self._engine
 
-    def create(self, name: str) -> SharedRDD:
+    def create(self, name: str, log: Any = None) -> SharedRDD:
         if not isinstance(name, str) or not name:
             raise InvalidInput("name must be a non-empty str")
         with self._lock:
             if name in self._rdds:
                 raise AlreadyExists(name)
             store = SharedRDD(name, self._sc, self._spark, engine=self.engine)
+            store._log = log
             self._rdds[name] = store
             return store
 

@@ -1,0 +1,258 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Durable shared RDDs (see DESIGN.md, "Durable RDDs"): every write is a
+// log entry (Write) appended to the RDD's tail in the registry; the owner
+// pushes the tail, in log order, into its interpreter; a checkpoint
+// (Parquet written by the owner) is recorded with Checkpoint, which trims
+// the tail it covers; MoveRDD hands the RDD to another session, whose
+// node rebuilds it from checkpoint + tail.
+
+// ModeDurable is the registry's name of the durable mode.
+const ModeDurable = "durable"
+
+// idemCapacity bounds the idempotency keys the registry remembers.
+const idemCapacity = 100_000
+
+// Write logs one coalesced batch of sets (Values set) or deletes (Delete)
+// on a durable RDD. Groups are the sizes of the client batches it joins,
+// in order; Idem and Hashes, if present, hold one idempotency key ("" for
+// none) and one request hash per group.
+type Write struct {
+	RDD     string   `msgpack:"rdd"`
+	Session int64    `msgpack:"session"` // the owner the proposer routed to
+	Delete  bool     `msgpack:"del,omitempty"`
+	Keys    []string `msgpack:"keys"`
+	Values  [][]byte `msgpack:"values,omitempty"`
+	Groups  []int    `msgpack:"groups"`
+	Idem    []string `msgpack:"idem,omitempty"`
+	Hashes  []uint64 `msgpack:"hashes,omitempty"`
+}
+
+// Checkpoint records that Path holds the RDD's data as of log index Index.
+type Checkpoint struct {
+	RDD   string `msgpack:"rdd"`
+	Index uint64 `msgpack:"index"`
+	Path  string `msgpack:"path"`
+	Rows  int64  `msgpack:"rows"`
+	At    int64  `msgpack:"at"` // unix ms, chosen by the proposer
+}
+
+// MoveRDD hands a durable RDD from session From to session To, if it is
+// still owned by From (a compare-and-set, so concurrent adopters agree).
+type MoveRDD struct {
+	RDD  string `msgpack:"rdd"`
+	From int64  `msgpack:"from"`
+	To   int64  `msgpack:"to"`
+}
+
+// CheckpointRef is the registry's record of an RDD's last checkpoint.
+type CheckpointRef struct {
+	Index uint64 `msgpack:"index" json:"index"`
+	Path  string `msgpack:"path" json:"path"`
+	Rows  int64  `msgpack:"rows" json:"rows"`
+	At    int64  `msgpack:"at" json:"at"`
+}
+
+// TailEntry is one logged write still to be covered by a checkpoint. Only
+// the groups that were not duplicates of an earlier idempotent write are
+// kept, so replaying the tail applies each client batch once.
+type TailEntry struct {
+	Index  uint64   `msgpack:"i"`
+	Delete bool     `msgpack:"d,omitempty"`
+	Keys   []string `msgpack:"k"`
+	Values [][]byte `msgpack:"v,omitempty"`
+	Groups []int    `msgpack:"g"`
+}
+
+// Ops is the number of keys the entry writes.
+func (e *TailEntry) Ops() int { return len(e.Keys) }
+
+// IdemRecord remembers where the group of an idempotent write was logged.
+type IdemRecord struct {
+	Index uint64 `msgpack:"i"`
+	Group int    `msgpack:"g"` // the group's position in that entry's Groups
+	Hash  uint64 `msgpack:"h"`
+}
+
+// WriteResult tells the proposer of a Write where each of its groups is:
+// in the entry just logged, or (a retried idempotent write) in an earlier
+// one. Index is 0 when nothing new was logged.
+type WriteResult struct {
+	Index  uint64       `msgpack:"index"`
+	Groups []GroupPlace `msgpack:"groups"`
+}
+
+// GroupPlace locates one client batch in the log.
+type GroupPlace struct {
+	Index uint64 `msgpack:"i"`
+	Group int    `msgpack:"g"`
+	Dup   bool   `msgpack:"dup,omitempty"`
+}
+
+func (s *State) durableRDD(name string) (*RDD, error) {
+	r, ok := s.RDDs[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrRDDNotFound, name)
+	}
+	if r.Mode != ModeDurable {
+		return nil, fmt.Errorf("%w: %q", ErrNotDurable, name)
+	}
+	return r, nil
+}
+
+func (s *State) applyWrite(b *Write, index uint64) (any, error) {
+	r, err := s.durableRDD(b.RDD)
+	if err != nil {
+		return nil, err
+	}
+	if r.SessionID != b.Session {
+		return nil, fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.Session)
+	}
+	total := 0
+	for _, g := range b.Groups {
+		if g < 0 {
+			return nil, fmt.Errorf("write to %q: negative group size", b.RDD)
+		}
+		total += g
+	}
+	if total != len(b.Keys) || (!b.Delete && len(b.Values) != len(b.Keys)) ||
+		(len(b.Idem) != 0 && (len(b.Idem) != len(b.Groups) || len(b.Hashes) != len(b.Groups))) {
+		return nil, fmt.Errorf("write to %q: malformed batch", b.RDD)
+	}
+	// A mismatched key refuses the whole entry before anything changes.
+	for gi := range b.Groups {
+		if len(b.Idem) == 0 || b.Idem[gi] == "" {
+			continue
+		}
+		if rec, ok := s.Idem[b.RDD+"\x00"+b.Idem[gi]]; ok && rec.Hash != b.Hashes[gi] {
+			return nil, fmt.Errorf("%w: %q", ErrIdempotencyMismatch, b.Idem[gi])
+		}
+	}
+	res := &WriteResult{Groups: make([]GroupPlace, len(b.Groups))}
+	e := &TailEntry{Index: index, Delete: b.Delete}
+	pos := 0
+	for gi, g := range b.Groups {
+		keys := b.Keys[pos : pos+g]
+		var vals [][]byte
+		if !b.Delete {
+			vals = b.Values[pos : pos+g]
+		}
+		pos += g
+		var ik string
+		if len(b.Idem) != 0 && b.Idem[gi] != "" {
+			ik = b.RDD + "\x00" + b.Idem[gi]
+			if rec, ok := s.Idem[ik]; ok {
+				res.Groups[gi] = GroupPlace{Index: rec.Index, Group: rec.Group, Dup: true}
+				continue
+			}
+		}
+		res.Groups[gi] = GroupPlace{Index: index, Group: len(e.Groups)}
+		if ik != "" {
+			s.remember(ik, &IdemRecord{Index: index, Group: len(e.Groups), Hash: b.Hashes[gi]})
+		}
+		e.Groups = append(e.Groups, g)
+		e.Keys = append(e.Keys, keys...)
+		e.Values = append(e.Values, vals...)
+	}
+	if len(e.Groups) > 0 {
+		r.Tail = append(r.Tail, e)
+		r.TailOps += e.Ops()
+		r.LastWrite = index
+		res.Index = index
+	}
+	return res, nil
+}
+
+// remember records an idempotency key, forgetting the oldest past capacity.
+func (s *State) remember(key string, rec *IdemRecord) {
+	if s.Idem == nil {
+		s.Idem = map[string]*IdemRecord{}
+	}
+	s.Idem[key] = rec
+	s.IdemOrder = append(s.IdemOrder, key)
+	if over := len(s.IdemOrder) - idemCapacity; over > 0 {
+		for _, k := range s.IdemOrder[:over] {
+			delete(s.Idem, k)
+		}
+		s.IdemOrder = append([]string(nil), s.IdemOrder[over:]...)
+	}
+}
+
+func (s *State) applyCheckpoint(b *Checkpoint) error {
+	r, err := s.durableRDD(b.RDD)
+	if err != nil {
+		return err
+	}
+	if r.Checkpoint != nil && b.Index <= r.Checkpoint.Index {
+		return nil // an older checkpoint finished late: keep the newer one
+	}
+	r.Checkpoint = &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At}
+	cut := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > b.Index })
+	if cut > 0 {
+		// A new slice: readers may still hold the old one.
+		rest := make([]*TailEntry, len(r.Tail)-cut)
+		copy(rest, r.Tail[cut:])
+		r.Tail = rest
+		r.TailOps = 0
+		for _, e := range rest {
+			r.TailOps += e.Ops()
+		}
+	}
+	return nil
+}
+
+func (s *State) applyMove(b *MoveRDD) error {
+	r, err := s.durableRDD(b.RDD)
+	if err != nil {
+		return err
+	}
+	if r.SessionID != b.From {
+		return fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.From)
+	}
+	sess, ok := s.Sessions[b.To]
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrSessionNotFound, b.To)
+	}
+	if sess.Status != SessionActive {
+		return fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.To, sess.Status)
+	}
+	r.SessionID = b.To
+	return nil
+}
+
+// TailAfter returns the logged writes of a durable RDD with an index above
+// after (at most max keys' worth, at least one entry), its checkpoint, and
+// whether the RDD exists. The entries must not be modified.
+func (n *Node) TailAfter(name string, after uint64, max int) ([]*TailEntry, *CheckpointRef, bool) {
+	var out []*TailEntry
+	var ck *CheckpointRef
+	var ok bool
+	n.fsm.read(func(s *State) {
+		r, found := s.RDDs[name]
+		if !found {
+			return
+		}
+		ok = true
+		if r.Checkpoint != nil {
+			c := *r.Checkpoint
+			ck = &c
+		}
+		i := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > after })
+		ops := 0
+		for ; i < len(r.Tail) && (len(out) == 0 || ops+r.Tail[i].Ops() <= max); i++ {
+			out = append(out, r.Tail[i])
+			ops += r.Tail[i].Ops()
+		}
+	})
+	return out, ck, ok
+}
+
+// WatchRDDs registers fn to hear of every applied change to a shared RDD
+// (its name; "" when sessions, nodes or the whole state changed). fn runs
+// on Raft's apply goroutine and must not block.
+func (n *Node) WatchRDDs(fn func(rdd string, index uint64)) { n.fsm.watch.Store(&fn) }
