@@ -558,6 +558,14 @@ func (s *Store) logWrite(ctx context.Context, name string, del bool, keys []stri
 	if !ok {
 		return nil, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
 	}
+	// A session still starting answers 503 within --ready-timeout, as for
+	// memory-mode RDDs, instead of logging writes it cannot apply soon.
+	if _, err := s.sess.Interpreter(ctx, r.SessionID); err != nil {
+		if errors.Is(err, sessions.ErrDead) {
+			return nil, fmt.Errorf("%w: %q: %v; it is being moved to a live session", ErrRecovering, name, err)
+		}
+		return nil, err
+	}
 	o, err := s.ownedHere(ctx, name, r.SessionID)
 	if err != nil {
 		return nil, err

@@ -46,7 +46,7 @@ func TestDefaultSessionStartupAndRestart(t *testing.T) {
 	var r2 struct {
 		Session int64 `json:"session"`
 	}
-	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"second"}`, 201), &r2)
+	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"second","mode":"memory"}`, 201), &r2)
 	if r2.Session != r.Session {
 		t.Fatalf("second rdd went to session %d, want the default %d", r2.Session, r.Session)
 	}

@@ -26,7 +26,7 @@ func TestSharedRDDAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Session != 0 || r.Mode != "memory" || r.State != "ready" || r.Keys == nil || *r.Keys != 0 {
+	if r.Session != 0 || r.Mode != "durable" || r.State != "ready" || r.Keys == nil || *r.Keys != 0 {
 		t.Fatalf("created = %+v", r)
 	}
 	if _, err := c.CreateRDD(ctx, "states", "0"); err == nil || !strings.Contains(err.Error(), "409") {
