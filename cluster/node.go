@@ -114,6 +114,7 @@ type Node struct {
 	http      *http.Client // pooled connections to the leader for forwarding
 
 	isolated atomic.Bool
+	metrics  *clusterMetrics // nil until Instrument
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation
@@ -259,7 +260,9 @@ func (n *Node) Apply(c Command) (any, error) {
 		if n.IsLeader() {
 			_, v, err = n.applyLocal(b)
 		} else if n.cfg.ForwardApply {
+			began := time.Now()
 			v, err = n.forward(b, c.Type)
+			n.metrics.forwarded(time.Since(began), err)
 		} else {
 			err = ErrNotLeader
 		}
