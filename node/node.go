@@ -22,6 +22,7 @@ import (
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/metrics"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -58,6 +59,10 @@ type Config struct {
 	Version    string         // shown by GET /version
 	Raft       cluster.Config // timing overrides (tests); addresses come from above
 	Logger     hclog.Logger
+
+	// MetricsMaxRDDs is how many shared RDDs get their own rdd label in
+	// per-RDD metrics (0: metrics.DefaultMaxRDDs); later ones share "_other".
+	MetricsMaxRDDs int
 }
 
 // Node is a running srdd node.
@@ -69,6 +74,9 @@ type Node struct {
 	Metrics  *prometheus.Registry
 	ln       net.Listener
 	logger   hclog.Logger
+
+	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
+	Durability *metrics.Durability
 
 	serveErr   chan error
 	closeOnce  sync.Once
@@ -131,6 +139,10 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{logger: cfg.Logger, Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rddLabels, err := instrumentProcess(n.Metrics, cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	ok := false
 	defer func() {
@@ -185,10 +197,12 @@ func Start(cfg Config) (*Node, error) {
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
 	n.Store.Instrument(n.Metrics)
+	n.instrument(rddLabels)
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
+		RDDLabels: rddLabels,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.

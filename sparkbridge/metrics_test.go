@@ -63,3 +63,9 @@ func TestMetricsInFlightAndExits(t *testing.T) {
 		t.Fatalf("starts = %v, want 2", got)
 	}
 }
+
+func TestPinnedPySpark(t *testing.T) {
+	if v := PinnedPySpark(); len(v) < 5 || v[1] != '.' {
+		t.Fatalf("PinnedPySpark() = %q, want a version like 4.3.0", v)
+	}
+}

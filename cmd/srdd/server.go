@@ -67,6 +67,7 @@ func serverCmd() *cobra.Command {
 	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long a request waits for a starting session before 503")
 	f.IntVar(&cfg.KVCacheMiB, "kv-cache-mib", 64, "size of each session's hot-key cache in MiB (spark.srdd.kv.cacheMiB)")
+	f.IntVar(&cfg.MetricsMaxRDDs, "metrics-max-rdds", 32, "shared RDDs that get their own rdd label in per-RDD metrics; later ones are counted under rdd=\"_other\"")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.StringVar(&cfg.ClusterKey, "cluster-key", os.Getenv("SRDD_CLUSTER_KEY"), "shared secret required on node-to-node calls (joins, forwarded writes, removals); env SRDD_CLUSTER_KEY. Without it, run nodes on a trusted network only")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
