@@ -25,6 +25,9 @@ type Config struct {
 	// Bootstrap makes this node a one-node cluster if it has no Raft state
 	// yet. With existing state it is ignored: bootstrap happens exactly once.
 	Bootstrap bool
+	// RaftAdvertise is the address other nodes dial for Raft, host:port
+	// (a DNS name allowed); empty: the bound RaftAddr.
+	RaftAdvertise string
 
 	ApplyTimeout      time.Duration // default 10s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
@@ -166,6 +169,12 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cannot listen for raft: %w", err)
 	}
 	n.stream = &tcpStreamLayer{ln: ln}
+	if cfg.RaftAdvertise != "" {
+		if _, _, err := net.SplitHostPort(cfg.RaftAdvertise); err != nil {
+			return nil, fmt.Errorf("invalid raft advertise address %q: %w", cfg.RaftAdvertise, err)
+		}
+		n.stream.adv = hostPort(cfg.RaftAdvertise)
+	}
 	n.transport = raft.NewNetworkTransportWithLogger(n.stream, 3, 10*time.Second, cfg.Logger.Named("transport"))
 
 	rc := raft.DefaultConfig()

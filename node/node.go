@@ -60,6 +60,11 @@ type Config struct {
 	Raft       cluster.Config // timing overrides (tests); addresses come from above
 	Logger     hclog.Logger
 
+	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
+	// reach this one (host:port; a DNS name that follows the node, e.g. a
+	// StatefulSet pod's); empty: the bound HTTPAddr and RaftAddr.
+	AdvertiseHTTP string
+	AdvertiseRaft string
 	// MetricsMaxRDDs is how many shared RDDs get their own rdd label in
 	// per-RDD metrics (0: metrics.DefaultMaxRDDs); later ones share "_other".
 	MetricsMaxRDDs int
@@ -159,7 +164,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("--bootstrap and --join exclude each other")
 	}
 	rc := cfg.Raft
-	rc.NodeID, rc.RaftAddr, rc.HTTPAddr, rc.DataDir = cfg.NodeID, cfg.RaftAddr, n.ln.Addr().String(), dataDir
+	httpAdv := n.ln.Addr().String()
+	if cfg.AdvertiseHTTP != "" {
+		httpAdv = cfg.AdvertiseHTTP
+	}
+	rc.NodeID, rc.RaftAddr, rc.HTTPAddr, rc.DataDir = cfg.NodeID, cfg.RaftAddr, httpAdv, dataDir
+	rc.RaftAdvertise = cfg.AdvertiseRaft
 	rc.Bootstrap = cfg.Bootstrap && len(cfg.Join) == 0
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
@@ -209,7 +219,7 @@ func Start(cfg Config) (*Node, error) {
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), n.ln.Addr().String(), !cfg.NonVoter, cfg.ClusterKey); err != nil {
+		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey); err != nil {
 			return nil, err
 		}
 	}
@@ -220,7 +230,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cannot start registry: %w", err)
 	}
 	if _, err := n.Registry.Apply(cluster.Command{Type: cluster.CmdRegisterNode, Body: &cluster.RegisterNode{
-		ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: n.ln.Addr().String(),
+		ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: httpAdv,
 	}}); err != nil {
 		return nil, fmt.Errorf("cannot register node: %w", err)
 	}

@@ -57,6 +57,8 @@ func serverCmd() *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8998", "HTTP address to serve the API on")
 	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:8999", "TCP address for Raft")
+	f.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes use to reach this one, host:port (a DNS name allowed); default: --http-addr as bound")
+	f.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "Raft address other nodes dial, host:port (a DNS name allowed); default: --raft-addr as bound")
 	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the registry (Raft) and interpreter files")
 	f.StringVar(&cfg.NodeID, "node-id", "node1", "unique, stable id of this node")
 	f.BoolVar(&cfg.Bootstrap, "bootstrap", true, "form a one-node cluster if this node has no Raft state yet; given explicitly, refused on a node that already belongs to a cluster")
