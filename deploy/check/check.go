@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -155,6 +156,7 @@ scrape_configs:
 	e.prom = exec.Command(promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		"--web.listen-address="+addr, "--storage.tsdb.retention.time=1h")
 	e.prom.Stdout, e.prom.Stderr = logf, logf
+	e.prom.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the check
 	if err := e.prom.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("cannot start prometheus: %w", err)
