@@ -1,5 +1,5 @@
 # srdd node image: the Go binary, Java 17 and the pinned PySpark.
-#   docker build -t srdd:dev --build-arg VERSION=$(git describe --always --dirty) .
+#   docker build -t srdd:dev --build-arg VERSION=$(git describe --always --dirty) --build-arg REVISION=$(git rev-parse HEAD) .
 # The same setup as `make run` (README, "Two commands"): Java 17+, a Python
 # venv with sparkbridge/python/requirements.txt's runtime pins, and
 # `srdd server --python <venv>/bin/python`. deploy/check/manifests_test.go
@@ -11,7 +11,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=${VERSION}" -o /out/srdd ./cmd/srdd
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=${VERSION} -X github.com/srdd/srdd/metrics.revision=${REVISION}" -o /out/srdd ./cmd/srdd
 
 FROM debian:bookworm-slim
 RUN apt-get update \

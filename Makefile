@@ -15,7 +15,7 @@ all: build
 build: bin/srdd
 
 bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
-	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/srdd ./cmd/srdd
+	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev) -X github.com/srdd/srdd/metrics.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o bin/srdd ./cmd/srdd
 
 # The virtualenv is rebuilt only when the pinned requirements change.
 $(STAMP): sparkbridge/python/requirements.txt

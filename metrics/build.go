@@ -13,9 +13,18 @@ type Build struct {
 	PySpark string // the pinned pyspark version the interpreter needs
 }
 
-// Revision returns the VCS revision Go stamped into the binary, or
-// "unknown" (go run, or a build outside a git checkout).
+// revision is set by the Makefile and the Dockerfile
+// (-ldflags "-X github.com/srdd/srdd/metrics.revision=..."), for builds
+// where Go does not stamp VCS information (GOFLAGS=-buildvcs=false, or a
+// Docker context without .git).
+var revision string
+
+// Revision returns the VCS revision: the one given at link time, else the
+// one Go stamped into the binary, else "unknown".
 func Revision() string {
+	if revision != "" {
+		return revision
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {
 			if s.Key == "vcs.revision" && s.Value != "" {

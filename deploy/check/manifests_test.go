@@ -349,8 +349,10 @@ func TestDockerfileMatchesSetup(t *testing.T) {
 		!strings.Contains(df, "pip install --no-cache-dir -r /opt/srdd/runtime.txt") {
 		t.Error("the Dockerfile must install the runtime pins from requirements.txt")
 	}
-	if !strings.Contains(df, `-X main.version=${VERSION}`) || !strings.Contains(string(readFile(t, "Makefile")), "-X main.version=") {
-		t.Error("the Dockerfile and the Makefile must both stamp main.version")
+	for _, stamp := range []string{"-X main.version=", "-X github.com/srdd/srdd/metrics.revision="} {
+		if !strings.Contains(df, stamp) || !strings.Contains(string(readFile(t, "Makefile")), stamp) {
+			t.Errorf("the Dockerfile and the Makefile must both stamp %s", stamp)
+		}
 	}
 	entry := regexp.MustCompile(`(?m)^(ENTRYPOINT|CMD) (.*)$`).FindAllStringSubmatch(df, -1)
 	var line string
