@@ -8,14 +8,14 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-python lint venv check-java bench clean
+.PHONY: all build run test test-go test-python lint venv check-java check-prometheus check-deploy bench clean
 
 all: build
 
 build: bin/srdd
 
 bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
-	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/srdd ./cmd/srdd
+	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev) -X github.com/srdd/srdd/metrics.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o bin/srdd ./cmd/srdd
 
 # The virtualenv is rebuilt only when the pinned requirements change.
 $(STAMP): sparkbridge/python/requirements.txt
@@ -37,7 +37,14 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-test-go: check-java venv
+# Debian's prometheus package: promtool and a real Prometheus for deploy/check.
+check-prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing prometheus (promtool and the server, for the deploy checks)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus; }
+
+test-go: check-java check-prometheus venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 15m ./...
 
 # The interpreter's own tests, then real Livy clients against bin/srdd.
@@ -45,6 +52,12 @@ test-python: check-java venv build
 	$(VPY) -m pytest -q sparkbridge/python/tests client/livy
 
 test: lint test-go test-python
+
+# The deploy checks again, verbosely, then PNGs of key dashboard panels
+# rendered from a real Prometheus (deploy/grafana/panels.png), ~2 minutes.
+check-deploy: check-java check-prometheus venv
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -count=1 -v ./deploy/...
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) run ./deploy/check/cmd/render-panels --out deploy/grafana/panels.png
 
 # The benchmark suite (never part of `make test`): srdd vs the seed's
 # ShareableRdd, Redis and a no-op fasthttp route, with fixed seeds; writes

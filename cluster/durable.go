@@ -72,6 +72,18 @@ type TailEntry struct {
 // Ops is the number of keys the entry writes.
 func (e *TailEntry) Ops() int { return len(e.Keys) }
 
+// Bytes is the size of the entry's keys and values.
+func (e *TailEntry) Bytes() int64 {
+	n := 0
+	for _, k := range e.Keys {
+		n += len(k)
+	}
+	for _, v := range e.Values {
+		n += len(v)
+	}
+	return int64(n)
+}
+
 // IdemRecord remembers where the group of an idempotent write was logged.
 type IdemRecord struct {
 	Index uint64 `msgpack:"i"`
@@ -162,6 +174,7 @@ func (s *State) applyWrite(b *Write, index uint64) (any, error) {
 	if len(e.Groups) > 0 {
 		r.Tail = append(r.Tail, e)
 		r.TailOps += e.Ops()
+		r.TailBytes += e.Bytes()
 		r.LastWrite = index
 		res.Index = index
 	}
@@ -198,9 +211,10 @@ func (s *State) applyCheckpoint(b *Checkpoint) error {
 		rest := make([]*TailEntry, len(r.Tail)-cut)
 		copy(rest, r.Tail[cut:])
 		r.Tail = rest
-		r.TailOps = 0
+		r.TailOps, r.TailBytes = 0, 0
 		for _, e := range rest {
 			r.TailOps += e.Ops()
+			r.TailBytes += e.Bytes()
 		}
 	}
 	return nil

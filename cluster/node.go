@@ -25,6 +25,9 @@ type Config struct {
 	// Bootstrap makes this node a one-node cluster if it has no Raft state
 	// yet. With existing state it is ignored: bootstrap happens exactly once.
 	Bootstrap bool
+	// RaftAdvertise is the address other nodes dial for Raft, host:port
+	// (a DNS name allowed); empty: the bound RaftAddr.
+	RaftAdvertise string
 
 	ApplyTimeout      time.Duration // default 10s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
@@ -114,6 +117,7 @@ type Node struct {
 	http      *http.Client // pooled connections to the leader for forwarding
 
 	isolated atomic.Bool
+	metrics  *clusterMetrics // nil until Instrument
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation
@@ -165,6 +169,12 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("cannot listen for raft: %w", err)
 	}
 	n.stream = &tcpStreamLayer{ln: ln}
+	if cfg.RaftAdvertise != "" {
+		if _, _, err := net.SplitHostPort(cfg.RaftAdvertise); err != nil {
+			return nil, fmt.Errorf("invalid raft advertise address %q: %w", cfg.RaftAdvertise, err)
+		}
+		n.stream.adv = hostPort(cfg.RaftAdvertise)
+	}
 	n.transport = raft.NewNetworkTransportWithLogger(n.stream, 3, 10*time.Second, cfg.Logger.Named("transport"))
 
 	rc := raft.DefaultConfig()
@@ -259,7 +269,9 @@ func (n *Node) Apply(c Command) (any, error) {
 		if n.IsLeader() {
 			_, v, err = n.applyLocal(b)
 		} else if n.cfg.ForwardApply {
+			began := time.Now()
 			v, err = n.forward(b, c.Type)
+			n.metrics.forwarded(time.Since(began), err)
 		} else {
 			err = ErrNotLeader
 		}

@@ -53,6 +53,7 @@ type RDD struct {
 	Checkpoint *CheckpointRef `msgpack:"checkpoint,omitempty" json:"checkpoint,omitempty"`
 	Tail       []*TailEntry   `msgpack:"tail,omitempty" json:"-"`
 	TailOps    int            `msgpack:"tail_ops,omitempty" json:"tail_writes"`
+	TailBytes  int64          `msgpack:"tail_bytes,omitempty" json:"tail_bytes"`
 	LastWrite  uint64         `msgpack:"last_write,omitempty" json:"last_write_index"`
 }
 

@@ -15,6 +15,7 @@ import (
 // starts and no advertise address needs guessing.
 type tcpStreamLayer struct {
 	ln       *net.TCPListener
+	adv      net.Addr    // what peers dial, if not the bound address (Config.RaftAdvertise)
 	isolated atomic.Bool // fault injection: refuse all Raft traffic
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
@@ -37,8 +38,20 @@ func (t *tcpStreamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-func (t *tcpStreamLayer) Close() error   { return t.ln.Close() }
-func (t *tcpStreamLayer) Addr() net.Addr { return t.ln.Addr() }
+func (t *tcpStreamLayer) Close() error { return t.ln.Close() }
+func (t *tcpStreamLayer) Addr() net.Addr {
+	if t.adv != nil {
+		return t.adv
+	}
+	return t.ln.Addr()
+}
+
+// hostPort is an advertised address that may name a host (a DNS name that
+// follows the node, such as a StatefulSet pod's), resolved at each dial.
+type hostPort string
+
+func (h hostPort) Network() string { return "tcp" }
+func (h hostPort) String() string  { return string(h) }
 
 func (t *tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	if t.isolated.Load() {

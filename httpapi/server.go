@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/metrics"
 	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -44,6 +45,8 @@ type Config struct {
 	// that change or feed the registry directly: /internal/*, joins and
 	// removals of nodes.
 	ClusterKey string
+	// RDDLabels bounds the rdd label of per-RDD metrics; nil: the default.
+	RDDLabels *metrics.RDDLabels
 }
 
 // Server is the HTTP front end of one node.
@@ -65,7 +68,7 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry)}
+	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels)}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -112,7 +115,8 @@ func (f fasthttpLogger) Printf(format string, args ...any) { f.l.Debug(fmt.Sprin
 // handle routes one request and records its latency.
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	began := time.Now()
-	s.metrics.inFlight.Inc()
+	inFlight := s.metrics.inFlight[apiOf(ctx.Path())]
+	inFlight.Inc()
 	route := routeOther
 	defer func() {
 		// A bug must not take the node (and every session on it) down.
@@ -121,8 +125,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.Response.Reset()
 			writeError(ctx, http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", r))
 		}
-		s.metrics.inFlight.Dec()
-		s.metrics.observe(route, ctx.Response.StatusCode(), time.Since(began).Seconds())
+		inFlight.Dec()
+		s.metrics.observe(ctx, route, ctx.Response.StatusCode(), time.Since(began).Seconds())
 	}()
 	ctx.SetUserValue(baseKey, s.base)
 	route = s.route(ctx)

@@ -140,3 +140,24 @@ func TestConcatKeys(t *testing.T) {
 		t.Fatalf("one request: keys %v pos %v", keys, pos)
 	}
 }
+
+func TestCoalescerDepth(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	c := newCoalescer(1, 100, func(int) int { return 1 }, func([]int) {
+		started <- struct{}{}
+		<-release
+	})
+	c.add(1) // runs at once and blocks in flush
+	<-started
+	c.add(2)
+	c.add(3)
+	if d := c.depth(); d != 2 {
+		t.Fatalf("depth = %d, want 2 queued behind the running call", d)
+	}
+	close(release)
+	<-started // the queued two went out as one batch
+	if d := c.depth(); d != 0 {
+		t.Fatalf("depth = %d after the queue was taken", d)
+	}
+}

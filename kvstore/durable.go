@@ -28,6 +28,20 @@ import (
 // ErrRecovering: a durable RDD is being rebuilt on its owner (503).
 var ErrRecovering = errors.New("shared rdd is recovering")
 
+// DurabilityHooks receive checkpoint and recovery measurements (the
+// node's metrics.Durability; every method must be cheap and nil-safe).
+type DurabilityHooks interface {
+	Track(rdd string, since time.Time)
+	CheckpointDone(rdd string, took time.Duration, bytes int64, err error)
+	SetLogTail(rdd string, entries, bytes int64)
+	RecoveryDone(rdd string, took time.Duration, entries int64, err error)
+	InterpreterRestarted()
+	Forget(rdd string)
+}
+
+// SetDurabilityHooks sets where checkpoint and recovery measurements go.
+func (s *Store) SetDurabilityHooks(h DurabilityHooks) { s.hooks = h }
+
 // Read consistency levels (query parameter consistency=).
 const (
 	ConsistencyDefault      = "default"      // every write the owner acknowledged
@@ -100,6 +114,7 @@ type owned struct {
 	lastCkpt time.Time // when the last checkpoint began (or the RDD arrived)
 	ckpt     *ckptRun  // the running checkpoint, if any
 	loading  bool      // a bulk load runs; checkpoint when it ends
+	restored bool      // the last rebuild loaded a checkpoint
 
 	wake   chan struct{}
 	stop   chan struct{}
@@ -318,6 +333,9 @@ func (s *Store) maybeAdopt(r cluster.RDD, old cluster.Session, known bool) {
 		return
 	}
 	s.logf("adopted durable rdd %q from session %d into session %d", r.Name, r.SessionID, sid)
+	if s.hooks != nil && known && old.Node == me {
+		s.hooks.InterpreterRestarted() // its interpreter died here: a new one took over
+	}
 	if err := s.sess.RDDCreated(sid, r.Name); err != nil {
 		s.logf("adopted durable rdd %q: %v", r.Name, err)
 	}
@@ -360,8 +378,16 @@ func (s *Store) ownedHere(ctx context.Context, name string, sid int64) (*owned, 
 
 func (s *Store) runOwned(o *owned) {
 	defer close(o.done)
+	if s.hooks != nil {
+		s.hooks.Track(o.name, time.Now())
+		defer s.hooks.Forget(o.name)
+	}
 	for attempt := 0; ; attempt++ {
-		err := s.rebuild(o)
+		began := time.Now()
+		replayed, err := s.rebuild(o)
+		if s.hooks != nil && (replayed > 0 || err != nil || o.restored) {
+			s.hooks.RecoveryDone(o.name, time.Since(began), replayed, err)
+		}
 		if err == nil {
 			break
 		}
@@ -382,7 +408,8 @@ func (s *Store) runOwned(o *owned) {
 	tick := time.NewTicker(s.dur.cfg.Tick)
 	defer tick.Stop()
 	for {
-		more, err := s.pushOnce(o)
+		n, err := s.pushOnce(o)
+		more := n > 0
 		if err != nil {
 			if !stopped(o) {
 				s.logf("applying the log of %q: %v (retrying)", o.name, err)
@@ -439,21 +466,21 @@ func (s *Store) interp(o *owned) (*sparkbridge.Interpreter, error) {
 }
 
 // rebuild makes the interpreter hold the RDD as of its checkpoint plus
-// every logged write after it.
-func (s *Store) rebuild(o *owned) error {
+// every logged write after it; it returns the log entries it replayed.
+func (s *Store) rebuild(o *owned) (int64, error) {
 	began := time.Now()
 	it, err := s.interp(o)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ctx := o.ctx
 	err = it.Call(ctx, "rdd.create", map[string]any{"name": o.name, "durable": true}, nil)
 	if err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
-		return fmt.Errorf("cannot create it in session %d: %w", o.sid, err)
+		return 0, fmt.Errorf("cannot create it in session %d: %w", o.sid, err)
 	}
 	_, ck, ok := s.reg.TailAfter(o.name, 0, 0)
 	if !ok {
-		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, o.name)
+		return 0, fmt.Errorf("%w: shared rdd %q", ErrNotFound, o.name)
 	}
 	var from uint64
 	rows := int64(0)
@@ -462,54 +489,54 @@ func (s *Store) rebuild(o *owned) error {
 			Rows int64 `msgpack:"rows"`
 		}
 		if err := it.Call(ctx, "rdd.restore", map[string]any{"name": o.name, "path": ck.Path}, &res); err != nil {
-			return fmt.Errorf("cannot load checkpoint %s: %w", ck.Path, err)
+			return 0, fmt.Errorf("cannot load checkpoint %s: %w", ck.Path, err)
 		}
 		from, rows = ck.Index, res.Rows
+		o.restored = true
 	}
 	o.mu.Lock()
 	o.applied, o.created = from, true
 	o.broadcastLocked()
 	o.mu.Unlock()
-	n := 0
+	var replayed int64
 	for {
-		more, err := s.pushOnce(o)
+		n, err := s.pushOnce(o)
 		if err != nil {
-			return err
+			return replayed, err
 		}
-		if !more {
+		if n == 0 {
 			break
 		}
-		n++
+		replayed += int64(n)
 	}
 	o.mu.Lock()
 	o.ready, o.status = true, ""
 	o.broadcastLocked()
 	applied := o.applied
 	o.mu.Unlock()
-	s.metrics.observeRecovery(time.Since(began))
 	if ck != nil || applied > 0 {
 		s.logf("durable rdd %q rebuilt in session %d in %s (checkpoint rows %d, log up to index %d)",
 			o.name, o.sid, time.Since(began).Round(time.Millisecond), rows, applied)
 	}
-	return nil
+	return replayed, nil
 }
 
-// pushOnce applies the next logged writes to the interpreter; it reports
-// whether there may be more.
-func (s *Store) pushOnce(o *owned) (bool, error) {
+// pushOnce applies the next logged writes to the interpreter; it returns
+// how many entries it applied (0: none waiting).
+func (s *Store) pushOnce(o *owned) (int, error) {
 	o.mu.Lock()
 	after := o.applied
 	o.mu.Unlock()
 	entries, _, ok := s.reg.TailAfter(o.name, after, pushBatch)
 	if !ok {
-		return false, nil // dropped; reconcile stops us
+		return 0, nil // dropped; reconcile stops us
 	}
 	if len(entries) == 0 {
-		return false, nil
+		return 0, nil
 	}
 	it, err := s.interp(o)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(o.ctx, s.callTimeout)
 	defer cancel()
@@ -517,10 +544,10 @@ func (s *Store) pushOnce(o *owned) (bool, error) {
 		Results []*entryResult `msgpack:"results"`
 	}
 	if err := it.Call(ctx, "kv.apply", map[string]any{"rdd": o.name, "entries": entries}, &res); err != nil {
-		return false, err
+		return 0, err
 	}
 	if len(res.Results) != len(entries) {
-		return false, fmt.Errorf("kv.apply answered %d results for %d entries", len(res.Results), len(entries))
+		return 0, fmt.Errorf("kv.apply answered %d results for %d entries", len(res.Results), len(entries))
 	}
 	keys := 0
 	o.mu.Lock()
@@ -539,7 +566,18 @@ func (s *Store) pushOnce(o *owned) (bool, error) {
 	o.since += keys
 	o.broadcastLocked()
 	o.mu.Unlock()
-	return true, nil
+	s.reportTail(o.name)
+	return len(entries), nil
+}
+
+// reportTail publishes the size of an RDD's log tail.
+func (s *Store) reportTail(name string) {
+	if s.hooks == nil {
+		return
+	}
+	if r, ok := s.reg.RDD(name); ok {
+		s.hooks.SetLogTail(name, int64(r.TailOps), r.TailBytes)
+	}
 }
 
 // ---------------------------------------------------------------- writes
@@ -786,8 +824,14 @@ func (s *Store) writeCheckpoint(o *owned, run *ckptRun, idx uint64, since int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	var res struct {
-		Rows int64 `msgpack:"rows"`
+		Rows  int64 `msgpack:"rows"`
+		Bytes int64 `msgpack:"bytes"`
 	}
+	defer func() {
+		if s.hooks != nil {
+			s.hooks.CheckpointDone(o.name, time.Since(began), res.Bytes, run.err)
+		}
+	}()
 	if err := it.Call(ctx, "rdd.checkpoint", map[string]any{"name": o.name, "path": path, "index": idx}, &res); err != nil {
 		run.err = fmt.Errorf("cannot write checkpoint of %q: %w", o.name, err)
 		s.logf("%v", run.err)
@@ -801,7 +845,7 @@ func (s *Store) writeCheckpoint(o *owned, run *ckptRun, idx uint64, since int) {
 		return
 	}
 	run.ref = ref
-	s.metrics.observeCheckpoint(o.name, time.Since(began))
+	s.reportTail(o.name)
 	// Keep this checkpoint and the one before it; delete the rest.
 	keep := []string{path}
 	if prev.Checkpoint != nil {

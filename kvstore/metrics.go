@@ -1,8 +1,6 @@
 package kvstore
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -10,10 +8,6 @@ import (
 type metrics struct {
 	requests map[string]prometheus.Observer
 	keys     map[string]prometheus.Observer
-	// durable RDDs
-	recovery   prometheus.Observer
-	checkpoint prometheus.Observer
-	ckptAt     *prometheus.GaugeVec // bounded: one series per durable RDD this node owns
 }
 
 // Instrument registers the store's metrics with reg. Call it once, before
@@ -29,41 +23,13 @@ func (s *Store) Instrument(reg prometheus.Registerer) {
 		Help:    "Keys in one interpreter call, by op.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 15), // 1 .. 16384
 	}, []string{"op"})
-	recovery := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "srdd_durable_recovery_seconds",
-		Help:    "Time to rebuild a durable RDD on its owner from checkpoint and log.",
-		Buckets: prometheus.ExponentialBuckets(0.01, 2, 16), // 10 ms .. 5.5 min
-	})
-	ckpt := prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "srdd_durable_checkpoint_seconds",
-		Help:    "Time to write and record one checkpoint of a durable RDD.",
-		Buckets: prometheus.ExponentialBuckets(0.01, 2, 16),
-	})
-	ckptAt := prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "srdd_durable_checkpoint_timestamp_seconds",
-		Help: "Unix time of the last checkpoint this node wrote, per durable RDD it owns.",
-	}, []string{"rdd"})
-	reg.MustRegister(reqs, keys, recovery, ckpt, ckptAt)
-	m := &metrics{requests: map[string]prometheus.Observer{}, keys: map[string]prometheus.Observer{},
-		recovery: recovery, checkpoint: ckpt, ckptAt: ckptAt}
+	reg.MustRegister(reqs, keys, queueCollector{s})
+	m := &metrics{requests: map[string]prometheus.Observer{}, keys: map[string]prometheus.Observer{}}
 	for _, op := range []string{"get", "get_cold", "set", "delete"} {
 		m.requests[op] = reqs.WithLabelValues(op)
 		m.keys[op] = keys.WithLabelValues(op)
 	}
 	s.metrics = m
-}
-
-func (m *metrics) observeRecovery(d time.Duration) {
-	if m != nil {
-		m.recovery.Observe(d.Seconds())
-	}
-}
-
-func (m *metrics) observeCheckpoint(rdd string, d time.Duration) {
-	if m != nil {
-		m.checkpoint.Observe(d.Seconds())
-		m.ckptAt.WithLabelValues(rdd).Set(float64(time.Now().Unix()))
-	}
 }
 
 func (m *metrics) hook(op string) func(items, n int) {
@@ -82,4 +48,35 @@ func (m *metrics) bind(b *batchers) {
 	b.cold.onBatch = m.hook("get_cold")
 	b.sets.onBatch = m.hook("set")
 	b.dels.onBatch = m.hook("delete")
+}
+
+var queueDepthDesc = prometheus.NewDesc("srdd_kv_queue_depth",
+	"Requests waiting in this node's coalescing queues for an interpreter call, by op (summed over RDDs).",
+	[]string{"op"}, nil)
+
+// queueCollector reads the coalescers' queue lengths when scraped.
+type queueCollector struct{ s *Store }
+
+func (q queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDepthDesc }
+
+func (q queueCollector) Collect(ch chan<- prometheus.Metric) {
+	var hot, cold, sets, dels int
+	q.s.batch.Range(func(_, v any) bool {
+		b := v.(*batchers)
+		hot += b.hot.depth()
+		cold += b.cold.depth()
+		sets += b.sets.depth()
+		dels += b.dels.depth()
+		return true
+	})
+	for op, n := range map[string]int{"get": hot, "get_cold": cold, "set": sets, "delete": dels} {
+		ch <- prometheus.MustNewConstMetric(queueDepthDesc, prometheus.GaugeValue, float64(n), op)
+	}
+}
+
+// depth returns how many items wait for a call.
+func (c *coalescer[T]) depth() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
 }

@@ -97,6 +97,7 @@ type Store struct {
 	// before it answers 503 with Retry-After.
 	readyTimeout time.Duration
 	dur          *durable // nil until StartDurable
+	hooks        DurabilityHooks
 	log          func(string)
 }
 

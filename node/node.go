@@ -6,6 +6,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/metrics"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -63,6 +65,15 @@ type Config struct {
 	Version    string         // shown by GET /version
 	Raft       cluster.Config // timing overrides (tests); addresses come from above
 	Logger     hclog.Logger
+
+	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
+	// reach this one (host:port; a DNS name that follows the node, e.g. a
+	// StatefulSet pod's); empty: the bound HTTPAddr and RaftAddr.
+	AdvertiseHTTP string
+	AdvertiseRaft string
+	// MetricsMaxRDDs is how many shared RDDs get their own rdd label in
+	// per-RDD metrics (0: metrics.DefaultMaxRDDs); later ones share "_other".
+	MetricsMaxRDDs int
 }
 
 // Node is a running srdd node.
@@ -74,6 +85,9 @@ type Node struct {
 	Metrics  *prometheus.Registry
 	ln       net.Listener
 	logger   hclog.Logger
+
+	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
+	Durability *metrics.Durability
 
 	serveErr   chan error
 	closeOnce  sync.Once
@@ -136,6 +150,10 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{logger: cfg.Logger, Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rddLabels, err := instrumentProcess(n.Metrics, cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	ok := false
 	defer func() {
@@ -152,7 +170,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("--bootstrap and --join exclude each other")
 	}
 	rc := cfg.Raft
-	rc.NodeID, rc.RaftAddr, rc.HTTPAddr, rc.DataDir = cfg.NodeID, cfg.RaftAddr, n.ln.Addr().String(), dataDir
+	httpAdv := n.ln.Addr().String()
+	if cfg.AdvertiseHTTP != "" {
+		httpAdv = cfg.AdvertiseHTTP
+	}
+	rc.NodeID, rc.RaftAddr, rc.HTTPAddr, rc.DataDir = cfg.NodeID, cfg.RaftAddr, httpAdv, dataDir
+	rc.RaftAdvertise = cfg.AdvertiseRaft
 	rc.Bootstrap = cfg.Bootstrap && len(cfg.Join) == 0
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
@@ -191,19 +214,22 @@ func Start(cfg Config) (*Node, error) {
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
 	n.Store.Instrument(n.Metrics)
+	n.instrument(rddLabels)
+	n.Store.SetDurabilityHooks(n.Durability)
 	storeLog := cfg.Logger.Named("kvstore")
 	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
 	n.HTTP = httpapi.New(httpapi.Config{
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
+		RDDLabels: rddLabels,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), n.ln.Addr().String(), !cfg.NonVoter, cfg.ClusterKey); err != nil {
+		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey); err != nil {
 			return nil, err
 		}
 	}
@@ -213,10 +239,20 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.Registry.WaitForLeader(cfg.LeaderTimeout); err != nil {
 		return nil, fmt.Errorf("cannot start registry: %w", err)
 	}
-	if _, err := n.Registry.Apply(cluster.Command{Type: cluster.CmdRegisterNode, Body: &cluster.RegisterNode{
-		ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: n.ln.Addr().String(),
-	}}); err != nil {
-		return nil, fmt.Errorf("cannot register node: %w", err)
+	// A restarted follower knows the leader's id before its registry has
+	// replayed the leader's address: retry until it has (bounded).
+	regDeadline := time.Now().Add(cfg.LeaderTimeout)
+	for {
+		_, err := n.Registry.Apply(cluster.Command{Type: cluster.CmdRegisterNode, Body: &cluster.RegisterNode{
+			ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: httpAdv,
+		}})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, cluster.ErrNoLeader) || time.Now().After(regDeadline) {
+			return nil, fmt.Errorf("cannot register node: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err := n.Sessions.Reconcile(); err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +60,7 @@ type Interpreter struct {
 	startErr  error
 
 	stopOnce sync.Once
+	stopping atomic.Bool // Stop was called: an exit is not a crash
 }
 
 // Start launches the interpreter, waits for its handshake and connects.
@@ -124,6 +126,8 @@ func Start(cfg Config) (*Interpreter, error) {
 			it.markReady(ReadyInfo{}, fmt.Errorf("%w: %v", ErrExited, proc.waitErr))
 		case <-it.ready:
 		}
+		<-proc.Done()
+		cfg.Metrics.exited(it.stopping.Load())
 	}()
 	return it, nil
 }
@@ -186,7 +190,9 @@ func (it *Interpreter) WaitReady(ctx context.Context) (ReadyInfo, error) {
 // Call performs one op and records its latency.
 func (it *Interpreter) Call(ctx context.Context, op string, args any, out any) error {
 	began := time.Now()
+	it.cfg.Metrics.callStarted()
 	err := it.conn.Call(ctx, op, args, out)
+	it.cfg.Metrics.callEnded()
 	it.cfg.Metrics.observe(op, time.Since(began).Seconds(), err)
 	if errors.Is(err, ErrConnClosed) {
 		select {
@@ -211,6 +217,7 @@ func (it *Interpreter) Pid() int { return it.proc.Pid() }
 // kills its process group. It is idempotent and safe after a crash.
 func (it *Interpreter) Stop() {
 	it.stopOnce.Do(func() {
+		it.stopping.Store(true)
 		select {
 		case <-it.proc.Done():
 		default:

@@ -1,10 +1,15 @@
 package sparkbridge
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Ops is every op the node calls; metric label values are bound to these
 // once at start-up.
-var Ops = []string{"ping", "shutdown", "execute", "cancel", "rdd.create", "rdd.drop", "rdd.list", "kv.get", "kv.set", "kv.delete"}
+var Ops = []string{"ping", "shutdown", "execute", "cancel", "rdd.create", "rdd.drop", "rdd.list", "kv.get", "kv.set", "kv.delete",
+	"kv.scan", "kv.count", "rdd.load", "rdd.save", "progress", "complete", "stats"}
 
 // Metrics are the bridge's Prometheus metrics, shared by all interpreters.
 type Metrics struct {
@@ -13,14 +18,19 @@ type Metrics struct {
 	starts      prometheus.Counter
 	startFails  prometheus.Counter
 	readySecs   prometheus.Observer
+	inFlight    prometheus.Gauge
+	exits       map[bool]prometheus.Counter // by "asked to stop"
 }
 
 // NewMetrics registers the bridge metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	calls := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "srdd_bridge_call_duration_seconds",
-		Help:    "Latency of calls from the node to interpreters, by op.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20), // 100µs .. ~52s
+		Name:                            "srdd_bridge_call_duration_seconds",
+		Help:                            "Latency of calls from the node to interpreters, by op.",
+		Buckets:                         prometheus.ExponentialBuckets(0.0001, 2, 20), // 100µs .. ~52s
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  160,
+		NativeHistogramMinResetDuration: time.Hour,
 	}, []string{"op"})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "srdd_bridge_call_errors_total",
@@ -37,11 +47,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help:    "Time from process start to Spark ready.",
 		Buckets: prometheus.ExponentialBuckets(0.5, 2, 10),
 	})
-	reg.MustRegister(calls, errs, starts, fails, ready)
+	inflight := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "srdd_bridge_calls_in_flight",
+		Help: "Calls sent to interpreters and not answered yet (the bridge's queue depth).",
+	})
+	exits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "srdd_interpreter_exits_total",
+		Help: "Interpreter processes that ended, by cause: stopped (asked to) or crashed (on their own).",
+	}, []string{"cause"})
+	reg.MustRegister(calls, errs, starts, fails, ready, inflight, exits)
 	m := &Metrics{
 		callSeconds: map[string]prometheus.Observer{},
 		callErrors:  map[string]prometheus.Counter{},
-		starts:      starts, startFails: fails, readySecs: ready,
+		starts:      starts, startFails: fails, readySecs: ready, inFlight: inflight,
+		exits: map[bool]prometheus.Counter{true: exits.WithLabelValues("stopped"), false: exits.WithLabelValues("crashed")},
 	}
 	for _, op := range append(Ops, "other") {
 		m.callSeconds[op] = calls.WithLabelValues(op)
@@ -62,6 +81,24 @@ func (m *Metrics) observe(op string, seconds float64, err error) {
 	o.Observe(seconds)
 	if err != nil {
 		m.callErrors[op].Inc()
+	}
+}
+
+func (m *Metrics) callStarted() {
+	if m != nil {
+		m.inFlight.Inc()
+	}
+}
+
+func (m *Metrics) callEnded() {
+	if m != nil {
+		m.inFlight.Dec()
+	}
+}
+
+func (m *Metrics) exited(stopping bool) {
+	if m != nil {
+		m.exits[stopping].Inc()
 	}
 }
 

@@ -118,7 +118,11 @@ def apply_entries(store: SharedRDD, entries: list) -> list[dict[str, Any]]:
 def checkpoint(store: SharedRDD, path: str, index: int) -> dict[str, Any]:
     began = time.monotonic()
     rows = store.checkpoint_to(path, index)
-    return {"rows": rows, "path": path, "seconds": round(time.monotonic() - began, 3)}
+    try:
+        size = store._engine.input_bytes(path)
+    except Exception:
+        size = 0
+    return {"rows": rows, "bytes": size, "path": path, "seconds": round(time.monotonic() - began, 3)}
 
 
 def restore(store: SharedRDD, path: str, timeout: float = 3600.0) -> dict[str, Any]:

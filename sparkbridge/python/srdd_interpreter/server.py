@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NoReturn, Optional
 
-from . import PROTOCOL_NAME, PROTOCOL_VERSION
+from . import PROTOCOL_NAME, PROTOCOL_VERSION, stats
 from .protocol import FrameTooLarge, ProtocolError, encode_frame, read_frame
 from .statements import StatementRunner, install_stdout_capture
 from . import durable
@@ -136,6 +136,8 @@ class Server:
         self.runner: Optional[StatementRunner] = None
         self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
         self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
+        # stats (polled by the node's /metrics) never waits behind busy workers.
+        self._stats_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stats")
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "execute": self._op_execute,
             "cancel": self._op_cancel,
@@ -156,6 +158,7 @@ class Server:
             "rdd.restore": self._op_rdd_restore,
             "path.gc": self._op_path_gc,
             "path.delete": self._op_path_delete,
+            "stats": self._op_stats,
         }
         # KV ops answered on the reader thread when they cannot block.
         self._fast: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -268,7 +271,7 @@ class Server:
         fast = self._fast.get(op)
         if fast is not None and self._handle_fast(rid, fast, args):
             return
-        pool = self._stmt_pool if op == "execute" else self._pool
+        pool = self._stmt_pool if op == "execute" else self._stats_pool if op == "stats" else self._pool
         pool.submit(self._handle, rid, op, args)
 
     def _handle_fast(self, rid: int, fast: Callable[[dict[str, Any]], dict[str, Any]], args: dict[str, Any]) -> bool:
@@ -341,6 +344,11 @@ class Server:
             raise OpError("bad_request", "statement kind %r is not supported" % kind)
         assert self.runner is not None
         return self.runner.execute(code, kind)
+
+    def _op_stats(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.registry is not None and self.spark is not None
+        pending = self._pool._work_queue.qsize()  # ops waiting for a worker
+        return stats.collect(self.registry, self.spark.sparkContext, pending)
 
     def _op_progress(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.runner is not None

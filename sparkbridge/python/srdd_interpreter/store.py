@@ -45,6 +45,7 @@ from pyspark import RDD, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
 from .engine import Base, Engine, finalize_with
+from .stats import JobHistogram
 
 JsonBytes = bytes
 
@@ -230,6 +231,7 @@ class SharedRDD:
         self.stats_counters = {"compactions": 0, "compaction_seconds": 0.0, "lookup_jobs": 0,
                                "lookup_keys": 0, "lookup_seconds": 0.0,
                                "rebuild_failures": 0}
+        self._job_hist = {"lookup": JobHistogram(), "compaction": JobHistogram()}
         pool = "srdd-" + name
         self._query = ThreadPoolExecutor(self._engine.lookup_jobs + 2, thread_name_prefix="srdd-kv-" + name,
                                          initializer=self._thread_setup, initargs=(pool + "-kv", "srdd kv " + name))
@@ -357,7 +359,9 @@ class SharedRDD:
             with self._lock:
                 self.stats_counters["lookup_jobs"] += 1
                 self.stats_counters["lookup_keys"] += len(batch)
-                self.stats_counters["lookup_seconds"] += time.monotonic() - began
+                took = time.monotonic() - began
+                self.stats_counters["lookup_seconds"] += took
+                self._job_hist["lookup"].observe(took)
                 fill = self._base is base and error is None
                 for k, ws in batch.items():
                     if self._inflight.get(k) is ws:
@@ -722,7 +726,9 @@ class SharedRDD:
             self._bg_failures = 0
             self._bg_busy = False
             self.stats_counters["compactions"] += 1
-            self.stats_counters["compaction_seconds"] += time.monotonic() - began
+            took = time.monotonic() - began
+            self.stats_counters["compaction_seconds"] += took
+            self._job_hist["compaction"].observe(took)
             self._changed.notify_all()
             start = self._should_compact_locked()
         if swapped:
@@ -961,6 +967,15 @@ class SharedRDD:
             out.update(self.stats_counters)
         out["compaction_seconds"] = round(out["compaction_seconds"], 3)
         out["lookup_seconds"] = round(out["lookup_seconds"], 3)
+        return out
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """stats() plus the name and the job latency histograms (stats.py)."""
+        out = self.stats()
+        with self._lock:
+            out["jobs"] = {k: h.snapshot() for k, h in self._job_hist.items()}
+            out["delta_bytes"] = self._delta_bytes
+        out["name"] = self.name
         return out
 
     def unpersist(self) -> None:

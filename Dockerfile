@@ -1,0 +1,35 @@
+# srdd node image: the Go binary, Java 17 and the pinned PySpark.
+#   docker build -t srdd:dev --build-arg VERSION=$(git describe --always --dirty) --build-arg REVISION=$(git rev-parse HEAD) .
+# The same setup as `make run` (README, "Two commands"): Java 17+, a Python
+# venv with sparkbridge/python/requirements.txt's runtime pins, and
+# `srdd server --python <venv>/bin/python`. deploy/check/manifests_test.go
+# checks that this file and requirements.txt agree.
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-X main.version=${VERSION} -X github.com/srdd/srdd/metrics.revision=${REVISION}" -o /out/srdd ./cmd/srdd
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      openjdk-17-jre-headless python3 python3-venv procps tini ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+# Runtime pins only (pyspark, msgpack); the test-only packages stay out.
+COPY sparkbridge/python/requirements.txt /opt/srdd/requirements.txt
+RUN grep -E '^(pyspark|msgpack)==' /opt/srdd/requirements.txt > /opt/srdd/runtime.txt \
+ && python3 -m venv /opt/srdd/venv \
+ && /opt/srdd/venv/bin/pip install --no-cache-dir -r /opt/srdd/runtime.txt
+COPY --from=build /out/srdd /usr/local/bin/srdd
+RUN useradd --system --home-dir /var/lib/srdd --create-home --uid 10001 srdd
+USER srdd
+WORKDIR /var/lib/srdd
+VOLUME /var/lib/srdd
+EXPOSE 8998 8999
+ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/srdd", "server", "--python", "/opt/srdd/venv/bin/python", "--data-dir", "/var/lib/srdd"]
+CMD ["--http-addr", "0.0.0.0:8998", "--raft-addr", "0.0.0.0:8999"]
