@@ -164,6 +164,17 @@ func (n *Node) ServeIndex() ([]byte, error) {
 	return []byte(strconv.FormatUint(n.fsm.applied.Load(), 10)), nil
 }
 
+// ReadBarrier returns once this node has applied every command the
+// leader had committed when it was called, with the leader's leadership
+// confirmed by a quorum (a Raft read index): a read that follows sees
+// every write that completed before ReadBarrier was called.
+func (n *Node) ReadBarrier() error {
+	if n.IsLeader() {
+		return n.VerifyLeader()
+	}
+	return n.CatchUp()
+}
+
 // CatchUp makes this node apply everything the leader had committed when
 // asked, so a read that follows sees every write acknowledged before it.
 // The leader itself has nothing to catch up.

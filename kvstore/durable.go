@@ -186,13 +186,22 @@ type durable struct {
 	wg    sync.WaitGroup
 }
 
+// EnableDurable turns durable RDDs on (call it before serving, so the
+// default mode never depends on timing); StartDurable then starts the
+// owner side. dataDir holds the default checkpoint directory.
+func (s *Store) EnableDurable(cfg DurableConfig, dataDir string) {
+	cfg.fill(dataDir)
+	s.dur = &durable{cfg: cfg, owned: map[string]*owned{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+}
+
 // StartDurable starts the owner side of durable RDDs: adopting RDDs whose
 // session died, rebuilding and feeding the ones this node owns, and
-// checkpoints. dataDir holds the default checkpoint directory.
-func (s *Store) StartDurable(cfg DurableConfig, dataDir string) {
-	cfg.fill(dataDir)
-	d := &durable{cfg: cfg, owned: map[string]*owned{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
-	s.dur = d
+// checkpoints. Call it once the node's stale sessions are marked dead.
+func (s *Store) StartDurable() {
+	d := s.dur
+	if d == nil {
+		return
+	}
 	s.reg.WatchRDDs(func(name string, _ uint64) {
 		if name != "" {
 			d.mu.Lock()
@@ -681,12 +690,15 @@ func (s *Store) ReadGate(ctx context.Context, name, consistency string) error {
 	if consistency == ConsistencyLinearizable {
 		// The leader's commit index when the read began, then the RDD's
 		// last write as of that index.
-		if err := s.reg.CatchUp(); err != nil {
+		if err := s.reg.ReadBarrier(); err != nil {
 			return err
 		}
 		if r, ok = s.reg.RDD(name); !ok {
 			return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
 		}
+	}
+	if sess, ok := s.reg.Session(r.SessionID); !ok || sess.Status != cluster.SessionActive {
+		return fmt.Errorf("%w: %q: its session %d is gone; it is being moved to a live session", ErrRecovering, name, r.SessionID)
 	}
 	o, err := s.ownedHere(ctx, name, r.SessionID)
 	if err != nil {

@@ -24,6 +24,7 @@ type Registry interface {
 	TailAfter(name string, after uint64, max int) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool)
 	WatchRDDs(fn func(rdd string, index uint64))
 	CatchUp() error
+	ReadBarrier() error
 }
 
 // Sessions is what the store needs from the session manager.
@@ -96,7 +97,7 @@ type Store struct {
 	// readyTimeout bounds a read's wait for a durable RDD being rebuilt
 	// before it answers 503 with Retry-After.
 	readyTimeout time.Duration
-	dur          *durable // nil until StartDurable
+	dur          *durable // nil until EnableDurable
 	hooks        DurabilityHooks
 	log          func(string)
 }

@@ -216,6 +216,9 @@ func Start(cfg Config) (*Node, error) {
 	n.Store.Instrument(n.Metrics)
 	n.instrument(rddLabels)
 	n.Store.SetDurabilityHooks(n.Durability)
+	if !cfg.MemoryOnly {
+		n.Store.EnableDurable(cfg.Durable, dataDir)
+	}
 	storeLog := cfg.Logger.Named("kvstore")
 	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
 	n.HTTP = httpapi.New(httpapi.Config{
@@ -257,11 +260,9 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.Sessions.Reconcile(); err != nil {
 		return nil, err
 	}
-	if !cfg.MemoryOnly {
-		// After Reconcile: sessions of a previous run are dead by now, so
-		// their durable RDDs are adopted and rebuilt.
-		n.Store.StartDurable(cfg.Durable, dataDir)
-	}
+	// After Reconcile: sessions of a previous run are dead by now, so
+	// their durable RDDs are adopted and rebuilt.
+	n.Store.StartDurable()
 	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(),
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true

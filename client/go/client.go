@@ -203,9 +203,18 @@ func (c *Client) ListRDDs(ctx context.Context) ([]RDD, error) {
 
 // CreateRDD creates a shared RDD, in session (id or name) if not empty.
 func (c *Client) CreateRDD(ctx context.Context, name, session string) (RDD, error) {
+	return c.CreateRDDMode(ctx, name, session, "")
+}
+
+// CreateRDDMode creates a shared RDD in a mode: "durable", "memory" or ""
+// (the server's default, durable).
+func (c *Client) CreateRDDMode(ctx context.Context, name, session, mode string) (RDD, error) {
 	req := map[string]any{"name": name}
 	if session != "" {
 		req["session"] = session
+	}
+	if mode != "" {
+		req["mode"] = mode
 	}
 	var out RDD
 	err := c.Do(ctx, http.MethodPost, "/v1/rdds", req, &out)

@@ -38,11 +38,11 @@ func addClientCmds(root *cobra.Command) {
 			return w.Flush()
 		},
 	})
-	var session string
+	var session, mode string
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a shared RDD", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := cl().CreateRDD(ctx, args[0], session)
+			r, err := cl().CreateRDDMode(ctx, args[0], session, mode)
 			if err != nil {
 				return err
 			}
@@ -50,6 +50,7 @@ func addClientCmds(root *cobra.Command) {
 		},
 	}
 	create.Flags().StringVar(&session, "session", "", "session id or name to place the RDD in (default: the node's default session)")
+	create.Flags().StringVar(&mode, "mode", "", "durable (the default: writes logged through Raft, checkpointed, rebuilt after failures) or memory (faster, lost with its interpreter)")
 	rdd.AddCommand(create)
 	rdd.AddCommand(&cobra.Command{
 		Use: "describe NAME", Short: "Describe a shared RDD", Args: cobra.ExactArgs(1),

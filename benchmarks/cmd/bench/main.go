@@ -36,6 +36,8 @@ func main() {
 		err = suiteCmd(os.Args[2:])
 	case "report":
 		err = reportCmd(os.Args[2:])
+	case "durable":
+		err = durableCmd(os.Args[2:])
 	default:
 		usage()
 	}
@@ -46,7 +48,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: bench suite|run|noop|report [flags] (bench CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: bench suite|durable|run|noop|report [flags] (bench CMD -h for flags)")
 	os.Exit(2)
 }
 

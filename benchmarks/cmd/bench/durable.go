@@ -1,0 +1,424 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/srdd/srdd/benchmarks/loadgen"
+	srddclient "github.com/srdd/srdd/client/go"
+)
+
+// durableResults is what `bench durable` measured (issue 6's targets).
+type durableResults struct {
+	Generated string            `json:"generated"`
+	Machine   any               `json:"machine"`
+	Commands  []string          `json:"commands"`
+	Runs      []*loadgen.Result `json:"runs"`
+	Recovery  struct {
+		Keys            int     `json:"keys"`
+		LoadSeconds     float64 `json:"load_seconds"`
+		CheckpointRows  int64   `json:"checkpoint_rows"`
+		TailWrites      int     `json:"tail_writes"`
+		SecondsToReady  float64 `json:"seconds_to_ready"`
+		SecondsToRead   float64 `json:"seconds_to_first_read"`
+		KeysAfter       int64   `json:"keys_after"`
+		InterpreterPIDs []int   `json:"killed_pids"`
+	} `json:"recovery"`
+	Soak struct {
+		Seconds         float64 `json:"seconds"`
+		Writes          int64   `json:"writes"`
+		WritesPerSec    float64 `json:"writes_per_sec"`
+		CheckpointEvery int     `json:"checkpoint_every"`
+		EntryBytes      float64 `json:"entry_bytes"` // bytes of one write on the wire (key + value)
+		BoundBytes      float64 `json:"bound_bytes"` // 2 x checkpoint interval x entry size
+		MaxRaftDB       int64   `json:"max_raft_db_bytes"`
+		FinalRaftDB     int64   `json:"final_raft_db_bytes"`
+		Samples         []int64 `json:"raft_db_bytes_samples"`
+		Checkpoints     uint64  `json:"last_checkpoint_index"`
+	} `json:"soak"`
+	Notes []string `json:"notes"`
+}
+
+type benchNode struct {
+	id, http string
+	dir      string
+	c        *child
+}
+
+// durableCmd measures durable RDDs on a 3-node cluster on loopback:
+// durable set latency and throughput, recovery of a 1M-key RDD after its
+// interpreter is killed, and the Raft log's size in a write soak.
+func durableCmd(args []string) error {
+	fs := flag.NewFlagSet("durable", flag.ExitOnError)
+	srddBin := fs.String("srdd", "bin/srdd", "srdd binary")
+	python := fs.String("python", ".venv/bin/python", "Python with pyspark")
+	out := fs.String("out", "benchmarks", "directory for DURABLE.md and results/durable.json")
+	recoveryKeys := fs.Int("recovery-keys", 1_000_000, "keys in the RDD whose interpreter is killed")
+	soak := fs.Duration("soak", 10*time.Minute, "length of the write soak")
+	every := fs.Int("checkpoint-every", 100_000, "--checkpoint-every of the nodes")
+	dur := fs.Duration("duration", 15*time.Second, "measured time of each latency/throughput run")
+	_ = fs.Parse(args)
+
+	tmp, err := os.MkdirTemp("", "srdd-bench-durable-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	res := &durableResults{Generated: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machineInfo()}
+	ckpt := filepath.Join(tmp, "checkpoints")
+	var nodes []*benchNode
+	for i := 1; i <= 3; i++ {
+		n := &benchNode{id: fmt.Sprintf("n%d", i), dir: filepath.Join(tmp, fmt.Sprintf("n%d", i))}
+		port, err := freePort()
+		if err != nil {
+			return err
+		}
+		rport, err := freePort()
+		if err != nil {
+			return err
+		}
+		n.http = fmt.Sprintf("127.0.0.1:%d", port)
+		a := []string{"server", "--node-id", n.id, "--http-addr", n.http, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", rport),
+			"--data-dir", n.dir, "--python", *python, "--log-level", "warn", "--spark-master", "local[2]",
+			"--checkpoint-uri", ckpt, "--checkpoint-every", fmt.Sprint(*every)}
+		if i == 1 {
+			a = append(a, "--bootstrap")
+		} else {
+			a = append(a, "--join", nodes[0].http)
+		}
+		c, _, err := startChild(n.id, func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, *srddBin, a...)
+		if err != nil {
+			return err
+		}
+		defer c.stop()
+		n.c = c
+		res.Commands = append(res.Commands, *srddBin+" "+strings.Join(a, " "))
+		nodes = append(nodes, n)
+	}
+	ctx := context.Background()
+	cl := srddclient.New(nodes[0].http)
+	ownerOf := func(name string) (*benchNode, srddclient.RDD, error) {
+		r, err := cl.DescribeRDD(ctx, name)
+		if err != nil {
+			return nil, r, err
+		}
+		for _, n := range nodes {
+			if n.id == r.Node {
+				return n, r, nil
+			}
+		}
+		return nil, r, fmt.Errorf("rdd %s on unknown node %q", name, r.Node)
+	}
+	waitReady := func(name string, limit time.Duration) (srddclient.RDD, error) {
+		deadline := time.Now().Add(limit)
+		for {
+			r, err := cl.DescribeRDD(ctx, name)
+			if err == nil && r.State == "ready" {
+				return r, nil
+			}
+			if time.Now().After(deadline) {
+				return r, fmt.Errorf("%s not ready within %s (state %q, err %v)", name, limit, r.State, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	// 1. Latency and throughput of durable sets.
+	if _, err := cl.CreateRDDMode(ctx, "dur", "", "durable"); err != nil {
+		return err
+	}
+	if _, err := waitReady("dur", 3*time.Minute); err != nil {
+		return err
+	}
+	owner, _, err := ownerOf("dur")
+	if err != nil {
+		return err
+	}
+	var other *benchNode
+	for _, n := range nodes {
+		if n != owner {
+			other = n
+			break
+		}
+	}
+	fmt.Printf("durable rdd on %s\n", owner.id)
+	for _, run := range []struct {
+		name    string
+		node    *benchNode
+		clients int
+	}{
+		{"durable-set-c1-owner", owner, 1},
+		{"durable-set-c1-via-other-node", other, 1},
+		{"durable-set-c64-owner", owner, 64},
+		{"durable-set-c64-spread", nil, 64},
+	} {
+		cfg := loadgen.Config{Keys: 100_000, ValueSize: 100, Concurrency: run.clients, ReadRatio: 0, Dist: "uniform",
+			Duration: *dur, Warmup: 2 * time.Second, Seed: 1}
+		var t loadgen.Target
+		if run.node != nil {
+			t = loadgen.NewSRDD(run.node.http, "dur", run.clients)
+		} else {
+			t = newSpread(nodes, "dur", run.clients)
+		}
+		r, err := loadgen.Run(ctx, run.name, cfg, t)
+		_ = t.Close()
+		if err != nil {
+			return err
+		}
+		printResult(r)
+		res.Runs = append(res.Runs, &r)
+	}
+
+	// 2. Recovery of a large RDD after a kill -9 of its interpreter.
+	rk := *recoveryKeys
+	path := filepath.Join(tmp, "recovery.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := 0; i < rk; i++ {
+		fmt.Fprintf(w, "{\"key\":\"%s\",\"value\":%s}\n", loadgen.KeyName("", i), loadgen.Value(100, i%256))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	f.Close()
+	if _, err := cl.CreateRDDMode(ctx, "big", "", "durable"); err != nil {
+		return err
+	}
+	if _, err := waitReady("big", 3*time.Minute); err != nil {
+		return err
+	}
+	began := time.Now()
+	if _, err := cl.Load(ctx, "big", path, srddclient.LoadOptions{}); err != nil {
+		return err
+	}
+	if _, err := cl.WaitLoad(ctx, "big", 500*time.Millisecond, nil); err != nil {
+		return err
+	}
+	res.Recovery.LoadSeconds = time.Since(began).Seconds()
+	// The load is durable once the checkpoint that follows it is recorded.
+	var ckRows int64
+	for deadline := time.Now().Add(10 * time.Minute); ; {
+		var raw struct {
+			Checkpoint *struct{ Rows int64 } `json:"checkpoint"`
+		}
+		if err := cl.Do(ctx, "GET", "/v1/rdds/big", nil, &raw); err == nil && raw.Checkpoint != nil && raw.Checkpoint.Rows >= int64(rk) {
+			ckRows = raw.Checkpoint.Rows
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no checkpoint of big after its load")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	res.Recovery.Keys, res.Recovery.CheckpointRows = rk, ckRows
+	// A tail after the checkpoint, so the rebuild replays writes too.
+	tail := loadgen.Config{Keys: rk, ValueSize: 100, Concurrency: 8, ReadRatio: 0, Dist: "uniform", Ops: 5000, Seed: 7}
+	bo, bigRec, err := ownerOf("big")
+	if err != nil {
+		return err
+	}
+	t := loadgen.NewSRDD(bo.http, "big", 8)
+	if _, err := loadgen.Run(ctx, "recovery-tail", tail, t); err != nil {
+		return err
+	}
+	_ = t.Close()
+	var desc struct {
+		TailWrites int `json:"tail_writes"`
+	}
+	_ = cl.Do(ctx, "GET", "/v1/rdds/big", nil, &desc)
+	res.Recovery.TailWrites = desc.TailWrites
+	pids := interpreterPIDs(bo.c.cmd.Process.Pid, bigRec.Session)
+	if len(pids) == 0 {
+		return fmt.Errorf("no interpreter of session %d under %s", bigRec.Session, bo.id)
+	}
+	res.Recovery.InterpreterPIDs = pids
+	killed := time.Now()
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Wait until it moved to a new session and is ready there.
+	for {
+		r, err := cl.DescribeRDD(ctx, "big")
+		if err == nil && r.Session != bigRec.Session && r.State == "ready" {
+			res.Recovery.SecondsToReady = time.Since(killed).Seconds()
+			if r.Keys != nil {
+				res.Recovery.KeysAfter = *r.Keys
+			}
+			break
+		}
+		if time.Since(killed) > 10*time.Minute {
+			return fmt.Errorf("big not ready 10 min after the kill")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for {
+		if v, err := cl.Get(ctx, "big", loadgen.KeyName("", 12345)); err == nil && len(v) > 0 {
+			res.Recovery.SecondsToRead = time.Since(killed).Seconds()
+			break
+		}
+		if time.Since(killed) > 11*time.Minute {
+			return fmt.Errorf("no read of big 11 min after the kill")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Printf("recovery of %d keys (+%d tail writes): ready %.1f s after kill -9, first read %.1f s\n",
+		rk, res.Recovery.TailWrites, res.Recovery.SecondsToReady, res.Recovery.SecondsToRead)
+	if err := cl.DropRDD(ctx, "big"); err != nil {
+		return err
+	}
+
+	// 3. A write soak: how big does raft.db get?
+	owner, _, err = ownerOf("dur")
+	if err != nil {
+		return err
+	}
+	soakCfg := loadgen.Config{Keys: 100_000, ValueSize: 100, Concurrency: 16, ReadRatio: 0, Dist: "uniform",
+		Duration: *soak, Seed: 3}
+	stop := make(chan struct{})
+	samples := make(chan []int64, 1)
+	go func() {
+		var s []int64
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				samples <- s
+				return
+			case <-tick.C:
+				var max int64
+				for _, n := range nodes {
+					if fi, err := os.Stat(filepath.Join(n.dir, "raft", "raft.db")); err == nil && fi.Size() > max {
+						max = fi.Size()
+					}
+				}
+				s = append(s, max)
+			}
+		}
+	}()
+	st := loadgen.NewSRDD(owner.http, "dur", 16)
+	sr, err := loadgen.Run(ctx, "durable-soak-c16", soakCfg, st)
+	_ = st.Close()
+	close(stop)
+	res.Soak.Samples = <-samples
+	if err != nil {
+		return err
+	}
+	printResult(sr)
+	res.Runs = append(res.Runs, &sr)
+	res.Soak.Seconds, res.Soak.Writes, res.Soak.WritesPerSec = sr.Seconds, sr.Sets, sr.OpsPerSec
+	res.Soak.CheckpointEvery = *every
+	key := loadgen.KeyName("", 99_999)
+	res.Soak.EntryBytes = float64(len(key) + len(loadgen.Value(100, 0)))
+	res.Soak.BoundBytes = 2 * float64(*every) * res.Soak.EntryBytes
+	for _, v := range res.Soak.Samples {
+		res.Soak.MaxRaftDB = max(res.Soak.MaxRaftDB, v)
+	}
+	if n := len(res.Soak.Samples); n > 0 {
+		res.Soak.FinalRaftDB = res.Soak.Samples[n-1]
+	}
+	var ck struct {
+		Checkpoint *struct{ Index uint64 } `json:"checkpoint"`
+	}
+	if err := cl.Do(ctx, "GET", "/v1/rdds/dur", nil, &ck); err == nil && ck.Checkpoint != nil {
+		res.Soak.Checkpoints = ck.Checkpoint.Index
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("GOMAXPROCS %d; the 3 nodes, their 3 JVMs and the load generator share the machine", runtime.GOMAXPROCS(0)))
+	return writeDurable(res, *out)
+}
+
+// spread sends each client's requests to one of the nodes, round robin.
+type spread struct{ ts []loadgen.Target }
+
+func newSpread(nodes []*benchNode, rdd string, clients int) *spread {
+	s := &spread{}
+	for _, n := range nodes {
+		s.ts = append(s.ts, loadgen.NewSRDD(n.http, rdd, clients))
+	}
+	return s
+}
+
+func (s *spread) Name() string { return "srdd-3-nodes" }
+func (s *spread) Get(client int, key string) error {
+	return s.ts[client%len(s.ts)].Get(client, key)
+}
+func (s *spread) Set(client int, key string, value []byte) error {
+	return s.ts[client%len(s.ts)].Set(client, key, value)
+}
+func (s *spread) Close() error {
+	for _, t := range s.ts {
+		_ = t.Close()
+	}
+	return nil
+}
+
+// interpreterPIDs finds the Python interpreter of session sid under root.
+func interpreterPIDs(root int, sid int64) []int {
+	procs := readProcs()
+	want := fmt.Sprintf("--session-id %d ", sid)
+	var out []int
+	for pid, p := range procs {
+		if !strings.Contains(p.cmdline, "srdd_interpreter") || !strings.Contains(p.cmdline+" ", want) {
+			continue
+		}
+		for q := p.ppid; q > 1; q = procs[q].ppid {
+			if q == root {
+				out = append(out, pid)
+				break
+			}
+			if _, ok := procs[q]; !ok {
+				break
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+func writeDurable(res *durableResults, out string) error {
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.MkdirAll(filepath.Join(out, "results"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "results", "durable.json"), b, 0o644); err != nil {
+		return err
+	}
+	var sb strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
+	p("# Durable RDDs: measured\n\nGenerated by `go run ./benchmarks/cmd/bench durable` on %s. Raw numbers: `benchmarks/results/durable.json`.\n\n", res.Generated)
+	mb, _ := json.Marshal(res.Machine)
+	p("Machine: `%s`. Three srdd nodes on loopback (each with its own Spark driver, `local[2]`), the load generator on the same cores.\n\n", mb)
+	p("| run | clients | writes | writes/s | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range res.Runs {
+		p("| %s | %d | %d | %.0f | %.3f | %.3f | %.3f | %d |\n", r.Scenario, r.Config.Concurrency, r.Sets, r.OpsPerSec,
+			r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Errors)
+	}
+	rc := res.Recovery
+	p("\n## Recovery after kill -9 of the owner's interpreter\n\n%d keys loaded from JSON Lines in %.1f s (checkpointed: %d rows), then %d writes in the log tail. After the kill: ready again in **%.1f s**, first successful read %.1f s; keys after: %d.\n",
+		rc.Keys, rc.LoadSeconds, rc.CheckpointRows, rc.TailWrites, rc.SecondsToReady, rc.SecondsToRead, rc.KeysAfter)
+	sk := res.Soak
+	p("\n## Write soak: on-disk Raft log\n\n%.0f s of sets at 16 clients: %d writes (%.0f/s), checkpoint every %d writes (last checkpoint at log index %d). Largest raft.db of the 3 nodes: **%.1f MiB** (at the end %.1f MiB); 2 x checkpoint interval x entry size (%.0f bytes of key and value) = %.1f MiB.\n\nraft.db every 10 s (MiB):",
+		sk.Seconds, sk.Writes, sk.WritesPerSec, sk.CheckpointEvery, sk.Checkpoints, float64(sk.MaxRaftDB)/(1<<20), float64(sk.FinalRaftDB)/(1<<20), sk.EntryBytes, sk.BoundBytes/(1<<20))
+	for _, v := range sk.Samples {
+		p(" %.1f", float64(v)/(1<<20))
+	}
+	p("\n\nCommands:\n\n```\n%s\n```\n", strings.Join(res.Commands, "\n"))
+	for _, n := range res.Notes {
+		p("\n- %s", n)
+	}
+	p("\n")
+	return os.WriteFile(filepath.Join(out, "DURABLE.md"), []byte(sb.String()), 0o644)
+}
