@@ -1,0 +1,426 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// A key/value register per key, for porcupine. Values are JSON text; ""
+// means absent.
+type regInput struct {
+	put   bool
+	key   string
+	value string
+}
+
+type regOutput struct{ value string }
+
+var registerModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		var keys []string
+		for _, op := range history {
+			k := op.Input.(regInput).key
+			if _, ok := byKey[k]; !ok {
+				keys = append(keys, k)
+			}
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(regInput)
+		if in.put {
+			return true, in.value
+		}
+		got, st := output.(regOutput).value, state.(string)
+		return got == st || (got != "" && st != "" && jsonEqual(got, st)), state
+	},
+	Equal: func(a, b any) bool { return a == b },
+}
+
+// history records operations for the linearizability check.
+type history struct {
+	mu    sync.Mutex
+	start time.Time
+	ops   []porcupine.Operation
+}
+
+func (h *history) now() int64 { return int64(time.Since(h.start)) }
+
+func (h *history) add(op porcupine.Operation) {
+	h.mu.Lock()
+	h.ops = append(h.ops, op)
+	h.mu.Unlock()
+}
+
+// cluster3 is three srdd processes sharing a checkpoint directory.
+type cluster3 struct {
+	t      *testing.T
+	bin    string
+	python string
+	ckpt   string
+	logs   string // each node's output, kept with the test's temp files
+	mu     sync.Mutex
+	nodes  []*srddProc
+}
+
+type srddProc struct {
+	id, http, raft, dir string
+	alive               bool
+	kill                func()
+}
+
+func (c *cluster3) start(p *srddProc, first bool) {
+	args := []string{"--node-id", p.id, "--http-addr", p.http, "--raft-addr", p.raft, "--data-dir", p.dir,
+		"--python", c.python, "--spark-master", "local[1]", "--checkpoint-uri", c.ckpt, "--checkpoint-every", "300",
+		"--checkpoint-interval", "3s", "--spark-conf", "spark.driver.memory=512m"}
+	if first {
+		args = append(args, "--bootstrap")
+	} else {
+		// Ignored by a node that has Raft state (a restart).
+		args = append(args, "--join", c.nodes[0].http+","+c.nodes[1].http+","+c.nodes[2].http)
+	}
+	// Not startSrdd: after a restart of the whole cluster no node finishes
+	// starting (and announces itself) until a quorum is up, so the nodes
+	// are started without waiting; waitView checks they are up.
+	logf, err := os.OpenFile(filepath.Join(c.logs, p.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	srv := exec.Command(c.bin, append([]string{"server", "--log-level", "warn"}, args...)...)
+	srv.Stdout, srv.Stderr = logf, logf
+	if err := srv.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() {
+		_ = srv.Process.Kill()
+		_, _ = srv.Process.Wait()
+		logf.Close()
+	})
+	c.mu.Lock()
+	p.alive = true
+	p.kill = func() { _ = srv.Process.Signal(syscall.SIGKILL); _, _ = srv.Process.Wait() }
+	c.mu.Unlock()
+}
+
+func (c *cluster3) killNode(p *srddProc) {
+	c.mu.Lock()
+	p.alive = false
+	kill := p.kill
+	c.mu.Unlock()
+	kill()
+}
+
+// live returns the HTTP address of a random live node.
+func (c *cluster3) live(r *rand.Rand) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var up []string
+	for _, p := range c.nodes {
+		if p.alive {
+			up = append(up, p.http)
+		}
+	}
+	if len(up) == 0 {
+		return c.nodes[0].http
+	}
+	return up[r.Intn(len(up))]
+}
+
+func (c *cluster3) byID(id string) *srddProc {
+	for _, p := range c.nodes {
+		if p.id == id {
+			return p
+		}
+	}
+	return nil
+}
+
+var httpc = &http.Client{Timeout: 10 * time.Second}
+
+func call(method, url, body, idem string) (int, []byte, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, nil
+}
+
+type rddView struct {
+	Node  string `json:"node"`
+	State string `json:"state"`
+}
+
+// Kill -9 whole nodes of a 3-node cluster, the owner of a durable RDD and
+// the Raft leader in turn, 10 times, under a load of writes and
+// linearizable and default reads through random nodes: no acknowledged
+// write is lost, the RDD is served again from a survivor each time, the
+// recorded history is linearizable (porcupine; a write that failed is kept
+// as "may have happened"), default reads see the client's own writes, and
+// after a restart of the whole cluster all the data is back.
+func TestDurableClusterSurvivesNodeKills(t *testing.T) {
+	c := &cluster3{t: t, bin: buildSrdd(t), python: testPython(t), ckpt: filepath.Join(t.TempDir(), "checkpoints"), logs: t.TempDir()}
+	for i := 1; i <= 3; i++ {
+		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: freeAddr(t), raft: freeAddr(t),
+			dir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i))})
+	}
+	for i, p := range c.nodes {
+		c.start(p, i == 0)
+	}
+	waitView := func(what string, cond func(v clusterView) bool) clusterView {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			for _, p := range c.nodes {
+				if !p.alive {
+					continue
+				}
+				if v, err := viewOf(p.http); err == nil && cond(v) {
+					return v
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster never reached: %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	allUp := func(v clusterView) bool {
+		up := 0
+		for _, m := range v.Members {
+			if m.Status == "up" {
+				up++
+			}
+		}
+		return v.Leader != "" && up == 3
+	}
+	waitView("3 members up", allUp)
+	postJSON(t, "http://"+c.nodes[0].http+"/v1/rdds", `{"name":"ledger"}`, 201)
+	rdd := func() rddView {
+		var v rddView
+		_, b, err := call("GET", "http://"+c.live(rand.New(rand.NewSource(1)))+"/v1/rdds/ledger", "", "")
+		if err == nil {
+			_ = json.Unmarshal(b, &v)
+		}
+		return v
+	}
+	waitReady := func(what string) rddView {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			v := rdd()
+			if v.State == "ready" {
+				if p := c.byID(v.Node); p != nil && p.alive {
+					return v
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: ledger not ready on a live node: %+v", what, v)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitReady("start")
+
+	h := &history{start: time.Now()}
+	var acked, failedPuts, ryw atomic.Int64
+	var rywErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	const clients, keysPer = 4, 4
+	for cl := 0; cl < clients; cl++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewSource(int64(cl)))
+			// One writer per key: allowed[key] are the values a read may
+			// return for read-your-writes: the last acknowledged one, and
+			// every write whose outcome is unknown (given up on by this
+			// client, it may still be applied later by the server).
+			allowed := map[string][]string{}
+			unknown := map[string][]string{}
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("c%d-k%d", cl, r.Intn(keysPer))
+				url := func() string { return "http://" + c.live(r) + "/v1/rdds/ledger/keys/" + key }
+				switch r.Intn(3) {
+				case 0: // put, retried with its idempotency key until acknowledged
+					val := fmt.Sprintf(`{"c":%d,"s":%d}`, cl, seq)
+					idem := fmt.Sprintf("%s-%d", key, seq)
+					callAt := h.now()
+					ok := false
+					for try := 0; try < 40 && !ok; try++ {
+						st, _, err := call("PUT", url(), val, idem)
+						ok = err == nil && st == 204
+						if !ok {
+							select {
+							case <-stop:
+								try = 40
+							case <-time.After(250 * time.Millisecond):
+							}
+						}
+					}
+					ret := h.now()
+					if ok {
+						acked.Add(1)
+						allowed[key] = append([]string{val}, unknown[key]...)
+					} else {
+						failedPuts.Add(1)
+						ret = math.MaxInt64 // may have happened, at any time after the call
+						unknown[key] = append(unknown[key], val)
+						allowed[key] = append(allowed[key], val)
+					}
+					h.add(porcupine.Operation{ClientId: cl, Input: regInput{put: true, key: key, value: val}, Call: callAt, Output: regOutput{}, Return: ret})
+				case 1: // linearizable read
+					callAt := h.now()
+					st, b, err := call("GET", url()+"?consistency=linearizable", "", "")
+					if err != nil || (st != 200 && !keyNotFound(st, b)) {
+						continue // a failed read returned nothing: leave it out
+					}
+					h.add(porcupine.Operation{ClientId: cl, Input: regInput{key: key}, Call: callAt,
+						Output: regOutput{value: valueOf(b, st)}, Return: h.now()})
+				default: // default read: must see this client's own writes
+					st, b, err := call("GET", url(), "", "")
+					if err != nil || (st != 200 && !keyNotFound(st, b)) {
+						continue
+					}
+					got := valueOf(b, st)
+					want := allowed[key]
+					okRead := len(want) == 0 && got == ""
+					for _, w := range want {
+						okRead = okRead || jsonEqual(got, w)
+					}
+					ryw.Add(1)
+					if !okRead {
+						rywErr.Store(fmt.Sprintf("key %s: read %q, acknowledged/pending %q", key, got, want))
+					}
+				}
+			}
+		}()
+	}
+
+	for kill := 0; kill < 10; kill++ {
+		time.Sleep(2 * time.Second)
+		owner := waitReady(fmt.Sprintf("before kill %d", kill))
+		v := waitView("a leader and 3 members up", allUp)
+		victim := c.byID(owner.Node)
+		what := "owner"
+		if kill%2 == 1 {
+			victim, what = c.byID(v.Leader), "leader"
+		}
+		if victim.id == v.Leader {
+			what += " (the leader)"
+		}
+		t.Logf("kill %d: kill -9 %s, %s; ledger on %s", kill, victim.id, what, owner.Node)
+		c.killNode(victim)
+		now := waitReady(fmt.Sprintf("after kill %d", kill))
+		if now.Node == victim.id {
+			t.Fatalf("kill %d: ledger still on the dead node %s", kill, victim.id)
+		}
+		c.start(victim, false)
+		waitView("3 members up again", allUp)
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+	if e := rywErr.Load(); e != nil {
+		t.Fatalf("read-your-writes broken at the default level: %v", e)
+	}
+
+	// A restart of the whole cluster brings every acknowledged write back.
+	for _, p := range c.nodes {
+		c.killNode(p)
+	}
+	for _, p := range c.nodes {
+		c.start(p, false)
+	}
+	waitView("3 members up after a full restart", allUp)
+	waitReady("after the full restart")
+	r := rand.New(rand.NewSource(99))
+	for cl := 0; cl < clients; cl++ {
+		for k := 0; k < keysPer; k++ {
+			key := fmt.Sprintf("c%d-k%d", cl, k)
+			callAt := h.now()
+			st, b, err := call("GET", "http://"+c.live(r)+"/v1/rdds/ledger/keys/"+key+"?consistency=linearizable", "", "")
+			if err != nil || (st != 200 && !keyNotFound(st, b)) {
+				t.Fatalf("final read of %s: %d %s %v", key, st, b, err)
+			}
+			h.add(porcupine.Operation{ClientId: 100, Input: regInput{key: key}, Call: callAt,
+				Output: regOutput{value: valueOf(b, st)}, Return: h.now()})
+		}
+	}
+	t.Logf("%d acknowledged writes, %d writes with unknown outcome, %d default reads checked, %d operations in the history",
+		acked.Load(), failedPuts.Load(), ryw.Load(), len(h.ops))
+	if acked.Load() < 50 {
+		t.Fatalf("only %d writes acknowledged: the load did not run", acked.Load())
+	}
+	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, 2*time.Minute)
+	if res != porcupine.Ok {
+		_ = info
+		t.Fatalf("history is not linearizable (porcupine: %v)", res)
+	}
+}
+
+// keyNotFound tells a 404 for an absent key from one for an absent RDD.
+func keyNotFound(status int, b []byte) bool {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	return status == 404 && json.Unmarshal(b, &e) == nil && e.Error.Code == "key_not_found"
+}
+
+// valueOf returns the JSON value of a key GET's answer ("" for 404).
+func valueOf(b []byte, status int) string {
+	if status == 404 {
+		return ""
+	}
+	var r struct {
+		Value json.RawMessage `json:"value"`
+	}
+	_ = json.Unmarshal(b, &r)
+	return string(r.Value)
+}
+
+func jsonEqual(a, b string) bool {
+	var x, y any
+	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
