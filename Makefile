@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-python lint venv check-java check-prometheus check-deploy bench clean
+.PHONY: all build run test test-go test-python lint venv check-java check-prometheus check-deploy bench bench-durable clean
 
 all: build
 
@@ -70,6 +70,14 @@ bench: check-java venv build
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
 	$(GO) run ./benchmarks/cmd/bench suite --srdd bin/srdd --python $(VPY) --out benchmarks $(BENCH_ARGS)
+
+# Durable RDDs on a 3-node cluster (issue 6's targets): durable set latency
+# and throughput, recovery of a 1M-key RDD after kill -9 of its interpreter,
+# and the on-disk Raft log in a 10-minute write soak. Writes
+# benchmarks/DURABLE.md and benchmarks/results/durable.json (~20 min).
+DURABLE_ARGS ?=
+bench-durable: check-java venv build
+	$(GO) run ./benchmarks/cmd/bench durable --srdd bin/srdd --python $(VPY) --out benchmarks $(DURABLE_ARGS)
 
 clean:
 	rm -rf bin

@@ -34,12 +34,16 @@ type Write struct {
 }
 
 // Checkpoint records that Path holds the RDD's data as of log index Index.
+// Session and Incarnation name the owner that wrote it: a checkpoint from
+// a former owner (or of an earlier RDD of the same name) is refused.
 type Checkpoint struct {
-	RDD   string `msgpack:"rdd"`
-	Index uint64 `msgpack:"index"`
-	Path  string `msgpack:"path"`
-	Rows  int64  `msgpack:"rows"`
-	At    int64  `msgpack:"at"` // unix ms, chosen by the proposer
+	RDD         string `msgpack:"rdd"`
+	Session     int64  `msgpack:"session"`
+	Incarnation uint64 `msgpack:"inc"`
+	Index       uint64 `msgpack:"index"`
+	Path        string `msgpack:"path"`
+	Rows        int64  `msgpack:"rows"`
+	At          int64  `msgpack:"at"` // unix ms, chosen by the proposer
 }
 
 // MoveRDD hands a durable RDD from session From to session To, if it is
@@ -86,9 +90,10 @@ func (e *TailEntry) Bytes() int64 {
 
 // IdemRecord remembers where the group of an idempotent write was logged.
 type IdemRecord struct {
-	Index uint64 `msgpack:"i"`
-	Group int    `msgpack:"g"` // the group's position in that entry's Groups
-	Hash  uint64 `msgpack:"h"`
+	Index       uint64 `msgpack:"i"`
+	Group       int    `msgpack:"g"` // the group's position in that entry's Groups
+	Hash        uint64 `msgpack:"h"`
+	Incarnation uint64 `msgpack:"inc"` // of the RDD it was written to
 }
 
 // WriteResult tells the proposer of a Write where each of its groups is:
@@ -99,12 +104,18 @@ type WriteResult struct {
 	Groups []GroupPlace `msgpack:"groups"`
 }
 
-// GroupPlace locates one client batch in the log.
+// GroupPlace locates one client batch in the log, or says why it was
+// refused (Err; nothing of it was logged).
 type GroupPlace struct {
 	Index uint64 `msgpack:"i"`
 	Group int    `msgpack:"g"`
 	Dup   bool   `msgpack:"dup,omitempty"`
+	Err   string `msgpack:"err,omitempty"`
 }
+
+// GroupErrIdempotency is GroupPlace.Err for an idempotency key reused
+// with a different request.
+const GroupErrIdempotency = "idempotency_mismatch"
 
 func (s *State) durableRDD(name string) (*RDD, error) {
 	r, ok := s.RDDs[name]
@@ -136,15 +147,6 @@ func (s *State) applyWrite(b *Write, index uint64) (any, error) {
 		(len(b.Idem) != 0 && (len(b.Idem) != len(b.Groups) || len(b.Hashes) != len(b.Groups))) {
 		return nil, fmt.Errorf("write to %q: malformed batch", b.RDD)
 	}
-	// A mismatched key refuses the whole entry before anything changes.
-	for gi := range b.Groups {
-		if len(b.Idem) == 0 || b.Idem[gi] == "" {
-			continue
-		}
-		if rec, ok := s.Idem[b.RDD+"\x00"+b.Idem[gi]]; ok && rec.Hash != b.Hashes[gi] {
-			return nil, fmt.Errorf("%w: %q", ErrIdempotencyMismatch, b.Idem[gi])
-		}
-	}
 	res := &WriteResult{Groups: make([]GroupPlace, len(b.Groups))}
 	e := &TailEntry{Index: index, Delete: b.Delete}
 	pos := 0
@@ -158,14 +160,21 @@ func (s *State) applyWrite(b *Write, index uint64) (any, error) {
 		var ik string
 		if len(b.Idem) != 0 && b.Idem[gi] != "" {
 			ik = b.RDD + "\x00" + b.Idem[gi]
-			if rec, ok := s.Idem[ik]; ok {
-				res.Groups[gi] = GroupPlace{Index: rec.Index, Group: rec.Group, Dup: true}
+			// A key of an earlier RDD of the same name does not count.
+			if rec, ok := s.Idem[ik]; ok && rec.Incarnation == r.Incarnation {
+				if rec.Hash != b.Hashes[gi] {
+					// Only this client's batch is refused; the others of
+					// the entry go on.
+					res.Groups[gi] = GroupPlace{Err: GroupErrIdempotency}
+				} else {
+					res.Groups[gi] = GroupPlace{Index: rec.Index, Group: rec.Group, Dup: true}
+				}
 				continue
 			}
 		}
 		res.Groups[gi] = GroupPlace{Index: index, Group: len(e.Groups)}
 		if ik != "" {
-			s.remember(ik, &IdemRecord{Index: index, Group: len(e.Groups), Hash: b.Hashes[gi]})
+			s.remember(ik, &IdemRecord{Index: index, Group: len(e.Groups), Hash: b.Hashes[gi], Incarnation: r.Incarnation})
 		}
 		e.Groups = append(e.Groups, g)
 		e.Keys = append(e.Keys, keys...)
@@ -186,9 +195,14 @@ func (s *State) remember(key string, rec *IdemRecord) {
 	if s.Idem == nil {
 		s.Idem = map[string]*IdemRecord{}
 	}
+	if _, ok := s.Idem[key]; ok {
+		s.Idem[key] = rec // a key of an earlier incarnation: reused in place
+		return
+	}
 	s.Idem[key] = rec
 	s.IdemOrder = append(s.IdemOrder, key)
-	if over := len(s.IdemOrder) - idemCapacity; over > 0 {
+	// Trim in chunks of a tenth, so the copy is paid once per 10,000 keys.
+	if over := len(s.IdemOrder) - idemCapacity; over > idemCapacity/10 {
 		for _, k := range s.IdemOrder[:over] {
 			delete(s.Idem, k)
 		}
@@ -201,8 +215,13 @@ func (s *State) applyCheckpoint(b *Checkpoint) error {
 	if err != nil {
 		return err
 	}
+	if r.SessionID != b.Session || r.Incarnation != b.Incarnation {
+		// Written by a former owner (its log may lack what the current
+		// owner applied since) or for an earlier RDD of this name.
+		return fmt.Errorf("%w: checkpoint of %q by session %d; it is owned by session %d", ErrNotOwner, b.RDD, b.Session, r.SessionID)
+	}
 	if r.Checkpoint != nil && b.Index <= r.Checkpoint.Index {
-		return nil // an older checkpoint finished late: keep the newer one
+		return fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, r.Checkpoint.Index, b.Index)
 	}
 	r.Checkpoint = &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At}
 	cut := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > b.Index })
@@ -240,9 +259,10 @@ func (s *State) applyMove(b *MoveRDD) error {
 }
 
 // TailAfter returns the logged writes of a durable RDD with an index above
-// after (at most max keys' worth, at least one entry), its checkpoint, and
-// whether the RDD exists. The entries must not be modified.
-func (n *Node) TailAfter(name string, after uint64, max int) ([]*TailEntry, *CheckpointRef, bool) {
+// after (at most maxKeys keys and maxBytes bytes' worth, but at least one
+// entry), its checkpoint, and whether the RDD exists. The entries must not
+// be modified.
+func (n *Node) TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, *CheckpointRef, bool) {
 	var out []*TailEntry
 	var ck *CheckpointRef
 	var ok bool
@@ -257,16 +277,22 @@ func (n *Node) TailAfter(name string, after uint64, max int) ([]*TailEntry, *Che
 			ck = &c
 		}
 		i := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > after })
-		ops := 0
-		for ; i < len(r.Tail) && (len(out) == 0 || ops+r.Tail[i].Ops() <= max); i++ {
-			out = append(out, r.Tail[i])
-			ops += r.Tail[i].Ops()
+		ops, size := 0, int64(0)
+		for ; i < len(r.Tail); i++ {
+			e := r.Tail[i]
+			if len(out) > 0 && (ops+e.Ops() > maxKeys || size+e.Bytes() > maxBytes) {
+				break
+			}
+			out = append(out, e)
+			ops += e.Ops()
+			size += e.Bytes()
 		}
 	})
 	return out, ck, ok
 }
 
 // WatchRDDs registers fn to hear of every applied change to a shared RDD
-// (its name; "" when sessions, nodes or the whole state changed). fn runs
-// on Raft's apply goroutine and must not block.
-func (n *Node) WatchRDDs(fn func(rdd string, index uint64)) { n.fsm.watch.Store(&fn) }
+// (its name; "" when sessions, nodes or the whole state changed; write is
+// true for a logged write, which changes no ownership). fn runs on Raft's
+// apply goroutine and must not block.
+func (n *Node) WatchRDDs(fn func(rdd string, index uint64, write bool)) { n.fsm.watch.Store(&fn) }

@@ -85,24 +85,47 @@ func TestIdempotencyKeys(t *testing.T) {
 	if len(s.RDDs["d"].Tail) != 1 {
 		t.Fatalf("retry was logged: %+v", s.RDDs["d"].Tail)
 	}
-	// The same key for another request is refused.
-	if _, err := applyAt(t, s, 7, CmdWrite, w("a", 2, "2")); !errors.Is(err, ErrIdempotencyMismatch) {
-		t.Fatalf("reused key: %v", err)
-	}
-	// Two groups with the same new key in one entry: the second is a dup of the first.
-	v, err = applyAt(t, s, 8, CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"x", "x"},
-		Values: [][]byte{[]byte("1"), []byte("1")}, Groups: []int{1, 1}, Idem: []string{"b", "b"}, Hashes: []uint64{3, 3}})
+	// The same key for another request is refused, but only that batch:
+	// another client's batch in the same entry is logged.
+	v, err = applyAt(t, s, 7, CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"k", "other"},
+		Values: [][]byte{[]byte("2"), []byte("3")}, Groups: []int{1, 1}, Idem: []string{"a", ""}, Hashes: []uint64{2, 0}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := v.(*WriteResult); !res.Groups[1].Dup || res.Groups[1].Index != 8 || len(s.RDDs["d"].Tail[1].Groups) != 1 {
-		t.Fatalf("same key twice in one entry = %+v, tail %+v", res, s.RDDs["d"].Tail[1])
+	if res := v.(*WriteResult); res.Groups[0].Err != GroupErrIdempotency || res.Groups[1] != (GroupPlace{Index: 7, Group: 0}) {
+		t.Fatalf("reused key = %+v", res)
+	}
+	if tail := s.RDDs["d"].Tail; len(tail) != 2 || len(tail[1].Keys) != 1 || tail[1].Keys[0] != "other" {
+		t.Fatalf("tail after a refused group: %+v", tail[1])
+	}
+	// Two groups with the same new key in one entry: the second is a dup
+	// of the first; with another request, it is refused.
+	v, err = applyAt(t, s, 8, CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"x", "x", "y"},
+		Values: [][]byte{[]byte("1"), []byte("1"), []byte("9")}, Groups: []int{1, 1, 1}, Idem: []string{"b", "b", "b"}, Hashes: []uint64{3, 3, 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := v.(*WriteResult); !res.Groups[1].Dup || res.Groups[1].Index != 8 || res.Groups[2].Err != GroupErrIdempotency ||
+		len(s.RDDs["d"].Tail[2].Groups) != 1 {
+		t.Fatalf("same key thrice in one entry = %+v, tail %+v", res, s.RDDs["d"].Tail[2])
+	}
+	// A dropped and re-created RDD does not inherit its keys.
+	mustApply(t, s, CmdDropRDD, &DropRDD{Name: "d"})
+	if _, err := applyAt(t, s, 9, CmdCreateRDD, &CreateRDD{Name: "d", SessionID: 0, Mode: ModeDurable}); err != nil {
+		t.Fatal(err)
+	}
+	v, err = applyAt(t, s, 10, CmdWrite, w("a", 9, "5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := v.(*WriteResult); res.Index != 10 || res.Groups[0].Dup || res.Groups[0].Err != "" {
+		t.Fatalf("key of the dropped rdd applied to the new one: %+v", res)
 	}
 	// The oldest keys are forgotten past capacity, the same way everywhere.
-	for i := 0; i < idemCapacity; i++ {
+	for i := 0; i <= idemCapacity+idemCapacity/10; i++ {
 		s.remember(fmt.Sprintf("d\x00fill-%d", i), &IdemRecord{Index: 1})
 	}
-	if _, ok := s.Idem["d\x00a"]; ok || len(s.Idem) != idemCapacity || len(s.IdemOrder) != idemCapacity {
+	if _, ok := s.Idem["d\x00a"]; ok || len(s.Idem) < idemCapacity || len(s.Idem) > idemCapacity+idemCapacity/10 || len(s.IdemOrder) != len(s.Idem) {
 		t.Fatalf("idempotency table: %d keys, %d in order; oldest kept: %v", len(s.Idem), len(s.IdemOrder), ok)
 	}
 }
@@ -126,9 +149,16 @@ func TestCheckpointTrimsTheTailAndMoveIsACompareAndSet(t *testing.T) {
 	if len(held) != 4 || held[0].Index != 10 {
 		t.Fatalf("a reader's tail changed under it: %+v", held)
 	}
-	// An older checkpoint that finishes late is ignored.
-	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Index: 15, Path: "/c/15"}); err != nil {
-		t.Fatal(err)
+	// An older checkpoint that finishes late is refused, as is one by a
+	// former owner or for an earlier rdd of the same name.
+	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Index: 15, Path: "/c/15"}); !errors.Is(err, ErrStaleCheckpoint) {
+		t.Fatalf("late checkpoint: %v", err)
+	}
+	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Session: 1, Index: 45, Path: "/c/x"}); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("checkpoint by a former owner: %v", err)
+	}
+	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Incarnation: 3, Index: 45, Path: "/c/x"}); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("checkpoint of another incarnation: %v", err)
 	}
 	if s.RDDs["d"].Checkpoint.Path != "/c/25" {
 		t.Fatalf("late checkpoint replaced the newer one")
@@ -154,8 +184,19 @@ func TestCheckpointTrimsTheTailAndMoveIsACompareAndSet(t *testing.T) {
 	if s.RDDs["d"].SessionID != 2 || len(s.RDDs["d"].Tail) != 2 {
 		t.Fatalf("after move: %+v", s.RDDs["d"])
 	}
+	// Deleting a session keeps its durable rdds (they move on), not its memory ones.
+	mustApply(t, s, CmdCreateRDD, &CreateRDD{Name: "m2", SessionID: 2, Mode: "memory"})
+	mustApply(t, s, CmdDeleteSession, &DeleteSession{ID: 2})
+	if _, ok := s.RDDs["d"]; !ok {
+		t.Fatal("deleting its session dropped a durable rdd")
+	}
+	if _, ok := s.RDDs["m2"]; ok {
+		t.Fatal("deleting its session kept a memory rdd")
+	}
+	mustApply(t, s, CmdCreateSession, &CreateSession{Kind: "pyspark", Node: "n3"})
+	mustApply(t, s, CmdMoveRDD, &MoveRDD{RDD: "d", From: 2, To: 3})
 	// Tails, checkpoints and idempotency keys survive a snapshot.
-	mustApply(t, s, CmdWrite, &Write{RDD: "d", Session: 2, Keys: []string{"z"}, Values: [][]byte{[]byte("9")},
+	mustApply(t, s, CmdWrite, &Write{RDD: "d", Session: 3, Keys: []string{"z"}, Values: [][]byte{[]byte("9")},
 		Groups: []int{1}, Idem: []string{"i"}, Hashes: []uint64{4}})
 	var buf bytes.Buffer
 	if err := writeSnapshot(&buf, s.clone()); err != nil {

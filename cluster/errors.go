@@ -26,6 +26,8 @@ var (
 	ErrNotDurable = errors.New("the shared rdd is not durable")
 	// ErrIdempotencyMismatch: an Idempotency-Key reused for another request.
 	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
+	// ErrStaleCheckpoint: a checkpoint older than the one recorded.
+	ErrStaleCheckpoint = errors.New("a newer checkpoint is already recorded")
 )
 
 // errorKinds names each sentinel on the wire, so an error the leader's FSM
@@ -36,7 +38,7 @@ var errorKinds = map[string]error{
 	"rdd_not_found": ErrRDDNotFound, "rdd_exists": ErrRDDExists, "closed": ErrClosed,
 	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "no_leader": ErrNoLeader,
 	"outcome_unknown": ErrOutcomeUnknown, "not_owner": ErrNotOwner, "not_durable": ErrNotDurable,
-	"idempotency_mismatch": ErrIdempotencyMismatch,
+	"idempotency_mismatch": ErrIdempotencyMismatch, "stale_checkpoint": ErrStaleCheckpoint,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

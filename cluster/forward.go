@@ -115,7 +115,8 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 	}
 	if r.Index > 0 {
 		if err := n.waitApplied(r.Index); err != nil {
-			return value, err
+			// Committed at the leader, not yet applied here.
+			return value, fmt.Errorf("%v: %w", err, ErrOutcomeUnknown)
 		}
 	}
 	return value, applyErr

@@ -36,7 +36,7 @@ type fsm struct {
 	applied atomic.Uint64
 	// watch, if set, hears of every applied change to a shared RDD (see
 	// Node.WatchRDDs); it must not block.
-	watch atomic.Pointer[func(rdd string, index uint64)]
+	watch atomic.Pointer[func(rdd string, index uint64, write bool)]
 }
 
 // notify tells the watcher which shared RDD an applied command changed.
@@ -46,9 +46,10 @@ func (f *fsm) notify(cmd Command, index uint64) {
 		return
 	}
 	var name string
+	write := false
 	switch b := cmd.Body.(type) {
 	case *Write:
-		name = b.RDD
+		name, write = b.RDD, true
 	case *Checkpoint:
 		name = b.RDD
 	case *MoveRDD:
@@ -60,7 +61,7 @@ func (f *fsm) notify(cmd Command, index uint64) {
 	default:
 		name = "" // sessions and nodes: ownership may have changed anywhere
 	}
-	(*w)(name, index)
+	(*w)(name, index, write)
 }
 
 func newFSM() *fsm { return &fsm{state: NewState()} }
@@ -108,7 +109,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.mu.Unlock()
 	f.applied.Store(index)
 	if w := f.watch.Load(); w != nil {
-		(*w)("", index)
+		(*w)("", index, false)
 	}
 	return nil
 }

@@ -50,11 +50,14 @@ type RDD struct {
 	// Durable RDDs only: the last checkpoint, the writes logged since it
 	// (the tail, oldest first; entries are never modified once appended)
 	// and the index of the last logged write.
-	Checkpoint *CheckpointRef `msgpack:"checkpoint,omitempty" json:"checkpoint,omitempty"`
-	Tail       []*TailEntry   `msgpack:"tail,omitempty" json:"-"`
-	TailOps    int            `msgpack:"tail_ops,omitempty" json:"tail_writes"`
-	TailBytes  int64          `msgpack:"tail_bytes,omitempty" json:"tail_bytes"`
-	LastWrite  uint64         `msgpack:"last_write,omitempty" json:"last_write_index"`
+	// Incarnation is the log index that created the RDD: checkpoints and
+	// idempotency keys of an earlier RDD of the same name never apply.
+	Incarnation uint64         `msgpack:"inc,omitempty" json:"-"`
+	Checkpoint  *CheckpointRef `msgpack:"checkpoint,omitempty" json:"checkpoint,omitempty"`
+	Tail        []*TailEntry   `msgpack:"tail,omitempty" json:"-"`
+	TailOps     int            `msgpack:"tail_ops,omitempty" json:"tail_writes"`
+	TailBytes   int64          `msgpack:"tail_bytes,omitempty" json:"tail_bytes"`
+	LastWrite   uint64         `msgpack:"last_write,omitempty" json:"last_write_index"`
 }
 
 // State is the whole replicated registry. It is mutated only by apply,
@@ -150,7 +153,9 @@ func (s *State) apply(c Command, index uint64) (any, error) {
 		}
 		delete(s.Sessions, b.ID)
 		for name, r := range s.RDDs {
-			if r.SessionID == b.ID {
+			// A durable RDD outlives its session: it is moved to another
+			// (kvstore adopts orphans). Only DropRDD deletes it.
+			if r.SessionID == b.ID && r.Mode != ModeDurable {
 				delete(s.RDDs, name)
 			}
 		}
@@ -166,7 +171,7 @@ func (s *State) apply(c Command, index uint64) (any, error) {
 		if sess.Status != SessionActive {
 			return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.SessionID, sess.Status)
 		}
-		s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt}
+		s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt, Incarnation: index}
 		return nil, nil
 	case *DropRDD:
 		if _, ok := s.RDDs[b.Name]; !ok {

@@ -61,6 +61,8 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Response.Header.Set("Retry-After", "1")
 	case errors.Is(err, cluster.ErrIdempotencyMismatch):
 		status, code = http.StatusUnprocessableEntity, "idempotency_mismatch"
+	case errors.Is(err, kvstore.ErrBusy):
+		status, code = http.StatusConflict, "busy"
 	case errors.Is(err, cluster.ErrNotDurable):
 		status, code = http.StatusConflict, "not_durable"
 	case errors.Is(err, sessions.ErrNotReady):

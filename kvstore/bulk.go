@@ -201,6 +201,9 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	s.loadStarted(name) // a durable RDD is checkpointed when the load ends
 	var st LoadStatus
 	err := s.call(ctx, name, "rdd.load", args, &st)
+	if err != nil {
+		s.loadFailed(name)
+	}
 	return st, err
 }
 

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"net/url"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,9 @@ type DurableConfig struct {
 	// CheckpointInterval checkpoints an RDD with pending writes at least
 	// this often; default 60s.
 	CheckpointInterval time.Duration
+	// CheckpointBytes checkpoints an RDD whose log tail holds this many
+	// bytes of keys and values; default 64 MiB.
+	CheckpointBytes int64
 	// Tick is how often the pusher checks the time policy; default 1s.
 	Tick time.Duration
 }
@@ -79,13 +83,20 @@ func (c *DurableConfig) fill(dataDir string) {
 	if c.CheckpointInterval <= 0 {
 		c.CheckpointInterval = time.Minute
 	}
+	if c.CheckpointBytes <= 0 {
+		c.CheckpointBytes = 64 << 20
+	}
 	if c.Tick <= 0 {
 		c.Tick = time.Second
 	}
 }
 
-// pushBatch bounds the keys of one kv.apply call.
-const pushBatch = 20_000
+// pushBatch and pushBytes bound one kv.apply call (frames are limited to
+// 64 MiB).
+const (
+	pushBatch = 20_000
+	pushBytes = 16 << 20
+)
 
 // resultsKept bounds the per-entry results a pusher remembers for writers
 // (and for retried idempotent writes) that have not collected them yet.
@@ -114,6 +125,7 @@ type owned struct {
 	lastCkpt time.Time // when the last checkpoint began (or the RDD arrived)
 	ckpt     *ckptRun  // the running checkpoint, if any
 	loading  bool      // a bulk load runs; checkpoint when it ends
+	loadCkpt bool      // a load ended; its rows are durable once a checkpoint succeeds
 	restored bool      // the last rebuild loaded a checkpoint
 
 	wake   chan struct{}
@@ -202,7 +214,7 @@ func (s *Store) StartDurable() {
 	if d == nil {
 		return
 	}
-	s.reg.WatchRDDs(func(name string, _ uint64) {
+	s.reg.WatchRDDs(func(name string, _ uint64, write bool) {
 		if name != "" {
 			d.mu.Lock()
 			o, ok := d.owned[name]
@@ -211,7 +223,9 @@ func (s *Store) StartDurable() {
 				o.poke() // new log entries to push
 			}
 		}
-		d.poke() // ownership may have changed
+		if !write {
+			d.poke() // ownership may have changed
+		}
 	})
 	d.wg.Add(1)
 	go s.reconcileLoop()
@@ -391,6 +405,23 @@ func (s *Store) runOwned(o *owned) {
 		s.hooks.Track(o.name, time.Now())
 		defer s.hooks.Forget(o.name)
 	}
+	for s.serveOwned(o) {
+		// The log has a gap before what this pusher applied: rebuild.
+		o.mu.Lock()
+		o.ready, o.created = false, false
+		o.broadcastLocked()
+		o.mu.Unlock()
+	}
+}
+
+// errGap: the registry's tail no longer holds the entries after what the
+// pusher applied (a checkpoint it did not write trimmed them): only a
+// rebuild from that checkpoint is correct.
+var errGap = errors.New("the log was trimmed past what this node applied")
+
+// serveOwned rebuilds the RDD, then feeds it the log until the pusher is
+// stopped (false) or finds a gap (true: rebuild again).
+func (s *Store) serveOwned(o *owned) bool {
 	for attempt := 0; ; attempt++ {
 		began := time.Now()
 		replayed, err := s.rebuild(o)
@@ -401,7 +432,7 @@ func (s *Store) runOwned(o *owned) {
 			break
 		}
 		if stopped(o) {
-			return
+			return false
 		}
 		o.mu.Lock()
 		o.status = err.Error()
@@ -410,7 +441,7 @@ func (s *Store) runOwned(o *owned) {
 		s.logf("rebuilding durable rdd %q: %v (retrying)", o.name, err)
 		select {
 		case <-o.stop:
-			return
+			return false
 		case <-time.After(backoff(attempt)):
 		}
 	}
@@ -419,13 +450,17 @@ func (s *Store) runOwned(o *owned) {
 	for {
 		n, err := s.pushOnce(o)
 		more := n > 0
+		if errors.Is(err, errGap) {
+			s.logf("durable rdd %q: %v; rebuilding", o.name, err)
+			return true
+		}
 		if err != nil {
 			if !stopped(o) {
 				s.logf("applying the log of %q: %v (retrying)", o.name, err)
 			}
 			select {
 			case <-o.stop:
-				return
+				return false
 			case <-time.After(200 * time.Millisecond):
 			}
 			continue
@@ -440,7 +475,7 @@ func (s *Store) runOwned(o *owned) {
 			if _, ok := s.reg.RDD(o.name); !ok {
 				s.removeCheckpoints(o)
 			}
-			return
+			return false
 		case <-o.wake:
 		case <-tick.C:
 			s.checkLoad(o)
@@ -487,7 +522,7 @@ func (s *Store) rebuild(o *owned) (int64, error) {
 	if err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
 		return 0, fmt.Errorf("cannot create it in session %d: %w", o.sid, err)
 	}
-	_, ck, ok := s.reg.TailAfter(o.name, 0, 0)
+	_, ck, ok := s.reg.TailAfter(o.name, 0, 0, 0)
 	if !ok {
 		return 0, fmt.Errorf("%w: shared rdd %q", ErrNotFound, o.name)
 	}
@@ -497,7 +532,7 @@ func (s *Store) rebuild(o *owned) (int64, error) {
 		var res struct {
 			Rows int64 `msgpack:"rows"`
 		}
-		if err := it.Call(ctx, "rdd.restore", map[string]any{"name": o.name, "path": ck.Path}, &res); err != nil {
+		if err := it.Call(ctx, "rdd.restore", map[string]any{"name": o.name, "path": ck.Path, "index": ck.Index}, &res); err != nil {
 			return 0, fmt.Errorf("cannot load checkpoint %s: %w", ck.Path, err)
 		}
 		from, rows = ck.Index, res.Rows
@@ -507,16 +542,25 @@ func (s *Store) rebuild(o *owned) (int64, error) {
 	o.applied, o.created = from, true
 	o.broadcastLocked()
 	o.mu.Unlock()
+	// Ready once the log up to its end as of now is applied: under a
+	// steady write load the log never runs dry.
+	var target uint64
+	if r, ok := s.reg.RDD(o.name); ok {
+		target = r.LastWrite
+	}
 	var replayed int64
 	for {
 		n, err := s.pushOnce(o)
 		if err != nil {
 			return replayed, err
 		}
-		if n == 0 {
+		replayed += int64(n)
+		o.mu.Lock()
+		done := o.applied >= target
+		o.mu.Unlock()
+		if n == 0 || done {
 			break
 		}
-		replayed += int64(n)
 	}
 	o.mu.Lock()
 	o.ready, o.status = true, ""
@@ -536,9 +580,12 @@ func (s *Store) pushOnce(o *owned) (int, error) {
 	o.mu.Lock()
 	after := o.applied
 	o.mu.Unlock()
-	entries, _, ok := s.reg.TailAfter(o.name, after, pushBatch)
+	entries, ck, ok := s.reg.TailAfter(o.name, after, pushBatch, pushBytes)
 	if !ok {
 		return 0, nil // dropped; reconcile stops us
+	}
+	if ck != nil && ck.Index > after {
+		return 0, fmt.Errorf("%w (checkpoint at %d, applied %d)", errGap, ck.Index, after)
 	}
 	if len(entries) == 0 {
 		return 0, nil
@@ -547,8 +594,10 @@ func (s *Store) pushOnce(o *owned) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(o.ctx, s.callTimeout)
-	defer cancel()
+	// No timeout: a call given up on would go on in the interpreter while
+	// the retry runs (the interpreter skips entries it applied, but the
+	// order of two calls in flight is not ours). Halting cancels it.
+	ctx := o.ctx
 	var res struct {
 		Results []*entryResult `msgpack:"results"`
 	}
@@ -565,7 +614,7 @@ func (s *Store) pushOnce(o *owned) (int, error) {
 		o.order = append(o.order, e.Index)
 		keys += e.Ops()
 	}
-	if over := len(o.order) - resultsKept; over > 0 {
+	if over := len(o.order) - resultsKept; over > resultsKept/8 {
 		for _, idx := range o.order[:over] {
 			delete(o.results, idx)
 		}
@@ -629,6 +678,10 @@ func (s *Store) logWrite(ctx context.Context, name string, del bool, keys []stri
 	}
 	out := make([]groupOutcome, len(groups))
 	for i, g := range wr.Groups {
+		if g.Err != "" {
+			out[i].err = fmt.Errorf("%w: the Idempotency-Key was used for a different request to %q", cluster.ErrIdempotencyMismatch, name)
+			continue
+		}
 		var res *entryResult
 		err := o.await(ctx, func() bool {
 			if o.applied < g.Index {
@@ -653,14 +706,21 @@ func (s *Store) logWrite(ctx context.Context, name string, del bool, keys []stri
 	return out, nil
 }
 
-// requestHash identifies a write request for its idempotency key.
-func requestHash(del bool, keys []string, vals [][]byte) uint64 {
+// requestHash identifies a write request for its idempotency key: its
+// kind (vals nil: a delete) and its items in key order (a JSON object's
+// members arrive in any order).
+func requestHash(keys []string, vals [][]byte) uint64 {
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return keys[order[a]] < keys[order[b]] })
 	h := fnv.New64a()
-	if del {
+	if vals == nil {
 		h.Write([]byte{1})
 	}
-	for i, k := range keys {
-		h.Write([]byte(k))
+	for _, i := range order {
+		h.Write([]byte(keys[i]))
 		h.Write([]byte{0})
 		if vals != nil {
 			h.Write(vals[i])
@@ -785,7 +845,12 @@ func (s *Store) maybeCheckpoint(o *owned, force bool) *ckptRun {
 		o.mu.Unlock()
 		return nil
 	}
-	due := o.since >= cfg.CheckpointEvery || (o.since > 0 && time.Since(o.lastCkpt) >= cfg.CheckpointInterval)
+	tailBytes := int64(0)
+	if r, ok := s.reg.RDD(o.name); ok {
+		tailBytes = r.TailBytes
+	}
+	due := o.since >= cfg.CheckpointEvery || (o.since > 0 && time.Since(o.lastCkpt) >= cfg.CheckpointInterval) ||
+		(o.since > 0 && tailBytes >= cfg.CheckpointBytes)
 	if !force && !due {
 		o.mu.Unlock()
 		return nil
@@ -817,11 +882,16 @@ func (s *Store) checkpointDir(name string) string {
 // registry, which trims the tail, and deletes older checkpoints.
 func (s *Store) writeCheckpoint(o *owned, run *ckptRun, idx uint64, since int) {
 	began := time.Now()
+	o.mu.Lock()
+	coversLoad := o.loadCkpt
+	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
 		o.ckpt = nil
 		if run.err != nil {
 			o.since += since // still to be covered
+		} else if coversLoad {
+			o.loadCkpt = false
 		}
 		o.mu.Unlock()
 		close(run.done)
@@ -833,7 +903,7 @@ func (s *Store) writeCheckpoint(o *owned, run *ckptRun, idx uint64, since int) {
 		run.err = err
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	ctx, cancel := context.WithTimeout(o.ctx, 30*time.Minute)
 	defer cancel()
 	var res struct {
 		Rows  int64 `msgpack:"rows"`
@@ -851,7 +921,9 @@ func (s *Store) writeCheckpoint(o *owned, run *ckptRun, idx uint64, since int) {
 	}
 	ref := cluster.CheckpointRef{Index: idx, Path: path, Rows: res.Rows, At: time.Now().UnixMilli()}
 	if _, err := s.reg.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
-		RDD: o.name, Index: idx, Path: path, Rows: res.Rows, At: ref.At}}); err != nil {
+		RDD: o.name, Session: o.sid, Incarnation: prev.Incarnation, Index: idx, Path: path, Rows: res.Rows, At: ref.At}}); err != nil {
+		// Not recorded (a former owner, a newer checkpoint): this one is
+		// garbage; the next GC of the owner deletes it.
 		run.err = fmt.Errorf("cannot record checkpoint of %q: %w", o.name, err)
 		s.logf("%v", run.err)
 		return
@@ -893,6 +965,21 @@ func (s *Store) loadStarted(name string) {
 	}
 }
 
+// loadFailed clears the mark of a load whose call failed.
+func (s *Store) loadFailed(name string) {
+	if s.dur == nil {
+		return
+	}
+	s.dur.mu.Lock()
+	o, ok := s.dur.owned[name]
+	s.dur.mu.Unlock()
+	if ok {
+		o.mu.Lock()
+		o.loading = false
+		o.mu.Unlock()
+	}
+}
+
 // checkLoad checkpoints a durable RDD whose bulk load has ended.
 func (s *Store) checkLoad(o *owned) {
 	o.mu.Lock()
@@ -904,13 +991,12 @@ func (s *Store) checkLoad(o *owned) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	info, err := s.Describe(ctx, o.name)
-	if err != nil || info.Load == nil || info.Load.State == LoadRunning {
+	if err != nil || (info.Load != nil && info.Load.State == LoadRunning) {
 		return
 	}
 	o.mu.Lock()
-	o.loading = false
-	o.since++ // force: the loaded rows are not in any checkpoint yet
-	o.lastCkpt = time.Time{}
+	o.loading, o.loadCkpt = false, true
+	o.since++ // the loaded rows are not in any checkpoint yet: the policy retries if this fails
 	o.mu.Unlock()
 	s.maybeCheckpoint(o, true)
 }
@@ -935,11 +1021,55 @@ func (s *Store) durableState(name string) (state, message string, applied uint64
 		}
 		return StateRecovering, msg, o.applied, true
 	}
+	if o.loading || o.loadCkpt {
+		return StateLoading, "the loaded rows are durable once the checkpoint after the load is recorded", o.applied, true
+	}
 	return "", "", o.applied, true
 }
 
-// flushDurableSets logs several clients' set batches as one entry.
+// servable reports whether this node can serve a call on a durable RDD
+// owned by session sid now: its pusher has the RDD in that session's
+// interpreter (a read routed by the registry must not reach a session the
+// RDD just moved to and is not rebuilt in yet).
+func (s *Store) servable(name string, sid int64) bool {
+	if s.dur == nil {
+		return false
+	}
+	s.dur.mu.Lock()
+	o, ok := s.dur.owned[name]
+	s.dur.mu.Unlock()
+	if !ok || o.sid != sid {
+		return false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.created
+}
+
+// entryBytes bounds the keys and values of one logged entry: a follower
+// owner forwards it to the leader in one request (bodies <= 4 MiB), and
+// it is one Raft log entry.
+const entryBytes = 2 << 20
+
+// flushDurableSets logs several clients' set batches, as few entries as
+// the size bound allows.
 func (s *Store) flushDurableSets(name string, batch []*setReq) {
+	start, size := 0, 0
+	for i, r := range batch {
+		n := 0
+		for _, it := range r.items {
+			n += len(it.Key) + len(it.Value)
+		}
+		if i > start && size+n > entryBytes {
+			s.logSets(name, batch[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	s.logSets(name, batch[start:])
+}
+
+func (s *Store) logSets(name string, batch []*setReq) {
 	n := 0
 	for _, r := range batch {
 		n += len(r.items)
@@ -959,7 +1089,7 @@ func (s *Store) flushDurableSets(name string, batch []*setReq) {
 			if idem == nil {
 				idem, hashes = make([]string, len(batch)), make([]uint64, len(batch))
 			}
-			idem[i], hashes[i] = r.idem, requestHash(false, keys[start:], vals[start:])
+			idem[i], hashes[i] = r.idem, requestHash(keys[start:], vals[start:])
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.callTimeout)
@@ -991,7 +1121,7 @@ func (s *Store) flushDurableDeletes(name string, batch []*delReq) {
 			if idem == nil {
 				idem, hashes = make([]string, len(batch)), make([]uint64, len(batch))
 			}
-			idem[i], hashes[i] = r.idem, requestHash(true, r.keys, nil)
+			idem[i], hashes[i] = r.idem, requestHash(r.keys, nil)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.callTimeout)

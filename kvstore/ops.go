@@ -379,6 +379,26 @@ func (s *Store) flushSets(name string, batch []*setReq) {
 		s.flushDurableSets(name, batch)
 		return
 	}
+	// Bridge frames are limited (64 MiB): many large values go in several calls.
+	start, size := 0, 0
+	for i, r := range batch {
+		n := 0
+		for _, it := range r.items {
+			n += len(it.Key) + len(it.Value)
+		}
+		if i > start && size+n > setCallBytes {
+			s.setCall(name, batch[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	s.setCall(name, batch[start:])
+}
+
+// setCallBytes bounds the keys and values of one kv.set call.
+const setCallBytes = 32 << 20
+
+func (s *Store) setCall(name string, batch []*setReq) {
 	args := &setArgs{RDD: name, Items: make(wireItems, len(batch)), Groups: make([]int, len(batch))}
 	for i, r := range batch {
 		args.Items[i] = r.items

@@ -21,8 +21,8 @@ type Registry interface {
 	Session(id int64) (cluster.Session, bool)
 	Member(id string) (cluster.Member, bool)
 	LeastLoaded() (string, bool)
-	TailAfter(name string, after uint64, max int) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool)
-	WatchRDDs(fn func(rdd string, index uint64))
+	TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool)
+	WatchRDDs(fn func(rdd string, index uint64, write bool))
 	CatchUp() error
 	ReadBarrier() error
 }
@@ -299,6 +299,9 @@ func (s *Store) route(ctx context.Context, name string) (*sparkbridge.Interprete
 	r, ok := s.reg.RDD(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	if r.Mode == ModeDurable && s.dur != nil && !s.servable(name, r.SessionID) {
+		return nil, fmt.Errorf("%w: %q is being rebuilt in session %d", ErrRecovering, name, r.SessionID)
 	}
 	it, err := s.sess.Interpreter(ctx, r.SessionID)
 	if errors.Is(err, sessions.ErrDead) && r.Mode == ModeDurable {

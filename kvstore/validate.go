@@ -93,7 +93,72 @@ func (l Limits) ValidateValue(v []byte) error {
 	case !json.Valid(v):
 		return fmt.Errorf("%w: value is not valid JSON", ErrInvalid)
 	}
+	return checkJSONText(v)
+}
+
+// MaxValueDepth bounds the nesting of arrays and objects in a value.
+const MaxValueDepth = 256
+
+// checkJSONText refuses what is valid JSON text but no valid value for
+// the store: nesting deeper than MaxValueDepth, and \u escapes of lone
+// UTF-16 surrogates (not Unicode; the interpreter cannot store them).
+// v must be valid JSON.
+func checkJSONText(v []byte) error {
+	depth, inStr := 0, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if inStr {
+			switch c {
+			case '"':
+				inStr = false
+			case '\\':
+				if i+1 < len(v) && v[i+1] == 'u' {
+					if r, ok := hex4(v, i+2); ok && r >= 0xD800 && r <= 0xDFFF {
+						// A high surrogate must be followed by \u + a low one.
+						lo, ok2 := hex4(v, i+8)
+						if r > 0xDBFF || i+7 >= len(v) || v[i+6] != '\\' || v[i+7] != 'u' || !ok2 || lo < 0xDC00 || lo > 0xDFFF {
+							return fmt.Errorf("%w: value holds a lone UTF-16 surrogate escape, which is not valid Unicode", ErrInvalid)
+						}
+						i += 6 // skip the low half too
+					}
+				}
+				i++ // the escaped character
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '[', '{':
+			depth++
+			if depth > MaxValueDepth {
+				return fmt.Errorf("%w: value is nested deeper than %d levels", ErrInvalid, MaxValueDepth)
+			}
+		case ']', '}':
+			depth--
+		}
+	}
 	return nil
+}
+
+func hex4(v []byte, at int) (rune, bool) {
+	if at+4 > len(v) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range v[at : at+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 func (l Limits) validateBatch(n int) error {

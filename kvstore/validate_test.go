@@ -58,6 +58,14 @@ func TestValidateKeyAndValue(t *testing.T) {
 	v(`{"a":`, ErrInvalid)
 	v(`'single'`, ErrInvalid)
 	v(`1 2`, ErrInvalid)
+	// Valid JSON text, but no value the store can hold.
+	v(`"\ud800"`, ErrInvalid)
+	v(`{"\udfff":1}`, ErrInvalid)
+	v(`"\ud800\u0041"`, ErrInvalid)
+	v(`"\ud83d\ude00 and \u00e9 and \\ud800"`, nil) // a pair, a BMP escape, an escaped backslash
+	v(strings.Repeat("[", MaxValueDepth)+strings.Repeat("]", MaxValueDepth), nil)
+	v(strings.Repeat("[", MaxValueDepth+1)+strings.Repeat("]", MaxValueDepth+1), ErrInvalid)
+	v(`"[[[[ in a string are not nesting"`, nil)
 	v(`"`+strings.Repeat("v", 1<<20)+`"`, ErrTooLarge)
 
 	b := func(n int, want error) {

@@ -42,6 +42,9 @@ type Config struct {
 type Manager struct {
 	cfg Config
 	reg Registry
+	// startedAt (unix ms): sessions this manager creates are recorded at
+	// or after it; only older ones can be leftovers of a previous run.
+	startedAt int64
 
 	mu     sync.Mutex
 	live   map[int64]*session
@@ -73,7 +76,7 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{},
+	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
 	go m.reapLoop()
 	return m
@@ -83,7 +86,9 @@ func NewManager(cfg Config, reg Registry) *Manager {
 // which this process has no interpreter (the node restarted).
 func (m *Manager) Reconcile() error {
 	for _, s := range m.reg.Sessions() {
-		if s.Node != m.reg.ID() || s.Status != cluster.SessionActive {
+		// A session created by this run (the node serves HTTP while it
+		// starts) may not be in live yet: it is not a leftover.
+		if s.Node != m.reg.ID() || s.Status != cluster.SessionActive || s.CreatedAt >= m.startedAt {
 			continue
 		}
 		m.mu.Lock()
@@ -308,8 +313,21 @@ func (m *Manager) watch(s *session) {
 	m.mu.Lock()
 	closed := m.closed
 	m.mu.Unlock()
-	if !closed {
-		_ = m.markDead(s.id, reason)
+	// Retried until the registry takes it (an election may be running):
+	// a session left "active" with a dead interpreter would keep its
+	// durable RDDs from being adopted.
+	for attempt := 0; !closed; attempt++ {
+		err := m.markDead(s.id, reason)
+		if err == nil {
+			break
+		}
+		if attempt%20 == 0 {
+			m.cfg.Logger.Warn("cannot record a dead session yet; retrying", "session", s.id, "error", err)
+		}
+		time.Sleep(250 * time.Millisecond)
+		m.mu.Lock()
+		closed = m.closed
+		m.mu.Unlock()
 	}
 }
 
@@ -410,6 +428,10 @@ func (m *Manager) rddChanged(sessionID int64, op, name string) error {
 		return nil
 	case op == "rdd.drop" && sparkbridge.IsCode(err, sparkbridge.CodeNotFound):
 		return nil
+	case op == "rdd.create" && sparkbridge.IsCode(err, sparkbridge.CodeExists) && args["durable"] == true:
+		// The durable RDD's pusher created it first (and may have applied
+		// writes to it already): it is the one to keep.
+		return nil
 	case op == "rdd.create" && sparkbridge.IsCode(err, sparkbridge.CodeExists):
 		// Left over from a drop whose interpreter call failed: the registry
 		// says this RDD is new, so it must not adopt the old data.
@@ -446,8 +468,13 @@ func (m *Manager) DefaultSession() (int64, error) {
 			return info.ID, nil
 		}
 		if rec.Status == cluster.SessionActive {
-			if _, err := m.lookup(rec.ID); err == nil {
-				return rec.ID, nil
+			if s, err := m.lookup(rec.ID); err == nil {
+				s.mu.Lock()
+				usable := s.startErr == nil && s.state != StateDead && s.state != StateShuttingDown && s.state != StateError
+				s.mu.Unlock()
+				if usable {
+					return rec.ID, nil
+				}
 			}
 		}
 	}

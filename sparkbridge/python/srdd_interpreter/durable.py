@@ -76,15 +76,30 @@ def apply_entries(store: SharedRDD, entries: list) -> list[dict[str, Any]]:
     "k": keys, "v": values (sets), "g": group sizes}. A group that fails
     validation is skipped and reported; replays skip it the same way.
     Returns per entry {"c": per-group delete counts or None, "e": per-group
-    error or None}."""
+    error or None}.
+
+    Entries at or below the last index applied are skipped: a call the
+    node gave up on (timeout, a new pusher) may still be running, and the
+    apply lock plus the index keep every entry applied once, in order."""
+    with store.apply_lock:
+        return _apply_locked(store, entries)
+
+
+def _apply_locked(store: SharedRDD, entries: list) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for e in entries:
         if not isinstance(e, dict):
             raise InvalidInput("log entry must be a map")
         keys = e.get("k") or []
         groups = e.get("g") or []
-        if sum(groups) != len(keys):
-            raise InvalidInput("log entry %r: groups do not add up" % e.get("i"))
+        index = e.get("i")
+        if not isinstance(index, int) or not all(isinstance(g, int) and g >= 0 for g in groups) \
+                or sum(groups) != len(keys):
+            raise InvalidInput("log entry %r: malformed" % index)
+        if index <= store.applied_index:
+            out.append({"c": None, "e": [None] * len(groups)})
+            continue
+        store.applied_index = index
         errors: list[Optional[str]] = []
         if e.get("d"):
             counts = []
@@ -102,9 +117,11 @@ def apply_entries(store: SharedRDD, entries: list) -> list[dict[str, Any]]:
         pos = 0
         for g in groups:
             try:
-                part = store._stage([[keys[j], values[j]] for j in range(pos, pos + g)], pos)
+                part = store._stage([[keys[j], values[j]] for j in range(pos, pos + g)], 0)
             except InvalidInput as exc:
                 errors.append(str(exc))
+            except Exception as exc:  # never stop the log on one bad group
+                errors.append("value cannot be stored: %s: %s" % (type(exc).__name__, exc))
             else:
                 errors.append(None)
                 staged.update(part)
@@ -125,10 +142,14 @@ def checkpoint(store: SharedRDD, path: str, index: int) -> dict[str, Any]:
     return {"rows": rows, "bytes": size, "path": path, "seconds": round(time.monotonic() - began, 3)}
 
 
-def restore(store: SharedRDD, path: str, timeout: float = 3600.0) -> dict[str, Any]:
-    """Replace the data with a checkpoint and wait until it is loaded."""
+def restore(store: SharedRDD, path: str, index: int, timeout: float = 3600.0) -> dict[str, Any]:
+    """Replace the data with a checkpoint (which holds every write up to log
+    index ``index``) and wait until it is loaded. Writes applied while it
+    loads stay on top of the loaded rows."""
     began = time.monotonic()
-    store.load(path, "parquet", "replace", logged=True)
+    with store.apply_lock:
+        store.applied_index = index
+        store.load(path, "parquet", "replace", logged=True)
     deadline = began + timeout
     while True:
         st = store.load_status() or {}

@@ -37,6 +37,7 @@ log = logging.getLogger("srdd_interpreter")
 # KV calls that need Spark (cold lookups, scans, saves) block a worker while
 # their job runs; hot calls never do.
 KV_WORKERS = 16
+DURABLE_OPS = frozenset(("kv.apply", "rdd.checkpoint", "rdd.restore", "path.gc", "path.delete"))
 SPARK_STOP_TIMEOUT = 30.0
 # Names an RDD is never bound under in the statement namespace (it stays
 # reachable as shared_rdds[name]).
@@ -136,6 +137,9 @@ class Server:
         self.runner: Optional[StatementRunner] = None
         self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
         self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
+        # Durable RDDs' log applies, checkpoints and restores: never queued
+        # behind KV workers that wait for Spark lookup jobs (invariant 6).
+        self._durable_pool = ThreadPoolExecutor(4, thread_name_prefix="srdd-durable")
         # stats (polled by the node's /metrics) never waits behind busy workers.
         self._stats_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stats")
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -271,7 +275,8 @@ class Server:
         fast = self._fast.get(op)
         if fast is not None and self._handle_fast(rid, fast, args):
             return
-        pool = self._stmt_pool if op == "execute" else self._stats_pool if op == "stats" else self._pool
+        pool = (self._stmt_pool if op == "execute" else self._stats_pool if op == "stats"
+                else self._durable_pool if op in DURABLE_OPS else self._pool)
         pool.submit(self._handle, rid, op, args)
 
     def _handle_fast(self, rid: int, fast: Callable[[dict[str, Any]], dict[str, Any]], args: dict[str, Any]) -> bool:
@@ -495,7 +500,7 @@ class Server:
         return durable.checkpoint(self._named_store(args), _arg(args, "path", str), _arg(args, "index", int))
 
     def _op_rdd_restore(self, args: dict[str, Any]) -> dict[str, Any]:
-        return durable.restore(self._named_store(args), _arg(args, "path", str))
+        return durable.restore(self._named_store(args), _arg(args, "path", str), _opt(args, "index", int, 0))
 
     def _op_path_gc(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.registry is not None

@@ -132,17 +132,28 @@ def decode_json(data: Union[bytes, bytearray, str]) -> Any:
         raise
     except (ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError, digit limits
         raise InvalidInput("value is not valid JSON: %s" % exc) from None
+    except RecursionError:
+        raise InvalidInput("value is nested too deeply") from None
 
 
 def encode_json(value: Any) -> JsonBytes:
-    """Canonical encoding of a JSON value, as UTF-8 bytes."""
-    return _encode(value).encode("utf-8")
+    """Canonical encoding of a JSON value, as UTF-8 bytes. Raises
+    InvalidInput for what JSON text can hold but UTF-8 cannot (a lone
+    surrogate escape) and for nesting too deep to re-encode."""
+    try:
+        return _encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("value holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
+    except RecursionError:
+        raise InvalidInput("value is nested too deeply") from None
 
 
 def _encode_checked(value: Any) -> JsonBytes:
     """Encode a value coming from Python code, with the same rules as the wire."""
     try:
         data = encode_json(value)
+    except InvalidInput:
+        raise
     except TypeError as exc:
         raise InvalidType("value is not JSON-serializable: %s" % exc) from None
     except ValueError as exc:  # NaN/Infinity, circular reference, int digit limit, surrogates
@@ -174,20 +185,21 @@ _ids = itertools.count(1)
 class _Waiter:
     """One reader waiting for keys that need a Spark lookup."""
 
-    __slots__ = ("left", "values", "error", "event")
+    __slots__ = ("n", "values", "error", "event")
 
     def __init__(self, n: int) -> None:
-        self.left = n
+        self.n = n
         self.values: dict[str, Optional[bytes]] = {}
         self.error: Optional[BaseException] = None
         self.event = threading.Event()
 
     def deliver(self, key: str, value: Optional[bytes], error: Optional[BaseException]) -> None:
+        # Lookup threads may deliver at once: a dict store is atomic, a
+        # shared counter would not be.
         if error is not None and self.error is None:
             self.error = error
         self.values[key] = value
-        self.left -= 1
-        if self.left <= 0:
+        if len(self.values) >= self.n:
             self.event.set()
 
 
@@ -228,6 +240,9 @@ class SharedRDD:
         # Durable RDDs: user code's writes go to the node's log through this
         # (durable.NodeLog); the node applies logged writes with apply_logged.
         self._log: Any = None
+        # Durable RDDs: the last log index applied (durable.apply_entries).
+        self.apply_lock = threading.Lock()
+        self.applied_index = 0
         self.stats_counters = {"compactions": 0, "compaction_seconds": 0.0, "lookup_jobs": 0,
                                "lookup_keys": 0, "lookup_seconds": 0.0,
                                "rebuild_failures": 0}
@@ -564,15 +579,9 @@ class SharedRDD:
         if sum(groups) != len(keys) or any(not isinstance(g, int) or g < 0 for g in groups):
             raise InvalidInput("groups must be sizes that add up to the number of keys")
         keys = [check_key(k) for k in keys]
-        with self._lock:
-            if not wait and self._must_wait_locked():
-                raise WouldBlock()
-        counts: list[int] = []
-        pos = 0
-        for g in groups:
-            counts.append(self._write({}, keys[pos:pos + g]))
-            pos += g
-        return counts
+        # One locked section with one capacity check: the reader thread
+        # (wait=False) never blocks half way through the groups.
+        return self._write({}, keys, wait, groups=groups)
 
     def clear(self) -> None:
         """Remove every key."""
@@ -598,27 +607,50 @@ class SharedRDD:
             return v is not None
         return self._base.contains(key)
 
-    def _write(self, sets: dict[str, JsonBytes], deletes: Iterable[str], wait: bool = True) -> int:
+    def _write(self, sets: dict[str, JsonBytes], deletes: Iterable[str], wait: bool = True,
+               groups: Optional[list[int]] = None) -> Any:
+        """Apply sets and deletes; returns how many deletes hit a key (per
+        group of ``deletes`` when ``groups`` is given)."""
         discard, rid = self._cache.discard, self._rid
+        counts: list[int] = []
         with self._lock:
             if not wait and self._must_wait_locked():
                 raise WouldBlock()
             self._backpressure_locked()
             deleted = 0
             delta = self._delta
-            for k in deletes:
+            # While a load runs, a key may be in the file being loaded:
+            # a delete always leaves a tombstone, so the row cannot come
+            # back when the load swaps in (its count is redone then).
+            loading = self._load is not None and self._load["state"] == "running"
+            bounds = itertools.accumulate(groups) if groups is not None else iter(())
+            end = next(bounds, None)
+            start_count = 0
+            for i, k in enumerate(deletes):
+                while end is not None and i >= end:
+                    counts.append(deleted - start_count)
+                    start_count = deleted
+                    end = next(bounds, None)
                 if not self._live_locked(k):
+                    if loading and delta.get(k, _MISSING) is not None:
+                        delta[k] = None
+                        discard(rid, k)
                     continue
                 deleted += 1
                 self._count -= 1
                 old = delta.get(k)
                 if old is not None:
                     self._delta_bytes -= len(k) + len(old)
-                if self._base.contains(k) or (self._frozen is not None and k in self._frozen):
+                if loading or self._base.contains(k) or (self._frozen is not None and k in self._frozen):
                     delta[k] = None  # tombstone over the data below
                 else:
                     delta.pop(k, None)
                 discard(rid, k)
+            if groups is not None:
+                while end is not None:
+                    counts.append(deleted - start_count)
+                    start_count = deleted
+                    end = next(bounds, None)
             for k, v in sets.items():
                 if not self._live_locked(k):
                     self._count += 1
@@ -631,7 +663,7 @@ class SharedRDD:
             start = self._should_compact_locked()
         if start:
             self._bg.submit(self._compact)
-        return deleted
+        return counts if groups is not None else deleted
 
     def _touch_locked(self) -> None:
         self._version += 1
@@ -762,7 +794,8 @@ class SharedRDD:
         items = items[-max(1, budget // max(1, per)):]
         for i in range(0, len(items), 1000):
             with self._lock:
-                if self._base is not base:
+                # A load freezes the delta: stop (its writes may be newer).
+                if self._base is not base or self._frozen is not None:
                     return
                 delta = self._delta
                 self._cache.put_many(self._rid, [(k, v) for k, v in items[i:i + 1000] if k not in delta])
@@ -952,6 +985,11 @@ class SharedRDD:
             self._bg.submit(self._engine.save, base, overlay, fmt, path, bool(overwrite)).result()
         except FileExistsError as exc:
             raise InvalidInput(str(exc)) from None
+        except Exception as exc:
+            msg = _path_error(exc)
+            if msg is None:
+                raise
+            raise InvalidInput("cannot write %s: %s" % (path, msg)) from None
         finally:
             base.release()
         return {"rows": rows, "path": path, "format": fmt, "seconds": round(time.monotonic() - began, 3)}
@@ -989,6 +1027,26 @@ class SharedRDD:
         self._bg.shutdown(wait=False)
         self._cache.clear_rdd(self._rid)
         base.retire()
+
+
+def _path_error(exc: BaseException) -> Optional[str]:
+    """The message of a JVM error that a bad path causes (an unknown file
+    system scheme, a directory that cannot be created or written, a
+    malformed URI), or None for other errors."""
+    java = getattr(exc, "java_exception", None)
+    if java is None:
+        return None
+    try:
+        names = set()
+        cls = java.getClass()
+        while cls is not None:
+            names.add(str(cls.getName()))
+            cls = cls.getSuperclass()
+        if names & {"java.io.IOException", "java.lang.IllegalArgumentException"}:
+            return str(java.getMessage())
+    except Exception:
+        return None
+    return None
 
 
 def _error_text(exc: BaseException) -> str:

@@ -65,7 +65,12 @@ def test_checkpoint_and_restore(store: SharedRDD, spark: Any, tmp_path: Any) -> 
 
     fresh = SharedRDD("ledger2", spark.sparkContext, spark)
     fresh.set("stale", 1)  # replaced by the restore
-    out = durable.restore(fresh, path)
+    out = durable.restore(fresh, path, 42)
+    assert fresh.applied_index == 42
+    # Entries the checkpoint holds are skipped; later ones apply.
+    durable.apply_entries(fresh, [entry(40, ["k3"]), entry(43, ["k4"])])
+    assert fresh.get("k3") == {"i": 3} and fresh.get("k4") is None
+    fresh.set("k4", 4)
     assert out["rows"] == 49
     assert fresh.count() == 49 and fresh.get("k3") == {"i": 3} and fresh.get("k7") is None and fresh.get("stale") is None
 

@@ -236,6 +236,9 @@ def test_load_and_save_round_trip(spark: Any, engine: Engine, store: SharedRDD, 
         with pytest.raises(InvalidInput):
             store.save(out, fmt)  # exists
         store.save(out, fmt, overwrite=True)
+        # A path the node cannot write is the client's mistake: 4xx, not 5xx.
+        with pytest.raises(InvalidInput):
+            store.save("nosuchscheme://x/" + fmt, fmt)
         copy = SharedRDD("copy_" + fmt, spark.sparkContext, spark, engine=engine)
         try:
             copy.set("k1", "overwritten by the load")
