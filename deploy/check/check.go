@@ -40,8 +40,14 @@ const (
 	RateWindow     = "20s"
 )
 
-// LoadRDD is the shared RDD the load writes and reads.
+// LoadRDD is the shared RDD the load writes and reads: memory-mode, so
+// its writes are fast enough for compactions and Spark lookup jobs to run
+// within the short load on a busy machine.
 const LoadRDD = "checkload"
+
+// DurableRDD is a durable RDD the load also writes, and which is
+// checkpointed, so the durability panels and alerts have series.
+const DurableRDD = "checkdurable"
 
 // Options configure an Env.
 type Options struct {
@@ -114,7 +120,10 @@ func Start(opts Options) (*Env, error) {
 		return nil, fmt.Errorf("cannot start the node: %w", err)
 	}
 	e.NodeURL = "http://" + e.Node.HTTPAddr()
-	if err := e.do("POST", "/v1/rdds", `{"name":"`+LoadRDD+`"}`, http.StatusCreated); err != nil {
+	if err := e.do("POST", "/v1/rdds", `{"name":"`+LoadRDD+`","mode":"memory"}`, http.StatusCreated); err != nil {
+		return nil, err
+	}
+	if err := e.do("POST", "/v1/rdds", `{"name":"`+DurableRDD+`","mode":"durable"}`, http.StatusCreated); err != nil {
 		return nil, err
 	}
 	// The first call waits for Spark to come up.
@@ -125,9 +134,12 @@ func Start(opts Options) (*Env, error) {
 	if err := e.Node.Registry.Snapshot(); err != nil {
 		return nil, err
 	}
-	// A real checkpoint of the (durable) load RDD, so the checkpoint
+	// A real checkpoint of the durable RDD, so the checkpoint
 	// panels and alerts have series; the load adds a log tail after it.
-	if err := e.do("POST", "/v1/rdds/"+LoadRDD+"/checkpoint", "", http.StatusOK); err != nil {
+	if err := e.do("PUT", "/v1/rdds/"+DurableRDD+"/keys/warmup", `1`, http.StatusNoContent); err != nil {
+		return nil, err
+	}
+	if err := e.do("POST", "/v1/rdds/"+DurableRDD+"/checkpoint", "", http.StatusOK); err != nil {
 		return nil, err
 	}
 
@@ -278,6 +290,8 @@ func (e *Env) Load(ctx context.Context, d time.Duration, clients int) error {
 					if err != nil && strings.Contains(err.Error(), "= 404") {
 						err = nil
 					}
+				case op < 96:
+					err = e.do("PUT", fmt.Sprintf("/v1/rdds/%s/keys/d%d", DurableRDD, k%100), fmt.Sprintf(`{"n":%d}`, i), http.StatusNoContent)
 				case op < 97:
 					err = e.do("GET", base+"/count", "", http.StatusOK)
 				case op < 98:
