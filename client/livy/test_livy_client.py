@@ -35,8 +35,11 @@ def test_pyspark_session_end_to_end(srdd_url: str) -> None:
 
         # A shared RDD made over srdd's REST API is visible to the Livy session.
         sid = session.session_id
-        r = requests.post(f"{srdd_url}/v1/rdds", json={"name": "livy_states", "session": sid})
+        r = requests.post(f"{srdd_url}/v1/rdds", json={"name": "livy_states", "session": sid, "mode": "memory"})
         assert r.status_code == 201, r.text
+        r = requests.post(f"{srdd_url}/v1/rdds", json={"name": "livy_durable", "session": sid})
+        assert r.status_code == 201 and r.json()["mode"] == "durable", r.text
+        assert requests.put(f"{srdd_url}/v1/rdds/livy_durable/keys/k", data='{"kept": true}').status_code == 204
         assert requests.put(f"{srdd_url}/v1/rdds/livy_states/keys/ak", data='"Alaska"').status_code == 204
         assert session.run("livy_states.get('ak')").text == "'Alaska'"
 
@@ -55,7 +58,17 @@ def test_pyspark_session_end_to_end(srdd_url: str) -> None:
         assert [s.statement_id for s in client.list_statements(sid)][-1] == st.statement_id
     # Leaving the context deleted the session.
     assert client.get_session(sid) is None
+    # Its memory-mode RDD went with it; its durable RDD moved to another
+    # session, with its data.
     assert requests.get(f"{srdd_url}/v1/rdds/livy_states").status_code == 404
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        r = requests.get(f"{srdd_url}/v1/rdds/livy_durable/keys/k")
+        if r.status_code == 200:
+            break
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.json()["value"] == {"kept": True}, r.text
+    assert requests.get(f"{srdd_url}/v1/rdds/livy_durable").json()["session"] != sid
     client.close()
 
 

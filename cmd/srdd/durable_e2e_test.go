@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"math/rand"
 	"net/http"
 	"os"
@@ -18,61 +17,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/srdd/srdd/internal/lincheck"
 )
-
-// A key/value register per key, for porcupine. Values are JSON text; ""
-// means absent.
-type regInput struct {
-	put   bool
-	key   string
-	value string
-}
-
-type regOutput struct{ value string }
-
-var registerModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		var keys []string
-		for _, op := range history {
-			k := op.Input.(regInput).key
-			if _, ok := byKey[k]; !ok {
-				keys = append(keys, k)
-			}
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(keys))
-		for _, k := range keys {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.(regInput)
-		if in.put {
-			return true, in.value
-		}
-		got, st := output.(regOutput).value, state.(string)
-		return got == st || (got != "" && st != "" && jsonEqual(got, st)), state
-	},
-	Equal: func(a, b any) bool { return a == b },
-}
-
-// history records operations for the linearizability check.
-type history struct {
-	mu    sync.Mutex
-	start time.Time
-	ops   []porcupine.Operation
-}
-
-func (h *history) now() int64 { return int64(time.Since(h.start)) }
-
-func (h *history) add(op porcupine.Operation) {
-	h.mu.Lock()
-	h.ops = append(h.ops, op)
-	h.mu.Unlock()
-}
 
 // cluster3 is three srdd processes sharing a checkpoint directory.
 type cluster3 struct {
@@ -252,7 +198,7 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 	}
 	waitReady("start")
 
-	h := &history{start: time.Now()}
+	h := lincheck.NewHistory()
 	var acked, failedPuts, ryw atomic.Int64
 	var rywErr atomic.Value
 	stop := make(chan struct{})
@@ -281,7 +227,7 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 				case 0: // put, retried with its idempotency key until acknowledged
 					val := fmt.Sprintf(`{"c":%d,"s":%d}`, cl, seq)
 					idem := fmt.Sprintf("%s-%d", key, seq)
-					callAt := h.now()
+					callAt := h.Now()
 					ok := false
 					for try := 0; try < 40 && !ok; try++ {
 						st, _, err := call("PUT", url(), val, idem)
@@ -294,25 +240,22 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 							}
 						}
 					}
-					ret := h.now()
 					if ok {
 						acked.Add(1)
 						allowed[key] = append([]string{val}, unknown[key]...)
 					} else {
-						failedPuts.Add(1)
-						ret = math.MaxInt64 // may have happened, at any time after the call
+						failedPuts.Add(1) // may have happened, at any time after the call
 						unknown[key] = append(unknown[key], val)
 						allowed[key] = append(allowed[key], val)
 					}
-					h.add(porcupine.Operation{ClientId: cl, Input: regInput{put: true, key: key, value: val}, Call: callAt, Output: regOutput{}, Return: ret})
+					h.Put(cl, key, val, callAt, ok)
 				case 1: // linearizable read
-					callAt := h.now()
+					callAt := h.Now()
 					st, b, err := call("GET", url()+"?consistency=linearizable", "", "")
 					if err != nil || (st != 200 && !keyNotFound(st, b)) {
 						continue // a failed read returned nothing: leave it out
 					}
-					h.add(porcupine.Operation{ClientId: cl, Input: regInput{key: key}, Call: callAt,
-						Output: regOutput{value: valueOf(b, st)}, Return: h.now()})
+					h.Get(cl, key, valueOf(b, st), callAt)
 				default: // default read: must see this client's own writes
 					st, b, err := call("GET", url(), "", "")
 					if err != nil || (st != 200 && !keyNotFound(st, b)) {
@@ -322,7 +265,7 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 					want := allowed[key]
 					okRead := len(want) == 0 && got == ""
 					for _, w := range want {
-						okRead = okRead || jsonEqual(got, w)
+						okRead = okRead || lincheck.JSONEqual(got, w)
 					}
 					ryw.Add(1)
 					if !okRead {
@@ -374,23 +317,20 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 	for cl := 0; cl < clients; cl++ {
 		for k := 0; k < keysPer; k++ {
 			key := fmt.Sprintf("c%d-k%d", cl, k)
-			callAt := h.now()
+			callAt := h.Now()
 			st, b, err := call("GET", "http://"+c.live(r)+"/v1/rdds/ledger/keys/"+key+"?consistency=linearizable", "", "")
 			if err != nil || (st != 200 && !keyNotFound(st, b)) {
 				t.Fatalf("final read of %s: %d %s %v", key, st, b, err)
 			}
-			h.add(porcupine.Operation{ClientId: 100, Input: regInput{key: key}, Call: callAt,
-				Output: regOutput{value: valueOf(b, st)}, Return: h.now()})
+			h.Get(100, key, valueOf(b, st), callAt)
 		}
 	}
 	t.Logf("%d acknowledged writes, %d writes with unknown outcome, %d default reads checked, %d operations in the history",
-		acked.Load(), failedPuts.Load(), ryw.Load(), len(h.ops))
+		acked.Load(), failedPuts.Load(), ryw.Load(), h.Len())
 	if acked.Load() < 50 {
 		t.Fatalf("only %d writes acknowledged: the load did not run", acked.Load())
 	}
-	res, info := porcupine.CheckOperationsVerbose(registerModel, h.ops, 2*time.Minute)
-	if res != porcupine.Ok {
-		_ = info
+	if res := h.Check(2 * time.Minute); res != porcupine.Ok {
 		t.Fatalf("history is not linearizable (porcupine: %v)", res)
 	}
 }
@@ -413,14 +353,4 @@ func valueOf(b []byte, status int) string {
 	}
 	_ = json.Unmarshal(b, &r)
 	return string(r.Value)
-}
-
-func jsonEqual(a, b string) bool {
-	var x, y any
-	if json.Unmarshal([]byte(a), &x) != nil || json.Unmarshal([]byte(b), &y) != nil {
-		return false
-	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
-	return string(xa) == string(ya)
 }
