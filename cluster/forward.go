@@ -45,6 +45,11 @@ func (n *Node) ServeApply(entry []byte) []byte {
 	} else {
 		idx, v, err := n.applyLocal(entry)
 		r.Index = idx
+		if idx > 0 {
+			// The follower that forwarded this waits until it applies the
+			// entry itself; tell it the commit now, not with a heartbeat.
+			n.nudgeFollowers()
+		}
 		if id, ok := v.(int64); ok {
 			r.Value, r.HasValue = id, true
 		}
@@ -57,6 +62,33 @@ func (n *Node) ServeApply(entry []byte) []byte {
 	}
 	b, _ := msgpack.Marshal(&r)
 	return b
+}
+
+// nudgeFollowers makes followers learn the leader's commit index at once.
+// hashicorp/raft sends a new commit index with the next AppendEntries,
+// which for an idle leader is the next heartbeat (HeartbeatTimeout/10,
+// 100 ms by default); a follower waiting to apply a write it forwarded
+// would wait that long. A barrier is a log entry, so it is replicated at
+// once, carrying the commit index. One runs at a time; a nudge that comes
+// while one runs starts another after it.
+func (n *Node) nudgeFollowers() {
+	n.nudgeAgain.Store(true)
+	if !n.nudging.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		for {
+			for n.nudgeAgain.Swap(false) {
+				_ = n.raft.Barrier(n.cfg.ApplyTimeout).Error()
+			}
+			n.nudging.Store(false)
+			// A nudge between the last Swap and Store(false) would be lost
+			// without this second look.
+			if !n.nudgeAgain.Load() || !n.nudging.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}()
 }
 
 // forward sends an encoded command to the leader and waits until this

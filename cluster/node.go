@@ -32,7 +32,7 @@ type Config struct {
 	ApplyTimeout      time.Duration // default 10s
 	SnapshotThreshold uint64        // entries between snapshots; default 8192
 	SnapshotInterval  time.Duration // default 2m
-	TrailingLogs      uint64        // log entries kept after a snapshot; 0: raft's default
+	TrailingLogs      uint64        // log entries kept after a snapshot; default 1024
 	HeartbeatTimeout  time.Duration // default 1s (tests use less)
 	ElectionTimeout   time.Duration // default 1s
 	// StrictBootstrap refuses Bootstrap (instead of ignoring it) when the
@@ -53,13 +53,17 @@ type Config struct {
 // DefaultConfig returns the single-node embedded defaults.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:            "node1",
-		RaftAddr:          "127.0.0.1:8999",
-		DataDir:           "data",
-		Bootstrap:         true,
-		ApplyTimeout:      10 * time.Second,
-		SnapshotThreshold: 8192,
-		SnapshotInterval:  2 * time.Minute,
+		NodeID:       "node1",
+		RaftAddr:     "127.0.0.1:8999",
+		DataDir:      "data",
+		Bootstrap:    true,
+		ApplyTimeout: 10 * time.Second,
+		// Durable RDDs log every write: keep the on-disk log to a few
+		// thousand entries (a snapshot holds the rest; see
+		// kvstore/DESIGN.md, "Log compaction and disk use").
+		SnapshotThreshold: 2048,
+		SnapshotInterval:  10 * time.Second,
+		TrailingLogs:      1024,
 		HeartbeatTimeout:  time.Second,
 		ElectionTimeout:   time.Second,
 	}
@@ -92,6 +96,9 @@ func (c *Config) fillDefaults() {
 	if c.SnapshotInterval == 0 {
 		c.SnapshotInterval = d.SnapshotInterval
 	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = d.HeartbeatTimeout
 	}
@@ -117,7 +124,9 @@ type Node struct {
 	http      *http.Client // pooled connections to the leader for forwarding
 
 	isolated atomic.Bool
-	metrics  *clusterMetrics // nil until Instrument
+	// nudging/nudgeAgain: see nudgeFollowers.
+	nudging, nudgeAgain atomic.Bool
+	metrics             *clusterMetrics // nil until Instrument
 
 	observer *raft.Observer
 	obsCh    chan raft.Observation

@@ -67,6 +67,8 @@ func durableCmd(args []string) error {
 	soak := fs.Duration("soak", 10*time.Minute, "length of the write soak")
 	every := fs.Int("checkpoint-every", 100_000, "--checkpoint-every of the nodes")
 	dur := fs.Duration("duration", 15*time.Second, "measured time of each latency/throughput run")
+	skipRecovery := fs.Bool("skip-recovery", false, "skip the recovery measurement")
+	keep := fs.String("keep", "", "a results/durable.json of an earlier run: its recovery and soak figures are kept for the parts skipped now (--skip-recovery, --soak 0), and its runs are listed as earlier")
 	_ = fs.Parse(args)
 
 	tmp, err := os.MkdirTemp("", "srdd-bench-durable-")
@@ -179,8 +181,44 @@ func durableCmd(args []string) error {
 		res.Runs = append(res.Runs, &r)
 	}
 
+	var earlier *durableResults
+	if *keep != "" {
+		b, err := os.ReadFile(*keep)
+		if err != nil {
+			return err
+		}
+		earlier = &durableResults{}
+		if err := json.Unmarshal(b, earlier); err != nil {
+			return err
+		}
+		for _, r := range earlier.Runs {
+			r.Scenario = "earlier: " + r.Scenario
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("rows marked \"earlier\" and the parts skipped in this run come from the run of %s (%s)", earlier.Generated, *keep))
+	}
+	if *skipRecovery && earlier != nil {
+		res.Recovery = earlier.Recovery
+	} else if !*skipRecovery {
+		if err := measureRecovery(ctx, cl, res, tmp, *recoveryKeys, ownerOf, waitReady); err != nil {
+			return err
+		}
+	}
+	if *soak <= 0 {
+		if earlier != nil {
+			res.Soak = earlier.Soak
+			res.Runs = append(res.Runs, earlier.Runs...)
+		}
+		res.Notes = append(res.Notes, fmt.Sprintf("GOMAXPROCS %d; the 3 nodes, their 3 JVMs and the load generator share the machine", runtime.GOMAXPROCS(0)))
+		return writeDurable(res, *out)
+	}
+	return soakRun(ctx, cl, res, nodes, *soak, *every, *out, ownerOf)
+}
+
+// measureRecovery loads rk keys into a durable RDD, adds a log tail, kills
+// its interpreter and times the rebuild.
+func measureRecovery(ctx context.Context, cl *srddclient.Client, res *durableResults, tmp string, rk int,
+	ownerOf func(string) (*benchNode, srddclient.RDD, error), waitReady func(string, time.Duration) (srddclient.RDD, error)) error {
 	// 2. Recovery of a large RDD after a kill -9 of its interpreter.
-	rk := *recoveryKeys
 	path := filepath.Join(tmp, "recovery.jsonl")
 	f, err := os.Create(path)
 	if err != nil {
@@ -276,17 +314,19 @@ func durableCmd(args []string) error {
 	}
 	fmt.Printf("recovery of %d keys (+%d tail writes): ready %.1f s after kill -9, first read %.1f s\n",
 		rk, res.Recovery.TailWrites, res.Recovery.SecondsToReady, res.Recovery.SecondsToRead)
-	if err := cl.DropRDD(ctx, "big"); err != nil {
-		return err
-	}
+	return cl.DropRDD(ctx, "big")
+}
 
+// soakRun writes for d and samples the size of every node's raft.db.
+func soakRun(ctx context.Context, cl *srddclient.Client, res *durableResults, nodes []*benchNode, d time.Duration, every int,
+	out string, ownerOf func(string) (*benchNode, srddclient.RDD, error)) error {
 	// 3. A write soak: how big does raft.db get?
-	owner, _, err = ownerOf("dur")
+	owner, _, err := ownerOf("dur")
 	if err != nil {
 		return err
 	}
 	soakCfg := loadgen.Config{Keys: 100_000, ValueSize: 100, Concurrency: 16, ReadRatio: 0, Dist: "uniform",
-		Duration: *soak, Seed: 3}
+		Duration: d, Seed: 3}
 	stop := make(chan struct{})
 	samples := make(chan []int64, 1)
 	go func() {
@@ -320,10 +360,10 @@ func durableCmd(args []string) error {
 	printResult(sr)
 	res.Runs = append(res.Runs, &sr)
 	res.Soak.Seconds, res.Soak.Writes, res.Soak.WritesPerSec = sr.Seconds, sr.Sets, sr.OpsPerSec
-	res.Soak.CheckpointEvery = *every
+	res.Soak.CheckpointEvery = every
 	key := loadgen.KeyName("", 99_999)
 	res.Soak.EntryBytes = float64(len(key) + len(loadgen.Value(100, 0)))
-	res.Soak.BoundBytes = 2 * float64(*every) * res.Soak.EntryBytes
+	res.Soak.BoundBytes = 2 * float64(every) * res.Soak.EntryBytes
 	for _, v := range res.Soak.Samples {
 		res.Soak.MaxRaftDB = max(res.Soak.MaxRaftDB, v)
 	}
@@ -337,7 +377,7 @@ func durableCmd(args []string) error {
 		res.Soak.Checkpoints = ck.Checkpoint.Index
 	}
 	res.Notes = append(res.Notes, fmt.Sprintf("GOMAXPROCS %d; the 3 nodes, their 3 JVMs and the load generator share the machine", runtime.GOMAXPROCS(0)))
-	return writeDurable(res, *out)
+	return writeDurable(res, out)
 }
 
 // spread sends each client's requests to one of the nodes, round robin.
