@@ -198,11 +198,11 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	if err := s.ReadGate(ctx, name, ""); err != nil {
 		return LoadStatus{}, err
 	}
-	s.loadStarted(name) // a durable RDD is checkpointed when the load ends
+	s.markLoading(name, true) // a durable RDD is checkpointed when the load ends
 	var st LoadStatus
 	err := s.call(ctx, name, "rdd.load", args, &st)
 	if err != nil {
-		s.loadFailed(name)
+		s.markLoading(name, false)
 	}
 	return st, err
 }

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 )
@@ -159,5 +160,16 @@ func TestCoalescerDepth(t *testing.T) {
 	<-started // the queued two went out as one batch
 	if d := c.depth(); d != 0 {
 		t.Fatalf("depth = %d after the queue was taken", d)
+	}
+}
+
+func TestSplitSetsBoundsBytes(t *testing.T) {
+	req := func(n int) *setReq { return &setReq{items: []Item{{Key: "k", Value: make([]byte, n-1)}}} }
+	batch := []*setReq{req(40), req(40), req(40), req(200), req(10)}
+	var parts []int
+	splitSets(batch, 100, func(p []*setReq) { parts = append(parts, len(p)) })
+	// 40+40 fit, a third 40 starts a part; 200 is a part of its own; 10 follows it.
+	if fmt.Sprint(parts) != "[2 1 1 1]" {
+		t.Fatalf("parts = %v", parts)
 	}
 }

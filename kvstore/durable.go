@@ -949,9 +949,10 @@ func (s *Store) removeCheckpoints(o *owned) {
 	_ = it.Call(ctx, "path.delete", map[string]any{"path": s.checkpointDir(o.name)}, nil)
 }
 
-// loadStarted marks a bulk load on a durable RDD: the pusher checkpoints
-// when it ends, which makes the loaded rows durable.
-func (s *Store) loadStarted(name string) {
+// markLoading marks a bulk load on a durable RDD (on: the pusher
+// checkpoints when it ends, which makes the loaded rows durable), or
+// clears the mark of a load whose call failed.
+func (s *Store) markLoading(name string, on bool) {
 	if s.dur == nil {
 		return
 	}
@@ -960,22 +961,7 @@ func (s *Store) loadStarted(name string) {
 	s.dur.mu.Unlock()
 	if ok {
 		o.mu.Lock()
-		o.loading = true
-		o.mu.Unlock()
-	}
-}
-
-// loadFailed clears the mark of a load whose call failed.
-func (s *Store) loadFailed(name string) {
-	if s.dur == nil {
-		return
-	}
-	s.dur.mu.Lock()
-	o, ok := s.dur.owned[name]
-	s.dur.mu.Unlock()
-	if ok {
-		o.mu.Lock()
-		o.loading = false
+		o.loading = on
 		o.mu.Unlock()
 	}
 }
@@ -1054,19 +1040,7 @@ const entryBytes = 2 << 20
 // flushDurableSets logs several clients' set batches, as few entries as
 // the size bound allows.
 func (s *Store) flushDurableSets(name string, batch []*setReq) {
-	start, size := 0, 0
-	for i, r := range batch {
-		n := 0
-		for _, it := range r.items {
-			n += len(it.Key) + len(it.Value)
-		}
-		if i > start && size+n > entryBytes {
-			s.logSets(name, batch[start:i])
-			start, size = i, 0
-		}
-		size += n
-	}
-	s.logSets(name, batch[start:])
+	splitSets(batch, entryBytes, func(part []*setReq) { s.logSets(name, part) })
 }
 
 func (s *Store) logSets(name string, batch []*setReq) {

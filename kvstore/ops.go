@@ -380,19 +380,25 @@ func (s *Store) flushSets(name string, batch []*setReq) {
 		return
 	}
 	// Bridge frames are limited (64 MiB): many large values go in several calls.
+	splitSets(batch, setCallBytes, func(part []*setReq) { s.setCall(name, part) })
+}
+
+// splitSets hands batch to fn in consecutive parts of at most limit bytes
+// of keys and values (a request larger than limit is a part of its own).
+func splitSets(batch []*setReq, limit int, fn func([]*setReq)) {
 	start, size := 0, 0
 	for i, r := range batch {
 		n := 0
 		for _, it := range r.items {
 			n += len(it.Key) + len(it.Value)
 		}
-		if i > start && size+n > setCallBytes {
-			s.setCall(name, batch[start:i])
+		if i > start && size+n > limit {
+			fn(batch[start:i])
 			start, size = i, 0
 		}
 		size += n
 	}
-	s.setCall(name, batch[start:])
+	fn(batch[start:])
 }
 
 // setCallBytes bounds the keys and values of one kv.set call.
