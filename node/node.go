@@ -257,8 +257,18 @@ func Start(cfg Config) (*Node, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := n.Sessions.Reconcile(); err != nil {
-		return nil, err
+	// Marking the previous run's sessions dead takes the registry: retry
+	// through an election (a restarted leader's peers are electing one).
+	for {
+		err := n.Sessions.Reconcile()
+		if err == nil {
+			break
+		}
+		if time.Now().After(regDeadline) {
+			return nil, err
+		}
+		cfg.Logger.Warn("cannot mark the previous run's sessions dead yet; retrying", "error", err)
+		time.Sleep(200 * time.Millisecond)
 	}
 	// After Reconcile: sessions of a previous run are dead by now, so
 	// their durable RDDs are adopted and rebuilt.

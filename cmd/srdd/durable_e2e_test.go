@@ -70,6 +70,23 @@ func (c *cluster3) start(p *srddProc, first bool) {
 	c.mu.Unlock()
 }
 
+// logTails returns the last lines each node wrote, for a failure report.
+func (c *cluster3) logTails() string {
+	var sb strings.Builder
+	for _, p := range c.nodes {
+		b, _ := os.ReadFile(filepath.Join(c.logs, p.id+".log"))
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var keep []string
+		for _, l := range lines {
+			if !strings.Contains(l, "heartbeat") && !strings.Contains(l, "appendEntries") {
+				keep = append(keep, l)
+			}
+		}
+		fmt.Fprintf(&sb, "== %s (alive %v)\n%s\n", p.id, p.alive, strings.Join(keep[max(0, len(keep)-15):], "\n"))
+	}
+	return sb.String()
+}
+
 func (c *cluster3) killNode(p *srddProc) {
 	c.mu.Lock()
 	p.alive = false
@@ -156,7 +173,7 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 				}
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("cluster never reached: %s", what)
+				t.Fatalf("cluster never reached: %s\n%s", what, c.logTails())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -172,11 +189,20 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 	}
 	waitView("3 members up", allUp)
 	postJSON(t, "http://"+c.nodes[0].http+"/v1/rdds", `{"name":"ledger"}`, 201)
+	// Any live node may answer; the first that does.
 	rdd := func() rddView {
 		var v rddView
-		_, b, err := call("GET", "http://"+c.live(rand.New(rand.NewSource(1)))+"/v1/rdds/ledger", "", "")
-		if err == nil {
-			_ = json.Unmarshal(b, &v)
+		for _, p := range c.nodes {
+			c.mu.Lock()
+			alive := p.alive
+			c.mu.Unlock()
+			if !alive {
+				continue
+			}
+			st, b, err := call("GET", "http://"+p.http+"/v1/rdds/ledger", "", "")
+			if err == nil && st == 200 && json.Unmarshal(b, &v) == nil {
+				return v
+			}
 		}
 		return v
 	}
@@ -191,7 +217,7 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 				}
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s: ledger not ready on a live node: %+v", what, v)
+				t.Fatalf("%s: ledger not ready on a live node: %+v\n%s", what, v, c.logTails())
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
