@@ -106,10 +106,6 @@ type Store struct {
 // rebuilds, checkpoint failures).
 func (s *Store) SetLogger(fn func(string)) { s.log = fn }
 
-// SetReadyTimeout bounds how long reads wait for a durable RDD that is
-// being rebuilt before answering 503.
-func (s *Store) SetReadyTimeout(d time.Duration) { s.readyTimeout = d }
-
 // New returns a store over the registry and the session manager.
 func New(reg Registry, sess Sessions, limits Limits) *Store {
 	limits.fill()
