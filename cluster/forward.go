@@ -95,11 +95,11 @@ func (n *Node) nudgeFollowers() {
 // node has applied it too, so a read here right after sees the write.
 func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 	if n.isolated.Load() {
-		return nil, fmt.Errorf("cannot apply %s: %w", what, ErrNoLeader)
+		return nil, ErrNoLeader
 	}
 	addr, err := n.leaderHTTP()
 	if err != nil {
-		return nil, fmt.Errorf("cannot apply %s: %w", what, err)
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
@@ -115,17 +115,17 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
 			// Never reached the leader: safe to try again.
-			return nil, fmt.Errorf("cannot reach the leader at %s for %s: %w", addr, what, ErrNoLeader)
+			return nil, fmt.Errorf("cannot reach the leader at %s: %w", addr, ErrNoLeader)
 		}
-		return nil, fmt.Errorf("forwarded %s to %s: %v: %w", what, addr, err, ErrOutcomeUnknown)
+		return nil, fmt.Errorf("forwarded to the leader at %s: %v: %w", addr, err, ErrOutcomeUnknown)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return nil, fmt.Errorf("forwarded %s to %s: %v: %w", what, addr, err, ErrOutcomeUnknown)
+		return nil, fmt.Errorf("forwarded to the leader at %s: %v: %w", addr, err, ErrOutcomeUnknown)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("leader at %s answered %d to a forwarded %s: %s", addr, resp.StatusCode, what, body)
+		return nil, fmt.Errorf("leader at %s answered %d to a forwarded %s: %s", addr, resp.StatusCode, what, bytes.TrimSpace(body))
 	}
 	var r applyReply
 	if err := msgpack.Unmarshal(body, &r); err != nil {
@@ -181,7 +181,22 @@ func (n *Node) leaderHTTP() (string, error) {
 
 // LeaderHTTP returns the HTTP address of the current leader, for
 // forwarding requests that must run there (joins, removals, fresh reads).
-func (n *Node) LeaderHTTP() (string, error) { return n.leaderHTTP() }
+// With no leader known it waits for one, up to LeaderWait, if this node
+// belongs to a cluster; a node that has not joined one yet answers at
+// once (ErrNoLeader), so a joiner asking it moves on to another member.
+func (n *Node) LeaderHTTP() (string, error) {
+	if _, id := n.raft.LeaderWithID(); id == "" && n.member() {
+		n.awaitLeader(time.Now().Add(n.cfg.LeaderWait), 0)
+	}
+	return n.leaderHTTP()
+}
+
+// member reports whether this node's Raft configuration has any server,
+// i.e. it was bootstrapped or has joined.
+func (n *Node) member() bool {
+	f := n.raft.GetConfiguration()
+	return f.Error() == nil && len(f.Configuration().Servers) > 0
+}
 
 // ServeIndex confirms leadership and returns the commit index, for a
 // follower's CatchUp (a Raft "read index").
@@ -218,6 +233,7 @@ func (n *Node) CatchUp() error {
 	if n.isolated.Load() {
 		return ErrNoLeader
 	}
+	n.awaitLeader(time.Now().Add(n.cfg.LeaderWait), 0)
 	addr, err := n.leaderHTTP()
 	if err != nil {
 		return err

@@ -1,10 +1,15 @@
 package cluster
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -83,13 +88,16 @@ func (n *Node) Remove(id string) error {
 }
 
 // startHealthWatch makes the leader turn Raft's heartbeat observations
-// into node up/down entries: a peer without contact for DownAfter is
-// marked down, and up again once heartbeats resume.
+// into two signals. At once, a peer whose heartbeat failed is "silent":
+// placement skips it until its heartbeats resume (Placement). After
+// DownAfter without contact it is marked down in the registry, and up
+// again once heartbeats resume. A change of leader forgets silence: the
+// new leader's own heartbeats decide.
 func (n *Node) startHealthWatch() {
 	n.obsCh = make(chan raft.Observation, 64)
 	n.observer = raft.NewObserver(n.obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
 			return true
 		}
 		return false
@@ -105,16 +113,130 @@ func (n *Node) startHealthWatch() {
 			case o := <-n.obsCh:
 				switch d := o.Data.(type) {
 				case raft.FailedHeartbeatObservation:
+					n.peers.markSilent(string(d.PeerID))
 					if time.Since(d.LastContact) >= n.cfg.DownAfter {
 						n.setStatus(string(d.PeerID), NodeDown)
 					}
 				case raft.ResumedHeartbeatObservation:
+					n.peers.markHeard(string(d.PeerID))
 					n.setStatus(string(d.PeerID), NodeUp)
+				case raft.LeaderObservation:
+					n.peers.reset()
 				}
 			}
 		}
 	}()
 }
+
+// peerHealth is the leader's own, unreplicated view of which peers it
+// cannot reach right now. Safe for concurrent use.
+type peerHealth struct {
+	mu     sync.Mutex
+	silent map[string]bool
+}
+
+func (p *peerHealth) markSilent(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.silent == nil {
+		p.silent = map[string]bool{}
+	}
+	p.silent[id] = true
+}
+
+func (p *peerHealth) markHeard(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.silent, id)
+}
+
+func (p *peerHealth) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.silent = nil
+}
+
+func (p *peerHealth) list() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.silent))
+	for id := range p.silent {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SilentPath is the internal HTTP route on which the leader tells a
+// follower which peers it cannot reach right now (ServeSilent), so that
+// placement through any node avoids a node that just died.
+const SilentPath = "/internal/v1/silent"
+
+// ServeSilent answers the peers this leader has not heard from since its
+// last heartbeat to them failed, as a JSON list of node ids.
+func (n *Node) ServeSilent() ([]byte, error) {
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	return json.Marshal(n.peers.list())
+}
+
+// silentPeers is the set of nodes placement must skip. The leader knows
+// it first-hand; a follower asks the leader (briefly), and if the leader
+// does not answer, it skips the leader itself when it has not heard from
+// it for SilentAfter.
+func (n *Node) silentPeers() map[string]bool {
+	out := map[string]bool{}
+	if n.IsLeader() {
+		for _, id := range n.peers.list() {
+			out[id] = true
+		}
+		return out
+	}
+	_, leader := n.raft.LeaderWithID()
+	if ids, err := n.askSilent(); err == nil {
+		for _, id := range ids {
+			out[id] = true
+		}
+		return out
+	}
+	if leader != "" && time.Since(n.raft.LastContact()) > n.cfg.SilentAfter {
+		out[string(leader)] = true
+	}
+	return out
+}
+
+// askSilent fetches the leader's list of silent peers.
+func (n *Node) askSilent() ([]string, error) {
+	addr, err := n.leaderHTTP()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), askSilentTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+SilentPath, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(KeyHeader, n.cfg.ClusterKey)
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot ask the leader at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	var ids []string
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("leader at %s answered %d", addr, resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ids); err != nil {
+		return nil, fmt.Errorf("cannot decode the leader's silent peers: %w", err)
+	}
+	return ids, nil
+}
+
+// askSilentTimeout bounds a follower's question to the leader during
+// placement; past it the follower decides from its own view.
+const askSilentTimeout = 500 * time.Millisecond
 
 func (n *Node) setStatus(id, status string) {
 	if m, ok := n.Member(id); !ok || m.Status == status || m.Status == NodeRemoved || !n.IsLeader() {
@@ -190,15 +312,27 @@ func (n *Node) ClusterStatus() Status {
 	return out
 }
 
-// LeastLoaded returns the up node with the least load (sessions and their
-// shared RDDs), preferring a follower on a tie, for placing a new session
-// or shared RDD.
-func (n *Node) LeastLoaded() (string, bool) {
-	var id string
-	var ok bool
+// Placement lists the nodes a new session or shared RDD may go to, least
+// loaded first (on a tie a follower, then the smallest id): nodes the
+// registry has up, less those the leader has not heard from since a
+// heartbeat failed (docs/ARCHITECTURE.md invariant 11). This node is
+// always in the list when it is up, since it is evidently alive.
+func (n *Node) Placement() []string {
+	silent := n.silentPeers()
+	delete(silent, n.cfg.NodeID)
 	_, leader := n.raft.LeaderWithID()
-	n.fsm.read(func(s *State) { id, ok = s.leastLoaded(string(leader)) })
-	return id, ok
+	var out []string
+	n.fsm.read(func(s *State) { out = s.byLoad(string(leader), func(id string) bool { return silent[id] }) })
+	return out
+}
+
+// LeastLoaded returns the first node of Placement.
+func (n *Node) LeastLoaded() (string, bool) {
+	p := n.Placement()
+	if len(p) == 0 {
+		return "", false
+	}
+	return p[0], true
 }
 
 // StateHash is a digest of the registry; equal on nodes that applied the

@@ -29,12 +29,24 @@ type Config struct {
 	// (a DNS name allowed); empty: the bound RaftAddr.
 	RaftAdvertise string
 
-	ApplyTimeout      time.Duration // default 10s
-	SnapshotThreshold uint64        // entries between snapshots; default 8192
-	SnapshotInterval  time.Duration // default 2m
-	TrailingLogs      uint64        // log entries kept after a snapshot; default 1024
-	HeartbeatTimeout  time.Duration // default 1s (tests use less)
-	ElectionTimeout   time.Duration // default 1s
+	// ApplyTimeout bounds one proposal: enqueueing it on the leader, or
+	// forwarding it there, and waiting until it is applied here.
+	ApplyTimeout time.Duration
+	// LeaderWait is how long a registry write that finds no leader (start-up,
+	// an election, a leader that just died) waits for one before it fails
+	// with ErrNoLeader. Only writes that certainly were not appended are
+	// sent again (docs/ARCHITECTURE.md invariant 11).
+	LeaderWait time.Duration
+	// SnapshotThreshold is how many log entries Raft lets pass between
+	// snapshots, and SnapshotInterval how often it checks; TrailingLogs is
+	// how many entries it keeps after a snapshot (kvstore/DESIGN.md, "Log
+	// compaction and disk use").
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	// HeartbeatTimeout and ElectionTimeout are Raft's; tests use less.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
 	// StrictBootstrap refuses Bootstrap (instead of ignoring it) when the
 	// node already belongs to a cluster of several servers.
 	StrictBootstrap bool
@@ -45,12 +57,18 @@ type Config struct {
 	// (ApplyPath). Off, a follower's Apply fails with ErrNotLeader.
 	ForwardApply bool
 	// DownAfter is how long the leader waits without contact before it
-	// marks a node down; default 3s.
+	// marks a node down in the registry (a replicated, slow signal; see
+	// SilentAfter for placement).
 	DownAfter time.Duration
-	Logger    hclog.Logger
+	// SilentAfter is how long the leader may go without hearing from a
+	// peer before placement stops choosing it: a small multiple of Raft's
+	// heartbeat interval (HeartbeatTimeout/10).
+	SilentAfter time.Duration
+	Logger      hclog.Logger
 }
 
-// DefaultConfig returns the single-node embedded defaults.
+// DefaultConfig returns the single-node embedded defaults. Every timing
+// field of a Config left zero takes its value from here.
 func DefaultConfig() Config {
 	return Config{
 		NodeID:       "node1",
@@ -58,6 +76,7 @@ func DefaultConfig() Config {
 		DataDir:      "data",
 		Bootstrap:    true,
 		ApplyTimeout: 10 * time.Second,
+		LeaderWait:   10 * time.Second,
 		// Durable RDDs log every write: keep the on-disk log to a few
 		// thousand entries (a snapshot holds the rest; see
 		// kvstore/DESIGN.md, "Log compaction and disk use").
@@ -66,10 +85,14 @@ func DefaultConfig() Config {
 		TrailingLogs:      1024,
 		HeartbeatTimeout:  time.Second,
 		ElectionTimeout:   time.Second,
+		DownAfter:         3 * time.Second,
+		// Three of the leader's heartbeats (HeartbeatTimeout/10 each).
+		SilentAfter: 300 * time.Millisecond,
 	}
 }
 
-// Validate reports the first problem with the configuration.
+// Validate reports the first problem with the configuration, checking
+// fields against each other.
 func (c *Config) Validate() error {
 	switch {
 	case c.NodeID == "":
@@ -78,6 +101,12 @@ func (c *Config) Validate() error {
 		return errors.New("raft address must not be empty")
 	case c.DataDir == "":
 		return errors.New("data dir must not be empty")
+	case c.ApplyTimeout < 0, c.LeaderWait < 0, c.DownAfter < 0, c.SilentAfter < 0:
+		return errors.New("timeouts must not be negative")
+	case c.HeartbeatTimeout > 0 && c.DownAfter > 0 && c.DownAfter < c.HeartbeatTimeout:
+		return fmt.Errorf("down-after (%s) must be at least the heartbeat timeout (%s)", c.DownAfter, c.HeartbeatTimeout)
+	case c.HeartbeatTimeout > 0 && c.SilentAfter > 0 && c.SilentAfter < c.HeartbeatTimeout/10:
+		return fmt.Errorf("silent-after (%s) must be at least one heartbeat interval (%s)", c.SilentAfter, c.HeartbeatTimeout/10)
 	}
 	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		return fmt.Errorf("invalid raft address %q: %w", c.RaftAddr, err)
@@ -85,31 +114,29 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// fillDefaults sets every zero timing field from DefaultConfig.
 func (c *Config) fillDefaults() {
 	d := DefaultConfig()
-	if c.ApplyTimeout == 0 {
-		c.ApplyTimeout = d.ApplyTimeout
-	}
-	if c.SnapshotThreshold == 0 {
-		c.SnapshotThreshold = d.SnapshotThreshold
-	}
-	if c.SnapshotInterval == 0 {
-		c.SnapshotInterval = d.SnapshotInterval
-	}
-	if c.TrailingLogs == 0 {
-		c.TrailingLogs = d.TrailingLogs
-	}
-	if c.HeartbeatTimeout == 0 {
-		c.HeartbeatTimeout = d.HeartbeatTimeout
-	}
-	if c.ElectionTimeout == 0 {
-		c.ElectionTimeout = d.ElectionTimeout
-	}
-	if c.DownAfter == 0 {
-		c.DownAfter = 3 * time.Second
-	}
+	setDefault(&c.ApplyTimeout, d.ApplyTimeout)
+	setDefault(&c.LeaderWait, d.LeaderWait)
+	setDefault(&c.SnapshotThreshold, d.SnapshotThreshold)
+	setDefault(&c.SnapshotInterval, d.SnapshotInterval)
+	setDefault(&c.TrailingLogs, d.TrailingLogs)
+	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	setDefault(&c.ElectionTimeout, d.ElectionTimeout)
+	setDefault(&c.DownAfter, d.DownAfter)
+	// Silence is measured in heartbeats: scale with a test's shorter ones.
+	setDefault(&c.SilentAfter, 3*c.HeartbeatTimeout/10)
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+}
+
+// setDefault sets *v to d when *v is the zero value.
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 
@@ -124,6 +151,7 @@ type Node struct {
 	http      *http.Client // pooled connections to the leader for forwarding
 
 	isolated atomic.Bool
+	peers    peerHealth // the leader's view of unreachable peers
 	// nudging/nudgeAgain: see nudgeFollowers.
 	nudging, nudgeAgain atomic.Bool
 	metrics             *clusterMetrics // nil until Instrument
@@ -223,8 +251,43 @@ func Open(cfg Config) (*Node, error) {
 		}
 	}
 	n.startHealthWatch()
+	n.electAlone(rc.HeartbeatTimeout)
 	ok = true
 	return n, nil
+}
+
+// electAlone makes a node that is the only voter of its configuration
+// stand for election at once, instead of after Raft's randomized
+// heartbeat timeout (1-2 s): with one voter nobody else can lead, so the
+// wait only delays start-up. hashicorp/raft re-checks a follower's
+// heartbeat timer immediately when the timeout is lowered (ReloadConfig);
+// it is lowered by a millisecond and then restored.
+func (n *Node) electAlone(heartbeat time.Duration) {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	voters := 0
+	self := false
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter {
+			voters++
+			self = self || srv.ID == raft.ServerID(n.cfg.NodeID)
+		}
+	}
+	if voters != 1 || !self {
+		return
+	}
+	rc := n.raft.ReloadableConfig()
+	fast := rc
+	fast.HeartbeatTimeout = heartbeat - time.Millisecond
+	if err := n.raft.ReloadConfig(fast); err != nil {
+		n.cfg.Logger.Warn("cannot start the single-voter election early", "error", err)
+		return
+	}
+	if err := n.raft.ReloadConfig(rc); err != nil {
+		n.cfg.Logger.Warn("cannot restore the heartbeat timeout", "error", err)
+	}
 }
 
 // Isolate cuts this node off from Raft traffic and from forwarding writes
@@ -247,54 +310,103 @@ func (n *Node) ID() string { return n.cfg.NodeID }
 // RaftAddr returns the address Raft actually listens on.
 func (n *Node) RaftAddr() string { return string(n.transport.LocalAddr()) }
 
+// HasLeader reports whether this node knows a leader it can reach now
+// (it does not wait; see LeaderHTTP).
+func (n *Node) HasLeader() bool {
+	_, id := n.raft.LeaderWithID()
+	return id != "" && !n.isolated.Load()
+}
+
 // IsLeader reports whether this node currently leads the Raft group.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// WaitForLeader blocks until the group has a leader or timeout passes.
-func (n *Node) WaitForLeader(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if addr, _ := n.raft.LeaderWithID(); addr != "" {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no raft leader after %s", timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // Apply proposes one command and waits until it is committed and applied
 // here. On a follower the command is forwarded to the leader, and Apply
 // returns once this node has applied it as well (read-your-writes). It
 // returns the command's result, or the FSM's business error.
+//
+// A proposal that finds no leader, or a node that is no longer the
+// leader, certainly was not appended: Apply waits for a leader (up to
+// LeaderWait) and sends it again, so start-up and elections never reach
+// a client as errors. A proposal whose fate is unknown is never sent
+// again (ErrOutcomeUnknown).
 func (n *Node) Apply(c Command) (any, error) {
 	b, err := Encode(c)
 	if err != nil {
 		return nil, err
 	}
+	deadline := time.Now().Add(n.cfg.LeaderWait)
 	for attempt := 0; ; attempt++ {
 		var v any
 		if n.IsLeader() {
 			_, v, err = n.applyLocal(b)
+		} else if n.cfg.ForwardApply && !n.isolated.Load() {
+			if _, id := n.raft.LeaderWithID(); id == "" {
+				err = ErrNoLeader
+			} else {
+				began := time.Now()
+				v, err = n.forward(b, c.Type)
+				n.metrics.forwarded(time.Since(began), err)
+			}
 		} else if n.cfg.ForwardApply {
-			began := time.Now()
-			v, err = n.forward(b, c.Type)
-			n.metrics.forwarded(time.Since(began), err)
+			err = ErrNoLeader // cut off (Isolate): no leader reachable
 		} else {
 			err = ErrNotLeader
 		}
-		// Leadership moved under us: try once more against the new leader.
-		if attempt < 2 && (errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)) && n.cfg.ForwardApply {
-			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
-			continue
+		if err == nil {
+			return v, nil
 		}
-		if err != nil {
+		if !n.cfg.ForwardApply || !resendable(err) || !time.Now().Before(deadline) {
 			return v, fmt.Errorf("cannot apply %s: %w", c.Type, err)
 		}
-		return v, nil
+		n.awaitLeader(deadline, retryPause(attempt))
 	}
 }
+
+// resendable reports whether a failed proposal certainly was not
+// appended, so it may be sent again.
+func resendable(err error) bool {
+	return errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader)
+}
+
+// retryPause spaces out resends while a dead leader is still believed to
+// lead (its address refuses connections until followers time out).
+func retryPause(attempt int) time.Duration {
+	d := time.Duration(attempt+1) * 20 * time.Millisecond
+	return min(d, 200*time.Millisecond)
+}
+
+// awaitLeader sleeps pause, then until a leader is known or deadline.
+func (n *Node) awaitLeader(deadline time.Time, pause time.Duration) {
+	select {
+	case <-time.After(pause):
+	case <-n.stop:
+		return
+	}
+	for time.Now().Before(deadline) {
+		if _, id := n.raft.LeaderWithID(); id != "" && !n.isolated.Load() {
+			return
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+// WaitForLeader blocks until the group has a leader or timeout passes.
+func (n *Node) WaitForLeader(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	n.awaitLeader(deadline, 0)
+	if _, id := n.raft.LeaderWithID(); id == "" {
+		return fmt.Errorf("%w after %s", ErrNoLeader, timeout)
+	}
+	return nil
+}
+
+// LeaderWait is how long calls wait for a leader (Config.LeaderWait).
+func (n *Node) LeaderWait() time.Duration { return n.cfg.LeaderWait }
 
 // applyLocal applies an encoded entry on this node, which must lead.
 func (n *Node) applyLocal(b []byte) (uint64, any, error) {

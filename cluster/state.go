@@ -214,25 +214,46 @@ func (s *State) load(node string) int {
 // than avoid (the Raft leader, which has the registry's work), then the
 // smallest id.
 func (s *State) leastLoaded(avoid string) (string, bool) {
-	best, bestLoad := "", -1
-	rank := func(id string, load int) [2]int {
-		a := 0
-		if id == avoid {
-			a = 1
-		}
-		return [2]int{load, a}
+	order := s.byLoad(avoid, nil)
+	if len(order) == 0 {
+		return "", false
 	}
+	return order[0], true
+}
+
+// byLoad lists the up nodes that skip does not exclude, least loaded
+// first; on a tie a node other than avoid, then the smallest id.
+func (s *State) byLoad(avoid string, skip func(id string) bool) []string {
+	type ranked struct {
+		id         string
+		load, lead int
+	}
+	var rs []ranked
 	for id, m := range s.Nodes {
-		if m.Status != NodeUp {
+		if m.Status != NodeUp || (skip != nil && skip(id)) {
 			continue
 		}
-		l := s.load(id)
-		r, br := rank(id, l), rank(best, bestLoad)
-		if bestLoad < 0 || r[0] < br[0] || (r[0] == br[0] && (r[1] < br[1] || (r[1] == br[1] && id < best))) {
-			best, bestLoad = id, l
+		r := ranked{id: id, load: s.load(id)}
+		if id == avoid {
+			r.lead = 1
 		}
+		rs = append(rs, r)
 	}
-	return best, bestLoad >= 0
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.load != b.load {
+			return a.load < b.load
+		}
+		if a.lead != b.lead {
+			return a.lead < b.lead
+		}
+		return a.id < b.id
+	})
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.id
+	}
+	return out
 }
 
 // clone returns a deep copy, used for snapshots and for readers.
