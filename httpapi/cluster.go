@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,10 @@ const (
 	maxHops      = 2
 	// proxyTimeout bounds a forwarded call: above the longest long-poll.
 	proxyTimeout = 6 * time.Minute
+	// placeDialTimeout bounds the dial to a node placement chose; past it
+	// the next candidate is tried (a dead machine does not refuse, it is
+	// silent).
+	placeDialTimeout = 500 * time.Millisecond
 )
 
 // Cluster is what the API needs from the registry node.
@@ -32,7 +37,9 @@ type Cluster interface {
 	Join(id, raftAddr, httpAddr string, voter, hasState bool) error
 	Remove(id string) error
 	LeaderHTTP() (string, error)
-	LeastLoaded() (string, bool)
+	HasLeader() bool
+	Placement() []string
+	ServeSilent() ([]byte, error)
 	VerifyLeader() error
 	CatchUp() error
 	ServeIndex() ([]byte, error)
@@ -59,7 +66,7 @@ func (f *forwarder) client(addr string) *fasthttp.HostClient {
 		c = &fasthttp.HostClient{
 			Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
 			ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
-			Dial: func(a string) (net.Conn, error) { return fasthttp.DialTimeout(a, time.Second) },
+			Dial: dialChecked, RetryIfErr: retryForward,
 		}
 		f.clients[addr] = c
 	}
@@ -69,7 +76,7 @@ func (f *forwarder) client(addr string) *fasthttp.HostClient {
 // forward sends this request to node id and copies its answer back, so the
 // client sees the owner's own status and body (its 404, not a proxy 502).
 // what names the thing the node owns, for the error if it cannot be reached.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string, placed bool) {
+func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 	hops, _ := strconv.Atoi(string(ctx.Request.Header.Peek(hopHeader)))
 	if hops >= maxHops {
 		writeError(ctx, http.StatusLoopDetected, "forward_loop",
@@ -91,9 +98,6 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string, placed bool)
 	ctx.Request.CopyTo(req)
 	req.SetHost(m.HTTPAddr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
-	if placed {
-		req.Header.Set(placedHeader, "1")
-	}
 	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, &ctx.Response, proxyTimeout); err != nil {
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
@@ -102,9 +106,16 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string, placed bool)
 	}
 }
 
-// ownerOf says which node must serve this request, and what it owns there
-// (for error messages); "" means this node. It runs before routing.
-func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) (node, what string, placed bool) {
+// target is where a request must be served: node ("" for this node) and
+// what it owns there (for error messages), or, for a creation, the
+// placement candidates in order.
+type target struct {
+	node, what string
+	placement  []string
+}
+
+// ownerOf says which node must serve this request. It runs before routing.
+func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) target {
 	self := s.cfg.Cluster.ID()
 	local := len(ctx.Request.Header.Peek(placedHeader)) > 0 || string(ctx.QueryArgs().Peek("scope")) == "local"
 	sessionNode := func(id int64) (string, string) {
@@ -139,7 +150,7 @@ func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) (node, what str
 	case len(seg) >= 3 && seg[0] == "v1" && seg[1] == "rdds":
 		if r, ok := rddRec(seg[2]); ok {
 			n, _ := sessionNode(r.SessionID)
-			return n, fmt.Sprintf("shared rdd %q", seg[2]), false
+			return target{node: n, what: fmt.Sprintf("shared rdd %q", seg[2])}
 		}
 	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "rdds" && ctx.IsPost() && !local:
 		var req struct {
@@ -149,28 +160,88 @@ func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) (node, what str
 		if req.Session != "" {
 			if id, err := resolve(string(req.Session)); err == nil {
 				n, w := sessionNode(id)
-				return n, w, false
+				return target{node: n, what: w}
 			}
-			return "", "", false
+			return target{}
 		}
-		return s.place()
+		return target{placement: s.cfg.Cluster.Placement()}
 	case len(seg) >= 2 && seg[0] == "sessions":
 		if id, err := resolve(seg[1]); err == nil {
 			n, w := sessionNode(id)
-			return n, w, false
+			return target{node: n, what: w}
 		}
 	case len(seg) == 1 && seg[0] == "sessions" && ctx.IsPost() && !local:
-		return s.place()
+		return target{placement: s.cfg.Cluster.Placement()}
 	}
-	return "", "", false
+	return target{}
 }
 
-// place picks the least-loaded up node for a new session or shared RDD.
-func (s *Server) place() (string, string, bool) {
-	if id, ok := s.cfg.Cluster.LeastLoaded(); ok && id != s.cfg.Cluster.ID() {
-		return id, "the placement for this request", true
+// placeRemotely sends a creation to the first placement candidate that
+// answers and reports true, or reports false when this node comes first
+// or no other candidate can be reached (this node, being alive, takes
+// it). A candidate that cannot be dialled never saw the request, so the
+// next one is tried without the client retrying; one that was reached
+// answers for itself (docs/ARCHITECTURE.md invariant 11).
+func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bool {
+	self := s.cfg.Cluster.ID()
+	hops, _ := strconv.Atoi(string(ctx.Request.Header.Peek(hopHeader)))
+	if hops >= maxHops {
+		return false
 	}
-	return "", "", false
+	for _, id := range candidates {
+		if id == self {
+			return false
+		}
+		m, ok := s.cfg.Cluster.Member(id)
+		if !ok || m.HTTPAddr == "" || m.Status != cluster.NodeUp {
+			continue
+		}
+		req := fasthttp.AcquireRequest()
+		ctx.Request.CopyTo(req)
+		req.SetHost(m.HTTPAddr)
+		req.Header.Set(hopHeader, strconv.Itoa(hops+1))
+		req.Header.Set(placedHeader, "1")
+		delivered, err := sendOnce(m.HTTPAddr, req, &ctx.Response)
+		fasthttp.ReleaseRequest(req)
+		if err == nil {
+			return true
+		}
+		if !delivered {
+			s.cfg.Logger.Warn("placement candidate cannot be dialled; trying the next", "node", id, "addr", m.HTTPAddr, "error", err)
+			continue
+		}
+		// It may have been created there: never send it twice.
+		ctx.Response.Reset()
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, http.StatusServiceUnavailable, "outcome_unknown",
+			fmt.Sprintf("node %s (%s) took the request but did not answer; it may or may not have been created", id, m.HTTPAddr))
+		return true
+	}
+	return false
+}
+
+// sendOnce sends req over a new connection and reads the answer into
+// resp. delivered is false when the connection could not be made, so the
+// request certainly did not arrive. A pooled connection is not used: one
+// to a node that just died fails only after the request is written.
+func sendOnce(addr string, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
+	conn, err := net.DialTimeout("tcp", addr, placeDialTimeout)
+	if err != nil {
+		return false, fmt.Errorf("cannot dial %s: %w", addr, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(proxyTimeout))
+	bw := bufio.NewWriter(conn)
+	if err := req.Write(bw); err != nil {
+		return true, err
+	}
+	if err := bw.Flush(); err != nil {
+		return true, err
+	}
+	if err := resp.Read(bufio.NewReader(conn)); err != nil {
+		return true, err
+	}
+	return true, nil
 }
 
 // toLeader forwards a request that only the leader can serve.
@@ -392,6 +463,18 @@ func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
 	}
 	lo, hi := page(len(out), from, size)
 	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(out), "sessions": out[lo:hi]})
+}
+
+// internalSilent answers a follower's placement with the peers this
+// leader cannot reach now.
+func (s *Server) internalSilent(ctx *fasthttp.RequestCtx) {
+	b, err := s.cfg.Cluster.ServeSilent()
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetBody(b)
 }
 
 // internalIndex answers a follower's CatchUp with the commit index.

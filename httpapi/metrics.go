@@ -13,50 +13,52 @@ import (
 
 // Route names are the metric label values; all are bound at start-up.
 const (
-	routeHealth        = "GET /healthz"
-	routeMetrics       = "GET /metrics"
-	routeCluster       = "GET /v1/cluster"
-	routeRDDList       = "GET /v1/rdds"
-	routeRDDCreate     = "POST /v1/rdds"
-	routeRDDGet        = "GET /v1/rdds/{name}"
-	routeRDDDrop       = "DELETE /v1/rdds/{name}"
-	routeKeyGet        = "GET /v1/rdds/{name}/keys/{key}"
-	routeKeyPut        = "PUT /v1/rdds/{name}/keys/{key}"
-	routeKeyDelete     = "DELETE /v1/rdds/{name}/keys/{key}"
-	routeBatchGet      = "POST /v1/rdds/{name}/get"
-	routeBatchSet      = "POST /v1/rdds/{name}/set"
-	routeBatchDelete   = "POST /v1/rdds/{name}/delete"
-	routeRDDScan       = "GET /v1/rdds/{name}/scan"
-	routeRDDCount      = "GET /v1/rdds/{name}/count"
-	routeRDDLoad       = "POST /v1/rdds/{name}/load"
-	routeRDDSave       = "POST /v1/rdds/{name}/save"
-	routeRDDCheckpoint = "POST /v1/rdds/{name}/checkpoint"
-	routeSessionList   = "GET /sessions"
-	routeSessionNew    = "POST /sessions"
-	routeSessionGet    = "GET /sessions/{id}"
-	routeSessionDel    = "DELETE /sessions/{id}"
-	routeSessionState  = "GET /sessions/{id}/state"
-	routeSessionLog    = "GET /sessions/{id}/log"
-	routeStmtList      = "GET /sessions/{id}/statements"
-	routeStmtNew       = "POST /sessions/{id}/statements"
-	routeStmtGet       = "GET /sessions/{id}/statements/{sid}"
-	routeStmtCancel    = "POST /sessions/{id}/statements/{sid}/cancel"
-	routeCompletion    = "POST /sessions/{id}/completion"
-	routeVersion       = "GET /version"
-	routeClusterJoin   = "POST /v1/cluster/join"
-	routeClusterRemove = "DELETE /v1/cluster/nodes/{id}"
-	routeInternalApply = "POST /internal/v1/apply"
-	routeInternalIndex = "GET /internal/v1/index"
-	routeForwarded     = "forwarded"
-	routeOther         = "other"
+	routeHealth         = "GET /healthz"
+	routeReady          = "GET /readyz"
+	routeMetrics        = "GET /metrics"
+	routeCluster        = "GET /v1/cluster"
+	routeRDDList        = "GET /v1/rdds"
+	routeRDDCreate      = "POST /v1/rdds"
+	routeRDDGet         = "GET /v1/rdds/{name}"
+	routeRDDDrop        = "DELETE /v1/rdds/{name}"
+	routeKeyGet         = "GET /v1/rdds/{name}/keys/{key}"
+	routeKeyPut         = "PUT /v1/rdds/{name}/keys/{key}"
+	routeKeyDelete      = "DELETE /v1/rdds/{name}/keys/{key}"
+	routeBatchGet       = "POST /v1/rdds/{name}/get"
+	routeBatchSet       = "POST /v1/rdds/{name}/set"
+	routeBatchDelete    = "POST /v1/rdds/{name}/delete"
+	routeRDDScan        = "GET /v1/rdds/{name}/scan"
+	routeRDDCount       = "GET /v1/rdds/{name}/count"
+	routeRDDLoad        = "POST /v1/rdds/{name}/load"
+	routeRDDSave        = "POST /v1/rdds/{name}/save"
+	routeRDDCheckpoint  = "POST /v1/rdds/{name}/checkpoint"
+	routeSessionList    = "GET /sessions"
+	routeSessionNew     = "POST /sessions"
+	routeSessionGet     = "GET /sessions/{id}"
+	routeSessionDel     = "DELETE /sessions/{id}"
+	routeSessionState   = "GET /sessions/{id}/state"
+	routeSessionLog     = "GET /sessions/{id}/log"
+	routeStmtList       = "GET /sessions/{id}/statements"
+	routeStmtNew        = "POST /sessions/{id}/statements"
+	routeStmtGet        = "GET /sessions/{id}/statements/{sid}"
+	routeStmtCancel     = "POST /sessions/{id}/statements/{sid}/cancel"
+	routeCompletion     = "POST /sessions/{id}/completion"
+	routeVersion        = "GET /version"
+	routeClusterJoin    = "POST /v1/cluster/join"
+	routeClusterRemove  = "DELETE /v1/cluster/nodes/{id}"
+	routeInternalApply  = "POST /internal/v1/apply"
+	routeInternalIndex  = "GET /internal/v1/index"
+	routeInternalSilent = "GET /internal/v1/silent"
+	routeForwarded      = "forwarded"
+	routeOther          = "other"
 )
 
-var allRoutes = []string{routeHealth, routeMetrics, routeCluster, routeRDDList, routeRDDCreate,
+var allRoutes = []string{routeHealth, routeReady, routeMetrics, routeCluster, routeRDDList, routeRDDCreate,
 	routeRDDGet, routeRDDDrop, routeKeyGet, routeKeyPut, routeKeyDelete, routeBatchGet,
 	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeRDDCheckpoint, routeSessionList, routeSessionNew, routeSessionGet,
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
 	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
-	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeForwarded, routeOther}
+	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent, routeForwarded, routeOther}
 
 var statusClasses = []string{"2xx", "3xx", "4xx", "5xx"}
 
@@ -177,7 +179,8 @@ func apiOf(path []byte) string {
 		return apiSessions
 	case bytes.HasPrefix(path, []byte("/v1/cluster")), bytes.HasPrefix(path, []byte("/internal/")):
 		return apiCluster
-	case bytes.Equal(path, []byte("/metrics")), bytes.Equal(path, []byte("/healthz")), bytes.Equal(path, []byte("/version")):
+	case bytes.Equal(path, []byte("/metrics")), bytes.Equal(path, []byte("/healthz")),
+		bytes.Equal(path, []byte("/readyz")), bytes.Equal(path, []byte("/version")):
 		return apiOps
 	}
 	return apiOther

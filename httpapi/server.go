@@ -47,6 +47,10 @@ type Config struct {
 	ClusterKey string
 	// RDDLabels bounds the rdd label of per-RDD metrics; nil: the default.
 	RDDLabels *metrics.RDDLabels
+	// Ready says whether the node can take a write now, and if not, what
+	// it waits for (GET /readyz). Nil: ready once the registry knows a
+	// leader.
+	Ready func() (bool, []string)
 }
 
 // Server is the HTTP front end of one node.
@@ -67,6 +71,14 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() (bool, []string) {
+			if !cfg.Cluster.HasLeader() {
+				return false, []string{"leader"}
+			}
+			return true, nil
+		}
 	}
 	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels)}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
@@ -172,8 +184,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
 		return routeOther
 	}
-	if node, what, placed := s.ownerOf(ctx, seg); node != "" {
-		s.forward(ctx, node, what, placed)
+	t := s.ownerOf(ctx, seg)
+	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
+		return routeForwarded
+	}
+	if t.node != "" {
+		s.forward(ctx, t.node, t.what)
 		return routeForwarded
 	}
 	switch {
@@ -181,6 +197,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeInternalApply, s.internalApply}})
 	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "index":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalIndex, s.internalIndex}})
+	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "silent":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalSilent, s.internalSilent}})
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
 		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterJoin, s.clusterJoin}})
 	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes":
@@ -192,6 +210,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionList, s.listSessionsCluster}})
 	case len(seg) == 1 && seg[0] == "healthz":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeHealth, s.health}})
+	case len(seg) == 1 && seg[0] == "readyz":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeReady, s.ready}})
 	case len(seg) == 1 && seg[0] == "version":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeVersion, s.version}})
 	case len(seg) == 1 && seg[0] == "metrics":
@@ -234,8 +254,24 @@ func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]route
 	return routeOther
 }
 
+// health is liveness: the process serves HTTP. It says nothing about
+// whether the node can take a write (that is ready).
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ok", "node": s.cfg.Cluster.ID()})
+}
+
+// ready is readiness (docs/ARCHITECTURE.md invariant 11): 200 only when
+// the node can take a write; otherwise 503 with what it waits for.
+func (s *Server) ready(ctx *fasthttp.RequestCtx) {
+	ok, waiting := s.cfg.Ready()
+	if ok {
+		writeJSON(ctx, http.StatusOK, map[string]any{"status": "ready", "node": s.cfg.Cluster.ID()})
+		return
+	}
+	ctx.Response.Header.Set("Retry-After", "1")
+	writeJSON(ctx, http.StatusServiceUnavailable, map[string]any{
+		"status": "not_ready", "node": s.cfg.Cluster.ID(), "waiting_for": waiting,
+	})
 }
 
 // LivyAPIVersion is the Livy REST API version srdd is compatible with.
