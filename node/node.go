@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -43,11 +44,14 @@ type Config struct {
 	Join []string
 	// NonVoter joins as a non-voter, which leaves the cluster on Close.
 	NonVoter bool
-	// LeaderTimeout bounds the wait for a Raft leader at start; default 30s.
+	// LeaderTimeout bounds the wait for a Raft leader at start.
 	LeaderTimeout time.Duration
-	SparkMaster   string            // default local[*]
-	SparkConf     map[string]string // applied to every session
-	Python        string            // default python3
+	// LeaderWait bounds how long a registry write waits for a leader during
+	// an election before it fails (cluster.Config.LeaderWait).
+	LeaderWait  time.Duration
+	SparkMaster string            // default local[*]
+	SparkConf   map[string]string // applied to every session
+	Python      string            // default python3
 	// ReadyTimeout bounds how long a call waits for a starting session.
 	ReadyTimeout time.Duration
 	// KVCacheMiB sizes each session's hot-key cache (0: the default, 64;
@@ -76,6 +80,51 @@ type Config struct {
 	MetricsMaxRDDs int
 }
 
+// DefaultConfig returns the defaults of a single embedded node. Zero fields
+// of a Config take their value from here; Raft's timing defaults live in
+// cluster.DefaultConfig.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:        "node1",
+		HTTPAddr:      "127.0.0.1:8998",
+		RaftAddr:      "127.0.0.1:8999",
+		DataDir:       "data",
+		LeaderTimeout: 30 * time.Second,
+		SparkMaster:   "local[*]",
+		Python:        "python3",
+	}
+}
+
+// fillDefaults sets zero fields from DefaultConfig.
+func (c *Config) fillDefaults() {
+	d := DefaultConfig()
+	for _, f := range []struct{ v, d *string }{
+		{&c.NodeID, &d.NodeID}, {&c.HTTPAddr, &d.HTTPAddr}, {&c.RaftAddr, &d.RaftAddr},
+		{&c.DataDir, &d.DataDir}, {&c.SparkMaster, &d.SparkMaster}, {&c.Python, &d.Python},
+	} {
+		if *f.v == "" {
+			*f.v = *f.d
+		}
+	}
+	if c.LeaderTimeout == 0 {
+		c.LeaderTimeout = d.LeaderTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Output: os.Stderr})
+	}
+}
+
+// Validate reports the first problem with the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Join) > 0 && c.Bootstrap && c.StrictBootstrap:
+		return errors.New("--bootstrap and --join exclude each other")
+	case c.LeaderTimeout < 0, c.LeaderWait < 0, c.ReadyTimeout < 0:
+		return errors.New("timeouts must not be negative")
+	}
+	return nil
+}
+
 // Node is a running srdd node.
 type Node struct {
 	Registry *cluster.Node
@@ -89,12 +138,14 @@ type Node struct {
 	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
 	Durability *metrics.Durability
 
-	serveErr   chan error
-	closeOnce  sync.Once
-	nonVoter   bool
-	wipeRaft   bool
-	clusterKey string
-	dataDir    string
+	serveErr  chan error
+	closeOnce sync.Once
+	// Start-up milestones, for Ready (GET /readyz).
+	caughtUp, registered, started atomic.Bool
+	nonVoter                      bool
+	wipeRaft                      bool
+	clusterKey                    string
+	dataDir                       string
 }
 
 // leave takes a non-voter out of the cluster and wipes its Raft state, so
@@ -123,23 +174,9 @@ func (n *Node) leave() {
 // Start opens the registry, waits for a leader, marks sessions lost by a
 // previous run as dead, and starts serving HTTP.
 func Start(cfg Config) (*Node, error) {
-	if cfg.NodeID == "" {
-		cfg.NodeID = "node1"
-	}
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = "127.0.0.1:8998"
-	}
-	if cfg.RaftAddr == "" {
-		cfg.RaftAddr = "127.0.0.1:8999"
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = "data"
-	}
-	if cfg.Python == "" {
-		cfg.Python = "python3"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Output: os.Stderr})
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid node config: %w", err)
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -166,9 +203,6 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for http on %s: %w", cfg.HTTPAddr, err)
 	}
-	if len(cfg.Join) > 0 && cfg.Bootstrap && cfg.StrictBootstrap {
-		return nil, fmt.Errorf("--bootstrap and --join exclude each other")
-	}
 	rc := cfg.Raft
 	httpAdv := n.ln.Addr().String()
 	if cfg.AdvertiseHTTP != "" {
@@ -180,6 +214,9 @@ func Start(cfg Config) (*Node, error) {
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
 	rc.ClusterKey = cfg.ClusterKey
+	if cfg.LeaderWait > 0 {
+		rc.LeaderWait = cfg.LeaderWait
+	}
 	rc.Logger = cfg.Logger.Named("cluster")
 	n.Registry, err = cluster.Open(rc)
 	if err != nil {
@@ -192,9 +229,6 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	master := cfg.SparkMaster
-	if master == "" {
-		master = "local[*]"
-	}
 	if cfg.KVCacheMiB > 0 {
 		conf := map[string]string{"spark.srdd.kv.cacheMiB": fmt.Sprint(cfg.KVCacheMiB)}
 		for k, v := range cfg.SparkConf {
@@ -225,7 +259,7 @@ func Start(cfg Config) (*Node, error) {
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
-		RDDLabels: rddLabels,
+		RDDLabels: rddLabels, Ready: n.Ready,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
@@ -236,47 +270,79 @@ func Start(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	if cfg.LeaderTimeout == 0 {
-		cfg.LeaderTimeout = 30 * time.Second
-	}
 	if err := n.Registry.WaitForLeader(cfg.LeaderTimeout); err != nil {
 		return nil, fmt.Errorf("cannot start registry: %w", err)
 	}
+	// Apply what the leader had committed before this node serves, so a
+	// client that saw /readyz sees the registry as it was then.
+	deadline := time.Now().Add(cfg.LeaderTimeout)
+	if err := retryUntil(deadline, cfg.Logger, "catch up with the leader", n.Registry.ReadBarrier); err != nil {
+		return nil, err
+	}
+	n.caughtUp.Store(true)
 	// A restarted follower knows the leader's id before its registry has
-	// replayed the leader's address: retry until it has (bounded).
-	regDeadline := time.Now().Add(cfg.LeaderTimeout)
-	for {
+	// replayed the leader's address; Apply waits through that and through
+	// elections (cluster.Config.LeaderWait), this loop past LeaderWait.
+	register := func() error {
 		_, err := n.Registry.Apply(cluster.Command{Type: cluster.CmdRegisterNode, Body: &cluster.RegisterNode{
 			ID: cfg.NodeID, RaftAddr: n.Registry.RaftAddr(), HTTPAddr: httpAdv,
 		}})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, cluster.ErrNoLeader) || time.Now().After(regDeadline) {
-			return nil, fmt.Errorf("cannot register node: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err
 	}
+	if err := retryUntil(deadline, cfg.Logger, "register this node", register); err != nil {
+		return nil, err
+	}
+	n.registered.Store(true)
 	// Marking the previous run's sessions dead takes the registry: retry
 	// through an election (a restarted leader's peers are electing one).
-	for {
-		err := n.Sessions.Reconcile()
-		if err == nil {
-			break
-		}
-		if time.Now().After(regDeadline) {
-			return nil, err
-		}
-		cfg.Logger.Warn("cannot mark the previous run's sessions dead yet; retrying", "error", err)
-		time.Sleep(200 * time.Millisecond)
+	if err := retryUntil(deadline, cfg.Logger, "mark the previous run's sessions dead", n.Sessions.Reconcile); err != nil {
+		return nil, err
 	}
 	// After Reconcile: sessions of a previous run are dead by now, so
 	// their durable RDDs are adopted and rebuilt.
 	n.Store.StartDurable()
+	n.started.Store(true)
 	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(),
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true
 	return n, nil
+}
+
+// retryUntil calls f until it succeeds or deadline passes, and returns
+// its last error, saying what it was for.
+func retryUntil(deadline time.Time, log hclog.Logger, what string, f func() error) error {
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cannot %s: %w", what, err)
+		}
+		log.Warn("retrying at start-up", "step", what, "error", err)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Ready reports whether the node can take a write now: it has caught up
+// with the registry the leader had when it started, registered itself,
+// finished starting, and knows a leader. Otherwise it lists what it
+// waits for (GET /readyz; docs/ARCHITECTURE.md invariant 11).
+func (n *Node) Ready() (bool, []string) {
+	var waiting []string
+	if n.Registry == nil || !n.Registry.HasLeader() {
+		waiting = append(waiting, "leader")
+	}
+	if !n.caughtUp.Load() {
+		waiting = append(waiting, "registry_catch_up")
+	}
+	if !n.registered.Load() {
+		waiting = append(waiting, "registration")
+	}
+	if !n.started.Load() {
+		waiting = append(waiting, "start")
+	}
+	return len(waiting) == 0, waiting
 }
 
 // join asks the cluster, through any of addrs, to add this node.

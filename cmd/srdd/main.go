@@ -22,6 +22,7 @@ func main() {
 	}
 	root.AddCommand(serverCmd())
 	root.AddCommand(clusterCmd())
+	root.AddCommand(readyCmd())
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)

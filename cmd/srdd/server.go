@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
 )
 
@@ -37,11 +38,17 @@ func serverCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "srdd: serving on http://%s (Ctrl-C to stop)\n", n.HTTPAddr())
+			// Start returned: the node has caught up, registered and can
+			// take a write (GET /readyz). Tell systemd (Type=notify).
+			if _, err := sdnotify.Ready(); err != nil {
+				cfg.Logger.Warn("cannot tell systemd the node is ready", "error", err)
+			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 			select {
 			case s := <-sig:
 				cfg.Logger.Info("stopping", "signal", s.String())
+				_, _ = sdnotify.Stopping()
 			case err := <-n.ServeErr():
 				cfg.Logger.Error("http server stopped", "error", err)
 			}
@@ -67,6 +74,7 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.SparkMaster, "spark-master", "local[*]", "Spark master for session interpreters")
 	f.StringVar(&cfg.Python, "python", "python3", "Python executable with pyspark installed")
 	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
+	f.DurationVar(&cfg.LeaderWait, "leader-wait", 10*time.Second, "how long a registry write waits for a leader during start-up or an election before it fails with 503 no_leader")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long a request waits for a starting session before 503")
 	f.IntVar(&cfg.KVCacheMiB, "kv-cache-mib", 64, "size of each session's hot-key cache in MiB (spark.srdd.kv.cacheMiB)")
 	f.IntVar(&cfg.MetricsMaxRDDs, "metrics-max-rdds", 32, "shared RDDs that get their own rdd label in per-RDD metrics; later ones are counted under rdd=\"_other\"")
