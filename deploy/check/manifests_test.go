@@ -219,9 +219,9 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("the StatefulSet's command line lacks %q", want)
 		}
 	}
-	for _, probe := range []string{"readinessProbe", "livenessProbe"} {
-		if str(get(c, probe+".httpGet.path")) != "/healthz" || str(get(c, probe+".httpGet.port")) != "http" {
-			t.Errorf("%s must GET /healthz on the http port", probe)
+	for probe, path := range map[string]string{"readinessProbe": "/readyz", "livenessProbe": "/healthz"} {
+		if str(get(c, probe+".httpGet.path")) != path || str(get(c, probe+".httpGet.port")) != "http" {
+			t.Errorf("%s must GET %s on the http port", probe, path)
 		}
 	}
 	if str(get(sts, "spec.volumeClaimTemplates.0.metadata.name")) != str(get(c, "volumeMounts.0.name")) ||
@@ -289,6 +289,13 @@ func TestComposeFile(t *testing.T) {
 		}
 		if get(s, "build.dockerfile") != "Dockerfile" || get(s, "build.context") != ".." {
 			t.Errorf("%s must build the repository's Dockerfile", name)
+		}
+		// Healthy means ready to take a write: `srdd ready` asks /readyz.
+		if hc := strings.Join(strs(get(s, "healthcheck.test")), " "); hc != "CMD /usr/local/bin/srdd ready --addr 127.0.0.1:8998" {
+			t.Errorf("%s: healthcheck %q must run `srdd ready` against the node", name, hc)
+		}
+		if name != "srdd-1" && str(get(s, "depends_on.srdd-1.condition")) != "service_healthy" {
+			t.Errorf("%s must wait for srdd-1 to be ready (depends_on condition service_healthy)", name)
 		}
 	}
 	if bootstraps != 1 {
@@ -392,6 +399,11 @@ func TestSystemdUnit(t *testing.T) {
 		"StateDirectory=srdd", "PrivateTmp=yes", "CapabilityBoundingSet=", "SystemCallFilter=@system-service"} {
 		if !strings.Contains(unit, want+"\n") {
 			t.Errorf("srdd.service lacks %s", want)
+		}
+	}
+	for _, want := range []string{"Type=notify", "NotifyAccess=main"} {
+		if !strings.Contains(unit, want+"\n") {
+			t.Errorf("srdd.service lacks %s (srdd sends READY=1 when it can take a write)", want)
 		}
 	}
 	if strings.Contains(unit, "MemoryDenyWriteExecute=yes") {
