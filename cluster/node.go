@@ -267,8 +267,13 @@ func (n *Node) WaitForLeader(timeout time.Duration) error {
 // Apply proposes one command and waits until it is committed and applied
 // here. On a follower the command is forwarded to the leader, and Apply
 // returns once this node has applied it as well (read-your-writes). It
-// returns the command's result, or the FSM's business error.
+// returns the command's result, or the FSM's business error. A command
+// that fails its validation (ErrInvalidCommand) is refused before it is
+// proposed; every replica validates it again when applying it.
 func (n *Node) Apply(c Command) (any, error) {
+	if _, err := c.validate(); err != nil {
+		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+	}
 	b, err := Encode(c)
 	if err != nil {
 		return nil, err
