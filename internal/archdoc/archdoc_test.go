@@ -11,26 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// repoRoot walks up from the test's directory to the one holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/srdd/srdd/internal/testutil"
+)
 
 var (
 	// An item of the numbered list under "## Invariants".
@@ -102,7 +85,7 @@ func TestCitationsAreFound(t *testing.T) {
 // Markdown files: each "invariant N" must be an item of the numbered list
 // in docs/ARCHITECTURE.md, and the list must be 1..N without gaps.
 func TestEveryCitedInvariantIsNumbered(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	doc, err := os.ReadFile(filepath.Join(root, "docs", "ARCHITECTURE.md"))
 	if err != nil {
 		t.Fatal(err)
