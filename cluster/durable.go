@@ -54,6 +54,40 @@ type MoveRDD struct {
 	To   int64  `msgpack:"to"`
 }
 
+// validate checks the shape of the batch: group sizes that are not
+// negative and add up to the keys (summed so that no sizes can overflow),
+// one value per key for sets, and one idempotency key and hash per group
+// if any.
+func (b *Write) validate() error {
+	if err := first(nonEmpty("rdd name", b.RDD), sessionID("session id", b.Session)); err != nil {
+		return err
+	}
+	total := 0
+	for _, g := range b.Groups {
+		if g < 0 {
+			return fmt.Errorf("write to %q: negative group size", b.RDD)
+		}
+		if g > len(b.Keys)-total {
+			return fmt.Errorf("write to %q: malformed batch", b.RDD)
+		}
+		total += g
+	}
+	if total != len(b.Keys) || (!b.Delete && len(b.Values) != len(b.Keys)) ||
+		(len(b.Idem) != 0 && (len(b.Idem) != len(b.Groups) || len(b.Hashes) != len(b.Groups))) {
+		return fmt.Errorf("write to %q: malformed batch", b.RDD)
+	}
+	return nil
+}
+
+func (b *Checkpoint) validate() error {
+	return first(nonEmpty("rdd name", b.RDD), sessionID("session id", b.Session),
+		nonEmpty("checkpoint path", b.Path), nonNegative("row count", b.Rows))
+}
+
+func (b *MoveRDD) validate() error {
+	return first(nonEmpty("rdd name", b.RDD), sessionID("from session id", b.From), sessionID("to session id", b.To))
+}
+
 // CheckpointRef is the registry's record of an RDD's last checkpoint.
 type CheckpointRef struct {
 	Index uint64 `msgpack:"index" json:"index"`
@@ -128,6 +162,8 @@ func (s *State) durableRDD(name string) (*RDD, error) {
 	return r, nil
 }
 
+// applyWrite appends the groups of a validated Write to the RDD's tail,
+// except those an idempotency key shows were logged before.
 func (s *State) applyWrite(b *Write, index uint64) (any, error) {
 	r, err := s.durableRDD(b.RDD)
 	if err != nil {
@@ -135,17 +171,6 @@ func (s *State) applyWrite(b *Write, index uint64) (any, error) {
 	}
 	if r.SessionID != b.Session {
 		return nil, fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.Session)
-	}
-	total := 0
-	for _, g := range b.Groups {
-		if g < 0 {
-			return nil, fmt.Errorf("write to %q: negative group size", b.RDD)
-		}
-		total += g
-	}
-	if total != len(b.Keys) || (!b.Delete && len(b.Values) != len(b.Keys)) ||
-		(len(b.Idem) != 0 && (len(b.Idem) != len(b.Groups) || len(b.Hashes) != len(b.Groups))) {
-		return nil, fmt.Errorf("write to %q: malformed batch", b.RDD)
 	}
 	res := &WriteResult{Groups: make([]GroupPlace, len(b.Groups))}
 	e := &TailEntry{Index: index, Delete: b.Delete}
@@ -210,18 +235,18 @@ func (s *State) remember(key string, rec *IdemRecord) {
 	}
 }
 
-func (s *State) applyCheckpoint(b *Checkpoint) error {
+func (s *State) applyCheckpoint(b *Checkpoint, _ uint64) (any, error) {
 	r, err := s.durableRDD(b.RDD)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.SessionID != b.Session || r.Incarnation != b.Incarnation {
 		// Written by a former owner (its log may lack what the current
 		// owner applied since) or for an earlier RDD of this name.
-		return fmt.Errorf("%w: checkpoint of %q by session %d; it is owned by session %d", ErrNotOwner, b.RDD, b.Session, r.SessionID)
+		return nil, fmt.Errorf("%w: checkpoint of %q by session %d; it is owned by session %d", ErrNotOwner, b.RDD, b.Session, r.SessionID)
 	}
 	if r.Checkpoint != nil && b.Index <= r.Checkpoint.Index {
-		return fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, r.Checkpoint.Index, b.Index)
+		return nil, fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, r.Checkpoint.Index, b.Index)
 	}
 	r.Checkpoint = &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At}
 	cut := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > b.Index })
@@ -236,26 +261,26 @@ func (s *State) applyCheckpoint(b *Checkpoint) error {
 			r.TailBytes += e.Bytes()
 		}
 	}
-	return nil
+	return nil, nil
 }
 
-func (s *State) applyMove(b *MoveRDD) error {
+func (s *State) applyMove(b *MoveRDD, _ uint64) (any, error) {
 	r, err := s.durableRDD(b.RDD)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if r.SessionID != b.From {
-		return fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.From)
+		return nil, fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.From)
 	}
 	sess, ok := s.Sessions[b.To]
 	if !ok {
-		return fmt.Errorf("%w: %d", ErrSessionNotFound, b.To)
+		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.To)
 	}
 	if sess.Status != SessionActive {
-		return fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.To, sess.Status)
+		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.To, sess.Status)
 	}
 	r.SessionID = b.To
-	return nil
+	return nil, nil
 }
 
 // TailAfter returns the logged writes of a durable RDD with an index above

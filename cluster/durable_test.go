@@ -163,7 +163,7 @@ func TestCheckpointTrimsTheTailAndMoveIsACompareAndSet(t *testing.T) {
 	if s.RDDs["d"].Checkpoint.Path != "/c/25" {
 		t.Fatalf("late checkpoint replaced the newer one")
 	}
-	if _, err := applyAt(t, s, 52, CmdCheckpoint, &Checkpoint{RDD: "m", Index: 15}); !errors.Is(err, ErrNotDurable) {
+	if _, err := applyAt(t, s, 52, CmdCheckpoint, &Checkpoint{RDD: "m", Index: 15, Path: "/c/m"}); !errors.Is(err, ErrNotDurable) {
 		t.Fatalf("checkpoint of a memory rdd: %v", err)
 	}
 	// Move: only from the current owner, only to an active session.

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // A single voter stands for election at once: with a heartbeat timeout
@@ -15,7 +17,7 @@ func TestSingleVoterElectsWithoutHeartbeatWait(t *testing.T) {
 	dir := t.TempDir()
 	open := func() *Node {
 		n, err := Open(Config{NodeID: "n1", RaftAddr: "127.0.0.1:0", DataDir: dir, Bootstrap: true,
-			HeartbeatTimeout: time.Minute, ElectionTimeout: time.Minute, DownAfter: 3 * time.Minute, Logger: testLogger(t)})
+			HeartbeatTimeout: time.Minute, ElectionTimeout: time.Minute, DownAfter: 3 * time.Minute, Logger: testutil.Logger(t, hclog.Info)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +42,7 @@ func TestSingleVoterElectsWithoutHeartbeatWait(t *testing.T) {
 func TestApplyWaitsForALeader(t *testing.T) {
 	n, err := Open(Config{NodeID: "n1", RaftAddr: "127.0.0.1:0", DataDir: t.TempDir(),
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
-		ForwardApply: true, LeaderWait: 300 * time.Millisecond, Logger: testLogger(t)})
+		ForwardApply: true, LeaderWait: 300 * time.Millisecond, Logger: testutil.Logger(t, hclog.Info)})
 	if err != nil {
 		t.Fatal(err)
 	}

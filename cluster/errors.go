@@ -28,6 +28,10 @@ var (
 	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
 	// ErrStaleCheckpoint: a checkpoint older than the one recorded.
 	ErrStaleCheckpoint = errors.New("a newer checkpoint is already recorded")
+	// ErrInvalidCommand: a command whose type is not registered, whose
+	// body has the wrong type, or whose body fails its validation. It is
+	// refused when proposed and, should one reach the log, when applied.
+	ErrInvalidCommand = errors.New("invalid registry command")
 )
 
 // errorKinds names each sentinel on the wire, so an error the leader's FSM
@@ -39,6 +43,7 @@ var errorKinds = map[string]error{
 	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "no_leader": ErrNoLeader,
 	"outcome_unknown": ErrOutcomeUnknown, "not_owner": ErrNotOwner, "not_durable": ErrNotDurable,
 	"idempotency_mismatch": ErrIdempotencyMismatch, "stale_checkpoint": ErrStaleCheckpoint,
+	"invalid_command": ErrInvalidCommand,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

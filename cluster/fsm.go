@@ -39,35 +39,28 @@ type fsm struct {
 	watch atomic.Pointer[func(rdd string, index uint64, write bool)]
 }
 
-// notify tells the watcher which shared RDD an applied command changed.
+// notify tells the watcher which shared RDD an applied command changed:
+// the one its registration names, or "" for commands on sessions and
+// nodes, which may change the owner of any RDD.
 func (f *fsm) notify(cmd Command, index uint64) {
 	w := f.watch.Load()
 	if w == nil {
 		return
 	}
-	var name string
-	write := false
-	switch b := cmd.Body.(type) {
-	case *Write:
-		name, write = b.RDD, true
-	case *Checkpoint:
-		name = b.RDD
-	case *MoveRDD:
-		name = b.RDD
-	case *CreateRDD:
-		name = b.Name
-	case *DropRDD:
-		name = b.Name
-	default:
-		name = "" // sessions and nodes: ownership may have changed anywhere
+	spec := commands.lookup(cmd.Type)
+	name := ""
+	if spec.rdd != nil {
+		name = spec.rdd(cmd.Body)
 	}
-	(*w)(name, index, write)
+	(*w)(name, index, spec.logsWrite)
 }
 
 func newFSM() *fsm { return &fsm{state: NewState()} }
 
 // Apply applies one committed log entry. An entry this node cannot decode
-// stops the node loudly: continuing would let replicas diverge.
+// (unknown version or type) stops the node loudly: continuing would let
+// replicas diverge. A decoded entry whose body is invalid is refused with
+// an error result (ErrInvalidCommand), the same on every replica.
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil

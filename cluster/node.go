@@ -323,7 +323,9 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // Apply proposes one command and waits until it is committed and applied
 // here. On a follower the command is forwarded to the leader, and Apply
 // returns once this node has applied it as well (read-your-writes). It
-// returns the command's result, or the FSM's business error.
+// returns the command's result, or the FSM's business error. A command
+// that fails its validation (ErrInvalidCommand) is refused before it is
+// proposed; every replica validates it again when applying it.
 //
 // A proposal that finds no leader, or a node that is no longer the
 // leader, certainly was not appended: Apply waits for a leader (up to
@@ -331,6 +333,9 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // a client as errors. A proposal whose fate is unknown is never sent
 // again (ErrOutcomeUnknown).
 func (n *Node) Apply(c Command) (any, error) {
+	if _, err := c.validate(); err != nil {
+		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+	}
 	b, err := Encode(c)
 	if err != nil {
 		return nil, err

@@ -6,16 +6,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/srdd/srdd/internal/testutil"
 )
-
-// testLogger routes Raft's logs to t.Log.
-func testLogger(t *testing.T) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Output: testWriter{t}, Level: hclog.Info})
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
 func openTestNode(t *testing.T, dir string, bootstrap bool) *Node {
 	t.Helper()
@@ -23,7 +15,7 @@ func openTestNode(t *testing.T, dir string, bootstrap bool) *Node {
 		NodeID: "n1", RaftAddr: "127.0.0.1:0", DataDir: dir, Bootstrap: bootstrap,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
 		SnapshotThreshold: 4, SnapshotInterval: 50 * time.Millisecond,
-		Logger: testLogger(t),
+		Logger: testutil.Logger(t, hclog.Info),
 	})
 	if err != nil {
 		t.Fatalf("open: %v", err)

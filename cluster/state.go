@@ -85,103 +85,118 @@ func NewState() *State {
 	}
 }
 
-// apply executes one decoded command against the state. It returns the
-// command's result (the new session id for CreateSession) or a business
-// error (for example ErrRDDExists), which leaves the state unchanged.
+// apply executes one decoded command against the state: it validates the
+// body (a command no correct proposer writes is refused with
+// ErrInvalidCommand) and runs the command's apply rule (commands.go). It
+// returns the command's result (the new session id for CreateSession) or
+// an error (for example ErrRDDExists), which leaves the state unchanged.
+// It never panics on a decoded entry (docs/ARCHITECTURE.md invariant 10).
 func (s *State) apply(c Command, index uint64) (any, error) {
-	switch b := c.Body.(type) {
-	case *Write:
-		return s.applyWrite(b, index)
-	case *Checkpoint:
-		return nil, s.applyCheckpoint(b)
-	case *MoveRDD:
-		return nil, s.applyMove(b)
-	case *RegisterNode:
-		if m, ok := s.Nodes[b.ID]; ok && m.Status == NodeRemoved && !b.Readmit {
-			return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
-		}
-		s.Nodes[b.ID] = &Member{ID: b.ID, RaftAddr: b.RaftAddr, HTTPAddr: b.HTTPAddr, Status: NodeUp}
-		return nil, nil
-	case *SetNodeStatus:
-		m, ok := s.Nodes[b.ID]
-		if !ok {
-			return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
-		}
-		if m.Status == NodeRemoved {
-			return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
-		}
-		if m.Status != b.Status {
-			m.Status, m.Since = b.Status, b.At
-		}
-		if b.Status == NodeDown {
-			// Sessions (and memory-mode data) on a node that is down are
-			// lost; if the node comes back it stops their interpreters.
-			s.loseSessions(b.ID, "node "+b.ID+" went down")
-		}
-		return nil, nil
-	case *RemoveNode:
-		m, ok := s.Nodes[b.ID]
-		if !ok {
-			return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
-		}
-		m.Status = NodeRemoved
-		s.loseSessions(b.ID, "node "+b.ID+" was removed from the cluster")
-		return nil, nil
-	case *CreateSession:
-		if b.Name != "" {
-			for _, o := range s.Sessions {
-				if o.Name == b.Name {
-					return nil, fmt.Errorf("%w: %q is session %d", ErrSessionExists, b.Name, o.ID)
-				}
-			}
-		}
-		id := s.NextSessionID
-		s.NextSessionID++
-		s.Sessions[id] = &Session{ID: id, Name: b.Name, Kind: b.Kind, Node: b.Node,
-			Status: SessionActive, CreatedAt: b.CreatedAt, Conf: b.Conf}
-		return id, nil
-	case *SetSessionStatus:
-		sess, ok := s.Sessions[b.ID]
-		if !ok {
-			return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
-		}
-		sess.Status, sess.Reason = b.Status, b.Reason
-		return nil, nil
-	case *DeleteSession:
-		if _, ok := s.Sessions[b.ID]; !ok {
-			return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
-		}
-		delete(s.Sessions, b.ID)
-		for name, r := range s.RDDs {
-			// A durable RDD outlives its session: it is moved to another
-			// (kvstore adopts orphans). Only DropRDD deletes it.
-			if r.SessionID == b.ID && r.Mode != ModeDurable {
-				delete(s.RDDs, name)
-			}
-		}
-		return nil, nil
-	case *CreateRDD:
-		if _, ok := s.RDDs[b.Name]; ok {
-			return nil, fmt.Errorf("%w: %q", ErrRDDExists, b.Name)
-		}
-		sess, ok := s.Sessions[b.SessionID]
-		if !ok {
-			return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.SessionID)
-		}
-		if sess.Status != SessionActive {
-			return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.SessionID, sess.Status)
-		}
-		s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt, Incarnation: index}
-		return nil, nil
-	case *DropRDD:
-		if _, ok := s.RDDs[b.Name]; !ok {
-			return nil, fmt.Errorf("%w: %q", ErrRDDNotFound, b.Name)
-		}
-		delete(s.RDDs, b.Name)
-		return nil, nil
+	spec, err := c.validate()
+	if err != nil {
+		return nil, err
 	}
-	// Decode only produces the bodies above; anything else is our bug.
-	panic(fmt.Sprintf("cluster: no apply rule for %T", c.Body))
+	return spec.apply(s, c.Body, index)
+}
+
+func (s *State) applyRegisterNode(b *RegisterNode, _ uint64) (any, error) {
+	if m, ok := s.Nodes[b.ID]; ok && m.Status == NodeRemoved && !b.Readmit {
+		return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
+	}
+	s.Nodes[b.ID] = &Member{ID: b.ID, RaftAddr: b.RaftAddr, HTTPAddr: b.HTTPAddr, Status: NodeUp}
+	return nil, nil
+}
+
+func (s *State) applySetNodeStatus(b *SetNodeStatus, _ uint64) (any, error) {
+	m, ok := s.Nodes[b.ID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
+	}
+	if m.Status == NodeRemoved {
+		return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
+	}
+	if m.Status != b.Status {
+		m.Status, m.Since = b.Status, b.At
+	}
+	if b.Status == NodeDown {
+		// Sessions (and memory-mode data) on a node that is down are
+		// lost; if the node comes back it stops their interpreters.
+		s.loseSessions(b.ID, "node "+b.ID+" went down")
+	}
+	return nil, nil
+}
+
+func (s *State) applyRemoveNode(b *RemoveNode, _ uint64) (any, error) {
+	m, ok := s.Nodes[b.ID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrNodeNotFound, b.ID)
+	}
+	m.Status = NodeRemoved
+	s.loseSessions(b.ID, "node "+b.ID+" was removed from the cluster")
+	return nil, nil
+}
+
+func (s *State) applyCreateSession(b *CreateSession, _ uint64) (any, error) {
+	if b.Name != "" {
+		for _, o := range s.Sessions {
+			if o.Name == b.Name {
+				return nil, fmt.Errorf("%w: %q is session %d", ErrSessionExists, b.Name, o.ID)
+			}
+		}
+	}
+	id := s.NextSessionID
+	s.NextSessionID++
+	s.Sessions[id] = &Session{ID: id, Name: b.Name, Kind: b.Kind, Node: b.Node,
+		Status: SessionActive, CreatedAt: b.CreatedAt, Conf: b.Conf}
+	return id, nil
+}
+
+func (s *State) applySetSessionStatus(b *SetSessionStatus, _ uint64) (any, error) {
+	sess, ok := s.Sessions[b.ID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
+	}
+	sess.Status, sess.Reason = b.Status, b.Reason
+	return nil, nil
+}
+
+func (s *State) applyDeleteSession(b *DeleteSession, _ uint64) (any, error) {
+	if _, ok := s.Sessions[b.ID]; !ok {
+		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
+	}
+	delete(s.Sessions, b.ID)
+	for name, r := range s.RDDs {
+		// A durable RDD outlives its session: it is moved to another
+		// (kvstore adopts orphans). Only DropRDD deletes it.
+		if r.SessionID == b.ID && r.Mode != ModeDurable {
+			delete(s.RDDs, name)
+		}
+	}
+	return nil, nil
+}
+
+// applyCreateRDD records the RDD with the entry's index as its incarnation.
+func (s *State) applyCreateRDD(b *CreateRDD, index uint64) (any, error) {
+	if _, ok := s.RDDs[b.Name]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrRDDExists, b.Name)
+	}
+	sess, ok := s.Sessions[b.SessionID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.SessionID)
+	}
+	if sess.Status != SessionActive {
+		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.SessionID, sess.Status)
+	}
+	s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt, Incarnation: index}
+	return nil, nil
+}
+
+func (s *State) applyDropRDD(b *DropRDD, _ uint64) (any, error) {
+	if _, ok := s.RDDs[b.Name]; !ok {
+		return nil, fmt.Errorf("%w: %q", ErrRDDNotFound, b.Name)
+	}
+	delete(s.RDDs, b.Name)
+	return nil, nil
 }
 
 // loseSessions marks every active session of a node dead.

@@ -17,7 +17,7 @@ import (
 	"github.com/srdd/srdd/sparkbridge"
 )
 
-// Durable RDDs (ARCHITECTURE.md invariants 4 and 5; DESIGN.md "Durable
+// Durable RDDs (docs/ARCHITECTURE.md invariants 4 and 5; DESIGN.md "Durable
 // RDDs"). Every write is a Raft entry appended to the RDD's tail in the
 // registry. On the owner's node a pusher (owned.run) applies the tail to
 // the interpreter in log order, one call at a time, and a write is

@@ -3,20 +3,11 @@ package node
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"testing"
 	"time"
-)
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+	"github.com/srdd/srdd/internal/testutil"
+)
 
 // TestAdvertisedNames runs two nodes that bind to 127.0.0.1 but advertise
 // "localhost:port", as StatefulSet pods advertise their DNS names: the
@@ -25,7 +16,7 @@ func freePort(t *testing.T) int {
 func TestAdvertisedNames(t *testing.T) {
 	cfgFor := func(id string) (Config, string) {
 		cfg := testConfig(t, t.TempDir())
-		h, r := freePort(t), freePort(t)
+		h, r := testutil.FreePort(t), testutil.FreePort(t)
 		cfg.NodeID = id
 		cfg.HTTPAddr, cfg.RaftAddr = fmt.Sprintf("127.0.0.1:%d", h), fmt.Sprintf("127.0.0.1:%d", r)
 		cfg.AdvertiseHTTP, cfg.AdvertiseRaft = fmt.Sprintf("localhost:%d", h), fmt.Sprintf("localhost:%d", r)
@@ -55,7 +46,7 @@ func TestAdvertisedNames(t *testing.T) {
 		} `json:"members"`
 	}
 	want := map[string][2]string{"a1": {c1.AdvertiseHTTP, c1.AdvertiseRaft}, "a2": {c2.AdvertiseHTTP, c2.AdvertiseRaft}}
-	if err := waitFor(20*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(20*time.Second, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", "http://"+n2.HTTPAddr()+"/v1/cluster", "", 200), &st)
 		if len(st.Members) != 2 {
 			return false, nil
@@ -74,7 +65,7 @@ func TestAdvertisedNames(t *testing.T) {
 	}
 	// Replication reaches the follower through its advertised Raft name.
 	idx := n1.Registry.AppliedIndex()
-	if err := waitFor(10*time.Second, func() (bool, error) { return n2.Registry.AppliedIndex() >= idx, nil }); err != nil {
+	if err := testutil.WaitFor(10*time.Second, func() (bool, error) { return n2.Registry.AppliedIndex() >= idx, nil }); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -4,26 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/testutil"
 )
-
-// freeAddr reserves a loopback port, so a node can restart on the same
-// addresses (other members remember them).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // member is one node of a test cluster with stable addresses and data dir.
 type member struct {
@@ -59,7 +47,7 @@ func startCluster(t testing.TB) []*member {
 	t.Helper()
 	ms := make([]*member, 3)
 	for i := range ms {
-		ms[i] = &member{id: fmt.Sprintf("n%d", i+1), http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+		ms[i] = &member{id: fmt.Sprintf("n%d", i+1), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	}
 	ms[0].start(t, nil)
 	ms[1].start(t, []string{ms[0].http})
@@ -78,7 +66,7 @@ func startCluster(t testing.TB) []*member {
 // waitMembers waits until every running member sees want up voters.
 func waitMembers(t testing.TB, ms []*member, want int) {
 	t.Helper()
-	err := waitFor(30*time.Second, func() (bool, error) {
+	err := testutil.WaitFor(30*time.Second, func() (bool, error) {
 		for _, m := range ms {
 			if m.n == nil {
 				continue
@@ -103,7 +91,7 @@ func waitMembers(t testing.TB, ms []*member, want int) {
 // waitSameState waits until all running members have the same registry.
 func waitSameState(t *testing.T, ms []*member) {
 	t.Helper()
-	err := waitFor(30*time.Second, func() (bool, error) {
+	err := testutil.WaitFor(30*time.Second, func() (bool, error) {
 		var h string
 		for _, m := range ms {
 			if m.n == nil {
@@ -244,7 +232,7 @@ func TestThreeNodeRegistry(t *testing.T) {
 	old.n.Close()
 	old.n = nil
 	var nl *member
-	if err := waitFor(20*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(20*time.Second, func() (bool, error) {
 		nl = leaderOf(ms)
 		return nl != nil, nil
 	}); err != nil {
@@ -258,7 +246,7 @@ func TestThreeNodeRegistry(t *testing.T) {
 			}
 		}
 	}
-	if err := waitFor(20*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(20*time.Second, func() (bool, error) {
 		mm, _ := nl.n.Registry.Member(old.id)
 		return mm.Status == cluster.NodeDown, nil
 	}); err != nil {
@@ -278,7 +266,7 @@ func TestThreeNodeRegistry(t *testing.T) {
 		cut = ms[1]
 	}
 	cut.n.Registry.Isolate(true)
-	if err := waitFor(20*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(20*time.Second, func() (bool, error) {
 		_, err := createRecord(cut, "from-the-island")
 		return err != nil, nil
 	}); err != nil {
@@ -411,7 +399,7 @@ func TestThreeNodeForwarding(t *testing.T) {
 		t.Fatalf("get with the owner gone: %d %s", st, b)
 	}
 	// Once the leader marks the owner down, the rdd is reported lost.
-	if err := waitFor(30*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(30*time.Second, func() (bool, error) {
 		// 503 (owner unreachable) until the leader marks it down.
 		var info struct{ State string }
 		st, b := rawDo("GET", other.base()+"/v1/rdds/states", "")
@@ -427,7 +415,7 @@ func TestThreeNodeForwarding(t *testing.T) {
 }
 
 func createSessionWait(base string, id int64) error {
-	return waitFor(4*time.Minute, func() (bool, error) {
+	return testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		_, b := rawDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, id), "")
 		if strings.Contains(string(b), `"error"`) || strings.Contains(string(b), `"dead"`) {
 			return false, fmt.Errorf("session failed: %s", b)
@@ -440,7 +428,7 @@ func createSessionWait(base string, id int64) error {
 // so it can join again later; voters stay members across restarts.
 func TestNonVoterLeavesOnStop(t *testing.T) {
 	ms := startCluster(t)
-	nv := &member{id: "nv", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	nv := &member{id: "nv", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	c := nv.cfg(t, []string{ms[1].http})
 	c.NonVoter = true
 	n, err := Start(c)
@@ -455,7 +443,7 @@ func TestNonVoterLeavesOnStop(t *testing.T) {
 		}
 		return ""
 	}
-	if err := waitFor(10*time.Second, func() (bool, error) { return suffrage() == "nonvoter/up", nil }); err != nil {
+	if err := testutil.WaitFor(10*time.Second, func() (bool, error) { return suffrage() == "nonvoter/up", nil }); err != nil {
 		t.Fatalf("non-voter after join: %q", suffrage())
 	}
 	n.Close()
@@ -471,7 +459,7 @@ func TestNonVoterLeavesOnStop(t *testing.T) {
 		t.Fatalf("rejoin after leave: %v", err)
 	}
 	defer n.Close()
-	if err := waitFor(10*time.Second, func() (bool, error) { return suffrage() == "nonvoter/up", nil }); err != nil {
+	if err := testutil.WaitFor(10*time.Second, func() (bool, error) { return suffrage() == "nonvoter/up", nil }); err != nil {
 		t.Fatalf("non-voter after rejoin: %q", suffrage())
 	}
 	waitSameState(t, append(ms, &member{id: "nv", n: n}))
@@ -514,7 +502,7 @@ func TestRemoveLeader(t *testing.T) {
 		}
 	}
 	do(t, "DELETE", via.base()+"/v1/cluster/nodes/"+old.id, "", 204)
-	if err := waitFor(20*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(20*time.Second, func() (bool, error) {
 		m, _ := via.n.Registry.Member(old.id)
 		s, _ := via.n.Registry.Session(id.(int64))
 		nl := leaderOf(ms)
@@ -528,8 +516,8 @@ func TestRemoveLeader(t *testing.T) {
 // With CSRF protection on, the nodes' own calls (join, forwarded writes)
 // still work; clients without the header are refused.
 func TestCSRFInACluster(t *testing.T) {
-	a := &member{id: "n1", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
-	b := &member{id: "n2", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	for _, m := range []*member{a, b} {
 		var join []string
 		if m == b {
@@ -557,8 +545,8 @@ func TestCSRFInACluster(t *testing.T) {
 // With a cluster key, nodes join and forward writes; a client without the
 // key cannot feed the registry directly, nor join or remove nodes.
 func TestClusterKey(t *testing.T) {
-	a := &member{id: "n1", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
-	b := &member{id: "n2", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}
+	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	for _, m := range []*member{a, b} {
 		var join []string
 		if m == b {
@@ -595,7 +583,7 @@ func TestClusterKey(t *testing.T) {
 		t.Fatal("a join without the key was recorded")
 	}
 	// A joiner with the wrong key is refused.
-	c := (&member{id: "n3", http: freeAddr(t), raft: freeAddr(t), dir: t.TempDir()}).cfg(t, []string{a.http})
+	c := (&member{id: "n3", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}).cfg(t, []string{a.http})
 	c.ClusterKey = "wrong"
 	if n, err := Start(c); err == nil {
 		n.Close()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/srdd/srdd/internal/lincheck"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // ackLog records every write a client saw acknowledged, per key, in the
@@ -144,7 +145,7 @@ func TestDurableSurvivesInterpreterKills(t *testing.T) {
 	}
 	waitReady := func() {
 		t.Helper()
-		if err := waitFor(3*time.Minute, func() (bool, error) {
+		if err := testutil.WaitFor(3*time.Minute, func() (bool, error) {
 			info = describe(t, base, "orders")
 			return info.State == "ready", nil
 		}); err != nil {
@@ -170,7 +171,7 @@ func TestDurableSurvivesInterpreterKills(t *testing.T) {
 			// Every other kill comes after a new checkpoint, so the
 			// rebuild reads checkpoint + tail (the others: an older
 			// checkpoint, or none, + a longer tail).
-			if err := waitFor(time.Minute, func() (bool, error) {
+			if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 				info = describe(t, base, "orders")
 				return info.Checkpoint != nil && info.Checkpoint.Index > lastCkpt && info.TailWrites > 0, nil
 			}); err != nil {
@@ -190,7 +191,7 @@ func TestDurableSurvivesInterpreterKills(t *testing.T) {
 		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitFor(time.Minute, func() (bool, error) {
+		if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 			return describe(t, base, "orders").Session != info.Session, nil
 		}); err != nil {
 			t.Fatalf("kill %d: the rdd never moved out of dead session %d", kill, info.Session)
@@ -307,7 +308,7 @@ func TestDurableAPI(t *testing.T) {
 	// Dropping a durable RDD deletes its checkpoints.
 	dir := filepath.Dir(ck.Path)
 	do(t, "DELETE", base+"/v1/rdds/dur_api", "", 204)
-	if err := waitFor(30*time.Second, func() (bool, error) {
+	if err := testutil.WaitFor(30*time.Second, func() (bool, error) {
 		_, err := os.Stat(dir)
 		return os.IsNotExist(err), nil
 	}); err != nil {
@@ -344,7 +345,7 @@ func TestDurablePartitionIsLinearizable(t *testing.T) {
 		return nil, rddInfo{}
 	}
 	var cut *member
-	if err := waitFor(3*time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(3*time.Minute, func() (bool, error) {
 		o, info := owner()
 		cut = o
 		return o != nil && info.State == "ready", nil
@@ -425,7 +426,7 @@ func TestDurablePartitionIsLinearizable(t *testing.T) {
 			others = append(others, m)
 		}
 	}
-	if err := waitFor(2*time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(2*time.Minute, func() (bool, error) {
 		var info struct {
 			Node  string `json:"node"`
 			State string `json:"state"`

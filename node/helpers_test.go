@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -15,25 +14,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/testutil"
 )
-
-// testPython finds the Python with pyspark that `make test` prepared. A
-// missing one fails the test: these tests exist to run the real thing.
-func testPython(t testing.TB) string {
-	if p := os.Getenv("SRDD_TEST_PYTHON"); p != "" {
-		return p
-	}
-	p, _ := filepath.Abs("../.venv/bin/python")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("no Python with pyspark at %s; run the tests with `make test`", p)
-	}
-	return p
-}
 
 func testConfig(t testing.TB, dir string) Config {
 	return Config{
 		NodeID: "n1", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: dir,
-		Bootstrap: true, Python: testPython(t), SparkMaster: "local[2]",
+		Bootstrap: true, Python: testutil.Python(t), SparkMaster: "local[2]",
 		SparkConf:    map[string]string{"spark.driver.memory": "512m"},
 		ReadyTimeout: 3 * time.Minute,
 		Raft: cluster.Config{HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
@@ -91,7 +78,7 @@ func createSessionAndWait(base, body string) error {
 		ID int64 `json:"id"`
 	}
 	_ = json.Unmarshal(b, &s)
-	return waitFor(4*time.Minute, func() (bool, error) {
+	return testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		_, b := rawDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, s.ID), "")
 		switch {
 		case strings.Contains(string(b), `"idle"`):
@@ -101,24 +88,6 @@ func createSessionAndWait(base, body string) error {
 		}
 		return false, nil
 	})
-}
-
-// waitFor polls cond until it is true, fails, or timeout passes.
-func waitFor(timeout time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("condition not met within %s", timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func rawDo(method, url, body string) (int, []byte) {
@@ -164,7 +133,7 @@ func run(t *testing.T, base string, session int64, code string) statement {
 	if err := json.Unmarshal(do(t, "POST", fmt.Sprintf("%s/sessions/%d/statements", base, session), string(body), 201), &st); err != nil {
 		t.Fatal(err)
 	}
-	err := waitFor(2*time.Minute, func() (bool, error) {
+	err := testutil.WaitFor(2*time.Minute, func() (bool, error) {
 		b := do(t, "GET", fmt.Sprintf("%s/sessions/%d/statements/%d", base, session, st.ID), "", 200)
 		if err := json.Unmarshal(b, &st); err != nil {
 			return false, err

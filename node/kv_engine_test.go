@@ -14,6 +14,7 @@ import (
 	"time"
 
 	srddclient "github.com/srdd/srdd/client/go"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // Overwrites and deletes made over REST stay correct after the write delta
@@ -302,12 +303,12 @@ func TestKVNotBlockedByStatementOrOtherRDDJob(t *testing.T) {
 	stURL := fmt.Sprintf("%s/sessions/0/statements/%d", base, st.ID)
 	defer func() {
 		do(t, "POST", stURL+"/cancel", "", 200)
-		_ = waitFor(time.Minute, func() (bool, error) {
+		_ = testutil.WaitFor(time.Minute, func() (bool, error) {
 			_ = json.Unmarshal(do(t, "GET", stURL, "", 200), &st)
 			return st.State == "cancelled" || st.State == "available", nil
 		})
 	}()
-	if err := waitFor(time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", stURL, "", 200), &st)
 		return st.State == "running", nil
 	}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 func TestDefaultSessionStartupAndRestart(t *testing.T) {
@@ -160,7 +161,7 @@ func TestInactiveSessionsAreReaped(t *testing.T) {
 		}
 		return out
 	}
-	if err := waitFor(3*time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(3*time.Minute, func() (bool, error) {
 		k := killed()
 		_, a := k[ids["ttl"]]
 		_, b := k[ids["heartbeatTimeoutInSecond"]]

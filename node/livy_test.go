@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 func TestLivyVersionAndCreateValidation(t *testing.T) {
@@ -129,7 +131,7 @@ func TestLivyProgressAndCancel(t *testing.T) {
 		`{"code":"import time\nsc.parallelize(range(4), 4).map(lambda x: time.sleep(3 * x) or x).count()"}`, 201), &st)
 	u := fmt.Sprintf("%s/sessions/0/statements/%d", base, st.ID)
 	seen := []float64{}
-	if err := waitFor(2*time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(2*time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", u, "", 200), &st)
 		seen = append(seen, st.Progress)
 		return st.State == "available" || (st.State == "running" && st.Progress > 0 && st.Progress < 1), nil
@@ -141,7 +143,7 @@ func TestLivyProgressAndCancel(t *testing.T) {
 	_ = json.Unmarshal(do(t, "POST", base+"/sessions/0/statements",
 		`{"code":"import time\nsc.parallelize(range(2), 2).map(lambda x: time.sleep(60) or x).count()"}`, 201), &st)
 	u = fmt.Sprintf("%s/sessions/0/statements/%d", base, st.ID)
-	if err := waitFor(time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", u, "", 200), &st)
 		return st.State == "running", nil
 	}); err != nil {
@@ -178,7 +180,7 @@ func TestLivySQLSessionAndInterpreterDeath(t *testing.T) {
 		t.Fatalf("created = %+v", s)
 	}
 	do(t, "POST", base+"/sessions", `{"name":"reports"}`, 409)
-	if err := waitFor(3*time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(3*time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", base+"/sessions/reports", "", 200), &s)
 		return s.State == "idle", nil
 	}); err != nil {
@@ -204,7 +206,7 @@ func TestLivySQLSessionAndInterpreterDeath(t *testing.T) {
 	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	if err := waitFor(time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", fmt.Sprintf("%s/sessions/%d", base, s.ID), "", 200), &s)
 		return s.State == "dead", nil
 	}); err != nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	srddclient "github.com/srdd/srdd/client/go"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 func TestSharedRDDAPI(t *testing.T) {
@@ -252,7 +253,7 @@ func TestKVNotBlockedByLongStatement(t *testing.T) {
 	_ = json.Unmarshal(do(t, "POST", base+"/sessions/0/statements",
 		`{"code":"import time\nsc.parallelize(range(2), 2).map(lambda x: time.sleep(10) or x).count()"}`, 201), &st)
 	stURL := fmt.Sprintf("%s/sessions/0/statements/%d", base, st.ID)
-	if err := waitFor(time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", stURL, "", 200), &st)
 		return st.State == "running", nil
 	}); err != nil {
@@ -266,7 +267,7 @@ func TestKVNotBlockedByLongStatement(t *testing.T) {
 	}
 	// Cancel it so the session is free for other tests.
 	do(t, "POST", stURL+"/cancel", "", 200)
-	if err := waitFor(time.Minute, func() (bool, error) {
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
 		_ = json.Unmarshal(do(t, "GET", stURL, "", 200), &st)
 		return st.State == "cancelled" || st.State == "available", nil
 	}); err != nil {

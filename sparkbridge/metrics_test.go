@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 func startFakeMetered(t *testing.T, m *Metrics) *Interpreter {
@@ -29,12 +31,9 @@ func startFakeMetered(t *testing.T, m *Metrics) *Interpreter {
 // counter moves on a goroutine that sees the process end).
 func waitValue(t *testing.T, c prometheus.Collector, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for testutil.ToFloat64(c) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("metric = %v, want %v", testutil.ToFloat64(c), want)
-		}
-		time.Sleep(10 * time.Millisecond)
+	err := testutil.Poll(5*time.Second, 10*time.Millisecond, func() (bool, error) { return promtest.ToFloat64(c) == want, nil })
+	if err != nil {
+		t.Fatalf("metric = %v, want %v", promtest.ToFloat64(c), want)
 	}
 }
 
@@ -56,10 +55,10 @@ func TestMetricsInFlightAndExits(t *testing.T) {
 	<-crashing.Done()
 	waitValue(t, m.exits[false], 1)
 	crashing.Stop()
-	if got := testutil.ToFloat64(m.exits[true]); got != 1 {
+	if got := promtest.ToFloat64(m.exits[true]); got != 1 {
 		t.Fatalf("a Stop after the crash counted as another stop: %v", got)
 	}
-	if got := testutil.ToFloat64(m.starts); got != 2 {
+	if got := promtest.ToFloat64(m.starts); got != 2 {
 		t.Fatalf("starts = %v, want 2", got)
 	}
 }

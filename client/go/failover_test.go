@@ -2,23 +2,14 @@ package srddclient
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
-)
 
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+	"github.com/srdd/srdd/internal/testutil"
+)
 
 func TestFailoverToReachableNode(t *testing.T) {
 	var hits atomic.Int32
@@ -28,7 +19,7 @@ func TestFailoverToReachableNode(t *testing.T) {
 		_, _ = w.Write([]byte(`{"rdds":[{"name":"states"}]}`))
 	}))
 	defer srv.Close()
-	dead := closedAddr(t)
+	dead := testutil.FreeAddr(t)
 	c := New(dead + ", " + strings.TrimPrefix(srv.URL, "http://"))
 	rdds, err := c.ListRDDs(context.Background())
 	if err != nil || len(rdds) != 1 || rdds[0].Name != "states" {
@@ -42,7 +33,7 @@ func TestFailoverToReachableNode(t *testing.T) {
 		t.Fatalf("second call: %v, hits %d", err, hits.Load())
 	}
 	// All nodes down: a clear error naming them.
-	if _, err := New(dead + "," + closedAddr(t)).ListRDDs(context.Background()); err == nil || !strings.Contains(err.Error(), "no node of") {
+	if _, err := New(dead + "," + testutil.FreeAddr(t)).ListRDDs(context.Background()); err == nil || !strings.Contains(err.Error(), "no node of") {
 		t.Fatalf("all nodes down: %v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -14,16 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/srdd/srdd/internal/testutil"
+)
 
 type clusterView struct {
 	Leader  string `json:"leader"`
@@ -49,7 +41,7 @@ func viewOf(addr string) (clusterView, error) {
 // survivors: a new leader is elected, no call fails, the registry takes
 // new writes.
 func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
-	python := testPython(t)
+	python := testutil.Python(t)
 	bin := buildSrdd(t)
 	type proc struct {
 		id, http string
@@ -57,8 +49,8 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 	}
 	var procs []*proc
 	for i := 1; i <= 3; i++ {
-		p := &proc{id: fmt.Sprintf("n%d", i), http: freeAddr(t)}
-		args := []string{"--node-id", p.id, "--http-addr", p.http, "--raft-addr", freeAddr(t),
+		p := &proc{id: fmt.Sprintf("n%d", i), http: testutil.FreeAddr(t)}
+		args := []string{"--node-id", p.id, "--http-addr", p.http, "--raft-addr", testutil.FreeAddr(t),
 			"--data-dir", filepath.Join(t.TempDir(), p.id), "--python", python, "--spark-master", "local[1]"}
 		if i == 1 {
 			args = append(args, "--bootstrap")
@@ -73,17 +65,13 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 	for _, p := range procs {
 		byID[p.id] = p
 	}
-	deadline := time.Now().Add(time.Minute)
 	var v clusterView
-	for {
-		var err error
-		if v, err = viewOf(procs[2].http); err == nil && v.Leader != "" && len(v.Members) == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster did not form: %+v %v", v, err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var err error
+	if testutil.Poll(time.Minute, 100*time.Millisecond, func() (bool, error) {
+		v, err = viewOf(procs[2].http)
+		return err == nil && v.Leader != "" && len(v.Members) == 3, nil
+	}) != nil {
+		t.Fatalf("cluster did not form: %+v %v", v, err)
 	}
 	leader := byID[v.Leader]
 	out, err := exec.Command(bin, "--addr", procs[1].http, "cluster", "status").CombinedOutput()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/srdd/srdd/internal/lincheck"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // cluster3 is three srdd processes sharing a checkpoint directory.
@@ -152,9 +153,9 @@ type rddView struct {
 // as "may have happened"), default reads see the client's own writes, and
 // after a restart of the whole cluster all the data is back.
 func TestDurableClusterSurvivesNodeKills(t *testing.T) {
-	c := &cluster3{t: t, bin: buildSrdd(t), python: testPython(t), ckpt: filepath.Join(t.TempDir(), "checkpoints"), logs: t.TempDir()}
+	c := &cluster3{t: t, bin: buildSrdd(t), python: testutil.Python(t), ckpt: filepath.Join(t.TempDir(), "checkpoints"), logs: t.TempDir()}
 	for i := 1; i <= 3; i++ {
-		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: freeAddr(t), raft: freeAddr(t),
+		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t),
 			dir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i))})
 	}
 	for i, p := range c.nodes {
@@ -162,21 +163,23 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 	}
 	waitView := func(what string, cond func(v clusterView) bool) clusterView {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
-		for {
+		var got clusterView
+		err := testutil.Poll(2*time.Minute, 100*time.Millisecond, func() (bool, error) {
 			for _, p := range c.nodes {
 				if !p.alive {
 					continue
 				}
 				if v, err := viewOf(p.http); err == nil && cond(v) {
-					return v
+					got = v
+					return true, nil
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster never reached: %s\n%s", what, c.logTails())
-			}
-			time.Sleep(100 * time.Millisecond)
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("cluster never reached: %s\n%s", what, c.logTails())
 		}
+		return got
 	}
 	allUp := func(v clusterView) bool {
 		up := 0
@@ -208,19 +211,20 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 	}
 	waitReady := func(what string) rddView {
 		t.Helper()
-		deadline := time.Now().Add(3 * time.Minute)
-		for {
-			v := rdd()
+		var v rddView
+		err := testutil.Poll(3*time.Minute, 200*time.Millisecond, func() (bool, error) {
+			v = rdd()
 			if v.State == "ready" {
 				if p := c.byID(v.Node); p != nil && p.alive {
-					return v
+					return true, nil
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: ledger not ready on a live node: %+v\n%s", what, v, c.logTails())
-			}
-			time.Sleep(200 * time.Millisecond)
+			return false, nil
+		})
+		if err != nil {
+			t.Fatalf("%s: ledger not ready on a live node: %+v\n%s", what, v, c.logTails())
 		}
+		return v
 	}
 	waitReady("start")
 

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // Tests of the edges (docs/ARCHITECTURE.md invariant 11): a client that
@@ -117,9 +119,9 @@ func firstCalls(t *testing.T, c *cluster3, addr, rdd string) {
 
 // newCluster lays out n nodes (not started) with the flags tests use.
 func newCluster(t *testing.T, bin string, n int) *cluster3 {
-	c := &cluster3{t: t, bin: bin, python: testPython(t), ckpt: filepath.Join(t.TempDir(), "checkpoints"), logs: t.TempDir()}
+	c := &cluster3{t: t, bin: bin, python: testutil.Python(t), ckpt: filepath.Join(t.TempDir(), "checkpoints"), logs: t.TempDir()}
 	for i := 1; i <= n; i++ {
-		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: freeAddr(t), raft: freeAddr(t),
+		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t),
 			dir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i))})
 	}
 	return c
@@ -496,7 +498,7 @@ func killAndCreate(t *testing.T, leader bool) {
 	// A new node joins while the load runs, then takes a create at once.
 	v, _ := c.rddAt("on_n1")
 	load := startLoad(c.byID(v.Node).http, "on_n1")
-	n4 := &srddProc{id: "n4", http: freeAddr(t), raft: freeAddr(t), dir: filepath.Join(t.TempDir(), "n4")}
+	n4 := &srddProc{id: "n4", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: filepath.Join(t.TempDir(), "n4")}
 	c.nodes = append(c.nodes, n4)
 	c.start(n4, false)
 	awaitReadyz(t, c, n4.http)
@@ -532,7 +534,7 @@ func TestReadyNotifiesSystemdAndProbes(t *testing.T) {
 	if out, err := exec.Command(bin, "ready", "--addr", c.nodes[0].http).CombinedOutput(); err != nil {
 		t.Fatalf("srdd ready against a ready node: %v: %s", err, out)
 	}
-	out, err := exec.Command(bin, "ready", "--addr", freeAddr(t)).CombinedOutput()
+	out, err := exec.Command(bin, "ready", "--addr", testutil.FreeAddr(t)).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("srdd ready against nothing = %v (%s), want exit status 1", err, out)
 	}

@@ -12,13 +12,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // TestBinaryServesAndStopsCleanly runs the real binary as a user would:
 // start it, create a session, use the CLI, press Ctrl-C (SIGINT), and check
 // that no interpreter or JVM of that node is left behind.
 func TestBinaryServesAndStopsCleanly(t *testing.T) {
-	python := testPython(t)
+	python := testutil.Python(t)
 	bin := buildSrdd(t)
 	data := filepath.Join(t.TempDir(), "data")
 	srv, addr := startSrdd(t, bin, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
@@ -71,17 +73,6 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 	if left := processesWithEnv(marker); len(left) > 0 {
 		t.Fatalf("processes left after Ctrl-C: %v", left)
 	}
-}
-
-func testPython(t *testing.T) string {
-	python := os.Getenv("SRDD_TEST_PYTHON")
-	if python == "" {
-		python, _ = filepath.Abs("../../.venv/bin/python")
-	}
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("no Python with pyspark at %s; run the tests with `make test`", python)
-	}
-	return python
 }
 
 // buildSrdd builds the binary under test into a temp dir.

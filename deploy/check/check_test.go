@@ -9,22 +9,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/srdd/srdd/internal/testutil"
 )
-
-func repoRoot(t testing.TB) string {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
 
 // TestPrometheusEvaluatesDashboardAndAlerts is the check against metric
 // name drift: a real Prometheus scrapes a real node under load, every
 // dashboard expression must return data, and every alert rule must be
 // valid and evaluate without error.
 func TestPrometheusEvaluatesDashboardAndAlerts(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.RepoRoot(t)
 	py, err := FindPython(root)
 	if err != nil {
 		t.Fatal(err)

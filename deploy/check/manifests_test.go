@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v2"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // serverFlags builds the binary and returns the flags `srdd server` has,
@@ -40,7 +42,7 @@ func readServerFlags(t *testing.T) map[string]bool {
 	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "srdd")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/srdd")
-	build.Dir = repoRoot(t)
+	build.Dir = testutil.RepoRoot(t)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -74,7 +76,7 @@ func checkFlags(t *testing.T, where string, flags map[string]bool, args ...strin
 
 func readFile(t *testing.T, parts ...string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(append([]string{repoRoot(t)}, parts...)...))
+	b, err := os.ReadFile(filepath.Join(append([]string{testutil.RepoRoot(t)}, parts...)...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +308,7 @@ func TestComposeFile(t *testing.T) {
 		for _, v := range strs(get(s, "volumes")) {
 			src := strings.Split(v, ":")[0]
 			if strings.HasPrefix(src, "./") {
-				if _, err := os.Stat(filepath.Join(repoRoot(t), "deploy", src)); err != nil {
+				if _, err := os.Stat(filepath.Join(testutil.RepoRoot(t), "deploy", src)); err != nil {
 					t.Errorf("%s mounts %s, which does not exist", name, src)
 				}
 			}

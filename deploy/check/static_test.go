@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 func promtool(t *testing.T, args ...string) {
@@ -15,7 +17,7 @@ func promtool(t *testing.T, args ...string) {
 		t.Fatalf("promtool missing (apt-get install prometheus; `make test` installs it): %v", err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir = filepath.Join(repoRoot(t), "deploy", "prometheus")
+	cmd.Dir = filepath.Join(testutil.RepoRoot(t), "deploy", "prometheus")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -30,7 +32,7 @@ func TestPromtoolTestRules(t *testing.T)   { promtool(t, "test", "rules", "alert
 // and what makes it portable: a datasource variable used by every panel
 // and target, unique panel ids, panels inside the 24-column grid.
 func TestDashboardShape(t *testing.T) {
-	d, err := LoadDashboard(filepath.Join(repoRoot(t), "deploy", "grafana", "srdd-dashboard.json"))
+	d, err := LoadDashboard(filepath.Join(testutil.RepoRoot(t), "deploy", "grafana", "srdd-dashboard.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,8 +24,8 @@ Every stored value is its canonical JSON encoding
 as UTF-8 bytes): everything stored can be served to REST readers, ``get``
 returns a fresh copy, and code and REST writers are normalised the same way.
 
-User data is data (ARCHITECTURE invariant 1): keys and values are only ever
-dict keys, JSON text and Spark task data here, never source code.
+User data is data (docs/ARCHITECTURE.md invariant 1): keys and values are
+only ever dict keys, JSON text and Spark task data here, never source code.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ the same whether the RDD holds a thousand keys or a million (partitions
 are kept near a target size as data grows).
 
 Keys and values are data: nothing here ever turns them into code
-(ARCHITECTURE invariant 1).
+(docs/ARCHITECTURE.md invariant 1).
 """
 
 from __future__ import annotations

@@ -1,0 +1,90 @@
+package testutil
+
+import (
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func TestFreeAddrCanBeBound(t *testing.T) {
+	addr := FreeAddr(t)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("FreeAddr = %q, want a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("cannot bind the free address %s: %v", addr, err)
+	}
+	ln.Close()
+	if p := FreePort(t); p <= 0 || p > 65535 {
+		t.Fatalf("FreePort = %d", p)
+	}
+}
+
+func TestPoll(t *testing.T) {
+	n := 0
+	if err := Poll(time.Second, time.Millisecond, func() (bool, error) { n++; return n == 3, nil }); err != nil || n != 3 {
+		t.Fatalf("Poll = %v after %d checks, want nil after 3", err, n)
+	}
+	boom := errors.New("boom")
+	if err := WaitFor(time.Second, func() (bool, error) { return false, boom }); !errors.Is(err, boom) {
+		t.Fatalf("WaitFor = %v, want the condition's error", err)
+	}
+	began := time.Now()
+	if err := Poll(30*time.Millisecond, 5*time.Millisecond, func() (bool, error) { return false, nil }); err == nil {
+		t.Fatal("Poll of a condition never met returned nil")
+	}
+	if d := time.Since(began); d < 30*time.Millisecond {
+		t.Fatalf("Poll gave up after %s, before its timeout", d)
+	}
+}
+
+func TestRepoRootAndPython(t *testing.T) {
+	root := RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("RepoRoot = %s, which has no go.mod", root)
+	}
+	if want := filepath.Join(root, "internal", "testutil"); mustGetwd(t) != want {
+		t.Fatalf("RepoRoot = %s, want the directory above internal/testutil", root)
+	}
+	t.Setenv("SRDD_TEST_PYTHON", os.Args[0]) // any executable will do
+	if got := Python(t); got != os.Args[0] {
+		t.Fatalf("Python = %q, want $SRDD_TEST_PYTHON", got)
+	}
+}
+
+func mustGetwd(t *testing.T) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wd
+}
+
+func TestLoggerWritesToTheTest(t *testing.T) {
+	var got []string
+	w := logWriter{recorder{t, &got}}
+	Logger(t, hclog.Info).Info("not captured") // goes to t.Log
+	hclog.New(&hclog.LoggerOptions{Output: w}).Info("hello")
+	if len(got) != 1 || !strings.Contains(got[0], "hello") {
+		t.Fatalf("logged %q", got)
+	}
+}
+
+// recorder is a testing.TB whose Log is recorded.
+type recorder struct {
+	testing.TB
+	lines *[]string
+}
+
+func (r recorder) Log(args ...any) {
+	for _, a := range args {
+		*r.lines = append(*r.lines, a.(string))
+	}
+}
