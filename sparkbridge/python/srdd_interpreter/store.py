@@ -19,10 +19,10 @@ latency and memory stay flat however many writes came before. The key
 count is kept exact on every write (the directory says whether a key was
 in the base).
 
-Every stored value is its canonical JSON encoding
-(``json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``
-as UTF-8 bytes): everything stored can be served to REST readers, ``get``
-returns a fresh copy, and code and REST writers are normalised the same way.
+Every stored value is its canonical JSON encoding (rules.py), so ``get``
+returns a fresh copy and REST readers get what code writers stored. Keys
+and values follow the node's data rules (rules.py): what session code
+writes is checked like a REST write.
 
 User data is data (ARCHITECTURE invariant 1): keys and values are only ever
 dict keys, JSON text and Spark task data here, never source code.
@@ -33,7 +33,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -44,10 +43,13 @@ from typing import Any, Optional, Union
 from pyspark import RDD, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
+from . import rules
 from .engine import Base, Engine, finalize_with
+from .rules import InvalidInput, InvalidType, JsonBytes, TooLarge, check_lookup_key
 from .stats import JobHistogram
 
-JsonBytes = bytes
+__all__ = ["SharedRDD", "Registry", "NotFound", "AlreadyExists", "Busy", "WouldBlock",
+           "InvalidInput", "InvalidType", "TooLarge"]
 
 log = logging.getLogger("srdd_interpreter.store")
 
@@ -60,118 +62,12 @@ FORMATS = ("jsonl", "csv", "parquet")
 SCAN_MAX = 10_000
 
 
-class InvalidInput(ValueError):
-    """A key or value that the store refuses (maps to ``bad_request``)."""
-
-
-class InvalidType(InvalidInput, TypeError):
-    """A key or value of the wrong type (is both a ValueError and a TypeError)."""
-
-
 class Busy(RuntimeError):
     """The RDD is busy with an operation that excludes this one (a load)."""
 
 
 class WouldBlock(Exception):
     """A write asked not to wait found backpressure in force (nothing changed)."""
-
-
-# ---------------------------------------------------------------- validation
-
-def check_key(key: Any) -> str:
-    """Return ``key`` if it is a non-empty str encodable as UTF-8, else raise."""
-    if not isinstance(key, str):
-        raise InvalidType("key must be a str, got %s" % type(key).__name__)
-    if not key:
-        raise InvalidInput("key must not be empty")
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput("key is not valid UTF-8 text: %s" % exc) from None
-    return key
-
-
-def _reject_constant(name: str) -> Any:
-    raise InvalidInput("number %s is not allowed (values must be finite)" % name)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidInput("number %s does not fit a finite float" % _short(text))
-    return value
-
-
-def _parse_int(text: str) -> int:
-    value = int(text)
-    if len(text) > 300:
-        try:
-            float(value)
-        except OverflowError:
-            raise InvalidInput("number %s does not fit a finite float" % _short(text)) from None
-    return value
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-# Built once: json.loads/dumps with options build a new coder on every call.
-_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_int=_parse_int, parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_decode = _DECODER.decode
-_encode = _ENCODER.encode
-
-
-def decode_json(data: Union[bytes, bytearray, str]) -> Any:
-    """Strict JSON decode: only finite numbers (no NaN/Infinity, no 1e400)."""
-    try:
-        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-        return _decode(text)
-    except InvalidInput:
-        raise
-    except (ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError, digit limits
-        raise InvalidInput("value is not valid JSON: %s" % exc) from None
-    except RecursionError:
-        raise InvalidInput("value is nested too deeply") from None
-
-
-def encode_json(value: Any) -> JsonBytes:
-    """Canonical encoding of a JSON value, as UTF-8 bytes. Raises
-    InvalidInput for what JSON text can hold but UTF-8 cannot (a lone
-    surrogate escape) and for nesting too deep to re-encode."""
-    try:
-        return _encode(value).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("value holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
-    except RecursionError:
-        raise InvalidInput("value is nested too deeply") from None
-
-
-def _encode_checked(value: Any) -> JsonBytes:
-    """Encode a value coming from Python code, with the same rules as the wire."""
-    try:
-        data = encode_json(value)
-    except InvalidInput:
-        raise
-    except TypeError as exc:
-        raise InvalidType("value is not JSON-serializable: %s" % exc) from None
-    except ValueError as exc:  # NaN/Infinity, circular reference, int digit limit, surrogates
-        raise InvalidInput("value is not JSON-serializable: %s" % exc) from None
-    # Everything stored must also be acceptable to the wire decoder
-    # (e.g. an int too large for a float is rejected from code as from REST).
-    decode_json(data)
-    return data
-
-
-def canonical_json(raw: Any, index: int, key: str) -> JsonBytes:
-    """Validate one wire value (JSON bytes) and return its canonical form."""
-    if not isinstance(raw, (bytes, bytearray, str)):
-        raise InvalidType("value of item %d must be JSON bytes, got %s" % (index, type(raw).__name__))
-    try:
-        return encode_json(decode_json(raw))
-    except InvalidInput as exc:
-        raise type(exc)("item %d (key %r): %s" % (index, key, exc)) from None
 
 
 def _loads(data: JsonBytes) -> Any:
@@ -213,6 +109,7 @@ class SharedRDD:
         self.name = name
         self._sc = sc
         self._engine = engine or Engine(sc, spark)
+        self._rules = self._engine.rules
         self._cache = self._engine.cache
         self._rid = next(_ids)
         self._lock = threading.Lock()
@@ -278,7 +175,7 @@ class SharedRDD:
 
     def get_json(self, keys: Iterable[str]) -> list[Optional[JsonBytes]]:
         """Canonical JSON bytes for ``keys`` in the same order; None where absent."""
-        keys = [check_key(k) for k in keys]
+        keys = [check_lookup_key(k) for k in keys]
         out, cold = self._read_local(keys)
         if cold:
             self._fetch(keys, cold, out)
@@ -287,7 +184,7 @@ class SharedRDD:
     def get_json_local(self, keys: Iterable[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
         """Values found without Spark, and the positions of keys that need a
         Spark lookup (their value is None in the first list)."""
-        keys = [check_key(k) for k in keys]
+        keys = [check_lookup_key(k) for k in keys]
         return self._read_local(keys)
 
     def _read_local(self, keys: list[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
@@ -440,7 +337,7 @@ class SharedRDD:
         if not isinstance(prefix, str):
             raise InvalidType("prefix must be a str")
         if after is not None:
-            check_key(after)
+            check_lookup_key(after)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= SCAN_MAX:
             raise InvalidInput("limit must be an integer from 1 to %d" % SCAN_MAX)
         pb = prefix.encode("utf-8")
@@ -477,9 +374,10 @@ class SharedRDD:
     # -- writes
 
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` (must be JSON-serializable, finite numbers only)."""
-        check_key(key)
-        data = _encode_checked(value)
+        """Store ``value`` (must be JSON-serializable, finite numbers only;
+        key and value within the node's limits, as for REST writers)."""
+        self._rules.check_key(key)
+        data = self._rules.encode_value(value)
         if self._log is not None:
             self._log("set", [(key, data)])
             return
@@ -491,7 +389,7 @@ class SharedRDD:
         staged: dict[str, JsonBytes] = {}
         for pair in pairs:
             key, value = pair
-            staged[check_key(key)] = _encode_checked(value)
+            staged[self._rules.check_key(key)] = self._rules.encode_value(value)
         if self._log is not None:
             return self._log("set", list(staged.items())) if staged else 0
         self._write(staged, ())
@@ -513,8 +411,7 @@ class SharedRDD:
         batches back to back, ``groups`` their sizes. Each batch is validated
         on its own and applied whole or not at all; all valid batches are
         applied at once, in order. Returns (items written, per-batch error)."""
-        if sum(groups) != len(items) or any(not isinstance(g, int) or g < 0 for g in groups):
-            raise InvalidInput("groups must be sizes that add up to the number of items")
+        self._rules.check_groups(groups, len(items))
         staged: dict[str, JsonBytes] = {}
         errors: list[Optional[str]] = []
         written = 0
@@ -533,16 +430,19 @@ class SharedRDD:
             self._write(staged, (), wait)
         return written, errors
 
-    @staticmethod
-    def _stage(items: list, offset: int) -> list[tuple[str, JsonBytes]]:
+    def _stage(self, items: list, offset: int) -> list[tuple[str, JsonBytes]]:
         staged: list[tuple[str, JsonBytes]] = []
+        check_key, canonical = self._rules.check_key, self._rules.canonical
         for index, pair in enumerate(items, offset):
             try:
                 key, raw = pair
             except (TypeError, ValueError):
                 raise InvalidInput("item %d is not a [key, value] pair" % index) from None
             check_key(key)
-            staged.append((key, canonical_json(raw, index, key)))
+            try:
+                staged.append((key, canonical(raw)))
+            except InvalidInput as exc:
+                raise type(exc)("item %d (key %r): %s" % (index, key, exc)) from None
         return staged
 
     def delete(self, key: str) -> bool:
@@ -551,7 +451,7 @@ class SharedRDD:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove ``keys``; returns how many were present."""
-        keys = [check_key(k) for k in keys]
+        keys = [check_lookup_key(k) for k in keys]
         if self._log is not None:
             return self._log("delete", keys) if keys else 0
         return self._write({}, keys)
@@ -576,9 +476,8 @@ class SharedRDD:
 
     def delete_groups(self, keys: list[str], groups: list[int], wait: bool = True) -> list[int]:
         """Wire helper for coalesced deletes: how many keys of each batch existed."""
-        if sum(groups) != len(keys) or any(not isinstance(g, int) or g < 0 for g in groups):
-            raise InvalidInput("groups must be sizes that add up to the number of keys")
-        keys = [check_key(k) for k in keys]
+        self._rules.check_groups(groups, len(keys), "keys")
+        keys = [check_lookup_key(k) for k in keys]
         # One locked section with one capacity check: the reader thread
         # (wait=False) never blocks half way through the groups.
         return self._write({}, keys, wait, groups=groups)
@@ -1078,12 +977,15 @@ class Registry:
 
     ``view`` is a live read-only mapping for user code (``shared_rdds``), so
     statements can look RDDs up but cannot add or drop them behind the
-    node's back.
+    node's back. Names follow the node's data rules (``data_rules``, by
+    default what the node handed over: rules.from_env).
     """
 
-    def __init__(self, sc: SparkContext, spark: Optional[SparkSession] = None) -> None:
+    def __init__(self, sc: SparkContext, spark: Optional[SparkSession] = None,
+                 data_rules: Optional[rules.Rules] = None) -> None:
         self._sc = sc
         self._spark = spark
+        self.rules = data_rules or rules.from_env()
         self._lock = threading.Lock()
         self._rdds: dict[str, SharedRDD] = {}
         self._engine: Optional[Engine] = None
@@ -1092,12 +994,11 @@ class Registry:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = Engine(self._sc, self._spark)
+            self._engine = Engine(self._sc, self._spark, self.rules)
         return self._engine
 
     def create(self, name: str, log: Any = None) -> SharedRDD:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("name must be a non-empty str")
+        self.rules.check_name(name)
         with self._lock:
             if name in self._rdds:
                 raise AlreadyExists(name)
