@@ -164,9 +164,9 @@ def test_cold_reads_coalesce_into_few_jobs(store: SharedRDD, engine: Engine) -> 
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60
-        while len(store._pending) < 39 and time.monotonic() < deadline:  # all queue behind the first job
+        while len(store._lookups._pending) < 39 and time.monotonic() < deadline:  # all queue behind the first job
             time.sleep(0.01)
-        assert len(store._pending) == 39
+        assert len(store._lookups._pending) == 39
         gate.set()
         first.join(60)
         for t in threads:
