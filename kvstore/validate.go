@@ -1,10 +1,12 @@
 package kvstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -29,6 +31,38 @@ func DefaultLimits() Limits {
 	return Limits{MaxKeyBytes: 1 << 10, MaxValueBytes: 1 << 20, MaxBatch: 10000}
 }
 
+// Rules is the data specification in the form the node hands to every
+// interpreter at start-up (sparkbridge.Config.DataRules, as JSON): session
+// code that writes a memory-mode RDD is held to the same limits as REST
+// clients, and the interpreter keeps no limits of its own. The shared
+// test vectors (testdata/data_rules.json) hold the default Rules.
+type Rules struct {
+	MaxKeyBytes   int      `json:"max_key_bytes"`
+	MaxValueBytes int      `json:"max_value_bytes"`
+	MaxValueDepth int      `json:"max_value_depth"`
+	MaxBatch      int      `json:"max_batch"`
+	NamePattern   string   `json:"name_pattern"` // a whole name must match
+	ReservedNames []string `json:"reserved_names"`
+}
+
+// Rules returns the specification of these limits (zero fields filled).
+func (l Limits) Rules() Rules {
+	l.fill()
+	return Rules{
+		MaxKeyBytes: l.MaxKeyBytes, MaxValueBytes: l.MaxValueBytes, MaxValueDepth: MaxValueDepth,
+		MaxBatch: l.MaxBatch, NamePattern: namePattern, ReservedNames: append([]string(nil), reservedNames...),
+	}
+}
+
+// RulesJSON returns Rules as JSON, for sparkbridge.Config.DataRules.
+func (l Limits) RulesJSON() string {
+	b, err := json.Marshal(l.Rules())
+	if err != nil {
+		panic(fmt.Sprintf("cannot encode data rules: %v", err)) // plain ints and strings
+	}
+	return string(b)
+}
+
 func (l *Limits) fill() {
 	d := DefaultLimits()
 	if l.MaxKeyBytes == 0 {
@@ -42,29 +76,37 @@ func (l *Limits) fill() {
 	}
 }
 
-// rddNameRE: a shared RDD is bound in its session under its own name, so a
-// name must be a Python identifier: ASCII letter first, then letters,
-// digits or '_', at most 64 characters.
-var rddNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,63}$`)
+// namePattern: a shared RDD is bound in its session under its own name,
+// so a name must be a Python identifier: ASCII letter first, then
+// letters, digits or '_', at most 64 characters. The whole name must
+// match (the interpreter gets the pattern unanchored, in Rules).
+const namePattern = `[A-Za-z][A-Za-z0-9_]{0,63}`
+
+var rddNameRE = regexp.MustCompile(`^(?:` + namePattern + `)$`)
 
 // reservedNames are Python keywords and names the session namespace
 // already binds; an RDD under one of them could not be reached from code.
-var reservedNames = map[string]bool{
-	"False": true, "None": true, "True": true, "and": true, "as": true, "assert": true,
-	"async": true, "await": true, "break": true, "class": true, "continue": true,
-	"def": true, "del": true, "elif": true, "else": true, "except": true, "finally": true,
-	"for": true, "from": true, "global": true, "if": true, "import": true, "in": true,
-	"is": true, "lambda": true, "nonlocal": true, "not": true, "or": true, "pass": true,
-	"raise": true, "return": true, "try": true, "while": true, "with": true, "yield": true,
-	"sc": true, "spark": true, "sqlContext": true, "shared_rdds": true,
+var reservedNames = []string{
+	"False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+	"def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in",
+	"is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+	"sc", "spark", "sqlContext", "shared_rdds",
 }
+
+var reserved = func() map[string]bool {
+	m := make(map[string]bool, len(reservedNames))
+	for _, n := range reservedNames {
+		m[n] = true
+	}
+	return m
+}()
 
 // ValidateName checks a shared RDD name.
 func ValidateName(name string) error {
 	if !rddNameRE.MatchString(name) {
 		return fmt.Errorf("%w: rdd name %q must be 1-64 characters: an ASCII letter, then letters, digits or '_'", ErrInvalid, name)
 	}
-	if reservedNames[name] {
+	if reserved[name] {
 		return fmt.Errorf("%w: rdd name %q is reserved (Python keyword or a name sessions already bind)", ErrInvalid, name)
 	}
 	return nil
@@ -83,7 +125,10 @@ func (l Limits) ValidateKey(key string) error {
 	return nil
 }
 
-// ValidateValue checks a value: one JSON document of at most MaxValueBytes.
+// ValidateValue checks a value: one JSON document of UTF-8 text, at most
+// MaxValueBytes, that the interpreter can hold (see checkJSONText). Every
+// value a durable RDD logs passes here first, so the log holds only
+// values that kv.apply accepts on every replay.
 func (l Limits) ValidateValue(v []byte) error {
 	switch {
 	case len(v) == 0:
@@ -92,6 +137,8 @@ func (l Limits) ValidateValue(v []byte) error {
 		return fmt.Errorf("%w: value of %d bytes exceeds the limit of %d", ErrTooLarge, len(v), l.MaxValueBytes)
 	case !json.Valid(v):
 		return fmt.Errorf("%w: value is not valid JSON", ErrInvalid)
+	case !utf8.Valid(v):
+		return fmt.Errorf("%w: value must be valid UTF-8", ErrInvalid)
 	}
 	return checkJSONText(v)
 }
@@ -100,9 +147,10 @@ func (l Limits) ValidateValue(v []byte) error {
 const MaxValueDepth = 256
 
 // checkJSONText refuses what is valid JSON text but no valid value for
-// the store: nesting deeper than MaxValueDepth, and \u escapes of lone
-// UTF-16 surrogates (not Unicode; the interpreter cannot store them).
-// v must be valid JSON.
+// the store: nesting deeper than MaxValueDepth, \u escapes of lone
+// UTF-16 surrogates (not Unicode; the interpreter cannot store them), and
+// numbers that overflow a float64 (1e400: the interpreter holds numbers
+// as Python floats, or ints that fit one). v must be valid JSON.
 func checkJSONText(v []byte) error {
 	depth, inStr := 0, false
 	for i := 0; i < len(v); i++ {
@@ -136,7 +184,41 @@ func checkJSONText(v []byte) error {
 			}
 		case ']', '}':
 			depth--
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			end := numberEnd(v, i)
+			if err := checkNumber(v[i:end]); err != nil {
+				return err
+			}
+			i = end - 1
 		}
+	}
+	return nil
+}
+
+// numberEnd returns the end of the JSON number that starts at v[at].
+func numberEnd(v []byte, at int) int {
+	for at < len(v) {
+		switch v[at] {
+		case '-', '+', '.', 'e', 'E', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			at++
+		default:
+			return at
+		}
+	}
+	return at
+}
+
+// checkNumber refuses a JSON number whose magnitude rounds past the
+// largest float64. Only a number with an exponent or with more than 308
+// characters can: parsing the rest would cost the hot path for nothing.
+func checkNumber(num []byte) error {
+	if len(num) <= 308 && bytes.IndexAny(num, "eE") < 0 {
+		return nil
+	}
+	// ParseFloat reports ErrRange only for overflow; an underflow (1e-400)
+	// is 0, as in the interpreter.
+	if _, err := strconv.ParseFloat(string(num), 64); errors.Is(err, strconv.ErrRange) {
+		return fmt.Errorf("%w: number %.40s does not fit a 64-bit float", ErrInvalid, num)
 	}
 	return nil
 }

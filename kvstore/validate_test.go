@@ -1,81 +1,174 @@
 package kvstore
 
 import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/sparkbridge"
 )
 
-func TestValidateName(t *testing.T) {
-	f := func(name string, want error) {
-		t.Helper()
-		if err := ValidateName(name); !errors.Is(err, want) {
-			t.Fatalf("ValidateName(%q) = %v, want %v", name, err, want)
-		}
-	}
-	f("states", nil)
-	f("S_2", nil)
-	f(strings.Repeat("a", 64), nil)
-	f(strings.Repeat("a", 65), ErrInvalid)
-	f("", ErrInvalid)
-	f("_private", ErrInvalid)
-	f("9lives", ErrInvalid)
-	f("has-dash", ErrInvalid)
-	f("dot.name", ErrInvalid)
-	f(`x"); import os; ("`, ErrInvalid)
-	f("naïve", ErrInvalid)
-	f("lambda", ErrInvalid)
-	f("None", ErrInvalid)
-	f("spark", ErrInvalid)
-	f("shared_rdds", ErrInvalid)
+// dataRules is testdata/data_rules.json: the accept/reject cases that the
+// interpreter's tests (sparkbridge/python/tests/test_rules.py) run too.
+type dataRules struct {
+	Rules  Rules         `json:"rules"`
+	Names  []ruleCase    `json:"names"`
+	Keys   []ruleCase    `json:"keys"`
+	Values []ruleCase    `json:"values"`
+	Batch  []batchCase   `json:"batches"`
+	Groups []interface{} `json:"groups"` // the interpreter's; Go's copy is cluster's
 }
 
-func TestValidateKeyAndValue(t *testing.T) {
+type ruleCase struct {
+	In   ruleInput `json:"in"`
+	Want string    `json:"want"`
+	Why  string    `json:"why"`
+}
+
+type batchCase struct {
+	N    int    `json:"n"`
+	Want string `json:"want"`
+}
+
+// ruleInput is a string, or {"before", "hex", "repeat" x "times",
+// "after"} concatenated in that order, or {"nest": n}: n arrays deep.
+type ruleInput string
+
+func (r *ruleInput) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*r = ruleInput(s)
+		return nil
+	}
+	var g struct {
+		Before, Hex, Repeat, After string
+		Times, Nest                int
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		return fmt.Errorf("cannot decode a test input: %w", err)
+	}
+	raw, err := hex.DecodeString(g.Hex)
+	if err != nil {
+		return fmt.Errorf("cannot decode hex %q: %w", g.Hex, err)
+	}
+	*r = ruleInput(g.Before + string(raw) + strings.Repeat(g.Repeat, g.Times) + g.After +
+		strings.Repeat("[", g.Nest) + strings.Repeat("]", g.Nest))
+	return nil
+}
+
+func loadDataRules(t *testing.T) dataRules {
+	t.Helper()
+	b, err := os.ReadFile("testdata/data_rules.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dataRules
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("cannot decode testdata/data_rules.json: %v", err)
+	}
+	if len(d.Names) == 0 || len(d.Keys) == 0 || len(d.Values) == 0 || len(d.Batch) == 0 {
+		t.Fatal("testdata/data_rules.json has an empty section")
+	}
+	return d
+}
+
+func wantErr(t *testing.T, want string) error {
+	t.Helper()
+	switch want {
+	case "ok":
+		return nil
+	case "invalid":
+		return ErrInvalid
+	case "too_large":
+		return ErrTooLarge
+	}
+	t.Fatalf("unknown want %q in testdata/data_rules.json", want)
+	return nil
+}
+
+func check(t *testing.T, what string, in ruleInput, want string, got error) {
+	t.Helper()
+	w := wantErr(t, want)
+	if (w == nil) != (got == nil) || (w != nil && !errors.Is(got, w)) {
+		t.Errorf("%s %.60q = %v, want %s", what, string(in), got, want)
+	}
+}
+
+// The node hands the interpreter DefaultLimits().Rules(); the vectors
+// file must describe the same rules.
+func TestDataRulesAreTheDefaults(t *testing.T) {
+	d := loadDataRules(t)
+	if got := DefaultLimits().Rules(); !reflect.DeepEqual(got, d.Rules) {
+		t.Fatalf("DefaultLimits().Rules() = %+v,\ntestdata/data_rules.json has %+v", got, d.Rules)
+	}
+	var back Rules
+	if err := json.Unmarshal([]byte(DefaultLimits().RulesJSON()), &back); err != nil || !reflect.DeepEqual(back, d.Rules) {
+		t.Fatalf("RulesJSON() does not round-trip: %v %+v", err, back)
+	}
+	if got := (Limits{}).Rules(); !reflect.DeepEqual(got, d.Rules) {
+		t.Fatalf("zero Limits must mean the defaults, got %+v", got)
+	}
+}
+
+func TestDataRuleVectors(t *testing.T) {
+	d := loadDataRules(t)
 	l := DefaultLimits()
-	k := func(key string, want error) {
-		t.Helper()
-		if err := l.ValidateKey(key); !errors.Is(err, want) {
-			t.Fatalf("ValidateKey(%q) = %v, want %v", key, err, want)
-		}
+	for _, c := range d.Names {
+		check(t, "ValidateName", c.In, c.Want, ValidateName(string(c.In)))
 	}
-	k("ak", nil)
-	k(`x"); os.system("id"); ("`, nil) // hostile keys are fine: they are data
-	k(strings.Repeat("k", 1024), nil)
-	k(strings.Repeat("k", 1025), ErrTooLarge)
-	k("", ErrInvalid)
-	k("\xff\xfe", ErrInvalid)
+	for _, c := range d.Keys {
+		check(t, "ValidateKey", c.In, c.Want, l.ValidateKey(string(c.In)))
+	}
+	for _, c := range d.Values {
+		check(t, "ValidateValue", c.In, c.Want, l.ValidateValue([]byte(c.In)))
+	}
+	for _, c := range d.Batch {
+		check(t, "validateBatch", ruleInput(fmt.Sprint(c.N)), c.Want, l.validateBatch(c.N))
+	}
+}
 
-	v := func(val string, want error) {
-		t.Helper()
-		if err := l.ValidateValue([]byte(val)); !errors.Is(err, want) {
-			t.Fatalf("ValidateValue(%.40q) = %v, want %v", val, err, want)
-		}
-	}
-	v(`"Alaska"`, nil)
-	v(`{"a":[1,2,null,true]}`, nil)
-	v(`0`, nil)
-	v(``, ErrInvalid)
-	v(`{"a":`, ErrInvalid)
-	v(`'single'`, ErrInvalid)
-	v(`1 2`, ErrInvalid)
-	// Valid JSON text, but no value the store can hold.
-	v(`"\ud800"`, ErrInvalid)
-	v(`{"\udfff":1}`, ErrInvalid)
-	v(`"\ud800\u0041"`, ErrInvalid)
-	v(`"\ud83d\ude00 and \u00e9 and \\ud800"`, nil) // a pair, a BMP escape, an escaped backslash
-	v(strings.Repeat("[", MaxValueDepth)+strings.Repeat("]", MaxValueDepth), nil)
-	v(strings.Repeat("[", MaxValueDepth+1)+strings.Repeat("]", MaxValueDepth+1), ErrInvalid)
-	v(`"[[[[ in a string are not nesting"`, nil)
-	v(`"`+strings.Repeat("v", 1<<20)+`"`, ErrTooLarge)
+// logSpy is a registry holding one durable RDD that counts log writes.
+type logSpy struct {
+	Registry // nil: any other call panics
+	applied  int
+}
 
-	b := func(n int, want error) {
-		t.Helper()
-		if err := l.validateBatch(n); !errors.Is(err, want) {
-			t.Fatalf("validateBatch(%d) = %v, want %v", n, err, want)
+func (r *logSpy) RDD(name string) (cluster.RDD, bool) {
+	return cluster.RDD{Name: name, Mode: ModeDurable, SessionID: 1}, true
+}
+
+func (r *logSpy) Apply(cluster.Command) (any, error) {
+	r.applied++
+	return nil, errors.New("no raft in this test")
+}
+
+// noInterpreter is a session manager whose sessions never come up.
+type noInterpreter struct{ Sessions }
+
+func (noInterpreter) Interpreter(context.Context, int64) (*sparkbridge.Interpreter, error) {
+	return nil, errors.New("no interpreter in this test")
+}
+
+// Issue 12: a durable value such as 1e400 passed the node's checks, was
+// committed to the log, and kv.apply refused it on every rebuild. The node
+// is the gate: such a value is refused before anything is logged.
+func TestDurableSetRefusesUnrepresentableValuesBeforeTheLog(t *testing.T) {
+	for _, v := range []string{`1e400`, `{"a":[-1E+309]}`, "\"\xff\""} {
+		reg := &logSpy{}
+		s := New(reg, noInterpreter{}, DefaultLimits())
+		_, err := s.SetMany(context.Background(), "states", []Item{{Key: "k", Value: []byte(v)}})
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("SetMany(%q) = %v, want %v", v, err, ErrInvalid)
+		}
+		if reg.applied != 0 {
+			t.Errorf("SetMany(%q) reached the log %d times", v, reg.applied)
 		}
 	}
-	b(1, nil)
-	b(10000, nil)
-	b(0, ErrInvalid)
-	b(10001, ErrTooLarge)
 }

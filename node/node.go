@@ -236,17 +236,21 @@ func Start(cfg Config) (*Node, error) {
 		}
 		cfg.SparkConf = conf
 	}
+	// One set of data rules: the store checks requests with them, and
+	// every interpreter gets them for what only it sees (session code).
+	limits := kvstore.DefaultLimits()
 	n.Sessions = sessions.NewManager(sessions.Config{
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
-			Metrics: sparkbridge.NewMetrics(n.Metrics),
-			NodeURL: "http://" + n.ln.Addr().String(),
+			Metrics:   sparkbridge.NewMetrics(n.Metrics),
+			NodeURL:   "http://" + n.ln.Addr().String(),
+			DataRules: limits.RulesJSON(),
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
-	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
+	n.Store = kvstore.New(n.Registry, n.Sessions, limits)
 	n.Store.Instrument(n.Metrics)
 	n.instrument(rddLabels)
 	n.Store.SetDurabilityHooks(n.Durability)

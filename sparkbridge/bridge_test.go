@@ -178,3 +178,23 @@ func TestStopKillsProcessGroup(t *testing.T) {
 		t.Fatalf("process group %d still has members after Stop: %v", pid, err)
 	}
 }
+
+// The node hands the interpreter its data rules at start-up (kvstore,
+// DESIGN.md "The data rules"); the interpreter keeps no limits of its own.
+func TestStartHandsOverDataRules(t *testing.T) {
+	const rules = `{"max_key_bytes":7,"reserved_names":["sc"]}`
+	it, err := startFakeWith(t, "", Config{DataRules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	var res struct {
+		Value string `msgpack:"value"`
+	}
+	if err := it.Call(context.Background(), "getenv", map[string]any{"name": DataRulesEnv}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Value != rules {
+		t.Fatalf("%s in the interpreter = %q, want %q", DataRulesEnv, res.Value, rules)
+	}
+}

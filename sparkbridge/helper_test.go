@@ -92,6 +92,9 @@ func fakeInterpreter(mode string) {
 				send(map[string]any{"id": req.ID, "ok": true, "result": map[string]any{"slept": true}})
 			case "echo":
 				send(map[string]any{"id": req.ID, "ok": true, "result": req.Args})
+			case "getenv":
+				name, _ := req.Args["name"].(string)
+				send(map[string]any{"id": req.ID, "ok": true, "result": map[string]any{"value": os.Getenv(name)}})
 			case "crash":
 				os.Exit(5)
 			case "shutdown":
@@ -108,11 +111,18 @@ func fakeInterpreter(mode string) {
 
 func startFake(t *testing.T, mode string) (*Interpreter, error) {
 	t.Helper()
+	return startFakeWith(t, mode, Config{})
+}
+
+// startFakeWith starts the fake with cfg's DataRules and NodeURL.
+func startFakeWith(t *testing.T, mode string, cfg Config) (*Interpreter, error) {
+	t.Helper()
 	t.Setenv("GO_WANT_HELPER_PROCESS", "1")
 	t.Setenv("HELPER_MODE", mode)
+	t.Setenv(DataRulesEnv, "") // only Config may set it
 	return Start(Config{
 		Python: os.Args[0], PythonPath: t.TempDir(), SessionID: 7,
 		StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond,
-		Logger: nil,
+		Logger: nil, DataRules: cfg.DataRules, NodeURL: cfg.NodeURL,
 	})
 }

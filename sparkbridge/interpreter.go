@@ -38,7 +38,15 @@ type Config struct {
 	// NodeURL is this node's HTTP base URL: user code in the session
 	// writes to durable RDDs through it, so those writes are logged too.
 	NodeURL string
+	// DataRules is the data specification (JSON of kvstore.Limits.Rules)
+	// the interpreter applies to what the node cannot check: writes by
+	// session code, rows of a load. It is handed over in DataRulesEnv;
+	// empty leaves the interpreter's fallback (for tests only).
+	DataRules string
 }
+
+// DataRulesEnv is the environment variable that carries Config.DataRules.
+const DataRulesEnv = "SRDD_DATA_RULES"
 
 // ReadyInfo is what the interpreter reports once Spark is up.
 type ReadyInfo struct {
@@ -97,6 +105,9 @@ func Start(cfg Config) (*Interpreter, error) {
 	env := append(os.Environ(), "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
 	if cfg.NodeURL != "" {
 		env = append(env, "SRDD_NODE_URL="+cfg.NodeURL)
+	}
+	if cfg.DataRules != "" {
+		env = append(env, DataRulesEnv+"="+cfg.DataRules)
 	}
 
 	cfg.Metrics.incStarts()

@@ -22,7 +22,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, Optional
 
-from .store import InvalidInput, SharedRDD
+from .rules import InvalidInput, Rules
+from .store import SharedRDD
 
 
 class LogError(RuntimeError):
@@ -93,9 +94,12 @@ def _apply_locked(store: SharedRDD, entries: list) -> list[dict[str, Any]]:
         keys = e.get("k") or []
         groups = e.get("g") or []
         index = e.get("i")
-        if not isinstance(index, int) or not all(isinstance(g, int) and g >= 0 for g in groups) \
-                or sum(groups) != len(keys):
+        if not isinstance(index, int):
             raise InvalidInput("log entry %r: malformed" % index)
+        try:
+            Rules.check_groups(groups, len(keys))
+        except InvalidInput:
+            raise InvalidInput("log entry %r: malformed" % index) from None
         if index <= store.applied_index:
             out.append({"c": None, "e": [None] * len(groups)})
             continue
@@ -117,7 +121,7 @@ def _apply_locked(store: SharedRDD, entries: list) -> list[dict[str, Any]]:
         pos = 0
         for g in groups:
             try:
-                part = store._stage([[keys[j], values[j]] for j in range(pos, pos + g)], 0)
+                part = store.stage_json([[keys[j], values[j]] for j in range(pos, pos + g)])
             except InvalidInput as exc:
                 errors.append(str(exc))
             except Exception as exc:  # never stop the log on one bad group
@@ -136,7 +140,7 @@ def checkpoint(store: SharedRDD, path: str, index: int) -> dict[str, Any]:
     began = time.monotonic()
     rows = store.checkpoint_to(path, index)
     try:
-        size = store._engine.input_bytes(path)
+        size = store.engine.input_bytes(path)
     except Exception:
         size = 0
     return {"rows": rows, "bytes": size, "path": path, "seconds": round(time.monotonic() - began, 3)}

@@ -39,7 +39,7 @@ from array import array
 from bisect import bisect_left
 from typing import Any, Optional
 
-from . import tasks
+from . import rules, tasks
 from .cache import DEFAULT_MIB, HotCache
 
 log = logging.getLogger("srdd_interpreter.engine")
@@ -64,15 +64,14 @@ LOCAL_PROPERTY_LIMIT = 256 << 10
 # Deltas bigger than this (pickled) are shipped as a broadcast variable.
 BROADCAST_LIMIT = 1 << 20
 SWITCH_INTERVAL = 0.0005
-MAX_KEY_BYTES = 1 << 10
-MAX_VALUE_BYTES = 1 << 20
 
 _pickling_ready = False
 _pickling_lock = threading.Lock()
 
 
 def _ship_tasks_by_value() -> None:
-    """Executors need not import srdd_interpreter: tasks.py travels by value."""
+    """Executors need not import srdd_interpreter: tasks.py and the data
+    rules it checks loaded rows with (rules.py) travel by value."""
     global _pickling_ready
     with _pickling_lock:
         if _pickling_ready:
@@ -82,6 +81,7 @@ def _ship_tasks_by_value() -> None:
         except ImportError:  # pragma: no cover - older layouts
             import cloudpickle  # type: ignore[no-redef]
         cloudpickle.register_pickle_by_value(tasks)
+        cloudpickle.register_pickle_by_value(rules)
         _pickling_ready = True
 
 
@@ -165,9 +165,11 @@ class Base:
 class Engine:
     """Shared by the RDDs of one session: Spark handles, settings, the cache."""
 
-    def __init__(self, sc: Any, spark: Any = None) -> None:
+    def __init__(self, sc: Any, spark: Any = None, data_rules: Optional[rules.Rules] = None) -> None:
         _ship_tasks_by_value()
         self.sc = sc
+        # The node's data rules (rules.from_env); loads check rows with them.
+        self.rules = data_rules or rules.from_env()
         self._spark = spark
         conf = sc.getConf()
         mib = float(conf.get(CONF_CACHE_MIB, str(DEFAULT_MIB)))
@@ -372,11 +374,10 @@ class Engine:
 
     def read_rows(self, fmt: str, path: str, key_col: str, value_col: str, nbytes: int) -> Any:
         """An RDD of validated (key bytes, canonical value bytes) from a file."""
-        mk, mv = MAX_KEY_BYTES, MAX_VALUE_BYTES
         if fmt == "jsonl":
             splits = max(self.min_partitions * 2, math.ceil(nbytes / (16 << 20)))
             lines = self.sc.textFile(path, splits)
-            return lines.mapPartitions(tasks.parse_jsonl_with(mk, mv))
+            return lines.mapPartitions(tasks.parse_jsonl_with(self.rules))
         reader = self.spark.read
         if fmt == "csv":
             df = reader.option("header", "true").option("escape", '"').option("multiLine", "true").csv(path)
@@ -387,7 +388,7 @@ class Engine:
         missing = [c for c in (key_col, value_col) if c not in df.columns]
         if missing:
             raise ValueError("%s file has no column %s (columns: %s)" % (fmt, ", ".join(missing), ", ".join(df.columns)))
-        return df.select(key_col, value_col).rdd.mapPartitions(tasks.parse_columns_with(mk, mv))
+        return df.select(key_col, value_col).rdd.mapPartitions(tasks.parse_columns_with(self.rules))
 
     def delete_children(self, directory: str, keep: list[str]) -> int:
         """Delete every entry of ``directory`` whose path is not in ``keep``."""

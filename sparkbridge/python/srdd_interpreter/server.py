@@ -30,7 +30,9 @@ from . import PROTOCOL_NAME, PROTOCOL_VERSION, stats
 from .protocol import FrameTooLarge, ProtocolError, encode_frame, read_frame
 from .statements import StatementRunner, install_stdout_capture
 from . import durable
-from .store import AlreadyExists, Busy, InvalidInput, NotFound, Registry, WouldBlock
+from .rules import InvalidInput
+from .store import Busy, WouldBlock
+from .tables import AlreadyExists, NotFound, RDDTable
 
 log = logging.getLogger("srdd_interpreter")
 
@@ -133,7 +135,7 @@ class Server:
         self._finish_lock = threading.Lock()
         self._ready = threading.Event()
         self.spark: Any = None
-        self.registry: Optional[Registry] = None
+        self.registry: Optional[RDDTable] = None
         self.runner: Optional[StatementRunner] = None
         self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
         self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
@@ -197,7 +199,7 @@ class Server:
             spark = start_spark(self.cfg)
             sc = spark.sparkContext
             self.spark = spark
-            registry = Registry(sc, spark)
+            registry = RDDTable(sc, spark)
             namespace: dict[str, Any] = {
                 "__name__": "__main__",
                 "__builtins__": builtins,

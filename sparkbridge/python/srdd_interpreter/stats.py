@@ -66,17 +66,17 @@ def jvm_stats(sc: Any) -> dict[str, Any]:
     return out
 
 
-def collect(registry: Any, sc: Any, pending: int) -> dict[str, Any]:
-    """The answer of the ``stats`` op. ``pending`` is the number of ops
-    waiting for a worker thread."""
+def collect(tables: Any, sc: Any, pending: int) -> dict[str, Any]:
+    """The answer of the ``stats`` op for a session's RDDTable. ``pending``
+    is the number of ops waiting for a worker thread."""
     rdds = []
-    for store in registry.stores():
+    for store in tables.stores():
         rdds.append(store.metrics_snapshot())
     out: dict[str, Any] = {
         "buckets": list(JOB_BUCKETS),
         "rss": rss_bytes(os.getpid()) or 0,
         "jvm": jvm_stats(sc),
-        "cache": registry.engine.cache.stats(),
+        "cache": tables.engine.cache.stats(),
         "pending": pending,
         "rdds": rdds,
     }

@@ -19,10 +19,13 @@ latency and memory stay flat however many writes came before. The key
 count is kept exact on every write (the directory says whether a key was
 in the base).
 
-Every stored value is its canonical JSON encoding
-(``json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``
-as UTF-8 bytes): everything stored can be served to REST readers, ``get``
-returns a fresh copy, and code and REST writers are normalised the same way.
+Every stored value is its canonical JSON encoding (rules.py), so ``get``
+returns a fresh copy and REST readers get what code writers stored.
+
+Keys and values follow the node's data rules (rules.py): what session
+code writes is checked like a REST write. Cold reads wait in the lookup
+batcher (lookups.py); bulk load and save are in bulk.py; a session's
+name -> SharedRDD table is tables.py.
 
 User data is data (docs/ARCHITECTURE.md invariant 1): keys and values are
 only ever dict keys, JSON text and Spark task data here, never source code.
@@ -33,39 +36,30 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from types import MappingProxyType
 from typing import Any, Optional, Union
 
 from pyspark import RDD, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
+from . import bulk
 from .engine import Base, Engine, finalize_with
+from .lookups import LookupBatcher
+from .rules import InvalidInput, InvalidType, JsonBytes, TooLarge, check_lookup_key
 from .stats import JobHistogram
 
-JsonBytes = bytes
+__all__ = ["SharedRDD", "Busy", "WouldBlock", "InvalidInput", "InvalidType", "TooLarge"]
 
 log = logging.getLogger("srdd_interpreter.store")
 
-MAX_LOOKUP_BATCH = 10_000
 COMPACT_MIN_BYTES = 32 << 20
 # Writers wait while a compaction or load runs if the delta grew past this
 # many times its compaction threshold (bounds the driver's memory).
 BACKPRESSURE_FACTOR = 8
-FORMATS = ("jsonl", "csv", "parquet")
 SCAN_MAX = 10_000
-
-
-class InvalidInput(ValueError):
-    """A key or value that the store refuses (maps to ``bad_request``)."""
-
-
-class InvalidType(InvalidInput, TypeError):
-    """A key or value of the wrong type (is both a ValueError and a TypeError)."""
 
 
 class Busy(RuntimeError):
@@ -76,104 +70,6 @@ class WouldBlock(Exception):
     """A write asked not to wait found backpressure in force (nothing changed)."""
 
 
-# ---------------------------------------------------------------- validation
-
-def check_key(key: Any) -> str:
-    """Return ``key`` if it is a non-empty str encodable as UTF-8, else raise."""
-    if not isinstance(key, str):
-        raise InvalidType("key must be a str, got %s" % type(key).__name__)
-    if not key:
-        raise InvalidInput("key must not be empty")
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInput("key is not valid UTF-8 text: %s" % exc) from None
-    return key
-
-
-def _reject_constant(name: str) -> Any:
-    raise InvalidInput("number %s is not allowed (values must be finite)" % name)
-
-
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidInput("number %s does not fit a finite float" % _short(text))
-    return value
-
-
-def _parse_int(text: str) -> int:
-    value = int(text)
-    if len(text) > 300:
-        try:
-            float(value)
-        except OverflowError:
-            raise InvalidInput("number %s does not fit a finite float" % _short(text)) from None
-    return value
-
-
-def _short(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-# Built once: json.loads/dumps with options build a new coder on every call.
-_DECODER = json.JSONDecoder(parse_float=_parse_float, parse_int=_parse_int, parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_decode = _DECODER.decode
-_encode = _ENCODER.encode
-
-
-def decode_json(data: Union[bytes, bytearray, str]) -> Any:
-    """Strict JSON decode: only finite numbers (no NaN/Infinity, no 1e400)."""
-    try:
-        text = data if isinstance(data, str) else bytes(data).decode("utf-8")
-        return _decode(text)
-    except InvalidInput:
-        raise
-    except (ValueError, TypeError) as exc:  # JSONDecodeError, UnicodeDecodeError, digit limits
-        raise InvalidInput("value is not valid JSON: %s" % exc) from None
-    except RecursionError:
-        raise InvalidInput("value is nested too deeply") from None
-
-
-def encode_json(value: Any) -> JsonBytes:
-    """Canonical encoding of a JSON value, as UTF-8 bytes. Raises
-    InvalidInput for what JSON text can hold but UTF-8 cannot (a lone
-    surrogate escape) and for nesting too deep to re-encode."""
-    try:
-        return _encode(value).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput("value holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not valid Unicode") from None
-    except RecursionError:
-        raise InvalidInput("value is nested too deeply") from None
-
-
-def _encode_checked(value: Any) -> JsonBytes:
-    """Encode a value coming from Python code, with the same rules as the wire."""
-    try:
-        data = encode_json(value)
-    except InvalidInput:
-        raise
-    except TypeError as exc:
-        raise InvalidType("value is not JSON-serializable: %s" % exc) from None
-    except ValueError as exc:  # NaN/Infinity, circular reference, int digit limit, surrogates
-        raise InvalidInput("value is not JSON-serializable: %s" % exc) from None
-    # Everything stored must also be acceptable to the wire decoder
-    # (e.g. an int too large for a float is rejected from code as from REST).
-    decode_json(data)
-    return data
-
-
-def canonical_json(raw: Any, index: int, key: str) -> JsonBytes:
-    """Validate one wire value (JSON bytes) and return its canonical form."""
-    if not isinstance(raw, (bytes, bytearray, str)):
-        raise InvalidType("value of item %d must be JSON bytes, got %s" % (index, type(raw).__name__))
-    try:
-        return encode_json(decode_json(raw))
-    except InvalidInput as exc:
-        raise type(exc)("item %d (key %r): %s" % (index, key, exc)) from None
-
-
 def _loads(data: JsonBytes) -> Any:
     return json.loads(data)
 
@@ -182,37 +78,17 @@ _MISSING = object()
 _ids = itertools.count(1)
 
 
-class _Waiter:
-    """One reader waiting for keys that need a Spark lookup."""
-
-    __slots__ = ("n", "values", "error", "event")
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.values: dict[str, Optional[bytes]] = {}
-        self.error: Optional[BaseException] = None
-        self.event = threading.Event()
-
-    def deliver(self, key: str, value: Optional[bytes], error: Optional[BaseException]) -> None:
-        # Lookup threads may deliver at once: a dict store is atomic, a
-        # shared counter would not be.
-        if error is not None and self.error is None:
-            self.error = error
-        self.values[key] = value
-        if len(self.values) >= self.n:
-            self.event.set()
-
-
 # ---------------------------------------------------------------- the store
 
 class SharedRDD:
     """The KV store for one named shared RDD (thread-safe)."""
 
     def __init__(self, name: str, sc: SparkContext, spark: Optional[SparkSession] = None,
-                 num_partitions: Optional[int] = None, engine: Optional[Engine] = None) -> None:
+                 num_partitions: Optional[int] = None, engine: Optional[Engine] = None, log: Any = None) -> None:
         self.name = name
         self._sc = sc
         self._engine = engine or Engine(sc, spark)
+        self._rules = self._engine.rules
         self._cache = self._engine.cache
         self._rid = next(_ids)
         self._lock = threading.Lock()
@@ -226,20 +102,16 @@ class SharedRDD:
         self._generation = 0  # bumped by clear(): a rebuild started before is void
         self._bg_busy = False
         self._bg_failures = 0
-        self._pending: dict[str, list[_Waiter]] = {}
-        self._inflight: dict[str, list[_Waiter]] = {}  # key -> waiters of the job fetching it
-        self._inflight_base: dict[int, Base] = {}
-        self._lookups_running = 0
         self._closed = False
         self._rdd: Optional[RDD] = None
         self._rdd_version = -1
         self._df: Optional[DataFrame] = None
         self._df_version = -1
-        self._load: Optional[dict[str, Any]] = None
+        self._load: Optional[bulk.Load] = None
         self._load_seq = 0
         # Durable RDDs: user code's writes go to the node's log through this
         # (durable.NodeLog); the node applies logged writes with apply_logged.
-        self._log: Any = None
+        self._log: Any = log
         # Durable RDDs: the last log index applied (durable.apply_entries).
         self.apply_lock = threading.Lock()
         self.applied_index = 0
@@ -252,6 +124,12 @@ class SharedRDD:
                                          initializer=self._thread_setup, initargs=(pool + "-kv", "srdd kv " + name))
         self._bg = ThreadPoolExecutor(1, thread_name_prefix="srdd-bg-" + name,
                                       initializer=self._thread_setup, initargs=(pool + "-bg", "srdd compaction " + name))
+        self._lookups = LookupBatcher(name, self._engine, self._lock, self, self._query.submit)
+
+    @property
+    def engine(self) -> Engine:
+        """The session's KV engine (Spark handles, settings, the cache)."""
+        return self._engine
 
     def _thread_setup(self, pool: str, description: str) -> None:
         # Each RDD's jobs go to their own FAIR pools (spark.scheduler.mode=FAIR),
@@ -278,16 +156,16 @@ class SharedRDD:
 
     def get_json(self, keys: Iterable[str]) -> list[Optional[JsonBytes]]:
         """Canonical JSON bytes for ``keys`` in the same order; None where absent."""
-        keys = [check_key(k) for k in keys]
+        keys = [check_lookup_key(k) for k in keys]
         out, cold = self._read_local(keys)
         if cold:
-            self._fetch(keys, cold, out)
+            self._lookups.fetch(keys, cold, out)
         return out
 
     def get_json_local(self, keys: Iterable[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
         """Values found without Spark, and the positions of keys that need a
         Spark lookup (their value is None in the first list)."""
-        keys = [check_key(k) for k in keys]
+        keys = [check_lookup_key(k) for k in keys]
         return self._read_local(keys)
 
     def _read_local(self, keys: list[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
@@ -310,107 +188,23 @@ class SharedRDD:
                     cold.append(i)
         return out, cold
 
-    def _fetch(self, keys: list[str], cold: list[int], out: list[Optional[JsonBytes]]) -> None:
-        wanted = list(dict.fromkeys(keys[i] for i in cold))
-        waiter = _Waiter(len(wanted))
-        start = False
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("shared RDD %r was dropped" % self.name)
-            base = self._base
-            for k in wanted:
-                ws = self._inflight.get(k)
-                if ws is not None and self._inflight_base.get(id(ws)) is base:
-                    ws.append(waiter)
-                else:
-                    self._pending.setdefault(k, []).append(waiter)
-            if self._pending and self._lookups_running < self._engine.lookup_jobs:
-                self._lookups_running += 1
-                start = True
-        if start:
-            try:
-                self._query.submit(self._lookup_loop)
-            except RuntimeError:  # the pool shut down: the RDD was dropped
-                with self._lock:
-                    self._lookups_running -= 1
-                    doomed, self._pending = self._pending, {}
-                err = RuntimeError("shared RDD %r was dropped" % self.name)
-                for k, ws in doomed.items():
-                    for w in ws:
-                        w.deliver(k, None, err)
-        waiter.event.wait()
-        if waiter.error is not None:
-            raise RuntimeError("lookup in shared RDD %r failed: %s" % (self.name, waiter.error)) from waiter.error
-        for i in cold:
-            out[i] = waiter.values.get(keys[i])
+    # -- the lookup batcher's hooks (lookups.LookupHost; under the lock)
 
-    def _lookup_loop(self) -> None:
-        """Run lookup jobs while keys are waiting (on a query thread)."""
-        doomed: dict[str, list[_Waiter]] = {}
-        while True:
-            with self._lock:
-                if self._closed or not self._pending:
-                    if self._closed:
-                        doomed, self._pending = self._pending, {}
-                    self._lookups_running -= 1
-                    break
-                base = self._base.acquire()
-                batch: dict[str, list[_Waiter]] = {}
-                for k in self._pick_locked(base):
-                    ws = self._pending.pop(k)
-                    batch[k] = ws
-                    self._inflight[k] = ws
-                    self._inflight_base[id(ws)] = base
-            error: Optional[BaseException] = None
-            found: dict = {}
-            began = time.monotonic()
-            try:
-                found = self._engine.lookup(base, list(batch))
-            except BaseException as exc:  # delivered to every waiter
-                error = exc
-                log.warning("lookup job for %r failed: %s", self.name, exc)
-            finally:
-                base.release()
-            with self._lock:
-                self.stats_counters["lookup_jobs"] += 1
-                self.stats_counters["lookup_keys"] += len(batch)
-                took = time.monotonic() - began
-                self.stats_counters["lookup_seconds"] += took
-                self._job_hist["lookup"].observe(took)
-                fill = self._base is base and error is None
-                for k, ws in batch.items():
-                    if self._inflight.get(k) is ws:
-                        del self._inflight[k]
-                    self._inflight_base.pop(id(ws), None)
-                    v = found.get(k)
-                    if fill and v is not None and k not in self._delta and (self._frozen is None or k not in self._frozen):
-                        self._cache.put(self._rid, k, v)
-            for k, ws in batch.items():
-                v = found.get(k)
-                for w in ws:
-                    w.deliver(k, v, error)
-        err = RuntimeError("shared RDD %r was dropped" % self.name)
-        for k, ws in doomed.items():
-            for w in ws:
-                w.deliver(k, None, err)
+    def lookup_base_locked(self) -> Optional[Base]:
+        return None if self._closed else self._base
 
-    def _pick_locked(self, base: Base) -> list[str]:
-        """The keys of the next lookup job: every waiting key of the
-        partition of the oldest waiting key, then of the partitions with
-        the most waiting keys, up to ``partitionsPerLookup`` partitions (by
-        default one per concurrent job and core). A job or a task costs far
-        more than a key, so each serves as many keys as it can, the oldest
-        first."""
-        limit = self._engine.parts_per_job
-        if len(self._pending) == 1 or limit >= base.n:
-            return list(itertools.islice(self._pending, MAX_LOOKUP_BATCH))
-        by_part: dict[int, list[str]] = {}
-        for k in self._pending:
-            by_part.setdefault(base.partition(k), []).append(k)
-        first = next(iter(by_part))
-        chosen = [first] + sorted((p for p in by_part if p != first), key=lambda p: -len(by_part[p]))[:limit - 1]
-        keys = [k for p in chosen for k in by_part[p]]
-        return keys[:MAX_LOOKUP_BATCH]
+    def lookup_done_locked(self, base: Base, keys: int, found: dict, error: Optional[BaseException],
+                           seconds: float) -> None:
+        self.stats_counters["lookup_jobs"] += 1
+        self.stats_counters["lookup_keys"] += keys
+        self.stats_counters["lookup_seconds"] += seconds
+        self._job_hist["lookup"].observe(seconds)
+        if self._base is not base or error is not None:
+            return
+        delta, frozen = self._delta, self._frozen
+        for k, v in found.items():
+            if v is not None and k not in delta and (frozen is None or k not in frozen):
+                self._cache.put(self._rid, k, v)
 
     def count(self) -> int:
         with self._lock:
@@ -440,7 +234,7 @@ class SharedRDD:
         if not isinstance(prefix, str):
             raise InvalidType("prefix must be a str")
         if after is not None:
-            check_key(after)
+            check_lookup_key(after)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= SCAN_MAX:
             raise InvalidInput("limit must be an integer from 1 to %d" % SCAN_MAX)
         pb = prefix.encode("utf-8")
@@ -477,9 +271,10 @@ class SharedRDD:
     # -- writes
 
     def set(self, key: str, value: Any) -> None:
-        """Store ``value`` (must be JSON-serializable, finite numbers only)."""
-        check_key(key)
-        data = _encode_checked(value)
+        """Store ``value`` (must be JSON-serializable, finite numbers only;
+        key and value within the node's limits, as for REST writers)."""
+        self._rules.check_key(key)
+        data = self._rules.encode_value(value)
         if self._log is not None:
             self._log("set", [(key, data)])
             return
@@ -491,7 +286,7 @@ class SharedRDD:
         staged: dict[str, JsonBytes] = {}
         for pair in pairs:
             key, value = pair
-            staged[check_key(key)] = _encode_checked(value)
+            staged[self._rules.check_key(key)] = self._rules.encode_value(value)
         if self._log is not None:
             return self._log("set", list(staged.items())) if staged else 0
         self._write(staged, ())
@@ -504,7 +299,7 @@ class SharedRDD:
         anything is applied, so a bad batch changes nothing. Raises
         InvalidInput on the first bad item. Returns the number of items.
         """
-        staged = self._stage(list(items), 0)
+        staged = self.stage_json(list(items))
         self._write(dict(staged), ())
         return len(staged)
 
@@ -513,15 +308,14 @@ class SharedRDD:
         batches back to back, ``groups`` their sizes. Each batch is validated
         on its own and applied whole or not at all; all valid batches are
         applied at once, in order. Returns (items written, per-batch error)."""
-        if sum(groups) != len(items) or any(not isinstance(g, int) or g < 0 for g in groups):
-            raise InvalidInput("groups must be sizes that add up to the number of items")
+        self._rules.check_groups(groups, len(items))
         staged: dict[str, JsonBytes] = {}
         errors: list[Optional[str]] = []
         written = 0
         pos = 0
         for g in groups:
             try:
-                part = self._stage(items[pos:pos + g], pos)
+                part = self.stage_json(items[pos:pos + g], pos)
             except InvalidInput as exc:
                 errors.append(str(exc))
             else:
@@ -533,16 +327,22 @@ class SharedRDD:
             self._write(staged, (), wait)
         return written, errors
 
-    @staticmethod
-    def _stage(items: list, offset: int) -> list[tuple[str, JsonBytes]]:
+    def stage_json(self, items: list, offset: int = 0) -> list[tuple[str, JsonBytes]]:
+        """Validate wire items ([key, JSON text] pairs; ``offset`` numbers
+        them in messages) and return (key, canonical JSON) pairs; nothing is
+        written. Raises InvalidInput on the first bad item."""
         staged: list[tuple[str, JsonBytes]] = []
+        check_key, canonical = self._rules.check_key, self._rules.canonical
         for index, pair in enumerate(items, offset):
             try:
                 key, raw = pair
             except (TypeError, ValueError):
                 raise InvalidInput("item %d is not a [key, value] pair" % index) from None
             check_key(key)
-            staged.append((key, canonical_json(raw, index, key)))
+            try:
+                staged.append((key, canonical(raw)))
+            except InvalidInput as exc:
+                raise type(exc)("item %d (key %r): %s" % (index, key, exc)) from None
         return staged
 
     def delete(self, key: str) -> bool:
@@ -551,7 +351,7 @@ class SharedRDD:
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Remove ``keys``; returns how many were present."""
-        keys = [check_key(k) for k in keys]
+        keys = [check_lookup_key(k) for k in keys]
         if self._log is not None:
             return self._log("delete", keys) if keys else 0
         return self._write({}, keys)
@@ -576,9 +376,8 @@ class SharedRDD:
 
     def delete_groups(self, keys: list[str], groups: list[int], wait: bool = True) -> list[int]:
         """Wire helper for coalesced deletes: how many keys of each batch existed."""
-        if sum(groups) != len(keys) or any(not isinstance(g, int) or g < 0 for g in groups):
-            raise InvalidInput("groups must be sizes that add up to the number of keys")
-        keys = [check_key(k) for k in keys]
+        self._rules.check_groups(groups, len(keys), "keys")
+        keys = [check_lookup_key(k) for k in keys]
         # One locked section with one capacity check: the reader thread
         # (wait=False) never blocks half way through the groups.
         return self._write({}, keys, wait, groups=groups)
@@ -622,7 +421,7 @@ class SharedRDD:
             # While a load runs, a key may be in the file being loaded:
             # a delete always leaves a tombstone, so the row cannot come
             # back when the load swaps in (its count is redone then).
-            loading = self._load is not None and self._load["state"] == "running"
+            loading = self._load is not None and self._load.running
             bounds = itertools.accumulate(groups) if groups is not None else iter(())
             end = next(bounds, None)
             start_count = 0
@@ -857,7 +656,7 @@ class SharedRDD:
                 self._df, self._df_version = df, version
         return df
 
-    # -- bulk
+    # -- bulk (bulk.py): the store orders a load against writes
 
     def load(self, path: str, fmt: str = "jsonl", mode: str = "merge",
              key_column: str = "key", value_column: str = "value", logged: bool = False) -> dict[str, Any]:
@@ -868,18 +667,10 @@ class SharedRDD:
         if self._log is not None and not logged:
             raise InvalidInput("load into a durable shared RDD through the node (POST /v1/rdds/%s/load), "
                                "which checkpoints it when the load ends" % self.name)
-        if not isinstance(path, str) or not path:
-            raise InvalidInput("path must be a non-empty string")
-        if fmt not in FORMATS:
-            raise InvalidInput("format must be one of %s" % ", ".join(FORMATS))
-        if mode not in ("merge", "replace"):
-            raise InvalidInput('mode must be "merge" or "replace"')
-        for col in (key_column, value_column):
-            if not isinstance(col, str) or not col:
-                raise InvalidInput("column names must be non-empty strings")
+        bulk.check_load(path, fmt, mode, key_column, value_column)
         with self._lock:
-            if self._load is not None and self._load["state"] == "running":
-                raise Busy("shared RDD %r is already loading %s" % (self.name, self._load["path"]))
+            if self._load is not None and self._load.running:
+                raise Busy("shared RDD %r is already loading %s" % (self.name, self._load.info["path"]))
             # The load is ordered here: writes acknowledged before this call
             # are below the loaded rows, later ones on top. A compaction in
             # progress owns the frozen layer: wait for it (seconds at most).
@@ -888,10 +679,7 @@ class SharedRDD:
             if self._closed:
                 raise RuntimeError("shared RDD %r was dropped" % self.name)
             self._load_seq += 1
-            state = {"state": "running", "path": path, "format": fmt, "mode": mode, "rows": 0,
-                     "percent": 0.0, "rows_per_sec": 0.0, "seconds": 0.0, "error": None,
-                     "_started": time.monotonic(), "_group": "srdd-load-%d-%d" % (self._rid, self._load_seq),
-                     "_counter": None}
+            state = bulk.Load(path, fmt, mode, "srdd-load-%d-%d" % (self._rid, self._load_seq))
             self._load = state
             self._bg_busy = True
             frozen, self._delta, self._delta_bytes = self._delta, {}, 0
@@ -904,44 +692,21 @@ class SharedRDD:
         """Progress of the running load, or the outcome of the last one."""
         with self._lock:
             state = self._load
-        if state is None:
-            return None
-        out = {k: v for k, v in state.items() if not k.startswith("_")}
-        if state["state"] == "running":
-            elapsed = time.monotonic() - state["_started"]
-            counter = state["_counter"]
-            rows = int(counter.value) if counter is not None else 0
-            try:
-                pct = 100.0 * self._engine.group_progress(state["_group"])
-            except Exception:
-                pct = 0.0
-            pct = max(min(pct, 99.9), state["percent"])
-            state["percent"] = pct
-            out.update(rows=rows, percent=round(pct, 1), seconds=round(elapsed, 3),
-                       rows_per_sec=round(rows / elapsed, 1) if elapsed > 0 else 0.0)
-        return out
+        return None if state is None else state.status(self._engine)
 
-    def _run_load(self, state: dict[str, Any], key_col: str, value_col: str,
+    def _run_load(self, state: bulk.Load, key_col: str, value_col: str,
                   frozen: dict, base: Base, gen: int) -> None:
-        sc, eng = self._sc, self._engine
         try:
-            sc.setJobGroup(state["_group"], "srdd load of %s from %s" % (self.name, state["path"]))
-            nbytes = eng.input_bytes(state["path"])
-            rows = eng.read_rows(state["format"], state["path"], key_col, value_col, nbytes)
-            counter = sc.accumulator(0)
-            state["_counter"] = counter
-            new = eng.rebuild(base, frozen, loaded=rows, loaded_bytes=nbytes,
-                              replace=state["mode"] == "replace", counter=counter,
-                              name="%s@load%d" % (self.name, self._load_seq))
+            new = state.read(self._engine, self.name, key_col, value_col, base, frozen,
+                             "%s@load%d" % (self.name, self._load_seq))
         except BaseException as exc:
             base.release()
-            message = _error_text(exc)
-            log.warning("load of %r from %s failed: %s", self.name, state["path"], message)
             with self._lock:
+                message = state.failed(exc)
                 self._unfreeze_locked(frozen, gen)
                 self._bg_busy = False
                 self._changed.notify_all()
-                state.update(state="failed", error=message, seconds=round(time.monotonic() - state["_started"], 3))
+            log.warning("load of %r from %s failed: %s", self.name, state.info["path"], message)
             return
         with self._lock:
             swapped = self._generation == gen and not self._closed
@@ -954,10 +719,7 @@ class SharedRDD:
             self._frozen = None
             self._bg_busy = False
             self._changed.notify_all()
-            elapsed = time.monotonic() - state["_started"]
-            nrows = int(state["_counter"].value)
-            state.update(state="done", rows=nrows, percent=100.0, seconds=round(elapsed, 3),
-                         rows_per_sec=round(nrows / elapsed, 1) if elapsed > 0 else 0.0)
+            state.done()
             start = self._should_compact_locked()
         base.release()
         if swapped:
@@ -972,27 +734,15 @@ class SharedRDD:
         """Write the current data (pending writes included) to ``path`` as
         JSON Lines (``{"key","value"}`` rows), CSV or Parquet (columns key,
         value as JSON text). Spark writes a directory of part files."""
-        if not isinstance(path, str) or not path:
-            raise InvalidInput("path must be a non-empty string")
-        if fmt not in FORMATS:
-            raise InvalidInput("format must be one of %s" % ", ".join(FORMATS))
+        bulk.check_save(path, fmt)
         with self._lock:
             overlay = self._overlay_locked()
             base = self._base.acquire()
             rows = self._count
-        began = time.monotonic()
         try:
-            self._bg.submit(self._engine.save, base, overlay, fmt, path, bool(overwrite)).result()
-        except FileExistsError as exc:
-            raise InvalidInput(str(exc)) from None
-        except Exception as exc:
-            msg = _path_error(exc)
-            if msg is None:
-                raise
-            raise InvalidInput("cannot write %s: %s" % (path, msg)) from None
+            return bulk.save(self._engine, self._bg, base, overlay, rows, path, fmt, overwrite)
         finally:
             base.release()
-        return {"rows": rows, "path": path, "format": fmt, "seconds": round(time.monotonic() - began, 3)}
 
     # -- lifecycle and introspection
 
@@ -1027,109 +777,3 @@ class SharedRDD:
         self._bg.shutdown(wait=False)
         self._cache.clear_rdd(self._rid)
         base.retire()
-
-
-def _path_error(exc: BaseException) -> Optional[str]:
-    """The message of a JVM error that a bad path causes (an unknown file
-    system scheme, a directory that cannot be created or written, a
-    malformed URI), or None for other errors."""
-    java = getattr(exc, "java_exception", None)
-    if java is None:
-        return None
-    try:
-        names = set()
-        cls = java.getClass()
-        while cls is not None:
-            names.add(str(cls.getName()))
-            cls = cls.getSuperclass()
-        if names & {"java.io.IOException", "java.lang.IllegalArgumentException"}:
-            return str(java.getMessage())
-    except Exception:
-        return None
-    return None
-
-
-def _error_text(exc: BaseException) -> str:
-    """A short message for a failed Spark job: the Python error of the task
-    if there is one, else the first line."""
-    text = str(exc)
-    for marker in ("BadRow: ", "ValueError: ", "FileNotFoundException: ", "AnalysisException: ",
-                   "InvalidInputException: "):
-        i = text.find(marker)
-        if i >= 0:
-            line = text[i:].splitlines()[0]
-            return line[:500]
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return ("%s: %s" % (type(exc).__name__, first))[:500]
-
-
-# ---------------------------------------------------------------- registry
-
-class NotFound(KeyError):
-    pass
-
-
-class AlreadyExists(KeyError):
-    pass
-
-
-class Registry:
-    """The shared RDDs of one session, by name (thread-safe).
-
-    ``view`` is a live read-only mapping for user code (``shared_rdds``), so
-    statements can look RDDs up but cannot add or drop them behind the
-    node's back.
-    """
-
-    def __init__(self, sc: SparkContext, spark: Optional[SparkSession] = None) -> None:
-        self._sc = sc
-        self._spark = spark
-        self._lock = threading.Lock()
-        self._rdds: dict[str, SharedRDD] = {}
-        self._engine: Optional[Engine] = None
-        self.view: Mapping[str, SharedRDD] = MappingProxyType(self._rdds)
-
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = Engine(self._sc, self._spark)
-        return self._engine
-
-    def create(self, name: str, log: Any = None) -> SharedRDD:
-        if not isinstance(name, str) or not name:
-            raise InvalidInput("name must be a non-empty str")
-        with self._lock:
-            if name in self._rdds:
-                raise AlreadyExists(name)
-            store = SharedRDD(name, self._sc, self._spark, engine=self.engine)
-            store._log = log
-            self._rdds[name] = store
-            return store
-
-    def drop(self, name: str) -> SharedRDD:
-        with self._lock:
-            store = self._rdds.pop(name, None)
-        if store is None:
-            raise NotFound(name)
-        store.unpersist()
-        return store
-
-    def get(self, name: str) -> SharedRDD:
-        store = self._rdds.get(name)  # a dict read is atomic; the hot path takes no lock
-        if store is None:
-            raise NotFound(name)
-        return store
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._rdds)
-
-    def list(self) -> list[tuple[str, int]]:
-        with self._lock:
-            stores = sorted(self._rdds.items())
-        return [(name, store.count()) for name, store in stores]
-
-    def stores(self) -> list[SharedRDD]:
-        with self._lock:
-            return [s for _, s in sorted(self._rdds.items())]
-

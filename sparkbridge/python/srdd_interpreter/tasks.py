@@ -3,7 +3,8 @@
 Everything here runs in Spark's Python workers (and in the driver), uses
 the standard library only, and is pickled *by value* (engine.py registers
 this module with cloudpickle), so executors never need srdd_interpreter
-on their path.
+on their path. Loaded rows are checked with the node's data rules
+(rules.Rules, also pickled by value, handed in by the task closure).
 
 A base partition is ONE record, an index tuple ``(n, keys, koff, vals, voff)``:
 
@@ -332,52 +333,21 @@ class BadRow(ValueError):
     """A row of an input file that cannot be loaded."""
 
 
-def _encoder() -> Any:
-    return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
-def canonical(value: Any, encode: Any) -> bytes:
-    """Canonical JSON bytes of a decoded value, with the wire's number rules
-    (finite floats only; integers that fit a float)."""
+def _row(key: Any, value: Any, rules: Any, where: str) -> Pair:
+    """Validated (key bytes, canonical value bytes) of one loaded row, by
+    the node's rules (rules.Rules, shipped in the task closure)."""
     try:
-        text = encode(value)
+        kb = rules.key_bytes(key)
+    except ValueError as exc:  # rules.InvalidInput
+        raise BadRow("%s: %s" % (where, exc)) from None
+    try:
+        return kb, rules.encode_value(value)
     except ValueError as exc:
-        raise BadRow("value is not valid JSON for srdd: %s" % exc) from None
-    if len(text) > 308:
-        _check_ints(value)
-    return text.encode("utf-8")
+        raise BadRow("value of key %r: %s" % (key, exc)) from None
 
 
-def _check_ints(value: Any) -> None:
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        try:
-            float(value)
-        except OverflowError:
-            raise BadRow("number does not fit a finite float") from None
-    elif isinstance(value, list):
-        for v in value:
-            _check_ints(v)
-    elif isinstance(value, dict):
-        for v in value.values():
-            _check_ints(v)
-
-
-def check_key_text(key: Any, max_bytes: int) -> bytes:
-    if not isinstance(key, str):
-        raise BadRow("key must be a string, got %s" % type(key).__name__)
-    kb = key.encode("utf-8")
-    if not kb:
-        raise BadRow("key must not be empty")
-    if len(kb) > max_bytes:
-        raise BadRow("key of %d bytes exceeds the limit of %d" % (len(kb), max_bytes))
-    return kb
-
-
-def parse_jsonl(lines: Iterable[str], max_key: int, max_value: int) -> Iterator[Pair]:
+def parse_jsonl(lines: Iterable[str], rules: Any) -> Iterator[Pair]:
     """JSON Lines rows ``{"key": str, "value": any JSON}``; blank lines skipped."""
-    encode = _encoder().encode
     decode = json.JSONDecoder().decode
     for n, line in enumerate(lines, 1):
         if not line or line.isspace():
@@ -388,21 +358,15 @@ def parse_jsonl(lines: Iterable[str], max_key: int, max_value: int) -> Iterator[
             raise BadRow("line %d of its split is not JSON: %s" % (n, exc)) from None
         if not isinstance(row, dict) or "key" not in row or "value" not in row:
             raise BadRow('line %d of its split must be an object with "key" and "value"' % n)
-        kb = check_key_text(row["key"], max_key)
-        vb = canonical(row["value"], encode)
-        if len(vb) > max_value:
-            raise BadRow("value of key %r exceeds the limit of %d bytes" % (row["key"], max_value))
-        yield kb, vb
+        yield _row(row["key"], row["value"], rules, "line %d of its split" % n)
 
 
-def parse_columns(rows: Iterable[Any], max_key: int, max_value: int) -> Iterator[Pair]:
+def parse_columns(rows: Iterable[Any], rules: Any) -> Iterator[Pair]:
     """(key, value) rows from CSV or Parquet: a string value is JSON text;
     any other value is converted to JSON as it is."""
-    encode = _encoder().encode
     decode = json.JSONDecoder().decode
     for row in rows:
         key, value = row[0], row[1]
-        kb = check_key_text(key, max_key)
         if isinstance(value, str):
             try:
                 value = decode(value)
@@ -410,10 +374,7 @@ def parse_columns(rows: Iterable[Any], max_key: int, max_value: int) -> Iterator
                 raise BadRow("value of key %r is not JSON text: %s" % (key, exc)) from None
         elif hasattr(value, "asDict"):
             value = value.asDict(recursive=True)
-        vb = canonical(value, encode)
-        if len(vb) > max_value:
-            raise BadRow("value of key %r exceeds the limit of %d bytes" % (key, max_value))
-        yield kb, vb
+        yield _row(key, value, rules, "row")
 
 
 def pack_for_shuffle(n: int, split: int, pairs: Iterable[Pair], counter: Any) -> Iterator[tuple]:
@@ -437,15 +398,15 @@ def pack_for_shuffle(n: int, split: int, pairs: Iterable[Pair], counter: Any) ->
         yield p, (split, _from_lists(ks, vs))
 
 
-def parse_jsonl_with(max_key: int, max_value: int) -> Any:
+def parse_jsonl_with(rules: Any) -> Any:
     def run(it: Iterable[str]) -> Iterator[Pair]:
-        return parse_jsonl(it, max_key, max_value)
+        return parse_jsonl(it, rules)
     return run
 
 
-def parse_columns_with(max_key: int, max_value: int) -> Any:
+def parse_columns_with(rules: Any) -> Any:
     def run(it: Iterable[Any]) -> Iterator[Pair]:
-        return parse_columns(it, max_key, max_value)
+        return parse_columns(it, rules)
     return run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,18 @@ import pytest
 PYTHON_DIR = Path(__file__).resolve().parent.parent
 if str(PYTHON_DIR) not in sys.path:
     sys.path.insert(0, str(PYTHON_DIR))
+
+# The data rules and their accept/reject cases, shared with the Go tests
+# (kvstore/DESIGN.md, "The data rules").
+DATA_RULES_FILE = PYTHON_DIR.parent.parent / "kvstore" / "testdata" / "data_rules.json"
+
+
+@pytest.fixture(scope="session")
+def data_rules() -> "object":
+    """The node's default rules, as kvstore/testdata/data_rules.json has them."""
+    from srdd_interpreter.rules import Rules
+
+    return Rules.from_json(json.dumps(json.loads(DATA_RULES_FILE.read_text())["rules"]))
 
 
 @pytest.fixture(scope="session")

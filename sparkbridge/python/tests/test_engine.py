@@ -52,16 +52,18 @@ def test_scan_task_and_partitioning() -> None:
     assert tasks.partition_of("ak".encode(), 7) == tasks.key_hash("ak") % 7
 
 
-def test_parse_rows_enforce_the_wire_rules() -> None:
-    good = list(tasks.parse_jsonl(['{"key":"a","value":{"x":1.5e3}}', "", '{"key":"b","value":null}'], 1024, 1 << 20))
+def test_parse_rows_enforce_the_wire_rules(data_rules: Any) -> None:
+    good = list(tasks.parse_jsonl(['{"key":"a","value":{"x":1.5e3}}', "", '{"key":"b","value":null}'], data_rules))
     assert good == [(b"a", b'{"x":1500.0}'), (b"b", b"null")]
     for bad in ['{"key":1,"value":2}', '{"key":"","value":2}', '{"value":2}', "not json",
                 '{"key":"a","value":NaN}', '{"key":"a","value":1e400}', '{"key":"a","value":%s}' % ("9" * 400)]:
         with pytest.raises(tasks.BadRow):
-            list(tasks.parse_jsonl([bad], 1024, 1 << 20))
+            list(tasks.parse_jsonl([bad], data_rules))
     with pytest.raises(tasks.BadRow):
-        list(tasks.parse_jsonl(['{"key":"%s","value":1}' % ("k" * 1025)], 1024, 1 << 20))
-    assert list(tasks.parse_columns([("k", '"v"'), ("n", 5)], 1024, 1 << 20)) == [(b"k", b'"v"'), (b"n", b"5")]
+        list(tasks.parse_jsonl(['{"key":"%s","value":1}' % ("k" * 1025)], data_rules))
+    with pytest.raises(tasks.BadRow):  # deeper than the rules allow, as over REST
+        list(tasks.parse_jsonl(['{"key":"a","value":%s}' % ("[" * 257 + "]" * 257)], data_rules))
+    assert list(tasks.parse_columns([("k", '"v"'), ("n", 5)], data_rules)) == [(b"k", b'"v"'), (b"n", b"5")]
 
 
 def test_hot_cache_is_bounded_by_bytes() -> None:
@@ -162,9 +164,9 @@ def test_cold_reads_coalesce_into_few_jobs(store: SharedRDD, engine: Engine) -> 
         for t in threads:
             t.start()
         deadline = time.monotonic() + 60
-        while len(store._pending) < 39 and time.monotonic() < deadline:  # all queue behind the first job
+        while len(store._lookups._pending) < 39 and time.monotonic() < deadline:  # all queue behind the first job
             time.sleep(0.01)
-        assert len(store._pending) == 39
+        assert len(store._lookups._pending) == 39
         gate.set()
         first.join(60)
         for t in threads:

@@ -7,7 +7,7 @@ from typing import Any
 
 from srdd_interpreter import stats
 from srdd_interpreter.stats import JOB_BUCKETS, JobHistogram
-from srdd_interpreter.store import Registry
+from srdd_interpreter.tables import RDDTable
 
 
 def test_job_histogram_buckets() -> None:
@@ -31,17 +31,17 @@ def test_rss_of_this_process() -> None:
 
 def test_collect_reports_engine_jvm_and_jobs(spark: Any) -> None:
     sc = spark.sparkContext
-    reg = Registry(sc, spark)
-    store = reg.create("metered")
+    tables = RDDTable(sc, spark)
+    store = tables.create("metered")
     try:
         store.set_many({"k%d" % i: i for i in range(50)})
         store.compact()
         store._cache.clear_rdd(store._rid)  # the read below needs a lookup job
         assert store.get("k7") == 7
         store.set("fresh", 1)  # stays in the delta
-        out = stats.collect(reg, sc, 3)
+        out = stats.collect(tables, sc, 3)
     finally:
-        reg.drop("metered")
+        tables.drop("metered")
     assert out["buckets"] == list(JOB_BUCKETS)
     assert out["pending"] == 3
     assert out["rss"] > 0

@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
+from conftest import DATA_RULES_FILE
+from srdd_interpreter.rules import RULES_ENV, InvalidInput, TooLarge
 from srdd_interpreter.statements import StatementRunner
-from srdd_interpreter.store import InvalidInput, Registry, SharedRDD
+from srdd_interpreter.store import SharedRDD
+from srdd_interpreter.tables import RDDTable
 
 HOSTILE_KEY = 'x"); import os; os.system("touch /tmp/pwned"); ("'
 PWNED = "/tmp/pwned"
@@ -131,8 +134,8 @@ def test_hostile_key_is_data_not_code(spark: Any) -> None:
     if os.path.exists(PWNED):
         os.remove(PWNED)
     sc = spark.sparkContext
-    registry = Registry(sc, spark)
-    states = registry.create("states")
+    tables = RDDTable(sc, spark)
+    states = tables.create("states")
     states.set_json([(HOSTILE_KEY, b'"evil?"')])
     assert states.get(HOSTILE_KEY) == "evil?"
     assert states.get_json([HOSTILE_KEY]) == [b'"evil?"']
@@ -144,20 +147,54 @@ def test_hostile_key_is_data_not_code(spark: Any) -> None:
     assert not os.path.exists(PWNED)
 
 
-def test_registry(spark: Any) -> None:
-    registry = Registry(spark.sparkContext, spark)
-    a = registry.create("a")
-    registry.create("b")
+def test_code_writes_obey_the_node_limits(store: SharedRDD) -> None:
+    # Issue 12: SharedRDD.set from session code on a memory RDD had no size
+    # limit, so code could store a 2 KiB key that REST GET then refused
+    # with 413. Code writes follow the rules REST writes do.
+    with pytest.raises(InvalidInput):
+        store.set("k" * 2048, 1)
+    with pytest.raises(InvalidInput):
+        store.set_many({"ok": 1, "k" * 1025: 2})  # all or nothing
+    with pytest.raises(InvalidInput):
+        store.set("big", "v" * (1 << 20))  # 1 MiB + 2 bytes of JSON text
+    with pytest.raises(InvalidInput):
+        store.set("deep", json.loads("[" * 257 + "]" * 257))
+    assert store.count() == 0 and store.get("ok") is None
+    store.set("k" * 1024, "v" * ((1 << 20) - 2))  # exactly at both limits
+    assert store.count() == 1
+    # reads of a longer key find nothing, as before (REST refuses them)
+    assert store.get("k" * 2048) is None and store.delete("k" * 2048) is False
+
+
+def test_limits_are_the_ones_the_node_hands_over(spark: Any, monkeypatch: Any) -> None:
+    handed = dict(json.loads(DATA_RULES_FILE.read_text())["rules"], max_key_bytes=8, max_value_bytes=64)
+    monkeypatch.setenv(RULES_ENV, json.dumps(handed))
+    tables = RDDTable(spark.sparkContext, spark)
+    small = tables.create("small")
+    small.set("k" * 8, 1)
+    with pytest.raises(TooLarge):
+        small.set("k" * 9, 1)
+    with pytest.raises(TooLarge):
+        small.set("k", "v" * 63)
+    with pytest.raises(InvalidInput):
+        tables.create("lambda")
+    tables.drop("small")
+
+
+def test_rdd_table(spark: Any) -> None:
+    tables = RDDTable(spark.sparkContext, spark)
+    a = tables.create("a")
+    tables.create("b")
     a.set("k", 1)
     with pytest.raises(KeyError):
-        registry.create("a")
-    assert registry.list() == [("a", 1), ("b", 0)]
-    assert registry.view["a"] is a
+        tables.create("a")
+    assert tables.list() == [("a", 1), ("b", 0)]
+    assert tables.view["a"] is a
     with pytest.raises(TypeError):
-        registry.view["c"] = a  # type: ignore[index]  # read-only for user code
-    registry.drop("a")
+        tables.view["c"] = a  # type: ignore[index]  # read-only for user code
+    tables.drop("a")
     with pytest.raises(KeyError):
-        registry.get("a")
+        tables.get("a")
     with pytest.raises(KeyError):
-        registry.drop("a")
-    assert registry.names() == ["b"]
+        tables.drop("a")
+    assert tables.names() == ["b"]
