@@ -212,7 +212,7 @@ func numberEnd(v []byte, at int) int {
 // largest float64. Only a number with an exponent or with more than 308
 // characters can: parsing the rest would cost the hot path for nothing.
 func checkNumber(num []byte) error {
-	if len(num) <= 308 && bytes.IndexAny(num, "eE") < 0 {
+	if len(num) <= 308 && !bytes.ContainsAny(num, "eE") {
 		return nil
 	}
 	// ParseFloat reports ErrRange only for overflow; an underflow (1e-400)
