@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-python lint venv check-java check-prometheus check-deploy bench bench-durable clean
+.PHONY: all build run test test-go test-python lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -78,6 +78,12 @@ bench: check-java venv build
 DURABLE_ARGS ?=
 bench-durable: check-java venv build
 	$(GO) run ./benchmarks/cmd/bench durable --srdd bin/srdd --python $(VPY) --out benchmarks $(DURABLE_ARGS)
+
+# The edges (issue 11): process start to /readyz (1 and 3 nodes), and the
+# time from kill -9 of the leader or a follower to the first successful
+# create through a survivor; writes benchmarks/EDGES.md (~10 min).
+bench-edges: check-java venv build
+	scripts/bench-edges.sh
 
 clean:
 	rm -rf bin
