@@ -113,7 +113,7 @@ func (s *Store) Scan(ctx context.Context, name string, req ScanRequest) (ScanRes
 	if len(req.Prefix) > s.limits.MaxKeyBytes || !utf8.ValidString(req.Prefix) {
 		return ScanResult{}, fmt.Errorf("%w: prefix must be UTF-8 of at most %d bytes", ErrInvalid, s.limits.MaxKeyBytes)
 	}
-	args := map[string]any{"rdd": name, "prefix": req.Prefix, "limit": req.Limit}
+	args := map[string]any{"name": name, "prefix": req.Prefix, "limit": req.Limit}
 	if req.After != "" {
 		if err := s.limits.ValidateKey(req.After); err != nil {
 			return ScanResult{}, fmt.Errorf("%w: bad cursor", ErrInvalid)
@@ -168,7 +168,7 @@ func (s *Store) Count(ctx context.Context, name string) (int64, error) {
 	var res struct {
 		Count int64 `msgpack:"count"`
 	}
-	err := s.call(ctx, name, "kv.count", map[string]any{"rdd": name}, &res)
+	err := s.call(ctx, name, "kv.count", map[string]any{"name": name}, &res)
 	return res.Count, err
 }
 

@@ -601,7 +601,7 @@ func (s *Store) pushOnce(o *owned) (int, error) {
 	var res struct {
 		Results []*entryResult `msgpack:"results"`
 	}
-	if err := it.Call(ctx, "kv.apply", map[string]any{"rdd": o.name, "entries": entries}, &res); err != nil {
+	if err := it.Call(ctx, "kv.apply", map[string]any{"name": o.name, "entries": entries}, &res); err != nil {
 		return 0, err
 	}
 	if len(res.Results) != len(entries) {

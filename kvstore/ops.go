@@ -78,16 +78,23 @@ func (r *getReq) finish(err error) {
 
 // GetMany returns the JSON value of each key, nil where a key is absent.
 func (s *Store) GetMany(ctx context.Context, name string, keys []string) ([][]byte, error) {
-	return s.GetManyAt(ctx, name, keys, "")
+	return s.GetManyWith(ctx, name, keys, ReadOptions{})
 }
 
-// GetManyAt is GetMany at a read consistency level (durable RDDs; see
-// ReadGate).
-func (s *Store) GetManyAt(ctx context.Context, name string, keys []string, consistency string) ([][]byte, error) {
+// ReadOptions are per-request options of a read.
+type ReadOptions struct {
+	// Consistency is the read consistency level of a durable RDD
+	// (ConsistencyDefault when empty; see ReadGate). Memory-mode RDDs
+	// ignore it.
+	Consistency string
+}
+
+// GetManyWith is GetMany with per-request options.
+func (s *Store) GetManyWith(ctx context.Context, name string, keys []string, opts ReadOptions) ([][]byte, error) {
 	if err := s.limits.validateBatch(len(keys)); err != nil {
 		return nil, err
 	}
-	if err := s.ReadGate(ctx, name, consistency); err != nil {
+	if err := s.ReadGate(ctx, name, opts.Consistency); err != nil {
 		return nil, err
 	}
 	for _, k := range keys {
@@ -113,7 +120,7 @@ func (s *Store) Get(ctx context.Context, name, key string) ([]byte, bool, error)
 }
 
 type getArgs struct {
-	RDD   string   `msgpack:"rdd"`
+	RDD   string   `msgpack:"name"`
 	Keys  []string `msgpack:"keys"`
 	Local bool     `msgpack:"local,omitempty"`
 }
@@ -367,7 +374,7 @@ func (w wireItems) EncodeMsgpack(enc *msgpack.Encoder) error {
 }
 
 type setArgs struct {
-	RDD    string    `msgpack:"rdd"`
+	RDD    string    `msgpack:"name"`
 	Items  wireItems `msgpack:"items"`
 	Groups []int     `msgpack:"groups"`
 }
@@ -442,7 +449,7 @@ type delReq struct {
 }
 
 type delArgs struct {
-	RDD    string   `msgpack:"rdd"`
+	RDD    string   `msgpack:"name"`
 	Keys   []string `msgpack:"keys"`
 	Groups []int    `msgpack:"groups"`
 }

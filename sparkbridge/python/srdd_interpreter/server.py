@@ -436,7 +436,7 @@ class Server:
                           _opt(args, "overwrite", bool, False))
 
     def _store(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "rdd", str)
+        name = _arg(args, "name", str)
         assert self.registry is not None
         try:
             return self.registry.get(name)
