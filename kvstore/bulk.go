@@ -3,7 +3,6 @@ package kvstore
 import (
 	"context"
 	"fmt"
-	"time"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -22,9 +21,6 @@ const (
 	LoadDone    = "done"
 	LoadFailed  = "failed"
 )
-
-// saveTimeout bounds a save, which writes every key.
-const saveTimeout = 30 * time.Minute
 
 // LoadStatus is a bulk load's progress or outcome.
 type LoadStatus struct {
@@ -198,11 +194,12 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	if err := s.ReadGate(ctx, name, ""); err != nil {
 		return LoadStatus{}, err
 	}
-	s.markLoading(name, true) // a durable RDD is checkpointed when the load ends
+	b := s.writer(name)
+	b.loading(name, true) // a durable RDD is checkpointed when the load ends
 	var st LoadStatus
 	err := s.call(ctx, name, "rdd.load", args, &st)
 	if err != nil {
-		s.markLoading(name, false)
+		b.loading(name, false)
 	}
 	return st, err
 }

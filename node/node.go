@@ -212,7 +212,7 @@ func Start(cfg Config) (*Node, error) {
 		DataDir:      dataDir,
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
-	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
+	n.Store = kvstore.New(n.Registry, kvstore.FromManager(n.Sessions), kvstore.DefaultLimits())
 	n.Store.Instrument(n.Metrics)
 	n.instrument(rddLabels)
 	n.Store.SetDurabilityHooks(n.Durability)
