@@ -272,7 +272,7 @@ func (d *durable) maybeAdopt(r cluster.RDD, old cluster.Session, known bool) {
 	if s.hooks != nil && known && old.Node == me {
 		s.hooks.InterpreterRestarted() // its interpreter died here: a new one took over
 	}
-	if err := s.sess.RDDCreated(sid, r.Name); err != nil {
+	if err := s.created(sid, r.Name); err != nil {
 		s.logf("adopted durable rdd %q: %v", r.Name, err)
 	}
 }

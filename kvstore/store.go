@@ -101,8 +101,10 @@ type Sessions interface {
 	Interpreter(ctx context.Context, id int64) (Interpreter, error)
 	Resolve(idOrName string) (int64, error)
 	DefaultSession() (int64, error)
-	RDDCreated(sessionID int64, name string) error
-	RDDDropped(sessionID int64, name string) error
+	// IfStarted calls fn with the interpreter of a session that runs on
+	// this node and has finished bring-up, serialised with bring-up, and
+	// does nothing otherwise (sessions.Manager.IfStarted).
+	IfStarted(id int64, fn func(ctx context.Context, it Interpreter) error) error
 	Get(id int64) (sessions.Info, error)
 }
 
@@ -111,6 +113,10 @@ type Sessions interface {
 func FromManager(m *sessions.Manager) Sessions { return manager{m} }
 
 type manager struct{ *sessions.Manager }
+
+func (m manager) IfStarted(id int64, fn func(ctx context.Context, it Interpreter) error) error {
+	return m.Manager.IfStarted(id, func(ctx context.Context, it *sparkbridge.Interpreter) error { return fn(ctx, it) })
+}
 
 func (m manager) Interpreter(ctx context.Context, id int64) (Interpreter, error) {
 	it, err := m.Manager.Interpreter(ctx, id)
@@ -247,7 +253,7 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 		return RDDInfo{}, err
 	}
 	s.dur.poke() // a durable RDD's pusher starts now, not at the next tick
-	if err := s.sess.RDDCreated(sid, req.Name); err != nil {
+	if err := s.created(sid, req.Name); err != nil {
 		// Undo the registration so the name is not left pointing nowhere.
 		_, _ = s.reg.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: req.Name}})
 		return RDDInfo{}, fmt.Errorf("cannot create %q in session %d: %w", req.Name, sid, err)
@@ -265,7 +271,7 @@ func (s *Store) Drop(name string) error {
 		return err
 	}
 	s.forget(name)
-	return s.sess.RDDDropped(rec.SessionID, name)
+	return s.dropped(rec.SessionID, name)
 }
 
 // List describes every shared RDD with its key count where the owner can
