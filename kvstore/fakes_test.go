@@ -57,6 +57,14 @@ func (f *fakeReg) addDurable(name string, sid int64, ck *cluster.CheckpointRef, 
 	f.rdds[name] = r
 }
 
+// addMemory records a memory-mode RDD owned by session sid.
+func (f *fakeReg) addMemory(name string, sid int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.index++
+	f.rdds[name] = &cluster.RDD{Name: name, SessionID: sid, Mode: cluster.ModeMemory, Incarnation: f.index}
+}
+
 func (f *fakeReg) appendLocked(r *cluster.RDD, e *cluster.TailEntry) {
 	r.Tail = append(r.Tail, e)
 	r.TailOps += e.Ops()
@@ -263,6 +271,7 @@ type fakeInterp struct {
 	order   []uint64                     // every entry index kv.apply applied, in order
 	files   map[string]map[string]string // checkpoint path -> data
 	calls   map[string]int               // op -> calls
+	durable map[string]bool              // rdd -> the durable flag of its last rdd.create
 	gcKeep  [][]string                   // keep lists of path.gc calls
 
 	failApply      int // fail this many kv.apply calls before applying
@@ -273,7 +282,7 @@ type fakeInterp struct {
 
 func newFakeInterp() *fakeInterp {
 	return &fakeInterp{data: map[string]map[string]string{}, applied: map[string]uint64{},
-		files: map[string]map[string]string{}, calls: map[string]int{}}
+		files: map[string]map[string]string{}, calls: map[string]int{}, durable: map[string]bool{}}
 }
 
 // reply encodes v as the interpreter would and decodes it into out.
@@ -296,10 +305,17 @@ func (f *fakeInterp) Call(ctx context.Context, op string, a any, out any) error 
 	f.calls[op]++
 	switch op {
 	case "rdd.create":
+		f.durable[name] = args["durable"] == true
 		if _, ok := f.data[name]; ok {
 			return &sparkbridge.RemoteError{Code: sparkbridge.CodeExists, Message: name}
 		}
 		f.data[name] = map[string]string{}
+		return nil
+	case "rdd.drop":
+		if _, ok := f.data[name]; !ok {
+			return &sparkbridge.RemoteError{Code: sparkbridge.CodeNotFound, Message: name}
+		}
+		delete(f.data, name)
 		return nil
 	case "rdd.list":
 		return reply(map[string]any{"rdds": []any{}}, out)
