@@ -12,8 +12,16 @@ import (
 // the tail it covers; MoveRDD hands the RDD to another session, whose
 // node rebuilds it from checkpoint + tail.
 
-// ModeDurable is the registry's name of the durable mode.
-const ModeDurable = "durable"
+// Modes of a shared RDD, as the registry records them (CreateRDD.Mode).
+// These are the only definitions; kvstore and sessions use them.
+const (
+	// ModeDurable: every write is logged through Raft before it is
+	// acknowledged (docs/ARCHITECTURE.md invariant 4).
+	ModeDurable = "durable"
+	// ModeMemory: writes go straight to the owner's interpreter, and the
+	// data dies with it.
+	ModeMemory = "memory"
+)
 
 // idemCapacity bounds the idempotency keys the registry remembers.
 const idemCapacity = 100_000

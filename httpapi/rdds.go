@@ -131,7 +131,7 @@ func (s *Server) getKey(ctx *fasthttp.RequestCtx, name, key string) {
 	// No per-request deadline (a timer per request costs ~6% of the CPU
 	// of a cached get): the call this request rides in is bounded.
 	c := context.Background()
-	vals, err := s.cfg.Store.GetManyAt(c, name, []string{key}, string(ctx.QueryArgs().Peek("consistency")))
+	vals, err := s.cfg.Store.GetManyWith(c, name, []string{key}, readOptions(ctx))
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -202,7 +202,7 @@ func (s *Server) batchGet(ctx *fasthttp.RequestCtx, name string) {
 	}
 	c, cancel := reqContext(ctx)
 	defer cancel()
-	vals, err := s.cfg.Store.GetManyAt(c, name, keys, string(ctx.QueryArgs().Peek("consistency")))
+	vals, err := s.cfg.Store.GetManyWith(c, name, keys, readOptions(ctx))
 	if err != nil {
 		fail(ctx, err)
 		return
@@ -361,6 +361,11 @@ func failBulk(ctx *fasthttp.RequestCtx, err error) {
 		return
 	}
 	fail(ctx, err)
+}
+
+// readOptions reads a read's options from its query (consistency=).
+func readOptions(ctx *fasthttp.RequestCtx) kvstore.ReadOptions {
+	return kvstore.ReadOptions{Consistency: string(ctx.QueryArgs().Peek("consistency"))}
 }
 
 // writeOptions reads a write's options from its headers.

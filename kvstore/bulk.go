@@ -3,7 +3,6 @@ package kvstore
 import (
 	"context"
 	"fmt"
-	"time"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -22,9 +21,6 @@ const (
 	LoadDone    = "done"
 	LoadFailed  = "failed"
 )
-
-// saveTimeout bounds a save, which writes every key.
-const saveTimeout = 30 * time.Minute
 
 // LoadStatus is a bulk load's progress or outcome.
 type LoadStatus struct {
@@ -113,7 +109,7 @@ func (s *Store) Scan(ctx context.Context, name string, req ScanRequest) (ScanRes
 	if len(req.Prefix) > s.limits.MaxKeyBytes || !utf8.ValidString(req.Prefix) {
 		return ScanResult{}, fmt.Errorf("%w: prefix must be UTF-8 of at most %d bytes", ErrInvalid, s.limits.MaxKeyBytes)
 	}
-	args := map[string]any{"rdd": name, "prefix": req.Prefix, "limit": req.Limit}
+	args := map[string]any{"name": name, "prefix": req.Prefix, "limit": req.Limit}
 	if req.After != "" {
 		if err := s.limits.ValidateKey(req.After); err != nil {
 			return ScanResult{}, fmt.Errorf("%w: bad cursor", ErrInvalid)
@@ -168,7 +164,7 @@ func (s *Store) Count(ctx context.Context, name string) (int64, error) {
 	var res struct {
 		Count int64 `msgpack:"count"`
 	}
-	err := s.call(ctx, name, "kv.count", map[string]any{"rdd": name}, &res)
+	err := s.call(ctx, name, "kv.count", map[string]any{"name": name}, &res)
 	return res.Count, err
 }
 
@@ -198,11 +194,12 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	if err := s.ReadGate(ctx, name, ""); err != nil {
 		return LoadStatus{}, err
 	}
-	s.markLoading(name, true) // a durable RDD is checkpointed when the load ends
+	b := s.writer(name)
+	b.loading(name, true) // a durable RDD is checkpointed when the load ends
 	var st LoadStatus
 	err := s.call(ctx, name, "rdd.load", args, &st)
 	if err != nil {
-		s.markLoading(name, false)
+		b.loading(name, false)
 	}
 	return st, err
 }

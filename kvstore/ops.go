@@ -3,8 +3,6 @@ package kvstore
 import (
 	"context"
 	"fmt"
-
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Item is one key and its value as JSON text.
@@ -39,8 +37,8 @@ func (s *Store) batchers(name string) *batchers {
 	b := &batchers{}
 	b.hot = newCoalescer(hotCalls, s.limits.MaxBatch, (*getReq).size, func(batch []*getReq) { s.flushHot(name, b, batch) })
 	b.cold = newCoalescer(coldCalls, s.limits.MaxBatch, (*getReq).coldSize, func(batch []*getReq) { s.flushCold(name, batch) })
-	b.sets = newCoalescer(setCalls, s.limits.MaxBatch, func(r *setReq) int { return len(r.items) }, func(batch []*setReq) { s.flushSets(name, batch) })
-	b.dels = newCoalescer(deleteCalls, s.limits.MaxBatch, func(r *delReq) int { return len(r.keys) }, func(batch []*delReq) { s.flushDeletes(name, batch) })
+	b.sets = newCoalescer(setCalls, s.limits.MaxBatch, func(r *setReq) int { return len(r.items) }, func(batch []*setReq) { s.writer(name).flushSets(name, batch) })
+	b.dels = newCoalescer(deleteCalls, s.limits.MaxBatch, func(r *delReq) int { return len(r.keys) }, func(batch []*delReq) { s.writer(name).flushDeletes(name, batch) })
 	s.metrics.bind(b)
 	actual, _ := s.batch.LoadOrStore(name, b)
 	return actual.(*batchers)
@@ -78,16 +76,23 @@ func (r *getReq) finish(err error) {
 
 // GetMany returns the JSON value of each key, nil where a key is absent.
 func (s *Store) GetMany(ctx context.Context, name string, keys []string) ([][]byte, error) {
-	return s.GetManyAt(ctx, name, keys, "")
+	return s.GetManyWith(ctx, name, keys, ReadOptions{})
 }
 
-// GetManyAt is GetMany at a read consistency level (durable RDDs; see
-// ReadGate).
-func (s *Store) GetManyAt(ctx context.Context, name string, keys []string, consistency string) ([][]byte, error) {
+// ReadOptions are per-request options of a read.
+type ReadOptions struct {
+	// Consistency is the read consistency level of a durable RDD
+	// (ConsistencyDefault when empty; see ReadGate). Memory-mode RDDs
+	// ignore it.
+	Consistency string
+}
+
+// GetManyWith is GetMany with per-request options.
+func (s *Store) GetManyWith(ctx context.Context, name string, keys []string, opts ReadOptions) ([][]byte, error) {
 	if err := s.limits.validateBatch(len(keys)); err != nil {
 		return nil, err
 	}
-	if err := s.ReadGate(ctx, name, consistency); err != nil {
+	if err := s.ReadGate(ctx, name, opts.Consistency); err != nil {
 		return nil, err
 	}
 	for _, k := range keys {
@@ -113,7 +118,7 @@ func (s *Store) Get(ctx context.Context, name, key string) ([]byte, bool, error)
 }
 
 type getArgs struct {
-	RDD   string   `msgpack:"rdd"`
+	RDD   string   `msgpack:"name"`
 	Keys  []string `msgpack:"keys"`
 	Local bool     `msgpack:"local,omitempty"`
 }
@@ -336,101 +341,6 @@ func (s *Store) Set(ctx context.Context, name, key string, value []byte) error {
 	return err
 }
 
-// wireItems encodes items as [[key, value-bin], ...] without boxing each
-// pair in interfaces.
-type wireItems [][]Item
-
-var _ msgpack.CustomEncoder = wireItems(nil)
-
-func (w wireItems) EncodeMsgpack(enc *msgpack.Encoder) error {
-	n := 0
-	for _, items := range w {
-		n += len(items)
-	}
-	if err := enc.EncodeArrayLen(n); err != nil {
-		return err
-	}
-	for _, items := range w {
-		for _, it := range items {
-			if err := enc.EncodeArrayLen(2); err != nil {
-				return err
-			}
-			if err := enc.EncodeString(it.Key); err != nil {
-				return err
-			}
-			if err := enc.EncodeBytes(it.Value); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-type setArgs struct {
-	RDD    string    `msgpack:"rdd"`
-	Items  wireItems `msgpack:"items"`
-	Groups []int     `msgpack:"groups"`
-}
-
-// flushSets sends several clients' batches as one kv.set; the interpreter
-// validates and applies each batch whole or not at all.
-func (s *Store) flushSets(name string, batch []*setReq) {
-	if r, ok := s.reg.RDD(name); ok && r.Mode == ModeDurable {
-		s.flushDurableSets(name, batch)
-		return
-	}
-	// Bridge frames are limited (64 MiB): many large values go in several calls.
-	splitSets(batch, setCallBytes, func(part []*setReq) { s.setCall(name, part) })
-}
-
-// splitSets hands batch to fn in consecutive parts of at most limit bytes
-// of keys and values (a request larger than limit is a part of its own).
-func splitSets(batch []*setReq, limit int, fn func([]*setReq)) {
-	start, size := 0, 0
-	for i, r := range batch {
-		n := 0
-		for _, it := range r.items {
-			n += len(it.Key) + len(it.Value)
-		}
-		if i > start && size+n > limit {
-			fn(batch[start:i])
-			start, size = i, 0
-		}
-		size += n
-	}
-	fn(batch[start:])
-}
-
-// setCallBytes bounds the keys and values of one kv.set call.
-const setCallBytes = 32 << 20
-
-func (s *Store) setCall(name string, batch []*setReq) {
-	args := &setArgs{RDD: name, Items: make(wireItems, len(batch)), Groups: make([]int, len(batch))}
-	for i, r := range batch {
-		args.Items[i] = r.items
-		args.Groups[i] = len(r.items)
-	}
-	var res struct {
-		Written int       `msgpack:"written"`
-		Errors  []*string `msgpack:"errors"`
-	}
-	err := s.call(context.Background(), name, "kv.set", args, &res)
-	if err == nil && len(res.Errors) != len(batch) {
-		err = fmt.Errorf("kv.set answered %d results for %d batches", len(res.Errors), len(batch))
-	}
-	for i, r := range batch {
-		switch {
-		case err != nil:
-			r.err = err
-		case res.Errors[i] != nil:
-			r.err = fmt.Errorf("%w: %s", ErrInvalid, *res.Errors[i])
-		default:
-			r.written = len(r.items)
-		}
-		close(r.done)
-	}
-}
-
 // ---------------------------------------------------------------- delete
 
 type delReq struct {
@@ -439,12 +349,6 @@ type delReq struct {
 	deleted int
 	err     error
 	done    chan struct{}
-}
-
-type delArgs struct {
-	RDD    string   `msgpack:"rdd"`
-	Keys   []string `msgpack:"keys"`
-	Groups []int    `msgpack:"groups"`
 }
 
 // DeleteMany deletes keys and returns how many existed.
@@ -473,33 +377,6 @@ func (s *Store) DeleteManyWith(ctx context.Context, name string, keys []string, 
 		return 0, err
 	}
 	return r.deleted, r.err
-}
-
-func (s *Store) flushDeletes(name string, batch []*delReq) {
-	if r, ok := s.reg.RDD(name); ok && r.Mode == ModeDurable {
-		s.flushDurableDeletes(name, batch)
-		return
-	}
-	args := &delArgs{RDD: name, Groups: make([]int, len(batch))}
-	for i, r := range batch {
-		args.Keys = append(args.Keys, r.keys...)
-		args.Groups[i] = len(r.keys)
-	}
-	var res struct {
-		Counts []int `msgpack:"counts"`
-	}
-	err := s.call(context.Background(), name, "kv.delete", args, &res)
-	if err == nil && len(res.Counts) != len(batch) {
-		err = fmt.Errorf("kv.delete answered %d results for %d batches", len(res.Counts), len(batch))
-	}
-	for i, r := range batch {
-		if err != nil {
-			r.err = err
-		} else {
-			r.deleted = res.Counts[i]
-		}
-		close(r.done)
-	}
 }
 
 // forget drops an RDD's batchers (it was dropped); calls in flight finish.

@@ -12,6 +12,73 @@ import (
 	"github.com/srdd/srdd/sparkbridge"
 )
 
+// Timeouts and bounds. Every one is a default or a fixed limit of this
+// package; DurableConfig overrides the checkpoint policy.
+const (
+	// defaultCallTimeout bounds one interpreter call for a KV request.
+	defaultCallTimeout = time.Minute
+	// defaultReadyTimeout bounds a read's wait for a durable RDD being
+	// rebuilt before it answers 503 with Retry-After.
+	defaultReadyTimeout = 5 * time.Second
+	// listTimeout bounds how long a listing waits for an owner's key
+	// counts; listing never waits for a starting session.
+	listTimeout = 2 * time.Second
+	// saveTimeout bounds a save, which writes every key.
+	saveTimeout = 30 * time.Minute
+
+	// reconcileEvery is how often a node checks which durable RDDs it
+	// owns even when the registry did not say something changed.
+	reconcileEvery = time.Second
+	// ownedWait bounds how long a call on a durable RDD waits for this
+	// node to start its pusher (reconcile runs at once when poked), and
+	// ownedPoll is how often it looks.
+	ownedWait = 5 * time.Second
+	ownedPoll = 10 * time.Millisecond
+	// interpreterWait bounds one wait of a pusher for its session's
+	// interpreter; the pusher waits again while the session is starting.
+	interpreterWait = 30 * time.Second
+	// pushRetry is the pause after a failed kv.apply before the retry.
+	pushRetry = 200 * time.Millisecond
+	// rebuildRetry doubles per failed rebuild up to rebuildRetryMax.
+	rebuildRetry    = 200 * time.Millisecond
+	rebuildRetryMax = 5 * time.Second
+	// checkpointTimeout bounds writing one checkpoint.
+	checkpointTimeout = 30 * time.Minute
+	// removeTimeout bounds deleting a dropped RDD's checkpoints.
+	removeTimeout = time.Minute
+	// loadStatusTimeout bounds the pusher's question whether a bulk load
+	// on its RDD has ended.
+	loadStatusTimeout = 5 * time.Second
+
+	// Checkpoint policy defaults (DurableConfig).
+	defaultCheckpointEvery    = 100_000
+	defaultCheckpointInterval = time.Minute
+	defaultCheckpointBytes    = 64 << 20
+	defaultPusherTick         = time.Second
+
+	// pushBatch and pushBytes bound one kv.apply call (bridge frames are
+	// limited to 64 MiB).
+	pushBatch = 20_000
+	pushBytes = 16 << 20
+	// resultsKept bounds the per-entry results a pusher remembers for
+	// writers (and for retried idempotent writes) that have not collected
+	// them yet.
+	resultsKept = 1 << 16
+	// entryBytes bounds the keys and values of one logged entry: a
+	// follower owner forwards it to the leader in one request (bodies <=
+	// 4 MiB), and it is one Raft log entry.
+	entryBytes = 2 << 20
+	// setCallBytes bounds the keys and values of one kv.set call.
+	setCallBytes = 32 << 20
+)
+
+// Interpreter is what the store needs from a session's interpreter: one
+// call of an op (sparkbridge/DESIGN.md lists them). *sparkbridge.Interpreter
+// satisfies it; Call is safe for concurrent use.
+type Interpreter interface {
+	Call(ctx context.Context, op string, args any, out any) error
+}
+
 // Registry is what the store needs from the Raft registry.
 type Registry interface {
 	ID() string
@@ -29,19 +96,35 @@ type Registry interface {
 
 // Sessions is what the store needs from the session manager.
 type Sessions interface {
-	Interpreter(ctx context.Context, id int64) (*sparkbridge.Interpreter, error)
+	// Interpreter returns the session's interpreter once it can serve KV
+	// calls, waiting for a starting one (sessions.Manager.Interpreter).
+	Interpreter(ctx context.Context, id int64) (Interpreter, error)
 	Resolve(idOrName string) (int64, error)
 	DefaultSession() (int64, error)
-	RDDCreated(sessionID int64, name string) error
-	RDDDropped(sessionID int64, name string) error
+	// IfStarted calls fn with the interpreter of a session that runs on
+	// this node and has finished bring-up, serialised with bring-up, and
+	// does nothing otherwise (sessions.Manager.IfStarted).
+	IfStarted(id int64, fn func(ctx context.Context, it Interpreter) error) error
 	Get(id int64) (sessions.Info, error)
 }
 
-// Modes of a shared RDD.
-const (
-	ModeMemory  = "memory"
-	ModeDurable = "durable"
-)
+// FromManager adapts the session manager to Sessions: it is the one
+// place that knows Interpreter returns a *sparkbridge.Interpreter.
+func FromManager(m *sessions.Manager) Sessions { return manager{m} }
+
+type manager struct{ *sessions.Manager }
+
+func (m manager) IfStarted(id int64, fn func(ctx context.Context, it Interpreter) error) error {
+	return m.Manager.IfStarted(id, func(ctx context.Context, it *sparkbridge.Interpreter) error { return fn(ctx, it) })
+}
+
+func (m manager) Interpreter(ctx context.Context, id int64) (Interpreter, error) {
+	it, err := m.Manager.Interpreter(ctx, id)
+	if err != nil {
+		return nil, err // never a non-nil interface holding a nil pointer
+	}
+	return it, nil
+}
 
 // RDD states shown in listings.
 const (
@@ -97,7 +180,7 @@ type Store struct {
 	// readyTimeout bounds a read's wait for a durable RDD being rebuilt
 	// before it answers 503 with Retry-After.
 	readyTimeout time.Duration
-	dur          *durable // nil until EnableDurable
+	dur          *durable // the durable back end; off until EnableDurable
 	hooks        DurabilityHooks
 	log          func(string)
 }
@@ -106,10 +189,18 @@ type Store struct {
 // rebuilds, checkpoint failures).
 func (s *Store) SetLogger(fn func(string)) { s.log = fn }
 
+func (s *Store) logf(format string, args ...any) {
+	if s.log != nil {
+		s.log(fmt.Sprintf(format, args...))
+	}
+}
+
 // New returns a store over the registry and the session manager.
 func New(reg Registry, sess Sessions, limits Limits) *Store {
 	limits.fill()
-	return &Store{reg: reg, sess: sess, limits: limits, callTimeout: time.Minute, readyTimeout: 5 * time.Second}
+	s := &Store{reg: reg, sess: sess, limits: limits, callTimeout: defaultCallTimeout, readyTimeout: defaultReadyTimeout}
+	s.dur = newDurable(s)
+	return s
 }
 
 // Limits returns the limits in force.
@@ -130,17 +221,17 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 	}
 	switch req.Mode {
 	case "":
-		req.Mode = ModeDurable
-		if s.dur == nil {
-			req.Mode = ModeMemory
+		req.Mode = cluster.ModeDurable
+		if !s.dur.on {
+			req.Mode = cluster.ModeMemory
 		}
-	case ModeMemory:
-	case ModeDurable:
-		if s.dur == nil {
+	case cluster.ModeMemory:
+	case cluster.ModeDurable:
+		if !s.dur.on {
 			return RDDInfo{}, fmt.Errorf("%w: durable rdds are not enabled on this node", ErrInvalid)
 		}
 	default:
-		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q or %q", ErrInvalid, req.Mode, ModeDurable, ModeMemory)
+		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q or %q", ErrInvalid, req.Mode, cluster.ModeDurable, cluster.ModeMemory)
 	}
 	if _, ok := s.reg.RDD(req.Name); ok {
 		return RDDInfo{}, fmt.Errorf("%w: %q", cluster.ErrRDDExists, req.Name)
@@ -161,10 +252,8 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 	if err != nil {
 		return RDDInfo{}, err
 	}
-	if s.dur != nil {
-		s.dur.poke() // start its pusher now, not at the next tick
-	}
-	if err := s.sess.RDDCreated(sid, req.Name); err != nil {
+	s.dur.poke() // a durable RDD's pusher starts now, not at the next tick
+	if err := s.created(sid, req.Name); err != nil {
 		// Undo the registration so the name is not left pointing nowhere.
 		_, _ = s.reg.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: req.Name}})
 		return RDDInfo{}, fmt.Errorf("cannot create %q in session %d: %w", req.Name, sid, err)
@@ -182,7 +271,7 @@ func (s *Store) Drop(name string) error {
 		return err
 	}
 	s.forget(name)
-	return s.sess.RDDDropped(rec.SessionID, name)
+	return s.dropped(rec.SessionID, name)
 }
 
 // List describes every shared RDD with its key count where the owner can
@@ -208,7 +297,7 @@ func (s *Store) Describe(ctx context.Context, name string) (RDDInfo, error) {
 
 func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 	info := RDDInfo{Name: r.Name, SessionID: r.SessionID, Mode: r.Mode, CreatedAt: r.CreatedAt, State: StateStarting}
-	if r.Mode == ModeDurable {
+	if r.Mode == cluster.ModeDurable {
 		tail := r.TailOps
 		info.Checkpoint, info.TailWrites, info.LastWrite = r.Checkpoint, &tail, r.LastWrite
 	}
@@ -216,7 +305,7 @@ func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 		info.Node = rec.Node
 		if rec.Status == cluster.SessionDead {
 			info.State, info.Message = StateLost, fmt.Sprintf("session %d is dead: %s", r.SessionID, rec.Reason)
-			if r.Mode == ModeDurable {
+			if r.Mode == cluster.ModeDurable {
 				info.State, info.Message = StateRecovering, fmt.Sprintf("session %d is dead (%s); moving to a live session", r.SessionID, rec.Reason)
 			}
 		}
@@ -227,13 +316,13 @@ func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 		if o.Load != nil && o.Load.State == LoadRunning {
 			info.State = StateLoading
 		}
-		if st, msg, _, ok := s.durableState(r.Name); ok && st != "" {
+		if st, msg, ok := s.dur.state(r.Name); ok && st != "" {
 			info.State, info.Message = st, msg
 		}
 	} else if info.State == StateStarting {
 		if si, err := s.sess.Get(r.SessionID); err == nil && (si.State == sessions.StateDead || si.State == sessions.StateError) {
 			info.State, info.Message = StateLost, fmt.Sprintf("session %d is %s", r.SessionID, si.State)
-			if r.Mode == ModeDurable {
+			if r.Mode == cluster.ModeDurable {
 				info.State = StateRecovering
 			}
 		}
@@ -255,7 +344,7 @@ func (s *Store) counts(ctx context.Context, recs []cluster.RDD) map[string]owner
 		go func() {
 			defer wg.Done()
 			// Listing never waits for a starting session.
-			c, cancel := context.WithTimeout(ctx, 2*time.Second)
+			c, cancel := context.WithTimeout(ctx, listTimeout)
 			defer cancel()
 			it, err := s.readyInterpreter(c, sid)
 			if err != nil {
@@ -279,7 +368,7 @@ func (s *Store) counts(ctx context.Context, recs []cluster.RDD) map[string]owner
 }
 
 // readyInterpreter returns the interpreter only if it is ready right now.
-func (s *Store) readyInterpreter(ctx context.Context, sid int64) (*sparkbridge.Interpreter, error) {
+func (s *Store) readyInterpreter(ctx context.Context, sid int64) (Interpreter, error) {
 	info, err := s.sess.Get(sid)
 	if err != nil {
 		return nil, err
@@ -291,20 +380,18 @@ func (s *Store) readyInterpreter(ctx context.Context, sid int64) (*sparkbridge.I
 }
 
 // route finds the interpreter that holds a shared RDD.
-func (s *Store) route(ctx context.Context, name string) (*sparkbridge.Interpreter, error) {
+func (s *Store) route(ctx context.Context, name string) (Interpreter, error) {
 	r, ok := s.reg.RDD(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
 	}
-	if r.Mode == ModeDurable && s.dur != nil && !s.servable(name, r.SessionID) {
-		return nil, fmt.Errorf("%w: %q is being rebuilt in session %d", ErrRecovering, name, r.SessionID)
+	b := s.backendFor(r)
+	if err := b.admit(r); err != nil {
+		return nil, err
 	}
 	it, err := s.sess.Interpreter(ctx, r.SessionID)
-	if errors.Is(err, sessions.ErrDead) && r.Mode == ModeDurable {
-		return nil, fmt.Errorf("%w: %q: its session %d is gone (%v); it is being moved to a live session", ErrRecovering, name, r.SessionID, err)
-	}
 	if errors.Is(err, sessions.ErrDead) {
-		return nil, fmt.Errorf("%w: %q was held in memory by session %d, which is gone (%v); drop and recreate it", ErrLost, name, r.SessionID, err)
+		return nil, b.gone(name, r.SessionID, err)
 	}
 	return it, err
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/srdd/srdd/cluster"
-	"github.com/srdd/srdd/sparkbridge"
 )
 
 // dataRules is testdata/data_rules.json: the accept/reject cases that the
@@ -141,7 +140,7 @@ type logSpy struct {
 }
 
 func (r *logSpy) RDD(name string) (cluster.RDD, bool) {
-	return cluster.RDD{Name: name, Mode: ModeDurable, SessionID: 1}, true
+	return cluster.RDD{Name: name, Mode: cluster.ModeDurable, SessionID: 1}, true
 }
 
 func (r *logSpy) Apply(cluster.Command) (any, error) {
@@ -152,7 +151,7 @@ func (r *logSpy) Apply(cluster.Command) (any, error) {
 // noInterpreter is a session manager whose sessions never come up.
 type noInterpreter struct{ Sessions }
 
-func (noInterpreter) Interpreter(context.Context, int64) (*sparkbridge.Interpreter, error) {
+func (noInterpreter) Interpreter(context.Context, int64) (Interpreter, error) {
 	return nil, errors.New("no interpreter in this test")
 }
 

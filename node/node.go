@@ -5,6 +5,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -250,7 +251,12 @@ func Start(cfg Config) (*Node, error) {
 		DataDir:      dataDir,
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
-	n.Store = kvstore.New(n.Registry, n.Sessions, limits)
+	n.Store = kvstore.New(n.Registry, kvstore.FromManager(n.Sessions), limits)
+	// Only the store creates shared RDDs in interpreters, a starting
+	// session's included.
+	n.Sessions.SetHydrator(func(ctx context.Context, id int64, it *sparkbridge.Interpreter) error {
+		return n.Store.Hydrate(ctx, id, it)
+	})
 	n.Store.Instrument(n.Metrics)
 	n.instrument(rddLabels)
 	n.Store.SetDurabilityHooks(n.Durability)

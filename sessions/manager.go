@@ -19,8 +19,14 @@ type Registry interface {
 	Session(id int64) (cluster.Session, bool)
 	SessionByName(name string) (cluster.Session, bool)
 	Sessions() []cluster.Session
-	RDDs() []cluster.RDD
 }
+
+// Hydrator makes a session's shared RDDs exist in its interpreter (the
+// store owns every rdd.* call; kvstore.Store.Hydrate). The manager calls
+// it once per session, when Spark is up and before the session serves
+// statements or KV calls; ctx bounds it by Config.ReadyTimeout. An error
+// fails the session's start.
+type Hydrator func(ctx context.Context, sessionID int64, it *sparkbridge.Interpreter) error
 
 // Config configures the session manager. Zero values mean "default".
 type Config struct {
@@ -51,6 +57,7 @@ type Manager struct {
 	closed bool
 
 	defaultMu sync.Mutex // serialises creation of the default KV session
+	hydrate   Hydrator   // set before any session is created; may be nil
 
 	stopReaper chan struct{}
 	reaperDone chan struct{}
@@ -81,6 +88,10 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	go m.reapLoop()
 	return m
 }
+
+// SetHydrator sets what creates a session's shared RDDs when it starts.
+// Call it before any session is created.
+func (m *Manager) SetHydrator(h Hydrator) { m.hydrate = h }
 
 // Reconcile marks dead every session the registry says runs here but for
 // which this process has no interpreter (the node restarted).
@@ -249,13 +260,15 @@ func (m *Manager) reap(s *session, reason string) {
 	}
 }
 
-// bringUp waits for Spark, then creates the session's shared RDDs in the
-// interpreter (from the registry) before the session serves KV calls.
+// bringUp waits for Spark, then has the hydrator create the session's
+// shared RDDs in the interpreter before the session serves KV calls.
 func (m *Manager) bringUp(s *session) {
 	info, err := s.it.WaitReady(context.Background())
 	s.hydrateMu.Lock()
-	if err == nil {
-		err = m.hydrate(s)
+	if err == nil && m.hydrate != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ReadyTimeout)
+		err = m.hydrate(ctx, s.id, s.it)
+		cancel()
 	}
 	s.mu.Lock()
 	s.appID = info.AppID
@@ -274,24 +287,6 @@ func (m *Manager) bringUp(s *session) {
 		_ = m.markDead(s.id, "spark failed to start: "+err.Error())
 		s.it.Stop()
 	}
-}
-
-func (m *Manager) hydrate(s *session) error {
-	for _, r := range m.reg.RDDs() {
-		if r.SessionID != s.id {
-			continue
-		}
-		if err := m.call(s, "rdd.create", rddArgs(r)); err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
-			return fmt.Errorf("cannot create shared rdd %q: %w", r.Name, err)
-		}
-	}
-	return nil
-}
-
-func (m *Manager) call(s *session, op string, args map[string]any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ReadyTimeout)
-	defer cancel()
-	return s.it.Call(ctx, op, args, nil)
 }
 
 // watch notices an interpreter that exits on its own.
@@ -384,28 +379,20 @@ func (m *Manager) Interpreter(ctx context.Context, id int64) (*sparkbridge.Inter
 	return s.it, nil
 }
 
-// RDDCreated makes a shared RDD that was just added to the registry exist
-// in its session's interpreter. A session still starting picks it up when
-// it hydrates, so this never waits for Spark.
-func (m *Manager) RDDCreated(sessionID int64, name string) error {
-	return m.rddChanged(sessionID, "rdd.create", name)
-}
-
-// RDDDropped removes a shared RDD that was just dropped from the registry.
-func (m *Manager) RDDDropped(sessionID int64, name string) error {
-	return m.rddChanged(sessionID, "rdd.drop", name)
-}
-
-func (m *Manager) rddChanged(sessionID int64, op, name string) error {
+// IfStarted calls fn with the interpreter of session id if that session
+// runs here and has finished bring-up; otherwise it returns nil at once
+// without calling fn (a session still starting hydrates from the registry
+// later; a dead or remote one has nothing here to change). fn runs under
+// the session's hydration lock, so a caller that changed the registry
+// before calling IfStarted is seen either by bring-up or by fn, never by
+// neither. ctx bounds fn by Config.ReadyTimeout. It never waits for Spark.
+func (m *Manager) IfStarted(id int64, fn func(ctx context.Context, it *sparkbridge.Interpreter) error) error {
 	m.mu.Lock()
-	s, ok := m.live[sessionID]
+	s, ok := m.live[id]
 	m.mu.Unlock()
 	if !ok {
-		return nil // dead or elsewhere: nothing to do in an interpreter here
+		return nil
 	}
-	// The registry entry was applied before this call, so either bring-up
-	// has not listed the registry yet (and will see the entry), or it has
-	// finished and hydrated is true: hydrateMu rules out the in-between.
 	s.hydrateMu.Lock()
 	defer s.hydrateMu.Unlock()
 	s.mu.Lock()
@@ -414,38 +401,9 @@ func (m *Manager) rddChanged(sessionID int64, op, name string) error {
 	if !hydrated || dead {
 		return nil
 	}
-	args := map[string]any{"name": name}
-	if op == "rdd.create" {
-		for _, r := range m.reg.RDDs() {
-			if r.Name == name {
-				args = rddArgs(r)
-			}
-		}
-	}
-	err := m.call(s, op, args)
-	switch {
-	case err == nil:
-		return nil
-	case op == "rdd.drop" && sparkbridge.IsCode(err, sparkbridge.CodeNotFound):
-		return nil
-	case op == "rdd.create" && sparkbridge.IsCode(err, sparkbridge.CodeExists) && args["durable"] == true:
-		// The durable RDD's pusher created it first (and may have applied
-		// writes to it already): it is the one to keep.
-		return nil
-	case op == "rdd.create" && sparkbridge.IsCode(err, sparkbridge.CodeExists):
-		// Left over from a drop whose interpreter call failed: the registry
-		// says this RDD is new, so it must not adopt the old data.
-		if err := m.call(s, "rdd.drop", map[string]any{"name": name}); err != nil {
-			return err
-		}
-		return m.call(s, "rdd.create", args)
-	}
-	return err
-}
-
-// rddArgs are the interpreter's arguments to create a shared RDD.
-func rddArgs(r cluster.RDD) map[string]any {
-	return map[string]any{"name": r.Name, "durable": r.Mode == cluster.ModeDurable}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.ReadyTimeout)
+	defer cancel()
+	return fn(ctx, s.it)
 }
 
 // DefaultSession returns the id of this node's session for shared RDDs

@@ -82,7 +82,7 @@ type session struct {
 
 	// hydrateMu is held while the session's shared RDDs are created in the
 	// interpreter (bringUp) and while one RDD is created or dropped there
-	// (rddChanged), so an RDD registered during bring-up is never missed.
+	// (IfStarted), so an RDD registered during bring-up is never missed.
 	// hydrated (also under mu) and kvReady change at the end of bring-up.
 	hydrateMu sync.Mutex
 	hydrated  bool

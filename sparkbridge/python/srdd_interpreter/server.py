@@ -135,7 +135,7 @@ class Server:
         self._finish_lock = threading.Lock()
         self._ready = threading.Event()
         self.spark: Any = None
-        self.registry: Optional[RDDTable] = None
+        self.tables: Optional[RDDTable] = None
         self.runner: Optional[StatementRunner] = None
         self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
         self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
@@ -199,16 +199,16 @@ class Server:
             spark = start_spark(self.cfg)
             sc = spark.sparkContext
             self.spark = spark
-            registry = RDDTable(sc, spark)
+            tables = RDDTable(sc, spark)
             namespace: dict[str, Any] = {
                 "__name__": "__main__",
                 "__builtins__": builtins,
                 "sc": sc,
                 "spark": spark,
                 "sqlContext": make_sql_context(spark),
-                "shared_rdds": registry.view,
+                "shared_rdds": tables.view,
             }
-            self.registry = registry
+            self.tables = tables
             self.runner = StatementRunner(namespace, sc)
             data = {"spark_version": str(spark.version), "app_id": str(sc.applicationId), "master": str(sc.master)}
         except BaseException as exc:
@@ -353,9 +353,9 @@ class Server:
         return self.runner.execute(code, kind)
 
     def _op_stats(self, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.registry is not None and self.spark is not None
+        assert self.tables is not None and self.spark is not None
         pending = self._pool._work_queue.qsize()  # ops waiting for a worker
-        return stats.collect(self.registry, self.spark.sparkContext, pending)
+        return stats.collect(self.tables, self.spark.sparkContext, pending)
 
     def _op_progress(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.runner is not None
@@ -380,10 +380,10 @@ class Server:
         name = _arg(args, "name", str)
         if not name:
             raise OpError("bad_request", "name must not be empty")
-        assert self.registry is not None and self.runner is not None
+        assert self.tables is not None and self.runner is not None
         log = durable.node_log_for(name) if _opt(args, "durable", bool, False) else None
         try:
-            store = self.registry.create(name, log)
+            store = self.tables.create(name, log)
         except AlreadyExists:
             raise OpError("exists", "shared RDD %r already exists" % name) from None
         if _bindable(name):
@@ -392,9 +392,9 @@ class Server:
 
     def _op_rdd_drop(self, args: dict[str, Any]) -> dict[str, Any]:
         name = _arg(args, "name", str)
-        assert self.registry is not None and self.runner is not None
+        assert self.tables is not None and self.runner is not None
         try:
-            store = self.registry.drop(name)
+            store = self.tables.drop(name)
         except NotFound:
             raise OpError("not_found", "shared RDD %r does not exist" % name) from None
         if self.runner.namespace.get(name) is store:
@@ -402,10 +402,10 @@ class Server:
         return {}
 
     def _op_rdd_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.registry is not None
+        assert self.tables is not None
         details = _opt(args, "details", bool, False)
         out = []
-        for store in self.registry.stores():
+        for store in self.tables.stores():
             entry: dict[str, Any] = {"name": store.name, "count": store.count()}
             if details:
                 entry["stats"] = store.stats()
@@ -417,9 +417,9 @@ class Server:
 
     def _named_store(self, args: dict[str, Any]) -> Any:
         name = _arg(args, "name", str)
-        assert self.registry is not None
+        assert self.tables is not None
         try:
-            return self.registry.get(name)
+            return self.tables.get(name)
         except NotFound:
             raise OpError("not_found", "shared RDD %r does not exist" % name) from None
 
@@ -438,10 +438,10 @@ class Server:
                           _opt(args, "overwrite", bool, False))
 
     def _store(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "rdd", str)
-        assert self.registry is not None
+        name = _arg(args, "name", str)
+        assert self.tables is not None
         try:
-            return self.registry.get(name)
+            return self.tables.get(name)
         except NotFound:
             raise OpError("not_found", "shared RDD %r does not exist" % name) from None
 
@@ -505,12 +505,12 @@ class Server:
         return durable.restore(self._named_store(args), _arg(args, "path", str), _opt(args, "index", int, 0))
 
     def _op_path_gc(self, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.registry is not None
-        return {"deleted": self.registry.engine.delete_children(_arg(args, "dir", str), _arg(args, "keep", list))}
+        assert self.tables is not None
+        return {"deleted": self.tables.engine.delete_children(_arg(args, "dir", str), _arg(args, "keep", list))}
 
     def _op_path_delete(self, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.registry is not None
-        return {"deleted": self.registry.engine.delete_path(_arg(args, "path", str))}
+        assert self.tables is not None
+        return {"deleted": self.tables.engine.delete_path(_arg(args, "path", str))}
 
     def _op_kv_scan(self, args: dict[str, Any]) -> dict[str, Any]:
         store = self._store(args)

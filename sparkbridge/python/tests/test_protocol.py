@@ -17,7 +17,7 @@ from srdd_interpreter.protocol import (
 
 def test_round_trip_keeps_str_and_bytes_apart() -> None:
     msgs = [
-        {"id": 1, "op": "kv.set", "args": {"rdd": "states", "items": [["ak", b'"Alaska"'], ["é", b"{}"]]}},
+        {"id": 1, "op": "kv.set", "args": {"name": "states", "items": [["ak", b'"Alaska"'], ["é", b"{}"]]}},
         {"id": 2, "ok": True, "result": {"values": [b"1", None]}},
         {"id": 0, "event": "ready", "data": {"spark_version": "4.3.0", "app_id": "local-1", "master": "local[2]"}},
     ]

@@ -171,26 +171,26 @@ def test_end_to_end(tmpdir_short: str) -> None:
         assert client.ok("rdd.create", {"name": "states"}) == {}
         assert client.error_code("rdd.create", {"name": "states"}) == "exists"
         assert client.error_code("rdd.create", {"name": 5}) == "bad_request"
-        assert client.error_code("kv.get", {"rdd": "nope", "keys": ["a"]}) == "not_found"
+        assert client.error_code("kv.get", {"name": "nope", "keys": ["a"]}) == "not_found"
 
         # kv.set / kv.get, values as JSON in bin fields, hostile key is plain data
         items = [["ak", b'"Alaska"'], [HOSTILE_KEY, b'{"a": 1}']]
-        assert client.ok("kv.set", {"rdd": "states", "items": items}) == {"written": 2}
-        got = client.ok("kv.get", {"rdd": "states", "keys": ["ak", "zz", HOSTILE_KEY]})
+        assert client.ok("kv.set", {"name": "states", "items": items}) == {"written": 2}
+        got = client.ok("kv.get", {"name": "states", "keys": ["ak", "zz", HOSTILE_KEY]})
         assert got == {"values": [b'"Alaska"', None, b'{"a":1}']}
         assert isinstance(got["values"][0], bytes)
 
         # a bad batch is bad_request and changes nothing
         bad = [["ak", b'"Changed"'], ["n", b"1e400"]]
-        assert client.error_code("kv.set", {"rdd": "states", "items": bad}) == "bad_request"
-        assert client.ok("kv.get", {"rdd": "states", "keys": ["ak", "n"]}) == {"values": [b'"Alaska"', None]}
+        assert client.error_code("kv.set", {"name": "states", "items": bad}) == "bad_request"
+        assert client.ok("kv.get", {"name": "states", "keys": ["ak", "n"]}) == {"values": [b'"Alaska"', None]}
 
         # statements see the RDD under its name; code writes are visible to kv.get
         out = client.ok("execute", {"code": 'states.get("ak")'})
         assert out == {"status": "ok", "execution_count": 0, "data": {"text/plain": "'Alaska'"}}
         out = client.ok("execute", {"code": 'states.set("ca", {"name": "California"})\n%json shared_rdds["states"].count()'})
         assert out["data"] == {"application/json": 3}, out
-        assert client.ok("kv.get", {"rdd": "states", "keys": ["ca"]}) == {"values": [b'{"name":"California"}']}
+        assert client.ok("kv.get", {"name": "states", "keys": ["ca"]}) == {"values": [b'{"name":"California"}']}
         out = client.ok("execute", {"code": "sorted(states.rdd.map(lambda kv: kv[0]).collect())[:2]"})
         assert out["data"] == {"text/plain": "['ak', 'ca']"}, out
         out = client.ok("execute", {"code": "(spark.conf.get('spark.sql.shuffle.partitions'), sc.getConf().get('spark.driver.host'), sc.appName)"})
@@ -199,7 +199,7 @@ def test_end_to_end(tmpdir_short: str) -> None:
         assert out["status"] == "error" and out["ename"] == "ZeroDivisionError" and out["execution_count"] == 4
 
         # kv.delete / rdd.list
-        assert client.ok("kv.delete", {"rdd": "states", "keys": ["ca", "missing"]}) == {"deleted": 1}
+        assert client.ok("kv.delete", {"name": "states", "keys": ["ca", "missing"]}) == {"deleted": 1}
         assert client.ok("rdd.create", {"name": "other"}) == {}
         assert client.ok("rdd.list") == {"rdds": [{"name": "other", "count": 0}, {"name": "states", "count": 2}]}
 
@@ -209,7 +209,7 @@ def test_end_to_end(tmpdir_short: str) -> None:
         after = client.send("execute", {"code": "'next'"})
         time.sleep(1.0)  # let the job start
         t0 = time.monotonic()
-        got = client.ok("kv.get", {"rdd": "states", "keys": ["ak"]}, timeout=10)
+        got = client.ok("kv.get", {"name": "states", "keys": ["ak"]}, timeout=10)
         assert got == {"values": [b'"Alaska"']}
         assert time.monotonic() - t0 < 5
         assert slow.empty(), "the slow statement should still be running"

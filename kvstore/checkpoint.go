@@ -1,0 +1,206 @@
+package kvstore
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/srdd/srdd/cluster"
+)
+
+// Checkpoints of durable RDDs. The pusher starts one by policy
+// (DurableConfig) after it applied log entries, or at once when asked
+// (Store.Checkpoint) or when a bulk load ends. A checkpoint runs on its
+// own goroutine; at most one runs per RDD (owned.ckpt). Once the registry
+// records it, the registry trims the log tail it covers.
+
+// CheckpointResult describes a finished checkpoint.
+type CheckpointResult struct {
+	Index   uint64  `json:"index"`
+	Path    string  `json:"path"`
+	Rows    int64   `json:"rows"`
+	Seconds float64 `json:"seconds"`
+}
+
+// ckptRun is one running checkpoint; ref and err are set before done is
+// closed.
+type ckptRun struct {
+	done chan struct{}
+	ref  cluster.CheckpointRef
+	err  error
+}
+
+// Checkpoint writes a checkpoint of a durable RDD now and records it.
+func (s *Store) Checkpoint(ctx context.Context, name string) (CheckpointResult, error) {
+	r, ok := s.reg.RDD(name)
+	if !ok {
+		return CheckpointResult{}, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	if r.Mode != cluster.ModeDurable {
+		return CheckpointResult{}, fmt.Errorf("%w: %q is a memory-mode rdd; only durable rdds have checkpoints", ErrInvalid, name)
+	}
+	if err := s.ReadGate(ctx, name, ConsistencyDefault); err != nil {
+		return CheckpointResult{}, err
+	}
+	o, err := s.dur.ownedHere(ctx, name, r.SessionID)
+	if err != nil {
+		return CheckpointResult{}, err
+	}
+	began := time.Now()
+	// A checkpoint already running may have begun before the caller's
+	// last write: wait for it, then take a fresh one.
+	o.waitCheckpoint()
+	run := o.maybeCheckpoint(true)
+	if run == nil {
+		return CheckpointResult{}, fmt.Errorf("%w: %q has a checkpoint running; try again", ErrBusy, name)
+	}
+	select {
+	case <-run.done:
+	case <-ctx.Done():
+		return CheckpointResult{}, ctx.Err()
+	}
+	if run.err != nil {
+		return CheckpointResult{}, run.err
+	}
+	return CheckpointResult{Index: run.ref.Index, Path: run.ref.Path, Rows: run.ref.Rows,
+		Seconds: time.Since(began).Seconds()}, nil
+}
+
+// maybeCheckpoint starts a checkpoint if the policy (or force) asks for
+// one and none is running; it returns the started run.
+func (o *owned) maybeCheckpoint(force bool) *ckptRun {
+	cfg := o.d.cfg
+	o.mu.Lock()
+	if o.ckpt != nil || !o.ready || o.loading {
+		o.mu.Unlock()
+		return nil
+	}
+	tailBytes := int64(0)
+	if r, ok := o.d.s.reg.RDD(o.name); ok {
+		tailBytes = r.TailBytes
+	}
+	due := o.since >= cfg.CheckpointEvery || (o.since > 0 && time.Since(o.lastCkpt) >= cfg.CheckpointInterval) ||
+		(o.since > 0 && tailBytes >= cfg.CheckpointBytes)
+	if !force && !due {
+		o.mu.Unlock()
+		return nil
+	}
+	idx, since := o.applied, o.since
+	run := &ckptRun{done: make(chan struct{})}
+	o.ckpt, o.since, o.lastCkpt = run, 0, time.Now()
+	o.mu.Unlock()
+	go o.writeCheckpoint(run, idx, since)
+	return run
+}
+
+// waitCheckpoint returns once no checkpoint runs.
+func (o *owned) waitCheckpoint() {
+	o.mu.Lock()
+	run := o.ckpt
+	o.mu.Unlock()
+	if run != nil {
+		<-run.done
+	}
+}
+
+// checkpointDir is the directory of an RDD's checkpoints.
+func (d *durable) checkpointDir(name string) string {
+	return d.cfg.CheckpointURI + "/" + url.PathEscape(name)
+}
+
+// writeCheckpoint has the interpreter write the data as of index idx (it
+// has applied every entry up to idx; it may hold later ones too, which a
+// replay of the tail after idx re-applies harmlessly), records it in the
+// registry, which trims the tail, and deletes older checkpoints.
+func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
+	s := o.d.s
+	began := time.Now()
+	o.mu.Lock()
+	coversLoad := o.loadCkpt
+	o.mu.Unlock()
+	defer func() {
+		o.mu.Lock()
+		o.ckpt = nil
+		if run.err != nil {
+			o.since += since // still to be covered
+		} else if coversLoad {
+			o.loadCkpt = false
+		}
+		o.mu.Unlock()
+		close(run.done)
+	}()
+	prev, _ := s.reg.RDD(o.name)
+	dir := o.d.checkpointDir(o.name)
+	path := fmt.Sprintf("%s/%020d-%d", dir, idx, began.UnixMilli())
+	it, err := o.interp()
+	if err != nil {
+		run.err = err
+		return
+	}
+	ctx, cancel := context.WithTimeout(o.ctx, checkpointTimeout)
+	defer cancel()
+	var res struct {
+		Rows  int64 `msgpack:"rows"`
+		Bytes int64 `msgpack:"bytes"`
+	}
+	defer func() {
+		if s.hooks != nil {
+			s.hooks.CheckpointDone(o.name, time.Since(began), res.Bytes, run.err)
+		}
+	}()
+	if err := it.Call(ctx, "rdd.checkpoint", map[string]any{"name": o.name, "path": path, "index": idx}, &res); err != nil {
+		run.err = fmt.Errorf("cannot write checkpoint of %q: %w", o.name, err)
+		s.logf("%v", run.err)
+		return
+	}
+	ref := cluster.CheckpointRef{Index: idx, Path: path, Rows: res.Rows, At: time.Now().UnixMilli()}
+	if _, err := s.reg.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
+		RDD: o.name, Session: o.sid, Incarnation: prev.Incarnation, Index: idx, Path: path, Rows: res.Rows, At: ref.At}}); err != nil {
+		// Not recorded (a former owner, a newer checkpoint): this one is
+		// garbage; the next GC of the owner deletes it.
+		run.err = fmt.Errorf("cannot record checkpoint of %q: %w", o.name, err)
+		s.logf("%v", run.err)
+		return
+	}
+	run.ref = ref
+	s.reportTail(o.name)
+	// Keep this checkpoint and the one before it; delete the rest.
+	keep := []string{path}
+	if prev.Checkpoint != nil {
+		keep = append(keep, prev.Checkpoint.Path)
+	}
+	_ = it.Call(ctx, "path.gc", map[string]any{"dir": dir, "keep": keep}, nil)
+}
+
+// removeCheckpoints deletes a dropped RDD's checkpoints.
+func (o *owned) removeCheckpoints() {
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	it, err := o.d.s.sess.Interpreter(ctx, o.sid)
+	if err != nil {
+		return
+	}
+	_ = it.Call(ctx, "path.delete", map[string]any{"path": o.d.checkpointDir(o.name)}, nil)
+}
+
+// checkLoad checkpoints a durable RDD whose bulk load has ended.
+func (o *owned) checkLoad() {
+	o.mu.Lock()
+	loading := o.loading
+	o.mu.Unlock()
+	if !loading {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), loadStatusTimeout)
+	defer cancel()
+	info, err := o.d.s.Describe(ctx, o.name)
+	if err != nil || (info.Load != nil && info.Load.State == LoadRunning) {
+		return
+	}
+	o.mu.Lock()
+	o.loading, o.loadCkpt = false, true
+	o.since++ // the loaded rows are not in any checkpoint yet: the policy retries if this fails
+	o.mu.Unlock()
+	o.maybeCheckpoint(true)
+}

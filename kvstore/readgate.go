@@ -1,0 +1,76 @@
+package kvstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/srdd/srdd/cluster"
+)
+
+// Read consistency levels (query parameter consistency=).
+const (
+	ConsistencyDefault      = "default"      // every write the owner acknowledged
+	ConsistencyLinearizable = "linearizable" // every write committed before the read began
+	ConsistencyStale        = "stale"        // whatever the owner holds now, even while it rebuilds
+)
+
+// ReadGate waits until a read of a shared RDD at the given consistency
+// may be served here: at once for memory-mode RDDs; for durable ones
+// once the owner's pusher holds what the level promises. Safe for
+// concurrent use.
+func (s *Store) ReadGate(ctx context.Context, name, consistency string) error {
+	switch consistency {
+	case "", ConsistencyDefault, ConsistencyLinearizable, ConsistencyStale:
+	default:
+		return fmt.Errorf("%w: consistency must be %q, %q or %q", ErrInvalid, ConsistencyDefault, ConsistencyLinearizable, ConsistencyStale)
+	}
+	r, ok := s.reg.RDD(name)
+	if !ok {
+		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	return s.backendFor(r).readGate(ctx, r, consistency)
+}
+
+// readGate is ReadGate for a durable RDD r.
+func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency string) error {
+	s, name := d.s, r.Name
+	if consistency == ConsistencyLinearizable {
+		// The leader's commit index when the read began, then the RDD's
+		// last write as of that index.
+		if err := s.reg.ReadBarrier(); err != nil {
+			return err
+		}
+		var ok bool
+		if r, ok = s.reg.RDD(name); !ok {
+			return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+		}
+	}
+	if sess, ok := s.reg.Session(r.SessionID); !ok || sess.Status != cluster.SessionActive {
+		return fmt.Errorf("%w: %q: its session %d is gone; it is being moved to a live session", ErrRecovering, name, r.SessionID)
+	}
+	o, err := d.ownedHere(ctx, name, r.SessionID)
+	if err != nil {
+		return err
+	}
+	wait, cancel := context.WithTimeout(ctx, s.readyTimeout)
+	defer cancel()
+	var cond func() bool
+	switch consistency {
+	case ConsistencyStale:
+		cond = func() bool { return o.created }
+	case ConsistencyLinearizable:
+		cond = func() bool { return o.ready && o.applied >= r.LastWrite }
+	default:
+		cond = func() bool { return o.ready }
+	}
+	if err := o.await(wait, cond); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		o.mu.Lock()
+		status := o.statusLocked()
+		o.mu.Unlock()
+		return fmt.Errorf("%w: %q: %s", ErrRecovering, name, status)
+	}
+	return nil
+}
