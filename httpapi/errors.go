@@ -12,7 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// apiError is the body of every error response (invariant 7).
+// apiError is the body of every error response (docs/ARCHITECTURE.md invariant 7).
 type apiError struct {
 	Error struct {
 		Code    string `json:"code"`

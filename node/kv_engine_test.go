@@ -285,7 +285,7 @@ func TestConcurrentGetsCoalesce(t *testing.T) {
 	}
 }
 
-// Invariant 6: while a statement's Spark job holds every task slot, and
+// docs/ARCHITECTURE.md invariant 6: while a statement's Spark job holds every task slot, and
 // while another RDD loads, KV calls that need no Spark job are answered.
 func TestKVNotBlockedByStatementOrOtherRDDJob(t *testing.T) {
 	_, base := sharedNode(t)

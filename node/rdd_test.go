@@ -120,7 +120,7 @@ func TestSharedRDDAPI(t *testing.T) {
 	}
 }
 
-// Invariant 1: keys, values and names are data, never code.
+// docs/ARCHITECTURE.md invariant 1: keys, values and names are data, never code.
 func TestHostileKeysAreData(t *testing.T) {
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
@@ -244,7 +244,7 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// Invariant 6: KV calls are served while a long statement runs.
+// docs/ARCHITECTURE.md invariant 6: KV calls are served while a long statement runs.
 func TestKVNotBlockedByLongStatement(t *testing.T) {
 	_, base := sharedNode(t)
 	do(t, "POST", base+"/v1/rdds", `{"name":"busy","session":0}`, 201)

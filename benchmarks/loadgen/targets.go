@@ -282,7 +282,7 @@ func (r *Redis) Close() error {
 // pasted in ('%(rdd)s.get("%(key)s")'), submitted with POST, then polled
 // with GET, without pause, until it is no longer running. (The benchmark's
 // keys are plain ASCII, so pasting them is safe here; srdd itself never
-// does this — invariant 1.)
+// does this — docs/ARCHITECTURE.md invariant 1.)
 type Seed struct {
 	Session int64
 	Var     string // the ShareableRdd's variable name in the session

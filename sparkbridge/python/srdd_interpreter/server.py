@@ -78,7 +78,7 @@ def spark_conf(cfg: Config) -> dict[str, str]:
         # single-task job on 2 cores (TCP loopback suffers delayed ACKs).
         "spark.python.unix.domain.socket.enabled": "true",
         # KV jobs run in per-RDD pools, so they never queue behind the
-        # pending tasks of a statement's job (invariant 6).
+        # pending tasks of a statement's job (docs/ARCHITECTURE.md invariant 6).
         "spark.scheduler.mode": "FAIR",
     }
     if cfg.master.startswith("local"):
@@ -140,7 +140,7 @@ class Server:
         self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
         self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
         # Durable RDDs' log applies, checkpoints and restores: never queued
-        # behind KV workers that wait for Spark lookup jobs (invariant 6).
+        # behind KV workers that wait for Spark lookup jobs (docs/ARCHITECTURE.md invariant 6).
         self._durable_pool = ThreadPoolExecutor(4, thread_name_prefix="srdd-durable")
         # stats (polled by the node's /metrics) never waits behind busy workers.
         self._stats_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stats")
