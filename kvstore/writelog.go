@@ -42,20 +42,13 @@ func (d *durable) logSets(name string, batch []*setReq) {
 		}
 		addGroup(w, len(batch), start, r.idem)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.s.callTimeout)
-	defer cancel()
-	out, err := d.logWrite(ctx, w)
-	for i, r := range batch {
-		switch {
-		case err != nil:
-			r.err = err
-		case out[i].err != nil:
-			r.err = out[i].err
-		default:
+	d.logGroups(w, func(i int, _ groupOutcome, err error) {
+		r := batch[i]
+		if r.err = err; err == nil {
 			r.written = len(r.items)
 		}
 		close(r.done)
-	}
+	})
 }
 
 // flushDeletes logs several clients' delete batches as one entry.
@@ -66,21 +59,32 @@ func (d *durable) flushDeletes(name string, batch []*delReq) {
 		w.Keys = append(w.Keys, r.keys...)
 		addGroup(w, len(batch), start, r.idem)
 	}
+	d.logGroups(w, func(i int, o groupOutcome, err error) {
+		r := batch[i]
+		switch r.err = err; {
+		case err != nil:
+		case o.count < 0:
+			r.deleted = len(r.keys)
+		default:
+			r.deleted = o.count
+		}
+		close(r.done)
+	})
+}
+
+// logGroups logs w, which holds one group per client batch, and calls
+// done for each group in order with its outcome and the error to report
+// to that client: the call's own, else the group's.
+func (d *durable) logGroups(w *cluster.Write, done func(i int, o groupOutcome, err error)) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.s.callTimeout)
 	defer cancel()
 	out, err := d.logWrite(ctx, w)
-	for i, r := range batch {
-		switch {
-		case err != nil:
-			r.err = err
-		case out[i].err != nil:
-			r.err = out[i].err
-		case out[i].count < 0:
-			r.deleted = len(r.keys)
-		default:
-			r.deleted = out[i].count
+	for i := range w.Groups {
+		if err != nil {
+			done(i, groupOutcome{}, err)
+			continue
 		}
-		close(r.done)
+		done(i, out[i], out[i].err)
 	}
 }
 

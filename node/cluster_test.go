@@ -516,55 +516,44 @@ func TestRemoveLeader(t *testing.T) {
 // With CSRF protection on, the nodes' own calls (join, forwarded writes)
 // still work; clients without the header are refused.
 func TestCSRFInACluster(t *testing.T) {
-	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
-	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
-	for _, m := range []*member{a, b} {
-		var join []string
-		if m == b {
-			join = []string{a.http}
-		}
-		c := m.cfg(t, join)
-		c.CSRFProtection = true
-		n, err := Start(c)
-		if err != nil {
-			t.Fatalf("start %s with CSRF protection: %v", m.id, err)
-		}
-		m.n = n
-		defer n.Close()
-	}
-	follower := b
-	if b.n.Registry.IsLeader() {
-		follower = a
-	}
+	_, _, follower := startPair(t, "CSRF protection", func(c *Config) { c.CSRFProtection = true })
 	if _, err := createRecord(follower, "through-follower"); err != nil {
 		t.Fatalf("forwarded write with CSRF protection on: %v", err)
 	}
 	do(t, "POST", follower.base()+"/v1/rdds", `{"name":"x"}`, 400)
 }
 
-// With a cluster key, nodes join and forward writes; a client without the
-// key cannot feed the registry directly, nor join or remove nodes.
-func TestClusterKey(t *testing.T) {
-	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
-	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+// startPair starts two nodes, the second joining the first, each with
+// tweak applied to its config, and returns them and the follower.
+func startPair(t *testing.T, what string, tweak func(*Config)) (a, b, follower *member) {
+	t.Helper()
+	a = &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	b = &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	for _, m := range []*member{a, b} {
 		var join []string
 		if m == b {
 			join = []string{a.http}
 		}
 		c := m.cfg(t, join)
-		c.ClusterKey = "s3cret"
+		tweak(&c)
 		n, err := Start(c)
 		if err != nil {
-			t.Fatalf("start %s with a cluster key: %v", m.id, err)
+			t.Fatalf("start %s with %s: %v", m.id, what, err)
 		}
 		m.n = n
-		defer n.Close()
+		t.Cleanup(n.Close)
 	}
-	follower := b
+	follower = b
 	if b.n.Registry.IsLeader() {
 		follower = a
 	}
+	return a, b, follower
+}
+
+// With a cluster key, nodes join and forward writes; a client without the
+// key cannot feed the registry directly, nor join or remove nodes.
+func TestClusterKey(t *testing.T) {
+	a, b, follower := startPair(t, "a cluster key", func(c *Config) { c.ClusterKey = "s3cret" })
 	if _, err := createRecord(follower, "keyed"); err != nil {
 		t.Fatalf("forwarded write with a cluster key: %v", err)
 	}

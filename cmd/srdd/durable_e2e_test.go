@@ -124,6 +124,11 @@ func (c *cluster3) byID(id string) *srddProc {
 var httpc = &http.Client{Timeout: 10 * time.Second}
 
 func call(method, url, body, idem string) (int, []byte, error) {
+	return callWith(httpc, method, url, body, idem)
+}
+
+// callWith makes one call with hc; idem, if set, is its Idempotency-Key.
+func callWith(hc *http.Client, method, url, body, idem string) (int, []byte, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
@@ -131,13 +136,13 @@ func call(method, url, body, idem string) (int, []byte, error) {
 	if idem != "" {
 		req.Header.Set("Idempotency-Key", idem)
 	}
-	resp, err := httpc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, nil
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
 }
 
 type rddView struct {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -73,17 +72,7 @@ var patient = &http.Client{Timeout: 3 * time.Minute}
 
 // patientCall makes one call with the patient client.
 func patientCall(method, url, body string) (int, []byte, error) {
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	resp, err := patient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return callWith(patient, method, url, body, "")
 }
 
 // once makes one call and fails the test unless it answers want.
@@ -290,51 +279,50 @@ func startLoad(addr, rdd string) *steadyLoad {
 			l.failure.Store(msg)
 		}
 	}
-	l.wg.Add(2)
-	go func() {
-		defer l.wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			st, b, err := call("PUT", base+fmt.Sprintf("w%d", i%64), strconv.Itoa(i), "")
-			switch {
-			case err != nil:
-				fail(fmt.Sprintf("write: %v", err))
-			case st == 204:
-				l.writes.Add(1)
-			case st == 503 && bytesContains(b, "outcome_unknown"):
-			default:
-				fail(fmt.Sprintf("write answered %d: %s", st, b))
-			}
+	l.repeat(func(i int) {
+		st, b, err := call("PUT", base+fmt.Sprintf("w%d", i%64), strconv.Itoa(i), "")
+		switch {
+		case err != nil:
+			fail(fmt.Sprintf("write: %v", err))
+		case st == 204:
+			l.writes.Add(1)
+		case st == 503 && bytesContains(b, "outcome_unknown"):
+		default:
+			fail(fmt.Sprintf("write answered %d: %s", st, b))
 		}
-	}()
-	go func() {
-		defer l.wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			began := time.Now()
-			st, b, err := call("GET", base+fmt.Sprintf("w%d", i%64), "", "")
-			if d := int64(time.Since(began)); d > l.slowestRead.Load() {
-				l.slowestRead.Store(d)
-			}
-			switch {
-			case err != nil:
-				fail(fmt.Sprintf("read: %v", err))
-			case st == 200 || keyNotFound(st, b):
-				l.reads.Add(1)
-			default:
-				fail(fmt.Sprintf("read answered %d: %s", st, b))
-			}
+	})
+	l.repeat(func(i int) {
+		began := time.Now()
+		st, b, err := call("GET", base+fmt.Sprintf("w%d", i%64), "", "")
+		if d := int64(time.Since(began)); d > l.slowestRead.Load() {
+			l.slowestRead.Store(d)
 		}
-	}()
+		switch {
+		case err != nil:
+			fail(fmt.Sprintf("read: %v", err))
+		case st == 200 || keyNotFound(st, b):
+			l.reads.Add(1)
+		default:
+			fail(fmt.Sprintf("read answered %d: %s", st, b))
+		}
+	})
 	return l
+}
+
+// repeat calls f(0), f(1), ... on a goroutine of its own until stopped.
+func (l *steadyLoad) repeat(f func(i int)) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			f(i)
+		}
+	}()
 }
 
 // awaitProgress waits until the load has read and written something.

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/netutil"
 	"github.com/srdd/srdd/node"
 	"go.yaml.in/yaml/v2"
 )
@@ -149,7 +149,7 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 
-	port, err := freePort()
+	port, err := netutil.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -191,15 +191,6 @@ scrape_configs:
 	}
 	ok = true
 	return e, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (e *Env) waitReady(timeout time.Duration) error {

@@ -10,14 +10,15 @@ package testutil
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/srdd/srdd/internal/netutil"
 )
 
 // FreeAddr reserves a loopback port and returns "127.0.0.1:PORT" with the
@@ -26,22 +27,17 @@ import (
 // port in between; tests accept that small race.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(FreePort(t))
 }
 
-// FreePort is FreeAddr's port number.
+// FreePort is FreeAddr's port number (netutil.FreePort).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	addr, err := net.ResolveTCPAddr("tcp", FreeAddr(t))
+	port, err := netutil.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return addr.Port
+	return port
 }
 
 // WaitInterval is how often WaitFor checks its condition.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/srdd/srdd/benchmarks/loadgen"
 	srddclient "github.com/srdd/srdd/client/go"
+	"github.com/srdd/srdd/internal/netutil"
 )
 
 // durableResults is what `bench durable` measured (issue 6's targets).
@@ -81,11 +82,11 @@ func durableCmd(args []string) error {
 	var nodes []*benchNode
 	for i := 1; i <= 3; i++ {
 		n := &benchNode{id: fmt.Sprintf("n%d", i), dir: filepath.Join(tmp, fmt.Sprintf("n%d", i))}
-		port, err := freePort()
+		port, err := netutil.FreePort()
 		if err != nil {
 			return err
 		}
-		rport, err := freePort()
+		rport, err := netutil.FreePort()
 		if err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/srdd/srdd/benchmarks/loadgen"
 	"github.com/srdd/srdd/benchmarks/report"
 	srddclient "github.com/srdd/srdd/client/go"
+	"github.com/srdd/srdd/internal/netutil"
 )
 
 type suite struct {
@@ -77,7 +78,7 @@ func suiteCmd(args []string) error {
 	defer noop.stop()
 	s.noopAddr = strings.TrimPrefix(line, "noop listening on ")
 
-	port, err := freePort()
+	port, err := netutil.FreePort()
 	if err != nil {
 		return err
 	}
