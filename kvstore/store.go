@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -100,7 +101,12 @@ type Store struct {
 	dur          *durable // nil until EnableDurable
 	hooks        DurabilityHooks
 	log          func(string)
+	// files confines bulk load and save paths; the zero Roots refuses all.
+	files *fileroot.Roots
 }
+
+// SetFileRoots sets where bulk loads and saves may read and write.
+func (s *Store) SetFileRoots(r *fileroot.Roots) { s.files = r }
 
 // SetLogger sets where the store reports background events (adoptions,
 // rebuilds, checkpoint failures).
@@ -109,7 +115,8 @@ func (s *Store) SetLogger(fn func(string)) { s.log = fn }
 // New returns a store over the registry and the session manager.
 func New(reg Registry, sess Sessions, limits Limits) *Store {
 	limits.fill()
-	return &Store{reg: reg, sess: sess, limits: limits, callTimeout: time.Minute, readyTimeout: 5 * time.Second}
+	return &Store{reg: reg, sess: sess, limits: limits, callTimeout: time.Minute, readyTimeout: 5 * time.Second,
+		files: &fileroot.Roots{}}
 }
 
 // Limits returns the limits in force.

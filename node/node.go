@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
 	"github.com/srdd/srdd/sessions"
@@ -66,9 +67,15 @@ type Config struct {
 	Durable kvstore.DurableConfig
 	// MemoryOnly turns durable RDDs off: every RDD is memory-mode.
 	MemoryOnly bool
-	Version    string         // shown by GET /version
-	Raft       cluster.Config // timing overrides (tests); addresses come from above
-	Logger     hclog.Logger
+	// FileRoots are the directories clients may name in bulk loads and
+	// saves and in session jars/pyFiles/files/archives (default
+	// DataDir/files, created 0700). AllowRemoteURIs also lets them name
+	// non-local URIs (http:, hdfs:, s3a:, ...).
+	FileRoots       []string
+	AllowRemoteURIs bool
+	Version         string         // shown by GET /version
+	Raft            cluster.Config // timing overrides (tests); addresses come from above
+	Logger          hclog.Logger
 
 	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
 	// reach this one (host:port; a DNS name that follows the node, e.g. a
@@ -247,12 +254,17 @@ func Start(cfg Config) (*Node, error) {
 		Logger:       cfg.Logger.Named("sessions"),
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
-	n.Store.Instrument(n.Metrics)
-	n.instrument(rddLabels)
-	n.Store.SetDurabilityHooks(n.Durability)
 	if !cfg.MemoryOnly {
 		n.Store.EnableDurable(cfg.Durable, dataDir)
 	}
+	files, err := fileRoots(cfg, dataDir, n.Store.CheckpointURI())
+	if err != nil {
+		return nil, err
+	}
+	n.Store.SetFileRoots(files)
+	n.Store.Instrument(n.Metrics)
+	n.instrument(rddLabels)
+	n.Store.SetDurabilityHooks(n.Durability)
 	storeLog := cfg.Logger.Named("kvstore")
 	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
 	n.HTTP = httpapi.New(httpapi.Config{
@@ -306,6 +318,28 @@ func Start(cfg Config) (*Node, error) {
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true
 	return n, nil
+}
+
+// fileRoots opens the client file roots (creating the default one),
+// protecting the data dir and a local checkpoint directory.
+func fileRoots(cfg Config, dataDir, checkpointURI string) (*fileroot.Roots, error) {
+	dirs := cfg.FileRoots
+	if len(dirs) == 0 {
+		def := filepath.Join(dataDir, "files")
+		if err := os.MkdirAll(def, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create file root: %w", err)
+		}
+		dirs = []string{def}
+	}
+	protected := []string{dataDir}
+	if _, p, local := fileroot.Split(checkpointURI); local && p != "" {
+		protected = append(protected, p)
+	}
+	r, err := fileroot.New(dirs, cfg.AllowRemoteURIs, protected...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open file roots: %w", err)
+	}
+	return r, nil
 }
 
 // retryUntil calls f until it succeeds or deadline passes, and returns

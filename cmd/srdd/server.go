@@ -84,6 +84,8 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")
 	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", time.Minute, "checkpoint a durable RDD with new writes at least this often")
+	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
+	f.BoolVar(&cfg.AllowRemoteURIs, "allow-remote-uris", false, "let clients name non-local URIs (http:, hdfs:, s3a:, ...) in loads, saves and session files; off: local paths in a --file-root only")
 	f.BoolVar(&cfg.MemoryOnly, "memory-only", false, "disable durable RDDs: every shared RDD is memory-mode (its data is lost with its interpreter)")
 	return c
 }

@@ -391,7 +391,7 @@ def parse_jsonl(lines: Iterable[str], max_key: int, max_value: int) -> Iterator[
         kb = check_key_text(row["key"], max_key)
         vb = canonical(row["value"], encode)
         if len(vb) > max_value:
-            raise BadRow("value of key %r exceeds the limit of %d bytes" % (row["key"], max_value))
+            raise BadRow("line %d of its split: the value exceeds the limit of %d bytes" % (n, max_value))
         yield kb, vb
 
 
@@ -407,12 +407,12 @@ def parse_columns(rows: Iterable[Any], max_key: int, max_value: int) -> Iterator
             try:
                 value = decode(value)
             except ValueError as exc:
-                raise BadRow("value of key %r is not JSON text: %s" % (key, exc)) from None
+                raise BadRow("a value is not JSON text: %s" % exc) from None
         elif hasattr(value, "asDict"):
             value = value.asDict(recursive=True)
         vb = canonical(value, encode)
         if len(vb) > max_value:
-            raise BadRow("value of key %r exceeds the limit of %d bytes" % (key, max_value))
+            raise BadRow("a value exceeds the limit of %d bytes" % max_value)
         yield kb, vb
 
 
