@@ -38,6 +38,10 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 		status, code = http.StatusForbidden, "forbidden_path"
 	case errors.Is(err, fileroot.ErrRemote):
 		status, code = http.StatusBadRequest, "remote_uri_not_allowed"
+	case errors.Is(err, sessions.ErrConfNotAllowed):
+		status, code = http.StatusBadRequest, "conf_not_allowed"
+	case errors.Is(err, sessions.ErrConfTooLarge):
+		status, code = http.StatusBadRequest, "conf_too_large"
 	case errors.Is(err, kvstore.ErrInvalid), errors.Is(err, sessions.ErrInvalid):
 		status, code = http.StatusBadRequest, "invalid"
 	case errors.Is(err, kvstore.ErrTooLarge):

@@ -73,9 +73,13 @@ type Config struct {
 	// non-local URIs (http:, hdfs:, s3a:, ...).
 	FileRoots       []string
 	AllowRemoteURIs bool
-	Version         string         // shown by GET /version
-	Raft            cluster.Config // timing overrides (tests); addresses come from above
-	Logger          hclog.Logger
+	// Caps on the sizes a session may ask for (sessions.Policy; zero:
+	// sessions.DefaultPolicy, 8g, 8g, 8 cores, 16 executors).
+	MaxDriverMemory, MaxExecutorMemory int64
+	MaxCores, MaxExecutors             int
+	Version                            string         // shown by GET /version
+	Raft                               cluster.Config // timing overrides (tests); addresses come from above
+	Logger                             hclog.Logger
 
 	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
 	// reach this one (host:port; a DNS name that follows the node, e.g. a
@@ -128,6 +132,8 @@ func (c *Config) Validate() error {
 		return errors.New("--bootstrap and --join exclude each other")
 	case c.LeaderTimeout < 0, c.LeaderWait < 0, c.ReadyTimeout < 0:
 		return errors.New("timeouts must not be negative")
+	case c.MaxDriverMemory < 0, c.MaxExecutorMemory < 0, c.MaxCores < 0, c.MaxExecutors < 0:
+		return errors.New("session size caps must not be negative")
 	}
 	return nil
 }
@@ -251,7 +257,9 @@ func Start(cfg Config) (*Node, error) {
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
-		Logger:       cfg.Logger.Named("sessions"),
+		Policy: sessions.Policy{MaxDriverMemory: cfg.MaxDriverMemory, MaxExecutorMemory: cfg.MaxExecutorMemory,
+			MaxCores: cfg.MaxCores, MaxExecutors: cfg.MaxExecutors},
+		Logger: cfg.Logger.Named("sessions"),
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
 	if !cfg.MemoryOnly {
@@ -262,6 +270,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.Store.SetFileRoots(files)
+	n.Sessions.SetFileRoots(files)
 	n.Store.Instrument(n.Metrics)
 	n.instrument(rddLabels)
 	n.Store.SetDurabilityHooks(n.Durability)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/sparkbridge"
 )
 
@@ -34,7 +35,9 @@ type Config struct {
 	// DataDir keeps each session's statement history; empty keeps none.
 	DataDir      string
 	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
-	Logger       hclog.Logger
+	// Policy rules the Spark settings clients ask for (sparkconf.go).
+	Policy Policy
+	Logger hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -70,6 +73,7 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = 1024
 	}
+	cfg.Policy.fill()
 	if cfg.ReapInterval == 0 {
 		cfg.ReapInterval = time.Second
 	}
@@ -81,6 +85,10 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	go m.reapLoop()
 	return m
 }
+
+// SetFileRoots sets where session jars, pyFiles, files and archives may
+// come from (Policy.Files); call it before the manager takes requests.
+func (m *Manager) SetFileRoots(r *fileroot.Roots) { m.cfg.Policy.Files = r }
 
 // Reconcile marks dead every session the registry says runs here but for
 // which this process has no interpreter (the node restarted).
@@ -116,7 +124,7 @@ func (m *Manager) markDead(id int64, reason string) error {
 // Create records a new session in the registry and starts its
 // interpreter. It returns while Spark is still starting.
 func (m *Manager) Create(req CreateRequest) (Info, error) {
-	spec, err := req.spec()
+	spec, err := req.spec(&m.cfg.Policy)
 	if err != nil {
 		return Info{}, err
 	}

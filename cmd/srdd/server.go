@@ -12,12 +12,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
+	"github.com/srdd/srdd/sessions"
 )
 
 func serverCmd() *cobra.Command {
 	var cfg node.Config
 	var conf []string
 	var logLevel string
+	var maxDriverMem, maxExecutorMem string
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run an srdd node in the foreground (Ctrl-C stops it cleanly)",
@@ -29,6 +31,16 @@ func serverCmd() *cobra.Command {
 					return fmt.Errorf("--spark-conf %q must be key=value", kv)
 				}
 				cfg.SparkConf[k] = v
+			}
+			for _, m := range []struct {
+				flag, val string
+				to        *int64
+			}{{"--max-driver-memory", maxDriverMem, &cfg.MaxDriverMemory}, {"--max-executor-memory", maxExecutorMem, &cfg.MaxExecutorMemory}} {
+				n, err := sessions.ParseSize(m.val)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("%s %q must be a size such as 512m or 8g", m.flag, m.val)
+				}
+				*m.to = n
 			}
 			cfg.Version = version
 			cfg.StrictBootstrap = cmd.Flags().Changed("bootstrap")
@@ -86,6 +98,10 @@ func serverCmd() *cobra.Command {
 	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", time.Minute, "checkpoint a durable RDD with new writes at least this often")
 	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
 	f.BoolVar(&cfg.AllowRemoteURIs, "allow-remote-uris", false, "let clients name non-local URIs (http:, hdfs:, s3a:, ...) in loads, saves and session files; off: local paths in a --file-root only")
+	f.StringVar(&maxDriverMem, "max-driver-memory", "8g", "largest driverMemory / spark.driver.memory a session may ask for")
+	f.StringVar(&maxExecutorMem, "max-executor-memory", "8g", "largest executorMemory / spark.executor.memory a session may ask for")
+	f.IntVar(&cfg.MaxCores, "max-cores", 8, "most driverCores / executorCores (spark.driver.cores, spark.executor.cores) a session may ask for")
+	f.IntVar(&cfg.MaxExecutors, "max-executors", 16, "most numExecutors (spark.executor.instances, dynamic allocation bounds) a session may ask for")
 	f.BoolVar(&cfg.MemoryOnly, "memory-only", false, "disable durable RDDs: every shared RDD is memory-mode (its data is lost with its interpreter)")
 	return c
 }
