@@ -44,8 +44,10 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 		status, code = http.StatusBadRequest, "conf_too_large"
 	case errors.Is(err, kvstore.ErrInvalid), errors.Is(err, sessions.ErrInvalid):
 		status, code = http.StatusBadRequest, "invalid"
-	case errors.Is(err, kvstore.ErrTooLarge):
+	case errors.Is(err, kvstore.ErrTooLarge), errors.Is(err, sessions.ErrTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, kvstore.ErrLimit), errors.Is(err, sessions.ErrLimit):
+		status, code = http.StatusTooManyRequests, "limit_reached"
 	case errors.Is(err, kvstore.ErrNotFound), errors.Is(err, cluster.ErrRDDNotFound):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, cluster.ErrSessionNotFound):

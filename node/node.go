@@ -77,9 +77,17 @@ type Config struct {
 	// sessions.DefaultPolicy, 8g, 8g, 8 cores, 16 executors).
 	MaxDriverMemory, MaxExecutorMemory int64
 	MaxCores, MaxExecutors             int
-	Version                            string         // shown by GET /version
-	Raft                               cluster.Config // timing overrides (tests); addresses come from above
-	Logger                             hclog.Logger
+	// Limits (zero: the default): live sessions on this node (16) and per
+	// principal (8), shared RDDs held by this node's sessions (1000),
+	// statements kept per session by count (1000) and bytes (64 MiB),
+	// interpreter log lines (1000) and bytes (1 MiB) kept per session.
+	MaxSessions, MaxSessionsPerPrincipal, MaxRDDs int
+	MaxStatements                                 int
+	MaxStatementBytes                             int64
+	MaxLogLines, MaxLogBytes                      int
+	Version                                       string         // shown by GET /version
+	Raft                                          cluster.Config // timing overrides (tests); addresses come from above
+	Logger                                        hclog.Logger
 
 	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
 	// reach this one (host:port; a DNS name that follows the node, e.g. a
@@ -134,6 +142,9 @@ func (c *Config) Validate() error {
 		return errors.New("timeouts must not be negative")
 	case c.MaxDriverMemory < 0, c.MaxExecutorMemory < 0, c.MaxCores < 0, c.MaxExecutors < 0:
 		return errors.New("session size caps must not be negative")
+	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
+		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0:
+		return errors.New("limits must not be negative")
 	}
 	return nil
 }
@@ -257,11 +268,18 @@ func Start(cfg Config) (*Node, error) {
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
+		MaxSessions:  cfg.MaxSessions, MaxSessionsPerOwner: cfg.MaxSessionsPerPrincipal,
+		History:  sessions.HistoryLimits{MaxStatements: cfg.MaxStatements, MaxBytes: cfg.MaxStatementBytes},
+		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes,
 		Policy: sessions.Policy{MaxDriverMemory: cfg.MaxDriverMemory, MaxExecutorMemory: cfg.MaxExecutorMemory,
 			MaxCores: cfg.MaxCores, MaxExecutors: cfg.MaxExecutors},
 		Logger: cfg.Logger.Named("sessions"),
 	}, n.Registry)
-	n.Store = kvstore.New(n.Registry, n.Sessions, kvstore.DefaultLimits())
+	limits := kvstore.DefaultLimits()
+	if cfg.MaxRDDs > 0 {
+		limits.MaxRDDs = cfg.MaxRDDs
+	}
+	n.Store = kvstore.New(n.Registry, n.Sessions, limits)
 	if !cfg.MemoryOnly {
 		n.Store.EnableDurable(cfg.Durable, dataDir)
 	}

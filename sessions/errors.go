@@ -15,6 +15,9 @@ var (
 	ErrNoStatement = errors.New("statement not found")
 	ErrClosed      = errors.New("session manager closed")
 	ErrInvalid     = errors.New("invalid session request")
+	ErrTooLarge    = errors.New("statement too large") // 413
+	// ErrLimit: a count limit was reached (--max-sessions, ...): 429.
+	ErrLimit = errors.New("limit reached")
 	// ErrConfNotAllowed: a Spark setting the policy denies (400 conf_not_allowed).
 	ErrConfNotAllowed = fmt.Errorf("%w: setting not allowed", ErrInvalid)
 	// ErrConfTooLarge: a size over the node's cap (400 conf_too_large).

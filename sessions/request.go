@@ -31,6 +31,10 @@ type CreateRequest struct {
 	Files                    []string          `json:"files"`
 	Archives                 []string          `json:"archives"`
 	Queue                    string            `json:"queue"`
+	// Owner is the authenticated principal creating the session (set by
+	// the HTTP layer, never from the body); "" is the anonymous one. It
+	// counts against Config.MaxSessionsPerOwner.
+	Owner string `json:"-"`
 }
 
 // Session kinds srdd runs. "sql" and "shared" sessions run the same
