@@ -106,8 +106,9 @@ func (r *Roots) Dirs() []string { return append([]string(nil), r.dirs...) }
 // Local checks a local path (relative paths are taken from the first
 // root) and returns it canonical.
 func (r *Roots) Local(p string) (string, error) {
-	if strings.ContainsAny(p, "*?[]{}\\") {
-		return "", fmt.Errorf("%w: %q: glob patterns are not allowed in local paths", ErrForbidden, p)
+	if strings.ContainsAny(p, "*?[]{}\\,") {
+		// Spark reads "a,b" as two paths, and expands globs after this check
+		return "", fmt.Errorf("%w: %q: commas and glob patterns are not allowed in local paths", ErrForbidden, p)
 	}
 	if !filepath.IsAbs(p) {
 		if len(r.dirs) == 0 {
@@ -174,11 +175,16 @@ func (r *Roots) URI(raw string) (string, error) {
 }
 
 // Split parses raw into its scheme and, for a local URI (a path, file:,
-// local:), its path. A Windows-style or unparsable string counts as remote.
+// local:), its path. A string with no scheme (nothing before a ':' that
+// comes ahead of any '/') is a path, taken as it is; an unparsable URI or
+// a Windows-style path counts as remote.
 func Split(raw string) (scheme, path string, local bool) {
+	if i := strings.IndexAny(raw, ":/"); i < 0 || raw[i] == '/' {
+		return "", raw, true
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "?", "", false
+		return raw[:strings.IndexByte(raw, ':')], "", false
 	}
 	switch s := strings.ToLower(u.Scheme); s {
 	case "":
