@@ -124,6 +124,11 @@ var confRules = []confRule{
 	{key: "spark.yarn.dist.files", kind: fileList},
 	{key: "spark.yarn.dist.archives", kind: fileList},
 	{key: "spark.yarn.dist.pyFiles", kind: fileList},
+	// where Spark writes on the node: in a root too
+	{key: "spark.local.dir", kind: fileList},
+	{key: "spark.eventLog.dir", kind: fileList},
+	{key: "spark.sql.warehouse.dir", kind: fileList},
+	{key: "spark.driver.log.dfsDir", kind: fileList},
 }
 
 // clusterImageRE matches YARN and Kubernetes settings that pick images,
