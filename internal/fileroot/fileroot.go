@@ -7,6 +7,8 @@
 // and a symlink inside a root that points outside both land outside.
 // Hadoop glob characters are refused in local paths, because a pattern is
 // expanded by Spark after the check and could match such a symlink.
+// This is the "file paths stay inside the configured roots" part of
+// invariant 9 (docs/ARCHITECTURE.md).
 package fileroot
 
 import (
