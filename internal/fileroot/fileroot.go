@@ -40,8 +40,8 @@ type Roots struct {
 // New returns Roots over dirs (each must exist), refusing remote URIs
 // unless allowRemote. A path that is, contains or lies in a protected
 // directory (the data dir, the checkpoint dir) is refused even inside a
-// root, unless it lies in a root that is itself inside that directory
-// (the default root, DATA-DIR/files).
+// root, unless it lies in a root that is itself strictly inside that
+// directory (the default root, DATA-DIR/files).
 func New(dirs []string, allowRemote bool, protected ...string) (*Roots, error) {
 	r := &Roots{allowRemote: allowRemote}
 	for _, p := range protected {
@@ -133,7 +133,7 @@ func (r *Roots) Local(p string) (string, error) {
 		return "", fmt.Errorf("%w: %q is outside the file roots (--file-root)", ErrForbidden, p)
 	}
 	for _, pr := range r.protected {
-		if within(pr, c) || (within(c, pr) && !within(root, pr)) {
+		if within(pr, c) || (within(c, pr) && (root == pr || !within(root, pr))) {
 			return "", fmt.Errorf("%w: %q is reserved for srdd's own data", ErrForbidden, p)
 		}
 	}

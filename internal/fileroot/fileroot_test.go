@@ -74,6 +74,10 @@ func TestRoots(t *testing.T) {
 	if _, err := wide.URI(filepath.Join(outside, "x")); err != nil {
 		t.Fatal(err)
 	}
+	same, _ := New([]string{data}, false, data)
+	if _, err := same.URI(filepath.Join(data, "raft")); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("--file-root DATA-DIR reaches the data dir: %v", err)
+	}
 	inner, _ := New([]string{root}, false, base)
 	if _, err := inner.URI(filepath.Join(root, "x")); err != nil {
 		t.Fatalf("a root inside a protected dir: %v", err)
