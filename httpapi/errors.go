@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
@@ -33,10 +34,20 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 func fail(ctx *fasthttp.RequestCtx, err error) {
 	status, code := http.StatusInternalServerError, "internal"
 	switch {
+	case errors.Is(err, fileroot.ErrForbidden):
+		status, code = http.StatusForbidden, "forbidden_path"
+	case errors.Is(err, fileroot.ErrRemote):
+		status, code = http.StatusBadRequest, "remote_uri_not_allowed"
+	case errors.Is(err, sessions.ErrConfNotAllowed):
+		status, code = http.StatusBadRequest, "conf_not_allowed"
+	case errors.Is(err, sessions.ErrConfTooLarge):
+		status, code = http.StatusBadRequest, "conf_too_large"
 	case errors.Is(err, kvstore.ErrInvalid), errors.Is(err, sessions.ErrInvalid):
 		status, code = http.StatusBadRequest, "invalid"
-	case errors.Is(err, kvstore.ErrTooLarge):
+	case errors.Is(err, kvstore.ErrTooLarge), errors.Is(err, sessions.ErrTooLarge):
 		status, code = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, kvstore.ErrLimit), errors.Is(err, sessions.ErrLimit):
+		status, code = http.StatusTooManyRequests, "limit_reached"
 	case errors.Is(err, kvstore.ErrNotFound), errors.Is(err, cluster.ErrRDDNotFound):
 		status, code = http.StatusNotFound, "not_found"
 	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, cluster.ErrSessionNotFound):

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -35,8 +36,9 @@ type LoadStatus struct {
 	Error      string  `json:"error,omitempty" msgpack:"error"`
 }
 
-// LoadRequest asks to load a file the owner's Spark can read (a path on
-// the owner's filesystem, or any URI Spark understands).
+// LoadRequest asks to load a file the owner's Spark can read: a path in
+// one of the owner's file roots (relative: in the first), or, with
+// --allow-remote-uris, any URI Spark understands.
 type LoadRequest struct {
 	Path   string `json:"path"`
 	Format string `json:"format"` // jsonl (default), csv, parquet
@@ -48,7 +50,8 @@ type LoadRequest struct {
 }
 
 // SaveRequest asks to write the data to a path (Spark writes a directory
-// of part files).
+// of part files), with the same rules as a load's; Overwrite replaces a
+// path inside a root, never a root itself.
 type SaveRequest struct {
 	Path      string `json:"path"`
 	Format    string `json:"format"`
@@ -184,6 +187,10 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	default:
 		return LoadStatus{}, fmt.Errorf("%w: mode %q is unknown; use \"merge\" or \"replace\"", ErrInvalid, req.Mode)
 	}
+	var err error
+	if req.Path, err = s.files.URI(req.Path); err != nil {
+		return LoadStatus{}, fmt.Errorf("cannot load: %w", err)
+	}
 	args := map[string]any{"name": name, "path": req.Path, "format": req.Format, "mode": req.Mode}
 	if req.KeyColumn != "" {
 		args["key_column"] = req.KeyColumn
@@ -197,7 +204,7 @@ func (s *Store) Load(ctx context.Context, name string, req LoadRequest) (LoadSta
 	b := s.writer(name)
 	b.loading(name, true) // a durable RDD is checkpointed when the load ends
 	var st LoadStatus
-	err := s.call(ctx, name, "rdd.load", args, &st)
+	err = s.call(ctx, name, "rdd.load", args, &st)
 	if err != nil {
 		b.loading(name, false)
 	}
@@ -213,13 +220,22 @@ func (s *Store) Save(ctx context.Context, name string, req SaveRequest) (SaveRes
 	if err := checkFormat(&req.Format); err != nil {
 		return SaveResult{}, err
 	}
+	var err error
+	if req.Path, err = s.files.URI(req.Path); err != nil {
+		return SaveResult{}, fmt.Errorf("cannot save: %w", err)
+	}
+	if _, p, local := fileroot.Split(req.Path); local && req.Overwrite {
+		if _, err := s.files.Replaceable(p); err != nil {
+			return SaveResult{}, fmt.Errorf("cannot save: %w", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, saveTimeout)
 	defer cancel()
 	if err := s.ReadGate(ctx, name, ""); err != nil {
 		return SaveResult{}, err
 	}
 	var res SaveResult
-	err := s.callWithin(ctx, saveTimeout, name, "rdd.save",
+	err = s.callWithin(ctx, saveTimeout, name, "rdd.save",
 		map[string]any{"name": name, "path": req.Path, "format": req.Format, "overwrite": req.Overwrite}, &res)
 	return res, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -183,7 +184,13 @@ type Store struct {
 	dur          *durable // the durable back end; off until EnableDurable
 	hooks        DurabilityHooks
 	log          func(string)
+	createMu     sync.Mutex // serialises the MaxRDDs check with the create
+	// files confines bulk load and save paths; the zero Roots refuses all.
+	files *fileroot.Roots
 }
+
+// SetFileRoots sets where bulk loads and saves may read and write.
+func (s *Store) SetFileRoots(r *fileroot.Roots) { s.files = r }
 
 // SetLogger sets where the store reports background events (adoptions,
 // rebuilds, checkpoint failures).
@@ -198,7 +205,8 @@ func (s *Store) logf(format string, args ...any) {
 // New returns a store over the registry and the session manager.
 func New(reg Registry, sess Sessions, limits Limits) *Store {
 	limits.fill()
-	s := &Store{reg: reg, sess: sess, limits: limits, callTimeout: defaultCallTimeout, readyTimeout: defaultReadyTimeout}
+	s := &Store{reg: reg, sess: sess, limits: limits, callTimeout: defaultCallTimeout, readyTimeout: defaultReadyTimeout,
+		files: &fileroot.Roots{}}
 	s.dur = newDurable(s)
 	return s
 }
@@ -246,9 +254,17 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 	if err != nil {
 		return RDDInfo{}, err
 	}
+	// Creates through this node are serialised so the count holds; a
+	// create through another node at the same moment can pass it by one.
+	s.createMu.Lock()
+	if err := s.checkRDDLimit(sid); err != nil {
+		s.createMu.Unlock()
+		return RDDInfo{}, err
+	}
 	_, err = s.reg.Apply(cluster.Command{Type: cluster.CmdCreateRDD, Body: &cluster.CreateRDD{
 		Name: req.Name, SessionID: sid, Mode: req.Mode, CreatedAt: time.Now().UnixMilli(),
 	}})
+	s.createMu.Unlock()
 	if err != nil {
 		return RDDInfo{}, err
 	}
@@ -259,6 +275,25 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 		return RDDInfo{}, fmt.Errorf("cannot create %q in session %d: %w", req.Name, sid, err)
 	}
 	return s.Describe(context.Background(), req.Name)
+}
+
+// checkRDDLimit refuses a new RDD in session sid when the node that runs
+// it holds Limits.MaxRDDs already.
+func (s *Store) checkRDDLimit(sid int64) error {
+	sess, ok := s.reg.Session(sid)
+	if !ok {
+		return nil // the registry refuses the create
+	}
+	n := 0
+	for _, r := range s.reg.RDDs() {
+		if rs, ok := s.reg.Session(r.SessionID); ok && rs.Node == sess.Node {
+			n++
+		}
+	}
+	if n >= s.limits.MaxRDDs {
+		return fmt.Errorf("%w: node %s holds its maximum of %d shared rdds (--max-rdds)", ErrLimit, sess.Node, s.limits.MaxRDDs)
+	}
+	return nil
 }
 
 // Drop removes a shared RDD from the registry and from its session.

@@ -17,6 +17,7 @@ var (
 	ErrNotFound = errors.New("not found")               // 404
 	ErrLost     = errors.New("shared rdd data is lost") // 410
 	ErrBusy     = errors.New("shared rdd is busy")      // 409 (a load is running)
+	ErrLimit    = errors.New("limit reached")           // 429 (--max-rdds)
 )
 
 // Limits bound what a client may send. Zero values mean the defaults.
@@ -24,11 +25,12 @@ type Limits struct {
 	MaxKeyBytes   int // default 1 KiB
 	MaxValueBytes int // default 1 MiB
 	MaxBatch      int // keys per batch call; default 10,000
+	MaxRDDs       int // shared RDDs held by one node's sessions; default 1000
 }
 
 // DefaultLimits are the documented limits (README, "Limits").
 func DefaultLimits() Limits {
-	return Limits{MaxKeyBytes: 1 << 10, MaxValueBytes: 1 << 20, MaxBatch: 10000}
+	return Limits{MaxKeyBytes: 1 << 10, MaxValueBytes: 1 << 20, MaxBatch: 10000, MaxRDDs: 1000}
 }
 
 // Rules is the data specification in the form the node hands to every
@@ -73,6 +75,9 @@ func (l *Limits) fill() {
 	}
 	if l.MaxBatch == 0 {
 		l.MaxBatch = d.MaxBatch
+	}
+	if l.MaxRDDs == 0 {
+		l.MaxRDDs = d.MaxRDDs
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +60,18 @@ func sharedNode(t *testing.T) (*Node, string) {
 		t.Fatalf("shared node: %v", shared.err)
 	}
 	return shared.n, shared.base
+}
+
+// filesDir returns a fresh directory inside the shared node's default
+// file root (DATA-DIR/files), where loads and saves may go.
+func filesDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp(filepath.Join(shared.dir, "files"), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
 }
 
 func TestMain(m *testing.M) {

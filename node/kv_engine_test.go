@@ -168,7 +168,7 @@ func TestScanCountLoadSave(t *testing.T) {
 		t.Fatalf("count = %d, %v", n, err)
 	}
 
-	dir := t.TempDir()
+	dir := filesDir(t)
 	for _, format := range []string{"jsonl", "csv", "parquet"} {
 		path := filepath.Join(dir, "out."+format)
 		res, err := c.Save(ctx, "bulk", path, format, false)
@@ -315,7 +315,7 @@ func TestKVNotBlockedByStatementOrOtherRDDJob(t *testing.T) {
 		t.Fatalf("statement never started: %v", err)
 	}
 	// another RDD's load (Spark jobs) starts too, and will wait for slots
-	src := filepath.Join(t.TempDir(), "in.jsonl")
+	src := filepath.Join(filesDir(t), "in.jsonl")
 	var sb strings.Builder
 	for i := 0; i < 1000; i++ {
 		fmt.Fprintf(&sb, "{\"key\":\"r%d\",\"value\":%d}\n", i, i)

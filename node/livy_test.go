@@ -23,16 +23,42 @@ func TestLivyVersionAndCreateValidation(t *testing.T) {
 		t.Fatalf("GET /version = %+v", v)
 	}
 	before := len(sessionIDs(t, base))
-	for _, body := range []string{
-		`{"kind":"spark"}`, `{"kind":"sparkr"}`,
-		`{"conf":{"spark.driver.bindAddress":"0.0.0.0"}}`, `{"conf":{"spark.pyspark.python":"/tmp/x"}}`,
-		`{"jars":["http://example.com/evil.jar"]}`, `{"driverMemory":"lots"}`, `{"ttl":"soon"}`,
-		`{"numExecutors":-2}`, `{"driverCores":"two"}`, `{"name":"7"}`,
-	} {
+	f := func(body string, status int, code string) {
+		t.Helper()
 		st, b := rawDo("POST", base+"/sessions", body)
-		if st != 400 || !strings.Contains(string(b), `"code":"invalid"`) {
-			t.Fatalf("POST /sessions %s: %d %s; want 400 invalid", body, st, b)
+		if st != status || errorCode(t, b) != code {
+			t.Fatalf("POST /sessions %s: %d %s; want %d %s", body, st, b, status, code)
 		}
+	}
+	for _, body := range []string{
+		`{"kind":"spark"}`, `{"kind":"sparkr"}`, `{"driverMemory":"lots"}`, `{"ttl":"soon"}`,
+		`{"numExecutors":-2}`, `{"driverCores":"two"}`, `{"name":"7"}`, `{"conf":{"hadoop.x":"1"}}`,
+	} {
+		f(body, 400, "invalid")
+	}
+	// one policy for conf and named fields (issue 13)
+	for _, body := range []string{
+		`{"conf":{"spark.master":"spark://evil:7077"}}`, `{"conf":{"spark.submit.deployMode":"cluster"}}`,
+		`{"conf":{"spark.driver.bindAddress":"0.0.0.0"}}`, `{"conf":{"spark.pyspark.python":"/tmp/x"}}`,
+		`{"conf":{"spark.jars.packages":"evil:evil:1.0"}}`, `{"conf":{"spark.jars.repositories":"http://evil"}}`,
+		`{"conf":{"spark.driver.extraJavaOptions":"-javaagent:/tmp/a.jar"}}`, `{"conf":{"spark.executorEnv.LD_PRELOAD":"/tmp/x.so"}}`,
+		`{"conf":{"spark.srdd.kv.cacheMiB":"100000"}}`,
+	} {
+		f(body, 400, "conf_not_allowed")
+	}
+	for _, body := range []string{
+		`{"conf":{"spark.jars":"http://127.0.0.1:1/evil.jar"}}`, `{"jars":["http://example.com/evil.jar"]}`,
+		`{"conf":{"spark.submit.pyFiles":"hdfs:///x.py"}}`, `{"archives":["s3a://b/env.zip"]}`,
+	} {
+		f(body, 400, "remote_uri_not_allowed")
+	}
+	f(`{"conf":{"spark.files":"/etc/passwd"}}`, 403, "forbidden_path")
+	f(`{"pyFiles":["/etc/passwd"]}`, 403, "forbidden_path")
+	for _, body := range []string{
+		`{"driverMemory":"64g"}`, `{"conf":{"spark.executor.memory":"1t"}}`, `{"driverCores":64}`,
+		`{"numExecutors":1000}`, `{"conf":{"spark.executor.instances":"17"}}`,
+	} {
+		f(body, 400, "conf_too_large")
 	}
 	if after := len(sessionIDs(t, base)); after != before {
 		t.Fatalf("rejected creates changed the session list: %d -> %d", before, after)

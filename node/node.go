@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
 	"github.com/srdd/srdd/sessions"
@@ -67,9 +68,27 @@ type Config struct {
 	Durable kvstore.DurableConfig
 	// MemoryOnly turns durable RDDs off: every RDD is memory-mode.
 	MemoryOnly bool
-	Version    string         // shown by GET /version
-	Raft       cluster.Config // timing overrides (tests); addresses come from above
-	Logger     hclog.Logger
+	// FileRoots are the directories clients may name in bulk loads and
+	// saves and in session jars/pyFiles/files/archives (default
+	// DataDir/files, created 0700). AllowRemoteURIs also lets them name
+	// non-local URIs (http:, hdfs:, s3a:, ...).
+	FileRoots       []string
+	AllowRemoteURIs bool
+	// Caps on the sizes a session may ask for (sessions.Policy; zero:
+	// sessions.DefaultPolicy, 8g, 8g, 8 cores, 16 executors).
+	MaxDriverMemory, MaxExecutorMemory int64
+	MaxCores, MaxExecutors             int
+	// Limits (zero: the default): live sessions on this node (16) and per
+	// principal (8), shared RDDs held by this node's sessions (1000),
+	// statements kept per session by count (1000) and bytes (64 MiB),
+	// interpreter log lines (1000) and bytes (1 MiB) kept per session.
+	MaxSessions, MaxSessionsPerPrincipal, MaxRDDs int
+	MaxStatements                                 int
+	MaxStatementBytes                             int64
+	MaxLogLines, MaxLogBytes                      int
+	Version                                       string         // shown by GET /version
+	Raft                                          cluster.Config // timing overrides (tests); addresses come from above
+	Logger                                        hclog.Logger
 
 	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
 	// reach this one (host:port; a DNS name that follows the node, e.g. a
@@ -122,6 +141,11 @@ func (c *Config) Validate() error {
 		return errors.New("--bootstrap and --join exclude each other")
 	case c.LeaderTimeout < 0, c.LeaderWait < 0, c.ReadyTimeout < 0:
 		return errors.New("timeouts must not be negative")
+	case c.MaxDriverMemory < 0, c.MaxExecutorMemory < 0, c.MaxCores < 0, c.MaxExecutors < 0:
+		return errors.New("session size caps must not be negative")
+	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
+		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0:
+		return errors.New("limits must not be negative")
 	}
 	return nil
 }
@@ -240,6 +264,9 @@ func Start(cfg Config) (*Node, error) {
 	// One set of data rules: the store checks requests with them, and
 	// every interpreter gets them for what only it sees (session code).
 	limits := kvstore.DefaultLimits()
+	if cfg.MaxRDDs > 0 {
+		limits.MaxRDDs = cfg.MaxRDDs
+	}
 	n.Sessions = sessions.NewManager(sessions.Config{
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
@@ -249,7 +276,12 @@ func Start(cfg Config) (*Node, error) {
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
-		Logger:       cfg.Logger.Named("sessions"),
+		MaxSessions:  cfg.MaxSessions, MaxSessionsPerOwner: cfg.MaxSessionsPerPrincipal,
+		History:  sessions.HistoryLimits{MaxStatements: cfg.MaxStatements, MaxBytes: cfg.MaxStatementBytes},
+		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes,
+		Policy: sessions.Policy{MaxDriverMemory: cfg.MaxDriverMemory, MaxExecutorMemory: cfg.MaxExecutorMemory,
+			MaxCores: cfg.MaxCores, MaxExecutors: cfg.MaxExecutors},
+		Logger: cfg.Logger.Named("sessions"),
 	}, n.Registry)
 	n.Store = kvstore.New(n.Registry, kvstore.FromManager(n.Sessions), limits)
 	// Only the store creates shared RDDs in interpreters, a starting
@@ -263,6 +295,12 @@ func Start(cfg Config) (*Node, error) {
 	if !cfg.MemoryOnly {
 		n.Store.EnableDurable(cfg.Durable, dataDir)
 	}
+	files, err := fileRoots(cfg, dataDir, n.Store.CheckpointURI())
+	if err != nil {
+		return nil, err
+	}
+	n.Store.SetFileRoots(files)
+	n.Sessions.SetFileRoots(files)
 	storeLog := cfg.Logger.Named("kvstore")
 	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
 	n.HTTP = httpapi.New(httpapi.Config{
@@ -316,6 +354,28 @@ func Start(cfg Config) (*Node, error) {
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true
 	return n, nil
+}
+
+// fileRoots opens the client file roots (creating the default one),
+// protecting the data dir and a local checkpoint directory.
+func fileRoots(cfg Config, dataDir, checkpointURI string) (*fileroot.Roots, error) {
+	dirs := cfg.FileRoots
+	if len(dirs) == 0 {
+		def := filepath.Join(dataDir, "files")
+		if err := os.MkdirAll(def, 0o700); err != nil {
+			return nil, fmt.Errorf("cannot create file root: %w", err)
+		}
+		dirs = []string{def}
+	}
+	protected := []string{dataDir}
+	if _, p, local := fileroot.Split(checkpointURI); local && p != "" {
+		protected = append(protected, p)
+	}
+	r, err := fileroot.New(dirs, cfg.AllowRemoteURIs, protected...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open file roots: %w", err)
+	}
+	return r, nil
 }
 
 // retryUntil calls f until it succeeds or deadline passes, and returns

@@ -177,14 +177,16 @@ func (m *Manager) Submit(id int64, code, kind string) (Statement, error) {
 	case StateDead, StateError, StateShuttingDown, StateKilled:
 		return Statement{}, fmt.Errorf("%w: session %d is %s", ErrDead, id, s.state)
 	}
-	st := &Statement{ID: len(s.statements), Code: code, State: StmtWaiting, kind: k, done: make(chan struct{})}
+	if int64(len(code)) > s.histLim.MaxBytes {
+		return Statement{}, fmt.Errorf("%w: code of %d bytes is over the statement history's limit --max-statement-bytes %d", ErrTooLarge, len(code), s.histLim.MaxBytes)
+	}
+	st := &Statement{ID: s.nextID(), Code: code, State: StmtWaiting, kind: k, done: make(chan struct{})}
 	select {
 	case s.queue <- st:
 	default:
 		return Statement{}, fmt.Errorf("%w: %d statements waiting in session %d", ErrQueueFull, len(s.queue), id)
 	}
-	s.statements = append(s.statements, st)
-	_ = s.hist.record(*st)
+	s.add(st)
 	return *st, nil
 }
 
@@ -193,7 +195,8 @@ func (m *Manager) Submit(id int64, code, kind string) (Statement, error) {
 func (m *Manager) Statements(id int64) ([]Statement, error) {
 	s, err := m.lookup(id)
 	if err != nil {
-		return m.pastStatements(id, err)
+		_, past, err := m.pastStatements(id, err)
+		return past, err
 	}
 	s.touch()
 	s.mu.Lock()
@@ -207,11 +210,11 @@ func (m *Manager) Statements(id int64) ([]Statement, error) {
 
 // pastStatements reads the history of a session that has no interpreter
 // here any more; err is why it has none.
-func (m *Manager) pastStatements(id int64, err error) ([]Statement, error) {
+func (m *Manager) pastStatements(id int64, err error) (int, []Statement, error) {
 	if !errors.Is(err, ErrDead) || m.cfg.DataDir == "" {
-		return nil, err
+		return 0, nil, err
 	}
-	return loadHistory(m.cfg.DataDir, id)
+	return loadHistory(m.cfg.DataDir, id, m.cfg.History)
 }
 
 // Statement returns one statement. For a running one it asks the
@@ -228,11 +231,12 @@ func (m *Manager) Statement(id int64, sid int) (Statement, error) {
 	defer cancel()
 	if err := s.it.Call(ctx, "progress", map[string]any{}, &res); err == nil && res.Progress != nil {
 		s.mu.Lock()
-		cur := s.statements[sid]
-		if cur.State == StmtRunning && *res.Progress < 1 {
-			cur.Progress = *res.Progress
+		if cur, err := s.stmt(sid); err == nil {
+			if cur.State == StmtRunning && *res.Progress < 1 {
+				cur.Progress = *res.Progress
+			}
+			st = *cur
 		}
-		st = *cur
 		s.mu.Unlock()
 	}
 	return st, nil
@@ -243,22 +247,24 @@ func (m *Manager) Statement(id int64, sid int) (Statement, error) {
 func (m *Manager) statement(id int64, sid int) (Statement, *session, error) {
 	s, err := m.lookup(id)
 	if err != nil {
-		past, perr := m.pastStatements(id, err)
+		first, past, perr := m.pastStatements(id, err)
 		if perr != nil {
 			return Statement{}, nil, perr
 		}
-		if sid < 0 || sid >= len(past) {
-			return Statement{}, nil, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
+		st, err := pick(id, sid, first, len(past), func(i int) *Statement { return &past[i] })
+		if err != nil {
+			return Statement{}, nil, err
 		}
-		return past[sid], nil, nil
+		return *st, nil, nil
 	}
 	s.contact()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sid < 0 || sid >= len(s.statements) {
-		return Statement{}, nil, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
+	st, err := s.stmt(sid)
+	if err != nil {
+		return Statement{}, nil, err
 	}
-	return *s.statements[sid], s, nil
+	return *st, s, nil
 }
 
 // WaitStatement returns the statement as soon as it is final, or as it is
@@ -289,11 +295,11 @@ func (m *Manager) Cancel(id int64, sid int) (Statement, error) {
 		return Statement{}, err
 	}
 	s.mu.Lock()
-	if sid < 0 || sid >= len(s.statements) {
+	st, err := s.stmt(sid)
+	if err != nil {
 		s.mu.Unlock()
-		return Statement{}, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
+		return Statement{}, err
 	}
-	st := s.statements[sid]
 	running := false
 	switch st.State {
 	case StmtWaiting:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/sparkbridge"
 )
 
@@ -36,11 +37,20 @@ type Config struct {
 	ReadyTimeout     time.Duration // how long calls wait for a starting session; default 2m
 	StatementTimeout time.Duration // upper bound of one statement; default 24h
 	LogLines         int           // recent output lines kept per session; default 1000
-	QueueSize        int           // waiting statements per session; default 1024
+	LogBytes         int           // and their bytes; default 1 MiB
+	History          HistoryLimits // statements kept per session
+	// MaxSessions bounds the live sessions of this node (default 16), and
+	// MaxSessionsPerOwner those of one CreateRequest.Owner (default 8; ""
+	// is one anonymous owner). The node's default KV session counts
+	// towards MaxSessions only.
+	MaxSessions, MaxSessionsPerOwner int
+	QueueSize                        int // waiting statements per session; default 1024
 	// DataDir keeps each session's statement history; empty keeps none.
 	DataDir      string
 	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
-	Logger       hclog.Logger
+	// Policy rules the Spark settings clients ask for (sparkconf.go).
+	Policy Policy
+	Logger hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -55,6 +65,10 @@ type Manager struct {
 	mu     sync.Mutex
 	live   map[int64]*session
 	closed bool
+	// creating counts creates under way (reserved against the session
+	// limits), in all and per owner.
+	creating        int
+	creatingByOwner map[string]int
 
 	defaultMu sync.Mutex // serialises creation of the default KV session
 	hydrate   Hydrator   // set before any session is created; may be nil
@@ -74,16 +88,27 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	if cfg.LogLines == 0 {
 		cfg.LogLines = 1000
 	}
+	if cfg.LogBytes == 0 {
+		cfg.LogBytes = 1 << 20
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = 16
+	}
+	if cfg.MaxSessionsPerOwner == 0 {
+		cfg.MaxSessionsPerOwner = 8
+	}
+	cfg.History.fill()
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = 1024
 	}
+	cfg.Policy.fill()
 	if cfg.ReapInterval == 0 {
 		cfg.ReapInterval = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, startedAt: time.Now().UnixMilli(),
+	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByOwner: map[string]int{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
 	go m.reapLoop()
 	return m
@@ -92,6 +117,10 @@ func NewManager(cfg Config, reg Registry) *Manager {
 // SetHydrator sets what creates a session's shared RDDs when it starts.
 // Call it before any session is created.
 func (m *Manager) SetHydrator(h Hydrator) { m.hydrate = h }
+
+// SetFileRoots sets where session jars, pyFiles, files and archives may
+// come from (Policy.Files); call it before the manager takes requests.
+func (m *Manager) SetFileRoots(r *fileroot.Roots) { m.cfg.Policy.Files = r }
 
 // Reconcile marks dead every session the registry says runs here but for
 // which this process has no interpreter (the node restarted).
@@ -127,16 +156,71 @@ func (m *Manager) markDead(id int64, reason string) error {
 // Create records a new session in the registry and starts its
 // interpreter. It returns while Spark is still starting.
 func (m *Manager) Create(req CreateRequest) (Info, error) {
-	spec, err := req.spec()
+	return m.create(req, false)
+}
+
+// reserve takes a slot under the session limits for a create, or says
+// which limit is reached; release gives it back.
+func (m *Manager) reserve(owner string, internal bool) (release func(), err error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	live := make([]*session, 0, len(m.live))
+	for _, s := range m.live {
+		live = append(live, s)
+	}
+	m.creating++
+	if !internal {
+		m.creatingByOwner[owner]++
+	}
+	total, mine := m.creating, m.creatingByOwner[owner]
+	m.mu.Unlock()
+	release = func() {
+		m.mu.Lock()
+		m.creating--
+		if !internal {
+			if m.creatingByOwner[owner]--; m.creatingByOwner[owner] == 0 {
+				delete(m.creatingByOwner, owner)
+			}
+		}
+		m.mu.Unlock()
+	}
+	for _, s := range live {
+		s.mu.Lock()
+		active := s.state == StateStarting || s.state == StateIdle || s.state == StateBusy
+		s.mu.Unlock()
+		if active {
+			total++
+			if !s.internal && s.owner == owner {
+				mine++
+			}
+		}
+	}
+	switch {
+	case total > m.cfg.MaxSessions:
+		err = fmt.Errorf("%w: this node runs its maximum of %d sessions (--max-sessions)", ErrLimit, m.cfg.MaxSessions)
+	case !internal && mine > m.cfg.MaxSessionsPerOwner:
+		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerOwner)
+	}
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
+	spec, err := req.spec(&m.cfg.Policy)
 	if err != nil {
 		return Info{}, err
 	}
-	m.mu.Lock()
-	closed := m.closed
-	m.mu.Unlock()
-	if closed {
-		return Info{}, ErrClosed
+	release, err := m.reserve(req.Owner, internal)
+	if err != nil {
+		return Info{}, err
 	}
+	defer release()
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
 	}})
@@ -144,12 +228,13 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 		return Info{}, err
 	}
 	id := v.(int64)
-	s := &session{id: id, name: spec.name, kind: spec.kind, proxyUser: spec.proxyUser, state: StateStarting,
+	s := &session{id: id, name: spec.name, kind: spec.kind, proxyUser: spec.proxyUser, state: StateStarting, histLim: m.cfg.History,
+		owner: req.Owner, internal: internal,
 		inactivity: spec.inactivity, inactivityWhy: spec.inactivityWhy, heartbeat: spec.heartbeat,
 		kvReady: make(chan struct{}), queue: make(chan *Statement, m.cfg.QueueSize)}
 	s.touch()
 	if m.cfg.DataDir != "" {
-		if s.hist, err = openHistory(m.cfg.DataDir, id); err != nil {
+		if s.hist, err = openHistory(m.cfg.DataDir, id, m.cfg.History); err != nil {
 			_ = m.markDead(id, err.Error())
 			return Info{}, err
 		}
@@ -158,7 +243,7 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 	bc := m.cfg.Bridge
 	bc.SessionID = id
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
-	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, line) }
+	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, line) }
 	if len(spec.conf) > 0 {
 		conf := map[string]string{}
 		for k, v := range bc.SparkConf {
@@ -236,7 +321,7 @@ func (m *Manager) reapLoop() {
 // reason in its log.
 func (m *Manager) retire(s *session, reason string) {
 	m.cfg.Logger.Info("stopping session", "session", s.id, "reason", reason)
-	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
+	s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, "srdd: "+reason)
 	m.stop(s)
 	m.mu.Lock()
 	delete(m.live, s.id)
@@ -302,7 +387,7 @@ func (m *Manager) watch(s *session) {
 		return
 	}
 	reason := fmt.Sprintf("interpreter exited: %v", s.it.ExitErr())
-	s.appendLog(m.cfg.LogLines, "srdd: "+reason)
+	s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, "srdd: "+reason)
 	m.cfg.Logger.Error("session died", "session", s.id, "reason", reason)
 	s.failPending(reason)
 	m.mu.Lock()
@@ -419,7 +504,7 @@ func (m *Manager) DefaultSession() (int64, error) {
 		}
 		rec, ok := m.reg.SessionByName(name)
 		if !ok {
-			info, err := m.Create(CreateRequest{Name: name, Kind: "pyspark"})
+			info, err := m.create(CreateRequest{Name: name, Kind: "pyspark"}, true)
 			if err != nil {
 				return 0, err
 			}

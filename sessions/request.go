@@ -2,9 +2,9 @@ package sessions
 
 import (
 	"fmt"
-	"net/url"
-	"path/filepath"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +31,10 @@ type CreateRequest struct {
 	Files                    []string          `json:"files"`
 	Archives                 []string          `json:"archives"`
 	Queue                    string            `json:"queue"`
+	// Owner is the authenticated principal creating the session (set by
+	// the HTTP layer, never from the body); "" is the anonymous one. It
+	// counts against Config.MaxSessionsPerOwner.
+	Owner string `json:"-"`
 }
 
 // Session kinds srdd runs. "sql" and "shared" sessions run the same
@@ -40,21 +44,6 @@ var sessionKinds = map[string]bool{"pyspark": true, "sql": true, "shared": true}
 // Statement kinds srdd runs ("python" is an alias of pyspark).
 var statementKinds = map[string]string{"pyspark": "pyspark", "python": "pyspark", "sql": "sql"}
 
-// unsafeConf are settings a client may not change: they would rebind the
-// driver's network endpoints on the srdd host or swap the interpreter.
-var unsafeConf = map[string]string{
-	"spark.driver.host":           "the driver binds to the node's loopback address",
-	"spark.driver.bindAddress":    "the driver binds to the node's loopback address",
-	"spark.pyspark.python":        "sessions run the node's interpreter Python",
-	"spark.pyspark.driver.python": "sessions run the node's interpreter Python",
-}
-
-// File URLs may point at the node's files or at cluster storage, never at
-// an arbitrary network location the node would fetch from.
-var allowedSchemes = map[string]bool{"": true, "file": true, "local": true, "hdfs": true,
-	"s3a": true, "s3": true, "gs": true, "abfs": true, "abfss": true, "wasb": true, "wasbs": true}
-
-var memoryRE = regexp.MustCompile(`(?i)^[0-9]+[kmgtp]?b?$`)
 var sessionNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 func invalid(format string, args ...any) error {
@@ -70,7 +59,7 @@ type sessionSpec struct {
 	heartbeat             time.Duration // heartbeatTimeoutInSecond; 0: none
 }
 
-func (r *CreateRequest) spec() (sessionSpec, error) {
+func (r *CreateRequest) spec(p *Policy) (sessionSpec, error) {
 	s := sessionSpec{name: r.Name, kind: r.Kind, proxyUser: r.ProxyUser, conf: map[string]string{}}
 	if s.kind == "" {
 		s.kind = "pyspark"
@@ -86,27 +75,21 @@ func (r *CreateRequest) spec() (sessionSpec, error) {
 			return s, invalid("session name %q must not be a number (numbers address sessions by id)", s.name)
 		}
 	}
+	// Named fields become their settings and override conf, as in Livy;
+	// every setting then goes through the one policy (sparkconf.go).
+	type setting struct{ from, val string }
+	all := map[string]setting{}
 	for k, v := range r.Conf {
-		if !strings.HasPrefix(k, "spark.") {
-			return s, invalid("conf key %q is not a Spark setting (must start with \"spark.\")", k)
-		}
-		if why, bad := unsafeConf[k]; bad {
-			return s, invalid("conf key %q cannot be set: %s", k, why)
-		}
-		s.conf[k] = v
+		all[k] = setting{"conf." + k, v}
 	}
-	set := func(key, val string) { s.conf[key] = val }
 	for _, m := range []struct{ field, key, val string }{
 		{"driverMemory", "spark.driver.memory", r.DriverMemory},
 		{"executorMemory", "spark.executor.memory", r.ExecutorMemory},
+		{"queue", "spark.yarn.queue", r.Queue},
 	} {
-		if m.val == "" {
-			continue
+		if m.val != "" {
+			all[m.key] = setting{m.field, m.val}
 		}
-		if !memoryRE.MatchString(m.val) {
-			return s, invalid("%s %q must be a JVM memory size such as 512m or 2g", m.field, m.val)
-		}
-		set(m.key, m.val)
 	}
 	for _, c := range []struct {
 		field, key string
@@ -120,7 +103,7 @@ func (r *CreateRequest) spec() (sessionSpec, error) {
 			return s, invalid("%s must be positive, got %d", c.field, c.val)
 		}
 		if c.val > 0 {
-			set(c.key, strconv.Itoa(c.val))
+			all[c.key] = setting{c.field, strconv.Itoa(c.val)}
 		}
 	}
 	for _, l := range []struct {
@@ -130,18 +113,17 @@ func (r *CreateRequest) spec() (sessionSpec, error) {
 		{"jars", "spark.jars", r.Jars}, {"pyFiles", "spark.submit.pyFiles", r.PyFiles},
 		{"files", "spark.files", r.Files}, {"archives", "spark.archives", r.Archives},
 	} {
-		if len(l.urls) == 0 {
-			continue
+		if len(l.urls) > 0 {
+			all[l.key] = setting{l.field, strings.Join(l.urls, ",")}
 		}
-		for _, u := range l.urls {
-			if err := checkFileURL(u); err != nil {
-				return s, invalid("%s entry %q: %v", l.field, u, err)
-			}
-		}
-		set(l.key, strings.Join(l.urls, ","))
 	}
-	if r.Queue != "" {
-		set("spark.yarn.queue", r.Queue)
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		v := all[k]
+		val, err := p.check(v.from, k, v.val)
+		if err != nil {
+			return s, err
+		}
+		s.conf[k] = val
 	}
 	if r.HeartbeatTimeoutInSecond < 0 {
 		return s, invalid("heartbeatTimeoutInSecond must not be negative")
@@ -163,20 +145,6 @@ func (r *CreateRequest) spec() (sessionSpec, error) {
 		}
 	}
 	return s, nil
-}
-
-func checkFileURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return err
-	}
-	if !allowedSchemes[strings.ToLower(u.Scheme)] {
-		return fmt.Errorf("scheme %q is not allowed (use a path, file:, local:, or cluster storage such as hdfs: or s3a:)", u.Scheme)
-	}
-	if u.Scheme == "" && !filepath.IsAbs(raw) {
-		return fmt.Errorf("a path must be absolute")
-	}
-	return nil
 }
 
 // parseLivyDuration reads durations as Livy writes them ("10m", "2h",

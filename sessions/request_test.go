@@ -2,28 +2,50 @@ package sessions
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/srdd/srdd/internal/fileroot"
 )
 
+// testPolicy is the default policy over one file root, with remote URIs
+// allowed or not.
+func testPolicy(t *testing.T, remote bool) (*Policy, string) {
+	t.Helper()
+	root, err := filepath.EvalSymlinks(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := fileroot.New([]string{root}, remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Policy{Files: files}
+	p.fill()
+	return &p, root
+}
+
 func TestCreateRequestSpec(t *testing.T) {
+	p, root := testPolicy(t, true)
 	r := CreateRequest{
 		Kind: "sql", Name: "team-a.sales_1", ProxyUser: "alice",
 		Conf:         map[string]string{"spark.sql.shuffle.partitions": "8"},
 		DriverMemory: "512m", ExecutorMemory: "2G", DriverCores: 1, ExecutorCores: 2, NumExecutors: 3,
-		Jars: []string{"/opt/x.jar", "hdfs:///libs/y.jar"}, PyFiles: []string{"s3a://b/dep.py"},
-		Files: []string{"file:///etc/hosts"}, Archives: []string{"local:/opt/env.zip"}, Queue: "etl",
+		Jars: []string{root + "/x.jar", "hdfs:///libs/y.jar"}, PyFiles: []string{"s3a://b/dep.py"},
+		Files: []string{"file://" + root + "/hosts"}, Archives: []string{"local:" + root + "/env.zip"}, Queue: "etl",
 		TTL: "2h", IdleTimeout: "30m", HeartbeatTimeoutInSecond: 3600,
 	}
-	s, err := r.spec()
+	s, err := r.spec(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
 		"spark.sql.shuffle.partitions": "8", "spark.driver.memory": "512m", "spark.executor.memory": "2G",
 		"spark.driver.cores": "1", "spark.executor.cores": "2", "spark.executor.instances": "3",
-		"spark.jars": "/opt/x.jar,hdfs:///libs/y.jar", "spark.submit.pyFiles": "s3a://b/dep.py",
-		"spark.files": "file:///etc/hosts", "spark.archives": "local:/opt/env.zip", "spark.yarn.queue": "etl",
+		"spark.jars": root + "/x.jar,hdfs:///libs/y.jar", "spark.submit.pyFiles": "s3a://b/dep.py",
+		"spark.files": "file:" + root + "/hosts", "spark.archives": "local:" + root + "/env.zip", "spark.yarn.queue": "etl",
 	}
 	for k, v := range want {
 		if s.conf[k] != v {
@@ -40,7 +62,7 @@ func TestCreateRequestSpec(t *testing.T) {
 
 	bad := func(r CreateRequest) {
 		t.Helper()
-		if _, err := r.spec(); !errors.Is(err, ErrInvalid) {
+		if _, err := r.spec(p); !errors.Is(err, ErrInvalid) {
 			t.Fatalf("spec(%+v) = %v, want ErrInvalid", r, err)
 		}
 	}
@@ -56,15 +78,80 @@ func TestCreateRequestSpec(t *testing.T) {
 	bad(CreateRequest{DriverMemory: "lots"})
 	bad(CreateRequest{ExecutorMemory: "1.5g"})
 	bad(CreateRequest{NumExecutors: -1})
-	bad(CreateRequest{Jars: []string{"http://example.com/x.jar"}})
-	bad(CreateRequest{PyFiles: []string{"relative/dep.py"}})
-	bad(CreateRequest{Files: []string{"ftp://host/f"}})
 	bad(CreateRequest{TTL: "soon"})
 	bad(CreateRequest{IdleTimeout: "-5m"})
 	bad(CreateRequest{HeartbeatTimeoutInSecond: -1})
 	bad(CreateRequest{HeartbeatTimeoutInSecond: 9300000000}) // would wrap negative
 	bad(CreateRequest{TTL: "213504d"})                       // would wrap to minutes
 	bad(CreateRequest{IdleTimeout: "9000000h"})
+}
+
+// One policy for conf and named fields (issue 13): denied keys, caps on
+// sizes, file roots and URI schemes, whichever way a setting comes in.
+func TestSparkConfPolicy(t *testing.T) {
+	p, root := testPolicy(t, false)
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
+		t.Fatal(err)
+	}
+	f := func(r CreateRequest, want error) {
+		t.Helper()
+		if _, err := r.spec(p); !errors.Is(err, want) {
+			t.Fatalf("spec(%+v) = %v, want %v", r, err, want)
+		}
+	}
+	conf := func(k, v string) CreateRequest { return CreateRequest{Conf: map[string]string{k: v}} }
+	for _, k := range []string{"spark.master", "spark.submit.deployMode", "spark.driver.host",
+		"spark.driver.bindAddress", "spark.driver.port", "spark.blockManager.port", "spark.jars.packages",
+		"spark.jars.repositories", "spark.jars.ivy", "spark.jars.ivySettings", "spark.driver.extraJavaOptions",
+		"spark.executor.extraJavaOptions", "spark.driver.extraClassPath", "spark.executor.extraClassPath",
+		"spark.driver.extraLibraryPath", "spark.pyspark.python", "spark.pyspark.driver.python",
+		"spark.executorEnv.LD_PRELOAD", "spark.kubernetes.container.image", "spark.kubernetes.driver.container.image",
+		"spark.kubernetes.authenticate.driver.serviceAccountName", "spark.yarn.appMasterEnv.X",
+		"spark.kubernetes.executor.podTemplateFile", "spark.srdd.kv.cacheMiB"} {
+		f(conf(k, "x"), ErrConfNotAllowed)
+	}
+	f(conf("spark.jars", "http://example.com/evil.jar"), fileroot.ErrRemote)
+	f(conf("spark.jars", root+"/ok.jar,hdfs:///x.jar"), fileroot.ErrRemote)
+	f(conf("spark.submit.pyFiles", "s3a://b/x.py"), fileroot.ErrRemote)
+	f(conf("spark.files", "/etc/passwd"), fileroot.ErrForbidden)
+	f(conf("spark.archives", root+"/../x.zip"), fileroot.ErrForbidden)
+	f(conf("spark.jars", root+"/out/x.jar"), fileroot.ErrForbidden)
+	f(conf("spark.eventLog.dir", "/var/tmp"), fileroot.ErrForbidden)
+	f(conf("spark.sql.warehouse.dir", "/"), fileroot.ErrForbidden)
+	f(conf("spark.local.dir", root+"/scratch,/tmp"), fileroot.ErrForbidden)
+	f(CreateRequest{Jars: []string{"http://example.com/x.jar"}}, fileroot.ErrRemote)
+	f(CreateRequest{PyFiles: []string{"/opt/dep.py"}}, fileroot.ErrForbidden)
+	f(CreateRequest{Files: []string{"ftp://host/f"}}, fileroot.ErrRemote)
+	f(CreateRequest{Archives: []string{"file:///etc/x.zip"}}, fileroot.ErrForbidden)
+	f(CreateRequest{DriverMemory: "9g"}, ErrConfTooLarge)
+	f(CreateRequest{ExecutorMemory: "8193m"}, ErrConfTooLarge)
+	f(conf("spark.driver.memory", "1t"), ErrConfTooLarge)
+	f(conf("spark.executor.memory", "9000"), ErrConfTooLarge) // MiB, as Spark reads it
+	f(CreateRequest{DriverCores: 9}, ErrConfTooLarge)
+	f(conf("spark.executor.cores", "64"), ErrConfTooLarge)
+	f(CreateRequest{NumExecutors: 17}, ErrConfTooLarge)
+	f(conf("spark.dynamicAllocation.maxExecutors", "1000"), ErrConfTooLarge)
+	f(conf("spark.executor.instances", "many"), ErrInvalid)
+	f(conf("spark.driver.memory", "lots"), ErrInvalid)
+	// a named field is checked even when conf sets the same key
+	f(CreateRequest{Conf: map[string]string{"spark.driver.memory": "1g"}, DriverMemory: "64g"}, ErrConfTooLarge)
+
+	ok := CreateRequest{DriverMemory: "8g", NumExecutors: 16, Jars: []string{"lib/x.jar"},
+		Conf: map[string]string{"spark.executor.memory": "8192", "spark.sql.shuffle.partitions": "4"}}
+	s, err := ok.spec(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.conf["spark.jars"] != root+"/lib/x.jar" || s.conf["spark.driver.memory"] != "8g" {
+		t.Fatalf("conf = %v", s.conf)
+	}
+	var none Policy
+	none.fill()
+	jar := CreateRequest{Jars: []string{root + "/x.jar"}}
+	if _, err := jar.spec(&none); !errors.Is(err, fileroot.ErrForbidden) {
+		t.Fatalf("no file roots: %v", err)
+	}
 }
 
 func TestParseLivyDuration(t *testing.T) {

@@ -58,6 +58,8 @@ type session struct {
 	name      string
 	kind      string
 	proxyUser string
+	owner     string // CreateRequest.Owner
+	internal  bool   // the node's default KV session: no owner's quota
 	it        *sparkbridge.Interpreter
 	hist      *history
 
@@ -71,13 +73,19 @@ type session struct {
 	heartbeat   time.Duration
 	lastContact atomic.Int64 // unix nanoseconds
 
-	mu         sync.Mutex
-	state      string
-	appID      string
+	mu    sync.Mutex
+	state string
+	appID string
+	// statements are the kept ones, oldest first: ids first, first+1, ...;
+	// lower ids were trimmed (HistoryLimits), and ids are never reused.
 	statements []*Statement
+	first      int
+	stmtBytes  int64 // stmtSize of the kept statements
+	histLim    HistoryLimits
 	running    *Statement
 	log        []string // ring of recent output lines
 	logStart   int      // absolute index of log[0]
+	logBytes   int      // bytes of log
 	deleting   bool
 
 	// hydrateMu is held while the session's shared RDDs are created in the
@@ -126,15 +134,70 @@ func (s *session) finish(st *Statement, state string, out json.RawMessage) {
 	if st.Completed == 0 {
 		st.Completed = time.Now().UnixMilli()
 	}
-	_ = s.hist.record(*st)
+	s.stmtBytes += int64(len(out))
+	s.trim()
+	_ = s.hist.record(st, s.first, s.statements)
 	close(st.done)
 }
 
-func (s *session) appendLog(max int, line string) {
+// nextID is the id the next statement gets. Callers hold s.mu.
+func (s *session) nextID() int { return s.first + len(s.statements) }
+
+// add appends a new statement and trims the oldest. Callers hold s.mu.
+func (s *session) add(st *Statement) {
+	s.statements = append(s.statements, st)
+	s.stmtBytes += stmtSize(st)
+	s.trim()
+}
+
+// trim drops the oldest finished statements while the kept ones are over
+// the limits; the newest is always kept. Callers hold s.mu.
+func (s *session) trim() {
+	n := 0
+	for n < len(s.statements)-1 && isFinal(s.statements[n].State) &&
+		(len(s.statements)-n > s.histLim.MaxStatements || s.stmtBytes > s.histLim.MaxBytes) {
+		s.stmtBytes -= stmtSize(s.statements[n])
+		n++
+	}
+	if n > 0 {
+		clear(s.statements[:n])
+		s.statements = s.statements[n:]
+		s.first += n
+	}
+}
+
+// stmt returns statement sid. Callers hold s.mu.
+func (s *session) stmt(sid int) (*Statement, error) {
+	return pick(s.id, sid, s.first, len(s.statements), func(i int) *Statement { return s.statements[i] })
+}
+
+// pick finds statement sid among n kept ones from id first.
+func pick(id int64, sid, first, n int, at func(int) *Statement) (*Statement, error) {
+	switch {
+	case sid >= 0 && sid < first:
+		return nil, fmt.Errorf("%w: statement %d in session %d was trimmed from its history (--max-statements, --max-statement-bytes)", ErrNoStatement, sid, id)
+	case sid < first || sid >= first+n:
+		return nil, fmt.Errorf("%w: statement %d in session %d", ErrNoStatement, sid, id)
+	}
+	return at(sid - first), nil
+}
+
+// appendLog adds an output line, keeping at most maxLines lines and
+// maxBytes bytes (a longer line is cut).
+func (s *session) appendLog(maxLines, maxBytes int, line string) {
+	if len(line) > maxBytes {
+		line = line[:maxBytes]
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log = append(s.log, line)
-	if over := len(s.log) - max; over > 0 {
+	s.logBytes += len(line)
+	over := 0
+	for len(s.log)-over > maxLines || s.logBytes > maxBytes {
+		s.logBytes -= len(s.log[over])
+		over++
+	}
+	if over > 0 {
 		s.log = append(s.log[:0], s.log[over:]...)
 		s.logStart += over
 	}
@@ -160,7 +223,6 @@ func (s *session) runStatements(callTimeout time.Duration) {
 		if s.state == StateIdle {
 			s.state = StateBusy
 		}
-		_ = s.hist.record(*st)
 		s.mu.Unlock()
 		s.touch()
 

@@ -104,7 +104,7 @@ func addBulkCmds(root *cobra.Command, cl func() *srddclient.Client) {
 	var quiet bool
 	load := &cobra.Command{
 		Use:   "load RDD PATH",
-		Short: "Load a JSON Lines, CSV or Parquet file (a path the node can read) into a shared RDD, showing progress",
+		Short: "Load a JSON Lines, CSV or Parquet file (a path in one of the node's --file-root directories; relative: in the first) into a shared RDD, showing progress",
 		Long: "Load rows into a shared RDD. JSON Lines rows are {\"key\": ..., \"value\": ...}; CSV (with a header)\n" +
 			"and Parquet have a key column and a value column holding JSON text. Loaded rows overwrite\n" +
 			"existing keys (--mode merge) or replace all data (--mode replace). PATH is read by the node's\n" +
@@ -145,7 +145,7 @@ func addBulkCmds(root *cobra.Command, cl func() *srddclient.Client) {
 	var overwrite bool
 	save := &cobra.Command{
 		Use:   "save RDD PATH",
-		Short: "Save a shared RDD as JSON Lines, CSV or Parquet (a directory of part files on the node)",
+		Short: "Save a shared RDD as JSON Lines, CSV or Parquet (a directory of part files in one of the node's --file-root directories)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, err := cl().Save(ctx, args[0], args[1], format, overwrite)

@@ -12,12 +12,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
+	"github.com/srdd/srdd/sessions"
 )
 
 func serverCmd() *cobra.Command {
 	var cfg node.Config
 	var conf []string
 	var logLevel string
+	var maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes string
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run an srdd node in the foreground (Ctrl-C stops it cleanly)",
@@ -30,6 +32,22 @@ func serverCmd() *cobra.Command {
 				}
 				cfg.SparkConf[k] = v
 			}
+			for _, m := range []struct {
+				flag, val string
+				to        *int64
+			}{{"--max-driver-memory", maxDriverMem, &cfg.MaxDriverMemory}, {"--max-executor-memory", maxExecutorMem, &cfg.MaxExecutorMemory},
+				{"--max-statement-bytes", maxStmtBytes, &cfg.MaxStatementBytes}} {
+				n, err := sessions.ParseSize(m.val)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("%s %q must be a size such as 512m or 8g", m.flag, m.val)
+				}
+				*m.to = n
+			}
+			lb, err := sessions.ParseSize(maxLogBytes)
+			if err != nil || lb <= 0 || lb > 1<<30 {
+				return fmt.Errorf("--max-log-bytes %q must be a size such as 1m, at most 1g", maxLogBytes)
+			}
+			cfg.MaxLogBytes = int(lb)
 			cfg.Version = version
 			cfg.StrictBootstrap = cmd.Flags().Changed("bootstrap")
 			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
@@ -84,6 +102,19 @@ func serverCmd() *cobra.Command {
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")
 	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", time.Minute, "checkpoint a durable RDD with new writes at least this often")
+	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
+	f.BoolVar(&cfg.AllowRemoteURIs, "allow-remote-uris", false, "let clients name non-local URIs (http:, hdfs:, s3a:, ...) in loads, saves and session files; off: local paths in a --file-root only")
+	f.StringVar(&maxDriverMem, "max-driver-memory", "8g", "largest driverMemory / spark.driver.memory a session may ask for")
+	f.StringVar(&maxExecutorMem, "max-executor-memory", "8g", "largest executorMemory / spark.executor.memory a session may ask for")
+	f.IntVar(&cfg.MaxCores, "max-cores", 8, "most driverCores / executorCores (spark.driver.cores, spark.executor.cores) a session may ask for")
+	f.IntVar(&cfg.MaxExecutors, "max-executors", 16, "most numExecutors (spark.executor.instances, dynamic allocation bounds) a session may ask for")
+	f.IntVar(&cfg.MaxSessions, "max-sessions", 16, "most live sessions (interpreters, each a JVM) on this node; over it, 429 limit_reached")
+	f.IntVar(&cfg.MaxSessionsPerPrincipal, "max-sessions-per-principal", 8, "most live sessions one principal may hold on this node (unauthenticated callers are one principal)")
+	f.IntVar(&cfg.MaxRDDs, "max-rdds", 1000, "most shared RDDs this node's sessions may hold")
+	f.IntVar(&cfg.MaxStatements, "max-statements", 1000, "statements kept per session (in memory and on disk); older ones are trimmed and answer 404")
+	f.StringVar(&maxStmtBytes, "max-statement-bytes", "64m", "bytes of code and output kept per session's statements; older ones are trimmed, and longer code answers 413")
+	f.IntVar(&cfg.MaxLogLines, "max-log-lines", 1000, "interpreter log lines kept per session")
+	f.StringVar(&maxLogBytes, "max-log-bytes", "1m", "interpreter log bytes kept per session")
 	f.BoolVar(&cfg.MemoryOnly, "memory-only", false, "disable durable RDDs: every shared RDD is memory-mode (its data is lost with its interpreter)")
 	return c
 }

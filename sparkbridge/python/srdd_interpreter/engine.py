@@ -387,7 +387,8 @@ class Engine:
             raise ValueError("unknown format %r" % fmt)
         missing = [c for c in (key_col, value_col) if c not in df.columns]
         if missing:
-            raise ValueError("%s file has no column %s (columns: %s)" % (fmt, ", ".join(missing), ", ".join(df.columns)))
+            # never echo the header: it is the file's first line
+            raise ValueError("%s file has no column %s" % (fmt, ", ".join(missing)))
         return df.select(key_col, value_col).rdd.mapPartitions(tasks.parse_columns_with(self.rules))
 
     def delete_children(self, directory: str, keep: list[str]) -> int:

@@ -343,7 +343,7 @@ def _row(key: Any, value: Any, rules: Any, where: str) -> Pair:
     try:
         return kb, rules.encode_value(value)
     except ValueError as exc:
-        raise BadRow("value of key %r: %s" % (key, exc)) from None
+        raise BadRow("%s: the value: %s" % (where, exc)) from None
 
 
 def parse_jsonl(lines: Iterable[str], rules: Any) -> Iterator[Pair]:
@@ -371,7 +371,7 @@ def parse_columns(rows: Iterable[Any], rules: Any) -> Iterator[Pair]:
             try:
                 value = decode(value)
             except ValueError as exc:
-                raise BadRow("value of key %r is not JSON text: %s" % (key, exc)) from None
+                raise BadRow("a value is not JSON text: %s" % exc) from None
         elif hasattr(value, "asDict"):
             value = value.asDict(recursive=True)
         yield _row(key, value, rules, "row")

@@ -1,0 +1,238 @@
+package sessions
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/srdd/srdd/internal/fileroot"
+)
+
+// Policy is the node's one rule for the Spark settings a client asks for,
+// whether in conf or in a named Livy field (driverMemory, jars, ...): the
+// named fields are turned into their settings first, and every setting
+// then goes through confRules. The operator's own --spark-conf is not
+// checked. Zero sizes mean DefaultPolicy's.
+type Policy struct {
+	// Files confines jars, pyFiles, files and archives; nil refuses them.
+	Files             *fileroot.Roots
+	MaxDriverMemory   int64 // bytes
+	MaxExecutorMemory int64 // bytes
+	MaxCores          int   // per driver and per executor
+	MaxExecutors      int
+}
+
+// DefaultPolicy returns the caps of --max-driver-memory and friends.
+func DefaultPolicy() Policy {
+	return Policy{MaxDriverMemory: 8 << 30, MaxExecutorMemory: 8 << 30, MaxCores: 8, MaxExecutors: 16}
+}
+
+func (p *Policy) fill() {
+	d := DefaultPolicy()
+	if p.MaxDriverMemory == 0 {
+		p.MaxDriverMemory = d.MaxDriverMemory
+	}
+	if p.MaxExecutorMemory == 0 {
+		p.MaxExecutorMemory = d.MaxExecutorMemory
+	}
+	if p.MaxCores == 0 {
+		p.MaxCores = d.MaxCores
+	}
+	if p.MaxExecutors == 0 {
+		p.MaxExecutors = d.MaxExecutors
+	}
+}
+
+type ruleKind int
+
+const (
+	deny     ruleKind = iota
+	memory            // a JVM size, capped
+	count             // a positive integer, capped
+	fileList          // comma-separated paths or URIs, in the file roots
+)
+
+// confRule applies to a key equal to key, or, with prefix, starting with it.
+type confRule struct {
+	key    string
+	prefix bool
+	kind   ruleKind
+	why    string // deny: the reason
+	flag   string // memory, count: the cap's flag
+	cap    func(*Policy) int64
+}
+
+var (
+	driverMemCap   = func(p *Policy) int64 { return p.MaxDriverMemory }
+	executorMemCap = func(p *Policy) int64 { return p.MaxExecutorMemory }
+	coresCap       = func(p *Policy) int64 { return int64(p.MaxCores) }
+	executorsCap   = func(p *Policy) int64 { return int64(p.MaxExecutors) }
+)
+
+const (
+	whyNode     = "the node decides where and how sessions run"
+	whyBind     = "the driver binds to the node's own addresses"
+	whyFetch    = "the node does not fetch packages for clients; put jars in a --file-root and name them in jars"
+	whyJVM      = "JVM options and class paths run code outside Spark's checks"
+	whyPython   = "sessions run the node's interpreter Python"
+	whyEnv      = "environment variables of the driver and executors are the node's"
+	whyCluster  = "images, service accounts and pod templates are the operator's"
+	whyInternal = "spark.srdd.* settings are srdd's own"
+)
+
+// confRules is the whole policy. A key no rule matches passes as it is.
+var confRules = []confRule{
+	{key: "spark.master", why: whyNode},
+	{key: "spark.submit.deployMode", why: whyNode},
+	{key: "spark.driver.host", why: whyBind},
+	{key: "spark.driver.bindAddress", why: whyBind},
+	{key: "spark.driver.port", why: whyBind},
+	{key: "spark.blockManager.port", why: whyBind},
+	{key: "spark.driver.blockManager.port", why: whyBind},
+	{key: "spark.jars.packages", why: whyFetch},
+	{key: "spark.jars.excludes", why: whyFetch},
+	{key: "spark.jars.repositories", why: whyFetch},
+	{key: "spark.jars.ivy", prefix: true, why: whyFetch},
+	{key: "spark.driver.extraJavaOptions", why: whyJVM},
+	{key: "spark.executor.extraJavaOptions", why: whyJVM},
+	{key: "spark.driver.defaultJavaOptions", why: whyJVM},
+	{key: "spark.executor.defaultJavaOptions", why: whyJVM},
+	{key: "spark.driver.extraClassPath", why: whyJVM},
+	{key: "spark.executor.extraClassPath", why: whyJVM},
+	{key: "spark.driver.extraLibraryPath", why: whyJVM},
+	{key: "spark.executor.extraLibraryPath", why: whyJVM},
+	{key: "spark.pyspark.python", why: whyPython},
+	{key: "spark.pyspark.driver.python", why: whyPython},
+	{key: "spark.executorEnv.", prefix: true, why: whyEnv},
+	{key: "spark.yarn.appMasterEnv.", prefix: true, why: whyEnv},
+	{key: "spark.kubernetes.driverEnv.", prefix: true, why: whyEnv},
+	{key: "spark.srdd.", prefix: true, why: whyInternal},
+	{key: "spark.driver.memory", kind: memory, flag: "--max-driver-memory", cap: driverMemCap},
+	{key: "spark.executor.memory", kind: memory, flag: "--max-executor-memory", cap: executorMemCap},
+	{key: "spark.driver.cores", kind: count, flag: "--max-cores", cap: coresCap},
+	{key: "spark.executor.cores", kind: count, flag: "--max-cores", cap: coresCap},
+	{key: "spark.executor.instances", kind: count, flag: "--max-executors", cap: executorsCap},
+	{key: "spark.dynamicAllocation.maxExecutors", kind: count, flag: "--max-executors", cap: executorsCap},
+	{key: "spark.dynamicAllocation.initialExecutors", kind: count, flag: "--max-executors", cap: executorsCap},
+	{key: "spark.dynamicAllocation.minExecutors", kind: count, flag: "--max-executors", cap: executorsCap},
+	{key: "spark.jars", kind: fileList},
+	{key: "spark.submit.pyFiles", kind: fileList},
+	{key: "spark.files", kind: fileList},
+	{key: "spark.archives", kind: fileList},
+	{key: "spark.yarn.dist.jars", kind: fileList},
+	{key: "spark.yarn.dist.files", kind: fileList},
+	{key: "spark.yarn.dist.archives", kind: fileList},
+	{key: "spark.yarn.dist.pyFiles", kind: fileList},
+	// where Spark writes on the node: in a root too
+	{key: "spark.local.dir", kind: fileList},
+	{key: "spark.eventLog.dir", kind: fileList},
+	{key: "spark.sql.warehouse.dir", kind: fileList},
+	{key: "spark.driver.log.dfsDir", kind: fileList},
+}
+
+// clusterImageRE matches YARN and Kubernetes settings that pick images,
+// service accounts, pod templates or credentials.
+var clusterImageRE = regexp.MustCompile(`(?i)^spark\.(yarn|kubernetes)\..*(image|serviceaccount|podtemplate|authenticate|credential|keytab|principal|token|secret)`)
+
+func ruleFor(key string) (confRule, bool) {
+	for _, r := range confRules {
+		if key == r.key || (r.prefix && strings.HasPrefix(key, r.key)) {
+			return r, true
+		}
+	}
+	if clusterImageRE.MatchString(key) {
+		return confRule{key: key, why: whyCluster}, true
+	}
+	return confRule{}, false
+}
+
+// check applies the policy to one setting, named as the client wrote it
+// (a Livy field or conf.KEY), and returns the value to use.
+func (p *Policy) check(from, key, val string) (string, error) {
+	if !strings.HasPrefix(key, "spark.") {
+		return "", invalid("%s: %q is not a Spark setting (must start with \"spark.\")", from, key)
+	}
+	r, ok := ruleFor(key)
+	if !ok {
+		return val, nil
+	}
+	switch r.kind {
+	case deny:
+		return "", fmt.Errorf("%w: %s (%s) cannot be set by a client: %s", ErrConfNotAllowed, from, key, r.why)
+	case memory:
+		n, err := parseJVMSize(val)
+		if err != nil {
+			return "", invalid("%s %q must be a JVM memory size such as 512m or 2g", from, val)
+		}
+		if c := r.cap(p); n > c {
+			return "", fmt.Errorf("%w: %s %s is over the node's cap %s %s", ErrConfTooLarge, from, val, r.flag, formatSize(c))
+		}
+	case count:
+		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		if err != nil || n < 0 {
+			return "", invalid("%s must be a non-negative integer, got %q", from, val)
+		}
+		if c := r.cap(p); n > c {
+			return "", fmt.Errorf("%w: %s %d is over the node's cap %s %d", ErrConfTooLarge, from, n, r.flag, c)
+		}
+	case fileList:
+		files := p.Files
+		if files == nil {
+			files = &fileroot.Roots{}
+		}
+		var out []string
+		for _, u := range strings.Split(val, ",") {
+			if u = strings.TrimSpace(u); u == "" {
+				continue
+			}
+			c, err := files.URI(u)
+			if err != nil {
+				return "", fmt.Errorf("cannot use %s entry: %w", from, err)
+			}
+			out = append(out, c)
+		}
+		return strings.Join(out, ","), nil
+	}
+	return val, nil
+}
+
+var jvmSizeRE = regexp.MustCompile(`(?i)^([0-9]+)([kmgtp]?)b?$`)
+
+// parseJVMSize reads a size as Spark does for spark.*.memory: a number
+// with an optional k/m/g/t/p unit; no unit means MiB.
+func parseJVMSize(s string) (int64, error) {
+	m := jvmSizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("not a JVM size")
+	}
+	n, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	shift := map[string]uint{"": 20, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}[strings.ToLower(m[2])]
+	if n > (1<<62)>>shift {
+		return 0, fmt.Errorf("too large")
+	}
+	return n << shift, nil
+}
+
+// ParseSize reads a flag's size (512m, 8g); a bare number is bytes.
+func ParseSize(s string) (int64, error) {
+	if m := jvmSizeRE.FindStringSubmatch(strings.TrimSpace(s)); m != nil && m[2] == "" {
+		return strconv.ParseInt(m[1], 10, 64)
+	}
+	return parseJVMSize(s)
+}
+
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		s     string
+		shift uint
+	}{{"t", 40}, {"g", 30}, {"m", 20}, {"k", 10}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
