@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-python lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-python test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -44,8 +44,10 @@ check-prometheus:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus; }
 
+# The edge tests (cmd/srdd/edges_e2e_test.go) run 3 fresh nodes and
+# clusters and 2 kills here; test-edges runs the full 20 and 5.
 test-go: check-java check-prometheus venv
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 15m ./...
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 20m ./...
 
 # The interpreter's own tests, then real Livy clients against bin/srdd.
 test-python: check-java venv build
@@ -78,6 +80,13 @@ bench: check-java venv build
 DURABLE_ARGS ?=
 bench-durable: check-java venv build
 	$(GO) run ./benchmarks/cmd/bench durable --srdd bin/srdd --python $(VPY) --out benchmarks $(DURABLE_ARGS)
+
+# The edge tests in full (~15 min; a CI step of its own after `make test`):
+# 20 fresh nodes and 20 fresh 3-node clusters take their first calls right
+# after /readyz, and 5 kills each of the leader and of a follower.
+test-edges: check-java venv build
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
+	  -run 'TestFreshNodeTakesFirstCallsAfterReadyz|TestFreshClusterTakesFirstCallsAfterReadyz|TestCreatesThroughSurvivorsAfter' ./cmd/srdd
 
 # The edges (issue 11): process start to /readyz (1 and 3 nodes), and the
 # time from kill -9 of the leader or a follower to the first successful

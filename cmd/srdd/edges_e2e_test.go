@@ -25,16 +25,23 @@ import (
 // never retry: every call must succeed the first time.
 
 // edgeRounds is how many fresh nodes and clusters the readiness tests
-// start (SRDD_EDGE_ROUNDS overrides the issue's 20 for a quick local run).
-func edgeRounds(t *testing.T) int {
-	if s := os.Getenv("SRDD_EDGE_ROUNDS"); s != "" {
+// start: 20, or SRDD_EDGE_ROUNDS (`make test` runs 3; `make test-edges`,
+// a CI step of its own, runs all 20).
+func edgeRounds(t *testing.T) int { return envRounds(t, "SRDD_EDGE_ROUNDS", 20) }
+
+// killRounds is how many times the kill tests kill a node: 5, or
+// SRDD_KILL_ROUNDS (`make test` runs 2; `make test-edges` all 5).
+func killRounds(t *testing.T) int { return envRounds(t, "SRDD_KILL_ROUNDS", 5) }
+
+func envRounds(t *testing.T, name string, def int) int {
+	if s := os.Getenv(name); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
-			t.Fatalf("SRDD_EDGE_ROUNDS=%q is not a positive number", s)
+			t.Fatalf("%s=%q is not a positive number", name, s)
 		}
 		return n
 	}
-	return 20
+	return def
 }
 
 // awaitReadyz polls GET /readyz (the only readiness signal a client has)
@@ -367,7 +374,7 @@ func TestCreatesThroughSurvivorsAfterLeaderKill(t *testing.T) { killAndCreate(t,
 func TestCreatesThroughSurvivorsAfterFollowerKill(t *testing.T) { killAndCreate(t, false) }
 
 func killAndCreate(t *testing.T, leader bool) {
-	const rounds = 5
+	rounds := killRounds(t)
 	c := newCluster(t, buildSrdd(t), 3)
 	for i, p := range c.nodes {
 		c.start(p, i == 0)
