@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/srdd/srdd/cluster"
 )
 
 // CreateRequest is Livy's POST /sessions body. Fields Spark can take are
@@ -55,7 +57,6 @@ var allowedSchemes = map[string]bool{"": true, "file": true, "local": true, "hdf
 	"s3a": true, "s3": true, "gs": true, "abfs": true, "abfss": true, "wasb": true, "wasbs": true}
 
 var memoryRE = regexp.MustCompile(`(?i)^[0-9]+[kmgtp]?b?$`)
-var sessionNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -79,11 +80,8 @@ func (r *CreateRequest) spec() (sessionSpec, error) {
 		return s, invalid("session kind %q is not supported; srdd runs pyspark, sql and shared sessions (PySpark)", s.kind)
 	}
 	if s.name != "" {
-		if !sessionNameRE.MatchString(s.name) {
-			return s, invalid("session name %q must be 1-128 characters of letters, digits, '_', '.', '-', starting with a letter or digit", s.name)
-		}
-		if _, err := strconv.ParseInt(s.name, 10, 64); err == nil {
-			return s, invalid("session name %q must not be a number (numbers address sessions by id)", s.name)
+		if err := cluster.ValidSessionName(s.name); err != nil {
+			return s, invalid("%v", err)
 		}
 	}
 	for k, v := range r.Conf {
