@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// lockedBuffer is a log sink hclog may write from any goroutine.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestPoisonEntriesKeepReplicasIdentical applies the poison entries of
+// issue 14 through fsm.Apply on two replicas: each is refused with
+// ErrInvalidCommand and a log line, nothing panics, the replicas' states
+// stay byte-identical, and the registry keeps taking valid entries (the
+// write after a forged checkpoint is kept, not skipped).
+func TestPoisonEntriesKeepReplicasIdentical(t *testing.T) {
+	var logs [2]lockedBuffer
+	var replicas [2]*fsm
+	for i := range replicas {
+		replicas[i] = newFSM()
+		replicas[i].log = hclog.New(&hclog.LoggerOptions{Output: &logs[i], Level: hclog.Warn})
+	}
+	index := uint64(0)
+	apply := func(entry []byte) []applyResult {
+		t.Helper()
+		index++
+		var out []applyResult
+		for _, f := range replicas {
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						t.Fatalf("entry %d: apply panicked: %v", index, p)
+					}
+				}()
+				out = append(out, f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: entry}).(applyResult))
+			}()
+		}
+		a, _ := canonical(replicas[0].state)
+		b, _ := canonical(replicas[1].state)
+		if !bytes.Equal(a, b) {
+			t.Fatalf("entry %d: the replicas' states differ", index)
+		}
+		return out
+	}
+	for _, c := range fuzzSetup() {
+		b, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := apply(b); r[0].err != nil {
+			t.Fatalf("setup %s: %v", c.Type, r[0].err)
+		}
+	}
+	poison := map[string][]byte{
+		"overflowing group sizes": forged(CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"a"},
+			Values: [][]byte{[]byte("1")}, Groups: []int{math.MaxInt64, math.MaxInt64, 3}}),
+		"checkpoint at 10^9, attacker path": forged(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Incarnation: 4,
+			Index: 1_000_000_000, Path: "/tmp/attacker/evil.parquet"}),
+		"checkpoint at 10^9": forged(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Incarnation: 4,
+			Index: 1_000_000_000, Path: "/ck/d/x"}),
+		"checkpoint outside its dir": forged(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Incarnation: 4,
+			Index: 6, Path: "/ck/d/../../etc"}),
+		"rdd named ..":        forged(CmdCreateRDD, &CreateRDD{Name: "..", SessionID: 0, Mode: ModeDurable}),
+		"session named ../x":  forged(CmdCreateSession, &CreateSession{Name: "../x", Kind: "pyspark", Node: "n1"}),
+		"delete with values":  forged(CmdWrite, &Write{RDD: "d", Session: 0, Delete: true, Keys: []string{"a"}, Values: [][]byte{[]byte("1")}, Groups: []int{1}}),
+		"keys without values": forged(CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"a", "b"}, Values: [][]byte{[]byte("1")}, Groups: []int{2}}),
+	}
+	for name, entry := range poison {
+		for i, r := range apply(entry) {
+			if !errors.Is(r.err, ErrInvalidCommand) {
+				t.Errorf("%s: replica %d answered %v, want ErrInvalidCommand", name, i, r.err)
+			}
+		}
+	}
+	for i := range logs {
+		if n := strings.Count(logs[i].String(), "refused an invalid registry entry"); n != len(poison) {
+			t.Errorf("replica %d logged %d refusals, want %d:\n%s", i, n, len(poison), logs[i].String())
+		}
+	}
+	// A forged member is a valid entry: only peer TLS keeps it out. It is
+	// at least the same on every replica.
+	apply(forged(CmdRegisterNode, &RegisterNode{ID: "evil-node", RaftAddr: "10.6.6.6:7000", HTTPAddr: "10.6.6.6:8998"}))
+	// Later writes and checkpoints still work.
+	if r := apply(forged(CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"c"}, Values: [][]byte{[]byte("3")}, Groups: []int{1}})); r[0].err != nil {
+		t.Fatalf("write after the poison: %v", r[0].err)
+	}
+	if r := apply(forged(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Incarnation: 4, Index: 6, Path: "/ck/d/6"})); r[0].err != nil {
+		t.Fatalf("checkpoint after the poison: %v", r[0].err)
+	}
+	d := replicas[0].state.RDDs["d"]
+	if d.Checkpoint.Index != 6 || len(d.Tail) != 1 || d.Tail[0].Keys[0] != "c" {
+		t.Fatalf("rdd d after the poison: checkpoint %+v, tail %+v", d.Checkpoint, d.Tail)
+	}
+	if _, ok := replicas[0].state.RDDs[".."]; ok {
+		t.Fatal(`an rdd named ".." was created`)
+	}
+}
