@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // lockedBuffer is a log sink hclog may write from any goroutine.
@@ -116,4 +117,24 @@ func TestPoisonEntriesKeepReplicasIdentical(t *testing.T) {
 	if _, ok := replicas[0].state.RDDs[".."]; ok {
 		t.Fatal(`an rdd named ".." was created`)
 	}
+}
+
+// TestServeApplyRefusesInvalidEntries: the leader refuses a forwarded
+// entry that does not validate before it reaches the log (this node has
+// no Raft: proposing would panic), and says so with the sentinel's name.
+func TestServeApplyRefusesInvalidEntries(t *testing.T) {
+	n := &Node{fsm: newFSM()}
+	f := func(entry []byte, kind string) {
+		t.Helper()
+		var r applyReply
+		if err := msgpack.Unmarshal(n.ServeApply(entry), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Kind != kind || r.Error == "" || r.Index != 0 {
+			t.Errorf("reply %+v, want kind %q", r, kind)
+		}
+	}
+	f(forged(CmdCreateRDD, &CreateRDD{Name: "..", SessionID: 0, Mode: ModeDurable}), "invalid_command")
+	f(forged(CmdWrite, &Write{RDD: "d", Keys: []string{"a"}, Values: [][]byte{[]byte("1")}, Groups: []int{math.MaxInt64, math.MaxInt64, 3}}), "invalid_command")
+	f([]byte{1, 200}, "")
 }
