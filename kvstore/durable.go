@@ -76,9 +76,10 @@ func (c *DurableConfig) fill(dataDir string) {
 		}
 		c.CheckpointURI = abs
 	}
-	if u, err := url.Parse(c.CheckpointURI); err == nil && u.Scheme == "" && !filepath.IsAbs(c.CheckpointURI) {
-		// The registry takes only absolute checkpoint paths (a relative
-		// one means something else in each interpreter's working dir).
+	if u, err := url.Parse(c.CheckpointURI); err == nil && u.Scheme == "" {
+		// The registry takes only absolute checkpoint paths without ".."
+		// (a relative one means something else in each interpreter's
+		// working dir): make a plain path absolute and clean.
 		if abs, err := filepath.Abs(c.CheckpointURI); err == nil {
 			c.CheckpointURI = abs
 		}

@@ -313,8 +313,8 @@ func TestAddGroup(t *testing.T) {
 	}
 }
 
-// The registry takes only absolute checkpoint paths, so a relative
-// --checkpoint-uri is made absolute; URIs and absolute paths are kept.
+// The registry takes only absolute checkpoint paths without "..", so a
+// plain --checkpoint-uri is made absolute and clean; URIs are kept.
 func TestCheckpointURIIsAbsolute(t *testing.T) {
 	wd, err := os.Getwd()
 	if err != nil {
@@ -331,6 +331,7 @@ func TestCheckpointURIIsAbsolute(t *testing.T) {
 	f("", "/data/checkpoints")
 	f("ck/", filepath.Join(wd, "ck"))
 	f("/srv/ck/", "/srv/ck")
+	f("/srv/x/../ck", "/srv/ck")
 	f("hdfs://nn:8020/ck", "hdfs://nn:8020/ck")
 	f("file:///srv/ck/", "file:///srv/ck")
 }
