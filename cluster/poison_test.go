@@ -3,13 +3,16 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/srdd/srdd/internal/testutil"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -137,4 +140,105 @@ func TestServeApplyRefusesInvalidEntries(t *testing.T) {
 	f(forged(CmdCreateRDD, &CreateRDD{Name: "..", SessionID: 0, Mode: ModeDurable}), "invalid_command")
 	f(forged(CmdWrite, &Write{RDD: "d", Keys: []string{"a"}, Values: [][]byte{[]byte("1")}, Groups: []int{math.MaxInt64, math.MaxInt64, 3}}), "invalid_command")
 	f([]byte{1, 200}, "")
+}
+
+// TestPoisonEntriesOverRaft commits the poison entries of issue 14 to a
+// real 3-node Raft log, as a forged proposer would (bypassing
+// Node.Apply's checks): each is refused on every replica, the cluster
+// keeps taking writes, the replicas' state hashes match, and nodes
+// restarted from a snapshot or from the log alone replay them cleanly.
+func TestPoisonEntriesOverRaft(t *testing.T) {
+	addrs := []string{testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	open := func(i int) *Node {
+		t.Helper()
+		n, err := Open(Config{NodeID: fmt.Sprintf("n%d", i+1), RaftAddr: addrs[i], DataDir: dirs[i], Bootstrap: i == 0,
+			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
+			Logger: testutil.Logger(t, hclog.Warn)})
+		if err != nil {
+			t.Fatalf("open n%d: %v", i+1, err)
+		}
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	nodes := []*Node{open(0), open(1), open(2)}
+	leader := nodes[0]
+	if err := leader.WaitForLeader(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes[1:] {
+		if err := leader.Join(n.ID(), n.RaftAddr(), "", true, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := leader.Apply(Command{Type: CmdCreateSession, Body: &CreateSession{Name: "s0", Kind: "pyspark", Node: "n1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Apply(Command{Type: CmdCreateRDD, Body: &CreateRDD{Name: "d", SessionID: 0, Mode: ModeDurable}}); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := leader.RDD("d")
+	write := func(key string) {
+		t.Helper()
+		if _, err := leader.Apply(Command{Type: CmdWrite, Body: &Write{RDD: "d", Session: 0, Keys: []string{key},
+			Values: [][]byte{[]byte("1")}, Groups: []int{1}}}); err != nil {
+			t.Fatalf("write %s: %v", key, err)
+		}
+	}
+	write("a")
+	for name, entry := range map[string][]byte{
+		"overflowing group sizes": forged(CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"a"},
+			Values: [][]byte{[]byte("1")}, Groups: []int{math.MaxInt64, math.MaxInt64, 3}}),
+		"checkpoint at 10^9, attacker path": forged(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Incarnation: r.Incarnation,
+			Index: 1_000_000_000, Path: "/tmp/attacker/evil.parquet"}),
+		"checkpoint outside its dir": forged(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Incarnation: r.Incarnation,
+			Index: 1, Path: "/ck/d/../../etc"}),
+		"rdd named ..": forged(CmdCreateRDD, &CreateRDD{Name: "..", SessionID: 0, Mode: ModeDurable}),
+	} {
+		idx, _, err := leader.applyLocal(entry)
+		if idx == 0 || !errors.Is(err, ErrInvalidCommand) {
+			t.Fatalf("%s: committed at %d with %v, want a refusal in the log", name, idx, err)
+		}
+	}
+	write("b")
+	sameHashes := func(ns []*Node) {
+		t.Helper()
+		want := leader.AppliedIndex()
+		err := testutil.WaitFor(30*time.Second, func() (bool, error) {
+			for _, n := range ns {
+				if n.AppliedIndex() < want {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("replicas did not apply up to %d: %v", want, err)
+		}
+		for _, n := range ns[1:] {
+			if n.StateHash() != ns[0].StateHash() {
+				t.Fatalf("%s's registry differs from %s's", n.ID(), ns[0].ID())
+			}
+		}
+	}
+	sameHashes(nodes)
+	// n2 restarts from a snapshot (which Restore checks) plus the log, n3
+	// from the log alone: both replay the poison entries.
+	if err := nodes[1].Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		if err := nodes[i].Close(); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = open(i)
+	}
+	write("c")
+	sameHashes(nodes)
+	if _, ok := nodes[2].RDD(".."); ok {
+		t.Fatal(`an rdd named ".." exists after replay`)
+	}
+	if got, _ := nodes[1].RDD("d"); got.Checkpoint != nil || got.TailOps != 3 {
+		t.Fatalf("rdd d after restart: checkpoint %+v, %d logged writes; want none and 3", got.Checkpoint, got.TailOps)
+	}
 }
