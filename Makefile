@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-python test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -53,7 +53,18 @@ test-go: check-java check-prometheus venv
 test-python: check-java venv build
 	$(VPY) -m pytest -q sparkbridge/python/tests client/livy
 
-test: lint test-go test-python
+# The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
+# FuzzApply over decode + apply, from its seed corpus
+# (cluster/testdata/fuzz/FuzzApply), 30 s in `make test`, 10 min in
+# `make fuzz`. An input that fails is written to that directory.
+FUZZTIME ?= 30s
+test-fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./cluster/
+
+fuzz:
+	$(MAKE) test-fuzz FUZZTIME=10m
+
+test: lint test-go test-fuzz test-python
 
 # The deploy checks again, verbosely, then PNGs of key dashboard panels
 # rendered from a real Prometheus (deploy/grafana/panels.png), ~2 minutes.

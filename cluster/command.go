@@ -122,9 +122,14 @@ type CreateSession struct {
 	Conf      map[string]string `msgpack:"conf"`
 }
 
-// validate accepts every body for now: the name is optional, and records
-// without a node or kind exist in tests and old logs.
-func (b *CreateSession) validate() error { return nil }
+// validate checks the name, if any, by the API's rule (ValidSessionName);
+// records without a node or kind exist in tests and old logs.
+func (b *CreateSession) validate() error {
+	if b.Name == "" {
+		return nil
+	}
+	return ValidSessionName(b.Name)
+}
 
 // SetSessionStatus changes the lifecycle status of a session.
 type SetSessionStatus struct {
@@ -153,8 +158,12 @@ type CreateRDD struct {
 	CreatedAt int64  `msgpack:"created_at"`
 }
 
+// validate checks the name by the API's rule (ValidRDDName: it becomes a
+// directory of the checkpoint root, so ".." must never get in) and the
+// mode ("" in tests and the oldest records).
 func (b *CreateRDD) validate() error {
-	return first(nonEmpty("rdd name", b.Name), sessionID("session id", b.SessionID))
+	return first(ValidRDDName(b.Name), sessionID("session id", b.SessionID),
+		oneOf("rdd mode", b.Mode, ModeDurable, ModeMemory, ""))
 }
 
 // DropRDD removes a named shared RDD from the registry.

@@ -184,9 +184,9 @@ func TestApplyRefusesInvalidBodies(t *testing.T) {
 	// Group sizes whose sum overflows to the number of keys once sliced
 	// the keys out of range and panicked.
 	check(CmdWrite, &Write{RDD: "d", Session: 0, Groups: []int{math.MaxInt, math.MaxInt, 2}})
-	check(CmdCheckpoint, &Checkpoint{Session: 0, Index: 5, Path: "/c/5"})
+	check(CmdCheckpoint, &Checkpoint{Session: 0, Index: 5, Path: "/c/d/5"})
 	check(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Index: 5})
-	check(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Index: 5, Path: "/c/5", Rows: -1})
+	check(CmdCheckpoint, &Checkpoint{RDD: "d", Session: 0, Index: 5, Path: "/c/d/5", Rows: -1})
 	check(CmdMoveRDD, &MoveRDD{From: 0, To: 1})
 	check(CmdMoveRDD, &MoveRDD{RDD: "d", From: 0, To: -1})
 }

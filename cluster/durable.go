@@ -64,8 +64,8 @@ type MoveRDD struct {
 
 // validate checks the shape of the batch: group sizes that are not
 // negative and add up to the keys (summed so that no sizes can overflow),
-// one value per key for sets, and one idempotency key and hash per group
-// if any.
+// one value per key for sets and none for deletes, and one idempotency key
+// and hash per group if any.
 func (b *Write) validate() error {
 	if err := first(nonEmpty("rdd name", b.RDD), sessionID("session id", b.Session)); err != nil {
 		return err
@@ -80,16 +80,19 @@ func (b *Write) validate() error {
 		}
 		total += g
 	}
-	if total != len(b.Keys) || (!b.Delete && len(b.Values) != len(b.Keys)) ||
+	if total != len(b.Keys) || (!b.Delete && len(b.Values) != len(b.Keys)) || (b.Delete && len(b.Values) != 0) ||
 		(len(b.Idem) != 0 && (len(b.Idem) != len(b.Groups) || len(b.Hashes) != len(b.Groups))) {
 		return fmt.Errorf("write to %q: malformed batch", b.RDD)
 	}
 	return nil
 }
 
+// validate checks the fields and that the path is a file in the RDD's own
+// checkpoint directory (checkpointPath). That the index is not past the
+// entry's own is checked when it is applied (applyCheckpoint).
 func (b *Checkpoint) validate() error {
 	return first(nonEmpty("rdd name", b.RDD), sessionID("session id", b.Session),
-		nonEmpty("checkpoint path", b.Path), nonNegative("row count", b.Rows))
+		nonEmpty("checkpoint path", b.Path), checkpointPath(b.RDD, b.Path), nonNegative("row count", b.Rows))
 }
 
 func (b *MoveRDD) validate() error {
@@ -243,7 +246,14 @@ func (s *State) remember(key string, rec *IdemRecord) {
 	}
 }
 
-func (s *State) applyCheckpoint(b *Checkpoint, _ uint64) (any, error) {
+// applyCheckpoint records a checkpoint and trims the tail it covers. Its
+// index must not be past the entry's own: the owner checkpoints what it
+// has applied, which is older than the entry recording it. (A forged
+// checkpoint at index 10^9 made the interpreter skip every later write.)
+func (s *State) applyCheckpoint(b *Checkpoint, index uint64) (any, error) {
+	if b.Index > index {
+		return nil, fmt.Errorf("%w: checkpoint of %q at index %d, past its own entry %d", ErrInvalidCommand, b.RDD, b.Index, index)
+	}
 	r, err := s.durableRDD(b.RDD)
 	if err != nil {
 		return nil, err

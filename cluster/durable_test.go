@@ -139,11 +139,11 @@ func TestCheckpointTrimsTheTailAndMoveIsACompareAndSet(t *testing.T) {
 		}
 	}
 	held := s.clone().RDDs["d"].Tail // a reader's copy
-	if _, err := applyAt(t, s, 50, CmdCheckpoint, &Checkpoint{RDD: "d", Index: 25, Path: "/c/25"}); err != nil {
+	if _, err := applyAt(t, s, 50, CmdCheckpoint, &Checkpoint{RDD: "d", Index: 25, Path: "/c/d/25"}); err != nil {
 		t.Fatal(err)
 	}
 	r := s.RDDs["d"]
-	if len(r.Tail) != 2 || r.Tail[0].Index != 30 || r.TailOps != 2 || r.Checkpoint.Path != "/c/25" {
+	if len(r.Tail) != 2 || r.Tail[0].Index != 30 || r.TailOps != 2 || r.Checkpoint.Path != "/c/d/25" {
 		t.Fatalf("after checkpoint at 25: %+v", r)
 	}
 	if len(held) != 4 || held[0].Index != 10 {
@@ -151,19 +151,19 @@ func TestCheckpointTrimsTheTailAndMoveIsACompareAndSet(t *testing.T) {
 	}
 	// An older checkpoint that finishes late is refused, as is one by a
 	// former owner or for an earlier rdd of the same name.
-	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Index: 15, Path: "/c/15"}); !errors.Is(err, ErrStaleCheckpoint) {
+	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Index: 15, Path: "/c/d/15"}); !errors.Is(err, ErrStaleCheckpoint) {
 		t.Fatalf("late checkpoint: %v", err)
 	}
-	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Session: 1, Index: 45, Path: "/c/x"}); !errors.Is(err, ErrNotOwner) {
+	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Session: 1, Index: 45, Path: "/c/d/x"}); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("checkpoint by a former owner: %v", err)
 	}
-	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Incarnation: 3, Index: 45, Path: "/c/x"}); !errors.Is(err, ErrNotOwner) {
+	if _, err := applyAt(t, s, 51, CmdCheckpoint, &Checkpoint{RDD: "d", Incarnation: 3, Index: 45, Path: "/c/d/x"}); !errors.Is(err, ErrNotOwner) {
 		t.Fatalf("checkpoint of another incarnation: %v", err)
 	}
-	if s.RDDs["d"].Checkpoint.Path != "/c/25" {
+	if s.RDDs["d"].Checkpoint.Path != "/c/d/25" {
 		t.Fatalf("late checkpoint replaced the newer one")
 	}
-	if _, err := applyAt(t, s, 52, CmdCheckpoint, &Checkpoint{RDD: "m", Index: 15, Path: "/c/m"}); !errors.Is(err, ErrNotDurable) {
+	if _, err := applyAt(t, s, 52, CmdCheckpoint, &Checkpoint{RDD: "m", Index: 15, Path: "/c/m/15"}); !errors.Is(err, ErrNotDurable) {
 		t.Fatalf("checkpoint of a memory rdd: %v", err)
 	}
 	// Move: only from the current owner, only to an active session.

@@ -37,11 +37,15 @@ type applyReply struct {
 }
 
 // ServeApply applies an encoded command on this node, which must lead, and
-// encodes the outcome for the forwarding follower.
+// encodes the outcome for the forwarding follower. An entry that does not
+// decode, or does not validate, is refused before it reaches the log, as
+// Node.Apply refuses one before proposing it.
 func (n *Node) ServeApply(entry []byte) []byte {
 	var r applyReply
-	if _, err := Decode(entry); err != nil {
+	if c, err := Decode(entry); err != nil {
 		r.Kind, r.Error = "", err.Error()
+	} else if _, err := c.validate(); err != nil {
+		r.Kind, r.Error = errorKind(err), err.Error()
 	} else {
 		idx, v, err := n.applyLocal(entry)
 		r.Index = idx

@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"sync"
 	"sync/atomic"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -37,6 +39,8 @@ type fsm struct {
 	// watch, if set, hears of every applied change to a shared RDD (see
 	// Node.WatchRDDs); it must not block.
 	watch atomic.Pointer[func(rdd string, index uint64, write bool)]
+	// log hears of every entry refused as invalid; set before raft starts.
+	log hclog.Logger
 }
 
 // notify tells the watcher which shared RDD an applied command changed:
@@ -55,12 +59,13 @@ func (f *fsm) notify(cmd Command, index uint64) {
 	(*w)(name, index, spec.logsWrite)
 }
 
-func newFSM() *fsm { return &fsm{state: NewState()} }
+func newFSM() *fsm { return &fsm{state: NewState(), log: hclog.NewNullLogger()} }
 
 // Apply applies one committed log entry. An entry this node cannot decode
 // (unknown version or type) stops the node loudly: continuing would let
-// replicas diverge. A decoded entry whose body is invalid is refused with
-// an error result (ErrInvalidCommand), the same on every replica.
+// replicas diverge. A decoded entry that breaks the rules is refused with
+// an error result (ErrInvalidCommand) and a log line, the same on every
+// replica, and changes nothing (docs/ARCHITECTURE.md invariant 10).
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -73,8 +78,11 @@ func (f *fsm) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	v, err := f.state.apply(cmd, l.Index)
 	f.mu.Unlock()
-	if err == nil {
+	switch {
+	case err == nil:
 		f.notify(cmd, l.Index)
+	case errors.Is(err, ErrInvalidCommand):
+		f.log.Warn("refused an invalid registry entry", "index", l.Index, "command", cmd.Type.String(), "error", err)
 	}
 	return applyResult{value: v, err: err}
 }
@@ -88,11 +96,18 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return &fsmSnapshot{state: st}, nil
 }
 
-// Restore replaces the whole registry with the snapshot's content.
+// Restore replaces the whole registry with the snapshot's content, never
+// merges. A snapshot that does not decode, or whose state breaks the rules
+// apply keeps (State.check), is refused whole with an error, which fails
+// raft's restore; the current state stays as it was.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := readSnapshot(rc)
 	if err != nil {
+		return err
+	}
+	if err := st.check(); err != nil {
+		f.log.Error("refused a registry snapshot", "index", st.Index, "error", err)
 		return err
 	}
 	index := st.Index

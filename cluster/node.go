@@ -176,7 +176,9 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cannot create raft dir: %w", err)
 	}
-	n := &Node{cfg: cfg, fsm: newFSM(), stop: make(chan struct{}),
+	f := newFSM()
+	f.log = cfg.Logger.Named("fsm")
+	n := &Node{cfg: cfg, fsm: f, stop: make(chan struct{}),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}}
 	ok := false
 	defer func() {

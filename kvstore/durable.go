@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -74,6 +75,14 @@ func (c *DurableConfig) fill(dataDir string) {
 			abs = filepath.Join(dataDir, "checkpoints")
 		}
 		c.CheckpointURI = abs
+	}
+	if u, err := url.Parse(c.CheckpointURI); err == nil && u.Scheme == "" {
+		// The registry takes only absolute checkpoint paths without ".."
+		// (a relative one means something else in each interpreter's
+		// working dir): make a plain path absolute and clean.
+		if abs, err := filepath.Abs(c.CheckpointURI); err == nil {
+			c.CheckpointURI = abs
+		}
 	}
 	c.CheckpointURI = strings.TrimSuffix(c.CheckpointURI, "/")
 	if c.CheckpointEvery <= 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -309,4 +311,27 @@ func TestAddGroup(t *testing.T) {
 	if d.Hashes[0] == w.Hashes[1] || d.Values != nil {
 		t.Fatalf("a delete of the same keys hashes as the set (%x) or carries values", d.Hashes[0])
 	}
+}
+
+// The registry takes only absolute checkpoint paths without "..", so a
+// plain --checkpoint-uri is made absolute and clean; URIs are kept.
+func TestCheckpointURIIsAbsolute(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(uri, want string) {
+		t.Helper()
+		c := DurableConfig{CheckpointURI: uri}
+		c.fill("/data")
+		if c.CheckpointURI != want {
+			t.Errorf("CheckpointURI %q -> %q, want %q", uri, c.CheckpointURI, want)
+		}
+	}
+	f("", "/data/checkpoints")
+	f("ck/", filepath.Join(wd, "ck"))
+	f("/srv/ck/", "/srv/ck")
+	f("/srv/x/../ck", "/srv/ck")
+	f("hdfs://nn:8020/ck", "hdfs://nn:8020/ck")
+	f("file:///srv/ck/", "file:///srv/ck")
 }

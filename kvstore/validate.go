@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/srdd/srdd/cluster"
 )
 
 // Sentinel errors; httpapi maps them to status codes.
@@ -52,7 +53,7 @@ func (l Limits) Rules() Rules {
 	l.fill()
 	return Rules{
 		MaxKeyBytes: l.MaxKeyBytes, MaxValueBytes: l.MaxValueBytes, MaxValueDepth: MaxValueDepth,
-		MaxBatch: l.MaxBatch, NamePattern: namePattern, ReservedNames: append([]string(nil), reservedNames...),
+		MaxBatch: l.MaxBatch, NamePattern: cluster.RDDNamePattern, ReservedNames: cluster.ReservedRDDNames(),
 	}
 }
 
@@ -81,38 +82,11 @@ func (l *Limits) fill() {
 	}
 }
 
-// namePattern: a shared RDD is bound in its session under its own name,
-// so a name must be a Python identifier: ASCII letter first, then
-// letters, digits or '_', at most 64 characters. The whole name must
-// match (the interpreter gets the pattern unanchored, in Rules).
-const namePattern = `[A-Za-z][A-Za-z0-9_]{0,63}`
-
-var rddNameRE = regexp.MustCompile(`^(?:` + namePattern + `)$`)
-
-// reservedNames are Python keywords and names the session namespace
-// already binds; an RDD under one of them could not be reached from code.
-var reservedNames = []string{
-	"False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
-	"def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in",
-	"is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
-	"sc", "spark", "sqlContext", "shared_rdds",
-}
-
-var reserved = func() map[string]bool {
-	m := make(map[string]bool, len(reservedNames))
-	for _, n := range reservedNames {
-		m[n] = true
-	}
-	return m
-}()
-
-// ValidateName checks a shared RDD name.
+// ValidateName checks a shared RDD name by the registry's rule
+// (cluster.ValidRDDName), which the registry applies again to every entry.
 func ValidateName(name string) error {
-	if !rddNameRE.MatchString(name) {
-		return fmt.Errorf("%w: rdd name %q must be 1-64 characters: an ASCII letter, then letters, digits or '_'", ErrInvalid, name)
-	}
-	if reserved[name] {
-		return fmt.Errorf("%w: rdd name %q is reserved (Python keyword or a name sessions already bind)", ErrInvalid, name)
+	if err := cluster.ValidRDDName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }

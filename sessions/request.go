@@ -3,11 +3,12 @@ package sessions
 import (
 	"fmt"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/srdd/srdd/cluster"
 )
 
 // CreateRequest is Livy's POST /sessions body. Fields Spark can take are
@@ -44,8 +45,6 @@ var sessionKinds = map[string]bool{"pyspark": true, "sql": true, "shared": true}
 // Statement kinds srdd runs ("python" is an alias of pyspark).
 var statementKinds = map[string]string{"pyspark": "pyspark", "python": "pyspark", "sql": "sql"}
 
-var sessionNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
@@ -68,11 +67,8 @@ func (r *CreateRequest) spec(p *Policy) (sessionSpec, error) {
 		return s, invalid("session kind %q is not supported; srdd runs pyspark, sql and shared sessions (PySpark)", s.kind)
 	}
 	if s.name != "" {
-		if !sessionNameRE.MatchString(s.name) {
-			return s, invalid("session name %q must be 1-128 characters of letters, digits, '_', '.', '-', starting with a letter or digit", s.name)
-		}
-		if _, err := strconv.ParseInt(s.name, 10, 64); err == nil {
-			return s, invalid("session name %q must not be a number (numbers address sessions by id)", s.name)
+		if err := cluster.ValidSessionName(s.name); err != nil {
+			return s, invalid("%v", err)
 		}
 	}
 	// Named fields become their settings and override conf, as in Livy;
