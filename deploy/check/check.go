@@ -133,7 +133,8 @@ func Start(opts Options) (*Env, error) {
 	// A bulk load puts the load's keys in Spark partitions (and not in the
 	// hot-key cache): the load's reads then run Spark lookup jobs however
 	// few writes a busy machine lets through.
-	if err := e.preload(filepath.Join(dir, "preload.jsonl"), 3000); err != nil {
+	// The preload file lies in the node's default file root.
+	if err := e.preload(filepath.Join(dir, "node", "files", "preload.jsonl"), 3000); err != nil {
 		return nil, err
 	}
 	// One registry snapshot, so Raft's fsm_snapshot series exists.
