@@ -4,11 +4,14 @@ tests (kvstore/validate_test.go) run too. No Spark needed."""
 from __future__ import annotations
 
 import json
+import pathlib
 from typing import Any, Union
 
 import pytest
 
-from conftest import DATA_RULES_FILE
+# The shared test vectors (not imported from conftest: pytest runs this
+# directory with client/livy, whose conftest shares the module name).
+DATA_RULES_FILE = pathlib.Path(__file__).resolve().parents[3] / "kvstore" / "testdata" / "data_rules.json"
 from srdd_interpreter import rules
 from srdd_interpreter.rules import InvalidInput, Rules, TooLarge
 

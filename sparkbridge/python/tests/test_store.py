@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import os
 from typing import Any
 
 import pytest
 
-from conftest import DATA_RULES_FILE
+# The shared test vectors (not imported from conftest: pytest runs this
+# directory with client/livy, whose conftest shares the module name).
+DATA_RULES_FILE = pathlib.Path(__file__).resolve().parents[3] / "kvstore" / "testdata" / "data_rules.json"
 from srdd_interpreter.rules import RULES_ENV, InvalidInput, TooLarge
 from srdd_interpreter.statements import StatementRunner
 from srdd_interpreter.store import SharedRDD
