@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
@@ -51,11 +52,15 @@ type Config struct {
 	// it waits for (GET /readyz). Nil: ready once the registry knows a
 	// leader.
 	Ready func() (bool, []string)
+	// Auth, if set, authenticates every request and applies the
+	// permission table (auth.go). Nil: every call is allowed.
+	Auth *auth.Authenticator
 }
 
 // Server is the HTTP front end of one node.
 type Server struct {
 	cfg     Config
+	audit   hclog.Logger
 	metrics *httpMetrics
 	promH   fasthttp.RequestHandler
 	srv     *fasthttp.Server
@@ -80,7 +85,7 @@ func New(cfg Config) *Server {
 			return true, nil
 		}
 	}
-	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels)}
+	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels)}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -139,6 +144,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		inFlight.Dec()
 		s.metrics.observe(ctx, route, ctx.Response.StatusCode(), time.Since(began).Seconds())
+		s.auditLog(ctx, route)
 	}()
 	ctx.SetUserValue(baseKey, s.base)
 	route = s.route(ctx)
@@ -179,11 +185,17 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
-	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) &&
-		subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
-		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) {
+		if subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
+			writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+			return routeOther
+		}
+		ctx.SetUserValue(peerKey, true)
+	}
+	if !s.authenticate(ctx, m, seg) {
 		return routeOther
 	}
+	ctx.SetUserValue(segKey, seg)
 	t := s.ownerOf(ctx, seg)
 	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
 		return routeForwarded
@@ -235,12 +247,16 @@ type routeHandler struct {
 // methods dispatches on the method, answering 405 with Allow otherwise.
 func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]routeHandler) string {
 	if rh, ok := hs[m]; ok {
-		rh.h(ctx)
+		if s.authorize(ctx, rh.name) {
+			rh.h(ctx)
+		}
 		return rh.name
 	}
 	if m == "HEAD" {
 		if rh, ok := hs["GET"]; ok {
-			rh.h(ctx)
+			if s.authorize(ctx, rh.name) {
+				rh.h(ctx)
+			}
 			return rh.name
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/kvstore"
@@ -61,6 +62,9 @@ type Config struct {
 	CSRFProtection bool
 	// ClusterKey, if set, is required on node-to-node calls and sent on ours.
 	ClusterKey string
+	// AuthFile, if set, is the users file (auth package): every call then
+	// needs a principal allowed to make it. Reloaded by Reload (SIGHUP).
+	AuthFile string
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
 	Durable kvstore.DurableConfig
@@ -133,6 +137,7 @@ type Node struct {
 	HTTP     *httpapi.Server
 	Metrics  *prometheus.Registry
 	ln       net.Listener
+	auth     *auth.Authenticator // nil without AuthFile
 	logger   hclog.Logger
 
 	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
@@ -236,11 +241,26 @@ func Start(cfg Config) (*Node, error) {
 		}
 		cfg.SparkConf = conf
 	}
+	// The interpreters' own calls back to this node (durable writes made
+	// by session code) carry a token the node issues; session code runs
+	// as the node's user anyway (the code role says so).
+	var authn *auth.Authenticator
+	var nodeToken string
+	if cfg.AuthFile != "" {
+		if authn, err = auth.New(cfg.AuthFile, cfg.Logger.Named("auth")); err != nil {
+			return nil, err
+		}
+		if nodeToken, err = auth.NewToken(); err != nil {
+			return nil, err
+		}
+		authn.AddToken(nodeToken, &auth.Principal{Name: "srdd-interpreter", Roles: []auth.Role{{Perm: auth.PermWrite, Glob: "*"}}})
+		n.auth = authn
+	}
 	n.Sessions = sessions.NewManager(sessions.Config{
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
 			Metrics: sparkbridge.NewMetrics(n.Metrics),
-			NodeURL: "http://" + n.ln.Addr().String(),
+			NodeURL: "http://" + n.ln.Addr().String(), NodeToken: nodeToken,
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
@@ -259,7 +279,7 @@ func Start(cfg Config) (*Node, error) {
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
-		RDDLabels: rddLabels, Ready: n.Ready,
+		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
@@ -384,6 +404,15 @@ func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
 
 // ServeErr delivers the HTTP server's error if it stops on its own.
 func (n *Node) ServeErr() <-chan error { return n.serveErr }
+
+// Reload re-reads what SIGHUP reloads: the users file. A bad file keeps
+// the loaded one, and the error says why.
+func (n *Node) Reload() error {
+	if n.auth == nil {
+		return nil
+	}
+	return n.auth.Reload()
+}
 
 // Close shuts down in reverse dependency order: HTTP, interpreters, Raft.
 // It is idempotent.

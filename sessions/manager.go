@@ -128,12 +128,13 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
+		Owner: spec.owner, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
 	}})
 	if err != nil {
 		return Info{}, err
 	}
 	id := v.(int64)
-	s := &session{id: id, name: spec.name, kind: spec.kind, proxyUser: spec.proxyUser, state: StateStarting,
+	s := &session{id: id, name: spec.name, kind: spec.kind, proxyUser: spec.proxyUser, owner: spec.owner, state: StateStarting,
 		inactivity: spec.inactivity, inactivityWhy: spec.inactivityWhy, heartbeat: spec.heartbeat,
 		kvReady: make(chan struct{}), queue: make(chan *Statement, m.cfg.QueueSize)}
 	s.touch()

@@ -58,6 +58,7 @@ type session struct {
 	name      string
 	kind      string
 	proxyUser string
+	owner     string // the authenticated principal that created it ("" without auth)
 	it        *sparkbridge.Interpreter
 	hist      *history
 

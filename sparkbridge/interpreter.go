@@ -38,6 +38,9 @@ type Config struct {
 	// NodeURL is this node's HTTP base URL: user code in the session
 	// writes to durable RDDs through it, so those writes are logged too.
 	NodeURL string
+	// NodeToken, if set, is the bearer token the interpreter sends on
+	// those calls (SRDD_NODE_TOKEN).
+	NodeToken string
 }
 
 // ReadyInfo is what the interpreter reports once Spark is up.
@@ -97,6 +100,9 @@ func Start(cfg Config) (*Interpreter, error) {
 	env := append(os.Environ(), "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
 	if cfg.NodeURL != "" {
 		env = append(env, "SRDD_NODE_URL="+cfg.NodeURL)
+	}
+	if cfg.NodeToken != "" {
+		env = append(env, "SRDD_NODE_TOKEN="+cfg.NodeToken)
 	}
 
 	cfg.Metrics.incStarts()

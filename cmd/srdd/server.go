@@ -45,12 +45,22 @@ func serverCmd() *cobra.Command {
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			select {
-			case s := <-sig:
-				cfg.Logger.Info("stopping", "signal", s.String())
-				_, _ = sdnotify.Stopping()
-			case err := <-n.ServeErr():
-				cfg.Logger.Error("http server stopped", "error", err)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+		wait:
+			for {
+				select {
+				case <-hup:
+					// Reload logs what it kept on a bad file.
+					_ = n.Reload()
+				case s := <-sig:
+					cfg.Logger.Info("stopping", "signal", s.String())
+					_, _ = sdnotify.Stopping()
+					break wait
+				case err := <-n.ServeErr():
+					cfg.Logger.Error("http server stopped", "error", err)
+					break wait
+				}
 			}
 			go func() {
 				<-sig
@@ -80,6 +90,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MetricsMaxRDDs, "metrics-max-rdds", 32, "shared RDDs that get their own rdd label in per-RDD metrics; later ones are counted under rdd=\"_other\"")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.StringVar(&cfg.ClusterKey, "cluster-key", os.Getenv("SRDD_CLUSTER_KEY"), "shared secret required on node-to-node calls (joins, forwarded writes, removals); env SRDD_CLUSTER_KEY. Without it, run nodes on a trusted network only")
+	f.StringVar(&cfg.AuthFile, "auth-file", "", "users file (srdd auth add): every call then needs a bearer token or HTTP Basic of a user whose roles allow it; reloaded on SIGHUP")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")

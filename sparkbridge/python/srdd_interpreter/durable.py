@@ -49,8 +49,11 @@ class NodeLog:
 
     def _post(self, path: str, body: Any) -> dict[str, Any]:
         data = json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", "X-Requested-By": "srdd"})
+        headers = {"Content-Type": "application/json", "X-Requested-By": "srdd"}
+        token = os.environ.get("SRDD_NODE_TOKEN")
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        req = urllib.request.Request(self.base + path, data=data, method="POST", headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read() or b"{}")
