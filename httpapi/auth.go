@@ -29,7 +29,7 @@ const (
 	ruleSessionModify                 // owner or modify user of the session, or admin
 	ruleSessionCode                   // the code role and ruleSessionModify: runs code
 	ruleAdmin                         // admin
-	ruleCluster                       // node-to-node: the cluster key (checked before routing), no principal
+	ruleCluster                       // node-to-node: the cluster key (checked before routing); with auth and no key, admin
 )
 
 // permissions is the one permission table: every route has exactly one
@@ -214,7 +214,21 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 	case rulePublic:
 		return true
 	case ruleCluster:
-		return true // the cluster key is checked before routing
+		if s.cfg.ClusterKey != "" {
+			return true // the cluster key was checked before routing
+		}
+		// No cluster key: nothing proves a peer, so only an admin may
+		// feed the registry directly (a single node makes no such calls).
+		p := principalOf(ctx)
+		switch {
+		case p == nil:
+			unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
+			return false
+		case !p.IsAdmin():
+			forbidden(ctx, "node-to-node calls need --cluster-key on a node with --auth-file")
+			return false
+		}
+		return true
 	}
 	p := principalOf(ctx)
 	if r == ruleAdmin && p == nil && ctx.UserValue(peerKey) != nil {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,8 +52,17 @@ type Cluster interface {
 
 // forwarder proxies requests to other nodes over pooled connections.
 type forwarder struct {
+	tls     *tls.Config // nil: peers serve plain http
 	mu      sync.Mutex
 	clients map[string]*fasthttp.HostClient
+}
+
+// scheme is the URL scheme of peers.
+func (f *forwarder) scheme() string {
+	if f.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (f *forwarder) client(addr string) *fasthttp.HostClient {
@@ -67,6 +77,7 @@ func (f *forwarder) client(addr string) *fasthttp.HostClient {
 			Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
 			ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
 			Dial: dialChecked, RetryIfErr: retryForward,
+			IsTLS: f.tls != nil, TLSConfig: f.tls,
 		}
 		f.clients[addr] = c
 	}
@@ -96,6 +107,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	ctx.Request.CopyTo(req)
+	req.URI().SetScheme(s.fwd.scheme())
 	req.SetHost(m.HTTPAddr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 	s.vouch(ctx, req)
@@ -199,11 +211,12 @@ func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bo
 		}
 		req := fasthttp.AcquireRequest()
 		ctx.Request.CopyTo(req)
+		req.URI().SetScheme(s.fwd.scheme())
 		req.SetHost(m.HTTPAddr)
 		req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 		req.Header.Set(placedHeader, "1")
 		s.vouch(ctx, req)
-		delivered, err := sendOnce(m.HTTPAddr, req, &ctx.Response)
+		delivered, err := sendOnce(m.HTTPAddr, s.fwd.tls, req, &ctx.Response)
 		fasthttp.ReleaseRequest(req)
 		if err == nil {
 			return true
@@ -226,10 +239,17 @@ func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bo
 // resp. delivered is false when the connection could not be made, so the
 // request certainly did not arrive. A pooled connection is not used: one
 // to a node that just died fails only after the request is written.
-func sendOnce(addr string, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
+func sendOnce(addr string, tlsCfg *tls.Config, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
 	conn, err := net.DialTimeout("tcp", addr, placeDialTimeout)
 	if err != nil {
 		return false, fmt.Errorf("cannot dial %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		c := tlsCfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil && c.ServerName == "" {
+			c.ServerName = host
+		}
+		conn = tls.Client(conn, c)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(proxyTimeout))
@@ -258,6 +278,7 @@ func (s *Server) toLeader(ctx *fasthttp.RequestCtx) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	ctx.Request.CopyTo(req)
+	req.URI().SetScheme(s.fwd.scheme())
 	req.SetHost(addr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 	s.vouch(ctx, req)
@@ -360,7 +381,7 @@ func (s *Server) fetchLocal(creds [][2]string, id, path string, out any) error {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + m.HTTPAddr + path)
+	req.SetRequestURI(s.fwd.scheme() + "://" + m.HTTPAddr + path)
 	req.Header.Set(hopHeader, "1")
 	for _, h := range creds {
 		req.Header.Set(h[0], h[1])

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -52,6 +53,11 @@ type Config struct {
 	// it waits for (GET /readyz). Nil: ready once the registry knows a
 	// leader.
 	Ready func() (bool, []string)
+	// LoopbackOnly says the node listens on loopback only: the Host
+	// header must then name loopback (stops DNS rebinding).
+	LoopbackOnly bool
+	// PeerTLS, if set, is used to call other nodes over https.
+	PeerTLS *tls.Config
 	// Auth, if set, authenticates every request and applies the
 	// permission table (auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
@@ -85,7 +91,7 @@ func New(cfg Config) *Server {
 			return true, nil
 		}
 	}
-	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels)}
+	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels), fwd: forwarder{tls: cfg.PeerTLS}}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -122,7 +128,15 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 			fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
 		return
 	}
-	writeError(ctx, http.StatusBadRequest, "bad_http", "cannot parse request: "+err.Error())
+	// fasthttp's messages quote the raw request (headers included): they
+	// go to the log, never back to the client.
+	s.cfg.Logger.Named("http").Debug("cannot parse request", "remote", ctx.RemoteAddr().String(), "error", err)
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		writeError(ctx, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers are too large")
+		return
+	}
+	writeError(ctx, http.StatusBadRequest, "bad_http", "cannot parse the request as HTTP/1.1")
 }
 
 type fasthttpLogger struct{ l hclog.Logger }
@@ -140,13 +154,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if r := recover(); r != nil {
 			s.cfg.Logger.Error("handler panic", "path", string(ctx.Path()), "panic", r, "stack", string(debug.Stack()))
 			ctx.Response.Reset()
-			writeError(ctx, http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", r))
+			writeError(ctx, http.StatusInternalServerError, "internal", "internal error (logged on node "+s.cfg.Cluster.ID()+")")
 		}
 		inFlight.Dec()
 		s.metrics.observe(ctx, route, ctx.Response.StatusCode(), time.Since(began).Seconds())
 		s.auditLog(ctx, route)
 	}()
 	ctx.SetUserValue(baseKey, s.base)
+	ctx.SetUserValue(loggerKey, s.cfg.Logger)
 	route = s.route(ctx)
 }
 
@@ -173,6 +188,15 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	if s.cfg.LoopbackOnly && !loopbackHost(ctx.Host()) {
+		writeError(ctx, http.StatusForbidden, "forbidden_host",
+			"this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only")
+		return routeOther
+	}
+	if !mediaTypeOK(ctx) {
+		unsupportedMediaType(ctx)
+		return routeOther
+	}
 	if s.cfg.CSRFProtection && !ctx.IsGet() && !ctx.IsHead() && !ctx.IsOptions() &&
 		len(ctx.Request.Header.Peek("X-Requested-By")) == 0 &&
 		!bytes.HasPrefix(ctx.URI().PathOriginal(), []byte("/internal/")) {

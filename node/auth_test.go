@@ -158,8 +158,12 @@ func TestAuth(t *testing.T) {
 	}
 	call("GET", "/v1/rdds/cities/keys/lon", "", "reader", 200)
 
-	// Cluster membership is for admins.
+	// Cluster membership is for admins; without a cluster key, so are the
+	// routes that feed the registry directly.
 	call("DELETE", "/v1/cluster/nodes/nope", "", "ana", 403)
+	call("POST", "/internal/v1/apply", "", "", 401)
+	call("POST", "/internal/v1/apply", "", "ana", 403)
+	call("GET", "/internal/v1/index", "", "ana", 403)
 	call("DELETE", sp, "", "ana", 200)
 }
 
@@ -190,4 +194,66 @@ func run2(t *testing.T, base, cred string, session int64, code string) string {
 		t.Fatal(err)
 	}
 	return string(s.Output)
+}
+
+// TestSafeDefaults: without a users file, a loopback node still refuses
+// cross-site requests (415), rebound names (403) and answers oversized
+// headers with a bare 431.
+func TestSafeDefaults(t *testing.T) {
+	_, base := sharedNode(t)
+	post := func(ct, xrb string) int {
+		req, _ := http.NewRequest("POST", base+"/sessions/0/statements", strings.NewReader(`{"code":"1+1"}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		if xrb != "" {
+			req.Header.Set("X-Requested-By", xrb)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := post("text/plain", ""); st != 415 {
+		t.Fatalf("text/plain statement: %d, want 415", st)
+	}
+	if st := post("application/x-www-form-urlencoded", ""); st != 415 {
+		t.Fatalf("form statement: %d, want 415", st)
+	}
+	if st := post("text/plain", "sparkmagic"); st != 201 {
+		t.Fatalf("statement with X-Requested-By: %d, want 201", st)
+	}
+	if st := post("application/json", ""); st != 201 {
+		t.Fatalf("JSON statement: %d, want 201", st)
+	}
+	req, _ := http.NewRequest("GET", base+"/v1/rdds", nil)
+	req.Host = "rebind.attacker.example:8998"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("foreign Host on a loopback node: %d, want 403", resp.StatusCode)
+	}
+	req.Host = "localhost"
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Host localhost: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	secret := "Cookie-" + strings.Repeat("x", 8<<10)
+	req, _ = http.NewRequest("GET", base+"/healthz", nil)
+	req.Header.Set("X-Big", secret)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 431 || strings.Contains(string(b), "Cookie-") || !strings.Contains(string(b), `"code"`) {
+		t.Fatalf("oversized headers: %d %.300s", resp.StatusCode, b)
+	}
 }

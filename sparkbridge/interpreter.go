@@ -41,6 +41,9 @@ type Config struct {
 	// NodeToken, if set, is the bearer token the interpreter sends on
 	// those calls (SRDD_NODE_TOKEN).
 	NodeToken string
+	// NodeCA, if set, is the CA file the interpreter checks the node's
+	// https certificate against (SRDD_NODE_CA).
+	NodeCA string
 }
 
 // ReadyInfo is what the interpreter reports once Spark is up.
@@ -100,6 +103,9 @@ func Start(cfg Config) (*Interpreter, error) {
 	env := append(os.Environ(), "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
 	if cfg.NodeURL != "" {
 		env = append(env, "SRDD_NODE_URL="+cfg.NodeURL)
+	}
+	if cfg.NodeCA != "" {
+		env = append(env, "SRDD_NODE_CA="+cfg.NodeCA)
 	}
 	if cfg.NodeToken != "" {
 		env = append(env, "SRDD_NODE_TOKEN="+cfg.NodeToken)

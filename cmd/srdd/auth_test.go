@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -55,5 +57,49 @@ func TestAuthCLI(t *testing.T) {
 	}
 	if out, _ := runAuth(t, "ls", "--file", file); strings.Contains(out, "ci ") {
 		t.Fatalf("ls after rm = %q", out)
+	}
+}
+
+// TestProtectedMode runs the real binary: without --auth-file it refuses
+// to bind every interface, and says why; with --insecure it serves, and
+// warns.
+func TestProtectedMode(t *testing.T) {
+	bin := buildSrdd(t)
+	dir := t.TempDir()
+	out, err := exec.Command(bin, "server", "--http-addr", "0.0.0.0:0", "--raft-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, "refused")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "protected mode") || !strings.Contains(string(out), "--auth-file") {
+		t.Fatalf("0.0.0.0 without auth: err %v, output %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "refused")); err == nil {
+		t.Fatal("a refused start created the data dir")
+	}
+
+	srv := exec.Command(bin, "server", "--http-addr", "0.0.0.0:0", "--raft-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, "insecure"), "--insecure")
+	stderr, err := srv.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = srv.Process.Kill()
+		_, _ = srv.Process.Wait()
+	}()
+	sc := bufio.NewScanner(stderr)
+	warned := false
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, "INSECURE") {
+			warned = true
+		}
+		if strings.Contains(line, "serving on") {
+			break
+		}
+	}
+	if !warned {
+		t.Fatal("--insecure on 0.0.0.0 served without a warning")
 	}
 }

@@ -77,6 +77,7 @@ func patientCall(method, url, body string) (int, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := patient.Do(req)
 	if err != nil {
 		return 0, nil, err

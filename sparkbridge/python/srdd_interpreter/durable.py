@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -54,8 +55,10 @@ class NodeLog:
         if token:
             headers["Authorization"] = "Bearer " + token
         req = urllib.request.Request(self.base + path, data=data, method="POST", headers=headers)
+        ca = os.environ.get("SRDD_NODE_CA")
+        tls = ssl.create_default_context(cafile=ca) if ca else None
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=tls) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
             try:
