@@ -23,8 +23,9 @@ type Authenticator struct {
 
 	// fixed are tokens the node itself issues (not in the users file;
 	// they survive reloads), by SHA-256.
-	fixedMu sync.RWMutex
-	fixed   map[[sha256.Size]byte]*Principal
+	fixedMu     sync.RWMutex
+	fixed       map[[sha256.Size]byte]*Principal
+	fixedByName map[string]*Principal
 }
 
 // AddToken accepts token for p until the process ends. The node uses it
@@ -37,6 +38,10 @@ func (a *Authenticator) AddToken(token string, p *Principal) {
 		a.fixed = map[[sha256.Size]byte]*Principal{}
 	}
 	a.fixed[sha256.Sum256([]byte(token))] = p
+	if a.fixedByName == nil {
+		a.fixedByName = map[string]*Principal{}
+	}
+	a.fixedByName[p.Name] = p
 }
 
 // table is one loaded users file; it is never modified after load except
@@ -159,9 +164,15 @@ func (a *Authenticator) Basic(name, password string) (*Principal, bool) {
 	return nil, false
 }
 
-// ByName returns the principal named name (a verified client
-// certificate's CN).
+// ByName returns the principal named name: a verified client
+// certificate's CN, or the caller a peer vouches for (which may be one of
+// the node's own principals of AddToken).
 func (a *Authenticator) ByName(name string) (*Principal, bool) {
-	p, ok := a.table.Load().byName[name]
+	if p, ok := a.table.Load().byName[name]; ok {
+		return p, true
+	}
+	a.fixedMu.RLock()
+	defer a.fixedMu.RUnlock()
+	p, ok := a.fixedByName[name]
 	return p, ok
 }

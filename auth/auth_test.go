@@ -196,3 +196,23 @@ func TestNewTokenIsRandom(t *testing.T) {
 		t.Fatalf("tokens %q %q", a, b)
 	}
 }
+
+func TestAddTokenSurvivesReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	writeUsers(t, path, &File{})
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Principal{Name: "srdd-interpreter", Roles: []Role{{Perm: PermWrite, Glob: "*"}}}
+	a.AddToken("node-issued-token-0123456789", p)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := a.Token("node-issued-token-0123456789"); !ok || got != p {
+		t.Fatalf("node token after reload: %v %v", got, ok)
+	}
+	if got, ok := a.ByName("srdd-interpreter"); !ok || got != p {
+		t.Fatalf("node principal by name: %v %v", got, ok)
+	}
+}
