@@ -32,4 +32,6 @@ VOLUME /var/lib/srdd
 EXPOSE 8998 8999
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/srdd", "server", "--python", "/opt/srdd/venv/bin/python", "--data-dir", "/var/lib/srdd"]
-CMD ["--http-addr", "0.0.0.0:8998", "--raft-addr", "0.0.0.0:8999"]
+# --insecure: a container must bind 0.0.0.0; give --auth-file (README,
+# "Securing srdd") to serve anything but a trusted network.
+CMD ["--http-addr", "0.0.0.0:8998", "--raft-addr", "0.0.0.0:8999", "--insecure"]

@@ -120,6 +120,12 @@ type CreateSession struct {
 	Node      string            `msgpack:"node"`
 	CreatedAt int64             `msgpack:"created_at"` // unix ms, chosen by the proposer
 	Conf      map[string]string `msgpack:"conf"`
+	// Access (Livy's session ACLs): the authenticated principal that
+	// created it, and who else may read it or run code in it. Empty
+	// without auth; omitted then, so old entries encode as before.
+	Owner       string   `msgpack:"owner,omitempty"`
+	ViewUsers   []string `msgpack:"view_users,omitempty"`
+	ModifyUsers []string `msgpack:"modify_users,omitempty"`
 }
 
 // validate checks the name, if any, by the API's rule (ValidSessionName);

@@ -17,6 +17,10 @@ var goldenCommands = []struct {
 		"010184a26964a26e31a9726166745f61646472ae3132372e302e302e313a37303030a9687474705f61646472ae3132372e302e302e313a38393938a7726561646d6974c3"},
 	{Command{CmdCreateSession, &CreateSession{Name: "s", Kind: "pyspark", Node: "n1", CreatedAt: 1700000000000, Conf: map[string]string{"spark.x": "1"}}},
 		"010285a46e616d65a173a46b696e64a77079737061726ba46e6f6465a26e31aa637265617465645f6174d30000018bcfe56800a4636f6e6681a7737061726b2e78a131"},
+	// Since issue 13: the owner and the session's ACLs (absent above).
+	{Command{CmdCreateSession, &CreateSession{Name: "s", Kind: "pyspark", Node: "n1", CreatedAt: 1700000000000,
+		Owner: "ana", ViewUsers: []string{"bo"}, ModifyUsers: []string{"cy"}}},
+		"010288a46e616d65a173a46b696e64a77079737061726ba46e6f6465a26e31aa637265617465645f6174d30000018bcfe56800a4636f6e66c0a56f776e6572a3616e61aa766965775f757365727391a2626fac6d6f646966795f757365727391a26379"},
 	{Command{CmdSetSessionStatus, &SetSessionStatus{ID: 3, Status: SessionDead, Reason: "gone"}},
 		"010383a26964d30000000000000003a6737461747573a464656164a6726561736f6ea4676f6e65"},
 	{Command{CmdDeleteSession, &DeleteSession{ID: 3}},

@@ -107,7 +107,7 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+ApplyPath, bytes.NewReader(entry))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.peerURL(addr, ApplyPath), bytes.NewReader(entry))
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (n *Node) CatchUp() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ApplyTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+IndexPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.peerURL(addr, IndexPath), nil)
 	if err != nil {
 		return err
 	}

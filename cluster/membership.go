@@ -214,7 +214,7 @@ func (n *Node) askSilent() ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), askSilentTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+SilentPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.peerURL(addr, SilentPath), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -53,6 +54,9 @@ type Config struct {
 	// ClusterKey, if set, is sent with every internal call to other nodes
 	// (X-Srdd-Cluster-Key); nodes started with a key require it.
 	ClusterKey string
+	// PeerTLS, if set, makes calls to other nodes' HTTP API over https
+	// with this configuration (every node of a cluster serves TLS or none).
+	PeerTLS *tls.Config
 	// ForwardApply sends writes made on a follower to the leader over HTTP
 	// (ApplyPath). Off, a follower's Apply fails with ErrNotLeader.
 	ForwardApply bool
@@ -179,7 +183,7 @@ func Open(cfg Config) (*Node, error) {
 	f := newFSM()
 	f.log = cfg.Logger.Named("fsm")
 	n := &Node{cfg: cfg, fsm: f, stop: make(chan struct{}),
-		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}}}
+		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, TLSClientConfig: cfg.PeerTLS}}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -526,4 +530,12 @@ func (n *Node) closeResources() {
 			n.closeErr = err
 		}
 	}
+}
+
+// peerURL is the URL of path on the node at addr (host:port).
+func (n *Node) peerURL(addr, path string) string {
+	if n.cfg.PeerTLS != nil {
+		return "https://" + addr + path
+	}
+	return "http://" + addr + path
 }

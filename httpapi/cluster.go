@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,8 +52,17 @@ type Cluster interface {
 
 // forwarder proxies requests to other nodes over pooled connections.
 type forwarder struct {
+	tls     *tls.Config // nil: peers serve plain http
 	mu      sync.Mutex
 	clients map[string]*fasthttp.HostClient
+}
+
+// scheme is the URL scheme of peers.
+func (f *forwarder) scheme() string {
+	if f.tls != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (f *forwarder) client(addr string) *fasthttp.HostClient {
@@ -67,6 +77,7 @@ func (f *forwarder) client(addr string) *fasthttp.HostClient {
 			Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
 			ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
 			Dial: dialChecked, RetryIfErr: retryForward,
+			IsTLS: f.tls != nil, TLSConfig: f.tls,
 		}
 		f.clients[addr] = c
 	}
@@ -96,8 +107,10 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	ctx.Request.CopyTo(req)
+	req.URI().SetScheme(s.fwd.scheme())
 	req.SetHost(m.HTTPAddr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
+	s.vouch(ctx, req)
 	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, &ctx.Response, proxyTimeout); err != nil {
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
@@ -198,10 +211,12 @@ func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bo
 		}
 		req := fasthttp.AcquireRequest()
 		ctx.Request.CopyTo(req)
+		req.URI().SetScheme(s.fwd.scheme())
 		req.SetHost(m.HTTPAddr)
 		req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 		req.Header.Set(placedHeader, "1")
-		delivered, err := sendOnce(m.HTTPAddr, req, &ctx.Response)
+		s.vouch(ctx, req)
+		delivered, err := sendOnce(m.HTTPAddr, s.fwd.tls, req, &ctx.Response)
 		fasthttp.ReleaseRequest(req)
 		if err == nil {
 			return true
@@ -224,10 +239,17 @@ func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bo
 // resp. delivered is false when the connection could not be made, so the
 // request certainly did not arrive. A pooled connection is not used: one
 // to a node that just died fails only after the request is written.
-func sendOnce(addr string, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
+func sendOnce(addr string, tlsCfg *tls.Config, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
 	conn, err := net.DialTimeout("tcp", addr, placeDialTimeout)
 	if err != nil {
 		return false, fmt.Errorf("cannot dial %s: %w", addr, err)
+	}
+	if tlsCfg != nil {
+		c := tlsCfg.Clone()
+		if host, _, err := net.SplitHostPort(addr); err == nil && c.ServerName == "" {
+			c.ServerName = host
+		}
+		conn = tls.Client(conn, c)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(proxyTimeout))
@@ -256,8 +278,10 @@ func (s *Server) toLeader(ctx *fasthttp.RequestCtx) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	ctx.Request.CopyTo(req)
+	req.URI().SetScheme(s.fwd.scheme())
 	req.SetHost(addr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
+	s.vouch(ctx, req)
 	if err := s.fwd.client(addr).DoTimeout(req, &ctx.Response, time.Minute); err != nil {
 		ctx.Response.Reset()
 		writeError(ctx, http.StatusServiceUnavailable, "no_leader", "the leader at "+addr+" did not answer: "+err.Error())
@@ -348,7 +372,7 @@ func (s *Server) awaitOtherLeader(limit time.Duration) {
 }
 
 // fetchLocal asks node id for its own view of a listing (scope=local).
-func (s *Server) fetchLocal(id, path string, out any) error {
+func (s *Server) fetchLocal(creds [][2]string, id, path string, out any) error {
 	m, ok := s.cfg.Cluster.Member(id)
 	if !ok || m.Status != cluster.NodeUp {
 		return fmt.Errorf("node %s is not up", id)
@@ -357,8 +381,11 @@ func (s *Server) fetchLocal(id, path string, out any) error {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + m.HTTPAddr + path)
+	req.SetRequestURI(s.fwd.scheme() + "://" + m.HTTPAddr + path)
 	req.Header.Set(hopHeader, "1")
+	for _, h := range creds {
+		req.Header.Set(h[0], h[1])
+	}
 	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, resp, 2*time.Second); err != nil {
 		return err
 	}
@@ -385,7 +412,15 @@ func remoteNodes(self string, nodes []string) []string {
 // listing (path with scope=local; items under field) and returns, by
 // "node/key", the raw items each node owns. A node that does not answer in
 // two seconds is skipped: its items keep this node's view.
-func (s *Server) gatherOwned(owners []string, path, field string, key func(raw json.RawMessage) (node, k string, ok bool)) map[string]json.RawMessage {
+func (s *Server) gatherOwned(ctx *fasthttp.RequestCtx, owners []string, path, field string, key func(raw json.RawMessage) (node, k string, ok bool)) map[string]json.RawMessage {
+	// The caller's credentials, copied: ctx is not for other goroutines.
+	var creds [][2]string
+	if a := ctx.Request.Header.Peek("Authorization"); len(a) > 0 {
+		creds = append(creds, [2]string{"Authorization", string(a)})
+	}
+	if p := principalOf(ctx); p != nil && s.cfg.ClusterKey != "" {
+		creds = append(creds, [2]string{principalHeader, p.Name}, [2]string{cluster.KeyHeader, s.cfg.ClusterKey})
+	}
 	out := map[string]json.RawMessage{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -395,7 +430,7 @@ func (s *Server) gatherOwned(owners []string, path, field string, key func(raw j
 			defer wg.Done()
 			var res map[string]json.RawMessage
 			var items []json.RawMessage
-			if s.fetchLocal(id, path, &res) != nil || json.Unmarshal(res[field], &items) != nil {
+			if s.fetchLocal(creds, id, path, &res) != nil || json.Unmarshal(res[field], &items) != nil {
 				return
 			}
 			mu.Lock()
@@ -421,7 +456,7 @@ func (s *Server) listRDDsCluster(ctx *fasthttp.RequestCtx) {
 	for i, r := range all {
 		owners[i] = r.Node
 	}
-	owned := s.gatherOwned(owners, "/v1/rdds?scope=local", "rdds", func(raw json.RawMessage) (string, string, bool) {
+	owned := s.gatherOwned(ctx, owners, "/v1/rdds?scope=local", "rdds", func(raw json.RawMessage) (string, string, bool) {
 		var r struct{ Name, Node string }
 		return r.Node, r.Name, json.Unmarshal(raw, &r) == nil
 	})
@@ -447,7 +482,7 @@ func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
 	for i, si := range all {
 		owners[i] = si.Node
 	}
-	owned := s.gatherOwned(owners, "/sessions?scope=local&size=1000000", "sessions", func(raw json.RawMessage) (string, string, bool) {
+	owned := s.gatherOwned(ctx, owners, "/sessions?scope=local&size=1000000", "sessions", func(raw json.RawMessage) (string, string, bool) {
 		var si struct {
 			ID   int64
 			Node string

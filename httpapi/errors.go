@@ -3,7 +3,11 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/fileroot"
@@ -93,8 +97,20 @@ func fail(ctx *fasthttp.RequestCtx, err error) {
 		errors.Is(err, cluster.ErrClosed), errors.Is(err, sessions.ErrClosed):
 		status, code = http.StatusServiceUnavailable, "unavailable"
 	}
-	writeError(ctx, status, code, err.Error())
+	msg := err.Error()
+	if code == "internal" {
+		// An error we did not map is a bug of ours: its text may name Go
+		// types, files or a JVM stack. It goes to the log only.
+		if l, ok := ctx.UserValue(loggerKey).(hclog.Logger); ok {
+			l.Error("internal error", "method", string(ctx.Method()), "path", string(ctx.Path()), "error", msg)
+		}
+		msg = "internal error (logged on the node)"
+	}
+	writeError(ctx, status, code, msg)
 }
+
+// loggerKey is the user value under which handle stores the logger.
+const loggerKey = "srdd.logger"
 
 func badRequest(ctx *fasthttp.RequestCtx, format string) {
 	writeError(ctx, http.StatusBadRequest, "invalid", format)
@@ -129,8 +145,40 @@ func decodeBody(ctx *fasthttp.RequestCtx, v any) bool {
 		return false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		badRequest(ctx, "malformed JSON body: "+err.Error())
+		badRequest(ctx, jsonProblem(err))
 		return false
 	}
 	return true
+}
+
+// jsonProblem describes a JSON decoding error in the API's words, without
+// the Go type names encoding/json puts in its messages.
+func jsonProblem(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return "request body must be a JSON " + jsonKind(te.Type.Kind())
+		}
+		return fmt.Sprintf("field %q must be a JSON %s, not %s", te.Field, jsonKind(te.Type.Kind()), te.Value)
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON body at byte %d", se.Offset)
+	}
+	return "malformed JSON body"
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	}
+	return "object"
 }

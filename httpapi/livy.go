@@ -104,6 +104,15 @@ func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
+	if s.cfg.Auth != nil {
+		p := principalOf(ctx)
+		if req.ProxyUser != "" && !p.IsAdmin() {
+			// As Livy: impersonation only for superusers.
+			forbidden(ctx, "proxyUser is honoured only for admins")
+			return
+		}
+		req.Owner = p.Name
+	}
 	info, err := s.cfg.Sessions.Create(req)
 	if err != nil {
 		fail(ctx, err)

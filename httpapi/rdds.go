@@ -51,13 +51,19 @@ func (s *Server) routeRDDs(ctx *fasthttp.RequestCtx, m string, seg []string) str
 			name, key := seg[0], seg[2]
 			switch m {
 			case "GET", "HEAD":
-				s.getKey(ctx, name, key)
+				if s.authorize(ctx, routeKeyGet) {
+					s.getKey(ctx, name, key)
+				}
 				return routeKeyGet
 			case "PUT":
-				s.putKey(ctx, name, key)
+				if s.authorize(ctx, routeKeyPut) {
+					s.putKey(ctx, name, key)
+				}
 				return routeKeyPut
 			case "DELETE":
-				s.deleteKey(ctx, name, key)
+				if s.authorize(ctx, routeKeyDelete) {
+					s.deleteKey(ctx, name, key)
+				}
 				return routeKeyDelete
 			}
 			methodNotAllowed(ctx, "GET, PUT, DELETE")

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +20,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
@@ -51,11 +53,20 @@ type Config struct {
 	// it waits for (GET /readyz). Nil: ready once the registry knows a
 	// leader.
 	Ready func() (bool, []string)
+	// LoopbackOnly says the node listens on loopback only: the Host
+	// header must then name loopback (stops DNS rebinding).
+	LoopbackOnly bool
+	// PeerTLS, if set, is used to call other nodes over https.
+	PeerTLS *tls.Config
+	// Auth, if set, authenticates every request and applies the
+	// permission table (auth.go). Nil: every call is allowed.
+	Auth *auth.Authenticator
 }
 
 // Server is the HTTP front end of one node.
 type Server struct {
 	cfg     Config
+	audit   hclog.Logger
 	metrics *httpMetrics
 	promH   fasthttp.RequestHandler
 	srv     *fasthttp.Server
@@ -80,7 +91,7 @@ func New(cfg Config) *Server {
 			return true, nil
 		}
 	}
-	s := &Server{cfg: cfg, metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels)}
+	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels), fwd: forwarder{tls: cfg.PeerTLS}}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -117,7 +128,15 @@ func (s *Server) transportError(ctx *fasthttp.RequestCtx, err error) {
 			fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
 		return
 	}
-	writeError(ctx, http.StatusBadRequest, "bad_http", "cannot parse request: "+err.Error())
+	// fasthttp's messages quote the raw request (headers included): they
+	// go to the log, never back to the client.
+	s.cfg.Logger.Named("http").Debug("cannot parse request", "remote", ctx.RemoteAddr().String(), "error", err)
+	var small *fasthttp.ErrSmallBuffer
+	if errors.As(err, &small) {
+		writeError(ctx, http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "request headers are too large")
+		return
+	}
+	writeError(ctx, http.StatusBadRequest, "bad_http", "cannot parse the request as HTTP/1.1")
 }
 
 type fasthttpLogger struct{ l hclog.Logger }
@@ -135,12 +154,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if r := recover(); r != nil {
 			s.cfg.Logger.Error("handler panic", "path", string(ctx.Path()), "panic", r, "stack", string(debug.Stack()))
 			ctx.Response.Reset()
-			writeError(ctx, http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", r))
+			writeError(ctx, http.StatusInternalServerError, "internal", "internal error (logged on node "+s.cfg.Cluster.ID()+")")
 		}
 		inFlight.Dec()
 		s.metrics.observe(ctx, route, ctx.Response.StatusCode(), time.Since(began).Seconds())
+		s.auditLog(ctx, route)
 	}()
 	ctx.SetUserValue(baseKey, s.base)
+	ctx.SetUserValue(loggerKey, s.cfg.Logger)
 	route = s.route(ctx)
 }
 
@@ -167,6 +188,15 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
+	if s.cfg.LoopbackOnly && !loopbackHost(ctx.Host()) {
+		writeError(ctx, http.StatusForbidden, "forbidden_host",
+			"this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only")
+		return routeOther
+	}
+	if !mediaTypeOK(ctx) {
+		unsupportedMediaType(ctx)
+		return routeOther
+	}
 	if s.cfg.CSRFProtection && !ctx.IsGet() && !ctx.IsHead() && !ctx.IsOptions() &&
 		len(ctx.Request.Header.Peek("X-Requested-By")) == 0 &&
 		!bytes.HasPrefix(ctx.URI().PathOriginal(), []byte("/internal/")) {
@@ -179,11 +209,17 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
-	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) &&
-		subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
-		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) {
+		if subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
+			writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+			return routeOther
+		}
+		ctx.SetUserValue(peerKey, true)
+	}
+	if !s.authenticate(ctx, m, seg) {
 		return routeOther
 	}
+	ctx.SetUserValue(segKey, seg)
 	t := s.ownerOf(ctx, seg)
 	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
 		return routeForwarded
@@ -235,12 +271,16 @@ type routeHandler struct {
 // methods dispatches on the method, answering 405 with Allow otherwise.
 func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]routeHandler) string {
 	if rh, ok := hs[m]; ok {
-		rh.h(ctx)
+		if s.authorize(ctx, rh.name) {
+			rh.h(ctx)
+		}
 		return rh.name
 	}
 	if m == "HEAD" {
 		if rh, ok := hs["GET"]; ok {
-			rh.h(ctx)
+			if s.authorize(ctx, rh.name) {
+				rh.h(ctx)
+			}
 			return rh.name
 		}
 	}

@@ -54,6 +54,7 @@ func writer(base, rdd string, id int, stop <-chan struct{}, acks *ackLog, errs *
 		idem := fmt.Sprintf("%s-%d-%d", rdd, id, i)
 		for {
 			req, _ := http.NewRequest(method, url, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Idempotency-Key", idem)
 			resp, err := http.DefaultClient.Do(req)
 			if err == nil {
@@ -230,6 +231,7 @@ func TestDurableAPI(t *testing.T) {
 	do(t, "POST", base+"/v1/rdds", `{"name":"dur_api","session":0,"mode":"durable"}`, 201)
 	put := func(key, val, idem string) (int, string) {
 		req, _ := http.NewRequest("PUT", base+"/v1/rdds/dur_api/keys/"+key, strings.NewReader(val))
+		req.Header.Set("Content-Type", "application/json")
 		if idem != "" {
 			req.Header.Set("Idempotency-Key", idem)
 		}
@@ -385,6 +387,7 @@ func TestDurablePartitionIsLinearizable(t *testing.T) {
 					val := fmt.Sprintf(`{"c":%d,"s":%d}`, cl, seq)
 					call := h.Now()
 					req, _ := http.NewRequest("PUT", m.base()+"/v1/rdds/part/keys/"+key, strings.NewReader(val))
+					req.Header.Set("Content-Type", "application/json")
 					req.Header.Set("Idempotency-Key", fmt.Sprintf("%s-%d", key, seq))
 					ok := false
 					if resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req); err == nil {

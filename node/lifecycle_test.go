@@ -115,6 +115,7 @@ func TestStartingSessionTimesOutWith503(t *testing.T) {
 	base := "http://" + n.HTTPAddr()
 	do(t, "POST", base+"/v1/rdds", `{"name":"slow"}`, 201)
 	req, _ := http.NewRequest("PUT", base+"/v1/rdds/slow/keys/k", strings.NewReader(`1`))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,9 +23,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/internal/fileroot"
+	"github.com/srdd/srdd/internal/tlsconf"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
 	"github.com/srdd/srdd/sessions"
@@ -63,6 +66,18 @@ type Config struct {
 	CSRFProtection bool
 	// ClusterKey, if set, is required on node-to-node calls and sent on ours.
 	ClusterKey string
+	// AuthFile, if set, is the users file (auth package): every call then
+	// needs a principal allowed to make it. Reloaded by Reload (SIGHUP).
+	AuthFile string
+	// TLSCert and TLSKey, if set, serve the API over https (reloaded by
+	// Reload). TLSClientCA, if set, accepts client certificates signed by
+	// it: a certificate's CN names a principal of the users file. TLSCA
+	// is the CA that other nodes' certificates are checked against (empty:
+	// the system's roots); with TLS every node of a cluster serves https.
+	TLSCert, TLSKey, TLSClientCA, TLSCA string
+	// Insecure allows a non-loopback HTTPAddr without AuthFile (protected
+	// mode refuses it otherwise, as Redis does without a password).
+	Insecure bool
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
 	Durable kvstore.DurableConfig
@@ -146,9 +161,21 @@ func (c *Config) Validate() error {
 	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
 		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0:
 		return errors.New("limits must not be negative")
+	case c.AuthFile != "" && len(c.Join) > 0 && c.ClusterKey == "":
+		return errors.New("a node with --auth-file joins with --cluster-key: it is what proves a node to the others")
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.TLSClientCA != "" && c.TLSCert == "":
+		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	case c.AuthFile == "" && !c.Insecure && !httpapi.IsLoopbackAddr(c.HTTPAddr):
+		return fmt.Errorf("%w: refusing to serve %s without --auth-file: anyone who reaches it could run code as this node's user; "+
+			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.HTTPAddr)
 	}
 	return nil
 }
+
+// ErrProtectedMode refuses a non-loopback bind without auth.
+var ErrProtectedMode = errors.New("protected mode")
 
 // Node is a running srdd node.
 type Node struct {
@@ -158,6 +185,9 @@ type Node struct {
 	HTTP     *httpapi.Server
 	Metrics  *prometheus.Registry
 	ln       net.Listener
+	auth     *auth.Authenticator // nil without AuthFile
+	cert     *tlsconf.Cert       // nil without TLS
+	peerTLS  *tls.Config         // nil without TLS
 	logger   hclog.Logger
 
 	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
@@ -178,11 +208,11 @@ type Node struct {
 func (n *Node) leave() {
 	addr, err := n.Registry.LeaderHTTP()
 	if err == nil {
-		req, _ := http.NewRequest(http.MethodDelete, "http://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
+		req, _ := http.NewRequest(http.MethodDelete, peerScheme(n.peerTLS)+"://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
 		req.Header.Set("X-Requested-By", "srdd")
 		req.Header.Set(cluster.KeyHeader, n.clusterKey)
 		var resp *http.Response
-		if resp, err = (&http.Client{Timeout: 10 * time.Second}).Do(req); err == nil {
+		if resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: n.peerTLS}}).Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusNoContent {
 				err = fmt.Errorf("leader answered %d", resp.StatusCode)
@@ -223,10 +253,29 @@ func Start(cfg Config) (*Node, error) {
 			n.Close()
 		}
 	}()
+	var srvTLS, peerTLS *tls.Config
+	if cfg.TLSCert != "" {
+		if n.cert, err = tlsconf.LoadCert(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+		if srvTLS, err = tlsconf.Server(n.cert, cfg.TLSClientCA); err != nil {
+			return nil, err
+		}
+		if peerTLS, err = tlsconf.Client(cfg.TLSCA); err != nil {
+			return nil, err
+		}
+	}
 	// Listen first so the advertised HTTP address is known (port 0 in tests).
 	n.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for http on %s: %w", cfg.HTTPAddr, err)
+	}
+	if srvTLS != nil {
+		n.ln = tls.NewListener(n.ln, srvTLS)
+	}
+	loopback := httpapi.IsLoopbackAddr(n.ln.Addr().String())
+	if cfg.AuthFile == "" && !loopback {
+		cfg.Logger.Warn("INSECURE: serving " + n.ln.Addr().String() + " without --auth-file: anyone who can reach this port can run code as this node's user and read or change every RDD (--insecure)")
 	}
 	rc := cfg.Raft
 	httpAdv := n.ln.Addr().String()
@@ -239,6 +288,7 @@ func Start(cfg Config) (*Node, error) {
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
 	rc.ClusterKey = cfg.ClusterKey
+	rc.PeerTLS = peerTLS
 	if cfg.LeaderWait > 0 {
 		rc.LeaderWait = cfg.LeaderWait
 	}
@@ -247,7 +297,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.nonVoter, n.dataDir, n.clusterKey = cfg.NonVoter, dataDir, cfg.ClusterKey
+	n.nonVoter, n.dataDir, n.clusterKey, n.peerTLS = cfg.NonVoter, dataDir, cfg.ClusterKey, peerTLS
 
 	pyPath, err := sparkbridge.ExtractPython(dataDir)
 	if err != nil {
@@ -261,6 +311,27 @@ func Start(cfg Config) (*Node, error) {
 		}
 		cfg.SparkConf = conf
 	}
+	// The interpreters' own calls back to this node (durable writes made
+	// by session code) carry a token the node issues; session code runs
+	// as the node's user anyway (the code role says so).
+	var authn *auth.Authenticator
+	var nodeToken string
+	if cfg.AuthFile != "" {
+		if authn, err = auth.New(cfg.AuthFile, cfg.Logger.Named("auth")); err != nil {
+			return nil, err
+		}
+		if nodeToken, err = auth.NewToken(); err != nil {
+			return nil, err
+		}
+		authn.AddToken(nodeToken, &auth.Principal{Name: "srdd-interpreter", Roles: []auth.Role{{Perm: auth.PermWrite, Glob: "*"}}})
+		n.auth = authn
+	}
+	// Over TLS the interpreters call the advertised name, which the
+	// certificate names; plain http, the bound address.
+	nodeURL := "http://" + n.ln.Addr().String()
+	if srvTLS != nil {
+		nodeURL = "https://" + httpAdv
+	}
 	// One set of data rules: the store checks requests with them, and
 	// every interpreter gets them for what only it sees (session code).
 	limits := kvstore.DefaultLimits()
@@ -270,8 +341,8 @@ func Start(cfg Config) (*Node, error) {
 	n.Sessions = sessions.NewManager(sessions.Config{
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
-			Metrics:   sparkbridge.NewMetrics(n.Metrics),
-			NodeURL:   "http://" + n.ln.Addr().String(),
+			Metrics: sparkbridge.NewMetrics(n.Metrics),
+			NodeURL: nodeURL, NodeToken: nodeToken, NodeCA: cfg.TLSCA,
 			DataRules: limits.RulesJSON(),
 		},
 		ReadyTimeout: cfg.ReadyTimeout,
@@ -307,14 +378,14 @@ func Start(cfg Config) (*Node, error) {
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
-		RDDLabels: rddLabels, Ready: n.Ready,
+		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey); err != nil {
+		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey, peerTLS); err != nil {
 			return nil, err
 		}
 	}
@@ -416,14 +487,14 @@ func (n *Node) Ready() (bool, []string) {
 }
 
 // join asks the cluster, through any of addrs, to add this node.
-func join(addrs []string, id, raftAddr, httpAddr string, voter bool, key string) error {
+func join(addrs []string, id, raftAddr, httpAddr string, voter bool, key string, peerTLS *tls.Config) error {
 	body, _ := json.Marshal(map[string]any{"id": id, "raft_addr": raftAddr, "http_addr": httpAddr, "voter": voter})
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
 	var last error
 	for attempt := 0; attempt < 10; attempt++ {
 		for _, a := range addrs {
 			if !strings.Contains(a, "://") {
-				a = "http://" + a
+				a = peerScheme(peerTLS) + "://" + a
 			}
 			req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(a, "/")+"/v1/cluster/join", bytes.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
@@ -454,6 +525,31 @@ func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
 
 // ServeErr delivers the HTTP server's error if it stops on its own.
 func (n *Node) ServeErr() <-chan error { return n.serveErr }
+
+// Reload re-reads what SIGHUP reloads: the users file and the TLS
+// certificate. A bad file keeps
+// the loaded one, and the error says why.
+func (n *Node) Reload() error {
+	var errs []error
+	if n.auth != nil {
+		errs = append(errs, n.auth.Reload())
+	}
+	if n.cert != nil {
+		err := n.cert.Reload()
+		if err != nil {
+			n.logger.Error("cannot reload the TLS certificate; keeping the loaded one", "error", err)
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func peerScheme(peerTLS *tls.Config) string {
+	if peerTLS != nil {
+		return "https"
+	}
+	return "http"
+}
 
 // Close shuts down in reverse dependency order: HTTP, interpreters, Raft.
 // It is idempotent.

@@ -217,12 +217,12 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	f("GET", "/sessions/0/log?from=1&size=99999999999", "", 400, "invalid")
 
 	// A malformed escape cannot be sent with net/http; send it raw.
-	if st := rawTCPStatus(t, base, "PUT /v1/rdds/guarded/keys/%zz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n1"); st != 400 {
+	if st := rawTCPStatus(t, base, "PUT /v1/rdds/guarded/keys/%zz HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1\r\n\r\n1"); st != 400 {
 		t.Fatalf("malformed escape: status %d, want 400", st)
 	}
 
 	// An oversized body is refused from its Content-Length, before it is read.
-	if st := rawTCPStatus(t, base, "POST /v1/rdds/guarded/set HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n{"); st != 413 {
+	if st := rawTCPStatus(t, base, "POST /v1/rdds/guarded/set HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 5000000\r\n\r\n{"); st != 413 {
 		t.Fatalf("oversized body: status %d, want 413", st)
 	}
 

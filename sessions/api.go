@@ -47,7 +47,7 @@ func (m *Manager) info(s *session) Info {
 	n := len(s.log)
 	tail := append([]string{}, s.log[max(0, n-infoLogLines):]...)
 	return Info{ID: s.id, Name: strPtr(s.name), AppID: strPtr(s.appID), ProxyUser: strPtr(s.proxyUser),
-		State: s.state, Kind: s.kind, Log: tail, Node: m.reg.ID()}
+		Owner: strPtr(s.owner), State: s.state, Kind: s.kind, Log: tail, Node: m.reg.ID()}
 }
 
 func recordInfo(rec cluster.Session) Info {
@@ -62,7 +62,7 @@ func recordInfo(rec cluster.Session) Info {
 	case cluster.SessionKilled:
 		state = StateKilled
 	}
-	return Info{ID: rec.ID, Name: strPtr(rec.Name), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
+	return Info{ID: rec.ID, Name: strPtr(rec.Name), Owner: strPtr(rec.Owner), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
 }
 
 // Get describes one session.

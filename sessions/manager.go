@@ -223,6 +223,7 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	defer release()
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
+		Owner: spec.owner, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
 	}})
 	if err != nil {
 		return Info{}, err

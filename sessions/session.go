@@ -58,7 +58,7 @@ type session struct {
 	name      string
 	kind      string
 	proxyUser string
-	owner     string // CreateRequest.Owner
+	owner     string // the authenticated principal that created it ("" without auth)
 	internal  bool   // the node's default KV session: no owner's quota
 	it        *sparkbridge.Interpreter
 	hist      *history

@@ -43,6 +43,12 @@ type Config struct {
 	// session code, rows of a load. It is handed over in DataRulesEnv;
 	// empty leaves the interpreter's fallback (for tests only).
 	DataRules string
+	// NodeToken, if set, is the bearer token the interpreter sends on
+	// those calls (SRDD_NODE_TOKEN).
+	NodeToken string
+	// NodeCA, if set, is the CA file the interpreter checks the node's
+	// https certificate against (SRDD_NODE_CA).
+	NodeCA string
 }
 
 // DataRulesEnv is the environment variable that carries Config.DataRules.
@@ -108,6 +114,12 @@ func Start(cfg Config) (*Interpreter, error) {
 	}
 	if cfg.DataRules != "" {
 		env = append(env, DataRulesEnv+"="+cfg.DataRules)
+	}
+	if cfg.NodeCA != "" {
+		env = append(env, "SRDD_NODE_CA="+cfg.NodeCA)
+	}
+	if cfg.NodeToken != "" {
+		env = append(env, "SRDD_NODE_TOKEN="+cfg.NodeToken)
 	}
 
 	cfg.Metrics.incStarts()

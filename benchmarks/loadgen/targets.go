@@ -57,6 +57,7 @@ func (s *SRDD) do(method, key string, body []byte, want int) error {
 	req.Header.SetMethod(method)
 	req.SetRequestURI(s.prefix + url.PathEscape(key))
 	if body != nil {
+		req.Header.SetContentType("application/json")
 		req.SetBodyRaw(body)
 	}
 	if err := s.hc.Do(req, resp); err != nil {
@@ -79,6 +80,7 @@ func (s *SRDD) GetMany(_ int, keys []string) error {
 	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.SetRequestURI(strings.TrimSuffix(s.prefix, "keys/") + "get")
+	req.Header.SetContentType("application/json")
 	req.SetBodyRaw(body)
 	if err := s.hc.Do(req, resp); err != nil {
 		return err

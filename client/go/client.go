@@ -4,6 +4,8 @@ package srddclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,6 +25,38 @@ type Client struct {
 	bases []string     // one per node, in the order given
 	good  atomic.Int32 // index of the node that last answered
 	hc    *http.Client
+	token string // sent as a bearer token if set
+}
+
+// Options configure a client beyond its addresses.
+type Options struct {
+	// Token is sent as "Authorization: Bearer TOKEN" (srdd auth add).
+	Token string
+	// CACert is a PEM file of the CA that signed the nodes' certificates;
+	// with it, addresses without a scheme use https.
+	CACert string
+}
+
+// NewWithOptions is New with a token and a CA.
+func NewWithOptions(addr string, o Options) (*Client, error) {
+	scheme := "http://"
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if o.CACert != "" {
+		pem, err := os.ReadFile(o.CACert)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read CA certificate: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("cannot use CA certificate %s: no PEM certificate in it", o.CACert)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		scheme = "https://"
+	}
+	c := newClient(addr, scheme)
+	c.hc.Transport = tr
+	c.token = o.Token
+	return c, nil
 }
 
 // New returns a client for addr ("127.0.0.1:8998" or "http://host:port").
@@ -31,14 +66,16 @@ type Client struct {
 // reached at all (its connection is refused or times out), so a request
 // that may have reached a node is never sent twice. Any node serves any
 // call: the cluster forwards it to where it belongs.
-func New(addr string) *Client {
+func New(addr string) *Client { return newClient(addr, "http://") }
+
+func newClient(addr, scheme string) *Client {
 	c := &Client{hc: &http.Client{Timeout: 5 * time.Minute}}
 	for _, a := range strings.Split(addr, ",") {
 		if a = strings.TrimSpace(a); a == "" {
 			continue
 		}
 		if !strings.Contains(a, "://") {
-			a = "http://" + a
+			a = scheme + a
 		}
 		c.bases = append(c.bases, strings.TrimSuffix(a, "/"))
 	}
@@ -154,8 +191,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body any, out any)
 		if err != nil {
 			return err
 		}
-		if rd != nil {
+		if rd != nil || method != http.MethodGet {
+			// srdd answers 415 to a mutating call without it (CSRF).
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
 		if resp, err = c.hc.Do(req); err == nil {
 			c.good.Store(int32(at))

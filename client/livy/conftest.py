@@ -1,4 +1,5 @@
-"""Starts one real srdd node (bin/srdd) for the Livy client tests."""
+"""Starts one real srdd node (bin/srdd) for the Livy client tests, with a
+users file and TLS: the Livy clients use HTTP Basic over HTTPS."""
 
 from __future__ import annotations
 
@@ -9,29 +10,74 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+PASSWORD = "livy-test-password"
+
+
+@dataclass
+class Srdd:
+    """A running node secured as the README says: users file, HTTPS."""
+
+    url: str
+    auth: tuple[str, str]  # HTTP Basic, what pylivy passes to requests
+    ca: str  # the node's self-signed certificate, for verify=
+    http: requests.Session  # authenticated, verifying
+
+    @property
+    def livy(self) -> dict:
+        return {"auth": self.auth, "verify": self.ca}
+
+
+class _Session(requests.Session):
+    """A session that verifies against ca on every call (a Session's own
+    verify loses to REQUESTS_CA_BUNDLE in the environment)."""
+
+    def __init__(self, ca: str) -> None:
+        super().__init__()
+        self.ca = ca
+
+    def request(self, *args, **kwargs):  # type: ignore[override]
+        kwargs.setdefault("verify", self.ca)
+        return super().request(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
-def srdd_url() -> Iterator[str]:
+def srdd() -> Iterator[Srdd]:
     binary = os.environ.get("SRDD_BIN", str(REPO / "bin" / "srdd"))
     if not Path(binary).exists():
         pytest.fail(f"no srdd binary at {binary}; run the tests with `make test`")
-    data = tempfile.mkdtemp(prefix="srdd-livy-test-")
+    work = Path(tempfile.mkdtemp(prefix="srdd-livy-test-"))
+    cert, key, users = work / "cert.pem", work / "key.pem", work / "users.json"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        [binary, "auth", "add", "--file", str(users), "--name", "livy", "--role", "code",
+         "--role", "create:*", "--role", "read:*", "--role", "write:*", "--password", PASSWORD],
+        check=True, capture_output=True,
+    )
     proc = subprocess.Popen(
         [binary, "server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-         "--data-dir", data, "--python", sys.executable, "--spark-master", "local[2]",
+         "--data-dir", str(work / "data"), "--python", sys.executable, "--spark-master", "local[2]",
+         "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
          "--log-level", "warn"],
         stderr=subprocess.PIPE, text=True,
     )
     assert proc.stderr is not None
     url = None
     for line in proc.stderr:
-        m = re.search(r"serving on (http://\S+)", line)
+        m = re.search(r"serving on (https://\S+)", line)
         if m:
             url = m.group(1)
             break
@@ -40,7 +86,10 @@ def srdd_url() -> Iterator[str]:
         pytest.fail("srdd did not start")
     # Keep draining stderr so the server never blocks on a full pipe.
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
-    yield url
+    http = _Session(str(cert))
+    http.auth = ("livy", PASSWORD)
+    yield Srdd(url=url, auth=("livy", PASSWORD), ca=str(cert), http=http)
+    http.close()
     proc.send_signal(subprocess.signal.SIGINT)
     try:
         proc.wait(timeout=60)

@@ -14,8 +14,18 @@ import (
 
 func addClientCmds(root *cobra.Command) {
 	var addr string
+	var opts srddclient.Options
 	root.PersistentFlags().StringVar(&addr, "addr", envOr("SRDD_ADDR", "127.0.0.1:8998"), "srdd node to talk to (env SRDD_ADDR)")
-	cl := func() *srddclient.Client { return srddclient.New(addr) }
+	root.PersistentFlags().StringVar(&opts.Token, "token", os.Getenv("SRDD_TOKEN"), "bearer token (srdd auth add; env SRDD_TOKEN)")
+	root.PersistentFlags().StringVar(&opts.CACert, "ca-cert", os.Getenv("SRDD_CA_CERT"), "CA certificate (PEM) of the node's TLS certificate; addresses without a scheme then use https (env SRDD_CA_CERT)")
+	cl := func() *srddclient.Client {
+		c, err := srddclient.NewWithOptions(addr, opts)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "srdd:", err)
+			os.Exit(1)
+		}
+		return c
+	}
 	ctx := context.Background()
 
 	rdd := &cobra.Command{Use: "rdd", Short: "List, create, describe and drop shared RDDs"}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	srddclient "github.com/srdd/srdd/client/go"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/tlsconf"
 )
 
 func clusterCmd() *cobra.Command {
@@ -39,7 +40,9 @@ func clusterCmd() *cobra.Command {
 		Use: "remove ID", Short: "Remove a node from the cluster (it must wipe its data dir to join again)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, _ := cmd.Flags().GetString("addr")
-			return removeNode(addr, args[0], key)
+			token, _ := cmd.Flags().GetString("token")
+			ca, _ := cmd.Flags().GetString("ca-cert")
+			return removeNode(addr, args[0], key, token, ca)
 		},
 	}
 	remove.Flags().StringVar(&key, "cluster-key", os.Getenv("SRDD_CLUSTER_KEY"), "the cluster key, if the nodes require one (env SRDD_CLUSTER_KEY)")
@@ -49,12 +52,20 @@ func clusterCmd() *cobra.Command {
 
 // removeNode asks the nodes in addrs (comma-separated), first reachable
 // first, to remove node id.
-func removeNode(addrs, id, key string) error {
+func removeNode(addrs, id, key, token, caCert string) error {
+	hc, scheme := http.DefaultClient, "http://"
+	if caCert != "" {
+		tc, err := tlsconf.Client(caCert)
+		if err != nil {
+			return err
+		}
+		hc, scheme = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}, "https://"
+	}
 	var last error
 	for _, a := range strings.Split(addrs, ",") {
 		a = strings.TrimSpace(a)
 		if !strings.Contains(a, "://") {
-			a = "http://" + a
+			a = scheme + a
 		}
 		req, err := http.NewRequest(http.MethodDelete, strings.TrimSuffix(a, "/")+"/v1/cluster/nodes/"+url.PathEscape(id), nil)
 		if err != nil {
@@ -62,7 +73,10 @@ func removeNode(addrs, id, key string) error {
 		}
 		req.Header.Set("X-Requested-By", "srdd")
 		req.Header.Set(cluster.KeyHeader, key)
-		resp, err := http.DefaultClient.Do(req)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := hc.Do(req)
 		if err != nil {
 			last = err
 			continue
@@ -79,7 +93,15 @@ func removeNode(addrs, id, key string) error {
 
 func clientFor(cmd *cobra.Command) *srddclient.Client {
 	addr, _ := cmd.Flags().GetString("addr")
-	return srddclient.New(addr)
+	var o srddclient.Options
+	o.Token, _ = cmd.Flags().GetString("token")
+	o.CACert, _ = cmd.Flags().GetString("ca-cert")
+	c, err := srddclient.NewWithOptions(addr, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "srdd:", err)
+		os.Exit(1)
+	}
+	return c
 }
 
 func orDash(s string) string {

@@ -200,6 +200,7 @@ func put(t *testing.T, addr, key, val string) {
 
 func tryPut(addr, key, val string) error {
 	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/rdds/e2e/keys/"+key, strings.NewReader(val))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -133,6 +133,7 @@ func callWith(hc *http.Client, method, url, body, idem string) (int, []byte, err
 	if err != nil {
 		return 0, nil, err
 	}
+	req.Header.Set("Content-Type", "application/json")
 	if idem != "" {
 		req.Header.Set("Idempotency-Key", idem)
 	}

@@ -23,6 +23,7 @@ func main() {
 	root.AddCommand(serverCmd())
 	root.AddCommand(clusterCmd())
 	root.AddCommand(readyCmd())
+	root.AddCommand(authCmd())
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)

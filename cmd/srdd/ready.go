@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/srdd/srdd/internal/tlsconf"
 )
 
 // readyCmd is `srdd ready`: exit 0 when the node answers GET /readyz with
@@ -26,7 +27,8 @@ func readyCmd() *cobra.Command {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			for {
-				ok, why := probeReady(addr)
+				ca, _ := cmd.Flags().GetString("ca-cert")
+				ok, why := probeReady(addr, ca)
 				if ok {
 					fmt.Println("ready")
 					return nil
@@ -45,11 +47,19 @@ func readyCmd() *cobra.Command {
 
 // probeReady asks addr once; why is the node's own answer when it is not
 // ready, or the error that kept it from answering.
-func probeReady(addr string) (ok bool, why string) {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
+func probeReady(addr, caCert string) (ok bool, why string) {
 	hc := &http.Client{Timeout: 5 * time.Second}
+	scheme := "http://"
+	if caCert != "" {
+		tc, err := tlsconf.Client(caCert)
+		if err != nil {
+			return false, err.Error()
+		}
+		hc.Transport, scheme = &http.Transport{TLSClientConfig: tc}, "https://"
+	}
+	if !strings.Contains(addr, "://") {
+		addr = scheme + addr
+	}
 	resp, err := hc.Get(strings.TrimSuffix(addr, "/") + "/readyz")
 	if err != nil {
 		return false, err.Error()

@@ -55,7 +55,11 @@ func serverCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "srdd: serving on http://%s (Ctrl-C to stop)\n", n.HTTPAddr())
+			scheme := "http"
+			if cfg.TLSCert != "" {
+				scheme = "https"
+			}
+			fmt.Fprintf(os.Stderr, "srdd: serving on %s://%s (Ctrl-C to stop)\n", scheme, n.HTTPAddr())
 			// Start returned: the node has caught up, registered and can
 			// take a write (GET /readyz). Tell systemd (Type=notify).
 			if _, err := sdnotify.Ready(); err != nil {
@@ -63,12 +67,22 @@ func serverCmd() *cobra.Command {
 			}
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-			select {
-			case s := <-sig:
-				cfg.Logger.Info("stopping", "signal", s.String())
-				_, _ = sdnotify.Stopping()
-			case err := <-n.ServeErr():
-				cfg.Logger.Error("http server stopped", "error", err)
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+		wait:
+			for {
+				select {
+				case <-hup:
+					// Reload logs what it kept on a bad file.
+					_ = n.Reload()
+				case s := <-sig:
+					cfg.Logger.Info("stopping", "signal", s.String())
+					_, _ = sdnotify.Stopping()
+					break wait
+				case err := <-n.ServeErr():
+					cfg.Logger.Error("http server stopped", "error", err)
+					break wait
+				}
 			}
 			go func() {
 				<-sig
@@ -98,6 +112,12 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MetricsMaxRDDs, "metrics-max-rdds", 32, "shared RDDs that get their own rdd label in per-RDD metrics; later ones are counted under rdd=\"_other\"")
 	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	f.StringVar(&cfg.ClusterKey, "cluster-key", os.Getenv("SRDD_CLUSTER_KEY"), "shared secret required on node-to-node calls (joins, forwarded writes, removals); env SRDD_CLUSTER_KEY. Without it, run nodes on a trusted network only")
+	f.StringVar(&cfg.AuthFile, "auth-file", "", "users file (srdd auth add): every call then needs a bearer token or HTTP Basic of a user whose roles allow it; reloaded on SIGHUP")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over https with this PEM certificate (chain); reloaded on SIGHUP")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "accept client certificates signed by this CA (PEM): a certificate's CN names a user of --auth-file")
+	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) other nodes' certificates are checked against, and session code's calls to this node (default: the system's roots)")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr without --auth-file (protected mode refuses it otherwise); only on a network you trust")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")

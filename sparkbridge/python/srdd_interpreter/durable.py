@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -50,10 +51,15 @@ class NodeLog:
 
     def _post(self, path: str, body: Any) -> dict[str, Any]:
         data = json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", "X-Requested-By": "srdd"})
+        headers = {"Content-Type": "application/json", "X-Requested-By": "srdd"}
+        token = os.environ.get("SRDD_NODE_TOKEN")
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        req = urllib.request.Request(self.base + path, data=data, method="POST", headers=headers)
+        ca = os.environ.get("SRDD_NODE_CA")
+        tls = ssl.create_default_context(cafile=ca) if ca else None
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=tls) as resp:
                 return json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:
             try:

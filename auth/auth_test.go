@@ -1,0 +1,218 @@
+package auth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func init() { bcryptCost = bcrypt.MinCost }
+
+func writeUsers(t *testing.T, path string, f *File) {
+	t.Helper()
+	if err := WriteFile(path, f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTokenAndBasic(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	tok, err := NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f File
+	if err := f.AddUser("alice", []string{"read:states*", "code"}, tok, "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	writeUsers(t, path, &f)
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("users file mode: %v %v", st.Mode(), err)
+	}
+	raw, _ := os.ReadFile(path)
+	for _, secret := range []string{tok, "s3cret"} {
+		if strings.Contains(string(raw), secret) || len(raw) == 0 {
+			t.Fatal("users file holds a secret in clear")
+		}
+	}
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := a.Token(tok); !ok || p.Name != "alice" {
+		t.Fatalf("token: %v %v", p, ok)
+	}
+	if _, ok := a.Token(tok + "x"); ok {
+		t.Fatal("a wrong token authenticates")
+	}
+	if _, ok := a.Token(""); ok {
+		t.Fatal("an empty token authenticates")
+	}
+	for i := 0; i < 2; i++ { // the second time from the cache
+		if p, ok := a.Basic("alice", "s3cret"); !ok || p.Name != "alice" {
+			t.Fatalf("basic %d: %v %v", i, p, ok)
+		}
+	}
+	if _, ok := a.Basic("alice", "wrong"); ok {
+		t.Fatal("a wrong password authenticates")
+	}
+	if _, ok := a.Basic("bob", "s3cret"); ok {
+		t.Fatal("an unknown user authenticates")
+	}
+}
+
+func TestReloadSwapsAndKeepsOldOnBadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	var f File
+	if err := f.AddUser("alice", []string{"admin"}, "", "pw-one"); err != nil {
+		t.Fatal(err)
+	}
+	writeUsers(t, path, &f)
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.Basic("alice", "pw-one"); !ok {
+		t.Fatal("cannot authenticate")
+	}
+	// A new password replaces the old one: the cached pair must go too.
+	f.Users[0].Passwords = nil
+	if err := f.AddUser("alice", nil, "", "pw-two"); err != nil {
+		t.Fatal(err)
+	}
+	writeUsers(t, path, &f)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.Basic("alice", "pw-one"); ok {
+		t.Fatal("the old password still works after reload (stale cache)")
+	}
+	if _, ok := a.Basic("alice", "pw-two"); !ok {
+		t.Fatal("the new password does not work after reload")
+	}
+	if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err == nil {
+		t.Fatal("a bad file reloads")
+	}
+	if _, ok := a.Basic("alice", "pw-two"); !ok {
+		t.Fatal("a bad file on reload dropped the loaded users")
+	}
+}
+
+func TestCacheIsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	var f File
+	if err := f.AddUser("alice", []string{"code"}, "", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	writeUsers(t, path, &f)
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := a.table.Load()
+	for i := 0; i < CacheSize+10; i++ {
+		tb.verified[[32]byte{byte(i), byte(i >> 8), 1}] = tb.byName["alice"]
+	}
+	if _, ok := a.Basic("alice", "pw"); !ok {
+		t.Fatal("cannot authenticate")
+	}
+	if n := len(tb.verified); n > CacheSize+10 {
+		t.Fatalf("cache grew to %d", n)
+	}
+}
+
+func TestRoles(t *testing.T) {
+	f := func(roles []string, perm Perm, rdd string, want bool) {
+		t.Helper()
+		p := &Principal{Name: "p"}
+		for _, r := range roles {
+			role, err := ParseRole(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Roles = append(p.Roles, role)
+		}
+		if got := p.Can(perm, rdd); got != want {
+			t.Errorf("%v can %v on %q: %v, want %v", roles, perm, rdd, got, want)
+		}
+	}
+	f([]string{"admin"}, PermWrite, "x", true)
+	f([]string{"admin"}, PermMetrics, "", true)
+	f([]string{"read:states*"}, PermRead, "states", true)
+	f([]string{"read:states*"}, PermRead, "statesX", true)
+	f([]string{"read:states*"}, PermRead, "other", false)
+	f([]string{"read:states*"}, PermWrite, "states", false)
+	f([]string{"read:*"}, PermCode, "", false)
+	f([]string{"write:a?"}, PermWrite, "ab", true)
+	f([]string{"write:a?"}, PermWrite, "abc", false)
+	f([]string{"create:t-*"}, PermCreate, "t-1", true)
+	f([]string{"code"}, PermCode, "", true)
+	f([]string{"code"}, PermAdmin, "", false)
+	f([]string{"metrics"}, PermMetrics, "", true)
+	f(nil, PermRead, "x", false)
+	var nobody *Principal
+	if nobody.Can(PermRead, "x") {
+		t.Error("a nil principal can read")
+	}
+	for _, bad := range []string{"", "root", "read", "read:", "read:[", "write:[a-"} {
+		if _, err := ParseRole(bad); err == nil {
+			t.Errorf("role %q parses", bad)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	f := func(file File, ok bool) {
+		t.Helper()
+		if err := file.Validate(); (err == nil) != ok {
+			t.Errorf("%+v: %v", file, err)
+		}
+	}
+	f(File{Users: []User{{Name: "a", Roles: []string{"code"}}}}, true)
+	f(File{Users: []User{{Name: "a"}, {Name: "a"}}}, false)
+	f(File{Users: []User{{Name: "a:b"}}}, false)
+	f(File{Users: []User{{Name: ""}}}, false)
+	f(File{Users: []User{{Name: "a", Roles: []string{"root"}}}}, false)
+	f(File{Users: []User{{Name: "a", Tokens: []string{"abc"}}}}, false)
+	f(File{Users: []User{{Name: "a", Passwords: []string{"plain"}}}}, false)
+	h := HashToken("0123456789abcdefghijklmn")
+	f(File{Users: []User{{Name: "a", Tokens: []string{h}}, {Name: "b", Tokens: []string{h}}}}, false)
+	var short File
+	if err := short.AddUser("a", nil, "short", ""); err == nil {
+		t.Error("a short token is accepted")
+	}
+}
+
+func TestNewTokenIsRandom(t *testing.T) {
+	a, _ := NewToken()
+	b, _ := NewToken()
+	if a == b || len(a) != 43 {
+		t.Fatalf("tokens %q %q", a, b)
+	}
+}
+
+func TestAddTokenSurvivesReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	writeUsers(t, path, &File{})
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Principal{Name: "srdd-interpreter", Roles: []Role{{Perm: PermWrite, Glob: "*"}}}
+	a.AddToken("node-issued-token-0123456789", p)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := a.Token("node-issued-token-0123456789"); !ok || got != p {
+		t.Fatalf("node token after reload: %v %v", got, ok)
+	}
+	if got, ok := a.ByName("srdd-interpreter"); !ok || got != p {
+		t.Fatalf("node principal by name: %v %v", got, ok)
+	}
+}

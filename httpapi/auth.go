@@ -1,0 +1,325 @@
+package httpapi
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/cluster"
+	"github.com/valyala/fasthttp"
+)
+
+// rule is what a route needs from the caller (docs/ARCHITECTURE.md
+// invariant 9). With no users file every rule passes.
+type rule int
+
+const (
+	rulePublic        rule = iota + 1 // anyone: liveness, readiness, version
+	ruleAny                           // any authenticated principal (listings)
+	ruleMetrics                       // the metrics role
+	ruleRead                          // read:GLOB over the RDD in the path
+	ruleWrite                         // write:GLOB over the RDD in the path
+	ruleCreate                        // create:GLOB over the RDD named in the body
+	ruleCode                          // the code role (create a session)
+	ruleSessionView                   // owner, view or modify user of the session, or admin
+	ruleSessionModify                 // owner or modify user of the session, or admin
+	ruleSessionCode                   // the code role and ruleSessionModify: runs code
+	ruleAdmin                         // admin
+	ruleCluster                       // node-to-node: the cluster key (checked before routing); with auth and no key, admin
+)
+
+// permissions is the one permission table: every route has exactly one
+// rule. A route missing here is refused (authorize fails closed), and
+// TestEveryRouteHasARule fails.
+var permissions = map[string]rule{
+	routeHealth:         rulePublic,
+	routeReady:          rulePublic,
+	routeVersion:        rulePublic,
+	routeMetrics:        ruleMetrics,
+	routeCluster:        ruleAny,
+	routeRDDList:        ruleAny,
+	routeRDDCreate:      ruleCreate,
+	routeRDDGet:         ruleRead,
+	routeRDDDrop:        ruleWrite,
+	routeKeyGet:         ruleRead,
+	routeKeyPut:         ruleWrite,
+	routeKeyDelete:      ruleWrite,
+	routeBatchGet:       ruleRead,
+	routeBatchSet:       ruleWrite,
+	routeBatchDelete:    ruleWrite,
+	routeRDDScan:        ruleRead,
+	routeRDDCount:       ruleRead,
+	routeRDDLoad:        ruleWrite,
+	routeRDDSave:        ruleWrite,
+	routeRDDCheckpoint:  ruleWrite,
+	routeSessionList:    ruleAny,
+	routeSessionNew:     ruleCode,
+	routeSessionGet:     ruleSessionView,
+	routeSessionDel:     ruleSessionModify,
+	routeSessionState:   ruleSessionView,
+	routeSessionLog:     ruleSessionView,
+	routeStmtList:       ruleSessionView,
+	routeStmtNew:        ruleSessionCode,
+	routeStmtGet:        ruleSessionView,
+	routeStmtCancel:     ruleSessionModify,
+	routeCompletion:     ruleSessionCode,
+	routeClusterJoin:    ruleAdmin,
+	routeClusterRemove:  ruleAdmin,
+	routeInternalApply:  ruleCluster,
+	routeInternalIndex:  ruleCluster,
+	routeInternalSilent: ruleCluster,
+}
+
+// User values set by route for authorize.
+const (
+	principalKey = "srdd.principal"
+	segKey       = "srdd.seg"
+	peerKey      = "srdd.peer" // the request carried a valid cluster key
+)
+
+// principalHeader carries, between nodes, the principal the first node
+// authenticated; it is believed only with the cluster key.
+const principalHeader = "X-Srdd-Principal"
+
+// vouch marks a request this node forwards with the caller it
+// authenticated, when the nodes share a cluster key.
+func (s *Server) vouch(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
+	req.Header.Del(principalHeader)
+	if p := principalOf(ctx); p != nil && s.cfg.ClusterKey != "" {
+		req.Header.Set(principalHeader, p.Name)
+		req.Header.Set(cluster.KeyHeader, s.cfg.ClusterKey)
+	}
+}
+
+// principalOf returns the authenticated caller, or nil.
+func principalOf(ctx *fasthttp.RequestCtx) *auth.Principal {
+	p, _ := ctx.UserValue(principalKey).(*auth.Principal)
+	return p
+}
+
+// authenticate finds the caller from the Authorization header. It
+// answers 401 and reports false when credentials are present but wrong,
+// or absent where the path may need a principal.
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, method string, seg []string) bool {
+	a := s.cfg.Auth
+	if a == nil {
+		return true
+	}
+	h := ctx.Request.Header.Peek("Authorization")
+	var p *auth.Principal
+	if as := ctx.Request.Header.Peek(principalHeader); len(as) > 0 {
+		// A peer forwarding a call vouches for the caller it authenticated
+		// (a client certificate does not travel with the call).
+		if s.cfg.ClusterKey == "" || subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
+			unauthorized(ctx, principalHeader+" is accepted only from nodes (with the cluster key)")
+			return false
+		}
+		var ok bool
+		if p, ok = a.ByName(string(as)); !ok {
+			unauthorized(ctx, "unknown user")
+			return false
+		}
+		ctx.SetUserValue(principalKey, p)
+		return true
+	}
+	switch {
+	case len(h) == 0:
+		if p = s.certPrincipal(ctx); p != nil {
+			break
+		}
+		if mayBeAnonymous(method, seg) {
+			return true
+		}
+		unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
+		return false
+	case hasPrefixFold(h, "Bearer "):
+		var ok bool
+		if p, ok = a.Token(string(bytes.TrimSpace(h[len("Bearer "):]))); !ok {
+			unauthorized(ctx, "unknown token")
+			return false
+		}
+	case hasPrefixFold(h, "Basic "):
+		raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(h[len("Basic "):])))
+		name, pw, found := bytes.Cut(raw, []byte(":"))
+		var ok bool
+		if err == nil && found {
+			p, ok = a.Basic(string(name), string(pw))
+		}
+		if !ok {
+			unauthorized(ctx, "wrong user name or password")
+			return false
+		}
+	default:
+		unauthorized(ctx, "unsupported Authorization scheme; use Bearer or Basic")
+		return false
+	}
+	ctx.SetUserValue(principalKey, p)
+	return true
+}
+
+// certPrincipal maps a verified TLS client certificate's CN to the
+// principal of that name, if there is one.
+func (s *Server) certPrincipal(ctx *fasthttp.RequestCtx) *auth.Principal {
+	if !ctx.IsTLS() {
+		return nil
+	}
+	st := ctx.TLSConnectionState()
+	if st == nil || len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	p, _ := s.cfg.Auth.ByName(st.VerifiedChains[0][0].Subject.CommonName)
+	return p
+}
+
+// mayBeAnonymous reports whether a path can be served without a
+// principal: the public routes and the node-to-node ones (the permission
+// table decides after routing).
+func mayBeAnonymous(method string, seg []string) bool {
+	if len(seg) == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "version") {
+		return true
+	}
+	return clusterOnly(method, seg)
+}
+
+func hasPrefixFold(b []byte, prefix string) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
+}
+
+func unauthorized(ctx *fasthttp.RequestCtx, msg string) {
+	ctx.Response.Header.Set("WWW-Authenticate", `Basic realm="srdd"`)
+	writeError(ctx, http.StatusUnauthorized, "unauthorized", msg)
+}
+
+func forbidden(ctx *fasthttp.RequestCtx, msg string) {
+	writeError(ctx, http.StatusForbidden, "forbidden", msg)
+}
+
+// authorize applies route's rule to the caller; it answers 401 or 403
+// and reports false if the caller may not make this call.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	r, ok := permissions[route]
+	if !ok {
+		s.cfg.Logger.Error("route has no permission rule; refused", "route", route)
+		forbidden(ctx, "this call is not allowed")
+		return false
+	}
+	switch r {
+	case rulePublic:
+		return true
+	case ruleCluster:
+		if s.cfg.ClusterKey != "" {
+			return true // the cluster key was checked before routing
+		}
+		// No cluster key: nothing proves a peer, so only an admin may
+		// feed the registry directly (a single node makes no such calls).
+		p := principalOf(ctx)
+		switch {
+		case p == nil:
+			unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
+			return false
+		case !p.IsAdmin():
+			forbidden(ctx, "node-to-node calls need --cluster-key on a node with --auth-file")
+			return false
+		}
+		return true
+	}
+	p := principalOf(ctx)
+	if r == ruleAdmin && p == nil && ctx.UserValue(peerKey) != nil {
+		return true // a node joining or removing with the cluster key
+	}
+	if p == nil {
+		unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
+		return false
+	}
+	seg, _ := ctx.UserValue(segKey).([]string)
+	var allowed bool
+	var what string
+	switch r {
+	case ruleAny:
+		allowed = true
+	case ruleMetrics:
+		allowed, what = p.Can(auth.PermMetrics, ""), "the metrics role"
+	case ruleCode:
+		allowed, what = p.Can(auth.PermCode, ""), "the code role"
+	case ruleAdmin:
+		allowed, what = p.IsAdmin(), "the admin role"
+	case ruleRead, ruleWrite:
+		perm, kind := auth.PermRead, "read"
+		if r == ruleWrite {
+			perm, kind = auth.PermWrite, "write"
+		}
+		name := ""
+		if len(seg) >= 3 {
+			name = seg[2]
+		}
+		allowed, what = p.Can(perm, name), kind+" on shared rdd "+quote(name)
+	case ruleCreate:
+		var req struct {
+			Name string `json:"name"`
+		}
+		_ = json.Unmarshal(ctx.PostBody(), &req)
+		allowed, what = p.Can(auth.PermCreate, req.Name), "create for shared rdd "+quote(req.Name)
+	case ruleSessionView, ruleSessionModify, ruleSessionCode:
+		rec, found := s.sessionRecord(seg)
+		if !found {
+			return true // the handler answers 404
+		}
+		modify := p.IsAdmin() || (rec.Owner != "" && rec.Owner == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+		switch r {
+		case ruleSessionView:
+			allowed, what = modify || slices.Contains(rec.ViewUsers, p.Name), "view access to this session"
+		case ruleSessionModify:
+			allowed, what = modify, "modify access to this session"
+		default:
+			allowed, what = modify && p.Can(auth.PermCode, ""), "the code role and modify access to this session"
+		}
+	}
+	if !allowed {
+		forbidden(ctx, p.Name+" may not make this call: it needs "+what)
+	}
+	return allowed
+}
+
+// sessionRecord is the registry record of the session in /sessions/{id}/...
+func (s *Server) sessionRecord(seg []string) (cluster.Session, bool) {
+	if len(seg) < 2 {
+		return cluster.Session{}, false
+	}
+	id, err := s.cfg.Sessions.Resolve(seg[1])
+	if err != nil {
+		return cluster.Session{}, false
+	}
+	return s.cfg.Cluster.Session(id)
+}
+
+func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// auditLog writes one line for every mutating call and every statement:
+// who, which route, which RDD or session, and the status.
+func (s *Server) auditLog(ctx *fasthttp.RequestCtx, route string) {
+	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || permissions[route] == ruleCluster {
+		return // reads, and registry traffic between nodes
+	}
+	who := "-"
+	if p := principalOf(ctx); p != nil {
+		who = p.Name
+	} else if ctx.UserValue(peerKey) != nil {
+		who = "peer"
+	}
+	args := []any{"principal", who, "route", route, "status", ctx.Response.StatusCode(), "remote", ctx.RemoteIP().String()}
+	seg, _ := ctx.UserValue(segKey).([]string)
+	switch {
+	case len(seg) >= 3 && seg[0] == "v1" && seg[1] == "rdds":
+		args = append(args, "rdd", seg[2])
+	case len(seg) >= 2 && seg[0] == "sessions":
+		args = append(args, "session", seg[1])
+	}
+	s.audit.Info("call", args...)
+}

@@ -1,0 +1,121 @@
+package node
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/internal/testutil"
+)
+
+// TestAuthInACluster: calls forwarded to the node that owns a session
+// keep their principal (vouched for with the cluster key), a client
+// cannot vouch for itself, and a node with a users file joins only with
+// the cluster key.
+func TestAuthInACluster(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.json")
+	tokens := map[string]string{}
+	var f auth.File
+	for name, roles := range map[string][]string{"ana": {"code"}, "sam": {"code"}, "root": {"admin"}} {
+		tok, _ := auth.NewToken()
+		tokens[name] = "Bearer " + tok
+		if err := f.AddUser(name, roles, tok, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := auth.WriteFile(users, &f); err != nil {
+		t.Fatal(err)
+	}
+	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	noKey := b.cfg(t, []string{a.http})
+	noKey.AuthFile = users
+	if _, err := Start(noKey); err == nil || !strings.Contains(err.Error(), "cluster-key") {
+		t.Fatalf("a node with a users file joined without the cluster key: %v", err)
+	}
+	for _, m := range []*member{a, b} {
+		var join []string
+		if m == b {
+			join = []string{a.http}
+		}
+		c := m.cfg(t, join)
+		c.AuthFile, c.ClusterKey = users, "s3cret"
+		n, err := Start(c)
+		if err != nil {
+			t.Fatalf("start %s: %v", m.id, err)
+		}
+		m.n = n
+		defer n.Close()
+	}
+	waitMembers(t, []*member{a, b}, 2)
+
+	st, _, body := authDo("POST", a.base()+"/sessions", `{"kind":"pyspark"}`, tokens["ana"])
+	if st != 201 {
+		t.Fatalf("create session: %d %s", st, body)
+	}
+	var sess struct {
+		ID   int64  `json:"id"`
+		Node string `json:"node"`
+	}
+	if err := json.Unmarshal(body, &sess); err != nil {
+		t.Fatal(err)
+	}
+	// Every call below goes through the node that does not run it.
+	other := a
+	if sess.Node == a.id {
+		other = b
+	}
+	sp := fmt.Sprintf("%s/sessions/%d", other.base(), sess.ID)
+	err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
+		_, _, b := authDo("GET", sp+"/state", "", tokens["ana"])
+		if strings.Contains(string(b), `"dead"`) || strings.Contains(string(b), `"error"`) {
+			return false, fmt.Errorf("session failed: %s", b)
+		}
+		return strings.Contains(string(b), `"idle"`), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, url, body, cred string, want int) []byte {
+		t.Helper()
+		st, _, b := authDo(method, url, body, cred)
+		if st != want {
+			t.Fatalf("%s %s: %d, want %d: %s", method, url, st, want, b)
+		}
+		return b
+	}
+	call("POST", sp+"/statements", `{"code":"1+1"}`, tokens["ana"], 201)
+	call("POST", sp+"/statements", `{"code":"1+1"}`, tokens["sam"], 403)
+	call("GET", sp, "", tokens["sam"], 403)
+	call("GET", sp, "", tokens["root"], 200)
+	call("GET", sp, "", "", 401)
+	// The cluster-wide listing asks the owner with the caller's credentials.
+	if b := call("GET", other.base()+"/sessions", "", tokens["sam"], 200); !strings.Contains(string(b), `"owner":"ana"`) {
+		t.Fatalf("listing through %s: %s", other.id, b)
+	}
+
+	// A client cannot vouch for a principal; only a node with the key can.
+	req, _ := http.NewRequest("GET", sp, nil)
+	req.Header.Set("X-Srdd-Principal", "root")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("a client vouching for root: %d, want 401", resp.StatusCode)
+	}
+	req.Header.Set("X-Srdd-Cluster-Key", "wrong")
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("vouching with a wrong key: %d, want 401", resp.StatusCode)
+	}
+}
