@@ -34,68 +34,58 @@ func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 	ctx.SetBody(b)
 }
 
+// errorStatus maps the sentinel errors of the layers below to a status,
+// a wire code and, for a 503 worth retrying, a Retry-After in seconds.
+// The first row whose error matches wins; an error that matches none is
+// a bug of ours (500 internal).
+var errorStatus = []struct {
+	errs       []error
+	status     int
+	code       string
+	retryAfter string
+}{
+	{[]error{fileroot.ErrForbidden}, http.StatusForbidden, "forbidden_path", ""},
+	{[]error{fileroot.ErrRemote}, http.StatusBadRequest, "remote_uri_not_allowed", ""},
+	{[]error{sessions.ErrConfNotAllowed}, http.StatusBadRequest, "conf_not_allowed", ""},
+	{[]error{sessions.ErrConfTooLarge}, http.StatusBadRequest, "conf_too_large", ""},
+	{[]error{kvstore.ErrInvalid, sessions.ErrInvalid}, http.StatusBadRequest, "invalid", ""},
+	{[]error{kvstore.ErrTooLarge, sessions.ErrTooLarge}, http.StatusRequestEntityTooLarge, "too_large", ""},
+	{[]error{kvstore.ErrLimit, sessions.ErrLimit}, http.StatusTooManyRequests, "limit_reached", ""},
+	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "not_found", ""},
+	{[]error{sessions.ErrNotFound, cluster.ErrSessionNotFound}, http.StatusNotFound, "session_not_found", ""},
+	{[]error{sessions.ErrNoStatement}, http.StatusNotFound, "statement_not_found", ""},
+	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists}, http.StatusConflict, "exists", ""},
+	{[]error{cluster.ErrSessionInactive}, http.StatusConflict, "session_inactive", ""},
+	{[]error{kvstore.ErrLost}, http.StatusGone, "lost", ""},
+	{[]error{sessions.ErrDead}, http.StatusConflict, "session_dead", ""},
+	{[]error{sessions.ErrQueueFull}, http.StatusTooManyRequests, "queue_full", ""},
+	{[]error{kvstore.ErrRecovering}, http.StatusServiceUnavailable, "recovering", "2"},
+	{[]error{cluster.ErrNotOwner}, http.StatusServiceUnavailable, "moved", "1"},
+	{[]error{cluster.ErrIdempotencyMismatch}, http.StatusUnprocessableEntity, "idempotency_mismatch", ""},
+	{[]error{kvstore.ErrBusy}, http.StatusConflict, "busy", ""},
+	{[]error{cluster.ErrNotDurable}, http.StatusConflict, "not_durable", ""},
+	{[]error{sessions.ErrNotReady}, http.StatusServiceUnavailable, "starting", "5"},
+	{[]error{cluster.ErrNodeNotFound}, http.StatusNotFound, "node_not_found", ""},
+	{[]error{cluster.ErrNodeRemoved}, http.StatusConflict, "node_removed", ""},
+	{[]error{cluster.ErrOutcomeUnknown}, http.StatusServiceUnavailable, "outcome_unknown", ""},
+	{[]error{cluster.ErrNoLeader}, http.StatusServiceUnavailable, "no_leader", "1"},
+	{[]error{sessions.ErrNotLocal, cluster.ErrNotLeader, sparkbridge.ErrExited, sparkbridge.ErrConnClosed, cluster.ErrClosed, sessions.ErrClosed}, http.StatusServiceUnavailable, "unavailable", ""},
+}
+
 // fail maps an error from the layers below to a status code and code.
 func fail(ctx *fasthttp.RequestCtx, err error) {
 	status, code := http.StatusInternalServerError, "internal"
-	switch {
-	case errors.Is(err, fileroot.ErrForbidden):
-		status, code = http.StatusForbidden, "forbidden_path"
-	case errors.Is(err, fileroot.ErrRemote):
-		status, code = http.StatusBadRequest, "remote_uri_not_allowed"
-	case errors.Is(err, sessions.ErrConfNotAllowed):
-		status, code = http.StatusBadRequest, "conf_not_allowed"
-	case errors.Is(err, sessions.ErrConfTooLarge):
-		status, code = http.StatusBadRequest, "conf_too_large"
-	case errors.Is(err, kvstore.ErrInvalid), errors.Is(err, sessions.ErrInvalid):
-		status, code = http.StatusBadRequest, "invalid"
-	case errors.Is(err, kvstore.ErrTooLarge), errors.Is(err, sessions.ErrTooLarge):
-		status, code = http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, kvstore.ErrLimit), errors.Is(err, sessions.ErrLimit):
-		status, code = http.StatusTooManyRequests, "limit_reached"
-	case errors.Is(err, kvstore.ErrNotFound), errors.Is(err, cluster.ErrRDDNotFound):
-		status, code = http.StatusNotFound, "not_found"
-	case errors.Is(err, sessions.ErrNotFound), errors.Is(err, cluster.ErrSessionNotFound):
-		status, code = http.StatusNotFound, "session_not_found"
-	case errors.Is(err, sessions.ErrNoStatement):
-		status, code = http.StatusNotFound, "statement_not_found"
-	case errors.Is(err, cluster.ErrRDDExists), errors.Is(err, cluster.ErrSessionExists):
-		status, code = http.StatusConflict, "exists"
-	case errors.Is(err, cluster.ErrSessionInactive):
-		status, code = http.StatusConflict, "session_inactive"
-	case errors.Is(err, kvstore.ErrLost):
-		status, code = http.StatusGone, "lost"
-	case errors.Is(err, sessions.ErrDead):
-		status, code = http.StatusConflict, "session_dead"
-	case errors.Is(err, sessions.ErrQueueFull):
-		status, code = http.StatusTooManyRequests, "queue_full"
-	case errors.Is(err, kvstore.ErrRecovering):
-		status, code = http.StatusServiceUnavailable, "recovering"
-		ctx.Response.Header.Set("Retry-After", "2")
-	case errors.Is(err, cluster.ErrNotOwner):
-		status, code = http.StatusServiceUnavailable, "moved"
-		ctx.Response.Header.Set("Retry-After", "1")
-	case errors.Is(err, cluster.ErrIdempotencyMismatch):
-		status, code = http.StatusUnprocessableEntity, "idempotency_mismatch"
-	case errors.Is(err, kvstore.ErrBusy):
-		status, code = http.StatusConflict, "busy"
-	case errors.Is(err, cluster.ErrNotDurable):
-		status, code = http.StatusConflict, "not_durable"
-	case errors.Is(err, sessions.ErrNotReady):
-		status, code = http.StatusServiceUnavailable, "starting"
-		ctx.Response.Header.Set("Retry-After", "5")
-	case errors.Is(err, cluster.ErrNodeNotFound):
-		status, code = http.StatusNotFound, "node_not_found"
-	case errors.Is(err, cluster.ErrNodeRemoved):
-		status, code = http.StatusConflict, "node_removed"
-	case errors.Is(err, cluster.ErrOutcomeUnknown):
-		status, code = http.StatusServiceUnavailable, "outcome_unknown"
-	case errors.Is(err, cluster.ErrNoLeader):
-		status, code = http.StatusServiceUnavailable, "no_leader"
-		ctx.Response.Header.Set("Retry-After", "1")
-	case errors.Is(err, sessions.ErrNotLocal), errors.Is(err, cluster.ErrNotLeader),
-		errors.Is(err, sparkbridge.ErrExited), errors.Is(err, sparkbridge.ErrConnClosed),
-		errors.Is(err, cluster.ErrClosed), errors.Is(err, sessions.ErrClosed):
-		status, code = http.StatusServiceUnavailable, "unavailable"
+rows:
+	for _, r := range errorStatus {
+		for _, e := range r.errs {
+			if errors.Is(err, e) {
+				status, code = r.status, r.code
+				if r.retryAfter != "" {
+					ctx.Response.Header.Set("Retry-After", r.retryAfter)
+				}
+				break rows
+			}
+		}
 	}
 	msg := err.Error()
 	if code == "internal" {

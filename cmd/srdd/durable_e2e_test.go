@@ -200,19 +200,7 @@ func TestDurableClusterSurvivesNodeKills(t *testing.T) {
 	postJSON(t, "http://"+c.nodes[0].http+"/v1/rdds", `{"name":"ledger"}`, 201)
 	// Any live node may answer; the first that does.
 	rdd := func() rddView {
-		var v rddView
-		for _, p := range c.nodes {
-			c.mu.Lock()
-			alive := p.alive
-			c.mu.Unlock()
-			if !alive {
-				continue
-			}
-			st, b, err := call("GET", "http://"+p.http+"/v1/rdds/ledger", "", "")
-			if err == nil && st == 200 && json.Unmarshal(b, &v) == nil {
-				return v
-			}
-		}
+		v, _ := c.rddAt("ledger")
 		return v
 	}
 	waitReady := func(what string) rddView {
