@@ -415,16 +415,8 @@ class Server:
             out.append(entry)
         return {"rdds": out}
 
-    def _named_store(self, args: dict[str, Any]) -> Any:
-        name = _arg(args, "name", str)
-        assert self.tables is not None
-        try:
-            return self.tables.get(name)
-        except NotFound:
-            raise OpError("not_found", "shared RDD %r does not exist" % name) from None
-
     def _op_rdd_load(self, args: dict[str, Any]) -> dict[str, Any]:
-        store = self._named_store(args)
+        store = self._store(args)
         try:
             return store.load(_arg(args, "path", str), _opt(args, "format", str, "jsonl"),
                               _opt(args, "mode", str, "merge"), _opt(args, "key_column", str, "key"),
@@ -433,7 +425,7 @@ class Server:
             raise OpError("busy", str(exc)) from None
 
     def _op_rdd_save(self, args: dict[str, Any]) -> dict[str, Any]:
-        store = self._named_store(args)
+        store = self._store(args)
         return store.save(_arg(args, "path", str), _opt(args, "format", str, "jsonl"),
                           _opt(args, "overwrite", bool, False))
 
@@ -499,10 +491,10 @@ class Server:
         return {"results": durable.apply_entries(self._store(args), _arg(args, "entries", list))}
 
     def _op_rdd_checkpoint(self, args: dict[str, Any]) -> dict[str, Any]:
-        return durable.checkpoint(self._named_store(args), _arg(args, "path", str), _arg(args, "index", int))
+        return durable.checkpoint(self._store(args), _arg(args, "path", str), _arg(args, "index", int))
 
     def _op_rdd_restore(self, args: dict[str, Any]) -> dict[str, Any]:
-        return durable.restore(self._named_store(args), _arg(args, "path", str), _opt(args, "index", int, 0))
+        return durable.restore(self._store(args), _arg(args, "path", str), _opt(args, "index", int, 0))
 
     def _op_path_gc(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None
