@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -38,9 +39,16 @@ func BenchmarkRequestPathWithAuth(b *testing.B) {
 	if err := auth.WriteFile(users, &f); err != nil {
 		b.Fatal(err)
 	}
-	cfg := testConfig(b, filepath.Join(dir, "data"))
-	cfg.AuthFile = users
-	b.Run("bearer", func(b *testing.B) { benchRequestPath(b, cfg, "Bearer "+tok) })
+	// A fresh node for each: a node restarted on the same data dir finds
+	// its previous sessions dead.
+	withAuth := func(b *testing.B) Config {
+		cfg := testConfig(b, b.TempDir())
+		cfg.AuthFile = users
+		return cfg
+	}
+	b.Run("bearer", func(b *testing.B) { benchRequestPath(b, withAuth(b), "Bearer "+tok) })
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("bench:bench-pw"))
+	b.Run("basic", func(b *testing.B) { benchRequestPath(b, withAuth(b), basic) })
 }
 
 func benchRequestPath(b *testing.B, cfg Config, authz string) {
