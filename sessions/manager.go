@@ -255,12 +255,10 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		}
 		bc.SparkConf = conf
 	}
-	it, err := sparkbridge.Start(bc)
-	if err != nil {
-		s.hist.close()
-		_ = m.markDead(id, "interpreter failed to start: "+err.Error())
-		return Info{}, fmt.Errorf("cannot start interpreter for session %d: %w", id, err)
-	}
+	// The interpreter starts in the background, as Livy's sessions do: the
+	// client gets its session "starting" without waiting for Python, and
+	// a failure to start shows as the session going dead (bringUp, watch).
+	it := sparkbridge.Launch(bc)
 	s.it = it
 	m.mu.Lock()
 	if m.closed {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -197,4 +198,44 @@ func TestStartHandsOverDataRules(t *testing.T) {
 	if res.Value != rules {
 		t.Fatalf("%s in the interpreter = %q, want %q", DataRulesEnv, res.Value, rules)
 	}
+}
+
+// Launch returns before the process has started; a call made at once
+// waits for it. A launch that cannot start fails readiness and closes
+// Done instead of returning an error, and Stop is safe on it.
+func TestLaunch(t *testing.T) {
+	launch := func(mode string) *Interpreter {
+		t.Setenv("GO_WANT_HELPER_PROCESS", "1")
+		t.Setenv("HELPER_MODE", mode)
+		return Launch(Config{Python: os.Args[0], PythonPath: t.TempDir(), SessionID: 8,
+			StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond})
+	}
+	it := launch("")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := it.Call(ctx, "echo", map[string]any{}, nil); err != nil {
+		t.Fatalf("a call right after Launch: %v", err)
+	}
+	if it.Pid() <= 0 {
+		t.Fatalf("pid %d after the process started", it.Pid())
+	}
+	it.Stop()
+	<-it.Done()
+
+	bad := launch("exit")
+	if _, err := bad.WaitReady(ctx); !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "exited before handshake") {
+		t.Fatalf("WaitReady of a launch that cannot start = %v, want ErrExited with the reason", err)
+	}
+	select {
+	case <-bad.Done():
+	case <-ctx.Done():
+		t.Fatal("Done not closed for a launch that never ran")
+	}
+	if err := bad.Call(ctx, "echo", map[string]any{}, nil); !errors.Is(err, ErrExited) {
+		t.Fatalf("Call on a launch that cannot start = %v, want ErrExited", err)
+	}
+	if bad.Pid() != 0 || bad.ExitErr() == nil {
+		t.Fatalf("pid %d, exit error %v; want 0 and the start error", bad.Pid(), bad.ExitErr())
+	}
+	bad.Stop() // must not block or panic
 }

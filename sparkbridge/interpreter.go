@@ -62,11 +62,18 @@ type ReadyInfo struct {
 }
 
 // Interpreter is one running PySpark driver process and its connection.
+//
+// proc, conn and sockDir are set once by spawn, before started is closed;
+// every method that needs them waits for started first, so an interpreter
+// from Launch can be used (and stopped) while its process is starting.
 type Interpreter struct {
-	cfg     Config
-	proc    *Process
-	conn    *Conn
-	sockDir string
+	cfg      Config
+	proc     *Process
+	conn     *Conn
+	sockDir  string
+	started  chan struct{} // closed when spawn has finished, either way
+	spawnErr error         // why spawn failed; read after started
+	done     chan struct{} // closed when the process has exited, or never ran
 
 	readyOnce sync.Once
 	ready     chan struct{} // closed when Spark is up or failed to start
@@ -80,6 +87,25 @@ type Interpreter struct {
 // Start launches the interpreter, waits for its handshake and connects.
 // Spark comes up in the background: use WaitReady before Spark work.
 func Start(cfg Config) (*Interpreter, error) {
+	it := newInterpreter(cfg)
+	if err := it.spawn(); err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+// Launch is Start without the wait: it returns at once, and the process
+// starts in the background (a Python interpreter takes a few hundred
+// milliseconds to print its handshake). A failure to start shows as
+// WaitReady's error and a closed Done, as a crash does; calls made
+// meanwhile wait for the process (bounded by their context).
+func Launch(cfg Config) *Interpreter {
+	it := newInterpreter(cfg)
+	go func() { _ = it.spawn() }()
+	return it
+}
+
+func newInterpreter(cfg Config) *Interpreter {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -89,10 +115,25 @@ func Start(cfg Config) (*Interpreter, error) {
 	if cfg.Master == "" {
 		cfg.Master = "local[*]"
 	}
+	return &Interpreter{cfg: cfg, ready: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{})}
+}
+
+// spawn starts the process, waits for its handshake and connects; it runs
+// once per interpreter. On failure readiness fails and done is closed.
+func (it *Interpreter) spawn() (err error) {
+	cfg := it.cfg
+	defer func() {
+		if err != nil {
+			it.spawnErr = err
+			it.markReady(ReadyInfo{}, fmt.Errorf("%w: %v", ErrExited, err))
+			close(it.done)
+		}
+		close(it.started)
+	}()
 	// Unix socket paths are limited to ~108 bytes: keep them in a short temp dir.
 	sockDir, err := os.MkdirTemp("", "srdd-")
 	if err != nil {
-		return nil, fmt.Errorf("cannot create socket dir: %w", err)
+		return fmt.Errorf("cannot create socket dir: %w", err)
 	}
 	sock := filepath.Join(sockDir, "i.sock")
 	args := []string{"-m", "srdd_interpreter", "--socket", sock,
@@ -129,18 +170,16 @@ func Start(cfg Config) (*Interpreter, error) {
 		Logger: cfg.Logger, OnOutput: cfg.OnOutput,
 	})
 	if err != nil {
-		cfg.Metrics.incStartFailures()
 		os.RemoveAll(sockDir)
-		return nil, err
+		return err
 	}
 	nc, err := net.Dial(hs.Network, hs.Address)
 	if err != nil {
 		proc.Kill()
 		os.RemoveAll(sockDir)
-		cfg.Metrics.incStartFailures()
-		return nil, fmt.Errorf("cannot connect to interpreter at %s: %w", hs.Address, err)
+		return fmt.Errorf("cannot connect to interpreter at %s: %w", hs.Address, err)
 	}
-	it := &Interpreter{cfg: cfg, proc: proc, sockDir: sockDir, ready: make(chan struct{})}
+	it.proc, it.sockDir = proc, sockDir
 	it.conn = NewConn(nc, func(ev Event) { it.onEvent(ev, began) })
 	go func() {
 		// If the process dies before Spark is up, readiness fails.
@@ -150,9 +189,10 @@ func Start(cfg Config) (*Interpreter, error) {
 		case <-it.ready:
 		}
 		<-proc.Done()
+		close(it.done)
 		cfg.Metrics.exited(it.stopping.Load())
 	}()
-	return it, nil
+	return nil
 }
 
 func joinPythonPath(dir string) string {
@@ -212,6 +252,14 @@ func (it *Interpreter) WaitReady(ctx context.Context) (ReadyInfo, error) {
 
 // Call performs one op and records its latency.
 func (it *Interpreter) Call(ctx context.Context, op string, args any, out any) error {
+	select {
+	case <-it.started:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if it.spawnErr != nil {
+		return fmt.Errorf("%w: %v", ErrExited, it.spawnErr)
+	}
 	began := time.Now()
 	it.cfg.Metrics.callStarted()
 	err := it.conn.Call(ctx, op, args, out)
@@ -228,19 +276,36 @@ func (it *Interpreter) Call(ctx context.Context, op string, args any, out any) e
 }
 
 // Done is closed when the interpreter process has exited.
-func (it *Interpreter) Done() <-chan struct{} { return it.proc.Done() }
+func (it *Interpreter) Done() <-chan struct{} { return it.done }
 
 // ExitErr waits for the process to exit and returns its exit error.
-func (it *Interpreter) ExitErr() error { return it.proc.ExitErr() }
+func (it *Interpreter) ExitErr() error {
+	<-it.started
+	if it.spawnErr != nil {
+		return it.spawnErr
+	}
+	return it.proc.ExitErr()
+}
 
-// Pid returns the process id of the Python driver.
-func (it *Interpreter) Pid() int { return it.proc.Pid() }
+// Pid returns the process id of the Python driver, once it has started;
+// 0 if it never did.
+func (it *Interpreter) Pid() int {
+	<-it.started
+	if it.proc == nil {
+		return 0
+	}
+	return it.proc.Pid()
+}
 
 // Stop asks the interpreter to shut down, waits up to StopTimeout, then
 // kills its process group. It is idempotent and safe after a crash.
 func (it *Interpreter) Stop() {
 	it.stopOnce.Do(func() {
 		it.stopping.Store(true)
+		<-it.started // a launch under way finishes first (bounded by StartTimeout)
+		if it.spawnErr != nil {
+			return
+		}
 		select {
 		case <-it.proc.Done():
 		default:
