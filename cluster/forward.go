@@ -101,7 +101,7 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 	if n.isolated.Load() {
 		return nil, ErrNoLeader
 	}
-	addr, err := n.leaderHTTP()
+	addr, err := n.leaderPeer()
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +168,19 @@ func (n *Node) waitApplied(index uint64) error {
 		time.Sleep(2 * time.Millisecond)
 	}
 	return nil
+}
+
+// leaderPeer is where this node calls the leader's internal routes: its
+// Raft address over the peer channel with peer TLS, else its HTTP address.
+func (n *Node) leaderPeer() (string, error) {
+	if n.mux == nil {
+		return n.leaderHTTP()
+	}
+	addr, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	return string(addr), nil
 }
 
 // leaderHTTP returns the HTTP address of the current leader.
@@ -238,7 +251,7 @@ func (n *Node) CatchUp() error {
 		return ErrNoLeader
 	}
 	n.awaitLeader(time.Now().Add(n.cfg.LeaderWait), 0)
-	addr, err := n.leaderHTTP()
+	addr, err := n.leaderPeer()
 	if err != nil {
 		return err
 	}

@@ -208,7 +208,7 @@ func (n *Node) silentPeers() map[string]bool {
 
 // askSilent fetches the leader's list of silent peers.
 func (n *Node) askSilent() ([]string, error) {
-	addr, err := n.leaderHTTP()
+	addr, err := n.leaderPeer()
 	if err != nil {
 		return nil, err
 	}

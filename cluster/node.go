@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -57,6 +58,9 @@ type Config struct {
 	// PeerTLS, if set, makes calls to other nodes' HTTP API over https
 	// with this configuration (every node of a cluster serves TLS or none).
 	PeerTLS *tls.Config
+	// Peer, if set, runs every node-to-node path over mutual TLS on the
+	// Raft port (peertls.go; docs/ARCHITECTURE.md, "Peer trust").
+	Peer *PeerCreds
 	// ForwardApply sends writes made on a follower to the leader over HTTP
 	// (ApplyPath). Off, a follower's Apply fails with ErrNotLeader.
 	ForwardApply bool
@@ -151,6 +155,9 @@ type Node struct {
 	fsm       *fsm
 	transport *raft.NetworkTransport
 	stream    *tcpStreamLayer
+	mux       *peerMux                  // nil without peer TLS
+	ptrans    *peerTransport            // nil without peer TLS
+	running   atomic.Pointer[raft.Raft] // n.raft once NewRaft returned, for the transport's goroutines
 	store     *raftboltdb.BoltStore
 	http      *http.Client // pooled connections to the leader for forwarding
 
@@ -211,7 +218,23 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen for raft: %w", err)
 	}
-	n.stream = &tcpStreamLayer{ln: ln}
+	n.stream = &tcpStreamLayer{ln: ln, owner: n}
+	if cfg.Peer != nil {
+		if id := cfg.Peer.NodeID(); id != cfg.NodeID {
+			ln.Close()
+			return nil, fmt.Errorf("the peer certificate names node %q, not this node's id %q", id, cfg.NodeID)
+		}
+		n.mux = newPeerMux(ln, cfg.Peer, cfg.Logger.Named("peer"), &n.stream.isolated, n.stream.track)
+		n.stream.mux = n.mux
+		n.http.Transport.(*http.Transport).DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			if n.isolated.Load() {
+				return nil, errIsolated
+			}
+			return n.mux.dial(ctx, addr, muxHTTP, n.memberAt(addr))
+		}
+	} else {
+		cfg.Logger.Warn("no peer TLS (--peer-cert, --peer-key, --peer-ca): Raft and node-to-node calls are unauthenticated; run nodes on a trusted network only")
+	}
 	if cfg.RaftAdvertise != "" {
 		if _, _, err := net.SplitHostPort(cfg.RaftAdvertise); err != nil {
 			return nil, fmt.Errorf("invalid raft advertise address %q: %w", cfg.RaftAdvertise, err)
@@ -239,7 +262,12 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot inspect raft state: %w", err)
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, n.transport)
+	var trans raft.Transport = n.transport
+	if n.mux != nil {
+		n.ptrans = newPeerTransport(n.transport, n.mux, n.checkRPC, cfg.Logger.Named("peer"))
+		trans = n.ptrans
+	}
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("cannot start raft: %w", err)
 	}
@@ -255,6 +283,11 @@ func Open(cfg Config) (*Node, error) {
 		if f := n.raft.GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) > 1 {
 			return nil, fmt.Errorf("refusing to bootstrap: this node already belongs to a cluster of %d servers; start it without --bootstrap", len(f.Configuration().Servers))
 		}
+	}
+	n.running.Store(n.raft)
+	if n.mux != nil {
+		admit := n.AdmitPeer
+		n.mux.admitRaft.Store(&admit)
 	}
 	n.startHealthWatch()
 	n.electAlone(rc.HeartbeatTimeout)
@@ -522,7 +555,9 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeResources() {
-	if n.transport != nil {
+	if n.ptrans != nil {
+		_ = n.ptrans.Close()
+	} else if n.transport != nil {
 		_ = n.transport.Close()
 	}
 	if n.store != nil {
@@ -534,6 +569,9 @@ func (n *Node) closeResources() {
 
 // peerURL is the URL of path on the node at addr (host:port).
 func (n *Node) peerURL(addr, path string) string {
+	if n.mux != nil {
+		return "http://" + addr + path // TLS is below, in the peer channel (peertls.go)
+	}
 	if n.cfg.PeerTLS != nil {
 		return "https://" + addr + path
 	}

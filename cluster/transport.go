@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -19,12 +20,21 @@ type tcpStreamLayer struct {
 	isolated atomic.Bool // fault injection: refuse all Raft traffic
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
+	// mux, with peer TLS, owns the listener: inbound Raft connections
+	// reach peerTransport from it, and Dial goes through it.
+	mux   *peerMux
+	owner *Node
 }
 
 // errIsolated is returned while the node is cut off on purpose.
 var errIsolated = errors.New("node isolated")
 
 func (t *tcpStreamLayer) Accept() (net.Conn, error) {
+	if t.mux != nil {
+		// peerTransport serves inbound connections itself.
+		<-t.mux.closed
+		return nil, net.ErrClosed
+	}
 	for {
 		c, err := t.ln.Accept()
 		if err != nil {
@@ -38,7 +48,13 @@ func (t *tcpStreamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-func (t *tcpStreamLayer) Close() error { return t.ln.Close() }
+func (t *tcpStreamLayer) Close() error {
+	if t.mux != nil {
+		t.mux.close()
+		return nil
+	}
+	return t.ln.Close()
+}
 func (t *tcpStreamLayer) Addr() net.Addr {
 	if t.adv != nil {
 		return t.adv
@@ -56,6 +72,15 @@ func (h hostPort) String() string  { return string(h) }
 func (t *tcpStreamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	if t.isolated.Load() {
 		return nil, errIsolated
+	}
+	if t.mux != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c, err := t.mux.dial(ctx, string(addr), muxRaft, t.owner.memberAt(string(addr)))
+		if err != nil {
+			return nil, err
+		}
+		return t.track(c), nil
 	}
 	c, err := net.DialTimeout("tcp", string(addr), timeout)
 	if err != nil {
