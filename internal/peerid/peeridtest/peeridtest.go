@@ -127,3 +127,10 @@ func write(t testing.TB, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// Pool is a pool holding only this CA.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
+}
