@@ -89,9 +89,11 @@ const principalHeader = "X-Srdd-Principal"
 // authenticated, when the nodes share a cluster key.
 func (s *Server) vouch(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
 	req.Header.Del(principalHeader)
-	if p := principalOf(ctx); p != nil && s.cfg.ClusterKey != "" {
+	if p := principalOf(ctx); p != nil && (s.cfg.ClusterKey != "" || s.cfg.Peers != nil) {
 		req.Header.Set(principalHeader, p.Name)
-		req.Header.Set(cluster.KeyHeader, s.cfg.ClusterKey)
+		if s.cfg.Peers == nil {
+			req.Header.Set(cluster.KeyHeader, s.cfg.ClusterKey)
+		}
 	}
 }
 
@@ -114,7 +116,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, method string, seg []str
 	if as := ctx.Request.Header.Peek(principalHeader); len(as) > 0 {
 		// A peer forwarding a call vouches for the caller it authenticated
 		// (a client certificate does not travel with the call).
-		if s.cfg.ClusterKey == "" || subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
+		if peerID(ctx) == "" && (s.cfg.ClusterKey == "" || subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1) {
 			unauthorized(ctx, principalHeader+" is accepted only from nodes (with the cluster key)")
 			return false
 		}
@@ -214,6 +216,9 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 	case rulePublic:
 		return true
 	case ruleCluster:
+		if peerID(ctx) != "" {
+			return true // a member, proven by its peer certificate (peerGate)
+		}
 		if s.cfg.ClusterKey != "" {
 			return true // the cluster key was checked before routing
 		}
@@ -231,7 +236,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		return true
 	}
 	p := principalOf(ctx)
-	if r == ruleAdmin && p == nil && ctx.UserValue(peerKey) != nil {
+	if r == ruleAdmin && p == nil && fromPeer(ctx) {
 		return true // a node joining or removing with the cluster key
 	}
 	if p == nil {

@@ -53,23 +53,42 @@ type Cluster interface {
 // forwarder proxies requests to other nodes over pooled connections.
 type forwarder struct {
 	tls     *tls.Config // nil: peers serve plain http
+	peers   Peers       // set: calls go over the peer channel, by node ID
 	mu      sync.Mutex
 	clients map[string]*fasthttp.HostClient
 }
 
 // scheme is the URL scheme of peers.
 func (f *forwarder) scheme() string {
+	if f.peers != nil {
+		return "http" // TLS is below, in the peer channel
+	}
 	if f.tls != nil {
 		return "https"
 	}
 	return "http"
 }
 
-func (f *forwarder) client(addr string) *fasthttp.HostClient {
+// client is the pooled client for node id at HTTP address addr: over
+// the peer channel to id with peer TLS, else to addr.
+func (f *forwarder) client(id, addr string) *fasthttp.HostClient {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.clients == nil {
 		f.clients = map[string]*fasthttp.HostClient{}
+	}
+	if f.peers != nil {
+		c, ok := f.clients["peer/"+id]
+		if !ok {
+			c = &fasthttp.HostClient{
+				Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
+				ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
+				Dial:       func(string) (net.Conn, error) { return f.peers.DialPeer(id, 10*time.Second) },
+				RetryIfErr: retryForward,
+			}
+			f.clients["peer/"+id] = c
+		}
+		return c
 	}
 	c, ok := f.clients[addr]
 	if !ok {
@@ -111,7 +130,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 	req.SetHost(m.HTTPAddr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 	s.vouch(ctx, req)
-	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, &ctx.Response, proxyTimeout); err != nil {
+	if err := s.fwd.client(id, m.HTTPAddr).DoTimeout(req, &ctx.Response, proxyTimeout); err != nil {
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
 		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable",
@@ -216,7 +235,7 @@ func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bo
 		req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 		req.Header.Set(placedHeader, "1")
 		s.vouch(ctx, req)
-		delivered, err := sendOnce(m.HTTPAddr, s.fwd.tls, req, &ctx.Response)
+		delivered, err := s.fwd.sendOnce(id, m.HTTPAddr, req, &ctx.Response)
 		fasthttp.ReleaseRequest(req)
 		if err == nil {
 			return true
@@ -239,12 +258,19 @@ func (s *Server) placeRemotely(ctx *fasthttp.RequestCtx, candidates []string) bo
 // resp. delivered is false when the connection could not be made, so the
 // request certainly did not arrive. A pooled connection is not used: one
 // to a node that just died fails only after the request is written.
-func sendOnce(addr string, tlsCfg *tls.Config, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
-	conn, err := net.DialTimeout("tcp", addr, placeDialTimeout)
+func (f *forwarder) sendOnce(id, addr string, req *fasthttp.Request, resp *fasthttp.Response) (delivered bool, err error) {
+	var conn net.Conn
+	if f.peers != nil {
+		// The TLS handshake is part of the dial: a peer that cannot
+		// complete it never saw the request.
+		conn, err = f.peers.DialPeer(id, 2*placeDialTimeout)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, placeDialTimeout)
+	}
 	if err != nil {
 		return false, fmt.Errorf("cannot dial %s: %w", addr, err)
 	}
-	if tlsCfg != nil {
+	if tlsCfg := f.tls; tlsCfg != nil && f.peers == nil {
 		c := tlsCfg.Clone()
 		if host, _, err := net.SplitHostPort(addr); err == nil && c.ServerName == "" {
 			c.ServerName = host
@@ -270,6 +296,10 @@ func sendOnce(addr string, tlsCfg *tls.Config, req *fasthttp.Request, resp *fast
 func (s *Server) toLeader(ctx *fasthttp.RequestCtx) {
 	hops, _ := strconv.Atoi(string(ctx.Request.Header.Peek(hopHeader)))
 	addr, err := s.cfg.Cluster.LeaderHTTP()
+	leader := ""
+	if s.cfg.Peers != nil && err == nil {
+		leader, err = s.cfg.Peers.LeaderID()
+	}
 	if err != nil || hops >= maxHops {
 		ctx.Response.Header.Set("Retry-After", "1")
 		writeError(ctx, http.StatusServiceUnavailable, "no_leader", "the cluster has no reachable leader right now")
@@ -282,7 +312,7 @@ func (s *Server) toLeader(ctx *fasthttp.RequestCtx) {
 	req.SetHost(addr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 	s.vouch(ctx, req)
-	if err := s.fwd.client(addr).DoTimeout(req, &ctx.Response, time.Minute); err != nil {
+	if err := s.fwd.client(leader, addr).DoTimeout(req, &ctx.Response, time.Minute); err != nil {
 		ctx.Response.Reset()
 		writeError(ctx, http.StatusServiceUnavailable, "no_leader", "the leader at "+addr+" did not answer: "+err.Error())
 	}
@@ -321,6 +351,9 @@ func (s *Server) clusterJoin(ctx *fasthttp.RequestCtx) {
 	}
 	if req.ID == "" || req.RaftAddr == "" || req.HTTPAddr == "" {
 		badRequest(ctx, "join needs id, raft_addr and http_addr")
+		return
+	}
+	if !s.joinAllowed(ctx, req.ID) {
 		return
 	}
 	if !s.cfg.Cluster.IsLeader() {
@@ -386,7 +419,7 @@ func (s *Server) fetchLocal(creds [][2]string, id, path string, out any) error {
 	for _, h := range creds {
 		req.Header.Set(h[0], h[1])
 	}
-	if err := s.fwd.client(m.HTTPAddr).DoTimeout(req, resp, 2*time.Second); err != nil {
+	if err := s.fwd.client(id, m.HTTPAddr).DoTimeout(req, resp, 2*time.Second); err != nil {
 		return err
 	}
 	if resp.StatusCode() != http.StatusOK {
@@ -418,7 +451,9 @@ func (s *Server) gatherOwned(ctx *fasthttp.RequestCtx, owners []string, path, fi
 	if a := ctx.Request.Header.Peek("Authorization"); len(a) > 0 {
 		creds = append(creds, [2]string{"Authorization", string(a)})
 	}
-	if p := principalOf(ctx); p != nil && s.cfg.ClusterKey != "" {
+	if p := principalOf(ctx); p != nil && s.cfg.Peers != nil {
+		creds = append(creds, [2]string{principalHeader, p.Name})
+	} else if p != nil && s.cfg.ClusterKey != "" {
 		creds = append(creds, [2]string{principalHeader, p.Name}, [2]string{cluster.KeyHeader, s.cfg.ClusterKey})
 	}
 	out := map[string]json.RawMessage{}

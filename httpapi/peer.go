@@ -1,6 +1,13 @@
 package httpapi
 
-import "github.com/valyala/fasthttp"
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
 
 // peerIDKey is the user value under which the peer channel stores the
 // node ID proven by the caller's certificate (docs/ARCHITECTURE.md,
@@ -24,4 +31,71 @@ func fromPeer(ctx *fasthttp.RequestCtx) bool {
 func peerID(ctx *fasthttp.RequestCtx) string {
 	id, _ := ctx.UserValue(peerIDKey).(string)
 	return id
+}
+
+// Peers is what the API needs from the peer channel (cluster.Node).
+type Peers interface {
+	// DialPeer opens an HTTP connection to member id over mutual TLS;
+	// the peer must prove it is id.
+	DialPeer(id string, timeout time.Duration) (net.Conn, error)
+	// LeaderID is the current leader's node ID (waiting a little for one).
+	LeaderID() (string, error)
+	// AdmitPeer reports whether node id is a member of the cluster.
+	AdmitPeer(id string) error
+}
+
+// ServePeer serves HTTP from other nodes on ln, the peer channel: every
+// connection's certificate proved a node ID (cluster.PeerConn).
+func (s *Server) ServePeer(ln net.Listener) error { return s.peerSrv.Serve(ln) }
+
+// handlePeer marks a request from the peer channel with the caller's
+// node ID, then serves it as any other.
+func (s *Server) handlePeer(ctx *fasthttp.RequestCtx) {
+	pc, ok := ctx.Conn().(interface{ PeerNodeID() string })
+	if !ok || pc.PeerNodeID() == "" {
+		writeError(ctx, http.StatusForbidden, "forbidden", "not a peer connection")
+		return
+	}
+	ctx.SetUserValue(peerIDKey, pc.PeerNodeID())
+	s.handle(ctx)
+}
+
+// peerGate applies peer trust before routing (docs/ARCHITECTURE.md,
+// "Peer trust"). On the peer channel, the caller must be a member of the
+// Raft configuration, except for a join, which only the joining node
+// itself (or a member forwarding it) may ask for (clusterJoin). With
+// peer TLS on, the client port refuses the internal routes and joins.
+func (s *Server) peerGate(ctx *fasthttp.RequestCtx, method string, seg []string) bool {
+	id := peerID(ctx)
+	isJoin := len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join"
+	switch {
+	case id != "" && !isJoin:
+		if s.cfg.Peers == nil {
+			forbidden(ctx, "no peer channel on this node")
+			return false
+		}
+		if err := s.cfg.Peers.AdmitPeer(id); err != nil {
+			s.cfg.Logger.Warn("peer call refused", "peer", id, "path", string(ctx.Path()), "error", err)
+			forbidden(ctx, err.Error())
+			return false
+		}
+	case id == "" && s.cfg.Peers != nil && clusterOnly(method, seg) && method != http.MethodDelete:
+		forbidden(ctx, "node-to-node calls are served only on the peer channel (the Raft port, mutual TLS)")
+		return false
+	}
+	return true
+}
+
+// joinAllowed says whether the peer that sent a join for node id may: it
+// is that node (its certificate names it), or a member forwarding it.
+func (s *Server) joinAllowed(ctx *fasthttp.RequestCtx, id string) bool {
+	if s.cfg.Peers == nil {
+		return true // no peer TLS: the cluster key or auth decided
+	}
+	caller := peerID(ctx)
+	if caller == id || (caller != "" && s.cfg.Peers.AdmitPeer(caller) == nil) {
+		return true
+	}
+	forbidden(ctx, fmt.Sprintf("a join of %q must come from that node's peer certificate (the caller proved %q)", id, caller))
+	return false
 }

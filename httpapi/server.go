@@ -58,6 +58,11 @@ type Config struct {
 	LoopbackOnly bool
 	// PeerTLS, if set, is used to call other nodes over https.
 	PeerTLS *tls.Config
+	// Peers, if set, means node-to-node traffic runs over the peer
+	// channel (mutual TLS on the Raft port; docs/ARCHITECTURE.md, "Peer
+	// trust"): forwarding dials it, ServePeer serves it, and this port
+	// refuses the internal routes and joins.
+	Peers Peers
 	// Auth, if set, authenticates every request and applies the
 	// permission table (auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
@@ -70,6 +75,7 @@ type Server struct {
 	metrics *httpMetrics
 	promH   fasthttp.RequestHandler
 	srv     *fasthttp.Server
+	peerSrv *fasthttp.Server
 	fwd     forwarder
 
 	base       context.Context // cancelled by Close; parent of request contexts
@@ -91,7 +97,7 @@ func New(cfg Config) *Server {
 			return true, nil
 		}
 	}
-	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels), fwd: forwarder{tls: cfg.PeerTLS}}
+	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels), fwd: forwarder{tls: cfg.PeerTLS, peers: cfg.Peers}}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -102,6 +108,15 @@ func New(cfg Config) *Server {
 		IdleTimeout:        2 * time.Minute,
 		ErrorHandler:       s.transportError,
 		Logger:             fasthttpLogger{cfg.Logger.Named("http")},
+	}
+	s.peerSrv = &fasthttp.Server{
+		Handler:            s.handlePeer,
+		Name:               "srdd",
+		MaxRequestBodySize: MaxRequestBytes,
+		ReadTimeout:        5 * time.Minute,
+		IdleTimeout:        2 * time.Minute,
+		ErrorHandler:       s.transportError,
+		Logger:             fasthttpLogger{cfg.Logger.Named("peer-http")},
 	}
 	return s
 }
@@ -117,6 +132,7 @@ func (s *Server) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err = s.srv.ShutdownWithContext(ctx)
+		_ = s.peerSrv.ShutdownWithContext(ctx)
 	})
 	return err
 }
@@ -188,7 +204,7 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
-	if s.cfg.LoopbackOnly && !loopbackHost(ctx.Host()) {
+	if s.cfg.LoopbackOnly && peerID(ctx) == "" && !loopbackHost(ctx.Host()) {
 		writeError(ctx, http.StatusForbidden, "forbidden_host",
 			"this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only")
 		return routeOther
@@ -209,7 +225,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
-	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) {
+	if !s.peerGate(ctx, m, seg) {
+		return routeOther
+	}
+	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && clusterOnly(m, seg) {
 		if subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
 			writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
 			return routeOther

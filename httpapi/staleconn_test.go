@@ -30,7 +30,7 @@ func TestForwarderSurvivesPeerRestart(t *testing.T) {
 		req.SetRequestURI("http://" + addr + "/sessions")
 		req.Header.SetMethod("POST")
 		req.SetBodyString(`{"kind":"pyspark"}`)
-		if err := f.client(addr).DoTimeout(req, resp, 5*time.Second); err != nil {
+		if err := f.client("", addr).DoTimeout(req, resp, 5*time.Second); err != nil {
 			return err
 		}
 		if string(resp.Body()) != "ok POST" {

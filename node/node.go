@@ -64,8 +64,17 @@ type Config struct {
 	KVCacheMiB int
 	// CSRFProtection requires X-Requested-By on mutating requests (Livy's option).
 	CSRFProtection bool
-	// ClusterKey, if set, is required on node-to-node calls and sent on ours.
+	// ClusterKey, if set, is required on node-to-node calls and sent on ours
+	// (development only; read from ClusterKeyFile by the server command).
 	ClusterKey string
+	// ClusterKeyFile, if set, holds the cluster key (it is never taken
+	// from argv or the environment).
+	ClusterKeyFile string
+	// PeerCert, PeerKey and PeerCA (PEM files) turn on peer mutual TLS:
+	// Raft, internal calls, forwarding and joins run over the Raft port,
+	// authenticated by node certificates from PeerCA (docs/ARCHITECTURE.md,
+	// "Peer trust"). Reloaded by Reload (SIGHUP).
+	PeerCert, PeerKey, PeerCA string
 	// AuthFile, if set, is the users file (auth package): every call then
 	// needs a principal allowed to make it. Reloaded by Reload (SIGHUP).
 	AuthFile string
@@ -161,8 +170,12 @@ func (c *Config) Validate() error {
 	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
 		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0:
 		return errors.New("limits must not be negative")
-	case c.AuthFile != "" && len(c.Join) > 0 && c.ClusterKey == "":
-		return errors.New("a node with --auth-file joins with --cluster-key: it is what proves a node to the others")
+	case (c.PeerCert == "") != (c.PeerKey == "") || (c.PeerCert == "") != (c.PeerCA == ""):
+		return errors.New("--peer-cert, --peer-key and --peer-ca go together")
+	case c.ClusterKey != "" && c.ClusterKeyFile != "":
+		return errors.New("give the cluster key once (--cluster-key-file)")
+	case c.AuthFile != "" && len(c.Join) > 0 && c.ClusterKey == "" && c.ClusterKeyFile == "" && c.PeerCert == "":
+		return errors.New("a node with --auth-file joins with peer TLS (--peer-cert, --peer-key, --peer-ca) or, in development, --cluster-key-file: it is what proves a node to the others")
 	case (c.TLSCert == "") != (c.TLSKey == ""):
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
@@ -188,6 +201,7 @@ type Node struct {
 	auth     *auth.Authenticator // nil without AuthFile
 	cert     *tlsconf.Cert       // nil without TLS
 	peerTLS  *tls.Config         // nil without TLS
+	peer     *cluster.PeerCreds  // nil without peer TLS
 	logger   hclog.Logger
 
 	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
@@ -206,6 +220,10 @@ type Node struct {
 // leave takes a non-voter out of the cluster and wipes its Raft state, so
 // it joins afresh next time (voters stay members across restarts).
 func (n *Node) leave() {
+	if n.peer != nil {
+		n.leavePeer()
+		return
+	}
 	addr, err := n.Registry.LeaderHTTP()
 	if err == nil {
 		req, _ := http.NewRequest(http.MethodDelete, peerScheme(n.peerTLS)+"://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
@@ -287,6 +305,21 @@ func Start(cfg Config) (*Node, error) {
 	rc.Bootstrap = cfg.Bootstrap && len(cfg.Join) == 0
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
+	if cfg.ClusterKeyFile != "" {
+		b, err := os.ReadFile(cfg.ClusterKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read --cluster-key-file: %w", err)
+		}
+		if cfg.ClusterKey = strings.TrimSpace(string(b)); cfg.ClusterKey == "" {
+			return nil, fmt.Errorf("--cluster-key-file %s is empty", cfg.ClusterKeyFile)
+		}
+	}
+	if cfg.PeerCert != "" {
+		if n.peer, err = cluster.LoadPeerCreds(cfg.PeerCert, cfg.PeerKey, cfg.PeerCA); err != nil {
+			return nil, err
+		}
+		rc.Peer = n.peer
+	}
 	rc.ClusterKey = cfg.ClusterKey
 	rc.PeerTLS = peerTLS
 	if cfg.LeaderWait > 0 {
@@ -374,7 +407,12 @@ func Start(cfg Config) (*Node, error) {
 	n.Sessions.SetFileRoots(files)
 	storeLog := cfg.Logger.Named("kvstore")
 	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
+	var peers httpapi.Peers
+	if n.peer != nil {
+		peers = n.Registry
+	}
 	n.HTTP = httpapi.New(httpapi.Config{
+		Peers: peers,
 		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
@@ -383,9 +421,16 @@ func Start(cfg Config) (*Node, error) {
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
+	if pl := n.Registry.PeerListener(); pl != nil {
+		go func() {
+			if err := n.HTTP.ServePeer(pl); err != nil {
+				cfg.Logger.Debug("peer http stopped", "error", err)
+			}
+		}()
+	}
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey, peerTLS); err != nil {
+		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey, peerTLS, n.peer); err != nil {
 			return nil, err
 		}
 	}
@@ -487,8 +532,11 @@ func (n *Node) Ready() (bool, []string) {
 }
 
 // join asks the cluster, through any of addrs, to add this node.
-func join(addrs []string, id, raftAddr, httpAddr string, voter bool, key string, peerTLS *tls.Config) error {
+func join(addrs []string, id, raftAddr, httpAddr string, voter bool, key string, peerTLS *tls.Config, peer *cluster.PeerCreds) error {
 	body, _ := json.Marshal(map[string]any{"id": id, "raft_addr": raftAddr, "http_addr": httpAddr, "voter": voter})
+	if peer != nil {
+		return joinPeer(addrs, body, peerTLS, peer)
+	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
 	var last error
 	for attempt := 0; attempt < 10; attempt++ {
@@ -533,6 +581,15 @@ func (n *Node) Reload() error {
 	var errs []error
 	if n.auth != nil {
 		errs = append(errs, n.auth.Reload())
+	}
+	if n.peer != nil {
+		err := n.peer.Reload()
+		if err != nil {
+			n.logger.Error("cannot reload the peer certificate, key or CA; keeping the loaded ones", "error", err)
+		} else {
+			n.logger.Info("reloaded the peer certificate, key and CA")
+		}
+		errs = append(errs, err)
 	}
 	if n.cert != nil {
 		err := n.cert.Reload()

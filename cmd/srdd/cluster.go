@@ -35,17 +35,25 @@ func clusterCmd() *cobra.Command {
 			return w.Flush()
 		},
 	})
-	var key string
+	var keyFile string
 	remove := &cobra.Command{
 		Use: "remove ID", Short: "Remove a node from the cluster (it must wipe its data dir to join again)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			addr, _ := cmd.Flags().GetString("addr")
 			token, _ := cmd.Flags().GetString("token")
 			ca, _ := cmd.Flags().GetString("ca-cert")
+			key := ""
+			if keyFile != "" {
+				b, err := os.ReadFile(keyFile)
+				if err != nil {
+					return fmt.Errorf("cannot read --cluster-key-file: %w", err)
+				}
+				key = strings.TrimSpace(string(b))
+			}
 			return removeNode(addr, args[0], key, token, ca)
 		},
 	}
-	remove.Flags().StringVar(&key, "cluster-key", os.Getenv("SRDD_CLUSTER_KEY"), "the cluster key, if the nodes require one (env SRDD_CLUSTER_KEY)")
+	remove.Flags().StringVar(&keyFile, "cluster-key-file", "", "file holding the cluster key, if the nodes require one (development, without peer TLS); with peer TLS, removal needs an admin's --token when the nodes have --auth-file")
 	c.AddCommand(remove)
 	return c
 }
