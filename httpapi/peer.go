@@ -42,6 +42,8 @@ type Peers interface {
 	LeaderID() (string, error)
 	// AdmitPeer reports whether node id is a member of the cluster.
 	AdmitPeer(id string) error
+	// RaftAddr is this node's advertised Raft (peer channel) address.
+	RaftAddr() string
 }
 
 // ServePeer serves HTTP from other nodes on ln, the peer channel: every

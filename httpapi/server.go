@@ -316,7 +316,14 @@ func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]route
 // health is liveness: the process serves HTTP. It says nothing about
 // whether the node can take a write (that is ready).
 func (s *Server) health(ctx *fasthttp.RequestCtx) {
-	writeJSON(ctx, http.StatusOK, map[string]any{"status": "ok", "node": s.cfg.Cluster.ID()})
+	out := map[string]any{"status": "ok", "node": s.cfg.Cluster.ID()}
+	if s.cfg.Peers != nil {
+		// Where a joiner sends its join (over mutual TLS): --join names
+		// this node's HTTP address, which may need credentials for
+		// anything but this route.
+		out["peer_addr"] = s.cfg.Peers.RaftAddr()
+	}
+	writeJSON(ctx, http.StatusOK, out)
 }
 
 // ready is readiness (docs/ARCHITECTURE.md invariant 11): 200 only when

@@ -23,6 +23,7 @@ func TestAdvertisedNames(t *testing.T) {
 		return cfg, cfg.AdvertiseHTTP
 	}
 	c1, adv1 := cfgFor("a1")
+	withPeerTLS(t, &c1)
 	n1, err := Start(c1)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +31,7 @@ func TestAdvertisedNames(t *testing.T) {
 	defer n1.Close()
 	c2, _ := cfgFor("a2")
 	c2.Bootstrap, c2.Join = false, []string{adv1}
+	withPeerTLS(t, &c2)
 	n2, err := Start(c2) // registers itself through a forwarded write to the leader's advertised name
 	if err != nil {
 		t.Fatal(err)

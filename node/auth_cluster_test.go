@@ -34,9 +34,10 @@ func TestAuthInACluster(t *testing.T) {
 	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	noKey := b.cfg(t, []string{a.http})
+	withoutPeerTLS(&noKey)
 	noKey.AuthFile = users
-	if _, err := Start(noKey); err == nil || !strings.Contains(err.Error(), "cluster-key") {
-		t.Fatalf("a node with a users file joined without the cluster key: %v", err)
+	if _, err := Start(noKey); err == nil || !strings.Contains(err.Error(), "peer TLS") {
+		t.Fatalf("a node with a users file joined without peer TLS or the cluster key: %v", err)
 	}
 	for _, m := range []*member{a, b} {
 		var join []string
@@ -44,7 +45,7 @@ func TestAuthInACluster(t *testing.T) {
 			join = []string{a.http}
 		}
 		c := m.cfg(t, join)
-		c.AuthFile, c.ClusterKey = users, "s3cret"
+		c.AuthFile = users // peer TLS (member.cfg) proves the nodes
 		n, err := Start(c)
 		if err != nil {
 			t.Fatalf("start %s: %v", m.id, err)

@@ -28,6 +28,7 @@ func (m *member) cfg(t testing.TB, join []string) Config {
 	// Less eager than the single-node tests: a loaded 2-core machine
 	// running -race must not see leaders come and go on their own.
 	c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+	withPeerTLS(t, &c)
 	return c
 }
 
@@ -553,7 +554,8 @@ func startPair(t *testing.T, what string, tweak func(*Config)) (a, b, follower *
 // With a cluster key, nodes join and forward writes; a client without the
 // key cannot feed the registry directly, nor join or remove nodes.
 func TestClusterKey(t *testing.T) {
-	a, b, follower := startPair(t, "a cluster key", func(c *Config) { c.ClusterKey = "s3cret" })
+	// Development mode: no peer TLS, the cluster key guards the routes.
+	a, b, follower := startPair(t, "a cluster key", func(c *Config) { withoutPeerTLS(c); c.ClusterKey = "s3cret" })
 	if _, err := createRecord(follower, "keyed"); err != nil {
 		t.Fatalf("forwarded write with a cluster key: %v", err)
 	}
@@ -573,6 +575,7 @@ func TestClusterKey(t *testing.T) {
 	}
 	// A joiner with the wrong key is refused.
 	c := (&member{id: "n3", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}).cfg(t, []string{a.http})
+	withoutPeerTLS(&c)
 	c.ClusterKey = "wrong"
 	if n, err := Start(c); err == nil {
 		n.Close()

@@ -79,6 +79,9 @@ func TestMain(m *testing.M) {
 	if shared.n != nil {
 		shared.n.Close()
 	}
+	for _, d := range peerTestCA.dirs {
+		_ = os.RemoveAll(d)
+	}
 	os.Exit(code)
 }
 

@@ -53,15 +53,18 @@ func raftAddrsOf(hc *http.Client, a string, clientTLS *tls.Config) []string {
 	if !strings.Contains(u, "://") {
 		u = peerScheme(clientTLS) + "://" + u
 	}
-	fallback := []string{hostPortOf(a)}
-	resp, err := hc.Get(strings.TrimSuffix(u, "/") + "/v1/cluster")
-	if err != nil {
-		return fallback
-	}
-	defer resp.Body.Close()
+	u = strings.TrimSuffix(u, "/")
 	var st cluster.Status
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&st) != nil {
-		return fallback
+	if getJSON(hc, u+"/v1/cluster", &st) != nil {
+		// /v1/cluster needs credentials with --auth-file; /healthz tells
+		// this member's own peer address to anyone.
+		var h struct {
+			PeerAddr string `json:"peer_addr"`
+		}
+		if getJSON(hc, u+"/healthz", &h) == nil && h.PeerAddr != "" {
+			return []string{h.PeerAddr}
+		}
+		return []string{hostPortOf(a)}
 	}
 	var out []string
 	for _, m := range st.Members {
@@ -75,9 +78,21 @@ func raftAddrsOf(hc *http.Client, a string, clientTLS *tls.Config) []string {
 		}
 	}
 	if len(out) == 0 {
-		return fallback
+		return []string{hostPortOf(a)}
 	}
 	return out
+}
+
+func getJSON(hc *http.Client, url string, out any) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(out)
 }
 
 func hostPortOf(a string) string {
