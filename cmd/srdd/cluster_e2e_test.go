@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/srdd/srdd/internal/peerid/peeridtest"
 	"github.com/srdd/srdd/internal/testutil"
 )
 
@@ -48,10 +49,12 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 		kill     func()
 	}
 	var procs []*proc
+	ca := peeridtest.NewCA(t, "e2e-peer-ca")
 	for i := 1; i <= 3; i++ {
 		p := &proc{id: fmt.Sprintf("n%d", i), http: testutil.FreeAddr(t)}
 		args := []string{"--node-id", p.id, "--http-addr", p.http, "--raft-addr", testutil.FreeAddr(t),
 			"--data-dir", filepath.Join(t.TempDir(), p.id), "--python", python, "--spark-master", "local[1]"}
+		args = append(args, peerFlags(t, ca, p.id)...)
 		if i == 1 {
 			args = append(args, "--bootstrap")
 		} else {
@@ -224,4 +227,11 @@ func tryGet(addr, key, want string) (string, error) {
 		return "", fmt.Errorf("GET %s via %s: %d %s, want value %s", key, addr, resp.StatusCode, b, want)
 	}
 	return string(b), nil
+}
+
+// peerFlags are the server flags of peer mutual TLS for node id, with a
+// certificate from ca.
+func peerFlags(t testing.TB, ca *peeridtest.CA, id string) []string {
+	f := ca.Node(t, id)
+	return []string{"--peer-cert", f.Cert, "--peer-key", f.Key, "--peer-ca", ca.File}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 	"github.com/srdd/srdd/internal/lincheck"
+	"github.com/srdd/srdd/internal/peerid/peeridtest"
 	"github.com/srdd/srdd/internal/testutil"
 )
 
@@ -30,6 +31,7 @@ type cluster3 struct {
 	logs   string // each node's output, kept with the test's temp files
 	mu     sync.Mutex
 	nodes  []*srddProc
+	ca     *peeridtest.CA // peer TLS between the nodes (made on first start)
 }
 
 type srddProc struct {
@@ -42,6 +44,10 @@ func (c *cluster3) start(p *srddProc, first bool) {
 	args := []string{"--node-id", p.id, "--http-addr", p.http, "--raft-addr", p.raft, "--data-dir", p.dir,
 		"--python", c.python, "--spark-master", "local[1]", "--checkpoint-uri", c.ckpt, "--checkpoint-every", "300",
 		"--checkpoint-interval", "3s", "--spark-conf", "spark.driver.memory=512m"}
+	if c.ca == nil {
+		c.ca = peeridtest.NewCA(c.t, "e2e-peer-ca")
+	}
+	args = append(args, peerFlags(c.t, c.ca, p.id)...)
 	if first {
 		args = append(args, "--bootstrap")
 	} else {
