@@ -17,6 +17,8 @@ import (
 type member struct {
 	id, http, raft, dir string
 	n                   *Node
+	// The peer TLS files of the last cfg (peer_helpers_test.go).
+	peerCert, peerKey, peerCA string
 }
 
 func (m *member) cfg(t testing.TB, join []string) Config {
@@ -29,6 +31,7 @@ func (m *member) cfg(t testing.TB, join []string) Config {
 	// running -race must not see leaders come and go on their own.
 	c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
 	withPeerTLS(t, &c)
+	m.peerCert, m.peerKey, m.peerCA = c.PeerCert, c.PeerKey, c.PeerCA
 	return c
 }
 

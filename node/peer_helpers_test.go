@@ -2,6 +2,7 @@ package node
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -32,11 +33,16 @@ func peerCA(t testing.TB) *peeridtest.CA {
 	return peerTestCA.ca
 }
 
-// withPeerTLS gives c a peer certificate for its node ID from the test CA.
+// withPeerTLS gives c a peer certificate for its node ID from the test
+// CA, and its own copy of the CA file (a rotation test swaps it).
 func withPeerTLS(t testing.TB, c *Config) {
 	ca := peerCA(t)
 	f := ca.Node(t, c.NodeID)
-	c.PeerCert, c.PeerKey, c.PeerCA = f.Cert, f.Key, ca.File
+	caFile := filepath.Join(filepath.Dir(f.Cert), "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.PeerCert, c.PeerKey, c.PeerCA = f.Cert, f.Key, caFile
 }
 
 // withoutPeerTLS is development mode.
