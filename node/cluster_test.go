@@ -17,6 +17,7 @@ import (
 type member struct {
 	id, http, raft, dir string
 	n                   *Node
+	tweak               func(*Config) // applied last by cfg, if set
 	// The peer TLS files of the last cfg (peer_helpers_test.go).
 	peerCert, peerKey, peerCA string
 }
@@ -32,6 +33,9 @@ func (m *member) cfg(t testing.TB, join []string) Config {
 	c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
 	withPeerTLS(t, &c)
 	m.peerCert, m.peerKey, m.peerCA = c.PeerCert, c.PeerKey, c.PeerCA
+	if m.tweak != nil {
+		m.tweak(&c)
+	}
 	return c
 }
 
@@ -47,11 +51,14 @@ func (m *member) start(t testing.TB, join []string) {
 func (m *member) base() string { return "http://" + m.http }
 
 // startCluster starts three nodes: n1 bootstraps, n2 and n3 join through it.
-func startCluster(t testing.TB) []*member {
+func startCluster(t testing.TB) []*member { return startClusterWith(t, nil) }
+
+// startClusterWith is startCluster with tweak applied to every config.
+func startClusterWith(t testing.TB, tweak func(*Config)) []*member {
 	t.Helper()
 	ms := make([]*member, 3)
 	for i := range ms {
-		ms[i] = &member{id: fmt.Sprintf("n%d", i+1), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+		ms[i] = &member{id: fmt.Sprintf("n%d", i+1), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir(), tweak: tweak}
 	}
 	ms[0].start(t, nil)
 	ms[1].start(t, []string{ms[0].http})

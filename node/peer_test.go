@@ -162,7 +162,14 @@ func copyFile(t *testing.T, from, to string) {
 // channel) and strong reads through followers go to the leader: not one
 // request fails, and at the end the old CA is no longer trusted.
 func TestPeerCertRotationUnderLoad(t *testing.T) {
-	ms := startCluster(t)
+	// Slower Raft timing than other cluster tests: a 2-core machine under
+	// -race and other load must not lose a leader on its own while this
+	// counts failed requests (a lost leader fails a write whatever the
+	// certificates do).
+	ms := startClusterWith(t, func(c *Config) {
+		c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout = 2*time.Second, 2*time.Second
+		c.Raft.DownAfter = 4 * time.Second
+	})
 	var failed, done atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
