@@ -75,7 +75,10 @@ func (t *peerTransport) serve(c *PeerConn) {
 	r := bufio.NewReaderSize(c, 256*1024)
 	w := bufio.NewWriter(c)
 	dec := codec.NewDecoder(r, &codec.MsgpackHandle{})
-	enc := codec.NewEncoder(w, &codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}})
+	// As NetworkTransport encodes by default (MsgpackUseNewTimeFormat off).
+	eh := &codec.MsgpackHandle{}
+	eh.TimeNotBuiltin = true
+	enc := codec.NewEncoder(w, eh)
 	for {
 		if err := t.one(c.id, r, dec, enc); err != nil {
 			if err != io.EOF {
