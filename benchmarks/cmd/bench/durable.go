@@ -12,11 +12,13 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/srdd/srdd/benchmarks/loadgen"
 	srddclient "github.com/srdd/srdd/client/go"
 	"github.com/srdd/srdd/internal/netutil"
+	"github.com/srdd/srdd/internal/peerid/peeridtest"
 )
 
 // durableResults is what `bench durable` measured (issue 6's targets).
@@ -69,6 +71,7 @@ func durableCmd(args []string) error {
 	every := fs.Int("checkpoint-every", 100_000, "--checkpoint-every of the nodes")
 	dur := fs.Duration("duration", 15*time.Second, "measured time of each latency/throughput run")
 	skipRecovery := fs.Bool("skip-recovery", false, "skip the recovery measurement")
+	peerTLS := fs.String("peer-tls", "off", "peer mutual TLS between the nodes: off, on, or compare (the latency runs on a cluster without, then one with, peer TLS; writes PEERTLS.md and results/peertls.json, and nothing else is measured)")
 	keep := fs.String("keep", "", "a results/durable.json of an earlier run: its recovery and soak figures are kept for the parts skipped now (--skip-recovery, --soak 0), and its runs are listed as earlier")
 	_ = fs.Parse(args)
 
@@ -78,38 +81,26 @@ func durableCmd(args []string) error {
 	}
 	defer os.RemoveAll(tmp)
 	res := &durableResults{Generated: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machineInfo()}
-	ckpt := filepath.Join(tmp, "checkpoints")
-	var nodes []*benchNode
-	for i := 1; i <= 3; i++ {
-		n := &benchNode{id: fmt.Sprintf("n%d", i), dir: filepath.Join(tmp, fmt.Sprintf("n%d", i))}
-		port, err := netutil.FreePort()
-		if err != nil {
-			return err
-		}
-		rport, err := netutil.FreePort()
-		if err != nil {
-			return err
-		}
-		n.http = fmt.Sprintf("127.0.0.1:%d", port)
-		a := []string{"server", "--node-id", n.id, "--http-addr", n.http, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", rport),
-			"--data-dir", n.dir, "--python", *python, "--log-level", "warn", "--spark-master", "local[2]",
-			"--checkpoint-uri", ckpt, "--checkpoint-every", fmt.Sprint(*every)}
-		if i == 1 {
-			a = append(a, "--bootstrap")
-		} else {
-			a = append(a, "--join", nodes[0].http)
-		}
-		c, _, err := startChild(n.id, func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, *srddBin, a...)
-		if err != nil {
-			return err
-		}
-		defer c.stop()
-		n.c = c
-		res.Commands = append(res.Commands, *srddBin+" "+strings.Join(a, " "))
-		nodes = append(nodes, n)
+	switch *peerTLS {
+	case "off", "on":
+	case "compare":
+		return comparePeerTLS(tmp, *srddBin, *python, *every, *dur, *out)
+	default:
+		return fmt.Errorf("--peer-tls %q: want off, on or compare", *peerTLS)
 	}
+	nodes, cmds, stop, err := startBenchCluster(filepath.Join(tmp, "c"), *srddBin, *python, *every, *peerTLS == "on")
+	defer stop()
+	if err != nil {
+		return err
+	}
+	res.Commands = append(res.Commands, cmds...)
 	ctx := context.Background()
 	cl := srddclient.New(nodes[0].http)
+	runs, err := latencyRuns(ctx, cl, nodes, *dur, "")
+	res.Runs = append(res.Runs, runs...)
+	if err != nil {
+		return err
+	}
 	ownerOf := func(name string) (*benchNode, srddclient.RDD, error) {
 		r, err := cl.DescribeRDD(ctx, name)
 		if err != nil {
@@ -134,52 +125,6 @@ func durableCmd(args []string) error {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-	}
-
-	// 1. Latency and throughput of durable sets.
-	if _, err := cl.CreateRDDMode(ctx, "dur", "", "durable"); err != nil {
-		return err
-	}
-	if _, err := waitReady("dur", 3*time.Minute); err != nil {
-		return err
-	}
-	owner, _, err := ownerOf("dur")
-	if err != nil {
-		return err
-	}
-	var other *benchNode
-	for _, n := range nodes {
-		if n != owner {
-			other = n
-			break
-		}
-	}
-	fmt.Printf("durable rdd on %s\n", owner.id)
-	for _, run := range []struct {
-		name    string
-		node    *benchNode
-		clients int
-	}{
-		{"durable-set-c1-owner", owner, 1},
-		{"durable-set-c1-via-other-node", other, 1},
-		{"durable-set-c64-owner", owner, 64},
-		{"durable-set-c64-spread", nil, 64},
-	} {
-		cfg := loadgen.Config{Keys: 100_000, ValueSize: 100, Concurrency: run.clients, ReadRatio: 0, Dist: "uniform",
-			Duration: *dur, Warmup: 2 * time.Second, Seed: 1}
-		var t loadgen.Target
-		if run.node != nil {
-			t = loadgen.NewSRDD(run.node.http, "dur", run.clients)
-		} else {
-			t = newSpread(nodes, "dur", run.clients)
-		}
-		r, err := loadgen.Run(ctx, run.name, cfg, t)
-		_ = t.Close()
-		if err != nil {
-			return err
-		}
-		printResult(r)
-		res.Runs = append(res.Runs, &r)
 	}
 
 	var earlier *durableResults
@@ -462,4 +407,197 @@ func writeDurable(res *durableResults, out string) error {
 	}
 	p("\n")
 	return os.WriteFile(filepath.Join(out, "DURABLE.md"), []byte(sb.String()), 0o644)
+}
+
+// startBenchCluster starts 3 nodes under dir, with peer mutual TLS if
+// peer is set (a CA and node certificates made in dir). stop stops them.
+func startBenchCluster(dir, srddBin, python string, every int, peer bool) ([]*benchNode, []string, func(), error) {
+	var nodes []*benchNode
+	var cmds []string
+	stop := func() {
+		for _, n := range nodes {
+			n.c.stop()
+		}
+	}
+	var ca *peeridtest.CA
+	if peer {
+		ca = peeridtest.NewCA(benchTB{dir: dir}, "bench-peer-ca")
+	}
+	ckpt := filepath.Join(dir, "checkpoints")
+	for i := 1; i <= 3; i++ {
+		n := &benchNode{id: fmt.Sprintf("n%d", i), dir: filepath.Join(dir, fmt.Sprintf("n%d", i))}
+		port, err := netutil.FreePort()
+		if err != nil {
+			return nodes, cmds, stop, err
+		}
+		rport, err := netutil.FreePort()
+		if err != nil {
+			return nodes, cmds, stop, err
+		}
+		n.http = fmt.Sprintf("127.0.0.1:%d", port)
+		a := []string{"server", "--node-id", n.id, "--http-addr", n.http, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", rport),
+			"--data-dir", n.dir, "--python", python, "--log-level", "warn", "--spark-master", "local[2]",
+			"--checkpoint-uri", ckpt, "--checkpoint-every", fmt.Sprint(every)}
+		if ca != nil {
+			f := ca.Node(benchTB{dir: dir}, n.id)
+			a = append(a, "--peer-cert", f.Cert, "--peer-key", f.Key, "--peer-ca", ca.File)
+		}
+		if i == 1 {
+			a = append(a, "--bootstrap")
+		} else {
+			a = append(a, "--join", nodes[0].http)
+		}
+		c, _, err := startChild(n.id, func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, srddBin, a...)
+		if err != nil {
+			return nodes, cmds, stop, err
+		}
+		n.c = c
+		cmds = append(cmds, srddBin+" "+strings.Join(a, " "))
+		nodes = append(nodes, n)
+	}
+	return nodes, cmds, stop, nil
+}
+
+// benchTB lets peeridtest make certificates outside a test: files go
+// under dir, and a failure panics (the benchmark stops).
+type benchTB struct {
+	testing.TB
+	dir string
+}
+
+func (benchTB) Helper()           {}
+func (benchTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+func (b benchTB) TempDir() string {
+	if err := os.MkdirAll(b.dir, 0o700); err != nil {
+		panic(err)
+	}
+	d, err := os.MkdirTemp(b.dir, "pki-")
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// latencyRuns measures durable sets at 1 and 64 clients (names get
+// suffix).
+func latencyRuns(ctx context.Context, cl *srddclient.Client, nodes []*benchNode, dur time.Duration, suffix string) ([]*loadgen.Result, error) {
+	if _, err := cl.CreateRDDMode(ctx, "dur", "", "durable"); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	var r srddclient.RDD
+	var err error
+	for {
+		r, err = cl.DescribeRDD(ctx, "dur")
+		if err == nil && r.State == "ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("dur not ready within 3m (state %q, err %v)", r.State, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var owner, other *benchNode
+	for _, n := range nodes {
+		if n.id == r.Node {
+			owner = n
+		} else if other == nil {
+			other = n
+		}
+	}
+	if owner == nil {
+		return nil, fmt.Errorf("rdd dur on unknown node %q", r.Node)
+	}
+	fmt.Printf("durable rdd on %s\n", owner.id)
+	var out []*loadgen.Result
+	for _, run := range []struct {
+		name    string
+		node    *benchNode
+		clients int
+	}{
+		{"durable-set-c1-owner", owner, 1},
+		{"durable-set-c1-via-other-node", other, 1},
+		{"durable-set-c64-owner", owner, 64},
+		{"durable-set-c64-spread", nil, 64},
+	} {
+		cfg := loadgen.Config{Keys: 100_000, ValueSize: 100, Concurrency: run.clients, ReadRatio: 0, Dist: "uniform",
+			Duration: dur, Warmup: 2 * time.Second, Seed: 1}
+		var t loadgen.Target
+		if run.node != nil {
+			t = loadgen.NewSRDD(run.node.http, "dur", run.clients)
+		} else {
+			t = newSpread(nodes, "dur", run.clients)
+		}
+		res, err := loadgen.Run(ctx, run.name+suffix, cfg, t)
+		_ = t.Close()
+		if err != nil {
+			return out, err
+		}
+		printResult(res)
+		out = append(out, &res)
+	}
+	return out, nil
+}
+
+// comparePeerTLS runs the latency runs on a cluster without peer TLS,
+// then on one with it, and writes PEERTLS.md and results/peertls.json.
+func comparePeerTLS(tmp, srddBin, python string, every int, dur time.Duration, out string) error {
+	res := &durableResults{Generated: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Machine: machineInfo()}
+	ctx := context.Background()
+	for _, peer := range []bool{false, true} {
+		suffix, name := "-plain", "plain"
+		if peer {
+			suffix, name = "-peertls", "peertls"
+		}
+		nodes, cmds, stop, err := startBenchCluster(filepath.Join(tmp, name), srddBin, python, every, peer)
+		res.Commands = append(res.Commands, cmds...)
+		if err != nil {
+			stop()
+			return err
+		}
+		load := loadAvg()
+		runs, err := latencyRuns(ctx, srddclient.New(nodes[0].http), nodes, dur, suffix)
+		stop()
+		if err != nil {
+			return err
+		}
+		res.Runs = append(res.Runs, runs...)
+		res.Notes = append(res.Notes, fmt.Sprintf("%s cluster: load average %s when its runs began, %s when they ended", name, load, loadAvg()))
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.MkdirAll(filepath.Join(out, "results"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "results", "peertls.json"), b, 0o644); err != nil {
+		return err
+	}
+	var sb strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
+	p("# Peer mutual TLS: the cost on a durable write\n\nGenerated by `go run ./benchmarks/cmd/bench durable --peer-tls compare` on %s. Raw numbers: `benchmarks/results/peertls.json`.\n\n", res.Generated)
+	mb, _ := json.Marshal(res.Machine)
+	p("Machine: `%s`. The same runs on two fresh 3-node clusters on loopback, one after the other: without peer TLS (`-plain`), then with `--peer-cert/--peer-key/--peer-ca` (`-peertls`). A durable set is a Raft write (replicated over the peer channel); through another node it is also forwarded over it.\n\n", mb)
+	p("| run | clients | writes | writes/s | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range res.Runs {
+		p("| %s | %d | %d | %.0f | %.3f | %.3f | %.3f | %d |\n", r.Scenario, r.Config.Concurrency, r.Sets, r.OpsPerSec,
+			r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Errors)
+	}
+	p("\nCommands:\n\n```\n%s\n```\n", strings.Join(res.Commands, "\n"))
+	for _, n := range res.Notes {
+		p("\n- %s", n)
+	}
+	p("\n")
+	return os.WriteFile(filepath.Join(out, "PEERTLS.md"), []byte(sb.String()), 0o644)
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages, or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
