@@ -51,6 +51,13 @@ func (t *tcpStreamLayer) Accept() (net.Conn, error) {
 func (t *tcpStreamLayer) Close() error {
 	if t.mux != nil {
 		t.mux.close()
+		// Inbound connections are served outside NetworkTransport
+		// (peerTransport): end them with the node.
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for c := range t.conns {
+			c.Close()
+		}
 		return nil
 	}
 	return t.ln.Close()
