@@ -421,6 +421,9 @@ func TestSystemdPeerTLS(t *testing.T) {
 			t.Errorf("srdd.service's ExecStart lacks %s ${%s}", flag, v)
 		}
 	}
+	if !strings.Contains(unit, "ExecReload=/bin/kill -HUP $MAINPID\n") {
+		t.Error("srdd.service must reload with SIGHUP (certificates rotate without a restart)")
+	}
 	id := vars["SRDD_NODE_ID"]
 	if filepath.Base(vars["SRDD_PEER_CERT"]) != id+".pem" || filepath.Base(vars["SRDD_PEER_KEY"]) != id+"-key.pem" ||
 		filepath.Base(vars["SRDD_PEER_CA"]) != pki.CACertFile || filepath.Dir(vars["SRDD_PEER_CERT"]) != filepath.Dir(vars["SRDD_PEER_CA"]) {
