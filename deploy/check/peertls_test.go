@@ -217,13 +217,35 @@ func TestComposePeerTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for run := 0; run < 2; run++ {
+	runInit := func(what string) {
+		t.Helper()
 		cmd := exec.Command(entry[0], append(entry[1:], script)...)
 		cmd.Dir = filepath.Join(tmp, work)
 		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"))
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("srdd-certs' script, run %d: %v\n%s", run+1, err, out)
+			t.Fatalf("srdd-certs' script, %s: %v\n%s", what, err, out)
 		}
+	}
+	runInit("first run")
+	// A restart keeps what is there (a node's certificate does not change
+	// under it); a node whose files are incomplete gets new ones.
+	nodeCert := func(vol, name string) string {
+		b, _ := os.ReadFile(filepath.Join(volDir[vol], name+".pem"))
+		return string(b)
+	}
+	first1, first2 := nodeCert("peer-srdd-1", "srdd-1"), nodeCert("peer-srdd-2", "srdd-2")
+	if first1 == "" || first2 == "" {
+		t.Fatalf("srdd-certs wrote no certificate into the volumes peer-srdd-1 and peer-srdd-2: %v", volDir)
+	}
+	if err := os.Remove(filepath.Join(volDir["peer-srdd-2"], "srdd-2-key.pem")); err != nil {
+		t.Fatal(err)
+	}
+	runInit("a restart after srdd-2's key was lost")
+	if nodeCert("peer-srdd-1", "srdd-1") != first1 {
+		t.Error("a restart of srdd-certs replaced srdd-1's certificate")
+	}
+	if nodeCert("peer-srdd-2", "srdd-2") == first2 {
+		t.Error("srdd-certs kept srdd-2's certificate without its key")
 	}
 
 	var caFiles []string
