@@ -43,14 +43,17 @@ const (
 	backdate = 5 * time.Minute
 )
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+// nameRe is the node ID rule of srdd server (internal/peerid.Valid):
+// letters, digits, '.', '_', '-', not starting with '.' or '-'; at most
+// 128 bytes.
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
-// ValidName checks a node ID or user name for a certificate: 1-63 of
-// letters, digits, '.', '_', '-', starting with a letter or digit, so it
-// is a URI path segment and a file name as it stands.
+// ValidName checks a node ID or user name for a certificate. What it
+// accepts is a URI path segment and a file name as it stands (no '/', not
+// "." or "..").
 func ValidName(name string) error {
-	if !nameRe.MatchString(name) || name == "." || name == ".." {
-		return fmt.Errorf("name %q: want 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+	if !nameRe.MatchString(name) {
+		return fmt.Errorf("name %q: want 1-128 letters, digits, '.', '_' or '-', not starting with '.' or '-'", name)
 	}
 	return nil
 }

@@ -147,7 +147,8 @@ func TestBadRequests(t *testing.T) {
 	f(Request{Kind: Node, Name: "a/b", Hosts: []string{"h"}}, "name")
 	f(Request{Kind: Node, Name: "-n", Hosts: []string{"h"}}, "name")
 	f(Request{Kind: Node, Name: "n 1", Hosts: []string{"h"}}, "name")
-	f(Request{Kind: Node, Name: strings.Repeat("n", 64), Hosts: []string{"h"}}, "name")
+	f(Request{Kind: Node, Name: strings.Repeat("n", 129), Hosts: []string{"h"}}, "name")
+	f(Request{Kind: Node, Name: ".n", Hosts: []string{"h"}}, "name")
 	f(Request{Kind: Node, Name: "n1"}, "at least one host")
 	f(Request{Kind: Node, Name: "n1", Hosts: []string{"bad host"}}, "neither an IP")
 	f(Request{Kind: Node, Name: "n1", Hosts: []string{"a..b"}}, "neither an IP")
@@ -159,9 +160,14 @@ func TestBadRequests(t *testing.T) {
 	if _, err := NewCA("", 0); err == nil {
 		t.Error("a CA without a name")
 	}
-	// A wildcard DNS name is fine.
+	// A wildcard DNS name is fine; so is every node ID srdd server takes.
 	if _, _, err := ca.Issue(Request{Kind: Node, Name: "n1", Hosts: []string{"*.srdd.default.svc"}}); err != nil {
 		t.Error(err)
+	}
+	for _, id := range []string{"_n", "srdd-0", "Node.1", strings.Repeat("n", 128)} {
+		if _, _, err := ca.Issue(Request{Kind: Node, Name: id, Hosts: []string{"h"}}); err != nil {
+			t.Errorf("node ID %q: %v", id, err)
+		}
 	}
 }
 
