@@ -16,6 +16,7 @@ import (
 
 	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/internal/pki"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 func runCert(t *testing.T, args ...string) (string, string, error) {
@@ -172,6 +173,90 @@ func TestCertsServeTheAPI(t *testing.T) {
 	for user, want := range map[string]int{"ana": 200, "bob": 401, "": 401} {
 		if got := get(user); got != want {
 			t.Errorf("GET /v1/rdds with the certificate of %q: %d, want %d", user, got, want)
+		}
+	}
+}
+
+// TestCertsFormACluster runs the README's recipe: `srdd cert` makes a CA
+// and three node certificates, three real srdd processes form a cluster
+// with --peer-cert/--peer-key/--peer-ca (Raft and joins over mutual TLS).
+// A node whose certificate is of another CA cannot join (the handshake
+// fails), and a member's certificate does not start a node under another
+// node ID; the cluster stays n1-n3. Needs srdd server's --peer-* flags
+// (issue 14, brief 14a).
+func TestCertsFormACluster(t *testing.T) {
+	bin := buildSrdd(t)
+	dir := t.TempDir()
+	cert := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(bin, append([]string{"cert"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("srdd cert %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	ca, other := filepath.Join(dir, "ca"), filepath.Join(dir, "other-ca")
+	cert("ca", "--out", ca)
+	cert("ca", "--out", other)
+	for _, n := range []string{"n1", "n2", "n3"} {
+		cert("node", "--ca", ca, "--name", n, "--host", "127.0.0.1", "--host", "localhost", "--out", filepath.Join(dir, n))
+	}
+	cert("node", "--ca", other, "--name", "n4", "--host", "127.0.0.1", "--out", filepath.Join(dir, "n4"))
+	args := func(id, certDir string) []string {
+		return []string{"--node-id", id, "--http-addr", "127.0.0.1:0", "--raft-addr", testutil.FreeAddr(t),
+			"--data-dir", filepath.Join(dir, "data-"+id),
+			"--peer-cert", filepath.Join(dir, certDir, certDir+".pem"), "--peer-key", filepath.Join(dir, certDir, certDir+"-key.pem"),
+			"--peer-ca", filepath.Join(dir, certDir, "ca.pem")}
+	}
+	_, first := startSrdd(t, bin, append(args("n1", "n1"), "--bootstrap")...)
+	var last string
+	for _, n := range []string{"n2", "n3"} {
+		_, last = startSrdd(t, bin, append(args(n, n), "--join", first)...)
+	}
+	var v clusterView
+	var err error
+	formed := func() bool {
+		return testutil.Poll(2*time.Minute, 100*time.Millisecond, func() (bool, error) {
+			v, err = viewOf(last)
+			return err == nil && v.Leader != "" && len(v.Members) == 3, nil
+		}) == nil
+	}
+	if !formed() {
+		t.Fatalf("the cluster did not form over peer TLS: %+v %v", v, err)
+	}
+
+	// Strangers: their start fails (the join is refused), the cluster
+	// stays n1-n3.
+	for name, a := range map[string][]string{
+		"another CA's certificate": args("n4", "n4"),
+		"n2's certificate as n4":   args("n4", "n2"),
+	} {
+		cmd := exec.Command(bin, append(append([]string{"server", "--log-level", "warn"}, a...), "--join", first)...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		var runErr error
+		select {
+		case runErr = <-exited:
+		case <-time.After(3 * time.Minute):
+			_ = cmd.Process.Kill()
+			<-exited
+			t.Fatalf("%s: still running after 3 minutes", name)
+		}
+		if runErr == nil || strings.Contains(out.String(), "serving on") {
+			t.Errorf("%s: the node started (%v)\n%s", name, runErr, out.String())
+		}
+		t.Logf("%s: refused: %s", name, strings.TrimSpace(out.String()))
+		_ = os.RemoveAll(filepath.Join(dir, "data-n4"))
+	}
+	if !formed() {
+		t.Fatalf("after the strangers: %+v %v", v, err)
+	}
+	for _, m := range v.Members {
+		if m.ID == "n4" {
+			t.Fatalf("a stranger became a member: %+v", v)
 		}
 	}
 }
