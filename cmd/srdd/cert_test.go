@@ -186,6 +186,9 @@ func TestCertsServeTheAPI(t *testing.T) {
 // (issue 14, brief 14a).
 func TestCertsFormACluster(t *testing.T) {
 	bin := buildSrdd(t)
+	if help, _ := exec.Command(bin, "server", "--help").CombinedOutput(); !strings.Contains(string(help), "--peer-cert") {
+		t.Fatal("srdd server has no --peer-cert/--peer-key/--peer-ca flags (peer mTLS, issue 14)")
+	}
 	dir := t.TempDir()
 	cert := func(args ...string) {
 		t.Helper()
