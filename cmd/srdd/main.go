@@ -24,6 +24,7 @@ func main() {
 	root.AddCommand(clusterCmd())
 	root.AddCommand(readyCmd())
 	root.AddCommand(authCmd())
+	root.AddCommand(certCmd())
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)

@@ -102,7 +102,7 @@ func startSrdd(t *testing.T, bin string, args ...string) (*exec.Cmd, string) {
 	})
 	addrCh := make(chan string, 1)
 	go func() {
-		re := regexp.MustCompile(`serving on http://(\S+)`)
+		re := regexp.MustCompile(`serving on https?://(\S+)`)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := re.FindStringSubmatch(sc.Text()); m != nil {
