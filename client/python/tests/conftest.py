@@ -88,12 +88,23 @@ class Proc:
         return out
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGINT (a clean stop) if pytest dies without
+    stopping the node (killed by a timeout, say)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def start_server(binary: str, work: Path, node_id: str, http: str, extra: list[str]) -> Proc:
     log = work / f"{node_id}.log"
     logf = open(log, "ab")
     args = [binary, "server", "--node-id", node_id, "--http-addr", http, "--raft-addr", free_addr(),
             "--data-dir", str(work / node_id), "--python", sys.executable, *SPARK, "--log-level", "warn", *extra]
-    proc = subprocess.Popen(args, stdout=logf, stderr=logf, start_new_session=True)
+    proc = subprocess.Popen(args, stdout=logf, stderr=logf, start_new_session=True, preexec_fn=_die_with_parent)
     logf.close()
     scheme = "https" if "--tls-cert" in extra else "http"
     return Proc(node_id, f"{scheme}://{http}", proc, log)

@@ -233,6 +233,7 @@ class AsyncRDD:
         progress: Union[bool, Callable[[LoadStatus], None]] = True,
         wait: bool = True,
         poll: float = 0.5,
+        timeout: Optional[float] = None,
     ) -> LoadStatus:
         """See :meth:`srdd.RDD.load`."""
         bar: Optional[ProgressBar] = None
@@ -248,7 +249,7 @@ class AsyncRDD:
             return await self.client._run(  # type: ignore[no-any-return]
                 self._ops.load(
                     self.name, path, fmt, mode=mode, key_column=key_column, value_column=value_column,
-                    wait=wait, poll=poll, on_status=cb,
+                    wait=wait, poll=poll, on_status=cb, timeout=timeout,
                 )
             )
         finally:

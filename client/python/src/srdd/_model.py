@@ -476,9 +476,12 @@ class Ops:
         wait: bool = True,
         poll: float = 0.5,
         on_status: Optional[Callable[[LoadStatus], None]] = None,
+        timeout: Optional[float] = None,
     ) -> Op:
         """Starts a load; with wait, polls the RDD until the load is over and
-        (durable RDDs) its checkpoint is recorded. -> the last LoadStatus."""
+        (durable RDDs) its checkpoint is recorded, or raises TimeoutError
+        after timeout seconds (the load goes on). -> the last LoadStatus."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         body: dict[str, Any] = {"path": path}
         for k, v in (("format", fmt), ("mode", mode), ("key_column", key_column), ("value_column", value_column)):
             if v is not None:
@@ -499,6 +502,10 @@ class Ops:
                 raise LoadFailed(f"load of {st.path} failed: {st.error}", code="load_failed")
             if st.state != "running" and info.state != "loading":
                 return st
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"load of {st.path} into {name!r} still {st.state} ({info.state}) after {timeout} s: {info.message}"
+                )
             yield Sleep(poll)
 
     def save(self, name: str, path: str, fmt: Optional[str], overwrite: bool) -> Op:

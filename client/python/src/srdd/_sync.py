@@ -298,6 +298,7 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
         progress: Union[bool, Callable[[LoadStatus], None]] = True,
         wait: bool = True,
         poll: float = 0.5,
+        timeout: Optional[float] = None,
     ) -> LoadStatus:
         """Loads a file in one of the owner's file roots.
 
@@ -309,6 +310,9 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
                 a callable gets each :class:`LoadStatus` instead.
             wait: wait until the load is over (and, for a durable RDD, its
                 checkpoint recorded); False returns once it started.
+            poll: seconds between two looks at the load state.
+            timeout: with wait, raise TimeoutError after this many seconds
+                (the load goes on on the server).
 
         Raises:
             LoadFailed: the load ended in state ``failed``.
@@ -327,7 +331,7 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
             return self._run(  # type: ignore[no-any-return]
                 self._ops.load(
                     self.name, path, fmt, mode=mode, key_column=key_column, value_column=value_column,
-                    wait=wait, poll=poll, on_status=cb,
+                    wait=wait, poll=poll, on_status=cb, timeout=timeout,
                 )
             )
         finally:
