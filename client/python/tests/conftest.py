@@ -33,6 +33,9 @@ BINARY = os.environ.get("SRDD_BIN", str(REPO / "bin" / "srdd"))
 PASSWORD = "py-client-password"
 READER_TOKEN = "reader-token-0123456789abcdef"
 # A test node's Spark: one core, a small driver (the machine is shared).
+# How long a test client waits out 503s with Retry-After (a session that
+# starts slowly on a loaded machine, a durable RDD being rebuilt).
+PATIENCE = 240.0
 SPARK = ["--spark-master", "local[1]", "--spark-conf", "spark.driver.memory=512m"]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 import srdd
-from conftest import Cluster, Proc, members
+from conftest import PATIENCE, Cluster, Proc, members
 
 
 class DroppingProxy:
@@ -67,21 +67,21 @@ class DroppingProxy:
 @pytest.fixture(scope="module")
 def rdd_name(cluster: Cluster) -> Iterator[str]:
     name = f"fo_{uuid.uuid4().hex[:8]}"
-    with srdd.Client([p.url for p in cluster.nodes], trust_env=False) as c:
+    with srdd.Client([p.url for p in cluster.nodes], trust_env=False, retry_timeout=PATIENCE) as c:
         r = c.create_rdd(name)  # durable: writes go through Raft
         r.set_many({f"k{i:02}": i for i in range(20)})
         yield name
 
 
 def test_stopped_node_is_skipped(cluster: Cluster, rdd_name: str):
-    with srdd.Client([p.url for p in cluster.nodes], trust_env=False) as c:
+    with srdd.Client([p.url for p in cluster.nodes], trust_env=False, retry_timeout=PATIENCE) as c:
         owner = c.describe_rdd(rdd_name).node
     leader = next(m["id"] for m in members(cluster.status()) if m.get("leader"))
     # The victim is neither the RDD's owner nor the Raft leader, so what
     # remains keeps serving; the client talks to it first.
     victim = next(p for p in cluster.nodes if p.id not in (owner, leader))
     order: list[Proc] = [victim] + [p for p in cluster.nodes if p is not victim]
-    with srdd.Client([p.url for p in order], trust_env=False) as c:
+    with srdd.Client([p.url for p in order], trust_env=False, retry_timeout=PATIENCE) as c:
         r = c.rdd(rdd_name)
         assert r["k03"] == 3 and c.current_node == victim.url
         victim.stop()
@@ -106,8 +106,8 @@ def test_lost_answer_is_outcome_unknown_and_retry_applies_once(cluster: Cluster,
     proxy = DroppingProxy(live[0].url)
     try:
         others = [p.url for p in live]
-        with srdd.Client([proxy.url] + others, trust_env=False) as via_proxy, \
-                srdd.Client(others, trust_env=False) as direct:
+        with srdd.Client([proxy.url] + others, trust_env=False, retry_timeout=PATIENCE) as via_proxy, \
+                srdd.Client(others, trust_env=False, retry_timeout=PATIENCE) as direct:
             r, d = via_proxy.rdd(rdd_name), direct.rdd(rdd_name)
             d["victim"] = "here"
             # The delete reaches the node and is applied; its answer is lost.
