@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -113,15 +114,16 @@ def start_server(binary: str, work: Path, node_id: str, http: str, extra: list[s
     return Proc(node_id, f"{scheme}://{http}", proc, log)
 
 
-def wait_ready(p: Proc, verify: object = True, timeout: float = 120) -> None:
+def wait_ready(p: Proc, ca: Optional[str] = None, timeout: float = 120) -> None:
     """Waits for GET /readyz to answer 200 (README: wait for this)."""
+    verify = ssl.create_default_context(cafile=ca) if ca else True
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if p.proc.poll() is not None:
             pytest.fail(f"srdd {p.id} exited: {p.log.read_text()[-2000:]}")
         try:
-            r = httpx.get(p.url + "/readyz", verify=verify, timeout=5, trust_env=False)  # type: ignore[arg-type]
+            r = httpx.get(p.url + "/readyz", verify=verify, timeout=5, trust_env=False)
             if r.status_code == 200:
                 return
             last = r.text
@@ -170,7 +172,7 @@ def node() -> Iterator[Node]:
         "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
         "--file-root", str(files), "--bootstrap"])
     try:
-        wait_ready(p, verify=str(cert))
+        wait_ready(p, ca=str(cert))
         yield Node(p.url, str(cert), ("py", PASSWORD), READER_TOKEN, files, p)
     finally:
         p.stop()

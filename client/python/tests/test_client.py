@@ -68,6 +68,8 @@ def test_mapping_behaviour(client: srdd.Client):
         m[odd] = 1.5
         assert m[odd] == 1.5 and odd in m
         assert m.pop(odd) == 1.5 and odd not in m
+        m.update({"u1": 1}, u2=2)
+        assert m.get_many(["u1", "u2"]) == {"u1": 1, "u2": 2}
         assert m.describe().mode == "memory"
     finally:
         m.drop()

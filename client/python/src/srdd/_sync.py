@@ -234,6 +234,13 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
     def items(self) -> _ScanItems:  # type: ignore[override]
         return _ScanItems(self)
 
+    def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
+        """dict.update, as batched writes (:meth:`set_many`)."""
+        items = dict(other.items() if isinstance(other, Mapping) else other)
+        items.update(kwargs)
+        if items:
+            self.set_many(items)
+
     # Keys, with options.
 
     def get(self, key: str, default: Any = None, *, consistency: Optional[str] = None) -> Any:  # type: ignore[override]
