@@ -137,5 +137,10 @@ def test_write_headers_and_body(live: TinyServer):
     assert head.startswith(b"PUT /v1/rdds/a%2Fb/keys/k%20y HTTP/1.1")
     assert b"Authorization: Bearer t0k" in head and b"Content-Type: application/json" in head
     assert body.decode() == '{"n":[1,2.5,null,"é"]}'
-    with pytest.raises(srdd.SrddError):
-        srdd.Client(live.url).rdd("x").set("k", float("nan"))
+    # Values JSON cannot hold fail before anything is sent.
+    with srdd.Client(live.url, trust_env=False) as c:
+        with pytest.raises(ValueError):
+            c.rdd("x").set("k", float("nan"))
+        with pytest.raises(TypeError):
+            c.rdd("x").set("k", object())
+    assert len(live.requests) == 1

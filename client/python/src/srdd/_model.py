@@ -191,11 +191,12 @@ class CheckpointResult:
 
 
 def encode_value(value: Any) -> bytes:
-    """A value as the JSON document srdd stores (finite numbers only)."""
+    """A value as the JSON document srdd stores; ValueError for NaN or
+    infinity (JSON has neither) and TypeError for what JSON cannot hold."""
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     except ValueError as e:  # NaN or infinity: the server refuses them too
-        raise SrddError(f"value cannot be stored: {e}", code="invalid") from None
+        raise ValueError(f"value cannot be stored in srdd: {e}") from None
 
 
 def retry_after(headers: Mapping[str, str]) -> Optional[float]:
