@@ -53,6 +53,7 @@ def test_mapping_behaviour(client: srdd.Client):
         assert len(m) == 2
         assert list(m) == ["ak", "hi"]
         assert dict(m.items()) == {"ak": "Alaska", "hi": m["hi"]}
+        assert list(m.values()) == ["Alaska", m["hi"]] and list(m.keys()) == ["ak", "hi"]
         with pytest.raises(KeyError):
             m["zz"]
         with pytest.raises(srdd.KeyNotFound) as ei:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import ItemsView, Iterator, MutableMapping
+from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from typing import Any, Callable, Iterable, Mapping, Optional, Union
 
 import httpx
@@ -181,6 +181,13 @@ class _ScanItems(ItemsView):  # type: ignore[type-arg]
         return self._mapping.scan()  # type: ignore[attr-defined,no-any-return]
 
 
+class _ScanValues(ValuesView):  # type: ignore[type-arg]
+    """values() of a handle: one scan, not a get per key."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return (v for _, v in self._mapping.scan())  # type: ignore[attr-defined]
+
+
 class RDD(MutableMapping):  # type: ignore[type-arg]
     """A shared RDD, used like a dict of JSON values::
 
@@ -233,6 +240,9 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
 
     def items(self) -> _ScanItems:  # type: ignore[override]
         return _ScanItems(self)
+
+    def values(self) -> _ScanValues:  # type: ignore[override]
+        return _ScanValues(self)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:  # type: ignore[override]
         """dict.update, as batched writes (:meth:`set_many`)."""
