@@ -10,16 +10,13 @@ Every process started here is stopped at the end of the session.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -227,10 +224,3 @@ def members(status: dict) -> list[dict]:
     """The member list of a /v1/cluster answer."""
     return status.get("members") or status.get("nodes") or []
 
-
-def dump(obj: object) -> str:
-    return json.dumps(obj, indent=1, default=str)[:3000]
-
-
-def drain(p: subprocess.Popen) -> None:  # pragma: no cover - helper
-    threading.Thread(target=p.communicate, daemon=True).start()
