@@ -7,8 +7,9 @@ STAMP       := $(VENV)/.srdd-requirements
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
+PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -24,6 +25,16 @@ $(STAMP): sparkbridge/python/requirements.txt
 	touch $@
 
 venv: $(STAMP)
+
+# The Python client (client/python) and its pinned dependencies, installed
+# into the venv (reinstalled when its sources change); the build backend is
+# pinned too (--no-build-isolation).
+$(PYCLIENT): $(STAMP) client/python/requirements.txt client/python/pyproject.toml $(wildcard client/python/src/srdd/*)
+	$(VPY) -m pip install -q --disable-pip-version-check -r client/python/requirements.txt
+	$(VPY) -m pip install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps ./client/python
+	touch $@
+
+pyclient: $(PYCLIENT)
 
 check-java:
 	@scripts/check-java.sh
@@ -49,9 +60,11 @@ check-prometheus:
 test-go: check-java check-prometheus venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 20m ./...
 
-# The interpreter's own tests, then real Livy clients against bin/srdd.
-test-python: check-java venv build
+# The interpreter's own tests, then real Livy clients and srdd's own
+# Python client (client/python/tests) against bin/srdd.
+test-python: check-java venv build $(PYCLIENT)
 	$(VPY) -m pytest -q sparkbridge/python/tests client/livy
+	$(VPY) -m pytest -q client/python/tests
 
 # The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
 # FuzzApply over decode + apply, from its seed corpus
