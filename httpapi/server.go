@@ -209,17 +209,26 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
-	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) {
-		if subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
-			writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
-			return routeOther
-		}
+	if s.cfg.ClusterKey != "" && subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) == 1 {
 		ctx.SetUserValue(peerKey, true)
+	}
+	if s.cfg.ClusterKey != "" && clusterOnly(m, seg) && !fromPeer(ctx) {
+		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+		return routeOther
+	}
+	if !s.internalHeaders(ctx) {
+		return routeOther
 	}
 	if !s.authenticate(ctx, m, seg) {
 		return routeOther
 	}
 	ctx.SetUserValue(segKey, seg)
+	// A session's capability is good only for that session's own RDDs
+	// on this node: refused here, before any forwarding.
+	if p := principalOf(ctx); p != nil && p.Session != 0 && !s.capabilityOwns(p, seg) {
+		forbidden(ctx, capabilityRefusal)
+		return routeOther
+	}
 	t := s.ownerOf(ctx, seg)
 	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
 		return routeForwarded
