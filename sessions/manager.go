@@ -55,7 +55,7 @@ type Config struct {
 	// revokes it; it is revoked when the interpreter stops or exits
 	// (docs/ARCHITECTURE.md, "Sessions hold no secret").
 	MintToken func(id int64) (token string, revoke func(), err error)
-	Logger hclog.Logger
+	Logger    hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the

@@ -48,16 +48,16 @@ func ParseHandshake(line string) (Handshake, error) {
 
 // ProcessConfig says how to start a child process.
 type ProcessConfig struct {
-	Path         string
-	Args         []string
-	Env          []string // full environment of the child
-	Dir          string   // working directory; "" is the node's
+	Path string
+	Args []string
+	Env  []string // full environment of the child
+	Dir  string   // working directory; "" is the node's
 	// Secret, if set, is written to a pipe the child reads as fd 3 (never
 	// in its environment or argv, which other processes can read).
 	Secret []byte
 	// Credential, if set, runs the child as another user (the node must
 	// be root).
-	Credential *syscall.Credential
+	Credential   *syscall.Credential
 	StartTimeout time.Duration
 	Logger       hclog.Logger
 	// OnOutput receives every line the child writes to stderr, and stdout
