@@ -30,8 +30,8 @@ type capabilities struct {
 // authenticates as holds no role: the HTTP layer lets it read and write
 // the RDDs that session owns and nothing else.
 func (a *Authenticator) MintSession(id int64) (token string, revoke func(), err error) {
-	if id <= 0 {
-		return "", nil, fmt.Errorf("%w: session id %d", ErrInvalid, id)
+	if id < 0 {
+		return "", nil, fmt.Errorf("cannot mint a capability for session %d", id)
 	}
 	token, err = NewToken()
 	if err != nil {
@@ -47,7 +47,7 @@ func (a *Authenticator) MintSession(id int64) (token string, revoke func(), err 
 	if c.byHash == nil {
 		c.byHash = map[[sha256.Size]byte]*Principal{}
 	}
-	c.byHash[h] = &Principal{Name: fmt.Sprintf("session-%d", id), Session: id}
+	c.byHash[h] = &Principal{Name: fmt.Sprintf("session-%d", id), Capability: true, Session: id}
 	var once sync.Once
 	return token, func() {
 		once.Do(func() {

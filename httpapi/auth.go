@@ -88,7 +88,7 @@ const principalHeader = "X-Srdd-Principal"
 // authenticated, when the nodes share a cluster key.
 func (s *Server) vouch(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
 	req.Header.Del(principalHeader)
-	if p := principalOf(ctx); p != nil && p.Session == 0 && s.cfg.ClusterKey != "" {
+	if p := principalOf(ctx); p != nil && !p.Capability && s.cfg.ClusterKey != "" {
 		req.Header.Set(principalHeader, p.Name)
 		req.Header.Set(cluster.KeyHeader, s.cfg.ClusterKey)
 	}
@@ -209,7 +209,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		forbidden(ctx, "this call is not allowed")
 		return false
 	}
-	if p := principalOf(ctx); p != nil && p.Session != 0 {
+	if p := principalOf(ctx); p != nil && p.Capability {
 		seg, _ := ctx.UserValue(segKey).([]string)
 		if !capabilityRoutes[route] || !s.capabilityOwns(p, seg) {
 			forbidden(ctx, capabilityRefusal)

@@ -437,7 +437,7 @@ func (s *Server) gatherOwned(ctx *fasthttp.RequestCtx, owners []string, path, fi
 	if a := ctx.Request.Header.Peek("Authorization"); len(a) > 0 {
 		creds = append(creds, [2]string{"Authorization", string(a)})
 	}
-	if p := principalOf(ctx); p != nil && p.Session == 0 && s.cfg.ClusterKey != "" {
+	if p := principalOf(ctx); p != nil && !p.Capability && s.cfg.ClusterKey != "" {
 		creds = append(creds, [2]string{principalHeader, p.Name}, [2]string{cluster.KeyHeader, s.cfg.ClusterKey})
 	}
 	out := map[string]json.RawMessage{}

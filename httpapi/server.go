@@ -225,7 +225,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	ctx.SetUserValue(segKey, seg)
 	// A session's capability is good only for that session's own RDDs
 	// on this node: refused here, before any forwarding.
-	if p := principalOf(ctx); p != nil && p.Session != 0 && !s.capabilityOwns(p, seg) {
+	if p := principalOf(ctx); p != nil && p.Capability && !s.capabilityOwns(p, seg) {
 		forbidden(ctx, capabilityRefusal)
 		return routeOther
 	}
