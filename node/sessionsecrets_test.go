@@ -24,6 +24,9 @@ import (
 // contents of files (a leading "ERR:" and the exception's name when it
 // cannot read one). files is a JSON list of paths.
 func probeCode(files []string) string {
+	if files == nil {
+		files = []string{}
+	}
 	list, _ := json.Marshal(files)
 	return `
 import os, json
@@ -240,8 +243,24 @@ func TestSessionsHoldNoSecret(t *testing.T) {
 	if st, _, b := authDo("GET", base+"/v1/rdds/theirs/keys/cap", "", cap); st != 401 {
 		t.Fatalf("a deleted session's capability: %d %s, want 401", st, b)
 	}
-	if got := n.auth.LiveCapabilities(); got != 1 {
-		t.Fatalf("%d live capabilities after deleting one of two sessions, want 1", got)
+	// And with an interpreter that dies on its own.
+	p2 := runProbe(t, base, ana, s2, nil)
+	if p2.Token == "" || p2.Token == p.Token {
+		t.Fatalf("session %d's capability %q (session %d's: %q)", s2, p2.Token, s1, p.Token)
+	}
+	cap2 := "Bearer " + p2.Token
+	if st, _, b := authDo("PUT", base+"/v1/rdds/theirs/keys/k", `1`, cap2); st != 204 {
+		t.Fatalf("session %d's capability on its own RDD: %d %s", s2, st, b)
+	}
+	if st, _, b := authDo("POST", fmt.Sprintf("%s/sessions/%d/statements", base, s2), `{"code":"import os; os._exit(3)"}`, ana); st != 201 {
+		t.Fatalf("statement: %d %s", st, b)
+	}
+	err = testutil.WaitFor(time.Minute, func() (bool, error) {
+		st, _, _ := authDo("GET", base+"/v1/rdds/theirs/keys/k", "", cap2)
+		return st == 401, nil
+	})
+	if err != nil {
+		t.Fatalf("the capability of a session whose interpreter died: %v", err)
 	}
 }
 
