@@ -19,13 +19,20 @@ func interpreterDirs(runAs *sparkbridge.User, dataDir string) (string, error) {
 	if runAs == nil {
 		return "", nil
 	}
-	// ExtractPython made the package 0750 dirs and 0640 files: its group
-	// is all the interpreters need.
+	// The package is the node's, readable through runAs's group: dirs
+	// 0750, files 0640.
 	err := filepath.WalkDir(filepath.Join(dataDir, "interpreter"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, 0, int(runAs.GID))
+		if err := os.Lchown(p, 0, int(runAs.GID)); err != nil {
+			return err
+		}
+		mode := os.FileMode(0o640)
+		if d.IsDir() {
+			mode = 0o750
+		}
+		return os.Chmod(p, mode)
 	})
 	if err != nil {
 		return "", fmt.Errorf("cannot share the interpreter package with %s: %w", runAs.Name, err)

@@ -111,7 +111,8 @@ func newSession(t *testing.T, base, cred string) int64 {
 	err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		_, _, b := authDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, s.ID), "", cred)
 		if strings.Contains(string(b), `"dead"`) || strings.Contains(string(b), `"error"`) {
-			return false, fmt.Errorf("session failed: %s", b)
+			_, _, log := authDo("GET", fmt.Sprintf("%s/sessions/%d/log", base, s.ID), "", cred)
+			return false, fmt.Errorf("session failed: %s; log: %s", b, log)
 		}
 		return strings.Contains(string(b), `"idle"`), nil
 	})
