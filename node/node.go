@@ -65,6 +65,11 @@ type Config struct {
 	// default file root are the account's, and each session gets a work
 	// dir of its own (docs/ARCHITECTURE.md, "Sessions hold no secret").
 	InterpreterUser string
+	// InterpreterEnv names variables of the node's environment that
+	// interpreters get besides the allowlist (sparkbridge/env.go), e.g.
+	// cloud credentials meant for Spark: whatever is named here, session
+	// code can read.
+	InterpreterEnv []string
 	// ReadyTimeout bounds how long a call waits for a starting session.
 	ReadyTimeout time.Duration
 	// KVCacheMiB sizes each session's hot-key cache (0: the default, 64;
@@ -369,7 +374,7 @@ func Start(cfg Config) (*Node, error) {
 			Metrics: sparkbridge.NewMetrics(n.Metrics),
 			NodeURL: nodeURL, NodeCA: cfg.TLSCA,
 			DataRules: limits.RulesJSON(),
-			RunAs:     runAs, WorkRoot: workRoot,
+			RunAs:     runAs, WorkRoot: workRoot, Env: sparkbridge.PassEnv(cfg.InterpreterEnv),
 		},
 		MintToken:    mint,
 		ReadyTimeout: cfg.ReadyTimeout,

@@ -277,3 +277,13 @@ func TestInterpreterGetsNoNodeSecret(t *testing.T) {
 		}
 	}
 }
+
+// PassEnv hands over exactly the named variables that are set.
+func TestPassEnv(t *testing.T) {
+	t.Setenv("SRDD_TEST_PASSED", "yes")
+	t.Setenv("SRDD_TEST_KEPT", "no")
+	got := PassEnv([]string{"SRDD_TEST_PASSED", "SRDD_TEST_UNSET_VARIABLE", "", "A=B"})
+	if !slices.Equal(got, []string{"SRDD_TEST_PASSED=yes"}) {
+		t.Fatalf("PassEnv = %q", got)
+	}
+}

@@ -58,3 +58,16 @@ func childEnv(home string, extra ...string) []string {
 	}
 	return append(env, extra...)
 }
+
+// PassEnv returns the node's values of the named variables (those that
+// are set), for Config.Env: an operator's explicit choice to hand them to
+// session code (--interpreter-env).
+func PassEnv(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok && n != "" && !strings.Contains(n, "=") {
+			out = append(out, n+"="+v)
+		}
+	}
+	return out
+}
