@@ -21,27 +21,9 @@ type Authenticator struct {
 	logger hclog.Logger
 	table  atomic.Pointer[table]
 
-	// fixed are tokens the node itself issues (not in the users file;
-	// they survive reloads), by SHA-256.
-	fixedMu     sync.RWMutex
-	fixed       map[[sha256.Size]byte]*Principal
-	fixedByName map[string]*Principal
-}
-
-// AddToken accepts token for p until the process ends. The node uses it
-// for its own interpreters' calls back to it (durable writes made by
-// session code), which hold no user's secret.
-func (a *Authenticator) AddToken(token string, p *Principal) {
-	a.fixedMu.Lock()
-	defer a.fixedMu.Unlock()
-	if a.fixed == nil {
-		a.fixed = map[[sha256.Size]byte]*Principal{}
-	}
-	a.fixed[sha256.Sum256([]byte(token))] = p
-	if a.fixedByName == nil {
-		a.fixedByName = map[string]*Principal{}
-	}
-	a.fixedByName[p.Name] = p
+	// caps are the session capabilities this node minted (capability.go;
+	// not in the users file, so they survive reloads).
+	caps capabilities
 }
 
 // table is one loaded users file; it is never modified after load except
@@ -125,10 +107,7 @@ func (a *Authenticator) Token(token string) (*Principal, bool) {
 	if p, ok := t.byToken[h]; ok {
 		return p, true
 	}
-	a.fixedMu.RLock()
-	defer a.fixedMu.RUnlock()
-	p, ok := a.fixed[h]
-	return p, ok
+	return a.caps.lookup(h)
 }
 
 // Basic returns the principal whose name and password these are. A pair
@@ -164,15 +143,11 @@ func (a *Authenticator) Basic(name, password string) (*Principal, bool) {
 	return nil, false
 }
 
-// ByName returns the principal named name: a verified client
-// certificate's CN, or the caller a peer vouches for (which may be one of
-// the node's own principals of AddToken).
+// ByName returns the user named name in the users file: a verified
+// client certificate's CN, or the caller a peer vouches for. A session
+// capability is never found by name: it is good only on the node that
+// minted it.
 func (a *Authenticator) ByName(name string) (*Principal, bool) {
-	if p, ok := a.table.Load().byName[name]; ok {
-		return p, true
-	}
-	a.fixedMu.RLock()
-	defer a.fixedMu.RUnlock()
-	p, ok := a.fixedByName[name]
+	p, ok := a.table.Load().byName[name]
 	return p, ok
 }

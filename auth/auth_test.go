@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,22 +198,81 @@ func TestNewTokenIsRandom(t *testing.T) {
 	}
 }
 
-func TestAddTokenSurvivesReload(t *testing.T) {
+// A session capability authenticates as its session with no role, is not
+// found by name (it never travels between nodes), survives a reload of
+// the users file, and stops working once revoked.
+func TestSessionCapability(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	writeUsers(t, path, &File{Users: []User{{Name: "session-7", Roles: []string{"admin"}}}})
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, revoke, err := a.MintSession(7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, revokeOther, err := a.MintSession(8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer revokeOther()
+	if tok == other {
+		t.Fatal("two sessions got the same capability")
+	}
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	p, ok := a.Token(tok)
+	if !ok || !p.Capability || p.Session != 7 {
+		t.Fatalf("capability after reload: %+v %v", p, ok)
+	}
+	for _, perm := range []Perm{PermAdmin, PermCode, PermRead, PermWrite, PermCreate, PermMetrics} {
+		if p.Can(perm, "anything") {
+			t.Fatalf("a capability holds perm %d", perm)
+		}
+	}
+	// The users file's "session-7" is a user, not the capability.
+	if byName, ok := a.ByName("session-7"); !ok || byName.Capability || !byName.IsAdmin() {
+		t.Fatalf("ByName(session-7) = %+v %v, want the file's user", byName, ok)
+	}
+	if n := a.LiveCapabilities(); n != 2 {
+		t.Fatalf("%d live capabilities, want 2", n)
+	}
+	revoke()
+	revoke() // idempotent
+	if p, ok := a.Token(tok); ok {
+		t.Fatalf("revoked capability still authenticates as %+v", p)
+	}
+	if p, ok := a.Token(other); !ok || !p.Capability || p.Session != 8 {
+		t.Fatalf("revoking one capability touched another: %+v %v", p, ok)
+	}
+	if _, _, err := a.MintSession(-1); err == nil {
+		t.Fatal("MintSession(-1) succeeded")
+	}
+}
+
+// The table of capabilities is bounded.
+func TestSessionCapabilityBound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.json")
 	writeUsers(t, path, &File{})
 	a, err := New(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Principal{Name: "srdd-interpreter", Roles: []Role{{Perm: PermWrite, Glob: "*"}}}
-	a.AddToken("node-issued-token-0123456789", p)
-	if err := a.Reload(); err != nil {
-		t.Fatal(err)
+	var revokes []func()
+	for i := 0; i < MaxCapabilities; i++ {
+		_, r, err := a.MintSession(int64(i))
+		if err != nil {
+			t.Fatalf("mint %d: %v", i, err)
+		}
+		revokes = append(revokes, r)
 	}
-	if got, ok := a.Token("node-issued-token-0123456789"); !ok || got != p {
-		t.Fatalf("node token after reload: %v %v", got, ok)
+	if _, _, err := a.MintSession(MaxCapabilities + 1); !errors.Is(err, ErrTooManyCapabilities) {
+		t.Fatalf("mint past the bound = %v, want ErrTooManyCapabilities", err)
 	}
-	if got, ok := a.ByName("srdd-interpreter"); !ok || got != p {
-		t.Fatalf("node principal by name: %v %v", got, ok)
+	revokes[0]()
+	if _, _, err := a.MintSession(MaxCapabilities + 1); err != nil {
+		t.Fatalf("mint after a revoke: %v", err)
 	}
 }

@@ -53,6 +53,11 @@ func ParseRole(s string) (Role, error) {
 type Principal struct {
 	Name  string
 	Roles []Role
+	// Capability marks a session capability (capability.go) for session
+	// Session: it holds no role, and the HTTP layer allows it only the
+	// reads and writes of that session's own RDDs.
+	Capability bool
+	Session    int64
 }
 
 // Can reports whether p holds perm; for per-RDD permissions rdd is the

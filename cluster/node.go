@@ -184,8 +184,14 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("invalid registry config: %w", err)
 	}
 	dir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	// Only the node reads its log: 0700, even when the data dir is
+	// shared for traversal with an interpreter user (docs/ARCHITECTURE.md,
+	// "Sessions hold no secret").
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create raft dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot restrict raft dir: %w", err)
 	}
 	f := newFSM()
 	f.log = cfg.Logger.Named("fsm")

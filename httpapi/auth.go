@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -89,7 +88,7 @@ const principalHeader = "X-Srdd-Principal"
 // authenticated, when the nodes share a cluster key.
 func (s *Server) vouch(ctx *fasthttp.RequestCtx, req *fasthttp.Request) {
 	req.Header.Del(principalHeader)
-	if p := principalOf(ctx); p != nil && (s.cfg.ClusterKey != "" || s.cfg.Peers != nil) {
+	if p := principalOf(ctx); p != nil && !p.Capability && (s.cfg.ClusterKey != "" || s.cfg.Peers != nil) {
 		req.Header.Set(principalHeader, p.Name)
 		if s.cfg.Peers == nil {
 			req.Header.Set(cluster.KeyHeader, s.cfg.ClusterKey)
@@ -116,7 +115,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, method string, seg []str
 	if as := ctx.Request.Header.Peek(principalHeader); len(as) > 0 {
 		// A peer forwarding a call vouches for the caller it authenticated
 		// (a client certificate does not travel with the call).
-		if peerID(ctx) == "" && (s.cfg.ClusterKey == "" || subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1) {
+		if !fromPeer(ctx) {
 			unauthorized(ctx, principalHeader+" is accepted only from nodes (with the cluster key)")
 			return false
 		}
@@ -212,6 +211,14 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		forbidden(ctx, "this call is not allowed")
 		return false
 	}
+	if p := principalOf(ctx); p != nil && p.Capability {
+		seg, _ := ctx.UserValue(segKey).([]string)
+		if !capabilityRoutes[route] || !s.capabilityOwns(p, seg) {
+			forbidden(ctx, capabilityRefusal)
+			return false
+		}
+		return true
+	}
 	switch r {
 	case rulePublic:
 		return true
@@ -290,6 +297,34 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		forbidden(ctx, p.Name+" may not make this call: it needs "+what)
 	}
 	return allowed
+}
+
+// capabilityRoutes are the only routes a session capability may call
+// (auth.Authenticator.MintSession): reading and writing keys of its
+// session's own RDDs, as session code does with states.set. Not drop,
+// load, save or checkpoint; no session, code, listing, cluster, admin or
+// internal route (docs/ARCHITECTURE.md, "Sessions hold no secret").
+var capabilityRoutes = map[string]bool{
+	routeRDDGet: true, routeKeyGet: true, routeKeyPut: true, routeKeyDelete: true,
+	routeBatchGet: true, routeBatchSet: true, routeBatchDelete: true,
+	routeRDDScan: true, routeRDDCount: true,
+}
+
+const capabilityRefusal = "a session's token may only read and write that session's own shared RDDs, on the node that runs it"
+
+// capabilityOwns reports whether capability p may touch the RDD in seg
+// (/v1/rdds/{name}/...): the registry names p's session as its owner,
+// and that session is active on this node.
+func (s *Server) capabilityOwns(p *auth.Principal, seg []string) bool {
+	if len(seg) < 3 || seg[0] != "v1" || seg[1] != "rdds" {
+		return false
+	}
+	r, ok := s.cfg.Cluster.RDD(seg[2])
+	if !ok || r.SessionID != p.Session {
+		return false
+	}
+	rec, ok := s.cfg.Cluster.Session(p.Session)
+	return ok && rec.Status == cluster.SessionActive && rec.Node == s.cfg.Cluster.ID()
 }
 
 // sessionRecord is the registry record of the session in /sessions/{id}/...

@@ -103,6 +103,25 @@ func (f *forwarder) client(id, addr string) *fasthttp.HostClient {
 	return c
 }
 
+// internalHeaders drops the forwarding headers from a client's request:
+// only peers may say how often a request was forwarded or that placement
+// chose this node (fromPeer). A peer's hop count must be a number >= 0;
+// otherwise it answers 400 and reports false.
+func (s *Server) internalHeaders(ctx *fasthttp.RequestCtx) bool {
+	if !fromPeer(ctx) {
+		ctx.Request.Header.Del(hopHeader)
+		ctx.Request.Header.Del(placedHeader)
+		return true
+	}
+	if h := ctx.Request.Header.Peek(hopHeader); len(h) > 0 {
+		if n, err := strconv.Atoi(string(h)); err != nil || n < 0 {
+			badRequest(ctx, hopHeader+" must be a whole number >= 0")
+			return false
+		}
+	}
+	return true
+}
+
 // forward sends this request to node id and copies its answer back, so the
 // client sees the owner's own status and body (its 404, not a proxy 502).
 // what names the thing the node owns, for the error if it cannot be reached.
@@ -451,9 +470,9 @@ func (s *Server) gatherOwned(ctx *fasthttp.RequestCtx, owners []string, path, fi
 	if a := ctx.Request.Header.Peek("Authorization"); len(a) > 0 {
 		creds = append(creds, [2]string{"Authorization", string(a)})
 	}
-	if p := principalOf(ctx); p != nil && s.cfg.Peers != nil {
+	if p := principalOf(ctx); p != nil && !p.Capability && s.cfg.Peers != nil {
 		creds = append(creds, [2]string{principalHeader, p.Name})
-	} else if p != nil && s.cfg.ClusterKey != "" {
+	} else if p != nil && !p.Capability && s.cfg.ClusterKey != "" {
 		creds = append(creds, [2]string{principalHeader, p.Name}, [2]string{cluster.KeyHeader, s.cfg.ClusterKey})
 	}
 	out := map[string]json.RawMessage{}

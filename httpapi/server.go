@@ -228,17 +228,29 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	if !s.peerGate(ctx, m, seg) {
 		return routeOther
 	}
-	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && clusterOnly(m, seg) {
-		if subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) != 1 {
-			writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
-			return routeOther
-		}
+	// The cluster key is how nodes know each other in development mode
+	// (no peer TLS); with peer TLS only the peer channel is a peer.
+	keyOK := s.cfg.ClusterKey != "" && subtle.ConstantTimeCompare(ctx.Request.Header.Peek(cluster.KeyHeader), []byte(s.cfg.ClusterKey)) == 1
+	if keyOK && s.cfg.Peers == nil {
 		ctx.SetUserValue(peerKey, true)
+	}
+	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && clusterOnly(m, seg) && !keyOK {
+		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
+		return routeOther
+	}
+	if !s.internalHeaders(ctx) {
+		return routeOther
 	}
 	if !s.authenticate(ctx, m, seg) {
 		return routeOther
 	}
 	ctx.SetUserValue(segKey, seg)
+	// A session's capability is good only for that session's own RDDs
+	// on this node: refused here, before any forwarding.
+	if p := principalOf(ctx); p != nil && p.Capability && !s.capabilityOwns(p, seg) {
+		forbidden(ctx, capabilityRefusal)
+		return routeOther
+	}
 	t := s.ownerOf(ctx, seg)
 	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
 		return routeForwarded

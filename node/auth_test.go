@@ -151,7 +151,7 @@ func TestAuth(t *testing.T) {
 	call("POST", sp+"/statements", `{"code":"1+1"}`, "reader", 403)
 	call("GET", "/v1/rdds/cities/keys/par", "", "vic", 403) // no read role at all
 	// Session code's writes to a durable RDD reach the node with the
-	// node's own token (SRDD_NODE_TOKEN), not a user's.
+	// session's own capability, not a user's token.
 	st2 := run2(t, base, tokens["ana"], sess.ID, "cities.set('lon', 'London'); cities.get('lon')")
 	if !strings.Contains(st2, "London") {
 		t.Fatalf("durable write from session code: %s", st2)

@@ -57,6 +57,19 @@ type Config struct {
 	SparkMaster string            // default local[*]
 	SparkConf   map[string]string // applied to every session
 	Python      string            // default python3
+	// InterpreterUser, if set, runs every interpreter as that unprivileged
+	// account (the node must run as root): session code then cannot read
+	// the Raft dir, the users file, keys or certificates. The data dir is
+	// shared with the account's group for traversal only (0710); the
+	// interpreter package is group-readable, the checkpoint dir and the
+	// default file root are the account's, and each session gets a work
+	// dir of its own (docs/ARCHITECTURE.md, "Sessions hold no secret").
+	InterpreterUser string
+	// InterpreterEnv names variables of the node's environment that
+	// interpreters get besides the allowlist (sparkbridge/env.go), e.g.
+	// cloud credentials meant for Spark: whatever is named here, session
+	// code can read.
+	InterpreterEnv []string
 	// ReadyTimeout bounds how long a call waits for a starting session.
 	ReadyTimeout time.Duration
 	// KVCacheMiB sizes each session's hot-key cache (0: the default, 64;
@@ -255,8 +268,22 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot resolve data dir: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+	// The data dir holds the Raft log and the sessions' histories: 0700
+	// (docs/ARCHITECTURE.md, "Sessions hold no secret").
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data dir: %w", err)
+	}
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot restrict data dir: %w", err)
+	}
+	var runAs *sparkbridge.User
+	if cfg.InterpreterUser != "" {
+		if runAs, err = sparkbridge.LookupUser(cfg.InterpreterUser); err != nil {
+			return nil, err
+		}
+		if err := runAs.ShareGroup(dataDir, 0o710); err != nil {
+			return nil, err
+		}
 	}
 	n := &Node{logger: cfg.Logger, Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -336,6 +363,10 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	workRoot, err := interpreterDirs(runAs, dataDir)
+	if err != nil {
+		return nil, err
+	}
 	master := cfg.SparkMaster
 	if cfg.KVCacheMiB > 0 {
 		conf := map[string]string{"spark.srdd.kv.cacheMiB": fmt.Sprint(cfg.KVCacheMiB)}
@@ -345,18 +376,17 @@ func Start(cfg Config) (*Node, error) {
 		cfg.SparkConf = conf
 	}
 	// The interpreters' own calls back to this node (durable writes made
-	// by session code) carry a token the node issues; session code runs
-	// as the node's user anyway (the code role says so).
+	// by session code) carry their session's capability, minted per
+	// session: good for that session's RDDs on this node while it lives,
+	// never a node-wide token (docs/ARCHITECTURE.md, "Sessions hold no
+	// secret").
 	var authn *auth.Authenticator
-	var nodeToken string
+	var mint func(int64) (string, func(), error)
 	if cfg.AuthFile != "" {
 		if authn, err = auth.New(cfg.AuthFile, cfg.Logger.Named("auth")); err != nil {
 			return nil, err
 		}
-		if nodeToken, err = auth.NewToken(); err != nil {
-			return nil, err
-		}
-		authn.AddToken(nodeToken, &auth.Principal{Name: "srdd-interpreter", Roles: []auth.Role{{Perm: auth.PermWrite, Glob: "*"}}})
+		mint = authn.MintSession
 		n.auth = authn
 	}
 	// Over TLS the interpreters call the advertised name, which the
@@ -375,9 +405,11 @@ func Start(cfg Config) (*Node, error) {
 		Bridge: sparkbridge.Config{
 			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
 			Metrics: sparkbridge.NewMetrics(n.Metrics),
-			NodeURL: nodeURL, NodeToken: nodeToken, NodeCA: cfg.TLSCA,
+			NodeURL: nodeURL, NodeCA: cfg.TLSCA,
 			DataRules: limits.RulesJSON(),
+			RunAs:     runAs, WorkRoot: workRoot, Env: sparkbridge.PassEnv(cfg.InterpreterEnv),
 		},
+		MintToken:    mint,
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
 		MaxSessions:  cfg.MaxSessions, MaxSessionsPerOwner: cfg.MaxSessionsPerPrincipal,
@@ -401,6 +433,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	files, err := fileRoots(cfg, dataDir, n.Store.CheckpointURI())
 	if err != nil {
+		return nil, err
+	}
+	if err := giveToInterpreters(runAs, cfg, dataDir, n.Store.CheckpointURI()); err != nil {
 		return nil, err
 	}
 	n.Store.SetFileRoots(files)

@@ -145,6 +145,7 @@ func (m *Manager) stop(s *session) {
 		s.deleting, s.state = true, StateShuttingDown
 		close(s.queue) // under mu: Submit sends under mu after checking state
 		s.mu.Unlock()
+		s.revokeToken() // before the interpreter stops: no call of its is served after
 		s.it.Stop()
 		s.wg.Wait()
 		s.failPending("session stopped")

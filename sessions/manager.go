@@ -50,7 +50,12 @@ type Config struct {
 	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
 	// Policy rules the Spark settings clients ask for (sparkconf.go).
 	Policy Policy
-	Logger hclog.Logger
+	// MintToken, if set, makes the capability a new session's interpreter
+	// gets (sparkbridge.Config.SessionToken) and the function that
+	// revokes it; it is revoked when the interpreter stops or exits
+	// (docs/ARCHITECTURE.md, "Sessions hold no secret").
+	MintToken func(id int64) (token string, revoke func(), err error)
+	Logger    hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -243,6 +248,15 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 
 	bc := m.cfg.Bridge
 	bc.SessionID = id
+	if m.cfg.MintToken != nil {
+		tok, revoke, err := m.cfg.MintToken(id)
+		if err != nil {
+			s.hist.close()
+			_ = m.markDead(id, err.Error())
+			return Info{}, fmt.Errorf("%w: %v", ErrLimit, err)
+		}
+		bc.SessionToken, s.revoke = tok, revoke
+	}
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
 	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, line) }
 	if len(spec.conf) > 0 {
@@ -265,6 +279,7 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		// Close ran while Spark was starting: it never saw this session.
 		m.mu.Unlock()
 		it.Stop()
+		s.revokeToken()
 		s.hist.close()
 		_ = m.markDead(id, "the node stopped while the session was starting")
 		return Info{}, ErrClosed
@@ -376,6 +391,7 @@ func (m *Manager) bringUp(s *session) {
 // watch notices an interpreter that exits on its own.
 func (m *Manager) watch(s *session) {
 	<-s.it.Done()
+	s.revokeToken() // its capability dies with it
 	s.mu.Lock()
 	deleting := s.deleting
 	if !deleting {

@@ -62,6 +62,9 @@ type session struct {
 	internal  bool   // the node's default KV session: no owner's quota
 	it        *sparkbridge.Interpreter
 	hist      *history
+	// revoke ends the session's capability (Config.MintToken); it runs
+	// when the interpreter stops or exits (revokeToken).
+	revoke func()
 
 	// inactivity > 0 reaps the session after that long without work (a
 	// statement or a KV call): Livy's ttl, srdd's idleTimeout.
@@ -270,5 +273,12 @@ func (s *session) failPending(reason string) {
 		if !isFinal(st.State) {
 			s.finish(st, StmtError, errorOutput(fmt.Errorf("%s", reason)))
 		}
+	}
+}
+
+// revokeToken ends the session's capability, if it has one.
+func (s *session) revokeToken() {
+	if s.revoke != nil {
+		s.revoke()
 	}
 }

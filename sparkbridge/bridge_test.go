@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -205,10 +206,8 @@ func TestStartHandsOverDataRules(t *testing.T) {
 // Done instead of returning an error, and Stop is safe on it.
 func TestLaunch(t *testing.T) {
 	launch := func(mode string) *Interpreter {
-		t.Setenv("GO_WANT_HELPER_PROCESS", "1")
-		t.Setenv("HELPER_MODE", mode)
 		return Launch(Config{Python: os.Args[0], PythonPath: t.TempDir(), SessionID: 8,
-			StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond})
+			StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond, Env: helperEnv(mode)})
 	}
 	it := launch("")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -238,4 +237,53 @@ func TestLaunch(t *testing.T) {
 		t.Fatalf("pid %d, exit error %v; want 0 and the start error", bad.Pid(), bad.ExitErr())
 	}
 	bad.Stop() // must not block or panic
+}
+
+// The interpreter's environment is the node's allowlisted part plus what
+// the bridge sets: no secret of the node's passes (a cluster key, a
+// client token), the session token arrives on a pipe, never in the
+// environment or argv, and PATH still passes.
+func TestInterpreterGetsNoNodeSecret(t *testing.T) {
+	t.Setenv("SRDD_CLUSTER_KEY", "node-cluster-key-must-not-leak")
+	t.Setenv("SRDD_TOKEN", "client-token-must-not-leak")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret-must-not-leak")
+	t.Setenv("SPARK_LOCAL_IP", "127.0.0.1")
+	const token = "session-capability-0123456789"
+	it, err := startFakeWith(t, "", Config{SessionToken: token, NodeURL: "http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+	var res struct {
+		Env   []string `msgpack:"env"`
+		Args  []string `msgpack:"args"`
+		Token string   `msgpack:"token"`
+	}
+	if err := it.Call(context.Background(), "environ", map[string]any{}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Token != token {
+		t.Fatalf("token on the pipe = %q, want %q", res.Token, token)
+	}
+	all := strings.Join(res.Env, "\n") + "\n" + strings.Join(res.Args, " ")
+	for _, secret := range []string{"node-cluster-key-must-not-leak", "client-token-must-not-leak", "cloud-secret-must-not-leak", token} {
+		if strings.Contains(all, secret) {
+			t.Fatalf("the interpreter's environment or argv holds %q:\n%s", secret, all)
+		}
+	}
+	for _, want := range []string{"PATH=" + os.Getenv("PATH"), "SPARK_LOCAL_IP=127.0.0.1", "SRDD_NODE_URL=http://127.0.0.1:1", "PYTHONHASHSEED=0"} {
+		if !slices.Contains(res.Env, want) {
+			t.Fatalf("the interpreter's environment lacks %q:\n%s", want, strings.Join(res.Env, "\n"))
+		}
+	}
+}
+
+// PassEnv hands over exactly the named variables that are set.
+func TestPassEnv(t *testing.T) {
+	t.Setenv("SRDD_TEST_PASSED", "yes")
+	t.Setenv("SRDD_TEST_KEPT", "no")
+	got := PassEnv([]string{"SRDD_TEST_PASSED", "SRDD_TEST_UNSET_VARIABLE", "", "A=B"})
+	if !slices.Equal(got, []string{"SRDD_TEST_PASSED=yes"}) {
+		t.Fatalf("PassEnv = %q", got)
+	}
 }

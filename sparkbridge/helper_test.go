@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -32,7 +33,13 @@ func fakeInterpreter(mode string) {
 	fs.String("session-id", "", "")
 	fs.String("master", "", "")
 	fs.String("app-name", "", "")
+	tokenFD := fs.Int("token-fd", 0, "")
 	_ = fs.Parse(os.Args[1:])
+	var token string
+	if *tokenFD > 0 {
+		b, _ := io.ReadAll(os.NewFile(uintptr(*tokenFD), "token"))
+		token = string(b)
+	}
 	switch mode {
 	case "exit":
 		fmt.Fprintln(os.Stderr, "fake: exiting before handshake")
@@ -95,6 +102,8 @@ func fakeInterpreter(mode string) {
 			case "getenv":
 				name, _ := req.Args["name"].(string)
 				send(map[string]any{"id": req.ID, "ok": true, "result": map[string]any{"value": os.Getenv(name)}})
+			case "environ":
+				send(map[string]any{"id": req.ID, "ok": true, "result": map[string]any{"env": os.Environ(), "args": os.Args, "token": token}})
 			case "crash":
 				os.Exit(5)
 			case "shutdown":
@@ -109,6 +118,12 @@ func fakeInterpreter(mode string) {
 	}
 }
 
+// helperEnv is what makes the child the fake interpreter (the node's own
+// environment reaches it only through the allowlist).
+func helperEnv(mode string) []string {
+	return []string{"GO_WANT_HELPER_PROCESS=1", "HELPER_MODE=" + mode}
+}
+
 func startFake(t *testing.T, mode string) (*Interpreter, error) {
 	t.Helper()
 	return startFakeWith(t, mode, Config{})
@@ -117,12 +132,11 @@ func startFake(t *testing.T, mode string) (*Interpreter, error) {
 // startFakeWith starts the fake with cfg's DataRules and NodeURL.
 func startFakeWith(t *testing.T, mode string, cfg Config) (*Interpreter, error) {
 	t.Helper()
-	t.Setenv("GO_WANT_HELPER_PROCESS", "1")
-	t.Setenv("HELPER_MODE", mode)
 	t.Setenv(DataRulesEnv, "") // only Config may set it
 	return Start(Config{
 		Python: os.Args[0], PythonPath: t.TempDir(), SessionID: 7,
 		StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond,
 		Logger: nil, DataRules: cfg.DataRules, NodeURL: cfg.NodeURL,
+		SessionToken: cfg.SessionToken, Env: helperEnv(mode),
 	})
 }

@@ -43,12 +43,25 @@ type Config struct {
 	// session code, rows of a load. It is handed over in DataRulesEnv;
 	// empty leaves the interpreter's fallback (for tests only).
 	DataRules string
-	// NodeToken, if set, is the bearer token the interpreter sends on
-	// those calls (SRDD_NODE_TOKEN).
-	NodeToken string
+	// SessionToken, if set, is the session's capability: the bearer token
+	// the interpreter sends on those calls. It is handed over on a pipe
+	// (fd 3, --token-fd), never in the environment or argv, and is good
+	// only for this session's own RDDs on this node while the session
+	// lives (docs/ARCHITECTURE.md, "Sessions hold no secret").
+	SessionToken string
 	// NodeCA, if set, is the CA file the interpreter checks the node's
 	// https certificate against (SRDD_NODE_CA).
 	NodeCA string
+	// Env holds extra environment entries for the child. The node's own
+	// environment passes only through an allowlist (env.go).
+	Env []string
+	// RunAs, if set, runs the interpreter as that unprivileged user, in a
+	// work dir of its own under WorkRoot (which must then be set).
+	RunAs *User
+	// WorkRoot, if set, holds one work dir per session (the interpreter's
+	// working directory and HOME: spark-warehouse, metastore_db, ivy
+	// caches go there); it is removed when the interpreter exits.
+	WorkRoot string
 }
 
 // DataRulesEnv is the environment variable that carries Config.DataRules.
@@ -135,6 +148,17 @@ func (it *Interpreter) spawn() (err error) {
 	if err != nil {
 		return fmt.Errorf("cannot create socket dir: %w", err)
 	}
+	// The interpreter creates its socket there: with RunAs it must own
+	// the dir (still 0700, so no other user reaches the socket).
+	if err := cfg.RunAs.Own(sockDir); err != nil {
+		os.RemoveAll(sockDir)
+		return err
+	}
+	workDir, err := it.makeWorkDir()
+	if err != nil {
+		os.RemoveAll(sockDir)
+		return err
+	}
 	sock := filepath.Join(sockDir, "i.sock")
 	args := []string{"-m", "srdd_interpreter", "--socket", sock,
 		"--session-id", strconv.FormatInt(cfg.SessionID, 10), "--master", cfg.Master,
@@ -149,7 +173,7 @@ func (it *Interpreter) spawn() (err error) {
 	}
 	// PYTHONHASHSEED=0: the driver must hash keys as the executors do
 	// (the interpreter would otherwise re-exec itself to set it).
-	env := append(os.Environ(), "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
+	env := childEnv(workDir, "PYTHONPATH="+joinPythonPath(cfg.PythonPath), "PYTHONUNBUFFERED=1", "PYTHONHASHSEED=0")
 	if cfg.NodeURL != "" {
 		env = append(env, "SRDD_NODE_URL="+cfg.NodeURL)
 	}
@@ -159,24 +183,30 @@ func (it *Interpreter) spawn() (err error) {
 	if cfg.NodeCA != "" {
 		env = append(env, "SRDD_NODE_CA="+cfg.NodeCA)
 	}
-	if cfg.NodeToken != "" {
-		env = append(env, "SRDD_NODE_TOKEN="+cfg.NodeToken)
+	env = append(env, cfg.Env...)
+	var secret []byte
+	if cfg.SessionToken != "" {
+		secret = []byte(cfg.SessionToken)
+		args = append(args, "--token-fd", "3")
 	}
 
 	cfg.Metrics.incStarts()
 	began := time.Now()
 	proc, hs, err := StartProcess(ProcessConfig{
-		Path: cfg.Python, Args: args, Env: env, StartTimeout: cfg.StartTimeout,
+		Path: cfg.Python, Args: args, Env: env, Dir: workDir, Secret: secret,
+		Credential: cfg.RunAs.credential(), StartTimeout: cfg.StartTimeout,
 		Logger: cfg.Logger, OnOutput: cfg.OnOutput,
 	})
 	if err != nil {
 		os.RemoveAll(sockDir)
+		removeWorkDir(workDir)
 		return err
 	}
 	nc, err := net.Dial(hs.Network, hs.Address)
 	if err != nil {
 		proc.Kill()
 		os.RemoveAll(sockDir)
+		removeWorkDir(workDir)
 		return fmt.Errorf("cannot connect to interpreter at %s: %w", hs.Address, err)
 	}
 	it.proc, it.sockDir = proc, sockDir
@@ -189,10 +219,39 @@ func (it *Interpreter) spawn() (err error) {
 		case <-it.ready:
 		}
 		<-proc.Done()
+		removeWorkDir(workDir)
 		close(it.done)
 		cfg.Metrics.exited(it.stopping.Load())
 	}()
 	return nil
+}
+
+// makeWorkDir creates this session's work dir under WorkRoot (owned by
+// RunAs), or returns "" to keep the node's working directory.
+func (it *Interpreter) makeWorkDir() (string, error) {
+	cfg := it.cfg
+	if cfg.WorkRoot == "" {
+		if cfg.RunAs != nil {
+			return "", fmt.Errorf("interpreter user %s needs a work root", cfg.RunAs.Name)
+		}
+		return "", nil
+	}
+	dir := filepath.Join(cfg.WorkRoot, fmt.Sprintf("session-%d", cfg.SessionID))
+	_ = os.RemoveAll(dir) // a previous run's leftovers
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("cannot create session work dir: %w", err)
+	}
+	if err := cfg.RunAs.Own(dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+func removeWorkDir(dir string) {
+	if dir != "" {
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func joinPythonPath(dir string) string {

@@ -14,10 +14,8 @@ import (
 
 func startFakeMetered(t *testing.T, m *Metrics) *Interpreter {
 	t.Helper()
-	t.Setenv("GO_WANT_HELPER_PROCESS", "1")
-	t.Setenv("HELPER_MODE", "")
 	it, err := Start(Config{Python: os.Args[0], PythonPath: t.TempDir(), SessionID: 1,
-		StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond, Metrics: m})
+		StartTimeout: 3 * time.Second, StopTimeout: 500 * time.Millisecond, Metrics: m, Env: helperEnv("")})
 	if err != nil {
 		t.Fatal(err)
 	}

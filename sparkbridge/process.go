@@ -48,9 +48,16 @@ func ParseHandshake(line string) (Handshake, error) {
 
 // ProcessConfig says how to start a child process.
 type ProcessConfig struct {
-	Path         string
-	Args         []string
-	Env          []string // full environment of the child
+	Path string
+	Args []string
+	Env  []string // full environment of the child
+	Dir  string   // working directory; "" is the node's
+	// Secret, if set, is written to a pipe the child reads as fd 3 (never
+	// in its environment or argv, which other processes can read).
+	Secret []byte
+	// Credential, if set, runs the child as another user (the node must
+	// be root).
+	Credential   *syscall.Credential
 	StartTimeout time.Duration
 	Logger       hclog.Logger
 	// OnOutput receives every line the child writes to stderr, and stdout
@@ -90,20 +97,43 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		outW.Close()
 		return nil, Handshake{}, fmt.Errorf("cannot create stderr pipe: %w", err)
 	}
+	closeAll := func(fs ...*os.File) {
+		for _, f := range fs {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	cmd.Env = cfg.Env
+	cmd.Dir = cfg.Dir
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cfg.Credential}
+	var secR, secW *os.File
+	if cfg.Secret != nil {
+		if secR, secW, err = os.Pipe(); err != nil {
+			closeAll(outR, outW, errR, errW)
+			return nil, Handshake{}, fmt.Errorf("cannot create secret pipe: %w", err)
+		}
+		cmd.ExtraFiles = []*os.File{secR} // fd 3 in the child
+	}
 	if err := cmd.Start(); err != nil {
-		outR.Close()
-		outW.Close()
-		errR.Close()
-		errW.Close()
+		closeAll(outR, outW, errR, errW, secR, secW)
 		return nil, Handshake{}, fmt.Errorf("cannot start %s: %w", cfg.Path, err)
 	}
 	// The child (and its JVM) hold the write ends now.
-	outW.Close()
-	errW.Close()
+	closeAll(outW, errW, secR)
+	if secW != nil {
+		// A token is far below the pipe's buffer, so this does not block.
+		_, werr := secW.Write(cfg.Secret)
+		secW.Close()
+		if werr != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			closeAll(outR, errR)
+			return nil, Handshake{}, fmt.Errorf("cannot hand the session token to %s: %w", cfg.Path, werr)
+		}
+	}
 
 	p := &Process{cmd: cmd, logger: cfg.Logger, done: make(chan struct{})}
 	emit := func(line string) {

@@ -105,6 +105,8 @@ func serverCmd() *cobra.Command {
 	f.BoolVar(&cfg.NonVoter, "non-voter", false, "join as a non-voter, which leaves the cluster (and wipes its Raft state) on SIGTERM")
 	f.StringVar(&cfg.SparkMaster, "spark-master", "local[*]", "Spark master for session interpreters")
 	f.StringVar(&cfg.Python, "python", "python3", "Python executable with pyspark installed")
+	f.StringArrayVar(&cfg.InterpreterEnv, "interpreter-env", nil, "pass this variable of the node's environment to session interpreters (repeatable); they otherwise get an allowlist only (PATH, HOME, locale, JAVA_HOME, SPARK_*, PYSPARK_*, HADOOP_*, ...), and session code can read what they get")
+	f.StringVar(&cfg.InterpreterUser, "interpreter-user", "", "run session interpreters as this unprivileged account (the node must run as root); session code then cannot read the Raft dir, users file, keys or certificates")
 	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
 	f.DurationVar(&cfg.LeaderWait, "leader-wait", 10*time.Second, "how long a registry write waits for a leader during start-up or an election before it fails with 503 no_leader")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long a request waits for a starting session before 503")

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Optional
 
+from . import durable
 from .server import Config, serve
 
 
@@ -18,7 +19,8 @@ def _conf_pair(text: str) -> tuple[str, str]:
     return key.strip(), value
 
 
-def parse_args(argv: Optional[list[str]] = None) -> Config:
+def parse_args(argv: Optional[list[str]] = None) -> tuple[Config, Optional[int]]:
+    """Returns the server config and the token fd (--token-fd), if any."""
     parser = argparse.ArgumentParser(prog="python -m srdd_interpreter",
                                      description="srdd session interpreter (a PySpark driver)")
     parser.add_argument("--socket", required=True, metavar="PATH", help="unix socket path to listen on")
@@ -27,9 +29,28 @@ def parse_args(argv: Optional[list[str]] = None) -> Config:
     parser.add_argument("--app-name", default=None, help="Spark application name (default: srdd-session-N)")
     parser.add_argument("--conf", action="append", type=_conf_pair, default=[], metavar="K=V",
                         help="Spark configuration, repeatable; applied last")
+    parser.add_argument("--token-fd", type=int, default=None, metavar="FD",
+                        help="read the session's capability token from this file descriptor (a pipe)")
     ns = parser.parse_args(argv)
     return Config(socket_path=ns.socket, session_id=ns.session_id, master=ns.master,
-                  app_name=ns.app_name, conf=list(ns.conf))
+                  app_name=ns.app_name, conf=list(ns.conf)), ns.token_fd
+
+
+def _read_token(fd: int) -> str:
+    """Read the session token the node wrote to ``fd`` and close it, so
+    neither the JVM nor any process the session starts inherits it."""
+    chunks = []
+    try:
+        while True:
+            b = os.read(fd, 4096)
+            if not b:
+                break
+            chunks.append(b)
+            if sum(len(c) for c in chunks) > 4096:
+                raise SystemExit("session token on fd %d is too long" % fd)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("ascii").strip()
 
 
 def _ensure_hash_seed() -> None:
@@ -48,9 +69,11 @@ def _ensure_hash_seed() -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    cfg = parse_args(argv)
+    cfg, token_fd = parse_args(argv)
     if argv is None:
         _ensure_hash_seed()
+    if token_fd is not None:
+        durable.set_session_token(_read_token(token_fd))
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

@@ -27,6 +27,17 @@ from .rules import InvalidInput, Rules
 from .store import SharedRDD
 
 
+_session_token: Optional[str] = None
+
+
+def set_session_token(token: Optional[str]) -> None:
+    """Set the session's capability (read from the pipe the node hands
+    over at start, never from the environment). It lets this session
+    read and write its own RDDs on its own node, nothing else."""
+    global _session_token
+    _session_token = token or None
+
+
 class LogError(RuntimeError):
     """The node refused or could not log a write."""
 
@@ -52,9 +63,8 @@ class NodeLog:
     def _post(self, path: str, body: Any) -> dict[str, Any]:
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json", "X-Requested-By": "srdd"}
-        token = os.environ.get("SRDD_NODE_TOKEN")
-        if token:
-            headers["Authorization"] = "Bearer " + token
+        if _session_token:
+            headers["Authorization"] = "Bearer " + _session_token
         req = urllib.request.Request(self.base + path, data=data, method="POST", headers=headers)
         ca = os.environ.get("SRDD_NODE_CA")
         tls = ssl.create_default_context(cafile=ca) if ca else None
