@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python test-api fuzz-api test-ui screenshots test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -18,9 +18,9 @@ bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
 	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev) -X github.com/srdd/srdd/metrics.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o bin/srdd ./cmd/srdd
 
 # The virtualenv is rebuilt only when the pinned requirements change.
-$(STAMP): sparkbridge/python/requirements.txt
+$(STAMP): sparkbridge/python/requirements.txt tests/api/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt
+	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt -r tests/api/requirements.txt
 	touch $@
 
 venv: $(STAMP)
@@ -64,7 +64,19 @@ test-fuzz:
 fuzz:
 	$(MAKE) test-fuzz FUZZTIME=10m
 
-test: lint test-go test-fuzz test-python
+# The API contract (docs/ARCHITECTURE.md, "The API contract"):
+# schemathesis against a real node with auth on, from its own
+# /openapi.json; 0 server errors, 0 schema or status violations.
+# ~2 min in `make test` (API_EXAMPLES=10, fixed seed); `make fuzz-api`
+# runs 200 examples per operation with a random seed (~15-20 min).
+API_EXAMPLES ?= 10
+test-api: check-java venv build
+	scripts/api-contract.sh $(abspath $(VPY)) $(API_EXAMPLES)
+
+fuzz-api: check-java venv build
+	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) 200
+
+test: lint test-go test-fuzz test-python test-api
 
 # The deploy checks again, verbosely, then PNGs of key dashboard panels
 # rendered from a real Prometheus (deploy/grafana/panels.png), ~2 minutes.
