@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './data/*') go.mod go.sum
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python test-api fuzz-api test-ui screenshots test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python test-api fuzz-api check-chromium screenshots test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -44,9 +44,22 @@ check-prometheus:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus; }
 
+# Debian's chromium, for the web console's browser test
+# (node/ui_browser_test.go, driven by chromedp) and make screenshots.
+check-chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the web console's browser test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# The console's pages as PNGs in docs/ (docs/ui-*.png), from the browser
+# test against a real node, with a statement of each output kind.
+screenshots: check-java check-chromium venv
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_UI_SCREENSHOTS=$(abspath docs) $(GO) test -count=1 -run '^TestConsoleInABrowser$$' ./node/
+
 # The edge tests (cmd/srdd/edges_e2e_test.go) run 3 fresh nodes and
 # clusters and 2 kills here; test-edges runs the full 20 and 5.
-test-go: check-java check-prometheus venv
+test-go: check-java check-prometheus check-chromium venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 20m ./...
 
 # The interpreter's own tests, then real Livy clients against bin/srdd.
