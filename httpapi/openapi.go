@@ -93,7 +93,7 @@ var (
 	pNode  = pathParam("id", "node id", str())
 	qFrom  = query("from", "first item of the page", js{"type": "integer", "minimum": 0, "maximum": maxQueryInt})
 	qSize  = query("size", "items in the page (default 100)", js{"type": "integer", "minimum": 0, "maximum": maxQueryInt})
-	qCons  = query("consistency", "read consistency: default (the owner's view), strong (linearizable via the leader), or stale", js{"type": "string", "enum": []string{"default", "strong", "stale"}})
+	qCons  = query("consistency", "read consistency of a durable RDD: default (every acknowledged write), linearizable (every write committed before the read), or stale (what the owner holds now)", js{"type": "string", "enum": []string{kvstore.ConsistencyDefault, kvstore.ConsistencyLinearizable, kvstore.ConsistencyStale}})
 	qScope = query("scope", "local: this node's items only, not gathered from the cluster", js{"type": "string", "enum": []string{"local", "cluster"}})
 	hIdem  = js{"name": "Idempotency-Key", "in": "header", "required": false, "description": "a retried write with the same key applies once", "schema": js{"type": "string", "maxLength": 256}}
 )
