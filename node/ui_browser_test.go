@@ -96,6 +96,20 @@ func TestConsoleInABrowser(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{"items": items})
 	call("POST", "/v1/rdds/states/set", string(body), http.StatusOK)
 
+	// A durable RDD with a bulk load running while the browser logs in
+	// (the RDDs page shows its progress, then the load's end) and a
+	// checkpoint (its age).
+	call("POST", "/v1/rdds", fmt.Sprintf(`{"name":"cities","mode":"durable","session":%d}`, sess.ID), http.StatusCreated)
+	var rows strings.Builder
+	const loadRows = 50000
+	for i := 0; i < loadRows; i++ {
+		fmt.Fprintf(&rows, "{\"key\":\"c%06d\",\"value\":%d}\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data", "files", "cities.jsonl"), []byte(rows.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	call("POST", "/v1/rdds/cities/load", `{"path":"cities.jsonl"}`, http.StatusAccepted)
+
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
 		chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1280, 860), chromedp.Flag("disable-dev-shm-usage", true))
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -144,7 +158,6 @@ func TestConsoleInABrowser(t *testing.T) {
 		until("the refusal", text("#login-error")+`.includes("did not accept")`))
 	run("log in", chromedp.SetValue(chromedp.CSS("#token"), tok), chromedp.Click(chromedp.CSS("#login-button")),
 		until("the RDD list", text(`#rdds-table tr[data-rdd="states"]`)+`.includes("memory")`))
-	run("RDDs page", shot("rdds"))
 	row, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#rdds-table tr[data-rdd="states"]`)))
 	if err != nil {
 		t.Fatal(err)
@@ -159,6 +172,16 @@ func TestConsoleInABrowser(t *testing.T) {
 	if strings.Contains(href, tok) {
 		t.Fatal("the token is in the URL")
 	}
+	sawBar, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('#rdds-table tr[data-rdd="cities"] progress')`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("RDDs page: the load ends",
+		until("the load's end", text(`#rdds-table tr[data-rdd="cities"]`)+`.includes("last load: done") && `+text(`#rdds-table tr[data-rdd="cities"]`)+`.includes("50000")`))
+	t.Logf("progress bar seen while loading: %v (the load may end before a refresh)", sawBar)
+	call("POST", "/v1/rdds/cities/checkpoint", "", http.StatusOK)
+	run("RDDs page: checkpoint age",
+		until("the checkpoint's age", text(`#rdds-table tr[data-rdd="cities"]`)+`.includes(" s ago")`), shot("rdds"))
 
 	run("RDD page: lookup", chromedp.Navigate(base+"/ui#/rdd/states"),
 		until("the RDD's card", text("#rdd-info")+`.includes("memory")`),

@@ -50,8 +50,23 @@ done
 # Some data to find: an RDD in the node's default session (started and
 # warmed now, not by the first generated create).
 auth=(-H "Authorization: Bearer $token" -H 'Content-Type: application/json')
-curl -fsS "${auth[@]}" -d '{"name":"states","mode":"memory"}' "$url/v1/rdds" >/dev/null
-curl -fsS "${auth[@]}" -d '{"items":{"ak":"Alaska","hi":"Hawaii"}}' "$url/v1/rdds/states/set" >/dev/null
+# The RDD's session starts in the background: while it does, calls answer
+# 503 starting (with Retry-After); on a busy machine that takes minutes.
+setup() { # PATH BODY: POST until it is not 503
+  local code
+  for _ in $(seq 1 60); do
+    code=$(curl -sS -o "$work/setup.json" -w '%{http_code}' "${auth[@]}" -d "$2" "$url$1")
+    case $code in
+      2??|409) return 0 ;;
+      503) sleep 5 ;;
+      *) echo "api-contract: POST $1: $code $(cat "$work/setup.json")" >&2; return 1 ;;
+    esac
+  done
+  echo "api-contract: POST $1 still 503 after 5 min: $(cat "$work/setup.json")" >&2
+  return 1
+}
+setup /v1/rdds '{"name":"states","mode":"memory"}'
+setup /v1/rdds/states/set '{"items":{"ak":"Alaska","hi":"Hawaii"}}'
 
 began=$(date +%s)
 status=0
