@@ -101,7 +101,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	// checkpoint (its age).
 	call("POST", "/v1/rdds", fmt.Sprintf(`{"name":"cities","mode":"durable","session":%d}`, sess.ID), http.StatusCreated)
 	var rows strings.Builder
-	const loadRows = 50000
+	const loadRows = 20000
 	for i := 0; i < loadRows; i++ {
 		fmt.Fprintf(&rows, "{\"key\":\"c%06d\",\"value\":%d}\n", i, i)
 	}
@@ -116,13 +116,14 @@ func TestConsoleInABrowser(t *testing.T) {
 	defer cancelA()
 	bctx, cancelB := chromedp.NewContext(actx)
 	defer cancelB()
-	ctx, cancel := context.WithTimeout(bctx, 4*time.Minute)
+	ctx, cancel := context.WithTimeout(bctx, 10*time.Minute)
 	defer cancel()
 
 	// until waits for a JavaScript condition on the page.
+	// Generous: the machine may be busy (no timing assertions here).
 	until := func(what, cond string) chromedp.Action[chromedp.Void] {
 		return chromedp.Func(func(c context.Context, tg *chromedp.Target) error {
-			if _, err := chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(90*time.Second))(c, tg); err != nil {
+			if _, err := chromedp.Poll[bool](cond, chromedp.WithPollingTimeout(3*time.Minute))(c, tg); err != nil {
 				page, _ := chromedp.Evaluate[string](`document.body.innerText`)(c, tg)
 				return fmt.Errorf("waiting for %s: %w; page: %.600s", what, err, page)
 			}
@@ -177,7 +178,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("RDDs page: the load ends",
-		until("the load's end", text(`#rdds-table tr[data-rdd="cities"]`)+`.includes("last load: done") && `+text(`#rdds-table tr[data-rdd="cities"]`)+`.includes("50000")`))
+		until("the load's end", text(`#rdds-table tr[data-rdd="cities"]`)+`.includes("last load: done") && `+text(`#rdds-table tr[data-rdd="cities"]`)+`.includes("20000")`))
 	t.Logf("progress bar seen while loading: %v (the load may end before a refresh)", sawBar)
 	call("POST", "/v1/rdds/cities/checkpoint", "", http.StatusOK)
 	run("RDDs page: checkpoint age",
