@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/valyala/fasthttp"
 )
@@ -85,8 +86,12 @@ func query(name, desc string, schema js) js {
 	return js{"name": name, "in": "query", "required": false, "description": desc, "schema": schema}
 }
 
+// rddNameSchema is the RDD name rule (cluster.RDDNamePattern; the
+// reserved names are in the document's x-srdd-limits).
+var rddNameSchema = js{"type": "string", "pattern": "^(?:" + cluster.RDDNamePattern + ")$"}
+
 var (
-	pName  = pathParam("name", "shared RDD name", js{"type": "string", "pattern": `^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`})
+	pName  = pathParam("name", "shared RDD name", rddNameSchema)
 	pKey   = pathParam("key", "key (percent-encode '/')", js{"type": "string", "minLength": 1})
 	pID    = pathParam("id", "session id or name", str())
 	pSID   = pathParam("sid", "statement id", js{"type": "integer", "minimum": 0})
@@ -101,7 +106,7 @@ var (
 // routeDocs gives every route its description. Keyed by route name
 // ("METHOD /path"), exactly the constants of metrics.go.
 func routeDocs(lim kvstore.Limits) map[string]apiOp {
-	keysBody := obj(js{"keys": js{"type": "array", "maxItems": lim.MaxBatch, "items": js{"type": "string", "maxLength": lim.MaxKeyBytes}}}, "keys")
+	keysBody := obj(js{"keys": js{"type": "array", "maxItems": lim.MaxBatch, "items": js{"type": "string", "minLength": 1, "maxLength": lim.MaxKeyBytes}}}, "keys")
 	okJSON := func(desc string, schema js) map[string]js { return map[string]js{"200": jsonResp(desc, schema)} }
 	noContent := func(desc string) map[string]js { return map[string]js{"204": {"description": desc}} }
 	return map[string]apiOp{
@@ -132,7 +137,7 @@ func routeDocs(lim kvstore.Limits) map[string]apiOp {
 		routeRDDList: {tag: "rdds", summary: "List shared RDDs", params: []js{qScope},
 			ok: okJSON("shared RDDs", obj(js{"rdds": arr(ref("RDD"))}, "rdds"))},
 		routeRDDCreate: {tag: "rdds", summary: "Create a shared RDD (in the named session, or this node's default one)",
-			body: obj(js{"name": js{"type": "string", "pattern": `^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`}, "session": js{"type": []string{"string", "integer"}},
+			body: obj(js{"name": rddNameSchema, "session": js{"type": []string{"string", "integer"}},
 				"mode": js{"type": "string", "enum": []string{"durable", "memory"}}}, "name"),
 			ok: map[string]js{"201": jsonResp("created", ref("RDD"))}, errs: []int{404, 409, 429, 503}},
 		routeRDDGet:  {tag: "rdds", summary: "Describe a shared RDD (state, keys, load progress, checkpoint)", params: []js{pName}, ok: okJSON("the RDD", ref("RDD")), errs: []int{404, 410, 503}},
@@ -152,7 +157,7 @@ func routeDocs(lim kvstore.Limits) map[string]apiOp {
 			ok: okJSON("deleted", obj(js{"deleted": integer()}, "deleted")), errs: []int{404, 409, 410, 422, 503}},
 		routeRDDScan: {tag: "keys", summary: "Scan keys in order by prefix, a page at a time", params: []js{pName,
 			query("prefix", "key prefix", str()),
-			query("cursor", "the cursor of the previous page", str()),
+			query("cursor", "the cursor of the previous page", js{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}),
 			query("limit", "page size (default 100)", js{"type": "integer", "minimum": 1, "maximum": lim.MaxBatch})},
 			ok:   okJSON("a page", obj(js{"items": arr(obj(js{"key": str(), "value": js{}}, "key", "value")), "cursor": js{"type": "string", "description": "present while more keys follow"}}, "items")),
 			errs: []int{404, 410, 503}},
@@ -321,6 +326,7 @@ func OpenAPIDocument(lim kvstore.Limits, version string) ([]byte, error) {
 		"x-srdd-limits": js{
 			"max_request_bytes": MaxRequestBytes, "max_key_bytes": lim.MaxKeyBytes, "max_value_bytes": lim.MaxValueBytes,
 			"max_value_depth": kvstore.MaxValueDepth, "max_batch": lim.MaxBatch, "max_wait_seconds": maxWait,
+			"rdd_name_pattern": cluster.RDDNamePattern, "reserved_rdd_names": cluster.ReservedRDDNames(),
 		},
 	}
 	return json.Marshal(doc)

@@ -126,13 +126,19 @@ func TestOpenAPILimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	var doc struct {
-		Limits map[string]int `json:"x-srdd-limits"`
+		Limits struct {
+			MaxKeyBytes     int    `json:"max_key_bytes"`
+			MaxValueBytes   int    `json:"max_value_bytes"`
+			MaxBatch        int    `json:"max_batch"`
+			MaxRequestBytes int    `json:"max_request_bytes"`
+			NamePattern     string `json:"rdd_name_pattern"`
+		} `json:"x-srdd-limits"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	if doc.Limits["max_key_bytes"] != 77 || doc.Limits["max_value_bytes"] != 999 || doc.Limits["max_batch"] != 33 || doc.Limits["max_request_bytes"] != MaxRequestBytes {
-		t.Fatalf("limits = %v", doc.Limits)
+	if l := doc.Limits; l.MaxKeyBytes != 77 || l.MaxValueBytes != 999 || l.MaxBatch != 33 || l.MaxRequestBytes != MaxRequestBytes || l.NamePattern == "" {
+		t.Fatalf("limits = %+v", doc.Limits)
 	}
 	ops := docRoutes(t, b)
 	body := ops[routeBatchGet]["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
