@@ -174,7 +174,7 @@ async function rddPage(name) {
   } }, keyIn, el("button", { type: "submit", id: "lookup-button" }, "Look up"));
 
   const prefixIn = el("input", { id: "scan-prefix", placeholder: "prefix (empty: all)", "aria-label": "prefix" });
-  const limitIn = el("input", { id: "scan-limit", type: "number", min: "1", value: "20", style: "width:6em", "aria-label": "page size" });
+  const limitIn = el("input", { id: "scan-limit", type: "number", min: "1", value: "20", class: "narrow", "aria-label": "page size" });
   const scanOut = el("div", { id: "scan-result" });
   let cursors = []; // cursors of the pages shown so far; "" is the first
   const scan = async (cursor) => {
