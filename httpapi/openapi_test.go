@@ -171,7 +171,7 @@ func TestUIFiles(t *testing.T) {
 	// Nothing on the pages loads from elsewhere.
 	for _, name := range []string{"index.html", "console.js", "console.css"} {
 		b, _ := uiFiles.ReadFile("ui/" + name)
-		for _, bad := range []string{"http://", "https://", "//cdn", "innerHTML", "eval("} {
+		for _, bad := range []string{"http://", "https://", "//cdn", "innerHTML", "eval(", "style:", "style=", "<script>"} {
 			if strings.Contains(string(b), bad) {
 				t.Errorf("%s contains %q", name, bad)
 			}

@@ -154,6 +154,12 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	run("login page", chromedp.Navigate(base+"/ui"),
 		until("the login form", `!document.getElementById("login").hidden`), shot("login"))
+	// The page is one document from here on (pages are #fragments):
+	// record any request the CSP refuses.
+	run("CSP listener", chromedp.Func(func(c context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`window.cspViolations = []; document.addEventListener("securitypolicyviolation", e => window.cspViolations.push(e.violatedDirective + " " + e.blockedURI)); true`)(c, tg)
+		return err
+	}))
 	run("a wrong token is refused",
 		chromedp.SendKeys(chromedp.CSS("#token"), "not-a-token"), chromedp.Click(chromedp.CSS("#login-button")),
 		until("the refusal", text("#login-error")+`.includes("did not accept")`))
@@ -237,6 +243,10 @@ func TestConsoleInABrowser(t *testing.T) {
 		until("the members", text("#members-table")+`.includes("n1") && `+text("#members-table")+`.includes("leader")`),
 		until("the Raft indexes", text("#cluster-info")+`.includes("commit index") && `+text("#cluster-info")+`.includes("ready")`), shot("cluster"))
 
+	violations, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.cspViolations || ["the page was reloaded"]`))
+	if err != nil || len(violations) > 0 {
+		t.Fatalf("CSP violations: %v %v", violations, err)
+	}
 	run("log out", chromedp.Click(chromedp.CSS("#logout")),
 		until("the login form", `!document.getElementById("login").hidden && sessionStorage.getItem("srdd.token") === null`))
 }
