@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-api fuzz-api check-chromium screenshots test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -19,9 +19,9 @@ bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
 	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev) -X github.com/srdd/srdd/metrics.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o bin/srdd ./cmd/srdd
 
 # The virtualenv is rebuilt only when the pinned requirements change.
-$(STAMP): sparkbridge/python/requirements.txt
+$(STAMP): sparkbridge/python/requirements.txt tests/api/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt
+	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt -r tests/api/requirements.txt
 	touch $@
 
 venv: $(STAMP)
@@ -55,9 +55,22 @@ check-prometheus:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus; }
 
+# Debian's chromium, for the web console's browser test
+# (node/ui_browser_test.go, driven by chromedp) and make screenshots.
+check-chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (the web console's browser test)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+# The console's pages as PNGs in docs/ (docs/ui-*.png), from the browser
+# test against a real node, with a statement of each output kind.
+screenshots: check-java check-chromium venv
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_UI_SCREENSHOTS=$(abspath docs) $(GO) test -count=1 -run '^TestConsoleInABrowser$$' ./node/
+
 # The edge tests (cmd/srdd/edges_e2e_test.go) run 3 fresh nodes and
 # clusters and 2 kills here; test-edges runs the full 20 and 5.
-test-go: check-java check-prometheus venv
+test-go: check-java check-prometheus check-chromium venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 20m ./...
 
 # The interpreter's own tests, then real Livy clients and srdd's own
@@ -77,7 +90,20 @@ test-fuzz:
 fuzz:
 	$(MAKE) test-fuzz FUZZTIME=10m
 
-test: lint test-go test-fuzz test-python
+# The API contract (docs/ARCHITECTURE.md, "The API contract"):
+# schemathesis against a real node with auth on, from its own
+# /openapi.json; 0 server errors, 0 schema or status violations.
+# ~2 min in `make test` (API_EXAMPLES=10, fixed seed); `make fuzz-api`
+# runs 100 examples per operation with a random seed.
+API_EXAMPLES ?= 10
+FUZZ_API_EXAMPLES ?= 100
+test-api: check-java venv build
+	scripts/api-contract.sh $(abspath $(VPY)) $(API_EXAMPLES)
+
+fuzz-api: check-java venv build
+	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) $(FUZZ_API_EXAMPLES)
+
+test: lint test-go test-fuzz test-python test-api
 
 # The deploy checks again, verbosely, then PNGs of key dashboard panels
 # rendered from a real Prometheus (deploy/grafana/panels.png), ~2 minutes.

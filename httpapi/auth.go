@@ -71,6 +71,11 @@ var permissions = map[string]rule{
 	routeInternalApply:  ruleCluster,
 	routeInternalIndex:  ruleCluster,
 	routeInternalSilent: ruleCluster,
+	// The API's description and the console's static files hold no data:
+	// the console's data comes from API calls made with the user's token.
+	routeOpenAPI: rulePublic,
+	routeUIIndex: rulePublic,
+	routeUIFile:  rulePublic,
 }
 
 // User values set by route for authorize.
@@ -180,7 +185,10 @@ func (s *Server) certPrincipal(ctx *fasthttp.RequestCtx) *auth.Principal {
 // principal: the public routes and the node-to-node ones (the permission
 // table decides after routing).
 func mayBeAnonymous(method string, seg []string) bool {
-	if len(seg) == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "version") {
+	if len(seg) == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "version" || seg[0] == "openapi.json" || seg[0] == "ui") {
+		return true
+	}
+	if len(seg) == 2 && seg[0] == "ui" {
 		return true
 	}
 	return clusterOnly(method, seg)

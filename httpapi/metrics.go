@@ -49,6 +49,9 @@ const (
 	routeInternalApply  = "POST /internal/v1/apply"
 	routeInternalIndex  = "GET /internal/v1/index"
 	routeInternalSilent = "GET /internal/v1/silent"
+	routeOpenAPI        = "GET /openapi.json"
+	routeUIIndex        = "GET /ui"
+	routeUIFile         = "GET /ui/{file}"
 	routeForwarded      = "forwarded"
 	routeOther          = "other"
 )
@@ -58,7 +61,8 @@ var allRoutes = []string{routeHealth, routeReady, routeMetrics, routeCluster, ro
 	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeRDDCheckpoint, routeSessionList, routeSessionNew, routeSessionGet,
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
 	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
-	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent, routeForwarded, routeOther}
+	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent,
+	routeOpenAPI, routeUIIndex, routeUIFile, routeForwarded, routeOther}
 
 var statusClasses = []string{"2xx", "3xx", "4xx", "5xx"}
 

@@ -82,6 +82,12 @@ type Server struct {
 	cancelBase context.CancelFunc
 
 	closeOnce sync.Once
+
+	openapi struct { // GET /openapi.json, built on first use
+		once sync.Once
+		body []byte
+		err  error
+	}
 }
 
 // New builds the server and registers its metrics.
@@ -281,6 +287,13 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeReady, s.ready}})
 	case len(seg) == 1 && seg[0] == "version":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeVersion, s.version}})
+	case len(seg) == 1 && seg[0] == "openapi.json":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeOpenAPI, s.openAPI}})
+	case len(seg) == 1 && seg[0] == "ui":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeUIIndex, s.uiIndex}})
+	case len(seg) == 2 && seg[0] == "ui":
+		file := seg[1]
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeUIFile, func(c *fasthttp.RequestCtx) { s.uiFile(c, file) }}})
 	case len(seg) == 1 && seg[0] == "metrics":
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeMetrics, s.promH}})
 	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "cluster" && len(seg) == 2:

@@ -51,6 +51,11 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (CheckpointResult, 
 	// A checkpoint already running may have begun before the caller's
 	// last write: wait for it, then take a fresh one.
 	o.waitCheckpoint()
+	if ref, ok := o.upToDate(); ok {
+		// Nothing new since the recorded checkpoint: a second one at the
+		// same index would be refused by the registry as stale.
+		return CheckpointResult{Index: ref.Index, Path: ref.Path, Rows: ref.Rows, Seconds: time.Since(began).Seconds()}, nil
+	}
 	run := o.maybeCheckpoint(true)
 	if run == nil {
 		return CheckpointResult{}, fmt.Errorf("%w: %q has a checkpoint running; try again", ErrBusy, name)
@@ -65,6 +70,20 @@ func (s *Store) Checkpoint(ctx context.Context, name string) (CheckpointResult, 
 	}
 	return CheckpointResult{Index: run.ref.Index, Path: run.ref.Path, Rows: run.ref.Rows,
 		Seconds: time.Since(began).Seconds()}, nil
+}
+
+// upToDate returns the recorded checkpoint when it already holds all this
+// owner has: no key written since it began, no load waiting for one, and
+// nothing applied past its index.
+func (o *owned) upToDate() (cluster.CheckpointRef, bool) {
+	o.mu.Lock()
+	applied, since, load, busy := o.applied, o.since, o.loadCkpt, o.ckpt != nil || o.loading
+	o.mu.Unlock()
+	r, ok := o.d.s.reg.RDD(o.name)
+	if !ok || r.Checkpoint == nil || since > 0 || load || busy || r.Checkpoint.Index < applied {
+		return cluster.CheckpointRef{}, false
+	}
+	return *r.Checkpoint, true
 }
 
 // maybeCheckpoint starts a checkpoint if the policy (or force) asks for

@@ -335,3 +335,36 @@ func TestCheckpointURIIsAbsolute(t *testing.T) {
 	f("hdfs://nn:8020/ck", "hdfs://nn:8020/ck")
 	f("file:///srv/ck/", "file:///srv/ck")
 }
+
+// TestCheckpointWithNothingNew: a checkpoint asked for when nothing was
+// written since the recorded one answers that one (the registry refuses a
+// second checkpoint at the same index as stale; this was a 500, found by
+// the web console's browser test after a load).
+func TestCheckpointWithNothingNew(t *testing.T) {
+	h := newDurableHarness(t, DurableConfig{}, func(reg *fakeReg, _ *fakeInterp) { reg.addDurable("d", 1, nil, nil) })
+	ctx := context.Background()
+	if err := h.s.Set(ctx, "d", "k", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	first, err := h.s.Checkpoint(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.s.Checkpoint(ctx, "d")
+	if err != nil {
+		t.Fatalf("second checkpoint with nothing new: %v", err)
+	}
+	if again.Index != first.Index || again.Path != first.Path || again.Rows != first.Rows {
+		t.Fatalf("second checkpoint %+v, want the recorded %+v", again, first)
+	}
+	if err := h.s.Set(ctx, "d", "k2", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	third, err := h.s.Checkpoint(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Index <= first.Index || third.Path == first.Path {
+		t.Fatalf("checkpoint after a write %+v is not newer than %+v", third, first)
+	}
+}

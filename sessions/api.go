@@ -85,6 +85,11 @@ func (m *Manager) Get(id int64) (Info, error) {
 func (m *Manager) Resolve(idOrName string) (int64, error) {
 	var id int64
 	if _, err := fmt.Sscanf(idOrName, "%d", &id); err == nil && fmt.Sprint(id) == idOrName {
+		if id < 0 {
+			// Ids count up from 0: no session has this one (and the
+			// registry refuses it as a command, which would be a 500).
+			return 0, fmt.Errorf("%w: %q", ErrNotFound, idOrName)
+		}
 		return id, nil
 	}
 	rec, ok := m.reg.SessionByName(idOrName)
