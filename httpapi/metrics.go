@@ -49,6 +49,12 @@ const (
 	routeInternalApply  = "POST /internal/v1/apply"
 	routeInternalIndex  = "GET /internal/v1/index"
 	routeInternalSilent = "GET /internal/v1/silent"
+	routeBatchesList    = "GET /batches"
+	routeBatchesNew     = "POST /batches"
+	routeBatchesGet     = "GET /batches/{id}"
+	routeBatchesDel     = "DELETE /batches/{id}"
+	routeBatchesState   = "GET /batches/{id}/state"
+	routeBatchesLog     = "GET /batches/{id}/log"
 	routeForwarded      = "forwarded"
 	routeOther          = "other"
 )
@@ -58,7 +64,8 @@ var allRoutes = []string{routeHealth, routeReady, routeMetrics, routeCluster, ro
 	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeRDDCheckpoint, routeSessionList, routeSessionNew, routeSessionGet,
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
 	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
-	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent, routeForwarded, routeOther}
+	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent,
+	routeBatchesList, routeBatchesNew, routeBatchesGet, routeBatchesDel, routeBatchesState, routeBatchesLog, routeForwarded, routeOther}
 
 var statusClasses = []string{"2xx", "3xx", "4xx", "5xx"}
 
@@ -175,7 +182,7 @@ func apiOf(path []byte) string {
 	switch {
 	case bytes.HasPrefix(path, []byte("/v1/rdds")):
 		return apiRDDs
-	case bytes.HasPrefix(path, []byte("/sessions")):
+	case bytes.HasPrefix(path, []byte("/sessions")), bytes.HasPrefix(path, []byte("/batches")):
 		return apiSessions
 	case bytes.HasPrefix(path, []byte("/v1/cluster")), bytes.HasPrefix(path, []byte("/internal/")):
 		return apiCluster
