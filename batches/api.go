@@ -52,7 +52,7 @@ func (m *Manager) view(b cluster.Batch) View {
 	}
 	if b.Node == m.reg.ID() {
 		if lines, _, err := m.lines(b.ID); err == nil {
-			v.Log = lines[max(0, len(lines)-viewLogLines):]
+			v.Log = append(v.Log, lines[max(0, len(lines)-viewLogLines):]...)
 		}
 	} else if b.Reason != "" {
 		v.Log = []string{b.Reason}
