@@ -98,7 +98,7 @@ def test_batch_killed_through_delete(srdd: Srdd) -> None:
     while _processes_with(job) and time.time() < deadline:
         time.sleep(0.5)
     assert not _processes_with(job), "the driver outlived DELETE"
-    batch.close()
+    batch.client.close()
 
 
 def test_failing_batch_ends_dead(srdd: Srdd) -> None:
@@ -108,7 +108,7 @@ def test_failing_batch_ends_dead(srdd: Srdd) -> None:
     log = batch.log(from_=0, size=100000)
     assert any("batch-about-to-fail" in line for line in log), log
     assert any("exit status 3" in line for line in log), log
-    batch.close()
+    batch.client.close()
 
 
 def test_batch_bad_input(srdd: Srdd) -> None:
