@@ -70,7 +70,7 @@ def srdd() -> Iterator[Srdd]:
     )
     proc = subprocess.Popen(
         [binary, "server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-         "--data-dir", str(work / "data"), "--python", sys.executable, "--spark-master", "local[2]",
+         "--data-dir", str(work / "data"), "--python", os.environ.get("SRDD_NODE_PYTHON", sys.executable), "--spark-master", "local[2]",
          "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
          "--log-level", "warn"],
         stderr=subprocess.PIPE, text=True,
