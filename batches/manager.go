@@ -167,9 +167,9 @@ func invalid(format string, args ...any) error {
 
 // spec is a checked request: what spark-submit gets.
 type spec struct {
-	file, className string
-	args            []string
-	conf            map[string]string
+	file, className, name string
+	args                  []string
+	conf                  map[string]string
 }
 
 func (m *Manager) check(req *Request) (spec, error) {
@@ -205,7 +205,7 @@ func (m *Manager) check(req *Request) (spec, error) {
 	if err != nil {
 		return s, err
 	}
-	return spec{file: file, className: req.ClassName, args: req.Args, conf: conf}, nil
+	return spec{file: file, className: req.ClassName, name: req.Name, args: req.Args, conf: conf}, nil
 }
 
 // reserve takes a slot under MaxBatches for a create.
@@ -276,16 +276,27 @@ func (m *Manager) Create(req Request) (View, error) {
 // command is spark-submit's argument list for a batch. Defaults first,
 // then the node's --spark-conf, then the client's settings (checked).
 func (m *Manager) command(id int64, s spec) []string {
+	name := s.name
+	if name == "" {
+		name = fmt.Sprintf("srdd-batch-%d", id)
+	}
 	conf := map[string]string{
 		"spark.ui.enabled":                    "false",
 		"spark.ui.showConsoleProgress":        "false",
 		"spark.driver.host":                   "127.0.0.1",
 		"spark.driver.bindAddress":            "127.0.0.1",
-		"spark.eventLog.enabled":              "true",
-		"spark.eventLog.dir":                  "file://" + m.eventDir(id),
-		"spark.eventLog.compress":             "false",
-		"spark.app.name":                      fmt.Sprintf("srdd-batch-%d", id),
+		"spark.app.name":                      name,
 		"spark.yarn.submit.waitAppCompletion": "true",
+	}
+	if strings.HasPrefix(m.cfg.Master, "local") {
+		// A local master prints the application id nowhere; Spark names
+		// the event log after it (eventAppID). Rolled at 10m, with the
+		// older files pruned while it runs (pruneEvents), so a long batch
+		// keeps at most ~20m here.
+		conf["spark.eventLog.enabled"] = "true"
+		conf["spark.eventLog.dir"] = "file://" + m.eventDir(id)
+		conf["spark.eventLog.rolling.enabled"] = "true"
+		conf["spark.eventLog.rolling.maxFileSize"] = "10m"
 	}
 	for k, v := range m.cfg.SparkConf {
 		conf[k] = v

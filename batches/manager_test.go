@@ -269,3 +269,27 @@ func TestReconcileMarksLeftoversDead(t *testing.T) {
 		t.Fatalf("finished batch changed: %+v", b)
 	}
 }
+
+func TestPruneEventsKeepsTheNewestFile(t *testing.T) {
+	f := newFixture(t, nil)
+	app := filepath.Join(f.m.eventDir(4), "eventlog_v2_local-1")
+	if err := os.MkdirAll(app, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"events_1_local-1", "events_2_local-1", "events_10_local-1", "appstatus_local-1.inprogress"} {
+		if err := os.WriteFile(filepath.Join(app, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.m.pruneEvents(4)
+	left, _ := filepath.Glob(filepath.Join(app, "*"))
+	for i := range left {
+		left[i] = filepath.Base(left[i])
+	}
+	if strings.Join(left, ",") != "appstatus_local-1.inprogress,events_10_local-1" {
+		t.Fatalf("left after pruning: %v", left)
+	}
+	if got := f.m.eventAppID(4); got != "local-1" {
+		t.Fatalf("app id from the event dir = %q", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,6 +207,23 @@ func (m *Manager) eventAppID(id int64) string {
 	return ""
 }
 
+// pruneEvents removes rolled event log files but the newest of each
+// application: srdd reads only the application id from them.
+func (m *Manager) pruneEvents(id int64) {
+	apps, _ := filepath.Glob(filepath.Join(m.eventDir(id), "eventlog_v2_*"))
+	for _, app := range apps {
+		files, _ := filepath.Glob(filepath.Join(app, "events_*"))
+		seq := func(p string) int {
+			n, _ := strconv.Atoi(strings.SplitN(strings.TrimPrefix(filepath.Base(p), "events_"), "_", 2)[0])
+			return n
+		}
+		sort.Slice(files, func(i, j int) bool { return seq(files[i]) < seq(files[j]) })
+		for _, f := range files[:max(0, len(files)-1)] {
+			_ = os.Remove(f)
+		}
+	}
+}
+
 // supervise follows a run: running once its application has an id,
 // then success, dead or killed by its exit.
 func (m *Manager) supervise(r *run) {
@@ -222,6 +240,7 @@ func (m *Manager) supervise(r *run) {
 		if err := r.flush(); err != nil {
 			m.cfg.Logger.Warn("cannot write batch log", "batch", r.id, "error", err)
 		}
+		m.pruneEvents(r.id)
 		r.mu.Lock()
 		appID, ui := r.appID, r.ui
 		r.mu.Unlock()
