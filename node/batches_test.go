@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/testutil"
 )
@@ -255,4 +256,64 @@ func processRunning(arg string) bool {
 		}
 	}
 	return false
+}
+
+// TestBatchAuth: running a batch takes the code role; its owner and ACLs
+// rule who may read or kill it, as for sessions.
+func TestBatchAuth(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.json")
+	var f auth.File
+	tokens := map[string]string{}
+	for name, roles := range map[string][]string{
+		"root": {"admin"}, "ana": {"code"}, "vic": {"code"}, "sam": {"code"}, "reader": {"read:*"},
+	} {
+		tok, err := auth.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[name] = "Bearer " + tok
+		if err := f.AddUser(name, roles, tok, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := auth.WriteFile(users, &f); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.AuthFile = users
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	call := func(method, path, body, who string, want int) []byte {
+		t.Helper()
+		st, _, b := authDo(method, base+path, body, tokens[who])
+		if st != want {
+			t.Fatalf("%s %s as %q: %d, want %d: %s", method, path, who, st, want, b)
+		}
+		return b
+	}
+	_, fail := batchApps(t, filepath.Join(dir, "data", "files"))
+	body := fmt.Sprintf(`{"file":%q,"viewUsers":["vic"]}`, fail)
+	call("POST", "/batches", body, "reader", 403)
+	call("POST", "/batches", body, "", 401)
+	call("POST", "/batches", fmt.Sprintf(`{"file":%q,"proxyUser":"bob"}`, fail), "ana", 403)
+	var v batchView
+	_ = json.Unmarshal(call("POST", "/batches", body, "ana", 201), &v)
+	p := fmt.Sprintf("/batches/%d", v.ID)
+	for _, path := range []string{p, p + "/state", p + "/log"} {
+		call("GET", path, "", "vic", 200)
+		call("GET", path, "", "sam", 403)
+	}
+	call("GET", "/batches", "", "reader", 200)
+	call("DELETE", p, "", "vic", 403)
+	call("DELETE", p, "", "sam", 403)
+	call("DELETE", p, "", "ana", 200)
+	b := call("GET", p, "", "root", 200)
+	if !strings.Contains(string(b), `"owner":"ana"`) {
+		t.Fatalf("batch as root: %s", b)
+	}
 }
