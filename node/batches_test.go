@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -315,5 +316,54 @@ func TestBatchAuth(t *testing.T) {
 	b := call("GET", p, "", "root", 200)
 	if !strings.Contains(string(b), `"owner":"ana"`) {
 		t.Fatalf("batch as root: %s", b)
+	}
+}
+
+// TestBatchJar runs a jar batch: a Scala Spark application, compiled here
+// with the Scala compiler among pyspark's jars (no JDK needed), submitted
+// with className and args; it writes its result into the file root.
+func TestBatchJar(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	files := filepath.Join(dir, "files")
+	src, jar, out := filepath.Join(t.TempDir(), "App.scala"), filepath.Join(files, "app.jar"), filepath.Join(files, "total.txt")
+	if err := os.WriteFile(src, []byte(`object SrddBatchApp {
+  def main(args: Array[String]): Unit = {
+    val spark = org.apache.spark.sql.SparkSession.builder().getOrCreate()
+    val total = spark.sparkContext.parallelize(1 to args(0).toInt, 2).map(_.toLong).reduce(_ + _)
+    java.nio.file.Files.write(java.nio.file.Paths.get(args(1)), total.toString.getBytes("UTF-8"))
+    println(s"jar-batch-total $total")
+    spark.stop()
+  }
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pyspark, err := exec.Command(cfg.Python, "-c", "import os, pyspark; print(os.path.dirname(pyspark.__file__))").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(strings.TrimSpace(string(pyspark)), "jars", "*")
+	if b, err := exec.Command("java", "-cp", cp, "scala.tools.nsc.Main", "-usejavacp", "-d", jar, src).CombinedOutput(); err != nil {
+		t.Fatalf("cannot compile the Scala app: %v\n%s", err, b)
+	}
+	v := postBatch(t, base, fmt.Sprintf(`{"file":%q,"className":"SrddBatchApp","args":["100",%q]}`, jar, out))
+	waitBatch(t, base, v.ID, "success")
+	if b, err := os.ReadFile(out); err != nil || string(b) != "5050" {
+		t.Fatalf("the jar wrote %q, %v", b, err)
+	}
+	got := getBatch(t, base, v.ID)
+	if got.AppID == nil || !strings.HasPrefix(*got.AppID, "local-") {
+		t.Fatalf("jar batch = %+v", got)
+	}
+	b := do(t, "GET", fmt.Sprintf("%s/batches/%d/log?from=0&size=10000", base, v.ID), "", 200)
+	if !strings.Contains(string(b), "jar-batch-total 5050") {
+		t.Fatalf("log lacks the app's output: %.2000s", b)
 	}
 }
