@@ -69,14 +69,17 @@ func (m *Manager) Get(id int64) (View, error) {
 	return m.view(b), nil
 }
 
-// List describes every batch, by id.
-func (m *Manager) List() []View {
+// List describes the batches [from, from+size) in id order, and says how
+// many there are. Only those read their logs (from disk once finished).
+func (m *Manager) List(from, size int) ([]View, int) {
 	all := m.reg.Batches()
-	out := make([]View, len(all))
-	for i, b := range all {
-		out[i] = m.view(b)
+	lo := min(from, len(all))
+	hi := lo + min(size, len(all)-lo)
+	out := make([]View, 0, hi-lo)
+	for _, b := range all[lo:hi] {
+		out = append(out, m.view(b))
 	}
-	return out
+	return out, len(all)
 }
 
 // lines returns the kept log of a batch run here (live or on disk) and

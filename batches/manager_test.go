@@ -268,6 +268,13 @@ func TestReconcileMarksLeftoversDead(t *testing.T) {
 	if b, _ := f.reg.Batch(1); b.State != cluster.BatchSuccess {
 		t.Fatalf("finished batch changed: %+v", b)
 	}
+	// Livy's paging of GET /batches.
+	if views, total := f.m.List(1, 5); total != 2 || len(views) != 1 || views[0].ID != 1 || views[0].State != "success" {
+		t.Fatalf("List(1, 5) = %+v, %d", views, total)
+	}
+	if views, total := f.m.List(7, 5); total != 2 || len(views) != 0 {
+		t.Fatalf("List past the end = %+v, %d", views, total)
+	}
 }
 
 func TestPruneEventsKeepsTheNewestFile(t *testing.T) {

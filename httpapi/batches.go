@@ -76,9 +76,8 @@ func (s *Server) listBatches(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		return
 	}
-	all := s.cfg.Batches.List()
-	lo, hi := page(len(all), from, size)
-	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": all[lo:hi]})
+	views, total := s.cfg.Batches.List(from, size)
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": total, "sessions": views})
 }
 
 func (s *Server) createBatch(ctx *fasthttp.RequestCtx) {
