@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -404,11 +405,14 @@ func (m *Manager) watchRegistry() {
 	defer m.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for tick := 0; ; tick++ {
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
+		}
+		if tick%30 == 0 {
+			m.removeForgotten()
 		}
 		m.mu.Lock()
 		runs := make([]*run, 0, len(m.live))
@@ -422,6 +426,30 @@ func (m *Manager) watchRegistry() {
 				r.kill(m.cfg.KillGrace)
 			}
 		}
+	}
+}
+
+// removeForgotten deletes the logs and event directories of batches the
+// registry no longer holds (it keeps cluster.MaxBatchRecords), so the
+// disk holds at most that many logs of --max-log-bytes each.
+func (m *Manager) removeForgotten() {
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		idText, _, _ := strings.Cut(e.Name(), ".")
+		id, err := strconv.ParseInt(idText, 10, 64)
+		if err != nil {
+			continue
+		}
+		m.mu.Lock()
+		_, live := m.live[id]
+		m.mu.Unlock()
+		if _, kept := m.reg.Batch(id); kept || live {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(m.dir, e.Name()))
 	}
 }
 

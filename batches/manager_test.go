@@ -300,3 +300,26 @@ func TestPruneEventsKeepsTheNewestFile(t *testing.T) {
 		t.Fatalf("app id from the event dir = %q", got)
 	}
 }
+
+// TestForgottenLogsAreRemoved: the logs of batches the registry no longer
+// holds go, so the disk keeps at most MaxBatchRecords of them.
+func TestForgottenLogsAreRemoved(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.reg.Apply(cluster.Command{Type: cluster.CmdCreateBatch, Body: &cluster.CreateBatch{Node: "n1"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"0.log.json", "5.log.json", "5.events", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(f.m.dir, name), []byte("{}"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.m.removeForgotten()
+	entries, _ := os.ReadDir(f.m.dir)
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	if strings.Join(left, ",") != "0.log.json,notes.txt" {
+		t.Fatalf("left: %v", left)
+	}
+}
