@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-api fuzz-api check-chromium screenshots test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-api fuzz-api check-chromium screenshots test-airflow test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
 
 all: build
 
@@ -78,6 +78,19 @@ test-go: check-java check-prometheus check-chromium venv
 test-python: check-java venv build $(PYCLIENT)
 	$(VPY) -m pytest -q sparkbridge/python/tests client/livy
 	$(VPY) -m pytest -q client/python/tests
+
+# Airflow's Livy provider against bin/srdd, in its own virtualenv (Airflow
+# is a large install, so it is not part of `make test`; .ci/run runs it
+# after). The node runs the project's Python, the test Airflow's.
+AIRFLOW_VENV  := .venv-airflow
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.srdd-requirements
+$(AIRFLOW_STAMP): client/airflow/requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install -q --disable-pip-version-check -r client/airflow/requirements.txt
+	touch $@
+
+test-airflow: check-java venv build $(AIRFLOW_STAMP)
+	SRDD_NODE_PYTHON=$(abspath $(VPY)) $(AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider client/airflow
 
 # The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
 # FuzzApply over decode + apply, from its seed corpus

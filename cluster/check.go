@@ -59,6 +59,9 @@ func (s *State) checkRecords() error {
 			return err
 		}
 	}
+	if err := s.checkBatches(); err != nil {
+		return err
+	}
 	return s.checkIdem()
 }
 

@@ -29,6 +29,8 @@ const (
 	CmdWrite            CommandType = 9
 	CmdCheckpoint       CommandType = 10
 	CmdMoveRDD          CommandType = 11
+	CmdCreateBatch      CommandType = 12
+	CmdSetBatchState    CommandType = 13
 )
 
 // String returns the registered name of the type, or "unknown(N)".

@@ -51,6 +51,10 @@ var commands = mustCommandTable(
 	row(CmdMoveRDD, rules[MoveRDD]{name: "move_rdd",
 		validate: (*MoveRDD).validate, apply: (*State).applyMove,
 		rdd: func(b *MoveRDD) string { return b.RDD }}),
+	row(CmdCreateBatch, rules[CreateBatch]{name: "create_batch",
+		validate: (*CreateBatch).validate, apply: (*State).applyCreateBatch}),
+	row(CmdSetBatchState, rules[SetBatchState]{name: "set_batch_state",
+		validate: (*SetBatchState).validate, apply: (*State).applySetBatchState}),
 )
 
 // rules is what a row says about a command whose body type is B.

@@ -32,6 +32,11 @@ var (
 	// body has the wrong type, or whose body fails its validation. It is
 	// refused when proposed and, should one reach the log, when applied.
 	ErrInvalidCommand = errors.New("invalid registry command")
+	// Batches (batches.go).
+	ErrBatchNotFound = errors.New("batch not found")
+	ErrBatchExists   = errors.New("batch name already in use")
+	ErrBatchFinished = errors.New("batch has finished")
+	ErrBatchLimit    = errors.New("too many live batches in the registry")
 )
 
 // errorKinds names each sentinel on the wire, so an error the leader's FSM
@@ -44,6 +49,8 @@ var errorKinds = map[string]error{
 	"outcome_unknown": ErrOutcomeUnknown, "not_owner": ErrNotOwner, "not_durable": ErrNotDurable,
 	"idempotency_mismatch": ErrIdempotencyMismatch, "stale_checkpoint": ErrStaleCheckpoint,
 	"invalid_command": ErrInvalidCommand,
+	"batch_not_found": ErrBatchNotFound, "batch_exists": ErrBatchExists, "batch_finished": ErrBatchFinished,
+	"batch_limit": ErrBatchLimit,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

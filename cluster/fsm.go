@@ -177,7 +177,11 @@ func canonical(st *State) ([]byte, error) {
 	for _, k := range st.IdemOrder {
 		idem = append(idem, k, st.Idem[k])
 	}
-	return msgpack.Marshal([]any{members, sessions, conf, st.sortedRDDs(), st.NextSessionID, idem})
+	parts := []any{members, sessions, conf, st.sortedRDDs(), st.NextSessionID, idem}
+	if len(st.Batches) > 0 || st.NextBatchID > 0 {
+		parts = append(parts, st.sortedBatches(), st.NextBatchID)
+	}
+	return msgpack.Marshal(parts)
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -206,6 +206,22 @@ func fuzzSeeds() map[string][]byte {
 			forged(CmdWrite, &Write{RDD: "d", Session: 0, Keys: []string{"a"}, Values: [][]byte{[]byte("9")}, Groups: []int{1},
 				Idem: []string{"k"}, Hashes: []uint64{8}}),
 			write),
+		// Batches: a forged create on an unknown node, a bad name, a state
+		// no one writes, a change after the end; then valid ones and the
+		// node going down, which kills the live batch.
+		"batches": joinEntries(
+			forged(CmdCreateBatch, &CreateBatch{Node: "evil-node"}),
+			forged(CmdCreateBatch, &CreateBatch{Name: "../x", Node: "n1"}),
+			forged(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 5, Owner: "ana"}),
+			forged(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1"}),
+			forged(CmdSetBatchState, &SetBatchState{ID: 0, State: "exploded"}),
+			forged(CmdSetBatchState, &SetBatchState{ID: -4, State: BatchRunning}),
+			forged(CmdSetBatchState, &SetBatchState{ID: 0, State: BatchRunning, AppID: "local-1", At: 6}),
+			forged(CmdCreateBatch, &CreateBatch{Node: "n1", CreatedAt: 7}),
+			forged(CmdSetBatchState, &SetBatchState{ID: 1, State: BatchSuccess, At: 8}),
+			forged(CmdSetBatchState, &SetBatchState{ID: 1, State: BatchRunning, At: 9}),
+			forged(CmdSetNodeStatus, &SetNodeStatus{ID: "n1", Status: NodeDown, At: 10}),
+			forged(CmdSetBatchState, &SetBatchState{ID: 0, State: BatchSuccess, At: 11})),
 		"undecodable": joinEntries([]byte{2, byte(CmdWrite), 0x80}, []byte{1, 200, 0x80}, []byte{1, byte(CmdWrite), 0xc1}, []byte{1}, write),
 		"valid-sequence": joinEntries(write, goodCkpt, write,
 			forged(CmdMoveRDD, &MoveRDD{RDD: "d", From: 0, To: 1}),

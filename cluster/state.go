@@ -71,6 +71,10 @@ type State struct {
 	Sessions      map[int64]*Session `msgpack:"sessions"`
 	RDDs          map[string]*RDD    `msgpack:"rdds"`
 	NextSessionID int64              `msgpack:"next_session_id"`
+	// Livy batches (batches.go) and the next batch id; ids are never
+	// reused. Omitted while empty, so older snapshots read the same.
+	Batches     map[int64]*Batch `msgpack:"batches,omitempty"`
+	NextBatchID int64            `msgpack:"next_batch_id,omitempty"`
 	// Idempotency keys of recent durable writes (rdd + NUL + key), and
 	// their order of arrival; the oldest are forgotten past idemCapacity.
 	Idem      map[string]*IdemRecord `msgpack:"idem,omitempty"`
@@ -126,6 +130,7 @@ func (s *State) applySetNodeStatus(b *SetNodeStatus, _ uint64) (any, error) {
 		// Sessions (and memory-mode data) on a node that is down are
 		// lost; if the node comes back it stops their interpreters.
 		s.loseSessions(b.ID, "node "+b.ID+" went down")
+		s.loseBatches(b.ID, "node "+b.ID+" went down; the driver ran there", b.At)
 	}
 	return nil, nil
 }
@@ -137,6 +142,7 @@ func (s *State) applyRemoveNode(b *RemoveNode, _ uint64) (any, error) {
 	}
 	m.Status = NodeRemoved
 	s.loseSessions(b.ID, "node "+b.ID+" was removed from the cluster")
+	s.loseBatches(b.ID, "node "+b.ID+" was removed from the cluster; the driver ran there", 0)
 	return nil, nil
 }
 
@@ -280,6 +286,7 @@ func (s *State) byLoad(avoid string, skip func(id string) bool) []string {
 func (s *State) clone() *State {
 	c := NewState()
 	c.NextSessionID = s.NextSessionID
+	s.cloneBatches(c)
 	if len(s.Idem) > 0 {
 		c.Idem = make(map[string]*IdemRecord, len(s.Idem))
 		for k, v := range s.Idem {

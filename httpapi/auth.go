@@ -76,6 +76,14 @@ var permissions = map[string]rule{
 	routeOpenAPI: rulePublic,
 	routeUIIndex: rulePublic,
 	routeUIFile:  rulePublic,
+	// Livy batches: running one is running code, as a session is; the
+	// owner and the ACLs rule the rest, as for sessions.
+	routeBatchesList:  ruleAny,
+	routeBatchesNew:   ruleCode,
+	routeBatchesGet:   ruleSessionView,
+	routeBatchesState: ruleSessionView,
+	routeBatchesLog:   ruleSessionView,
+	routeBatchesDel:   ruleSessionModify,
 }
 
 // User values set by route for authorize.
@@ -287,7 +295,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		_ = json.Unmarshal(ctx.PostBody(), &req)
 		allowed, what = p.Can(auth.PermCreate, req.Name), "create for shared rdd "+quote(req.Name)
 	case ruleSessionView, ruleSessionModify, ruleSessionCode:
-		rec, found := s.sessionRecord(seg)
+		rec, found := s.aclRecord(seg)
 		if !found {
 			return true // the handler answers 404
 		}
@@ -347,6 +355,16 @@ func (s *Server) sessionRecord(seg []string) (cluster.Session, bool) {
 	return s.cfg.Cluster.Session(id)
 }
 
+// aclRecord is the owner and ACLs of the session or batch in the path
+// (/sessions/{id}/... or /batches/{id}/...).
+func (s *Server) aclRecord(seg []string) (cluster.Session, bool) {
+	if len(seg) >= 2 && seg[0] == "batches" {
+		b, ok := s.batchRecord(seg[1])
+		return cluster.Session{Owner: b.Owner, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}, ok
+	}
+	return s.sessionRecord(seg)
+}
+
 func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 // auditLog writes one line for every mutating call and every statement:
@@ -368,6 +386,8 @@ func (s *Server) auditLog(ctx *fasthttp.RequestCtx, route string) {
 		args = append(args, "rdd", seg[2])
 	case len(seg) >= 2 && seg[0] == "sessions":
 		args = append(args, "session", seg[1])
+	case len(seg) >= 2 && seg[0] == "batches":
+		args = append(args, "batch", seg[1])
 	}
 	s.audit.Info("call", args...)
 }

@@ -48,6 +48,7 @@ type Cluster interface {
 	RDD(name string) (cluster.RDD, bool)
 	Session(id int64) (cluster.Session, bool)
 	SessionByName(name string) (cluster.Session, bool)
+	Batch(id int64) (cluster.Batch, bool)
 }
 
 // forwarder proxies requests to other nodes over pooled connections.
@@ -223,6 +224,10 @@ func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) target {
 		}
 	case len(seg) == 1 && seg[0] == "sessions" && ctx.IsPost() && !local:
 		return target{placement: s.cfg.Cluster.Placement()}
+	case len(seg) == 1 && seg[0] == "batches" && ctx.IsPost() && !local && s.cfg.Batches != nil:
+		return target{placement: s.cfg.Cluster.Placement()}
+	case len(seg) >= 2 && seg[0] == "batches" && !local && s.cfg.Batches != nil:
+		return s.batchOwner(ctx, seg)
 	}
 	return target{}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/kvstore"
@@ -48,7 +49,11 @@ var errorStatus = []struct {
 	{[]error{fileroot.ErrRemote}, http.StatusBadRequest, "remote_uri_not_allowed", ""},
 	{[]error{sessions.ErrConfNotAllowed}, http.StatusBadRequest, "conf_not_allowed", ""},
 	{[]error{sessions.ErrConfTooLarge}, http.StatusBadRequest, "conf_too_large", ""},
-	{[]error{kvstore.ErrInvalid, sessions.ErrInvalid}, http.StatusBadRequest, "invalid", ""},
+	{[]error{kvstore.ErrInvalid, sessions.ErrInvalid, batches.ErrInvalid}, http.StatusBadRequest, "invalid", ""},
+	{[]error{batches.ErrNotFound, cluster.ErrBatchNotFound}, http.StatusNotFound, "batch_not_found", ""},
+	{[]error{batches.ErrLimit, cluster.ErrBatchLimit}, http.StatusTooManyRequests, "limit_reached", ""},
+	{[]error{cluster.ErrBatchExists}, http.StatusConflict, "exists", ""},
+	{[]error{batches.ErrNotLocal, batches.ErrClosed}, http.StatusServiceUnavailable, "unavailable", ""},
 	{[]error{kvstore.ErrTooLarge, sessions.ErrTooLarge}, http.StatusRequestEntityTooLarge, "too_large", ""},
 	{[]error{kvstore.ErrLimit, sessions.ErrLimit}, http.StatusTooManyRequests, "limit_reached", ""},
 	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "not_found", ""},

@@ -52,6 +52,12 @@ const (
 	routeOpenAPI        = "GET /openapi.json"
 	routeUIIndex        = "GET /ui"
 	routeUIFile         = "GET /ui/{file}"
+	routeBatchesList    = "GET /batches"
+	routeBatchesNew     = "POST /batches"
+	routeBatchesGet     = "GET /batches/{id}"
+	routeBatchesDel     = "DELETE /batches/{id}"
+	routeBatchesState   = "GET /batches/{id}/state"
+	routeBatchesLog     = "GET /batches/{id}/log"
 	routeForwarded      = "forwarded"
 	routeOther          = "other"
 )
@@ -62,7 +68,8 @@ var allRoutes = []string{routeHealth, routeReady, routeMetrics, routeCluster, ro
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
 	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
 	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent,
-	routeOpenAPI, routeUIIndex, routeUIFile, routeForwarded, routeOther}
+	routeOpenAPI, routeUIIndex, routeUIFile,
+	routeBatchesList, routeBatchesNew, routeBatchesGet, routeBatchesDel, routeBatchesState, routeBatchesLog, routeForwarded, routeOther}
 
 var statusClasses = []string{"2xx", "3xx", "4xx", "5xx"}
 
@@ -179,7 +186,7 @@ func apiOf(path []byte) string {
 	switch {
 	case bytes.HasPrefix(path, []byte("/v1/rdds")):
 		return apiRDDs
-	case bytes.HasPrefix(path, []byte("/sessions")):
+	case bytes.HasPrefix(path, []byte("/sessions")), bytes.HasPrefix(path, []byte("/batches")):
 		return apiSessions
 	case bytes.HasPrefix(path, []byte("/v1/cluster")), bytes.HasPrefix(path, []byte("/internal/")):
 		return apiCluster

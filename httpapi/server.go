@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
@@ -36,6 +37,7 @@ const MaxRequestBytes = 4 << 20
 type Config struct {
 	Store    *kvstore.Store
 	Sessions *sessions.Manager
+	Batches  *batches.Manager // Livy batches; nil: /batches answers 404
 	Cluster  Cluster
 	Registry *prometheus.Registry // metrics of every package are gathered from it
 	Logger   hclog.Logger
@@ -302,6 +304,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return s.routeRDDs(ctx, m, seg[2:])
 	case len(seg) >= 1 && seg[0] == "sessions":
 		return s.routeSessions(ctx, m, seg[1:])
+	case len(seg) >= 1 && seg[0] == "batches" && s.cfg.Batches != nil:
+		return s.routeBatches(ctx, m, seg[1:])
 	}
 	notFoundRoute(ctx)
 	return routeOther

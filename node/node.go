@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/internal/fileroot"
@@ -120,12 +121,15 @@ type Config struct {
 	// statements kept per session by count (1000) and bytes (64 MiB),
 	// interpreter log lines (1000) and bytes (1 MiB) kept per session.
 	MaxSessions, MaxSessionsPerPrincipal, MaxRDDs int
-	MaxStatements                                 int
-	MaxStatementBytes                             int64
-	MaxLogLines, MaxLogBytes                      int
-	Version                                       string         // shown by GET /version
-	Raft                                          cluster.Config // timing overrides (tests); addresses come from above
-	Logger                                        hclog.Logger
+	// MaxBatches bounds the live Livy batches of this node (default 16);
+	// their driver logs keep MaxLogLines and MaxLogBytes, as sessions'.
+	MaxBatches               int
+	MaxStatements            int
+	MaxStatementBytes        int64
+	MaxLogLines, MaxLogBytes int
+	Version                  string         // shown by GET /version
+	Raft                     cluster.Config // timing overrides (tests); addresses come from above
+	Logger                   hclog.Logger
 
 	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use to
 	// reach this one (host:port; a DNS name that follows the node, e.g. a
@@ -180,7 +184,7 @@ func (c *Config) Validate() error {
 		return errors.New("timeouts must not be negative")
 	case c.MaxDriverMemory < 0, c.MaxExecutorMemory < 0, c.MaxCores < 0, c.MaxExecutors < 0:
 		return errors.New("session size caps must not be negative")
-	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
+	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxBatches < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
 		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0:
 		return errors.New("limits must not be negative")
 	case (c.PeerCert == "") != (c.PeerKey == "") || (c.PeerCert == "") != (c.PeerCA == ""):
@@ -207,6 +211,7 @@ var ErrProtectedMode = errors.New("protected mode")
 type Node struct {
 	Registry *cluster.Node
 	Sessions *sessions.Manager
+	Batches  *batches.Manager
 	Store    *kvstore.Store
 	HTTP     *httpapi.Server
 	Metrics  *prometheus.Registry
@@ -442,13 +447,23 @@ func Start(cfg Config) (*Node, error) {
 	n.Sessions.SetFileRoots(files)
 	storeLog := cfg.Logger.Named("kvstore")
 	n.Store.SetLogger(func(msg string) { storeLog.Info(msg) })
+	// Livy batches: spark-submit runs under the sessions' rules for files
+	// and Spark settings (docs/ARCHITECTURE.md, "Batches").
+	n.Batches, err = batches.New(batches.Config{
+		Python: cfg.Python, Master: master, SparkConf: cfg.SparkConf, DataDir: dataDir,
+		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes, MaxBatches: cfg.MaxBatches,
+		Scheme: peerScheme(peerTLS), Env: sparkbridge.PassEnv(cfg.InterpreterEnv), Logger: cfg.Logger.Named("batches"),
+	}, n.Registry, n.Sessions)
+	if err != nil {
+		return nil, err
+	}
 	var peers httpapi.Peers
 	if n.peer != nil {
 		peers = n.Registry
 	}
 	n.HTTP = httpapi.New(httpapi.Config{
 		Peers: peers,
-		Store: n.Store, Sessions: n.Sessions, Cluster: n.Registry,
+		Store: n.Store, Sessions: n.Sessions, Batches: n.Batches, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
@@ -495,6 +510,9 @@ func Start(cfg Config) (*Node, error) {
 	// Marking the previous run's sessions dead takes the registry: retry
 	// through an election (a restarted leader's peers are electing one).
 	if err := retryUntil(deadline, cfg.Logger, "mark the previous run's sessions dead", n.Sessions.Reconcile); err != nil {
+		return nil, err
+	}
+	if err := retryUntil(deadline, cfg.Logger, "mark the previous run's batches dead", n.Batches.Reconcile); err != nil {
 		return nil, err
 	}
 	// After Reconcile: sessions of a previous run are dead by now, so
@@ -657,6 +675,9 @@ func (n *Node) Close() {
 		}
 		if n.Store != nil {
 			n.Store.StopDurable()
+		}
+		if n.Batches != nil {
+			n.Batches.Close()
 		}
 		if n.Sessions != nil {
 			n.Sessions.Close()

@@ -71,3 +71,9 @@ func PassEnv(names []string) []string {
 	}
 	return out
 }
+
+// ChildEnv is the environment for any process that runs user code on the
+// node's behalf (a Livy batch's spark-submit): the allowlisted part of the
+// node's environment, then extra (docs/ARCHITECTURE.md, "Sessions hold no
+// secret").
+func ChildEnv(extra ...string) []string { return childEnv("", extra...) }

@@ -30,6 +30,7 @@ class Srdd:
     auth: tuple[str, str]  # HTTP Basic, what pylivy passes to requests
     ca: str  # the node's self-signed certificate, for verify=
     http: requests.Session  # authenticated, verifying
+    files: Path  # the node's default file root (DATA-DIR/files): batch files go here
 
     @property
     def livy(self) -> dict:
@@ -69,7 +70,7 @@ def srdd() -> Iterator[Srdd]:
     )
     proc = subprocess.Popen(
         [binary, "server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-         "--data-dir", str(work / "data"), "--python", sys.executable, "--spark-master", "local[2]",
+         "--data-dir", str(work / "data"), "--python", os.environ.get("SRDD_NODE_PYTHON", sys.executable), "--spark-master", "local[2]",
          "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
          "--log-level", "warn"],
         stderr=subprocess.PIPE, text=True,
@@ -88,7 +89,7 @@ def srdd() -> Iterator[Srdd]:
     threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
     http = _Session(str(cert))
     http.auth = ("livy", PASSWORD)
-    yield Srdd(url=url, auth=("livy", PASSWORD), ca=str(cert), http=http)
+    yield Srdd(url=url, auth=("livy", PASSWORD), ca=str(cert), http=http, files=work / "data" / "files")
     http.close()
     proc.send_signal(subprocess.signal.SIGINT)
     try:

@@ -134,6 +134,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxCores, "max-cores", 8, "most driverCores / executorCores (spark.driver.cores, spark.executor.cores) a session may ask for")
 	f.IntVar(&cfg.MaxExecutors, "max-executors", 16, "most numExecutors (spark.executor.instances, dynamic allocation bounds) a session may ask for")
 	f.IntVar(&cfg.MaxSessions, "max-sessions", 16, "most live sessions (interpreters, each a JVM) on this node; over it, 429 limit_reached")
+	f.IntVar(&cfg.MaxBatches, "max-batches", 16, "most live Livy batches (spark-submit runs, each a JVM) on this node; over it, 429 limit_reached")
 	f.IntVar(&cfg.MaxSessionsPerPrincipal, "max-sessions-per-principal", 8, "most live sessions one principal may hold on this node (unauthenticated callers are one principal)")
 	f.IntVar(&cfg.MaxRDDs, "max-rdds", 1000, "most shared RDDs this node's sessions may hold")
 	f.IntVar(&cfg.MaxStatements, "max-statements", 1000, "statements kept per session (in memory and on disk); older ones are trimmed and answer 404")

@@ -1,0 +1,162 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/srdd/srdd/batches"
+	"github.com/srdd/srdd/cluster"
+	"github.com/valyala/fasthttp"
+)
+
+// routeBatches serves Livy's /batches API with Livy's JSON shapes. Batch
+// records are in the registry, so any node answers for any batch; the
+// driver and its log are on the batch's node, where ownerOf forwards
+// GET /batches/{id}, its log and DELETE (batchOwner).
+func (s *Server) routeBatches(ctx *fasthttp.RequestCtx, m string, seg []string) string {
+	if len(seg) == 0 {
+		return s.methods(ctx, m, map[string]routeHandler{
+			"GET": {routeBatchesList, s.listBatches}, "POST": {routeBatchesNew, s.createBatch}})
+	}
+	id, err := strconv.ParseInt(seg[0], 10, 64)
+	if err != nil || id < 0 {
+		badRequest(ctx, "batch id must be a non-negative number: "+strconv.Quote(seg[0]))
+		return routeOther
+	}
+	switch {
+	case len(seg) == 1:
+		return s.methods(ctx, m, map[string]routeHandler{
+			"GET":    {routeBatchesGet, func(c *fasthttp.RequestCtx) { s.getBatch(c, id) }},
+			"DELETE": {routeBatchesDel, func(c *fasthttp.RequestCtx) { s.deleteBatch(c, id) }}})
+	case len(seg) == 2 && seg[1] == "state":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeBatchesState, func(c *fasthttp.RequestCtx) { s.batchState(c, id) }}})
+	case len(seg) == 2 && seg[1] == "log":
+		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeBatchesLog, func(c *fasthttp.RequestCtx) { s.batchLog(c, id) }}})
+	}
+	notFoundRoute(ctx)
+	return routeOther
+}
+
+// batchRecord finds a batch by the id in a path, catching up with the
+// leader before it says there is none (it may have been created through
+// another node a moment ago).
+func (s *Server) batchRecord(ref string) (cluster.Batch, bool) {
+	id, err := strconv.ParseInt(ref, 10, 64)
+	if err != nil {
+		return cluster.Batch{}, false
+	}
+	b, ok := s.cfg.Cluster.Batch(id)
+	if !ok && s.cfg.Cluster.CatchUp() == nil {
+		b, ok = s.cfg.Cluster.Batch(id)
+	}
+	return b, ok
+}
+
+// batchOwner sends GET /batches/{id}, its log and DELETE to the node the
+// batch runs on, while that node is up; the registry answers the rest
+// (a batch on a node that is down is dead already: cluster.State.loseBatches).
+func (s *Server) batchOwner(ctx *fasthttp.RequestCtx, seg []string) target {
+	if len(seg) == 3 && seg[2] == "state" {
+		return target{}
+	}
+	b, ok := s.batchRecord(seg[1])
+	if !ok || b.Node == s.cfg.Cluster.ID() {
+		return target{}
+	}
+	if m, ok := s.cfg.Cluster.Member(b.Node); !ok || m.Status != cluster.NodeUp {
+		return target{}
+	}
+	return target{node: b.Node, what: fmt.Sprintf("batch %d", b.ID)}
+}
+
+func (s *Server) listBatches(ctx *fasthttp.RequestCtx) {
+	from, size, ok := pageArgs(ctx)
+	if !ok {
+		return
+	}
+	views, total := s.cfg.Batches.List(from, size)
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": total, "sessions": views})
+}
+
+func (s *Server) createBatch(ctx *fasthttp.RequestCtx) {
+	var req batches.Request
+	if !decodeBody(ctx, &req) {
+		return
+	}
+	if s.cfg.Auth != nil {
+		p := principalOf(ctx)
+		if req.ProxyUser != "" && !p.IsAdmin() {
+			// As Livy and srdd's sessions: impersonation only for admins.
+			forbidden(ctx, "proxyUser is honoured only for admins")
+			return
+		}
+		req.Owner = p.Name
+	}
+	v, err := s.cfg.Batches.Create(req)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", "/batches/"+strconv.FormatInt(v.ID, 10))
+	writeJSON(ctx, http.StatusCreated, v)
+}
+
+func (s *Server) getBatch(ctx *fasthttp.RequestCtx, id int64) {
+	v, err := s.cfg.Batches.Get(id)
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, v)
+}
+
+func (s *Server) batchState(ctx *fasthttp.RequestCtx, id int64) {
+	b, ok := s.batchRecord(strconv.FormatInt(id, 10))
+	if !ok {
+		fail(ctx, fmt.Errorf("%w: %d", batches.ErrNotFound, id))
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": b.ID, "state": b.State})
+}
+
+func (s *Server) batchLog(ctx *fasthttp.RequestCtx, id int64) {
+	var from *int
+	if ctx.QueryArgs().Has("from") {
+		f, ok := intArg(ctx, "from", 0)
+		if !ok {
+			return
+		}
+		from = &f
+	}
+	size, ok := intArg(ctx, "size", 100)
+	if !ok {
+		return
+	}
+	lines, start, total, err := s.cfg.Batches.Log(id, from, size)
+	if errors.Is(err, batches.ErrNotLocal) {
+		// Its node is down (batchOwner forwards otherwise): the log went
+		// with it; the registry still knows why the batch ended.
+		b, _ := s.cfg.Cluster.Batch(id)
+		lines = []string{"srdd: the driver log of batch " + strconv.FormatInt(id, 10) + " is on node " + b.Node + ", which is not up"}
+		if b.Reason != "" {
+			lines = append(lines, "srdd: "+b.Reason)
+		}
+		writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "from": 0, "total": len(lines), "log": lines})
+		return
+	}
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"id": id, "from": start, "total": total, "log": lines})
+}
+
+func (s *Server) deleteBatch(ctx *fasthttp.RequestCtx, id int64) {
+	if err := s.cfg.Batches.Kill(id); err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]string{"msg": "deleted"})
+}
