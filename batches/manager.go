@@ -67,6 +67,10 @@ type Config struct {
 	// Scheme is how other nodes and clients reach this one ("http" or
 	// "https"), for appInfo.driverLogUrl.
 	Scheme string
+	// RunAs, if set (--interpreter-user), is the unprivileged account the
+	// drivers run as, as interpreters do: user code then cannot read the
+	// Raft dir, the users file, keys or certificates.
+	RunAs *sparkbridge.User
 	// Env is what the operator passes to user code on purpose
 	// (--interpreter-env), as NAME=value.
 	Env    []string
@@ -124,6 +128,11 @@ func New(cfg Config, reg Registry, policy Policy) (*Manager, error) {
 	dir := filepath.Join(cfg.DataDir, "batches")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create batch log dir: %w", err)
+	}
+	// The driver's user traverses the log dir to reach its own dir in it,
+	// and reads none of the logs (they stay the node's, 0600).
+	if err := cfg.RunAs.ShareGroup(dir, 0o710); err != nil {
+		return nil, err
 	}
 	m := &Manager{cfg: cfg, reg: reg, policy: policy, dir: dir, startedAt: time.Now().UnixMilli(),
 		live: map[int64]*run{}, stop: make(chan struct{})}
@@ -260,6 +269,10 @@ func (m *Manager) Create(req Request) (View, error) {
 		m.setState(id, cluster.BatchDead, "cannot create the event log directory", "", "")
 		return View{}, fmt.Errorf("cannot create batch %d event dir: %w", id, err)
 	}
+	if err := m.cfg.RunAs.Own(m.eventDir(id)); err != nil {
+		m.setState(id, cluster.BatchDead, "cannot give the event log directory to the interpreter user", "", "")
+		return View{}, err
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -268,7 +281,7 @@ func (m *Manager) Create(req Request) (View, error) {
 	}
 	m.live[id] = r
 	m.mu.Unlock()
-	if err := r.start(submit, m.command(id, s), m.env()); err != nil {
+	if err := r.start(submit, m.command(id, s), m.env(id)); err != nil {
 		m.forget(r)
 		m.setState(id, cluster.BatchDead, err.Error(), "", "")
 		return View{}, fmt.Errorf("%w: cannot start spark-submit: %v", ErrInvalid, err)
@@ -324,8 +337,11 @@ func (m *Manager) command(id int64, s spec) []string {
 // as an interpreter gets (docs/ARCHITECTURE.md invariant 9, "Sessions
 // hold no secret"), the variables the operator passes on purpose
 // (--interpreter-env), and the node's Python for PySpark.
-func (m *Manager) env() []string {
+func (m *Manager) env(id int64) []string {
 	env := append([]string(nil), m.cfg.Env...)
+	if m.cfg.RunAs != nil {
+		env = append(env, "HOME="+m.eventDir(id)) // the node's HOME is not the driver's
+	}
 	env = append(env, "PYSPARK_PYTHON="+m.cfg.Python, "PYSPARK_DRIVER_PYTHON="+m.cfg.Python,
 		"SPARK_HOME="+filepath.Dir(filepath.Dir(m.submit)), "SPARK_LOCAL_IP=127.0.0.1", "PYTHONUNBUFFERED=1")
 	return sparkbridge.ChildEnv(env...)

@@ -52,9 +52,11 @@ func (r *run) start(path string, args, env []string) error {
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Env = env
-	cmd.Dir = r.m.dir
+	// The driver works in its own dir (its event log goes there too),
+	// as the interpreter user when there is one.
+	cmd.Dir = r.m.eventDir(r.id)
 	cmd.Stdout, cmd.Stderr = outW, outW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: r.m.cfg.RunAs.Credential()}
 	if err := cmd.Start(); err != nil {
 		outR.Close()
 		outW.Close()

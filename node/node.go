@@ -452,7 +452,8 @@ func Start(cfg Config) (*Node, error) {
 	n.Batches, err = batches.New(batches.Config{
 		Python: cfg.Python, Master: master, SparkConf: cfg.SparkConf, DataDir: dataDir,
 		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes, MaxBatches: cfg.MaxBatches,
-		Scheme: peerScheme(peerTLS), Env: sparkbridge.PassEnv(cfg.InterpreterEnv), Logger: cfg.Logger.Named("batches"),
+		Scheme: peerScheme(peerTLS), Env: sparkbridge.PassEnv(cfg.InterpreterEnv), RunAs: runAs,
+		Logger: cfg.Logger.Named("batches"),
 	}, n.Registry, n.Sessions)
 	if err != nil {
 		return nil, err

@@ -425,4 +425,50 @@ func TestInterpreterUser(t *testing.T) {
 	if st, _, b := authDo("GET", base+"/v1/rdds/kept/keys/k", "", ana); st != 200 || !strings.Contains(string(b), `"v"`) {
 		t.Fatalf("kept/k: %d %s", st, b)
 	}
+
+	// A Livy batch's driver is user code too: it runs as nobody and
+	// reads none of the node's files.
+	var code strings.Builder
+	code.WriteString("import os\nprint('UID', os.getuid())\n")
+	for _, f := range []string{raftDB, users, keyFile, keyFileOfCluster} {
+		fmt.Fprintf(&code, "try:\n    open(%q, 'rb').read(1)\n    print('READ', %q)\nexcept PermissionError:\n    print('DENIED', %q)\n", f, f, f)
+	}
+	probe := writeFile(t, filepath.Join(dir, "data", "files", "probe.py"), []byte(code.String()))
+	if err := os.Chmod(probe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, _, b := authDo("POST", base+"/batches", fmt.Sprintf(`{"file":%q}`, probe), ana)
+	if st != 201 {
+		t.Fatalf("submit batch: %d %s", st, b)
+	}
+	var batch struct {
+		ID    int64  `json:"id"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(b, &batch); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for batch.State != "success" && batch.State != "dead" && batch.State != "killed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %d still %s after 5 minutes", batch.ID, batch.State)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if st, _, b = authDo("GET", fmt.Sprintf("%s/batches/%d/state", base, batch.ID), "", ana); st != 200 {
+			t.Fatalf("batch state: %d %s", st, b)
+		}
+		if err := json.Unmarshal(b, &batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, logBody := authDo("GET", fmt.Sprintf("%s/batches/%d/log?size=1000", base, batch.ID), "", ana)
+	if batch.State != "success" {
+		t.Fatalf("batch ended %s: %s", batch.State, logBody)
+	}
+	if !strings.Contains(string(logBody), fmt.Sprintf("UID %d", uid)) {
+		t.Errorf("the batch's driver did not run as nobody (uid %d): %s", uid, logBody)
+	}
+	if strings.Contains(string(logBody), "READ ") || strings.Count(string(logBody), "DENIED ") != 4 {
+		t.Errorf("the batch's driver read a node file, or did not try: %s", logBody)
+	}
 }

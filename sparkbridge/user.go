@@ -55,6 +55,10 @@ func (u *User) credential() *syscall.Credential {
 	return &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: []uint32{}}
 }
 
+// Credential is the process credential for u, for other processes that
+// run user code (a Livy batch's driver); nil for a nil u.
+func (u *User) Credential() *syscall.Credential { return u.credential() }
+
 // Own makes path owned by u (a no-op for a nil u).
 func (u *User) Own(path string) error {
 	if u == nil {
