@@ -93,6 +93,9 @@ func (r *CreateRequest) spec(p *Policy) (sessionSpec, error) {
 	if s.kind == "" {
 		s.kind = "pyspark"
 	}
+	if s.kind == "scala" {
+		s.kind = "spark" // Livy's alias
+	}
 	if s.kind == "sparkr" {
 		return s, invalid("session kind %q is not supported: %s", s.kind, noR)
 	}

@@ -66,8 +66,13 @@ func TestCreateRequestSpec(t *testing.T) {
 			t.Fatalf("spec(%+v) = %v, want ErrInvalid", r, err)
 		}
 	}
-	bad(CreateRequest{Kind: "spark"})
 	bad(CreateRequest{Kind: "sparkr"})
+	bad(CreateRequest{Kind: "ruby"})
+	for _, kind := range []string{"spark", "scala"} {
+		if s, err := (&CreateRequest{Kind: kind}).spec(p); err != nil || s.kind != "spark" {
+			t.Fatalf("spec(kind %q) = %q, %v; want kind spark", kind, s.kind, err)
+		}
+	}
 	bad(CreateRequest{Name: "42"})
 	bad(CreateRequest{Name: "-lead"})
 	bad(CreateRequest{Name: "has space"})
