@@ -358,7 +358,9 @@ func (m *Manager) Complete(ctx context.Context, id int64, code, kind string, cur
 }
 
 // Log returns output lines of a session's interpreter from absolute index
-// from (Livy's /log), and the index one past the newest line.
+// from (Livy's /log), the index of the first line returned, and the index
+// one past the newest line. A negative from means the newest size lines,
+// as Livy answers a /log without from.
 func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 	s, err := m.lookup(id)
 	if errors.Is(err, ErrDead) {
@@ -376,6 +378,9 @@ func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := s.logStart + len(s.log)
+	if from < 0 && size >= 0 {
+		from = total - size
+	}
 	if from < s.logStart {
 		from = s.logStart
 	}

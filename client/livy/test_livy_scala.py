@@ -134,6 +134,13 @@ def test_scala_completion_and_wire(srdd: Srdd, scala: LivySession) -> None:
     # Livy's shapes: total_statements, {"msg"} on errors beside srdd's error.
     body = http.get(f"{srdd.url}/sessions/{sid}/statements", params={"size": 1}).json()
     assert body["total_statements"] > 1 and len(body["statements"]) == 1
+    body = http.get(f"{srdd.url}/sessions/{sid}/statements").json()  # Livy: all of them by default
+    assert len(body["statements"]) == body["total_statements"]
+    # Livy's /log without from: the newest size lines.
+    lg = http.get(f"{srdd.url}/sessions/{sid}/log", params={"size": 2}).json()
+    assert lg["id"] == sid and len(lg["log"]) <= 2 and lg["from"] == max(0, lg["total"] - 2), lg
+    lg = http.get(f"{srdd.url}/sessions/{sid}/log", params={"from": 0, "size": 2}).json()
+    assert lg["from"] == 0 and len(lg["log"]) == min(2, lg["total"]), lg
     r = http.get(f"{srdd.url}/sessions/987654")
     assert r.status_code == 404 and r.json()["msg"] == r.json()["error"]["message"]
     r = http.post(f"{srdd.url}/sessions", json={"kind": "sparkr"})
