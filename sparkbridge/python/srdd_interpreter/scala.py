@@ -42,6 +42,24 @@ object SrddReplHelper {
   def run(i: IMain, code: String, out: java.io.PrintStream): String =
     Console.withOut(out) { Console.withErr(out) { i.interpret(code).toString } }
 
+  /** A buffer that keeps the first limit bytes and counts the rest. */
+  class CappedBuffer(limit: Int) extends java.io.ByteArrayOutputStream {
+    var dropped = 0L
+    override def write(b: Int): Unit = synchronized { if (count < limit) super.write(b) else dropped += 1 }
+    override def write(b: Array[Byte], off: Int, len: Int): Unit = synchronized {
+      val n = math.max(0, math.min(len, limit - count))
+      if (n > 0) super.write(b, off, n)
+      dropped += len - n
+    }
+    override def reset(): Unit = synchronized { super.reset(); dropped = 0 }
+    def text(): String = synchronized {
+      val s = new String(buf, 0, count, "UTF-8")
+      if (dropped > 0) s + "\n[output truncated: " + dropped + " more bytes]\n" else s
+    }
+  }
+  def capped(limit: Int): CappedBuffer = new CappedBuffer(limit)
+  def printStream(b: CappedBuffer): java.io.PrintStream = new java.io.PrintStream(b, true, "UTF-8")
+
   def bind(i: IMain, name: String, tpe: String, v: Any): String =
     i.bind(name, tpe, v, List("@transient")).toString
 
@@ -122,6 +140,9 @@ object SrddReplHelper {
 # shows "res0: Int = 2". Strip the keyword the way 2.12 printed it.
 _VAL_PREFIX = re.compile(r"^(?:val|var) (?=[^\s:]+: )", re.MULTILINE)
 _COMPILE_ERROR = re.compile(r"^\s*error: (.*)$", re.MULTILINE)
+# What a Scala statement may print (println and the like); more is cut
+# with a note. The REPL itself cuts long result lines.
+MAX_OUTPUT = 8 << 20
 
 
 class ScalaError(Exception):
@@ -144,8 +165,12 @@ class ScalaRepl:
         self._lock = threading.Lock()
         self._imain: Any = None
         self._helper: Any = None
-        self._buffer: Any = None  # java.io.ByteArrayOutputStream for Console and the reporter
+        self._rbuf: Any = None  # the REPL's reporter: results, compiler messages, exceptions
+        self._cbuf: Any = None  # Console (println) of the running line, capped
         self._print: Any = None
+        # IMain is not thread-safe: one user at a time. Completion does not
+        # wait behind a running statement (it answers nothing instead).
+        self._use = threading.Lock()
         self.start_seconds: Optional[float] = None
 
     @property
@@ -166,40 +191,47 @@ class ScalaRepl:
             if not ok._1():
                 raise RuntimeError("cannot configure the Scala REPL: %s" % ok)
             buffer = jvm.java.io.ByteArrayOutputStream()
-            out = jvm.java.io.PrintStream(buffer, True, "UTF-8")
-            writer = jvm.java.io.PrintWriter(jvm.java.io.OutputStreamWriter(out, "UTF-8"), True)
+            writer = jvm.java.io.PrintWriter(jvm.java.io.OutputStreamWriter(buffer, "UTF-8"), True)
             reporter = jvm.scala.tools.nsc.interpreter.shell.ReplReporterImpl(settings, writer)
             imain = jvm.scala.tools.nsc.interpreter.IMain(settings, reporter)
             if not imain.initializeCompiler():
                 raise RuntimeError("the Scala compiler did not start")
-            result = str(imain.interpret(HELPER_SOURCE))
-            if result != "Success":
-                raise RuntimeError("cannot compile the REPL helper: %s" % buffer.toString("UTF-8"))
-            # valueOfTerm finds vals, not objects.
-            if str(imain.interpret("val srdd$helper = %s" % HELPER)) != "Success":
-                raise RuntimeError("cannot load the REPL helper: %s" % buffer.toString("UTF-8"))
-            helper = imain.valueOfTerm("srdd$helper").get()
-            jspark = self._spark._jsparkSession
-            jsc = self._spark.sparkContext._jsc.sc()
-            for name, value in (("spark", jspark), ("sc", jsc)):
-                bound = str(helper.bind(imain, name, value.getClass().getName(), value))
-                if bound != "Success":
-                    raise RuntimeError("cannot bind %s in the Scala REPL: %s" % (name, buffer.toString("UTF-8")))
-            for line in ("import org.apache.spark.SparkContext._", "import spark.implicits._",
-                         "import spark.sql", "import org.apache.spark.sql.functions._"):
-                if str(helper.run(imain, line, out)) != "Success":
-                    raise RuntimeError("Scala REPL set-up failed on %r: %s" % (line, buffer.toString("UTF-8")))
+            try:
+                result = str(imain.interpret(HELPER_SOURCE))
+                if result != "Success":
+                    raise RuntimeError("cannot compile the REPL helper: %s" % buffer.toString("UTF-8"))
+                # valueOfTerm finds vals, not objects.
+                if str(imain.interpret("val srdd$helper = %s" % HELPER)) != "Success":
+                    raise RuntimeError("cannot load the REPL helper: %s" % buffer.toString("UTF-8"))
+                helper = imain.valueOfTerm("srdd$helper").get()
+                cbuf = helper.capped(MAX_OUTPUT)
+                out = helper.printStream(cbuf)
+                jspark = self._spark._jsparkSession
+                jsc = self._spark.sparkContext._jsc.sc()
+                for name, value in (("spark", jspark), ("sc", jsc)):
+                    bound = str(helper.bind(imain, name, value.getClass().getName(), value))
+                    if bound != "Success":
+                        raise RuntimeError("cannot bind %s in the Scala REPL: %s" % (name, buffer.toString("UTF-8")))
+                for line in ("import org.apache.spark.SparkContext._", "import spark.implicits._",
+                             "import spark.sql", "import org.apache.spark.sql.functions._"):
+                    if str(helper.run(imain, line, out)) != "Success":
+                        raise RuntimeError("Scala REPL set-up failed on %r: %s" % (line, buffer.toString("UTF-8")))
+            except BaseException:
+                imain.close()
+                raise
             buffer.reset()
-            self._imain, self._helper, self._buffer, self._print = imain, helper, buffer, out
+            self._imain, self._helper, self._rbuf, self._cbuf, self._print = imain, helper, buffer, cbuf, out
             self.start_seconds = time.monotonic() - t0
             log.info("Scala REPL started in %.1fs", self.start_seconds)
 
-    def _run(self, code: str) -> tuple[str, str]:
-        """Interpret ``code``; returns (result, output)."""
-        self._buffer.reset()
+    def _run(self, code: str) -> tuple[str, str, str]:
+        """Interpret ``code``; returns (result, what it printed, what the
+        REPL reported: results, compiler messages, exceptions)."""
+        self._rbuf.reset()
+        self._cbuf.reset()
         result = str(self._helper.run(self._imain, code, self._print))
         self._print.flush()
-        return result, self._buffer.toString("UTF-8")
+        return result, str(self._cbuf.text()), str(self._rbuf.toString("UTF-8"))
 
     def _fail(self, result: str, output: str) -> ScalaError:
         exc = self._helper.newException(self._imain)
@@ -215,23 +247,31 @@ class ScalaRepl:
     def execute(self, code: str) -> str:
         """Run Scala source; returns what the REPL printed (Livy's text/plain)."""
         self._start()
-        result, output = self._run(code)
-        if result != "Success":
-            raise self._fail(result, output)
-        return _VAL_PREFIX.sub("", output.rstrip("\n"))
+        with self._use:
+            result, printed, report = self._run(code)
+            if result != "Success":
+                raise self._fail(result, printed + report)
+        # What the line printed comes before the REPL's report of its result.
+        return (printed + _VAL_PREFIX.sub("", report)).rstrip("\n")
 
     def value_json(self, expr: str) -> Any:
         """The value of a Scala expression as JSON data (for %json/%table)."""
         self._start()
-        result, output = self._run("val srdd$json: String = %s.json({%s\n})" % (HELPER, expr))
-        if result != "Success":
-            raise self._fail(result, output)
-        text = self._imain.valueOfTerm("srdd$json").get()
+        with self._use:
+            result, printed, report = self._run("val srdd$json: String = %s.json({%s\n})" % (HELPER, expr))
+            if result != "Success":
+                raise self._fail(result, printed + report)
+            text = self._imain.valueOfTerm("srdd$json").get()
         return json.loads(text)
 
     def complete(self, code: str, cursor: int) -> list[str]:
         self._start()
-        return sorted(set(str(c) for c in self._helper.complete(self._imain, code, cursor)))
+        if not self._use.acquire(timeout=1.0):
+            return []  # a Scala statement is running
+        try:
+            return sorted(set(str(c) for c in self._helper.complete(self._imain, code, cursor)))
+        finally:
+            self._use.release()
 
 
 def split_magics(code: str) -> list[tuple[str, str]]:
