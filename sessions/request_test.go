@@ -113,7 +113,8 @@ func TestSparkConfPolicy(t *testing.T) {
 		"spark.driver.extraLibraryPath", "spark.pyspark.python", "spark.pyspark.driver.python",
 		"spark.executorEnv.LD_PRELOAD", "spark.kubernetes.container.image", "spark.kubernetes.driver.container.image",
 		"spark.kubernetes.authenticate.driver.serviceAccountName", "spark.yarn.appMasterEnv.X",
-		"spark.kubernetes.executor.podTemplateFile", "spark.srdd.kv.cacheMiB"} {
+		"spark.kubernetes.executor.podTemplateFile", "spark.srdd.kv.cacheMiB",
+		"spark.repl.class.outputDir", "spark.repl.class.uri"} {
 		f(conf(k, "x"), ErrConfNotAllowed)
 	}
 	f(conf("spark.jars", "http://example.com/evil.jar"), fileroot.ErrRemote)
