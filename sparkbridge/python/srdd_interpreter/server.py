@@ -369,7 +369,7 @@ class Server:
         assert self.runner is not None
         return self.runner.execute(code, kind)
 
-    def _register_views(self, code: str, _sql: bool) -> None:
+    def _register_views(self, code: str) -> None:
         """Register each shared RDD whose name the statement mentions as a
         temp view of its current data (columns key, value as JSON text),
         so Scala and SQL statements read it by name. The view is the data as

@@ -389,11 +389,11 @@ class StatementRunner:
     """
 
     def __init__(self, namespace: Optional[dict[str, Any]] = None, sc: Any = None,
-                 scala: Any = None, views: Optional[Callable[[str, bool], None]] = None) -> None:
+                 scala: Any = None, views: Optional[Callable[[str], None]] = None) -> None:
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
         # A scala.ScalaRepl for "spark" statements (None: Scala is not offered),
         # and a hook that registers the shared RDDs a Scala or SQL statement
-        # names as temp views (code, case-insensitive).
+        # names as temp views (given the statement's code).
         self.scala = scala
         self.views = views
         self.namespace.setdefault("__name__", "__main__")
@@ -425,11 +425,11 @@ class StatementRunner:
                 self.sc.setJobGroup(group, "srdd statement %d" % count, interruptOnCancel=True)
             if kind == "sql":
                 if self.views is not None:
-                    self.views(code, True)
+                    self.views(code)
                 result = run_sql(self.namespace["spark"], code)
             elif kind == "spark":
                 if self.views is not None:
-                    self.views(code, False)
+                    self.views(code)
                 result = self._run_scala(code)
             else:
                 result = self._run(code)
