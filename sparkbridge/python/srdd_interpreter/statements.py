@@ -25,6 +25,8 @@ from typing import Any, Optional, TextIO
 
 import msgpack
 
+from .scala import ScalaError, split_magics
+
 FILENAME = "<stdin>"
 TABLE_MIME = "application/vnd.livy.table.v1+json"
 JSON_MIME = "application/json"
@@ -367,8 +369,8 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def error_output(count: int, exc: BaseException) -> dict[str, Any]:
-    if hasattr(exc, "ename") and hasattr(exc, "traceback") and isinstance(exc.traceback, list):
-        # A Scala error (scala.ScalaError) brings its own name and trace.
+    if isinstance(exc, ScalaError):
+        # A Scala error brings its own name and trace.
         return {"status": "error", "execution_count": count, "ename": _clean(str(exc.ename)),
                 "evalue": _clean(str(getattr(exc, "evalue", ""))),
                 "traceback": [_clean(str(line)) for line in exc.traceback]}
@@ -450,8 +452,6 @@ class StatementRunner:
             raise RuntimeError("Scala is not available in this session")
         if not isinstance(code, str):
             raise TypeError("code must be a str")
-        from .scala import split_magics
-
         result: Optional[dict[str, Any]] = None
         for name, text in split_magics(code):
             if name == "code":
