@@ -21,7 +21,6 @@ import shutil
 import socket
 import stat
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable
@@ -621,7 +620,10 @@ def serve(cfg: Config) -> NoReturn:
         pass
     log.info("node connected on %s", cfg.socket_path)
     if cfg.repl_dir is None:
-        cfg.repl_dir = tempfile.mkdtemp(prefix="srdd-repl-")
+        # Beside the socket: the node's private per-interpreter directory,
+        # which it removes when the interpreter ends, even by kill -9.
+        cfg.repl_dir = os.path.join(os.path.dirname(os.path.abspath(cfg.socket_path)), "repl-classes")
+        os.makedirs(cfg.repl_dir, mode=0o700, exist_ok=True)
     # User code must never read the node's stdin, and its prints are
     # captured per statement; others go to the real stdout (drained by the node).
     sys.stdin = io.StringIO()
