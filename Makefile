@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-api fuzz-api check-chromium screenshots test-airflow test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-api fuzz-api check-chromium screenshots test-airflow test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -156,6 +156,10 @@ test-edges: check-java venv build
 # create through a survivor; writes benchmarks/EDGES.md (~10 min).
 bench-edges: check-java venv build
 	scripts/bench-edges.sh
+
+# Scala statement latency: cold REPL start and warm `1 + 1` (benchmarks/SCALA.md).
+bench-scala: check-java venv build
+	$(VPY) benchmarks/scala_latency.py
 
 clean:
 	rm -rf bin

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,17 +19,34 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// apiError is the body of every error response (docs/ARCHITECTURE.md invariant 7).
+// apiError is the body of every error response (docs/ARCHITECTURE.md
+// invariant 7). On Livy's routes it also carries Livy's own error shape,
+// {"msg": "..."}, beside srdd's error object, so Livy clients that print
+// msg (pylivy, sparkmagic, Airflow's hook) show the reason.
 type apiError struct {
+	Msg   string `json:"msg,omitempty"`
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
 }
 
+// livyRoute reports whether path is one of Livy's REST routes.
+func livyRoute(path []byte) bool {
+	for _, p := range []string{"/sessions", "/batches", "/version"} {
+		if bytes.HasPrefix(path, []byte(p)) && (len(path) == len(p) || path[len(p)] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
 func writeError(ctx *fasthttp.RequestCtx, status int, code, msg string) {
 	var e apiError
 	e.Error.Code, e.Error.Message = code, msg
+	if livyRoute(ctx.Path()) {
+		e.Msg = msg
+	}
 	b, _ := json.Marshal(e)
 	ctx.Response.Header.SetContentType("application/json")
 	ctx.SetStatusCode(status)

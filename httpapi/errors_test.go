@@ -40,6 +40,31 @@ func TestFailMapsErrors(t *testing.T) {
 	f(errors.New("surprise"), 500, "internal")
 }
 
+func TestLivyRoutesCarryMsg(t *testing.T) {
+	f := func(path string, want bool) {
+		t.Helper()
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI(path)
+		fail(&ctx, fmt.Errorf("context: %w", sessions.ErrInvalid))
+		var body map[string]any
+		if err := json.Unmarshal(ctx.Response.Body(), &body); err != nil {
+			t.Fatalf("%s: body %q is not JSON", path, ctx.Response.Body())
+		}
+		e, _ := body["error"].(map[string]any)
+		msg, has := body["msg"]
+		if e == nil || e["code"] != "invalid" || has != want || (want && msg != e["message"]) {
+			t.Fatalf("%s: body %v; want msg present %v and equal to error.message", path, body, want)
+		}
+	}
+	f("/sessions", true)
+	f("/sessions/3/statements", true)
+	f("/batches/1", true)
+	f("/version", true)
+	f("/v1/rdds/states", false)
+	f("/sessionsx", false)
+	f("/v1/cluster", false)
+}
+
 func TestSegmentsDecodeEachPart(t *testing.T) {
 	f := func(path string, want []string, ok bool) {
 		t.Helper()

@@ -153,6 +153,9 @@ func (s *Server) sessionLog(ctx *fasthttp.RequestCtx, id int64) {
 	if !ok {
 		return
 	}
+	if ctx.QueryArgs().Peek("from") == nil {
+		from = -1 // Livy: without from, the newest size lines
+	}
 	lines, from, total, err := s.cfg.Sessions.Log(id, from, size)
 	if err != nil {
 		fail(ctx, err)
@@ -162,7 +165,13 @@ func (s *Server) sessionLog(ctx *fasthttp.RequestCtx, id int64) {
 }
 
 func (s *Server) listStatements(ctx *fasthttp.RequestCtx, id int64) {
-	from, size, ok := pageArgs(ctx)
+	from, ok := intArg(ctx, "from", 0)
+	if !ok {
+		return
+	}
+	// Livy lists every statement unless size says otherwise (the history
+	// is bounded by --max-statements).
+	size, ok := intArg(ctx, "size", maxQueryInt)
 	if !ok {
 		return
 	}

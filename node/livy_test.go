@@ -31,7 +31,7 @@ func TestLivyVersionAndCreateValidation(t *testing.T) {
 		}
 	}
 	for _, body := range []string{
-		`{"kind":"spark"}`, `{"kind":"sparkr"}`, `{"driverMemory":"lots"}`, `{"ttl":"soon"}`,
+		`{"kind":"sparkr"}`, `{"kind":"ruby"}`, `{"driverMemory":"lots"}`, `{"ttl":"soon"}`,
 		`{"numExecutors":-2}`, `{"driverCores":"two"}`, `{"name":"7"}`, `{"conf":{"hadoop.x":"1"}}`,
 	} {
 		f(body, 400, "invalid")

@@ -208,7 +208,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	f("GET", "/sessions/999", "", 404, "session_not_found")
 	f("POST", "/sessions/0/statements", `{"kode":"1"}`, 400, "invalid")
 	f("POST", "/sessions/0/statements", `{"code":"1","kind":"sparkr"}`, 400, "invalid")
-	f("POST", "/sessions", `{"kind":"spark"}`, 400, "invalid")
+	f("POST", "/sessions", `{"kind":"sparkr"}`, 400, "invalid")
 	f("POST", "/sessions", `{"name":"12"}`, 400, "invalid")
 	f("GET", "/sessions/0/statements/999", "", 404, "statement_not_found")
 	f("GET", "/sessions/0/statements/x", "", 400, "invalid")

@@ -159,22 +159,22 @@ func (m *Manager) stop(s *session) {
 }
 
 // Submit queues a statement of the given kind ("" means the session's
-// default: sql for sql sessions, pyspark otherwise); it runs after those
-// before it.
+// default: sql for sql sessions, spark for spark sessions, pyspark
+// otherwise); it runs after those before it.
 func (m *Manager) Submit(id int64, code, kind string) (Statement, error) {
 	s, err := m.lookup(id)
 	if err != nil {
 		return Statement{}, err
 	}
 	if kind == "" {
-		kind = "pyspark"
-		if s.kind == "sql" {
-			kind = "sql"
-		}
+		kind = defaultStatementKind(s.kind)
 	}
 	k, ok := statementKinds[kind]
+	if kind == "sparkr" {
+		return Statement{}, fmt.Errorf("%w: statement kind %q is not supported: %s", ErrInvalid, kind, noR)
+	}
 	if !ok {
-		return Statement{}, fmt.Errorf("%w: statement kind %q is not supported; srdd runs pyspark and sql", ErrInvalid, kind)
+		return Statement{}, fmt.Errorf("%w: statement kind %q is not supported; srdd runs pyspark, spark (Scala) and sql", ErrInvalid, kind)
 	}
 	s.touch()
 	s.mu.Lock()
@@ -335,7 +335,11 @@ func (m *Manager) Complete(ctx context.Context, id int64, code, kind string, cur
 	if kind == "sql" || (kind == "" && s.kind == "sql") {
 		return []string{}, nil
 	}
-	if _, ok := statementKinds[kind]; !ok && kind != "" {
+	if kind == "" {
+		kind = defaultStatementKind(s.kind)
+	}
+	k, ok := statementKinds[kind]
+	if !ok {
 		return nil, fmt.Errorf("%w: completion kind %q is not supported", ErrInvalid, kind)
 	}
 	if cursor < 0 || cursor > len(code) {
@@ -350,7 +354,7 @@ func (m *Manager) Complete(ctx context.Context, id int64, code, kind string, cur
 	}
 	// The interpreter counts the cursor in characters, the API in bytes.
 	runes := len([]rune(code[:cursor]))
-	if err := it.Call(ctx, "complete", map[string]any{"code": code, "cursor": runes}, &res); err != nil {
+	if err := it.Call(ctx, "complete", map[string]any{"code": code, "cursor": runes, "kind": k}, &res); err != nil {
 		return nil, err
 	}
 	if res.Candidates == nil {
@@ -360,7 +364,9 @@ func (m *Manager) Complete(ctx context.Context, id int64, code, kind string, cur
 }
 
 // Log returns output lines of a session's interpreter from absolute index
-// from (Livy's /log), and the index one past the newest line.
+// from (Livy's /log), the index of the first line returned, and the index
+// one past the newest line. A negative from means the newest size lines,
+// as Livy answers a /log without from.
 func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 	s, err := m.lookup(id)
 	if errors.Is(err, ErrDead) {
@@ -378,6 +384,9 @@ func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	total := s.logStart + len(s.log)
+	if from < 0 && size >= 0 {
+		from = total - size
+	}
 	if from < s.logStart {
 		from = s.logStart
 	}

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -109,4 +110,30 @@ func TestSessionLimits(t *testing.T) {
 	rc()
 	m.live[3].state = StateKilled
 	f("", true, nil)()
+}
+
+// Log pages like Livy's /log: a negative from means the newest size lines.
+func TestLogPaging(t *testing.T) {
+	s := &session{state: StateIdle}
+	for i := 0; i < 20; i++ {
+		s.appendLog(10, 1000, fmt.Sprintf("line %d", i))
+	}
+	m := &Manager{live: map[int64]*session{1: s}}
+	f := func(from, size, wantFrom int, want ...string) {
+		t.Helper()
+		lines, gotFrom, total, err := m.Log(1, from, size)
+		if err != nil || gotFrom != wantFrom || total != 20 || fmt.Sprint(lines) != fmt.Sprint(want) {
+			t.Fatalf("Log(from %d, size %d) = %q from %d total %d %v; want %q from %d total 20",
+				from, size, lines, gotFrom, total, err, want, wantFrom)
+		}
+	}
+	f(-1, 3, 17, "line 17", "line 18", "line 19")
+	f(-1, 2, 18, "line 18", "line 19")
+	f(0, 2, 10, "line 10", "line 11") // trimmed lines are gone: from starts at the oldest kept
+	f(15, 2, 15, "line 15", "line 16")
+	f(-1, 0, 20)
+	lines, from, _, _ := m.Log(1, -1, 50)
+	if from != 10 || len(lines) != 10 {
+		t.Fatalf("Log(-1, 50) = %d lines from %d; want the 10 kept lines from 10", len(lines), from)
+	}
 }

@@ -43,12 +43,26 @@ type CreateRequest struct {
 	Owner string `json:"-"`
 }
 
-// Session kinds srdd runs. "sql" and "shared" sessions run the same
-// PySpark interpreter; the kind picks the default statement kind.
-var sessionKinds = map[string]bool{"pyspark": true, "sql": true, "shared": true}
+// Session kinds srdd runs. Every kind runs the same interpreter: PySpark,
+// with a Scala REPL in the same driver JVM started on the first Scala
+// statement; the kind picks the default statement kind.
+var sessionKinds = map[string]bool{"pyspark": true, "sql": true, "shared": true, "spark": true}
 
-// Statement kinds srdd runs ("python" is an alias of pyspark).
-var statementKinds = map[string]string{"pyspark": "pyspark", "python": "pyspark", "sql": "sql"}
+// Statement kinds srdd runs ("python" is an alias of pyspark, "scala" of spark).
+var statementKinds = map[string]string{"pyspark": "pyspark", "python": "pyspark", "sql": "sql", "spark": "spark", "scala": "spark"}
+
+// noR is the answer to Livy's R kind.
+const noR = "there is no R here: srdd runs pyspark, spark (Scala) and sql"
+
+// defaultStatementKind is the statement kind a session of this kind runs
+// when a statement names none (Livy's rule: the session's kind).
+func defaultStatementKind(sessionKind string) string {
+	switch sessionKind {
+	case "sql", "spark":
+		return sessionKind
+	}
+	return "pyspark"
+}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -79,8 +93,14 @@ func (r *CreateRequest) spec(p *Policy) (sessionSpec, error) {
 	if s.kind == "" {
 		s.kind = "pyspark"
 	}
+	if s.kind == "scala" {
+		s.kind = "spark" // Livy's alias
+	}
+	if s.kind == "sparkr" {
+		return s, invalid("session kind %q is not supported: %s", s.kind, noR)
+	}
 	if !sessionKinds[s.kind] {
-		return s, invalid("session kind %q is not supported; srdd runs pyspark, sql and shared sessions (PySpark)", s.kind)
+		return s, invalid("session kind %q is not supported; srdd runs pyspark, spark (Scala), sql and shared sessions", s.kind)
 	}
 	if s.name != "" {
 		if err := cluster.ValidSessionName(s.name); err != nil {

@@ -66,8 +66,13 @@ func TestCreateRequestSpec(t *testing.T) {
 			t.Fatalf("spec(%+v) = %v, want ErrInvalid", r, err)
 		}
 	}
-	bad(CreateRequest{Kind: "spark"})
 	bad(CreateRequest{Kind: "sparkr"})
+	bad(CreateRequest{Kind: "ruby"})
+	for _, kind := range []string{"spark", "scala"} {
+		if s, err := (&CreateRequest{Kind: kind}).spec(p); err != nil || s.kind != "spark" {
+			t.Fatalf("spec(kind %q) = %q, %v; want kind spark", kind, s.kind, err)
+		}
+	}
 	bad(CreateRequest{Name: "42"})
 	bad(CreateRequest{Name: "-lead"})
 	bad(CreateRequest{Name: "has space"})
@@ -108,7 +113,8 @@ func TestSparkConfPolicy(t *testing.T) {
 		"spark.driver.extraLibraryPath", "spark.pyspark.python", "spark.pyspark.driver.python",
 		"spark.executorEnv.LD_PRELOAD", "spark.kubernetes.container.image", "spark.kubernetes.driver.container.image",
 		"spark.kubernetes.authenticate.driver.serviceAccountName", "spark.yarn.appMasterEnv.X",
-		"spark.kubernetes.executor.podTemplateFile", "spark.srdd.kv.cacheMiB"} {
+		"spark.kubernetes.executor.podTemplateFile", "spark.srdd.kv.cacheMiB",
+		"spark.repl.class.outputDir", "spark.repl.class.uri"} {
 		f(conf(k, "x"), ErrConfNotAllowed)
 	}
 	f(conf("spark.jars", "http://example.com/evil.jar"), fileroot.ErrRemote)

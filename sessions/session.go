@@ -43,7 +43,7 @@ type Statement struct {
 	Started   int64           `json:"started"`
 	Completed int64           `json:"completed"`
 
-	kind string        // pyspark or sql
+	kind string        // pyspark, sql or spark
 	done chan struct{} // closed once the statement is final
 }
 

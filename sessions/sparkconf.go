@@ -79,6 +79,7 @@ const (
 	whyEnv      = "environment variables of the driver and executors are the node's"
 	whyCluster  = "images, service accounts and pod templates are the operator's"
 	whyInternal = "spark.srdd.* settings are srdd's own"
+	whyREPL     = "the node places the Scala REPL's classes (Spark serves that directory to executors)"
 )
 
 // confRules is the whole policy. A key no rule matches passes as it is.
@@ -108,6 +109,7 @@ var confRules = []confRule{
 	{key: "spark.yarn.appMasterEnv.", prefix: true, why: whyEnv},
 	{key: "spark.kubernetes.driverEnv.", prefix: true, why: whyEnv},
 	{key: "spark.srdd.", prefix: true, why: whyInternal},
+	{key: "spark.repl.", prefix: true, why: whyREPL},
 	{key: "spark.driver.memory", kind: memory, flag: "--max-driver-memory", cap: driverMemCap},
 	{key: "spark.executor.memory", kind: memory, flag: "--max-executor-memory", cap: executorMemCap},
 	{key: "spark.driver.cores", kind: count, flag: "--max-cores", cap: coresCap},

@@ -16,6 +16,8 @@ import io
 import keyword
 import logging
 import os
+import re
+import shutil
 import socket
 import stat
 import sys
@@ -28,6 +30,7 @@ from typing import Any, BinaryIO, NoReturn, Optional
 
 from . import PROTOCOL_NAME, PROTOCOL_VERSION, stats
 from .protocol import FrameTooLarge, ProtocolError, encode_frame, read_frame
+from .scala import ScalaRepl
 from .statements import StatementRunner, install_stdout_capture
 from . import durable
 from .rules import InvalidInput
@@ -53,6 +56,7 @@ class Config:
     master: str = "local[*]"
     app_name: Optional[str] = None
     conf: list[tuple[str, str]] = field(default_factory=list)
+    repl_dir: Optional[str] = None
 
 
 class OpError(Exception):
@@ -83,6 +87,11 @@ def spark_conf(cfg: Config) -> dict[str, str]:
     }
     if cfg.master.startswith("local"):
         conf["spark.sql.shuffle.partitions"] = "4"
+    if cfg.repl_dir:
+        # Where the Scala REPL writes its classes; Spark serves the
+        # directory to executors (read when the SparkContext starts, so it
+        # is set even if no Scala statement ever runs).
+        conf["spark.repl.class.outputDir"] = cfg.repl_dir
     for key, value in cfg.conf:
         conf[key] = value
     return conf
@@ -137,6 +146,10 @@ class Server:
         self.spark: Any = None
         self.tables: Optional[RDDTable] = None
         self.runner: Optional[StatementRunner] = None
+        self.scala: Optional[ScalaRepl] = None
+        # Shared RDDs registered as temp views for Scala and SQL statements:
+        # name -> the DataFrame (kept referenced so its data stays cached).
+        self._views: dict[str, Any] = {}
         self._stmt_pool = ThreadPoolExecutor(1, thread_name_prefix="srdd-stmt")
         self._pool = ThreadPoolExecutor(KV_WORKERS, thread_name_prefix="srdd-worker")
         # Durable RDDs' log applies, checkpoints and restores: never queued
@@ -209,7 +222,8 @@ class Server:
                 "shared_rdds": tables.view,
             }
             self.tables = tables
-            self.runner = StatementRunner(namespace, sc)
+            self.scala = ScalaRepl(spark, spark_conf(self.cfg).get("spark.repl.class.outputDir"))
+            self.runner = StatementRunner(namespace, sc, scala=self.scala, views=self._register_views)
             data = {"spark_version": str(spark.version), "app_id": str(sc.applicationId), "master": str(sc.master)}
         except BaseException as exc:
             log.exception("Spark failed to start")
@@ -233,6 +247,8 @@ class Server:
             self.conn.close()
         except OSError:
             pass
+        if self.cfg.repl_dir:
+            shutil.rmtree(self.cfg.repl_dir, ignore_errors=True)
         log.info("exiting with code %d", code)
         logging.shutdown()
         for stream in (sys.__stdout__, sys.__stderr__):
@@ -347,10 +363,28 @@ class Server:
     def _op_execute(self, args: dict[str, Any]) -> dict[str, Any]:
         code = _arg(args, "code", str)
         kind = args.get("kind") or "pyspark"
-        if kind not in ("pyspark", "sql"):
+        if kind not in ("pyspark", "sql", "spark"):
             raise OpError("bad_request", "statement kind %r is not supported" % kind)
         assert self.runner is not None
         return self.runner.execute(code, kind)
+
+    def _register_views(self, code: str) -> None:
+        """Register each shared RDD whose name the statement mentions as a
+        temp view of its current data (columns key, value as JSON text),
+        so Scala and SQL statements read it by name. The view is the data as
+        of this moment: writes after it are seen by the next statement."""
+        assert self.tables is not None and self.spark is not None
+        for name in self.tables.names():
+            if not re.search(r"(?<![A-Za-z0-9_])%s(?![A-Za-z0-9_])" % re.escape(name), code, re.IGNORECASE):
+                continue
+            try:
+                df = self.tables.get(name).df
+            except NotFound:
+                continue
+            if self._views.get(name) is df:
+                continue
+            df.createOrReplaceTempView(name)
+            self._views[name] = df
 
     def _op_stats(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None and self.spark is not None
@@ -366,8 +400,9 @@ class Server:
         cursor = args.get("cursor", len(code))
         if not isinstance(cursor, int) or isinstance(cursor, bool):
             raise OpError("bad_request", "cursor must be an integer")
+        kind = _opt(args, "kind", str, "pyspark")
         assert self.runner is not None
-        return {"candidates": self.runner.complete(code, cursor)}
+        return {"candidates": self.runner.complete(code, cursor, kind)}
 
     def _op_cancel(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.runner is not None
@@ -399,6 +434,8 @@ class Server:
             raise OpError("not_found", "shared RDD %r does not exist" % name) from None
         if self.runner.namespace.get(name) is store:
             del self.runner.namespace[name]
+        if self._views.pop(name, None) is not None and self.spark is not None:
+            self.spark.catalog.dropTempView(name)
         return {}
 
     def _op_rdd_list(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -582,6 +619,11 @@ def serve(cfg: Config) -> NoReturn:
     except OSError:
         pass
     log.info("node connected on %s", cfg.socket_path)
+    if cfg.repl_dir is None:
+        # Beside the socket: the node's private per-interpreter directory,
+        # which it removes when the interpreter ends, even by kill -9.
+        cfg.repl_dir = os.path.join(os.path.dirname(os.path.abspath(cfg.socket_path)), "repl-classes")
+        os.makedirs(cfg.repl_dir, mode=0o700, exist_ok=True)
     # User code must never read the node's stdin, and its prints are
     # captured per statement; others go to the real stdout (drained by the node).
     sys.stdin = io.StringIO()

@@ -25,6 +25,8 @@ from typing import Any, Optional, TextIO
 
 import msgpack
 
+from .scala import ScalaError, split_magics
+
 FILENAME = "<stdin>"
 TABLE_MIME = "application/vnd.livy.table.v1+json"
 JSON_MIME = "application/json"
@@ -252,9 +254,10 @@ class TableError(Exception):
     pass
 
 
-def magic_table(value: Any) -> dict[str, Any]:
-    """Livy's %table: rows are dicts (columns by sorted key), lists/tuples
-    (columns by position) or scalars (one column); pyspark Rows count as dicts."""
+def magic_table(value: Any, sort_keys: bool = True) -> dict[str, Any]:
+    """Livy's %table: rows are dicts (columns by sorted key, or in the
+    order met when not ``sort_keys``), lists/tuples (columns by position)
+    or scalars (one column); pyspark Rows count as dicts."""
     if not isinstance(value, (list, tuple)):
         value = [value]
     headers: dict[Any, dict[str, str]] = {}
@@ -264,7 +267,8 @@ def magic_table(value: Any) -> dict[str, Any]:
             row = row.asDict()
         if not isinstance(row, (list, tuple, dict)):
             row = [row]
-        cells = enumerate(row) if isinstance(row, (list, tuple)) else sorted(row.items())
+        cells = (enumerate(row) if isinstance(row, (list, tuple))
+                 else sorted(row.items()) if sort_keys else row.items())
         cols: list[Any] = []
         for name, cell in cells:
             cell_type, cell = _table_convert(cell)
@@ -279,7 +283,7 @@ def magic_table(value: Any) -> dict[str, Any]:
             cols.append(cell)
         data.append(cols)
     table = {
-        "headers": [h for _, h in sorted(headers.items())],
+        "headers": ([h for _, h in sorted(headers.items())] if sort_keys else list(headers.values())),
         "data": data,
     }
     return {TABLE_MIME: _json_safe(table)}
@@ -365,6 +369,11 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def error_output(count: int, exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, ScalaError):
+        # A Scala error brings its own name and trace.
+        return {"status": "error", "execution_count": count, "ename": _clean(str(exc.ename)),
+                "evalue": _clean(str(getattr(exc, "evalue", ""))),
+                "traceback": [_clean(str(line)) for line in exc.traceback]}
     return {
         "status": "error",
         "execution_count": count,
@@ -381,8 +390,14 @@ class StatementRunner:
     ``cancel`` may be called from any thread.
     """
 
-    def __init__(self, namespace: Optional[dict[str, Any]] = None, sc: Any = None) -> None:
+    def __init__(self, namespace: Optional[dict[str, Any]] = None, sc: Any = None,
+                 scala: Any = None, views: Optional[Callable[[str], None]] = None) -> None:
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
+        # A scala.ScalaRepl for "spark" statements (None: Scala is not offered),
+        # and a hook that registers the shared RDDs a Scala or SQL statement
+        # names as temp views (given the statement's code).
+        self.scala = scala
+        self.views = views
         self.namespace.setdefault("__name__", "__main__")
         self.namespace.setdefault("__builtins__", builtins)
         self.sc = sc
@@ -411,7 +426,13 @@ class StatementRunner:
             if self.sc is not None:
                 self.sc.setJobGroup(group, "srdd statement %d" % count, interruptOnCancel=True)
             if kind == "sql":
+                if self.views is not None:
+                    self.views(code)
                 result = run_sql(self.namespace["spark"], code)
+            elif kind == "spark":
+                if self.views is not None:
+                    self.views(code)
+                result = self._run_scala(code)
             else:
                 result = self._run(code)
         except BaseException as exc:  # SystemExit/KeyboardInterrupt from user code too
@@ -422,6 +443,32 @@ class StatementRunner:
                 self._running_group = None
         stdout = self._stdout.stop_capture()
         return {"status": "ok", "execution_count": count, "data": _ok_data(result, stdout)}
+
+    def _run_scala(self, code: str) -> Optional[dict[str, Any]]:
+        """A Scala statement: code runs in the REPL (its printout is the
+        text/plain output), ``%json EXPR`` and ``%table EXPR`` turn a Scala
+        value into JSON data, as Livy's Scala interpreter does."""
+        if self.scala is None:
+            raise RuntimeError("Scala is not available in this session")
+        if not isinstance(code, str):
+            raise TypeError("code must be a str")
+        result: Optional[dict[str, Any]] = None
+        for name, text in split_magics(code):
+            if name == "code":
+                out = self.scala.execute(text)
+                if out:
+                    print(out)
+                result = None
+            elif name in ("json", "table"):
+                if not text:
+                    raise UnknownMagic("magic command '%%%s' needs an expression" % name)
+                value = self.scala.value_json(text)
+                result = magic_json(value) if name == "json" else magic_table(value, sort_keys=False)
+            elif not name:
+                raise UnknownMagic("magic command not specified")
+            else:
+                raise UnknownMagic("unknown magic command '%s'" % name)
+        return result
 
     def _run(self, code: str) -> Optional[dict[str, Any]]:
         if not isinstance(code, str):
@@ -476,10 +523,16 @@ class StatementRunner:
                     done += stage.numCompletedTasks
         return done / total if total else 0.0
 
-    def complete(self, code: str, cursor: int) -> list[str]:
+    def complete(self, code: str, cursor: int, kind: str = "pyspark") -> list[str]:
         """Completion candidates for the name or attribute before cursor,
-        from the session's namespace (Livy's /completion)."""
+        from the session's namespace (Livy's /completion); for kind "spark",
+        from the Scala REPL's completer."""
         import re
+
+        if kind == "spark":
+            if self.scala is None:
+                return []
+            return self.scala.complete(code, max(0, min(cursor, len(code))))
         import rlcompleter
 
         cursor = max(0, min(cursor, len(code)))
