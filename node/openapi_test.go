@@ -40,7 +40,7 @@ func TestOpenAPIMatchesTheRouter(t *testing.T) {
 	}
 	fill := strings.NewReplacer("{name}", "walk-rdd", "{key}", "k%2F1", "{sid}", "0", "{file}", "console.js")
 	urlOf := func(path string) string {
-		if strings.HasPrefix(path, "/sessions/{id}") {
+		if strings.HasPrefix(path, "/sessions/{id}") || strings.HasPrefix(path, "/batches/{id}") {
 			path = strings.Replace(path, "{id}", "999", 1)
 		}
 		return base + strings.Replace(fill.Replace(path), "{id}", "no-such-node", 1)
