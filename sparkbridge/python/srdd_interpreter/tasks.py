@@ -300,6 +300,17 @@ def reduce_with(deltas: Any) -> Any:
     return run
 
 
+def index_task(split: int, it: Iterable[Index]) -> Iterator[tuple]:
+    """(partition, index) of each partition: the driver keeps them resident."""
+    freeze_worker_heap()
+    found = False
+    for ix in it:
+        found = True
+        yield split, ix
+    if not found:
+        yield split, EMPTY_INDEX
+
+
 def meta_task(it: Iterable[Index]) -> Iterator[tuple]:
     freeze_worker_heap()
     for ix in it:
