@@ -70,7 +70,7 @@ func (s *suite) coldReads(rdd string, n int, tag string) {
 	c8.Duration = min(c8.Duration, 10*time.Second)
 	r := s.run("cold-get-c8"+tag, c8, t)
 	next := r.KeysUsed
-	for _, b := range []struct{ batch, ops int }{{100, 300}, {10_000, 20}} {
+	for _, b := range []struct{ batch, ops int }{{100, 100}, {10_000, 15}} {
 		if s.quick {
 			b.ops = max(5, b.ops/4)
 		}
