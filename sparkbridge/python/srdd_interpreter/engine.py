@@ -141,20 +141,6 @@ class Base:
         i = bisect_left(d, h)
         return i < len(d) and d[i] == h
 
-    def find_many(self, keys: list) -> list:
-        """Values (bytes or None) of ``keys`` from the resident indexes, in
-        order; no Spark job. Safe without the store's lock: the indexes are
-        immutable and this list keeps them alive even if the base is freed."""
-        views = self.views
-        if views is None or self.count == 0:
-            return [None] * len(keys)
-        n = self.n
-        out = []
-        for k in keys:
-            kb = k.encode("utf-8")
-            out.append(views[tasks.partition_of(kb, n)].find(kb))
-        return out
-
     # -- references
 
     def acquire(self) -> "Base":
