@@ -87,8 +87,32 @@ func TestSharedRDDOnStandaloneSpark(t *testing.T) {
 	base := "http://" + addr
 	postJSON(t, base+"/sessions", `{"kind":"pyspark"}`, http.StatusCreated)
 	postJSON(t, base+"/v1/rdds", `{"name":"e2e","session":0}`, http.StatusCreated)
+	// The session's driver registers with the master and gets an executor
+	// from the worker: wait for it (a loaded machine takes minutes).
+	waitIdle := time.Now().Add(6 * time.Minute)
+	for state := ""; state != "idle"; {
+		if time.Now().After(waitIdle) {
+			t.Fatalf("session 0 is %q after 6 minutes", state)
+		}
+		resp, err := http.Get(base + "/sessions/0/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			State string `json:"state"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state = st.State; state == "error" || state == "dead" {
+			t.Fatalf("session 0 is %s", state)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cl := srddclient.New(addr)
 	want := map[string]json.RawMessage{}

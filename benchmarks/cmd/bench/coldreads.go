@@ -242,7 +242,7 @@ func (s *suite) standalone(python string, srddBin string, n int, parts map[strin
 	defer worker.stop()
 	args := []string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
 		"--data-dir", filepath.Join(s.tmp, "data-standalone"), "--python", python, "--log-level", "warn",
-		"--spark-master", url, "--spark-conf", "spark.executor.memory=2g"}
+		"--spark-master", url, "--spark-conf", "spark.executor.memory=2g", "--file-root", s.tmp}
 	node, line, err := startChild("srdd-standalone", func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, srddBin, args...)
 	if err != nil {
 		return err

@@ -108,7 +108,7 @@ func suiteCmd(args []string) error {
 	}
 
 	srddArgs := []string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-		"--data-dir", filepath.Join(s.tmp, "data"), "--python", *python, "--log-level", "warn"}
+		"--data-dir", filepath.Join(s.tmp, "data"), "--python", *python, "--log-level", "warn", "--file-root", s.tmp}
 	srdd, line, err := startChild("srdd", func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, *srddBin, srddArgs...)
 	if err != nil {
 		return err
