@@ -74,6 +74,9 @@ func (s *suite) coldReads(rdd string, n int, tag string) {
 		if s.quick {
 			b.ops = max(5, b.ops/4)
 		}
+		if s.mgetOps > 0 {
+			b.ops = s.mgetOps
+		}
 		if next+int64(b.batch*b.ops) > int64(n) {
 			next = 0
 		}

@@ -37,6 +37,7 @@ type suite struct {
 	redisBench string
 	quick      bool
 	loaded     map[string]bool // RDDs dataset() loaded
+	mgetOps    int             // multigets per cold multiget run (0: 100 of 100 keys, 15 of 10,000)
 }
 
 func suiteCmd(args []string) error {
@@ -52,6 +53,7 @@ func suiteCmd(args []string) error {
 	redisServer := fs.String("redis-server", "redis-server", "redis-server binary")
 	redisBench := fs.String("redis-benchmark", "redis-benchmark", "redis-benchmark binary")
 	only := fs.String("only", "", "run only these steps (comma-separated): noop, 100k, redis, seed, 1m, memory, coldget, tail, 10m, standalone, durable")
+	mgetOps := fs.Int("mget-ops", 0, "multigets per cold multiget run (0: 100 of 100 keys, 15 of 10,000 keys)")
 	skip10M := fs.Bool("skip-10m", false, "skip the 10M-key step")
 	skipStandalone := fs.Bool("skip-standalone", false, "skip the standalone Spark cluster step")
 	skipDurable := fs.Bool("skip-durable", false, "skip the 3-node durable write step")
@@ -70,7 +72,7 @@ func suiteCmd(args []string) error {
 		}
 	}
 	s := &suite{ctx: context.Background(), duration: *duration, warmup: *warmup, keys: 100_000, valueSize: 100,
-		redisBench: *redisBench, quick: *quick,
+		redisBench: *redisBench, quick: *quick, mgetOps: *mgetOps,
 		res: &report.Results{Started: time.Now(), Machine: machineInfo()}}
 	var err error
 	if s.tmp, err = os.MkdirTemp("", "srdd-bench-"); err != nil {
