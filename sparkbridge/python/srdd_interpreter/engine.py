@@ -35,6 +35,7 @@ import pickle
 import sys
 import threading
 import weakref
+import zlib
 from array import array
 from bisect import bisect_left
 from typing import Any, Optional
@@ -106,7 +107,9 @@ class Base:
         # the key directory is then not needed. Otherwise: the directory.
         self.views: Optional[list] = None
         if indexes is not None:
-            self.views = [tasks.View(ix) for ix in indexes]
+            # (View, sorted hashes, key positions in hash order) per partition
+            self.views = [(tasks.View(ix), array(tasks.OFFSET_TYPE, hs), memoryview(pos).cast(tasks.OFFSET_TYPE))
+                          for ix, hs, pos in indexes]
             self.dirs: list = []
         else:
             self.dirs = [array("Q", m[2]) if m[2] else array("Q") for m in metas]
@@ -135,7 +138,8 @@ class Base:
         kb = key.encode("utf-8")
         if self.resident:
             views = self.views
-            return views is not None and views[tasks.partition_of(kb, self.n)].find(kb) is not None
+            h = zlib.crc32(kb)
+            return views is not None and find_in(views[h % self.n], kb, h) is not None
         d = self.dirs[tasks.partition_of(kb, self.n)]
         h = tasks.dir_hash(kb)
         i = bisect_left(d, h)
@@ -235,8 +239,8 @@ class Engine:
 
     def empty_base(self, n: Optional[int] = None) -> Base:
         n = n or self.min_partitions
-        return Base(self, None, n, [(0, 0, b"")] * n,
-                    [tasks.EMPTY_INDEX] * n if self.resident else None)
+        empty = (tasks.EMPTY_INDEX,) + tasks.hash_order(tasks.EMPTY_INDEX)
+        return Base(self, None, n, [(0, 0, b"")] * n, [empty] * n if self.resident else None)
 
     def partitions_for(self, nbytes: int, current: int) -> int:
         """Keep partitions near the target size: double as data grows, halve
@@ -386,7 +390,7 @@ class Engine:
         rdd.persist(StorageLevel.DISK_ONLY)
         rdd.localCheckpoint()
         indexes = self.fetch_indexes(rdd, n)
-        metas = [(ix[0], len(ix[1]) + len(ix[3]), b"") for ix in indexes]
+        metas = [(ix[0], len(ix[1]) + len(ix[3]), b"") for ix, _, _ in indexes]
         return Base(self, rdd, n, metas, indexes)
 
     def fetch_indexes(self, rdd: Any, n: int) -> list:
@@ -398,8 +402,8 @@ class Engine:
         indexes: list = [None] * n
         for first in range(0, n, per_job):
             parts = tuple(range(first, min(n, first + per_job)))
-            for split, ix in self.run_job(got._jrdd, got._jrdd_deserializer, self.java_list(parts)):
-                indexes[split] = ix
+            for split, ix, hs, pos in self.run_job(got._jrdd, got._jrdd_deserializer, self.java_list(parts)):
+                indexes[split] = (ix, hs, pos)
         missing = [p for p, ix in enumerate(indexes) if ix is None]
         if missing:
             raise RuntimeError("rebuild produced no index for partitions %s" % missing[:8])
@@ -502,6 +506,21 @@ class Engine:
             return stages[0] * first_weight
         rest = sum(stages[1:]) / len(stages[1:])
         return stages[0] * first_weight + rest * (1 - first_weight)
+
+
+def find_in(part: tuple, kb: bytes, h: int) -> Optional[bytes]:
+    """The value of key ``kb`` (crc32 ``h``, which also picked the
+    partition) in one resident partition (Base.views), or None: a C
+    bisection of the partition's sorted key hashes, then a key comparison."""
+    view, hashes, pos = part
+    i = bisect_left(hashes, h)
+    n = len(hashes)
+    while i < n and hashes[i] == h:
+        j = pos[i]
+        if view.key(j) == kb:
+            return view.value(j)
+        i += 1
+    return None
 
 
 def _quiet_unpersist_warning(sc: Any) -> None:

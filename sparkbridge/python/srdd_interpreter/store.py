@@ -38,6 +38,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Union
@@ -46,11 +47,10 @@ from pyspark import RDD, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
 from . import bulk
-from .engine import Base, Engine, finalize_with
+from .engine import Base, Engine, finalize_with, find_in
 from .lookups import LookupBatcher
 from .rules import InvalidInput, InvalidType, JsonBytes, TooLarge, check_lookup_key
 from .stats import JobHistogram
-from .tasks import partition_of
 
 __all__ = ["SharedRDD", "Busy", "WouldBlock", "InvalidInput", "InvalidType", "TooLarge"]
 
@@ -62,7 +62,7 @@ COMPACT_MIN_BYTES = 32 << 20
 BACKPRESSURE_FACTOR = 8
 SCAN_MAX = 10_000
 # A hot (reader-thread) get searches at most this many keys in the resident
-# indexes (~3 us each); a larger batch goes to a worker thread.
+# indexes (a few us each); a larger batch goes to a worker thread.
 LOCAL_RESIDENT_MAX = 256
 
 
@@ -205,10 +205,11 @@ class SharedRDD:
                 return out, below
             if views is None:  # replaced and freed since: read again
                 return self._read_local(keys, resident_max)
-            n = base.n
+            n, crc = base.n, zlib.crc32
             for i in below:
                 kb = keys[i].encode("utf-8")
-                out[i] = views[partition_of(kb, n)].find(kb)
+                h = crc(kb)
+                out[i] = find_in(views[h % n], kb, h)
             return out, []
         return out, [i for i in below if base.contains(keys[i])]
 

@@ -453,3 +453,24 @@ def test_batch_lookup_is_one_job(job_store: SharedRDD) -> None:
     keys = ["b%03d" % i for i in range(300)]
     assert store.get_many(keys) == list(range(300))
     assert store.stats()["lookup_jobs"] - jobs0 == 1
+
+
+def test_resident_find_by_hash_handles_equal_hashes() -> None:
+    """engine.find_in bisects the partition's sorted crc32s, then compares
+    keys: every key is found, absent keys are not, and keys whose hashes
+    are equal (forced here) are told apart by the comparison."""
+    import zlib
+    from array import array
+
+    from srdd_interpreter.engine import find_in
+
+    keys = sorted(("key:%05d" % i).encode() for i in range(2000))
+    ix = tasks.build([(k, b"%d" % i) for i, k in enumerate(keys)])
+    hs, pos = tasks.hash_order(ix)
+    part = (tasks.View(ix), array("I", hs), memoryview(pos).cast("I"))
+    for i, k in enumerate(keys):
+        assert find_in(part, k, zlib.crc32(k)) == b"%d" % i
+    for k in (b"nope", b"key:99999", b""):
+        assert find_in(part, k, zlib.crc32(k)) is None
+    same = (tasks.View(ix), array("I", [7] * len(keys)), memoryview(array("I", range(len(keys))).tobytes()).cast("I"))
+    assert find_in(same, keys[1234], 7) == b"1234" and find_in(same, b"nope", 7) is None
