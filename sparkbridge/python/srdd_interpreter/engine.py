@@ -69,7 +69,7 @@ SWITCH_INTERVAL = 0.0005
 # Resident indexes are fetched by jobs of at most this many bytes of
 # partitions each: PythonRDD.runJob gathers a job's results in the JVM heap
 # before it serves them to the driver.
-RESIDENT_FETCH_BYTES = 64 << 20
+RESIDENT_FETCH_BYTES = 16 << 20
 
 _pickling_ready = False
 _pickling_lock = threading.Lock()
