@@ -184,9 +184,17 @@ func (s *suite) memoryOf(sid int64, label string, keys int64) {
 // issue16At runs the cold-read, tail and memory steps on a fresh session
 // holding n loaded keys.
 func (s *suite) issue16At(n int, tag string, parts map[string]bool) error {
-	sid, err := s.createSession(fmt.Sprintf(`{"kind":"pyspark","name":"i16%s"}`, strings.NewReplacer("@", "_", "-", "_").Replace(tag)))
-	if err != nil {
-		return err
+	return s.issue16In(-1, n, tag, parts)
+}
+
+// issue16In is issue16At in session sid (-1: a fresh one).
+func (s *suite) issue16In(sid int64, n int, tag string, parts map[string]bool) error {
+	if sid < 0 {
+		var err error
+		sid, err = s.createSession(fmt.Sprintf(`{"kind":"pyspark","name":"i16%s"}`, strings.NewReplacer("@", "_", "-", "_").Replace(tag)))
+		if err != nil {
+			return err
+		}
 	}
 	s.memoryOf(sid, "empty session"+tag, 0)
 	rdd := "cold" + strings.NewReplacer("@", "_", "-", "_").Replace(tag)
@@ -266,7 +274,9 @@ func (s *suite) standalone(python string, srddBin string, n int, parts map[strin
 	} else if id != 0 {
 		return fmt.Errorf("the first session got id %d", id)
 	}
-	return s.issue16At(n, "@"+countLabel(n)+"-standalone", parts)
+	// Session 0 only: a standalone application takes every core of the
+	// worker, so a second session's application would get no executor.
+	return s.issue16In(0, n, "@"+countLabel(n)+"-standalone", parts)
 }
 
 // sparkClassOf finds bin/spark-class in the pyspark package of python.
