@@ -54,6 +54,7 @@ func suiteCmd(args []string) error {
 	redisBench := fs.String("redis-benchmark", "redis-benchmark", "redis-benchmark binary")
 	only := fs.String("only", "", "run only these steps (comma-separated): noop, 100k, redis, seed, 1m, memory, coldget, tail, 10m, standalone, durable")
 	mgetOps := fs.Int("mget-ops", 0, "multigets per cold multiget run (0: 100 of 100 keys, 15 of 10,000 keys)")
+	skipTail := fs.Bool("skip-tail", false, "skip the tail runs (cached gets during a compaction and a load) of the issue-16 steps")
 	skip10M := fs.Bool("skip-10m", false, "skip the 10M-key step")
 	skipStandalone := fs.Bool("skip-standalone", false, "skip the standalone Spark cluster step")
 	skipDurable := fs.Bool("skip-durable", false, "skip the 3-node durable write step")
@@ -139,6 +140,9 @@ func suiteCmd(args []string) error {
 		cold = map[string]bool{"coldget": want["coldget"] || want["10m"] || want["standalone"],
 			"tail": want["tail"] || want["10m"] || want["standalone"]}
 	}
+	if *skipTail {
+		cold["tail"] = false
+	}
 	steps := []struct {
 		key, name string
 		skip      bool
@@ -151,7 +155,7 @@ func suiteCmd(args []string) error {
 		{"1m", "srdd at 1M keys", *skip1M, s.srdd1M},
 		{"memory", "memory after 1M sets", *skip1M, s.memory1M},
 		{"coldget", "cold reads, tail latency and memory at " + countLabel(*coldKeys) + " keys (issue 16)", false, func() error {
-			parts := map[string]bool{"coldget": len(want) == 0 || want["coldget"], "tail": len(want) == 0 || want["tail"]}
+			parts := map[string]bool{"coldget": len(want) == 0 || want["coldget"], "tail": (len(want) == 0 || want["tail"]) && !*skipTail}
 			return s.issue16At(*coldKeys, "@"+countLabel(*coldKeys), parts)
 		}},
 		{"10m", "10M keys (issue 16)", *skip10M, func() error { return s.issue16At(*bigKeys, "@"+countLabel(*bigKeys), cold) }},
