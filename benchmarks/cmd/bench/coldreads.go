@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/benchmarks/loadgen"
+	"github.com/srdd/srdd/benchmarks/report"
 	srddclient "github.com/srdd/srdd/client/go"
 	"github.com/srdd/srdd/internal/netutil"
 )
@@ -286,4 +288,29 @@ func sparkClassOf(python string) (string, error) {
 		return "", fmt.Errorf("no pyspark/bin/spark-class next to %s", python)
 	}
 	return matches[0], nil
+}
+
+// compareCmd draws the before/after latency CDFs of two suite runs' issue-16
+// steps (bench compare --before A/results.json --after B/results.json).
+func compareCmd(args []string) error {
+	fs := flag.NewFlagSet("compare", flag.ExitOnError)
+	before := fs.String("before", "", "results.json of the run before")
+	after := fs.String("after", "", "results.json of the run after")
+	tag := fs.String("tag", "@1M", "data-set tag of the runs")
+	out := fs.String("png", "compare.png", "chart to write")
+	title := fs.String("title", "Cold reads before (dashed) and after (solid)", "chart title")
+	_ = fs.Parse(args)
+	b, err := report.LoadResults(*before)
+	if err != nil {
+		return err
+	}
+	a, err := report.LoadResults(*after)
+	if err != nil {
+		return err
+	}
+	ok, err := report.CompareChart(b, a, *tag, *title, *out)
+	if err == nil && !ok {
+		err = fmt.Errorf("no issue-16 runs with tag %s in either file", *tag)
+	}
+	return err
 }
