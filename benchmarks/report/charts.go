@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -31,6 +32,14 @@ func (r *Results) Charts(dir string) ([]string, error) {
 		return out, err
 	} else if name != "" {
 		out = append(out, name)
+	}
+	for _, tag := range []string{"@1M", "@10M", "@1M-standalone"} {
+		name := "issue16" + strings.NewReplacer("@", "-").Replace(tag) + ".png"
+		if ok, err := CompareChart(nil, r, tag, "Issue 16 runs "+tag+": latency CDF", filepath.Join(dir, name)); err != nil {
+			return out, err
+		} else if ok {
+			out = append(out, name)
+		}
 	}
 	return out, nil
 }
@@ -134,4 +143,67 @@ func (r *Results) curveChart(dir string) (string, error) {
 	p.Y.Min, p.Y.Max = lo/2, hi*2
 	name := "seed-vs-srdd.png"
 	return name, p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(dir, name))
+}
+
+// issue16Scenarios are the runs the cold-read charts show, per data-set tag.
+var issue16Scenarios = []struct{ prefix, label string }{
+	{"cold-get-c8", "cold get, 8 clients"},
+	{"cold-mget-100", "cold multiget, 100 keys"},
+	{"cold-mget-10000", "cold multiget, 10,000 keys"},
+	{"cached-get-c64", "cached get, 64 clients"},
+	{"cached-get-c64-compaction", "cached get, 64 clients, during a compaction"},
+	{"cached-get-c64-load", "cached get, 64 clients, during a bulk load"},
+}
+
+// CompareChart writes a latency CDF chart of the issue-16 runs with tag
+// (e.g. "@1M") of before (dashed) and after (solid) to path; it returns
+// false if neither has such runs.
+func CompareChart(before, after *Results, tag, title, path string) (bool, error) {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "latency (ms, log scale)"
+	p.Y.Label.Text = "fraction of requests"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Add(plotter.NewGrid())
+	n := 0
+	for i, s := range issue16Scenarios {
+		for _, side := range []struct {
+			r    *Results
+			name string
+			dash bool
+		}{{before, "before", true}, {after, "after", false}} {
+			if side.r == nil {
+				continue
+			}
+			run := side.r.Run(s.prefix+tag, "srdd")
+			if run == nil || len(run.CDF) == 0 {
+				continue
+			}
+			var xy plotter.XYs
+			for _, pt := range run.CDF {
+				if pt.LatencyMs > 0 {
+					xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
+				}
+			}
+			l, err := plotter.NewLine(xy)
+			if err != nil {
+				return false, err
+			}
+			l.Color = palette[i%len(palette)]
+			l.Width = vg.Points(1.5)
+			if side.dash {
+				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			}
+			p.Add(l)
+			p.Legend.Add(fmt.Sprintf("%s: %s (p50 %.2f ms)", side.name, s.label, run.Latency.P50), l)
+			n++
+		}
+	}
+	if n == 0 {
+		return false, nil
+	}
+	return true, p.Save(10*vg.Inch, 6*vg.Inch, path)
 }

@@ -244,7 +244,83 @@ func (r *Results) Targets() []Target {
 		}
 		return "", false, false
 	})
+	r.issue16Targets(add, run, ratio)
 	return out
+}
+
+// issue16Targets: cold reads, tail latency, memory of the whole process
+// tree, 10M keys and a standalone cluster (issue 16), per data-set tag.
+func (r *Results) issue16Targets(add func(string, string, func() (string, bool, bool)), run func(string, string) *loadgen.Result,
+	ratio func(a, b *loadgen.Result) float64) {
+	for _, tag := range []string{"@1M", "@10M", "@1M-standalone"} {
+		add("cold get, 8 clients "+tag, "p50 <= 10 ms, p99 <= 50 ms", func() (string, bool, bool) {
+			g := run("cold-get-c8"+tag, "srdd")
+			if g == nil {
+				return "", false, false
+			}
+			return fmt.Sprintf("p50 %.2f ms, p99 %.2f ms (%.0f keys/s)", g.Latency.P50, g.Latency.P99, g.OpsPerSec),
+				g.Latency.P50 <= 10 && g.Latency.P99 <= 50, true
+		})
+		for _, b := range []struct {
+			n    int
+			goal float64
+		}{{100, 20}, {10_000, 100}} {
+			add(fmt.Sprintf("cold multiget, %d keys %s", b.n, tag), fmt.Sprintf("<= %.0f ms", b.goal), func() (string, bool, bool) {
+				g := run(fmt.Sprintf("cold-mget-%d%s", b.n, tag), "srdd")
+				if g == nil {
+					return "", false, false
+				}
+				return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms (%.0f keys/s)", g.Latency.P50, g.Latency.P99, g.KeysPerSec),
+					g.Latency.P50 <= b.goal, true
+			})
+		}
+		for _, w := range []string{"", "-compaction", "-load"} {
+			what := map[string]string{"": "alone", "-compaction": "during a compaction", "-load": "during a bulk load"}[w]
+			add("cached get p99, 64 clients, "+what+" "+tag, "p99 <= 10 ms", func() (string, bool, bool) {
+				g := run("cached-get-c64"+w+tag, "srdd")
+				if g == nil {
+					return "", false, false
+				}
+				s := fmt.Sprintf("p99 %.2f ms, p50 %.2f ms, %.0f ops/s", g.Latency.P99, g.Latency.P50, g.OpsPerSec)
+				ok := g.Latency.P99 <= 10
+				if n := run("noop-c64", "noop"); w == "" && n != nil {
+					q := ratio(g, n)
+					s += fmt.Sprintf(" = %.0f%% of no-op %.0f ops/s", 100*q, n.OpsPerSec)
+					ok = ok && q >= 0.5
+				}
+				return s, ok, true
+			})
+		}
+		add("memory after loading "+tag, "Python driver + JVM + Python workers <= 3x raw data", func() (string, bool, bool) {
+			for _, m := range r.Memory {
+				if strings.HasPrefix(m.Label, "after loading ") && strings.HasSuffix(m.Label, tag) && m.RawMB > 0 {
+					total := m.DriverMB + m.JVMMB + m.WorkersMB
+					q := total / m.RawMB
+					return fmt.Sprintf("%.0f MiB (driver %.0f + JVM %.0f + workers %.0f) = %.1fx of %.0f MiB raw",
+						total, m.DriverMB, m.JVMMB, m.WorkersMB, q, m.RawMB), q <= 3, true
+				}
+			}
+			return "", false, false
+		})
+	}
+	add("bulk load, 10M keys", ">= 200,000 rows/s", func() (string, bool, bool) {
+		for _, l := range r.Loads {
+			if strings.HasSuffix(l.Label, "@10M") {
+				return fmt.Sprintf("%.0f rows/s (%d rows in %.1f s)", l.RowsPerSec, l.Rows, l.Seconds), l.RowsPerSec >= 200_000, true
+			}
+		}
+		return "", false, false
+	})
+	add("get latency flat from 1M to 10M keys", "cold and cached p50 at 10M within 1.5x (+0.1 ms) of 1M", func() (string, bool, bool) {
+		k1, k10 := run("cold-get-c8@1M", "srdd"), run("cold-get-c8@10M", "srdd")
+		c1, c10 := run("cached-get-c64@1M", "srdd"), run("cached-get-c64@10M", "srdd")
+		if k1 == nil || k10 == nil || c1 == nil || c10 == nil {
+			return "", false, false
+		}
+		return fmt.Sprintf("cold p50 %.2f ms at 10M vs %.2f ms at 1M; cached (64 clients) p50 %.2f vs %.2f ms",
+				k10.Latency.P50, k1.Latency.P50, c10.Latency.P50, c1.Latency.P50),
+			k10.Latency.P50 <= 1.5*k1.Latency.P50+0.1 && c10.Latency.P50 <= 1.5*c1.Latency.P50+0.1, true
+	})
 }
 
 // Markdown renders RESULTS.md: machine, targets, every run, loads, memory,

@@ -38,6 +38,8 @@ func main() {
 		err = reportCmd(os.Args[2:])
 	case "durable":
 		err = durableCmd(os.Args[2:])
+	case "compare":
+		err = compareCmd(os.Args[2:])
 	default:
 		usage()
 	}
@@ -48,7 +50,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: bench suite|durable|run|noop|report [flags] (bench CMD -h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: bench suite|durable|run|noop|report|compare [flags] (bench CMD -h for flags)")
 	os.Exit(2)
 }
 

@@ -36,6 +36,8 @@ type suite struct {
 	valueSize  int
 	redisBench string
 	quick      bool
+	loaded     map[string]bool // RDDs dataset() loaded
+	mgetOps    int             // multigets per cold multiget run (0: 100 of 100 keys, 15 of 10,000)
 }
 
 func suiteCmd(args []string) error {
@@ -50,13 +52,28 @@ func suiteCmd(args []string) error {
 	skipSeed := fs.Bool("skip-seed", false, "skip the seed comparison")
 	redisServer := fs.String("redis-server", "redis-server", "redis-server binary")
 	redisBench := fs.String("redis-benchmark", "redis-benchmark", "redis-benchmark binary")
+	only := fs.String("only", "", "run only these steps (comma-separated): noop, 100k, redis, seed, 1m, memory, coldget, tail, 10m, standalone, durable")
+	mgetOps := fs.Int("mget-ops", 0, "multigets per cold multiget run (0: 100 of 100 keys, 15 of 10,000 keys)")
+	skipTail := fs.Bool("skip-tail", false, "skip the tail runs (cached gets during a compaction and a load) of the issue-16 steps")
+	skip10M := fs.Bool("skip-10m", false, "skip the 10M-key step")
+	skipStandalone := fs.Bool("skip-standalone", false, "skip the standalone Spark cluster step")
+	skipDurable := fs.Bool("skip-durable", false, "skip the 3-node durable write step")
+	bigKeys := fs.Int("big-keys", 10_000_000, "keys of the 10M step")
+	coldKeys := fs.Int("cold-keys", 1_000_000, "keys of the coldget, tail and standalone steps")
 	waitIdle := fs.Duration("wait-idle", 10*time.Minute, "first wait up to this long for the machine to be idle (1-minute load average below 1)")
 	_ = fs.Parse(args)
 	if *quick {
-		*duration, *warmup, *skip1M = 4*time.Second, time.Second, true
+		*duration, *warmup, *skip1M, *skip10M, *skipStandalone, *skipDurable = 4*time.Second, time.Second, true, true, true, true
+		*coldKeys = 100_000
+	}
+	want := map[string]bool{}
+	for _, w := range strings.Split(*only, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			want[w] = true
+		}
 	}
 	s := &suite{ctx: context.Background(), duration: *duration, warmup: *warmup, keys: 100_000, valueSize: 100,
-		redisBench: *redisBench, quick: *quick,
+		redisBench: *redisBench, quick: *quick, mgetOps: *mgetOps,
 		res: &report.Results{Started: time.Now(), Machine: machineInfo()}}
 	var err error
 	if s.tmp, err = os.MkdirTemp("", "srdd-bench-"); err != nil {
@@ -78,20 +95,23 @@ func suiteCmd(args []string) error {
 	defer noop.stop()
 	s.noopAddr = strings.TrimPrefix(line, "noop listening on ")
 
-	port, err := netutil.FreePort()
-	if err != nil {
-		return err
+	if len(want) == 0 || want["redis"] {
+		port, err := netutil.FreePort()
+		if err != nil {
+			return err
+		}
+		redisArgs := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"}
+		redis, _, err := startChild("redis", func(l string) bool { return strings.Contains(l, "Ready to accept connections") }, 30*time.Second, *redisServer, redisArgs...)
+		if err != nil {
+			return fmt.Errorf("%w (install it: apt-get install redis-server)", err)
+		}
+		defer redis.stop()
+		s.redisAddr = fmt.Sprintf("127.0.0.1:%d", port)
+		s.res.Commands = append(s.res.Commands, *redisServer+" "+strings.Join(redisArgs, " "))
 	}
-	redisArgs := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"}
-	redis, _, err := startChild("redis", func(l string) bool { return strings.Contains(l, "Ready to accept connections") }, 30*time.Second, *redisServer, redisArgs...)
-	if err != nil {
-		return fmt.Errorf("%w (install it: apt-get install redis-server)", err)
-	}
-	defer redis.stop()
-	s.redisAddr = fmt.Sprintf("127.0.0.1:%d", port)
 
 	srddArgs := []string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-		"--data-dir", filepath.Join(s.tmp, "data"), "--python", *python, "--log-level", "warn"}
+		"--data-dir", filepath.Join(s.tmp, "data"), "--python", *python, "--log-level", "warn", "--file-root", s.tmp}
 	srdd, line, err := startChild("srdd", func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, *srddBin, srddArgs...)
 	if err != nil {
 		return err
@@ -100,28 +120,59 @@ func suiteCmd(args []string) error {
 	s.srddPid = srdd.cmd.Process.Pid
 	s.srddAddr = strings.Fields(strings.SplitN(line, "http://", 2)[1])[0]
 	s.cl = srddclient.New(s.srddAddr)
-	s.res.Commands = append(s.res.Commands, *srddBin+" "+strings.Join(srddArgs, " "),
-		*redisServer+" "+strings.Join(redisArgs, " "), "bench noop --addr 127.0.0.1:0")
+	s.res.Commands = append(s.res.Commands, *srddBin+" "+strings.Join(srddArgs, " "), "bench noop --addr 127.0.0.1:0")
 
+	if *out == "benchmarks" && len(want) > 0 {
+		// A partial run must not overwrite the full suite's results.
+		*out = filepath.Join("benchmarks", "results", "only-"+strings.ReplaceAll(*only, ",", "-"))
+		if err := os.MkdirAll(filepath.Join(*out, "results"), 0o755); err != nil {
+			return err
+		}
+	}
 	began := time.Now()
 	if id, err := s.createSession(`{"kind":"pyspark"}`); err != nil {
 		return err
 	} else if id != 0 {
 		return fmt.Errorf("the first session got id %d", id)
 	}
+	cold := map[string]bool{"coldget": true, "tail": true}
+	if len(want) > 0 {
+		cold = map[string]bool{"coldget": want["coldget"] || want["10m"] || want["standalone"],
+			"tail": want["tail"] || want["10m"] || want["standalone"]}
+	}
+	if *skipTail {
+		cold["tail"] = false
+	}
 	steps := []struct {
-		name string
-		skip bool
-		f    func() error
+		key, name string
+		skip      bool
+		f         func() error
 	}{
-		{"no-op route", false, s.noopRuns},
-		{"srdd at 100k keys", false, s.srdd100k},
-		{"redis", false, s.redisRuns},
-		{"seed comparison", *skipSeed, s.seedRuns},
-		{"srdd at 1M keys", *skip1M, s.srdd1M},
-		{"memory after 1M sets", *skip1M, s.memory1M},
+		{"noop", "no-op route", false, s.noopRuns},
+		{"100k", "srdd at 100k keys", false, s.srdd100k},
+		{"redis", "redis", false, s.redisRuns},
+		{"seed", "seed comparison", *skipSeed, s.seedRuns},
+		{"1m", "srdd at 1M keys", *skip1M, s.srdd1M},
+		{"memory", "memory after 1M sets", *skip1M, s.memory1M},
+		{"coldget", "cold reads, tail latency and memory at " + countLabel(*coldKeys) + " keys (issue 16)", false, func() error {
+			parts := map[string]bool{"coldget": len(want) == 0 || want["coldget"], "tail": (len(want) == 0 || want["tail"]) && !*skipTail}
+			return s.issue16At(*coldKeys, "@"+countLabel(*coldKeys), parts)
+		}},
+		{"10m", "10M keys (issue 16)", *skip10M, func() error { return s.issue16At(*bigKeys, "@"+countLabel(*bigKeys), cold) }},
+		{"standalone", "standalone Spark master + worker (issue 16)", *skipStandalone, func() error {
+			return s.standalone(*python, *srddBin, *coldKeys, cold)
+		}},
+		{"durable", "durable writes over 3 nodes", *skipDurable, func() error {
+			// bench durable's latency/throughput runs only; its recovery and
+			// soak figures are kept from benchmarks/results/durable.json.
+			return durableCmd([]string{"--srdd", *srddBin, "--python", *python, "--out", *out,
+				"--skip-recovery", "--soak", "0", "--keep", filepath.Join("benchmarks", "results", "durable.json")})
+		}},
 	}
 	for _, st := range steps {
+		if len(want) > 0 && !want[st.key] && !(st.key == "coldget" && want["tail"]) {
+			continue
+		}
 		if st.skip {
 			s.note("skipped: %s", st.name)
 			continue

@@ -35,6 +35,7 @@ import pickle
 import sys
 import threading
 import weakref
+import zlib
 from array import array
 from bisect import bisect_left
 from typing import Any, Optional
@@ -51,6 +52,7 @@ CONF_PARTITION_KIB = "spark.srdd.kv.partitionKiB"
 CONF_COMPACT_MIN = "spark.srdd.kv.compactMinEntries"
 CONF_LOOKUP_JOBS = "spark.srdd.kv.lookupJobs"
 CONF_PARTS_PER_JOB = "spark.srdd.kv.partitionsPerLookup"
+CONF_RESIDENT = "spark.srdd.kv.residentIndex"
 
 # Per-task overhead dominates small tasks (tens of ms per task on two
 # cores), so partitions are fairly large: a lookup task moves 8 MiB in a
@@ -64,6 +66,10 @@ LOCAL_PROPERTY_LIMIT = 256 << 10
 # Deltas bigger than this (pickled) are shipped as a broadcast variable.
 BROADCAST_LIMIT = 1 << 20
 SWITCH_INTERVAL = 0.0005
+# Resident indexes are fetched by jobs of at most this many bytes of
+# partitions each: PythonRDD.runJob gathers a job's results in the JVM heap
+# before it serves them to the driver.
+RESIDENT_FETCH_BYTES = 16 << 20
 
 _pickling_ready = False
 _pickling_lock = threading.Lock()
@@ -88,13 +94,32 @@ def _ship_tasks_by_value() -> None:
 class Base:
     """One immutable snapshot of an RDD's data in Spark (see module doc)."""
 
-    def __init__(self, engine: "Engine", rdd: Any, n: int, metas: list) -> None:
+    def __init__(self, engine: "Engine", rdd: Any, n: int, metas: list,
+                 indexes: Optional[list] = None) -> None:
         self.engine = engine
         self.rdd = rdd  # None: nothing in Spark yet (the RDD is empty)
         self.n = n
         self.count = sum(m[0] for m in metas)
         self.nbytes = sum(m[1] for m in metas)
-        self.dirs = [array("Q", m[2]) if m[2] else array("Q") for m in metas]
+        # Resident mode (docs/ARCHITECTURE.md, "Resident partition
+        # indexes"): the driver holds every partition's index record, the
+        # same immutable bytes Spark holds, and answers every read from it;
+        # the key directory is then not needed. Otherwise: the directory.
+        self.views: Optional[list] = None
+        if indexes is not None:
+            # (View, sorted hashes, key positions in hash order) per partition
+            self.views = [(tasks.View(ix), array(tasks.OFFSET_TYPE, hs), memoryview(pos).cast(tasks.OFFSET_TYPE))
+                          for ix, hs, pos in indexes]
+            self.dirs: list = []
+        else:
+            self.dirs = [array("Q", m[2]) if m[2] else array("Q") for m in metas]
+        self.resident = indexes is not None
+        # Set once a view over this base was handed to user code: the user
+        # may derive RDDs and DataFrames from it that outlive every
+        # reference we can count, so such a base is never unpersisted by
+        # us; Spark's ContextCleaner drops its blocks when the JVM no longer
+        # references the RDD (docs/ARCHITECTURE.md, "Views outlive compaction").
+        self.shared = False
         self._lock = threading.Lock()
         self._refs = 1  # the owner's
         self._lookup: Any = None
@@ -111,6 +136,10 @@ class Base:
         if self.count == 0:
             return False
         kb = key.encode("utf-8")
+        if self.resident:
+            views = self.views
+            h = zlib.crc32(kb)
+            return views is not None and find_in(views[h % self.n], kb, h) is not None
         d = self.dirs[tasks.partition_of(kb, self.n)]
         h = tasks.dir_hash(kb)
         i = bisect_left(d, h)
@@ -138,7 +167,9 @@ class Base:
 
     def _free(self) -> None:
         rdd, self.rdd, self._lookup, self._jlists = self.rdd, None, None, {}
-        if rdd is not None:
+        # Readers that took the list before keep it alive until they finish.
+        self.views = None
+        if rdd is not None and not self.shared:
             try:
                 rdd.unpersist(blocking=False)
             except Exception:  # the context may be stopping; the cache dies with it
@@ -178,13 +209,12 @@ class Engine:
         self.target_partition_bytes = int(float(conf.get(CONF_PARTITION_KIB, str(DEFAULT_PARTITION_KIB))) * 1024)
         self.compact_min_entries = int(conf.get(CONF_COMPACT_MIN, str(DEFAULT_COMPACT_MIN)))
         self.lookup_jobs = max(1, int(conf.get(CONF_LOOKUP_JOBS, str(DEFAULT_LOOKUP_JOBS))))
-        # Partitions one lookup job may touch: by default as many as run at
-        # once beside the other lookup jobs (1 on two cores). Measured in
-        # the full suite at 100k keys (2 partitions): one per job gave 65
-        # cold keys/s at 8 clients and 7.5k keys/s with batch gets; every
-        # partition in one job, 32 and 3.4k.
-        self.parts_per_job = max(1, int(conf.get(CONF_PARTS_PER_JOB, "0"))
-                                 or self.min_partitions // self.lookup_jobs or 1)
+        # Partitions one lookup job may touch (non-resident mode): by default
+        # every partition its keys live in, so a batch costs one job
+        # (issue 16: a 100-key batch over 32 partitions took 32 jobs, one
+        # after another, as long as a 10,000-key batch).
+        self.parts_per_job = max(1, int(conf.get(CONF_PARTS_PER_JOB, "0")) or 1 << 30)
+        self.resident = conf.get(CONF_RESIDENT, "true").strip().lower() not in ("false", "0", "no")
         self._jsc_sc = sc._jsc.sc()
         # py4j looks a static method up in the JVM on every attribute access:
         # keep the member (one call per job instead of two).
@@ -209,7 +239,8 @@ class Engine:
 
     def empty_base(self, n: Optional[int] = None) -> Base:
         n = n or self.min_partitions
-        return Base(self, None, n, [(0, 0, b"")] * n)
+        empty = (tasks.EMPTY_INDEX,) + tasks.hash_order(tasks.EMPTY_INDEX)
+        return Base(self, None, n, [(0, 0, b"")] * n, [empty] * n if self.resident else None)
 
     def partitions_for(self, nbytes: int, current: int) -> int:
         """Keep partitions near the target size: double as data grows, halve
@@ -346,12 +377,37 @@ class Engine:
         from pyspark import StorageLevel
 
         rdd.setName("srdd:%s" % name)
-        rdd.persist(StorageLevel.MEMORY_AND_DISK)
+        if not self.resident:
+            rdd.persist(StorageLevel.MEMORY_AND_DISK)
+            rdd.localCheckpoint()
+            metas = rdd.mapPartitions(tasks.meta_task).collect()
+            if len(metas) != n:
+                raise RuntimeError("rebuild produced %d partitions, want %d" % (len(metas), n))
+            return Base(self, rdd, n, metas)
+        # Resident mode: Spark keeps its copy on disk (views, scans, saves and
+        # the next rebuild read it from there), the driver keeps the indexes
+        # in memory: one copy of the data in RAM, not two.
+        rdd.persist(StorageLevel.DISK_ONLY)
         rdd.localCheckpoint()
-        metas = rdd.mapPartitions(tasks.meta_task).collect()
-        if len(metas) != n:
-            raise RuntimeError("rebuild produced %d partitions, want %d" % (len(metas), n))
-        return Base(self, rdd, n, metas)
+        indexes = self.fetch_indexes(rdd, n)
+        metas = [(ix[0], len(ix[1]) + len(ix[3]), b"") for ix, _, _ in indexes]
+        return Base(self, rdd, n, metas, indexes)
+
+    def fetch_indexes(self, rdd: Any, n: int) -> list:
+        """Every partition's index record, in partition order: jobs over
+        groups of partitions, so the JVM never holds more than about
+        RESIDENT_FETCH_BYTES of results at once."""
+        per_job = max(1, RESIDENT_FETCH_BYTES // max(1, self.target_partition_bytes))
+        got = rdd.mapPartitionsWithIndex(tasks.index_task)
+        indexes: list = [None] * n
+        for first in range(0, n, per_job):
+            parts = tuple(range(first, min(n, first + per_job)))
+            for split, ix, hs, pos in self.run_job(got._jrdd, got._jrdd_deserializer, self.java_list(parts)):
+                indexes[split] = (ix, hs, pos)
+        missing = [p for p, ix in enumerate(indexes) if ix is None]
+        if missing:
+            raise RuntimeError("rebuild produced no index for partitions %s" % missing[:8])
+        return indexes
 
     # -- bulk input and output
 
@@ -452,6 +508,21 @@ class Engine:
         return stages[0] * first_weight + rest * (1 - first_weight)
 
 
+def find_in(part: tuple, kb: bytes, h: int) -> Optional[bytes]:
+    """The value of key ``kb`` (crc32 ``h``, which also picked the
+    partition) in one resident partition (Base.views), or None: a C
+    bisection of the partition's sorted key hashes, then a key comparison."""
+    view, hashes, pos = part
+    i = bisect_left(hashes, h)
+    n = len(hashes)
+    while i < n and hashes[i] == h:
+        j = pos[i]
+        if view.key(j) == kb:
+            return view.value(j)
+        i += 1
+    return None
+
+
 def _quiet_unpersist_warning(sc: Any) -> None:
     """Every replaced base is unpersisted on purpose, and Spark warns each
     time that a locally checkpointed RDD cannot be recomputed after that;
@@ -466,5 +537,8 @@ def _quiet_unpersist_warning(sc: Any) -> None:
 
 def finalize_with(obj: Any, base: Base) -> None:
     """Release ``base`` when ``obj`` (an RDD or DataFrame handed to user
-    code) is garbage collected."""
+    code) is garbage collected. The base is marked shared: what user code
+    derived from ``obj`` may outlive it, so its Spark blocks are left to
+    Spark's ContextCleaner (see Base.shared)."""
+    base.shared = True
     weakref.finalize(obj, base.release)

@@ -154,7 +154,7 @@ class LookupBatcher:
         """The keys of the next lookup job: every waiting key of the
         partition of the oldest waiting key, then of the partitions with
         the most waiting keys, up to ``partitionsPerLookup`` partitions (by
-        default one per concurrent job and core). A job or a task costs far
+        default all of them: one job per batch). A job or a task costs far
         more than a key, so each serves as many keys as it can, the oldest
         first."""
         limit = self._engine.parts_per_job

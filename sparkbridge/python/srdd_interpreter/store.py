@@ -38,6 +38,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Union
@@ -46,7 +47,7 @@ from pyspark import RDD, SparkContext
 from pyspark.sql import DataFrame, SparkSession
 
 from . import bulk
-from .engine import Base, Engine, finalize_with
+from .engine import Base, Engine, finalize_with, find_in
 from .lookups import LookupBatcher
 from .rules import InvalidInput, InvalidType, JsonBytes, TooLarge, check_lookup_key
 from .stats import JobHistogram
@@ -60,6 +61,9 @@ COMPACT_MIN_BYTES = 32 << 20
 # many times its compaction threshold (bounds the driver's memory).
 BACKPRESSURE_FACTOR = 8
 SCAN_MAX = 10_000
+# A hot (reader-thread) get searches at most this many keys in the resident
+# indexes (a few us each); a larger batch goes to a worker thread.
+LOCAL_RESIDENT_MAX = 256
 
 
 class Busy(RuntimeError):
@@ -157,20 +161,23 @@ class SharedRDD:
     def get_json(self, keys: Iterable[str]) -> list[Optional[JsonBytes]]:
         """Canonical JSON bytes for ``keys`` in the same order; None where absent."""
         keys = [check_lookup_key(k) for k in keys]
-        out, cold = self._read_local(keys)
+        out, cold = self._read_local(keys, None)
         if cold:
             self._lookups.fetch(keys, cold, out)
         return out
 
     def get_json_local(self, keys: Iterable[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
         """Values found without Spark, and the positions of keys that need a
-        Spark lookup (their value is None in the first list)."""
+        Spark lookup (their value is None in the first list). With resident
+        indexes nothing needs Spark, but a batch with more than
+        LOCAL_RESIDENT_MAX keys to search is left to a worker (reported as
+        cold), so the reader thread never spends long on one call."""
         keys = [check_lookup_key(k) for k in keys]
-        return self._read_local(keys)
+        return self._read_local(keys, LOCAL_RESIDENT_MAX)
 
-    def _read_local(self, keys: list[str]) -> tuple[list[Optional[JsonBytes]], list[int]]:
+    def _read_local(self, keys: list[str], resident_max: Optional[int]) -> tuple[list[Optional[JsonBytes]], list[int]]:
         out: list[Optional[JsonBytes]] = [None] * len(keys)
-        cold: list[int] = []
+        below: list[int] = []
         cache_get, rid = self._cache.get, self._rid
         with self._lock:
             delta, frozen, base = self._delta, self._frozen, self._base
@@ -184,9 +191,27 @@ class SharedRDD:
                 c = cache_get(rid, k)
                 if c is not None:
                     out[i] = c
-                elif base.contains(k):
-                    cold.append(i)
-        return out, cold
+                else:
+                    below.append(i)
+            views = base.views
+        if not below or base.count == 0:
+            return out, []
+        if base.resident:
+            # Outside the lock: the indexes are immutable and ``views`` keeps
+            # them alive. A write that lands meanwhile is concurrent with this
+            # read, which may return either value (docs/ARCHITECTURE.md,
+            # "Resident partition indexes").
+            if resident_max is not None and len(below) > resident_max:
+                return out, below
+            if views is None:  # replaced and freed since: read again
+                return self._read_local(keys, resident_max)
+            n, crc = base.n, zlib.crc32
+            for i in below:
+                kb = keys[i].encode("utf-8")
+                h = crc(kb)
+                out[i] = find_in(views[h % n], kb, h)
+            return out, []
+        return out, [i for i in below if base.contains(keys[i])]
 
     # -- the lookup batcher's hooks (lookups.LookupHost; under the lock)
 
@@ -564,7 +589,8 @@ class SharedRDD:
             start = self._should_compact_locked()
         if swapped:
             old.retire()
-            self._warm_cache(frozen, new)
+            if not new.resident:  # resident bases serve every key from memory
+                self._warm_cache(frozen, new)
         else:
             new.retire()
         if start:

@@ -3,6 +3,7 @@ scans, views and bulk load/save, against a real local SparkSession."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -93,9 +94,26 @@ def engine(spark: Any) -> Engine:
     return e
 
 
+@pytest.fixture(scope="module")
+def job_engine(spark: Any) -> Engine:
+    """An engine without resident indexes: cold reads run Spark lookup jobs."""
+    e = Engine(spark.sparkContext, spark)
+    e.compact_min_entries = 50
+    e.target_partition_bytes = 512
+    e.resident = False
+    return e
+
+
 @pytest.fixture()
 def store(spark: Any, engine: Engine) -> Any:
     s = SharedRDD("t", spark.sparkContext, spark, engine=engine)
+    yield s
+    s.unpersist()
+
+
+@pytest.fixture()
+def job_store(spark: Any, job_engine: Engine) -> Any:
+    s = SharedRDD("tj", spark.sparkContext, spark, engine=job_engine)
     yield s
     s.unpersist()
 
@@ -135,7 +153,8 @@ def test_overwrites_and_deletes_stay_correct_across_compactions(store: SharedRDD
     assert store.get(gone) == "back" and store.count() == len(expect) + 1
 
 
-def test_cold_reads_coalesce_into_few_jobs(store: SharedRDD, engine: Engine) -> None:
+def test_cold_reads_coalesce_into_few_jobs(job_store: SharedRDD, job_engine: Engine) -> None:
+    store, engine = job_store, job_engine
     store.set_many({"c%02d" % i: i for i in range(40)})
     store.compact()
     store._cache.clear_rdd(store._rid)
@@ -335,3 +354,123 @@ def test_large_deltas_travel_as_broadcasts(store: SharedRDD, monkeypatch: Any) -
     assert sorted(store.rdd.collect())[:2] == [("b0", 0), ("b1", 1)]  # the view's overlay too
     store._cache.clear_rdd(store._rid)
     assert store.get("b42") == 42 and store.count() == 81
+
+
+# ---------------------------------------------------------------- resident indexes (issue 16)
+
+def test_resident_reads_need_no_spark_job(store: SharedRDD) -> None:
+    """Cold keys are served from the driver's resident indexes: misses,
+    updates and deletes after a cold read, and compactions in between."""
+    assert store._base.resident
+    store.set_many({"r%03d" % i: {"i": i} for i in range(300)})
+    store.compact()
+    assert store._base.n > 1 and store._base.count == 300
+    jobs0 = store.stats()["lookup_jobs"]
+    store._cache.clear_rdd(store._rid)
+    keys = ["r%03d" % i for i in range(0, 300, 7)] + ["missing", "r999"]
+    values, cold = store.get_json_local(keys)
+    assert cold == []  # nothing needs Spark
+    assert values == [json.dumps({"i": i}, separators=(",", ":")).encode() for i in range(0, 300, 7)] + [None, None]
+    assert store.get("r005") == {"i": 5}
+    store.set("r005", "new")  # update after a cold read
+    assert store.delete("r006") is True  # delete after a cold read
+    assert store.get("r005") == "new" and store.get("r006") is None
+    store.compact()  # both now in the base
+    store._cache.clear_rdd(store._rid)
+    assert store.get_many(["r005", "r006", "r007"]) == ["new", None, {"i": 7}]
+    assert store.delete("r006") is False and store.count() == 299
+    store.set("r006", 6)
+    assert store.get("r006") == 6 and "r006" in store
+    store.compact()
+    assert store.get("r006") == 6 and store.count() == 300
+    # a large local batch is left to a worker, which answers it all
+    many = ["r%03d" % (i % 300) for i in range(600)]
+    values, cold = store.get_json_local(many)
+    assert len(cold) > 0
+    assert store.get_json(many) == [store.get_json([k])[0] for k in many]
+    assert store.stats()["lookup_jobs"] == jobs0  # no Spark lookup job at all
+
+
+def test_resident_reads_during_a_compaction(store: SharedRDD, engine: Engine) -> None:
+    """Reads while a compaction builds the next base see the frozen writes."""
+    store.set_many({"f%03d" % i: i for i in range(200)})
+    store.compact()
+    gate = threading.Event()
+    entered = threading.Event()
+    real = engine.rebuild
+
+    def slow(*a: Any, **kw: Any) -> Any:
+        entered.set()
+        gate.wait(60)
+        return real(*a, **kw)
+
+    engine.rebuild = slow  # type: ignore[method-assign]
+    try:
+        store.set_many({"f%03d" % i: -i for i in range(0, 200, 2)})
+        store.delete("f001")
+        done = store._bg.submit(store._compact, True)
+        assert entered.wait(60)
+        store.set("f003", "during")
+        expect = [None if i == 1 else "during" if i == 3 else -i if i % 2 == 0 else i for i in range(200)]
+        assert store.get_many(["f%03d" % i for i in range(200)]) == expect
+    finally:
+        gate.set()
+        engine.rebuild = real  # type: ignore[method-assign]
+    done.result(120)
+    store.compact()
+    store._cache.clear_rdd(store._rid)
+    assert store.get_many(["f%03d" % i for i in range(200)]) == expect
+
+
+@pytest.mark.parametrize("which", ["store", "job_store"])
+def test_held_dataframe_survives_compactions(which: str, request: Any) -> None:
+    """A DataFrame derived from states.df stays readable after the view it
+    came from is dropped and two compactions replace its base (it used to
+    fail: the old base was unpersisted, and a locally checkpointed RDD
+    cannot be recomputed)."""
+    s: SharedRDD = request.getfixturevalue(which)
+    s.set_many({"h%02d" % i: i for i in range(40)})
+    s.compact()
+    derived = s.df.filter("key < 'h10'")
+    expect = sorted(("h%02d" % i, str(i)) for i in range(10))
+    for rnd in range(2):
+        s.set_many({"h%02d" % i: 100 + rnd for i in range(40)})
+        s.compact()
+    gc.collect()  # the store's own views are gone; so are their finalizers' references
+    assert sorted((r["key"], r["value"]) for r in derived.collect()) == expect
+    assert s.get("h05") == 101
+
+
+def test_batch_lookup_is_one_job(job_store: SharedRDD) -> None:
+    """Without resident indexes, a batch of cold keys over many partitions
+    costs one Spark job, not one per partition."""
+    store = job_store
+    store.set_many({"b%03d" % i: i for i in range(300)})
+    store.compact()
+    assert store._base.n >= 4
+    store._cache.clear_rdd(store._rid)
+    jobs0 = store.stats()["lookup_jobs"]
+    keys = ["b%03d" % i for i in range(300)]
+    assert store.get_many(keys) == list(range(300))
+    assert store.stats()["lookup_jobs"] - jobs0 == 1
+
+
+def test_resident_find_by_hash_handles_equal_hashes() -> None:
+    """engine.find_in bisects the partition's sorted crc32s, then compares
+    keys: every key is found, absent keys are not, and keys whose hashes
+    are equal (forced here) are told apart by the comparison."""
+    import zlib
+    from array import array
+
+    from srdd_interpreter.engine import find_in
+
+    keys = sorted(("key:%05d" % i).encode() for i in range(2000))
+    ix = tasks.build([(k, b"%d" % i) for i, k in enumerate(keys)])
+    hs, pos = tasks.hash_order(ix)
+    part = (tasks.View(ix), array("I", hs), memoryview(pos).cast("I"))
+    for i, k in enumerate(keys):
+        assert find_in(part, k, zlib.crc32(k)) == b"%d" % i
+    for k in (b"nope", b"key:99999", b""):
+        assert find_in(part, k, zlib.crc32(k)) is None
+    same = (tasks.View(ix), array("I", [7] * len(keys)), memoryview(array("I", range(len(keys))).tobytes()).cast("I"))
+    assert find_in(same, keys[1234], 7) == b"1234" and find_in(same, b"nope", 7) is None

@@ -33,6 +33,8 @@ def test_collect_reports_engine_jvm_and_jobs(spark: Any) -> None:
     sc = spark.sparkContext
     tables = RDDTable(sc, spark)
     store = tables.create("metered")
+    # Lookup jobs run only without resident indexes (engine.py).
+    resident, store.engine.resident = store.engine.resident, False
     try:
         store.set_many({"k%d" % i: i for i in range(50)})
         store.compact()
@@ -41,6 +43,7 @@ def test_collect_reports_engine_jvm_and_jobs(spark: Any) -> None:
         store.set("fresh", 1)  # stays in the delta
         out = stats.collect(tables, sc, 3)
     finally:
+        store.engine.resident = resident
         tables.drop("metered")
     assert out["buckets"] == list(JOB_BUCKETS)
     assert out["pending"] == 3
