@@ -22,19 +22,6 @@ import (
 	"github.com/srdd/srdd/internal/netutil"
 )
 
-// loadAvg is /proc/loadavg's first three fields ("" if unreadable).
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
-}
-
 // dataset makes sure rdd (in session sid) holds keys [0, n), loading a
 // JSON Lines file of them once; it returns false if it was already there.
 func (s *suite) dataset(rdd string, sid int64, n int, label string) error {
