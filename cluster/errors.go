@@ -14,6 +14,9 @@ var (
 	ErrClosed          = errors.New("registry closed")
 	ErrNodeNotFound    = errors.New("node not found")
 	ErrNodeRemoved     = errors.New("node was removed from the cluster")
+	// ErrAddressInUse refuses a join that would push out another member
+	// (docs/ARCHITECTURE.md, "Peer trust").
+	ErrAddressInUse = errors.New("another member has that raft address")
 	ErrNoLeader        = errors.New("no raft leader")
 	// ErrOutcomeUnknown: the write reached the leader (or was appended)
 	// but its result was lost; it may or may not have been applied, so it
@@ -45,7 +48,7 @@ var errorKinds = map[string]error{
 	"not_leader": ErrNotLeader, "session_not_found": ErrSessionNotFound,
 	"session_exists": ErrSessionExists, "session_inactive": ErrSessionInactive,
 	"rdd_not_found": ErrRDDNotFound, "rdd_exists": ErrRDDExists, "closed": ErrClosed,
-	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "no_leader": ErrNoLeader,
+	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "address_in_use": ErrAddressInUse, "no_leader": ErrNoLeader,
 	"outcome_unknown": ErrOutcomeUnknown, "not_owner": ErrNotOwner, "not_durable": ErrNotDurable,
 	"idempotency_mismatch": ErrIdempotencyMismatch, "stale_checkpoint": ErrStaleCheckpoint,
 	"invalid_command": ErrInvalidCommand,

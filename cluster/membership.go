@@ -31,10 +31,21 @@ func (n *Node) Join(id, raftAddr, httpAddr string, voter, hasState bool) error {
 		return err
 	}
 	for _, srv := range f.Configuration().Servers {
-		if srv.ID == raft.ServerID(id) || srv.Address == raft.ServerAddress(raftAddr) {
-			if srv.ID == raft.ServerID(id) && srv.Address == raft.ServerAddress(raftAddr) {
+		if srv.ID != raft.ServerID(id) && srv.Address == raft.ServerAddress(raftAddr) {
+			// A join never pushes out another member: with peer TLS any
+			// certificate of the CA may join as itself, and replacing the
+			// member at an address would let it remove any node (and, at
+			// a quorum's addresses, stop the cluster). The operator
+			// removes the old member first (srdd cluster remove).
+			return fmt.Errorf("%w: %s is member %q; remove it before %q joins there", ErrAddressInUse, raftAddr, srv.ID, id)
+		}
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID == raft.ServerID(id) {
+			if srv.Address == raft.ServerAddress(raftAddr) {
 				return n.register(id, raftAddr, httpAddr) // already a member: idempotent
 			}
+			// The node itself (its certificate names id) moved address.
 			if err := n.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
 				return fmt.Errorf("cannot replace stale member %s: %w", srv.ID, err)
 			}

@@ -90,6 +90,7 @@ var errorStatus = []struct {
 	{[]error{sessions.ErrNotReady}, http.StatusServiceUnavailable, "starting", "5"},
 	{[]error{cluster.ErrNodeNotFound}, http.StatusNotFound, "node_not_found", ""},
 	{[]error{cluster.ErrNodeRemoved}, http.StatusConflict, "node_removed", ""},
+	{[]error{cluster.ErrAddressInUse}, http.StatusConflict, "address_in_use", ""},
 	{[]error{cluster.ErrOutcomeUnknown}, http.StatusServiceUnavailable, "outcome_unknown", ""},
 	{[]error{cluster.ErrNoLeader}, http.StatusServiceUnavailable, "no_leader", "1"},
 	{[]error{sessions.ErrNotLocal, cluster.ErrNotLeader, sparkbridge.ErrExited, sparkbridge.ErrConnClosed, cluster.ErrClosed, sessions.ErrClosed}, http.StatusServiceUnavailable, "unavailable", ""},

@@ -102,6 +102,23 @@ func TestPeerTLSClusterRefusesIntruders(t *testing.T) {
 			t.Errorf("%s: plaintext peer got an answer: %q", m.id, b)
 		}
 	}
+	// A certificate of the CA may join as itself, but never push out a
+	// member by claiming its Raft address (the review's exploit: n9 at
+	// n2's address took n2 out of the configuration).
+	victim := ms[1]
+	if victim == leader {
+		victim = ms[2]
+	}
+	join := fmt.Sprintf(`{"id":"n9","raft_addr":%q,"http_addr":"127.0.0.1:2","has_state":false}`, victim.raft)
+	if st := peerHTTP(t, leader.raft, &n9, "POST", "/v1/cluster/join", join); st != 409 {
+		t.Errorf("n9 joining at %s's Raft address: status %d, want 409", victim.id, st)
+	}
+	if err := leader.n.Registry.AdmitPeer(victim.id); err != nil {
+		t.Errorf("after n9's join at its address, %s is no longer a member: %v", victim.id, err)
+	}
+	if err := leader.n.Registry.AdmitPeer("n9"); err == nil {
+		t.Error("n9 became a member at another member's address")
+	}
 	// Control: a member's own certificate is served.
 	n1 := peeridtest.Files{Cert: ms[0].peerCert, Key: ms[0].peerKey}
 	if st := peerHTTP(t, leader.raft, &n1, "GET", cluster.IndexPath, ""); st != 200 {
