@@ -169,7 +169,11 @@ type target struct {
 // ownerOf says which node must serve this request. It runs before routing.
 func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) target {
 	self := s.cfg.Cluster.ID()
-	local := len(ctx.Request.Header.Peek(placedHeader)) > 0 || string(ctx.QueryArgs().Peek("scope")) == "local"
+	// X-Srdd-Placed comes only from peers (internalHeaders strips a
+	// client's); scope=local asks for this node's own view of a read and
+	// never skips the placement of a creation.
+	local := len(ctx.Request.Header.Peek(placedHeader)) > 0 ||
+		((ctx.IsGet() || ctx.IsHead()) && string(ctx.QueryArgs().Peek("scope")) == "local")
 	sessionNode := func(id int64) (string, string) {
 		// Sessions that are no longer active are answered here ("lost").
 		if rec, ok := s.cfg.Cluster.Session(id); ok && rec.Node != self && rec.Status == cluster.SessionActive {

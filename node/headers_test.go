@@ -42,24 +42,36 @@ func TestForwardingHeadersAreInternal(t *testing.T) {
 	if p := leader.n.Registry.Placement(); len(p) == 0 || p[0] != follower.id {
 		t.Fatalf("placement %v, want %s first", p, follower.id)
 	}
-	st, _, body := authDo2Headers("POST", leader.base()+"/sessions", `{"kind":"pyspark"}`, map[string]string{"X-Srdd-Placed": "1"})
-	if st != 201 {
-		t.Fatalf("create session: %d %s", st, body)
-	}
-	var s struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(body, &s); err != nil {
-		t.Fatal(err)
-	}
-	rec, ok := leader.n.Registry.Session(s.ID)
-	if !ok {
-		t.Fatalf("session %d not in the registry", s.ID)
-	}
-	if st, _, b := authDo2Headers("DELETE", fmt.Sprintf("%s/sessions/%d", leader.base(), s.ID), "", nil); st != 200 {
-		t.Errorf("delete session: %d %s", st, b)
-	}
-	if rec.Node != follower.id {
-		t.Fatalf("a client's X-Srdd-Placed kept the session on %s, placement chose %s", rec.Node, follower.id)
+	// Nor may ?scope=local, which asks for this node's view of a read.
+	for _, c := range []struct {
+		what, path string
+		headers    map[string]string
+	}{
+		{"X-Srdd-Placed", "/sessions", map[string]string{"X-Srdd-Placed": "1"}},
+		{"?scope=local", "/sessions?scope=local", nil},
+	} {
+		if p := leader.n.Registry.Placement(); len(p) == 0 || p[0] != follower.id {
+			t.Fatalf("placement %v, want %s first", p, follower.id)
+		}
+		st, _, body := authDo2Headers("POST", leader.base()+c.path, `{"kind":"pyspark"}`, c.headers)
+		if st != 201 {
+			t.Fatalf("create session: %d %s", st, body)
+		}
+		var s struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal(body, &s); err != nil {
+			t.Fatal(err)
+		}
+		rec, ok := leader.n.Registry.Session(s.ID)
+		if !ok {
+			t.Fatalf("session %d not in the registry", s.ID)
+		}
+		if st, _, b := authDo2Headers("DELETE", fmt.Sprintf("%s/sessions/%d", leader.base(), s.ID), "", nil); st != 200 {
+			t.Errorf("delete session: %d %s", st, b)
+		}
+		if rec.Node != follower.id {
+			t.Fatalf("a client's %s kept the session on %s, placement chose %s", c.what, rec.Node, follower.id)
+		}
 	}
 }
