@@ -65,8 +65,16 @@ func (p *PeerCreds) Reload() error {
 	if err != nil {
 		return fmt.Errorf("cannot parse peer certificate: %w", err)
 	}
-	if _, err := peerid.NodeID(leaf); err != nil {
+	id, err := peerid.NodeID(leaf)
+	if err != nil {
 		return fmt.Errorf("peer certificate %s: %w", p.certFile, err)
+	}
+	// A reload keeps the node's identity: a certificate naming another
+	// node is refused, and the loaded one stays.
+	if old := p.cur.Load(); old != nil {
+		if was, _ := peerid.NodeID(old.cert.Leaf); was != id {
+			return fmt.Errorf("peer certificate %s names node %q; this node is %q", p.certFile, id, was)
+		}
 	}
 	kp.Leaf = leaf
 	pool, err := tlsconf.Pool(p.caFile)
@@ -357,7 +365,10 @@ func (n *Node) checkRPC(certID string, h raft.RPCHeader) error {
 	f := n.raft.GetConfiguration()
 	if f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
-			if string(s.ID) == certID && len(h.Addr) > 0 && string(s.Address) != string(h.Addr) {
+			// hashicorp/raft (protocol 3) sets Addr on every RPC; an empty
+			// one would make Raft fall back to the RPC's own leader or
+			// candidate address, which nothing here checks.
+			if string(s.ID) == certID && string(s.Address) != string(h.Addr) {
 				return fmt.Errorf("rpc from %q claims address %q; the member's is %q", certID, h.Addr, s.Address)
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -221,5 +223,31 @@ func TestDialChecksTheServersIdentity(t *testing.T) {
 	var opErr *net.OpError
 	if _, err := n1.mux.dial(t.Context(), n2.RaftAddr(), muxHTTP, "n3"); !errors.As(err, &opErr) || opErr.Op != "dial" {
 		t.Fatalf("a refused handshake must be a dial error (never reached the peer): %v", err)
+	}
+}
+
+// TestReloadKeepsTheNodeID: a SIGHUP reload that finds a certificate
+// naming another node refuses it and keeps serving the loaded one.
+func TestReloadKeepsTheNodeID(t *testing.T) {
+	ca := peeridtest.NewCA(t, "reload-ca")
+	n1, n2 := ca.Node(t, "n1"), ca.Node(t, "n2")
+	p, err := LoadPeerCreds(n1.Cert, n1.Key, ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range [][2]string{{n2.Cert, n1.Cert}, {n2.Key, n1.Key}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.Reload(); err == nil || !strings.Contains(err.Error(), `"n2"`) {
+		t.Fatalf("reload of n2's certificate as n1: %v, want a refusal naming n2", err)
+	}
+	if id := p.NodeID(); id != "n1" {
+		t.Fatalf("after the refused reload the node proves %q, want n1", id)
 	}
 }

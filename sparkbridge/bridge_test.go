@@ -247,6 +247,7 @@ func TestInterpreterGetsNoNodeSecret(t *testing.T) {
 	t.Setenv("SRDD_CLUSTER_KEY", "node-cluster-key-must-not-leak")
 	t.Setenv("SRDD_TOKEN", "client-token-must-not-leak")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "cloud-secret-must-not-leak")
+	t.Setenv("SPARK_AUTHENTICATE_SECRET", "spark-family-secret-must-not-leak")
 	t.Setenv("SPARK_LOCAL_IP", "127.0.0.1")
 	const token = "session-capability-0123456789"
 	it, err := startFakeWith(t, "", Config{SessionToken: token, NodeURL: "http://127.0.0.1:1"})
@@ -266,7 +267,7 @@ func TestInterpreterGetsNoNodeSecret(t *testing.T) {
 		t.Fatalf("token on the pipe = %q, want %q", res.Token, token)
 	}
 	all := strings.Join(res.Env, "\n") + "\n" + strings.Join(res.Args, " ")
-	for _, secret := range []string{"node-cluster-key-must-not-leak", "client-token-must-not-leak", "cloud-secret-must-not-leak", token} {
+	for _, secret := range []string{"node-cluster-key-must-not-leak", "client-token-must-not-leak", "cloud-secret-must-not-leak", "spark-family-secret-must-not-leak", token} {
 		if strings.Contains(all, secret) {
 			t.Fatalf("the interpreter's environment or argv holds %q:\n%s", secret, all)
 		}

@@ -22,6 +22,8 @@ var (
 	// envAllowedPrefixes are families copied from the node: locale,
 	// Spark's own settings and Hadoop's (spark-submit reads them).
 	envAllowedPrefixes = []string{"LC_", "SPARK_", "PYSPARK_", "HADOOP_"}
+	// secretWords in a name keep it out of the families above.
+	secretWords = []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "CREDSTORE", "KEY"}
 )
 
 // envAllowedName reports whether the node's variable name may pass to an
@@ -29,6 +31,15 @@ var (
 func envAllowedName(name string) bool {
 	if envAllowed[name] {
 		return true
+	}
+	// A family's member that names a secret (SPARK_AUTHENTICATE_SECRET,
+	// HADOOP_CREDSTORE_PASSWORD...) passes only by name, on purpose
+	// (--interpreter-env).
+	up := strings.ToUpper(name)
+	for _, w := range secretWords {
+		if strings.Contains(up, w) {
+			return false
+		}
 	}
 	for _, p := range envAllowedPrefixes {
 		if strings.HasPrefix(name, p) {
