@@ -85,15 +85,11 @@ func (s *Server) createBatch(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	if s.cfg.Auth != nil {
-		p := principalOf(ctx)
-		if req.ProxyUser != "" && !p.IsAdmin() {
-			// As Livy and srdd's sessions: impersonation only for admins.
-			forbidden(ctx, "proxyUser is honoured only for admins")
-			return
-		}
-		req.Owner = p.Name
+	owner, ok := s.creator(ctx, req.ProxyUser)
+	if !ok {
+		return
 	}
+	req.Owner = owner
 	v, err := s.cfg.Batches.Create(req)
 	if err != nil {
 		fail(ctx, err)

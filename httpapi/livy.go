@@ -104,15 +104,11 @@ func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	if s.cfg.Auth != nil {
-		p := principalOf(ctx)
-		if req.ProxyUser != "" && !p.IsAdmin() {
-			// As Livy: impersonation only for superusers.
-			forbidden(ctx, "proxyUser is honoured only for admins")
-			return
-		}
-		req.Owner = p.Name
+	owner, ok := s.creator(ctx, req.ProxyUser)
+	if !ok {
+		return
 	}
+	req.Owner = owner
 	info, err := s.cfg.Sessions.Create(req)
 	if err != nil {
 		fail(ctx, err)
@@ -270,4 +266,19 @@ func (s *Server) complete(ctx *fasthttp.RequestCtx, id int64) {
 		return
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"candidates": cands})
+}
+
+// creator is the owner of a session or batch the caller creates (""
+// without authentication). As Livy, proxyUser (impersonation) is for
+// admins only; otherwise it answers 403 and returns false.
+func (s *Server) creator(ctx *fasthttp.RequestCtx, proxyUser string) (string, bool) {
+	if s.cfg.Auth == nil {
+		return "", true
+	}
+	p := principalOf(ctx)
+	if proxyUser != "" && !p.IsAdmin() {
+		forbidden(ctx, "proxyUser is honoured only for admins")
+		return "", false
+	}
+	return p.Name, true
 }
