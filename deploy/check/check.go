@@ -93,7 +93,7 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{dir: dir, done: make(chan struct{}), hc: &http.Client{Timeout: 30 * time.Second}}
+	e := &Env{dir: dir, done: make(chan struct{}), hc: &http.Client{Timeout: 3 * time.Minute}}
 	ok := false
 	defer func() {
 		if !ok {
@@ -126,7 +126,9 @@ func Start(opts Options) (*Env, error) {
 	if err := e.do("POST", "/v1/rdds", `{"name":"`+DurableRDD+`","mode":"durable"}`, http.StatusCreated); err != nil {
 		return nil, err
 	}
-	// The first call waits for Spark to come up.
+	// The first call waits for Spark to come up (sessions start in the
+	// background; on a busy machine that takes over 30 s, hence the
+	// client's generous timeout).
 	if err := e.do("PUT", "/v1/rdds/"+LoadRDD+"/keys/warmup", `1`, http.StatusNoContent); err != nil {
 		return nil, err
 	}
