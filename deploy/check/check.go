@@ -109,6 +109,9 @@ func Start(opts Options) (*Env, error) {
 			// hot-key cache, so Spark lookup jobs run too.
 			"spark.srdd.kv.compactMinEntries": "300",
 			"spark.srdd.kv.cacheMiB":          "1",
+			// Lookups through Spark jobs, not the driver's resident
+			// partition indexes, so the lookup-job panels have series.
+			"spark.srdd.kv.residentIndex": "false",
 		},
 		ReadyTimeout: 3 * time.Minute,
 		Raft: cluster.Config{HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
