@@ -17,7 +17,7 @@ var (
 	// ErrAddressInUse refuses a join that would push out another member
 	// (docs/ARCHITECTURE.md, "Peer trust").
 	ErrAddressInUse = errors.New("another member has that raft address")
-	ErrNoLeader        = errors.New("no raft leader")
+	ErrNoLeader     = errors.New("no raft leader")
 	// ErrOutcomeUnknown: the write reached the leader (or was appended)
 	// but its result was lost; it may or may not have been applied, so it
 	// is never retried automatically.
