@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -127,7 +127,15 @@ test-api: check-java venv build
 fuzz-api: check-java venv build
 	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) $(FUZZ_API_EXAMPLES)
 
-test: lint test-go test-fuzz test-python test-api
+# The Go tests' long pole is the node package (whole nodes on real PySpark,
+# ~15 min on 2 cores, mostly waiting on JVMs and timeouts); the fuzz run,
+# the Python suites and the API contract run beside it, one at a time, so
+# `make test` stays under 20 minutes.
+test: lint
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-go test-rest
+
+test-rest: test-fuzz test-python test-api
+	@:
 
 # The deploy checks again, verbosely, then PNGs of key dashboard panels
 # rendered from a real Prometheus (deploy/grafana/panels.png), ~2 minutes.

@@ -546,11 +546,20 @@ func startPair(t *testing.T, what string, tweak func(*Config)) (a, b, follower *
 		if m == b {
 			join = []string{a.http}
 		}
-		c := m.cfg(t, join)
-		tweak(&c)
-		n, err := Start(c)
-		if err != nil {
-			t.Fatalf("start %s with %s: %v", m.id, what, err)
+		var n *Node
+		var err error
+		for try := 0; ; try++ {
+			c := m.cfg(t, join)
+			tweak(&c)
+			if n, err = Start(c); err == nil {
+				break
+			}
+			// A free port picked before the node binds it can be taken
+			// by another package's test meanwhile: pick again.
+			if try == 3 || !strings.Contains(err.Error(), "address already in use") {
+				t.Fatalf("start %s with %s: %v", m.id, what, err)
+			}
+			m.http, m.raft, m.dir = testutil.FreeAddr(t), testutil.FreeAddr(t), t.TempDir()
 		}
 		m.n = n
 		t.Cleanup(n.Close)
