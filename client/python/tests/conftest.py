@@ -204,7 +204,12 @@ def cluster() -> Iterator[Cluster]:
     work = Path(tempfile.mkdtemp(prefix="srdd-pyclient-cluster-"))
     ckpt = work / "checkpoints"
     ckpt.mkdir()
-    common = ["--checkpoint-uri", str(ckpt), "--cluster-key", "py-client-cluster-key"]
+    # Development mode (plain HTTP between nodes, guarded by the cluster
+    # key): the failover rules do not depend on peer TLS.
+    keyfile = work / "cluster.key"
+    keyfile.write_text("py-client-cluster-key")
+    keyfile.chmod(0o600)
+    common = ["--checkpoint-uri", str(ckpt), "--cluster-key-file", str(keyfile)]
     procs: list[Proc] = []
     try:
         first = start_server(binary, work, "n1", free_addr(), common + ["--bootstrap"])
