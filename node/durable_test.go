@@ -469,7 +469,15 @@ func TestDurablePartitionIsLinearizable(t *testing.T) {
 	if refused.Load() == 0 {
 		t.Fatal("no read was refused: the cut-off node answered linearizable reads it cannot vouch for")
 	}
-	if res := h.Check(2 * time.Minute); res != porcupine.Ok {
+	res := h.Check(2 * time.Minute)
+	if res == porcupine.Unknown {
+		// Unknown is porcupine running out of time, not a verdict: a
+		// loaded machine leaves more writes of unknown outcome, and
+		// each widens the search. Check again, for longer.
+		t.Log("porcupine ran out of time; checking again for 4 minutes")
+		res = h.Check(4 * time.Minute)
+	}
+	if res != porcupine.Ok {
 		t.Fatalf("history is not linearizable (porcupine: %v)", res)
 	}
 }
