@@ -40,47 +40,18 @@ func authDo(method, url, body, cred string) (int, http.Header, []byte) {
 // TestAuth runs one node with a users file: who may call what (issue 13).
 func TestAuth(t *testing.T) {
 	dir := t.TempDir()
-	users := filepath.Join(dir, "users.json")
-	var f auth.File
-	tokens := map[string]string{}
-	for name, roles := range map[string][]string{
+	_, base, tokens := authNode(t, dir, map[string][]string{
 		"root":   {"admin"},
 		"ana":    {"code", "create:*", "write:*", "read:*"},
 		"vic":    {"code"},
 		"sam":    {"code"},
 		"reader": {"read:cit*"},
-	} {
-		tok, err := auth.NewToken()
-		if err != nil {
+	}, func(f *auth.File) {
+		if err := f.AddUser("ana", nil, "", "ana-pw"); err != nil {
 			t.Fatal(err)
 		}
-		tokens[name] = "Bearer " + tok
-		if err := f.AddUser(name, roles, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := f.AddUser("ana", nil, "", "ana-pw"); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, filepath.Join(dir, "data"))
-	cfg.AuthFile = users
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
-	call := func(method, path, body, who string, want int) []byte {
-		t.Helper()
-		st, _, b := authDo(method, base+path, body, tokens[who])
-		if st != want {
-			t.Fatalf("%s %s as %q: %d, want %d: %s", method, path, who, st, want, b)
-		}
-		return b
-	}
+	})
+	call := caller(t, base, tokens)
 
 	// Public routes need no credentials; everything else does.
 	call("GET", "/healthz", "", "", 200)
@@ -112,7 +83,7 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("owner = %v, want ana", sess.Owner)
 	}
 	sp := fmt.Sprintf("/sessions/%d", sess.ID)
-	err = testutil.WaitFor(4*time.Minute, func() (bool, error) {
+	err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		b := call("GET", sp+"/state", "", "ana", 200)
 		if strings.Contains(string(b), `"dead"`) || strings.Contains(string(b), `"error"`) {
 			return false, fmt.Errorf("session failed: %s", b)
@@ -255,5 +226,52 @@ func TestSafeDefaults(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 431 || strings.Contains(string(b), "Cookie-") || !strings.Contains(string(b), `"code"`) {
 		t.Fatalf("oversized headers: %d %.300s", resp.StatusCode, b)
+	}
+}
+
+// authNode starts a node in dir with a users file: one token user per
+// entry of roles (tokens[name] is its Authorization header), then what
+// extra adds to the file. The node closes when the test ends.
+func authNode(t *testing.T, dir string, roles map[string][]string, extra func(*auth.File)) (n *Node, base string, tokens map[string]string) {
+	t.Helper()
+	users := filepath.Join(dir, "users.json")
+	var f auth.File
+	tokens = map[string]string{}
+	for name, r := range roles {
+		tok, err := auth.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[name] = "Bearer " + tok
+		if err := f.AddUser(name, r, tok, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if extra != nil {
+		extra(&f)
+	}
+	if err := auth.WriteFile(users, &f); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.AuthFile = users
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n, "http://" + n.HTTPAddr(), tokens
+}
+
+// caller calls base's routes as a named user of tokens and fails the test
+// on any other status than want; it returns the body.
+func caller(t *testing.T, base string, tokens map[string]string) func(method, path, body, who string, want int) []byte {
+	return func(method, path, body, who string, want int) []byte {
+		t.Helper()
+		st, _, b := authDo(method, base+path, body, tokens[who])
+		if st != want {
+			t.Fatalf("%s %s as %q: %d, want %d: %s", method, path, who, st, want, b)
+		}
+		return b
 	}
 }

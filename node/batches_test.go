@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/testutil"
 )
@@ -263,40 +262,10 @@ func processRunning(arg string) bool {
 // rule who may read or kill it, as for sessions.
 func TestBatchAuth(t *testing.T) {
 	dir := t.TempDir()
-	users := filepath.Join(dir, "users.json")
-	var f auth.File
-	tokens := map[string]string{}
-	for name, roles := range map[string][]string{
+	_, base, tokens := authNode(t, dir, map[string][]string{
 		"root": {"admin"}, "ana": {"code"}, "vic": {"code"}, "sam": {"code"}, "reader": {"read:*"},
-	} {
-		tok, err := auth.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[name] = "Bearer " + tok
-		if err := f.AddUser(name, roles, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, filepath.Join(dir, "data"))
-	cfg.AuthFile = users
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
-	call := func(method, path, body, who string, want int) []byte {
-		t.Helper()
-		st, _, b := authDo(method, base+path, body, tokens[who])
-		if st != want {
-			t.Fatalf("%s %s as %q: %d, want %d: %s", method, path, who, st, want, b)
-		}
-		return b
-	}
+	}, nil)
+	call := caller(t, base, tokens)
 	_, fail := batchApps(t, filepath.Join(dir, "data", "files"))
 	body := fmt.Sprintf(`{"file":%q,"viewUsers":["vic"]}`, fail)
 	call("POST", "/batches", body, "reader", 403)
