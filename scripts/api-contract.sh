@@ -84,7 +84,7 @@ began=$(date +%s)
 status=0
 "$st" --config-file tests/api/schemathesis.toml run "$url/openapi.json" -H "Authorization: Bearer $token" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
-  --phases examples,coverage,fuzzing --max-examples "$examples" --workers 2 \
+  --phases examples,coverage,fuzzing --max-examples "$examples" --workers 1 \
   --request-timeout 120 --seed "${SEED:-1}" --no-color "$@" || status=$?
 echo "api-contract: schemathesis took $(( $(date +%s) - began )) s (max examples $examples), exit $status"
 if grep -q '\[ERROR\]' "$work/node.log"; then
