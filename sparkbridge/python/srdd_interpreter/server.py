@@ -112,7 +112,58 @@ def start_spark(cfg: Config) -> Any:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    proc = getattr(spark.sparkContext._gateway, "proc", None)
+    if proc is not None:
+        lower_priority(proc.pid, jvm_nice(conf))
     return spark
+
+
+# The driver JVM's CPU priority (docs/ARCHITECTURE.md, "Serving before
+# background work"): Spark's tasks (compactions, bulk loads, user jobs)
+# yield the cores to the node and to this process's reader thread, which
+# answer cached gets. 0 keeps the JVM at the interpreter's own priority.
+CONF_JVM_NICE = "spark.srdd.jvmNice"
+DEFAULT_JVM_NICE = 10
+
+
+def jvm_nice(conf: dict[str, str]) -> int:
+    raw = conf.get(CONF_JVM_NICE, str(DEFAULT_JVM_NICE))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("%s must be an integer 0-19, not %r" % (CONF_JVM_NICE, raw)) from None
+    if not 0 <= value <= 19:
+        raise ValueError("%s must be an integer 0-19, not %r" % (CONF_JVM_NICE, raw))
+    return value
+
+
+def lower_priority(pid: int, niceness: int) -> int:
+    """Set every thread of process pid to niceness; returns how many.
+
+    Linux keeps a nice value per thread and a new thread or process starts
+    with its creator's, so once every existing thread of the JVM is set,
+    the threads it starts later (task threads) and the processes it forks
+    (PySpark's Python workers) inherit it. Two passes catch a thread
+    started during the first. Only raising is possible without privilege,
+    so session code cannot take the priority back."""
+    if niceness <= 0:
+        return 0
+    done: set[int] = set()
+    for _ in range(2):
+        try:
+            tids = [int(t) for t in os.listdir("/proc/%d/task" % pid)]
+        except OSError:
+            return len(done)
+        for tid in tids:
+            if tid in done:
+                continue
+            try:
+                if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                    os.setpriority(os.PRIO_PROCESS, tid, niceness)
+                done.add(tid)
+            except OSError:
+                pass  # the thread ended
+    return len(done)
 
 
 def make_sql_context(spark: Any) -> Any:

@@ -85,6 +85,32 @@ class Client:
         self.sock.close()
 
 
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    out = children(pid)
+    for child in list(out):
+        out += descendants(child)
+    return out
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 class Interp:
     def __init__(self, tmp: str, *extra: str) -> None:
         self.path = os.path.join(tmp, "s.sock")
@@ -224,6 +250,19 @@ def test_end_to_end(tmpdir_short: str) -> None:
         nxt = after.get(timeout=30)["result"]
         assert nxt == {"status": "ok", "execution_count": cancelled["execution_count"] + 1, "data": {"text/plain": "'next'"}}
 
+        # the driver JVM and the Python workers it forked run below the
+        # interpreter's own CPU priority (spark.srdd.jvmNice, default 10)
+        own = os.getpriority(os.PRIO_PROCESS, interp.proc.pid)
+        jvm = [p for p in children(interp.proc.pid) if b"SparkSubmit" in cmdline(p)]
+        assert len(jvm) == 1, [cmdline(p) for p in children(interp.proc.pid)]
+        want = max(own, 10)
+        for tid in os.listdir("/proc/%d/task" % jvm[0]):
+            assert os.getpriority(os.PRIO_PROCESS, int(tid)) == want, (tid, cmdline(jvm[0]))
+        workers = [p for p in descendants(jvm[0]) if b"pyspark" in cmdline(p)]
+        assert workers, "the statements' jobs forked no Python worker"
+        for pid in workers:
+            assert os.getpriority(os.PRIO_PROCESS, pid) == want, cmdline(pid)
+
         # rdd.drop unbinds the name
         assert client.ok("rdd.drop", {"name": "states"}) == {}
         assert client.error_code("rdd.drop", {"name": "states"}) == "not_found"
@@ -238,3 +277,14 @@ def test_end_to_end(tmpdir_short: str) -> None:
         assert client.closed.wait(10)
     finally:
         interp.kill()
+
+
+def test_jvm_nice_setting() -> None:
+    from srdd_interpreter.server import CONF_JVM_NICE, jvm_nice
+
+    assert jvm_nice({}) == 10
+    assert jvm_nice({CONF_JVM_NICE: "0"}) == 0
+    assert jvm_nice({CONF_JVM_NICE: "19"}) == 19
+    for bad in ("-1", "20", "ten", ""):
+        with pytest.raises(ValueError, match=CONF_JVM_NICE):
+            jvm_nice({CONF_JVM_NICE: bad})
