@@ -37,6 +37,7 @@ import threading
 import weakref
 import zlib
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from bisect import bisect_left
 from typing import Any, Optional
 
@@ -70,6 +71,10 @@ SWITCH_INTERVAL = 0.0005
 # partitions each: PythonRDD.runJob gathers a job's results in the JVM heap
 # before it serves them to the driver.
 RESIDENT_FETCH_BYTES = 16 << 20
+# Fetch jobs in flight at once: while the driver reads one job's results
+# from its socket and unpickles them, the next job's tasks keep the cores
+# busy (one at a time, the cores idled during every transfer).
+RESIDENT_FETCH_JOBS = 2
 
 _pickling_ready = False
 _pickling_lock = threading.Lock()
@@ -395,15 +400,32 @@ class Engine:
 
     def fetch_indexes(self, rdd: Any, n: int) -> list:
         """Every partition's index record, in partition order: jobs over
-        groups of partitions, so the JVM never holds more than about
-        RESIDENT_FETCH_BYTES of results at once."""
+        groups of partitions, RESIDENT_FETCH_JOBS at a time, so the JVM never
+        holds more than about RESIDENT_FETCH_JOBS x RESIDENT_FETCH_BYTES of
+        results at once."""
+        from pyspark.util import inheritable_thread_target
+
         per_job = max(1, RESIDENT_FETCH_BYTES // max(1, self.target_partition_bytes))
         got = rdd.mapPartitionsWithIndex(tasks.index_task)
         indexes: list = [None] * n
-        for first in range(0, n, per_job):
-            parts = tuple(range(first, min(n, first + per_job)))
-            for split, ix, hs, pos in self.run_job(got._jrdd, got._jrdd_deserializer, self.java_list(parts)):
-                indexes[split] = (ix, hs, pos)
+        groups = [tuple(range(first, min(n, first + per_job))) for first in range(0, n, per_job)]
+
+        # The jobs run on pool threads with this thread's job group and
+        # scheduler pool (progress, cancel and fair scheduling still apply).
+        def run(parts: tuple) -> list:
+            return self.run_job(got._jrdd, got._jrdd_deserializer, self.java_list(parts))
+
+        fetch = inheritable_thread_target(self.spark)(run)
+
+        # (the first job alone runs the shuffle's map stage; the others
+        # wait on that same stage, not a copy of it)
+        pool = ThreadPoolExecutor(max_workers=max(1, min(RESIDENT_FETCH_JOBS, len(groups))), thread_name_prefix="srdd-fetch")
+        try:
+            for rows in pool.map(fetch, groups):
+                for split, ix, hs, pos in rows:
+                    indexes[split] = (ix, hs, pos)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         missing = [p for p, ix in enumerate(indexes) if ix is None]
         if missing:
             raise RuntimeError("rebuild produced no index for partitions %s" % missing[:8])

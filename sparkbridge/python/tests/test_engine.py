@@ -474,3 +474,26 @@ def test_resident_find_by_hash_handles_equal_hashes() -> None:
         assert find_in(part, k, zlib.crc32(k)) is None
     same = (tasks.View(ix), array("I", [7] * len(keys)), memoryview(array("I", range(len(keys))).tobytes()).cast("I"))
     assert find_in(same, keys[1234], 7) == b"1234" and find_in(same, b"nope", 7) is None
+
+
+def test_index_fetch_jobs_run_in_the_loads_job_group(spark: Any, store: SharedRDD, tmp_path: Any,
+                                                     monkeypatch: Any) -> None:
+    """The resident indexes are fetched by several jobs, two at a time, on
+    pool threads: each must still carry the load's job group, or the
+    load's progress and cancel would not see it."""
+    from srdd_interpreter import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "RESIDENT_FETCH_BYTES", 2 * store._engine.target_partition_bytes)
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"key": "f%04d" % i, "value": {"i": i}}) + "\n" for i in range(400)))
+    store.load(str(path), "jsonl")
+    _settle(store)
+    status = store.load_status()
+    assert status is not None and status["state"] == "done" and status["rows"] == 400, status
+    n = store._base.n
+    assert n >= 8, "the load should span many partitions, got %d" % n
+    group = "srdd-load-%d-%d" % (store._rid, store._load_seq)
+    jobs = spark.sparkContext.statusTracker().getJobIdsForGroup(group)
+    # the fetch alone is ceil(n / 2) jobs
+    assert len(jobs) >= (n + 1) // 2, (len(jobs), n)
+    assert [store.get("f%04d" % i) for i in (0, 199, 399)] == [{"i": 0}, {"i": 199}, {"i": 399}]
