@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -88,7 +89,7 @@ func (s *suite) during(scenario, rdd string, work func() error) {
 	done := make(chan loadgen.Result, 1)
 	go func() {
 		r, err := loadgen.Run(ctx, scenario, cfg, t)
-		if err != nil {
+		if err != nil && !errors.Is(err, context.Canceled) { // (cancel ends the run)
 			s.note("%s: %v", scenario, err)
 		}
 		done <- r
@@ -240,16 +241,32 @@ func (s *suite) standalone(python string, srddBin string, n int, parts map[strin
 		return err
 	}
 	defer worker.stop()
-	args := []string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
-		"--data-dir", filepath.Join(s.tmp, "data-standalone"), "--python", python, "--log-level", "warn",
-		"--spark-master", url, "--spark-conf", "spark.executor.memory=2g", "--file-root", s.tmp}
-	node, line, err := startChild("srdd-standalone", func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, srddBin, args...)
+	s.res.Commands = append(s.res.Commands, sparkClass+" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "+strconv.Itoa(port),
+		sparkClass+" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores 2 --memory 4g "+url)
+	return s.onNode(srddBin, python, "standalone", []string{"--spark-master", url, "--spark-conf", "spark.executor.memory=2g"}, func() error {
+		if id, err := s.createSession(`{"kind":"pyspark"}`); err != nil {
+			return err
+		} else if id != 0 {
+			return fmt.Errorf("the first session got id %d", id)
+		}
+		// Session 0 only: a standalone application takes every core of the
+		// worker, so a second session's application would get no executor.
+		return s.issue16In(0, n, "@"+countLabel(n)+"-standalone", parts)
+	})
+}
+
+// onNode starts a second srdd node (the suite's usual flags plus extra,
+// data in data-NAME) and runs f with the suite pointed at it.
+func (s *suite) onNode(srddBin, python, name string, extra []string, f func() error) error {
+	args := append([]string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(s.tmp, "data-"+name), "--python", python, "--log-level", "warn",
+		"--file-root", s.tmp}, extra...)
+	node, line, err := startChild("srdd-"+name, func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, srddBin, args...)
 	if err != nil {
 		return err
 	}
 	defer node.stop()
-	s.res.Commands = append(s.res.Commands, sparkClass+" org.apache.spark.deploy.master.Master --host 127.0.0.1 --port "+strconv.Itoa(port),
-		sparkClass+" org.apache.spark.deploy.worker.Worker --host 127.0.0.1 --cores 2 --memory 4g "+url, srddBin+" "+strings.Join(args, " "))
+	s.res.Commands = append(s.res.Commands, srddBin+" "+strings.Join(args, " "))
 	saved := [...]any{s.srddAddr, s.srddPid, s.cl, s.loaded}
 	defer func() {
 		s.srddAddr, s.srddPid, s.cl, s.loaded = saved[0].(string), saved[1].(int), saved[2].(*srddclient.Client), saved[3].(map[string]bool)
@@ -258,14 +275,7 @@ func (s *suite) standalone(python string, srddBin string, n int, parts map[strin
 	s.srddPid = node.cmd.Process.Pid
 	s.cl = srddclient.New(s.srddAddr)
 	s.loaded = nil
-	if id, err := s.createSession(`{"kind":"pyspark"}`); err != nil {
-		return err
-	} else if id != 0 {
-		return fmt.Errorf("the first session got id %d", id)
-	}
-	// Session 0 only: a standalone application takes every core of the
-	// worker, so a second session's application would get no executor.
-	return s.issue16In(0, n, "@"+countLabel(n)+"-standalone", parts)
+	return f()
 }
 
 // sparkClassOf finds bin/spark-class in the pyspark package of python.
