@@ -311,6 +311,17 @@ func (r *Results) issue16Targets(add func(string, string, func() (string, bool, 
 		}
 		return "", false, false
 	})
+	add("durable writes spread over 3 nodes, 64 clients", ">= 5,000 writes/s", func() (string, bool, bool) {
+		sp := run("durable-set-c64-spread", "srdd-3-nodes")
+		if sp == nil {
+			return "", false, false
+		}
+		m := fmt.Sprintf("%.0f writes/s (p50 %.1f ms, p99 %.1f ms)", sp.OpsPerSec, sp.Latency.P50, sp.Latency.P99)
+		if ow := run("durable-set-c64-owner", "srdd"); ow != nil {
+			m += fmt.Sprintf("; all 64 clients on the owner: %.0f writes/s", ow.OpsPerSec)
+		}
+		return m, sp.OpsPerSec >= 5000, true
+	})
 	add("get latency flat from 1M to 10M keys", "cold and cached p50 at 10M within 1.5x (+0.1 ms) of 1M", func() (string, bool, bool) {
 		k1, k10 := run("cold-get-c8@1M", "srdd"), run("cold-get-c8@10M", "srdd")
 		c1, c10 := run("cached-get-c64@1M", "srdd"), run("cached-get-c64@10M", "srdd")
