@@ -101,6 +101,7 @@ def start_spark(cfg: Config) -> Any:
     """Start the SparkSession of this session (slow: launches a JVM)."""
     os.environ["PYSPARK_PYTHON"] = sys.executable
     conf = spark_conf(cfg)
+    niceness = jvm_nice(conf)  # a bad setting fails before a JVM starts
     # Spark's web UI binds to SPARK_LOCAL_IP (0.0.0.0 when unset) if it is
     # enabled by --conf; keep it on the driver's bind address.
     os.environ.setdefault("SPARK_LOCAL_IP", conf["spark.driver.bindAddress"])
@@ -114,7 +115,7 @@ def start_spark(cfg: Config) -> Any:
     spark.sparkContext.setLogLevel("WARN")
     proc = getattr(spark.sparkContext._gateway, "proc", None)
     if proc is not None:
-        lower_priority(proc.pid, jvm_nice(conf))
+        lower_priority(proc.pid, niceness)
     return spark
 
 
