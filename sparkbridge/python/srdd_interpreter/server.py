@@ -122,9 +122,12 @@ def start_spark(cfg: Config) -> Any:
 # The driver JVM's CPU priority (docs/ARCHITECTURE.md, "Serving before
 # background work"): Spark's tasks (compactions, bulk loads, user jobs)
 # yield the cores to the node and to this process's reader thread, which
-# answer cached gets. 0 keeps the JVM at the interpreter's own priority.
+# answer cached gets. 0 (the default) keeps the JVM at the interpreter's own
+# priority: at 10, under CPU contention, a durable RDD's checkpoint job
+# starved (no checkpoint in 60 s while writes kept coming), so lowering is
+# the operator's choice.
 CONF_JVM_NICE = "spark.srdd.jvmNice"
-DEFAULT_JVM_NICE = 10
+DEFAULT_JVM_NICE = 0
 
 
 def jvm_nice(conf: dict[str, str]) -> int:

@@ -174,7 +174,8 @@ def test_parent_gone_before_ready_exits(tmpdir_short: str) -> None:
 def test_end_to_end(tmpdir_short: str) -> None:
     if os.path.exists(PWNED):
         os.remove(PWNED)
-    interp = Interp(tmpdir_short, "--conf", "spark.sql.shuffle.partitions=3", "--app-name", "e2e")
+    interp = Interp(tmpdir_short, "--conf", "spark.sql.shuffle.partitions=3", "--conf", "spark.srdd.jvmNice=10",
+                    "--app-name", "e2e")
     try:
         line = interp.handshake()
         assert line == "srdd-interpreter|1|unix|%s\n" % interp.path
@@ -250,8 +251,8 @@ def test_end_to_end(tmpdir_short: str) -> None:
         nxt = after.get(timeout=30)["result"]
         assert nxt == {"status": "ok", "execution_count": cancelled["execution_count"] + 1, "data": {"text/plain": "'next'"}}
 
-        # the driver JVM and the Python workers it forked run below the
-        # interpreter's own CPU priority (spark.srdd.jvmNice, default 10)
+        # with spark.srdd.jvmNice=10 the driver JVM and the Python workers
+        # it forked run below the interpreter's own CPU priority
         own = os.getpriority(os.PRIO_PROCESS, interp.proc.pid)
         jvm = [p for p in children(interp.proc.pid) if b"SparkSubmit" in cmdline(p)]
         assert len(jvm) == 1, [cmdline(p) for p in children(interp.proc.pid)]
@@ -282,7 +283,8 @@ def test_end_to_end(tmpdir_short: str) -> None:
 def test_jvm_nice_setting() -> None:
     from srdd_interpreter.server import CONF_JVM_NICE, jvm_nice
 
-    assert jvm_nice({}) == 10
+    assert jvm_nice({}) == 0
+    assert jvm_nice({CONF_JVM_NICE: "10"}) == 10
     assert jvm_nice({CONF_JVM_NICE: "0"}) == 0
     assert jvm_nice({CONF_JVM_NICE: "19"}) == 19
     for bad in ("-1", "20", "ten", ""):
