@@ -28,6 +28,9 @@ func threeNodes(b *testing.B) *Node {
 		b.Fatal(err)
 	}
 	for _, n := range nodes[1:] {
+		if err := nodes[0].Admit(n.ID(), true, "test"); err != nil {
+			b.Fatal(err)
+		}
 		if err := nodes[0].Join(n.ID(), n.RaftAddr(), "", true, false); err != nil {
 			b.Fatal(err)
 		}

@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"fmt"
+
+	"github.com/srdd/srdd/internal/peerid"
 )
 
 // ErrInvalidSnapshot: a snapshot whose state breaks the rules that apply
@@ -33,6 +35,17 @@ func (s *State) checkRecords() error {
 		}
 		if err := oneOf("node status", m.Status, NodeUp, NodeDown, NodeRemoved); err != nil {
 			return fmt.Errorf("node %q: %w", id, err)
+		}
+	}
+	if len(s.Admitted) > MaxAdmitted {
+		return fmt.Errorf("%d admissions, more than %d", len(s.Admitted), MaxAdmitted)
+	}
+	for id, a := range s.Admitted {
+		if a == nil || a.ID != id || peerid.Valid(id) != nil {
+			return fmt.Errorf("admission %q is missing, misfiled or not a node id", id)
+		}
+		if m, ok := s.Nodes[id]; ok && m.Status != NodeRemoved {
+			return fmt.Errorf("admission %q names a member", id)
 		}
 	}
 	names := make(map[string]int64, len(s.Sessions))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/srdd/srdd/internal/peerid"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -31,6 +32,7 @@ const (
 	CmdMoveRDD          CommandType = 11
 	CmdCreateBatch      CommandType = 12
 	CmdSetBatchState    CommandType = 13
+	CmdAdmitNode        CommandType = 14
 )
 
 // String returns the registered name of the type, or "unknown(N)".
@@ -192,6 +194,19 @@ func (b *SetNodeStatus) validate() error {
 	return first(nonEmpty("node id", b.ID), oneOf("node status", b.Status, NodeUp, NodeDown))
 }
 
+// AdmitNode lets node ID join once (docs/ARCHITECTURE.md, "Peer trust":
+// admission). Voter says whether it may join as a voter. By is who
+// admitted it (an admin's name, or "--admit" at bootstrap); At is unix
+// ms, chosen by the proposer.
+type AdmitNode struct {
+	ID    string `msgpack:"id"`
+	Voter bool   `msgpack:"voter"`
+	By    string `msgpack:"by,omitempty"`
+	At    int64  `msgpack:"at"`
+}
+
+func (b *AdmitNode) validate() error { return peerid.Valid(b.ID) }
+
 // RemoveNode records that a node left or was removed from the cluster. It
 // may not come back with its old Raft state.
 type RemoveNode struct {
@@ -243,3 +258,8 @@ func first(errs ...error) error {
 	}
 	return nil
 }
+
+// FutureEntryType is the command type that stands for "an entry of a
+// newer release" in tests: no release registers it (the srdd_futureentry
+// build tag does; cluster/futureentry.go).
+const FutureEntryType = 250

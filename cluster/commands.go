@@ -55,6 +55,8 @@ var commands = mustCommandTable(
 		validate: (*CreateBatch).validate, apply: (*State).applyCreateBatch}),
 	row(CmdSetBatchState, rules[SetBatchState]{name: "set_batch_state",
 		validate: (*SetBatchState).validate, apply: (*State).applySetBatchState}),
+	row(CmdAdmitNode, rules[AdmitNode]{name: "admit_node",
+		validate: (*AdmitNode).validate, apply: (*State).applyAdmitNode}),
 )
 
 // rules is what a row says about a command whose body type is B.

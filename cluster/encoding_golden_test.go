@@ -47,6 +47,8 @@ var goldenCommands = []struct {
 		ViewUsers: []string{"cy"}, ModifyUsers: []string{"di"}}}, "010c87a46e616d65a365746ca46e6f6465a26e31aa637265617465645f6174d30000018bcfe56804aa70726f78795f75736572a2626fa56f776e6572a3616e61aa766965775f757365727391a26379ac6d6f646966795f757365727391a26469"},
 	{Command{CmdSetBatchState, &SetBatchState{ID: 3, State: BatchRunning, Reason: "", AppID: "local-1", SparkUIURL: "http://127.0.0.1:4040", At: 1700000000005}},
 		"010d85a26964d30000000000000003a57374617465a772756e6e696e67a66170705f6964a76c6f63616c2d31a8737061726b5f7569b5687474703a2f2f3132372e302e302e313a34303430a26174d30000018bcfe56805"},
+	// Since issue 21: admission.
+	{Command{CmdAdmitNode, &AdmitNode{ID: "n2", Voter: true, By: "admin", At: 1700000000006}}, "010e84a26964a26e32a5766f746572c3a26279a561646d696ea26174d30000018bcfe56806"},
 }
 
 // TestEncodingIsStable checks that every command type encodes to the

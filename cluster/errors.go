@@ -35,6 +35,18 @@ var (
 	// body has the wrong type, or whose body fails its validation. It is
 	// refused when proposed and, should one reach the log, when applied.
 	ErrInvalidCommand = errors.New("invalid registry command")
+	// ErrHalted: this node met a committed entry it cannot decode and
+	// applies nothing until it runs a binary that knows it (fsm.Apply).
+	ErrHalted = errors.New("registry halted at an entry this binary cannot decode")
+	// ErrNotAdmitted: a join for a node ID no admin admitted (Admit).
+	ErrNotAdmitted = errors.New("node not admitted")
+	// ErrMemberExists: an admission for a node that is a member already.
+	ErrMemberExists = errors.New("node is already a member")
+	// ErrAdmitLimit: too many admissions waiting for their node.
+	ErrAdmitLimit = errors.New("too many admitted nodes have not joined yet")
+	// ErrPlaintextCluster: a join without peer TLS on a node that was not
+	// started with --insecure.
+	ErrPlaintextCluster = errors.New("no plaintext cluster without --insecure")
 	// Batches (batches.go).
 	ErrBatchNotFound = errors.New("batch not found")
 	ErrBatchExists   = errors.New("batch name already in use")
@@ -51,7 +63,8 @@ var errorKinds = map[string]error{
 	"node_not_found": ErrNodeNotFound, "node_removed": ErrNodeRemoved, "address_in_use": ErrAddressInUse, "no_leader": ErrNoLeader,
 	"outcome_unknown": ErrOutcomeUnknown, "not_owner": ErrNotOwner, "not_durable": ErrNotDurable,
 	"idempotency_mismatch": ErrIdempotencyMismatch, "stale_checkpoint": ErrStaleCheckpoint,
-	"invalid_command": ErrInvalidCommand,
+	"invalid_command": ErrInvalidCommand, "halted": ErrHalted, "not_admitted": ErrNotAdmitted,
+	"plaintext_cluster": ErrPlaintextCluster, "member_exists": ErrMemberExists, "admit_limit": ErrAdmitLimit,
 	"batch_not_found": ErrBatchNotFound, "batch_exists": ErrBatchExists, "batch_finished": ErrBatchFinished,
 	"batch_limit": ErrBatchLimit,
 }

@@ -162,6 +162,9 @@ func (n *Node) forward(entry []byte, what CommandType) (any, error) {
 func (n *Node) waitApplied(index uint64) error {
 	deadline := time.Now().Add(n.cfg.ApplyTimeout)
 	for n.fsm.applied.Load() < index {
+		if err := n.haltErr(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("entry %d not applied here within %s", index, n.cfg.ApplyTimeout)
 		}
@@ -244,6 +247,9 @@ func (n *Node) ReadBarrier() error {
 // asked, so a read that follows sees every write acknowledged before it.
 // The leader itself has nothing to catch up.
 func (n *Node) CatchUp() error {
+	if err := n.haltErr(); err != nil {
+		return err
+	}
 	if n.IsLeader() {
 		return nil
 	}

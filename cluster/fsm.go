@@ -41,6 +41,17 @@ type fsm struct {
 	watch atomic.Pointer[func(rdd string, index uint64, write bool)]
 	// log hears of every entry refused as invalid; set before raft starts.
 	log hclog.Logger
+	// halted is set, once, by the first entry this node cannot decode;
+	// from then on nothing is applied (see Apply).
+	halted atomic.Pointer[Halt]
+}
+
+// Halt says where and why this node stopped applying the registry log:
+// at an entry its binary cannot decode (docs/ARCHITECTURE.md invariant
+// 10, "Upgrades: new entry types").
+type Halt struct {
+	Index  uint64 `json:"index"`
+	Reason string `json:"reason"`
 }
 
 // notify tells the watcher which shared RDD an applied command changed:
@@ -62,19 +73,32 @@ func (f *fsm) notify(cmd Command, index uint64) {
 func newFSM() *fsm { return &fsm{state: NewState(), log: hclog.NewNullLogger()} }
 
 // Apply applies one committed log entry. An entry this node cannot decode
-// (unknown version or type) stops the node loudly: continuing would let
-// replicas diverge. A decoded entry that breaks the rules is refused with
-// an error result (ErrInvalidCommand) and a log line, the same on every
-// replica, and changes nothing (docs/ARCHITECTURE.md invariant 10).
+// (unknown version or type, written by a newer binary or forged) halts
+// applying at its index: skipping it would let replicas diverge, and a
+// panic would crash the node on every restart. The node stays up, not
+// ready (ErrHalted); this entry and every later one are left unapplied,
+// and Snapshot refuses, so the log keeps them for a binary that knows
+// the entry, which applies them after a restart. A decoded entry that
+// breaks the rules is refused with an error result (ErrInvalidCommand)
+// and a log line, the same on every replica, and changes nothing
+// (docs/ARCHITECTURE.md invariant 10).
 func (f *fsm) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	defer f.applied.Store(l.Index)
+	if h := f.halted.Load(); h != nil {
+		return applyResult{err: h.err()}
+	}
 	cmd, err := Decode(l.Data)
 	if err != nil {
-		panic(fmt.Sprintf("cluster: refusing log entry %d: %v", l.Index, err))
+		h := &Halt{Index: l.Index, Reason: err.Error()}
+		f.halted.Store(h)
+		f.log.Error("registry applying HALTED: this binary cannot decode a committed log entry; the node stays up, not ready, "+
+			"and applies nothing more until it runs a binary that knows the entry (docs/ARCHITECTURE.md, \"Upgrades\")",
+			"index", l.Index, "error", err)
+		return applyResult{err: h.err()}
 	}
+	defer f.applied.Store(l.Index)
 	f.mu.Lock()
 	v, err := f.state.apply(cmd, l.Index)
 	f.mu.Unlock()
@@ -87,8 +111,18 @@ func (f *fsm) Apply(l *raft.Log) any {
 	return applyResult{value: v, err: err}
 }
 
-// Snapshot captures a point-in-time copy of the registry.
+// err is the error every apply and fresh read gets while halted.
+func (h *Halt) err() error {
+	return fmt.Errorf("%w at log index %d: %s", ErrHalted, h.Index, h.Reason)
+}
+
+// Snapshot captures a point-in-time copy of the registry. A halted
+// registry takes none: the snapshot would claim entries it never
+// applied, and Raft would drop them from the log.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halted.Load(); h != nil {
+		return nil, h.err()
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	st := f.state.clone()
@@ -116,6 +150,12 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.state = st
 	f.mu.Unlock()
 	f.applied.Store(index)
+	// A snapshot from a leader that applied past the halt replaces the
+	// state the halt was about; the entries after it decode or halt anew.
+	if h := f.halted.Load(); h != nil && index >= h.Index {
+		f.halted.Store(nil)
+		f.log.Info("registry applying resumed from a snapshot past the halted entry", "halted_at", h.Index, "snapshot", index)
+	}
 	if w := f.watch.Load(); w != nil {
 		(*w)("", index, false)
 	}
@@ -180,6 +220,9 @@ func canonical(st *State) ([]byte, error) {
 	parts := []any{members, sessions, conf, st.sortedRDDs(), st.NextSessionID, idem}
 	if len(st.Batches) > 0 || st.NextBatchID > 0 {
 		parts = append(parts, st.sortedBatches(), st.NextBatchID)
+	}
+	if len(st.Admitted) > 0 {
+		parts = append(parts, st.sortedAdmitted())
 	}
 	return msgpack.Marshal(parts)
 }

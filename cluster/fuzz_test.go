@@ -12,14 +12,16 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// FuzzApply feeds decode + apply (the layer under fsm.Apply) with
-// sequences of log entries, on two fresh registries, and checks what
-// docs/ARCHITECTURE.md invariant 10 promises:
-//   - no panic: an entry either does not decode (ErrUndecodable, on which
-//     fsm.Apply panics by design, invariant 3) or is applied or refused;
+// FuzzApply feeds fsm.Apply (decode, then apply) with sequences of log
+// entries, on two fresh registries, and checks what docs/ARCHITECTURE.md
+// invariant 10 promises:
+//   - no panic: an entry either does not decode (ErrUndecodable: both
+//     replicas halt at its index and apply nothing after it) or is
+//     applied or refused;
 //   - determinism: both registries give the same results and end with the
 //     same canonical bytes;
 //   - a refused entry leaves the registry byte-identical;
@@ -31,37 +33,68 @@ import (
 // 30 s, `make fuzz` for 10 minutes.
 func FuzzApply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a, b := fuzzState(t), fuzzState(t)
+		a, b := fuzzFSM(t), fuzzFSM(t)
 		index := uint64(fuzzFirstIndex)
+		var haltedAt uint64
 		for _, e := range fuzzEntries(data) {
 			index++
-			ca, err := Decode(e)
-			if err != nil {
+			before := mustCanonical(t, a.state)
+			ra := applyFSMNoPanic(t, a, e, index)
+			rb := applyFSMNoPanic(t, b, append([]byte(nil), e...), index)
+			if fmt.Sprint(ra.err) != fmt.Sprint(rb.err) || !reflect.DeepEqual(ra.value, rb.value) {
+				t.Fatalf("entry %d: replicas disagree: %v, %v / %v, %v", index, ra.value, ra.err, rb.value, rb.err)
+			}
+			afterA, afterB := mustCanonical(t, a.state), mustCanonical(t, b.state)
+			if !bytes.Equal(afterA, afterB) {
+				t.Fatalf("entry %d: replicas' states differ", index)
+			}
+			if ra.err != nil && !bytes.Equal(before, afterA) {
+				t.Fatalf("entry %d: refused (%v) but changed the state", index, ra.err)
+			}
+			if _, err := Decode(e); err != nil {
 				if !errors.Is(err, ErrUndecodable) {
 					t.Fatalf("entry %d: Decode error %v is not ErrUndecodable", index, err)
 				}
-				continue
+				if haltedAt == 0 {
+					haltedAt = index
+				}
 			}
-			cb, _ := Decode(e) // a body of its own: apply may keep parts of it
-			before := mustCanonical(t, a)
-			va, errA := applyNoPanic(t, a, ca, index)
-			vb, errB := applyNoPanic(t, b, cb, index)
-			if fmt.Sprint(errA) != fmt.Sprint(errB) || !reflect.DeepEqual(va, vb) {
-				t.Fatalf("entry %d (%s): replicas disagree: %v, %v / %v, %v", index, ca.Type, va, errA, vb, errB)
-			}
-			afterA, afterB := mustCanonical(t, a), mustCanonical(t, b)
-			if !bytes.Equal(afterA, afterB) {
-				t.Fatalf("entry %d (%s): replicas' states differ", index, ca.Type)
-			}
-			if errA != nil && !bytes.Equal(before, afterA) {
-				t.Fatalf("entry %d (%s): refused (%v) but changed the state", index, ca.Type, errA)
+			ha, hb := a.halted.Load(), b.halted.Load()
+			switch {
+			case haltedAt == 0 && (ha != nil || hb != nil):
+				t.Fatalf("entry %d: halted on a decodable entry: %+v", index, ha)
+			case haltedAt != 0 && (ha == nil || hb == nil || ha.Index != haltedAt || hb.Index != haltedAt):
+				t.Fatalf("entry %d: halt %+v / %+v, want both at %d", index, ha, hb, haltedAt)
+			case haltedAt != 0 && !errors.Is(ra.err, ErrHalted):
+				t.Fatalf("entry %d after the halt at %d: %v, want ErrHalted", index, haltedAt, ra.err)
 			}
 		}
-		a.Index = index
-		if err := a.check(); err != nil {
+		st := a.state.clone()
+		st.Index = a.applied.Load()
+		if err := st.check(); err != nil {
 			t.Fatalf("apply reached a state Restore refuses: %v", err)
 		}
 	})
+}
+
+// fuzzFSM is a registry FSM holding fuzzSetup.
+func fuzzFSM(t *testing.T) *fsm {
+	f := newFSM()
+	f.state = fuzzState(t)
+	f.applied.Store(uint64(len(fuzzSetup())))
+	return f
+}
+
+// applyFSMNoPanic runs fsm.Apply (decode, halt, validate, apply) on one
+// entry and fails the test if it panics.
+func applyFSMNoPanic(t *testing.T, f *fsm, e []byte, index uint64) (r applyResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("entry %d (%x): apply panicked: %v", index, e, p)
+		}
+	}()
+	r, _ = f.Apply(&raft.Log{Type: raft.LogCommand, Index: index, Data: e}).(applyResult)
+	return r
 }
 
 // fuzzFirstIndex: fuzzed entries get the log indexes after it; the setup
@@ -120,15 +153,6 @@ func fuzzState(t *testing.T) *State {
 		}
 	}
 	return s
-}
-
-func applyNoPanic(t *testing.T, s *State, c Command, index uint64) (v any, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			t.Fatalf("entry %d (%s %+v): apply panicked: %v", index, c.Type, c.Body, p)
-		}
-	}()
-	return s.apply(c, index)
 }
 
 func mustCanonical(t *testing.T, s *State) []byte {
@@ -223,6 +247,16 @@ func fuzzSeeds() map[string][]byte {
 			forged(CmdSetNodeStatus, &SetNodeStatus{ID: "n1", Status: NodeDown, At: 10}),
 			forged(CmdSetBatchState, &SetBatchState{ID: 0, State: BatchSuccess, At: 11})),
 		"undecodable": joinEntries([]byte{2, byte(CmdWrite), 0x80}, []byte{1, 200, 0x80}, []byte{1, byte(CmdWrite), 0xc1}, []byte{1}, write),
+		// Admissions: a bad id, a member, a removed member, one used up
+		// by the node's registration and one that stays.
+		"admissions": joinEntries(
+			forged(CmdAdmitNode, &AdmitNode{ID: "../x", Voter: true}),
+			forged(CmdAdmitNode, &AdmitNode{ID: "n1", Voter: true}),
+			forged(CmdAdmitNode, &AdmitNode{ID: "n2", Voter: true, By: "admin", At: 5}),
+			forged(CmdAdmitNode, &AdmitNode{ID: "n3", By: "admin", At: 6}),
+			forged(CmdRegisterNode, &RegisterNode{ID: "n2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8992", Readmit: true}),
+			forged(CmdRemoveNode, &RemoveNode{ID: "n2"}),
+			forged(CmdAdmitNode, &AdmitNode{ID: "n2", Voter: true, At: 7})),
 		"valid-sequence": joinEntries(write, goodCkpt, write,
 			forged(CmdMoveRDD, &MoveRDD{RDD: "d", From: 0, To: 1}),
 			forged(CmdDeleteSession, &DeleteSession{ID: 0}),

@@ -26,17 +26,23 @@ func (n *Node) Join(id, raftAddr, httpAddr string, voter, hasState bool) error {
 	if m, ok := n.Member(id); ok && m.Status == NodeRemoved && hasState {
 		return fmt.Errorf("%w: %q; wipe its data dir before it joins again", ErrNodeRemoved, id)
 	}
+	// One join at a time: the admission a join checks is used up by its
+	// registration, before the next join looks.
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return err
 	}
+	if err := n.admission(id, raftAddr, voter, f.Configuration().Servers); err != nil {
+		return err
+	}
 	for _, srv := range f.Configuration().Servers {
 		if srv.ID != raft.ServerID(id) && srv.Address == raft.ServerAddress(raftAddr) {
-			// A join never pushes out another member: with peer TLS any
-			// certificate of the CA may join as itself, and replacing the
-			// member at an address would let it remove any node (and, at
-			// a quorum's addresses, stop the cluster). The operator
-			// removes the old member first (srdd cluster remove).
+			// A join never pushes out another member: replacing the
+			// member at an address would let an admitted node remove any
+			// node (and, at a quorum's addresses, stop the cluster). The
+			// operator removes the old member first (srdd cluster remove).
 			return fmt.Errorf("%w: %s is member %q; remove it before %q joins there", ErrAddressInUse, raftAddr, srv.ID, id)
 		}
 	}
@@ -273,6 +279,7 @@ type MemberStatus struct {
 // Status is the cluster as this node sees it.
 type Status struct {
 	Node         string         `json:"node"`
+	Admitted     []Admission    `json:"admitted"` // admitted, not joined yet
 	Leader       string         `json:"leader"`
 	State        string         `json:"state"`
 	Term         string         `json:"term"`
@@ -289,7 +296,8 @@ func (n *Node) ClusterStatus() Status {
 	st := n.raft.Stats()
 	_, leader := n.raft.LeaderWithID()
 	out := Status{Node: n.cfg.NodeID, Leader: string(leader), State: st["state"], Term: st["term"],
-		CommitIndex: st["commit_index"], AppliedIndex: st["applied_index"], LastContact: st["last_contact"]}
+		CommitIndex: st["commit_index"], AppliedIndex: st["applied_index"], LastContact: st["last_contact"],
+		Admitted: n.Admitted()}
 	suffrage := map[string]string{}
 	if f := n.raft.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
@@ -358,13 +366,17 @@ func (n *Node) StateHash() string {
 // VerifyLeader confirms this node still leads and has applied everything
 // committed before the call (for reads that must be fresh).
 func (n *Node) VerifyLeader() error {
+	if err := n.haltErr(); err != nil {
+		return err
+	}
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("cannot catch up with the log: %w", err)
 	}
-	return nil
+	// The barrier may have reached an entry this node cannot decode.
+	return n.haltErr()
 }
 
 // AppliedIndex is the index of the last entry this node's FSM applied.

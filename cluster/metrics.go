@@ -71,6 +71,9 @@ var (
 	descLogBytes = prometheus.NewDesc("srdd_raft_log_bytes",
 		"Size of this node's Raft log store on disk (raft.db; bolt reuses freed pages, so it grows but rarely shrinks).", nil, nil)
 	descSnapBytes = prometheus.NewDesc("srdd_raft_snapshot_bytes", "Bytes of Raft snapshots kept on disk.", nil, nil)
+	descHalted    = prometheus.NewDesc("srdd_registry_apply_halted",
+		"1 while this node has stopped applying the registry log at an entry its binary cannot decode (docs/ARCHITECTURE.md invariant 10); the node is up but not ready until it runs a binary that knows the entry.", nil, nil)
+	descHaltedAt = prometheus.NewDesc("srdd_registry_apply_halted_index", "Log index of the entry this node cannot decode (0 while it applies).", nil, nil)
 )
 
 // raftCollector reads Raft's state and the registry when scraped.
@@ -78,7 +81,7 @@ type raftCollector struct{ n *Node }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descIsLeader, descHasLeader, descTerm, descCommitIndex, descApplied,
-		descLastIndex, descLastContact, descNodeUp, descVoters, descLogBytes, descSnapBytes} {
+		descLastIndex, descLastContact, descNodeUp, descVoters, descLogBytes, descSnapBytes, descHalted, descHaltedAt} {
 		ch <- d
 	}
 }
@@ -89,6 +92,13 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descIsLeader, b2f(n.IsLeader()))
+	h := n.Halted()
+	gauge(descHalted, b2f(h != nil))
+	if h != nil {
+		gauge(descHaltedAt, float64(h.Index))
+	} else {
+		gauge(descHaltedAt, 0)
+	}
 	addr, _ := n.raft.LeaderWithID()
 	gauge(descHasLeader, b2f(addr != ""))
 	st := n.raft.Stats()

@@ -61,6 +61,9 @@ type Config struct {
 	// Peer, if set, runs every node-to-node path over mutual TLS on the
 	// Raft port (peertls.go; docs/ARCHITECTURE.md, "Peer trust").
 	Peer *PeerCreds
+	// PlaintextPeers says the operator asked for a cluster without peer
+	// TLS (--insecure): it is then logged loudly, once.
+	PlaintextPeers bool
 	// ForwardApply sends writes made on a follower to the leader over HTTP
 	// (ApplyPath). Off, a follower's Apply fails with ErrNotLeader.
 	ForwardApply bool
@@ -163,6 +166,9 @@ type Node struct {
 
 	isolated atomic.Bool
 	peers    peerHealth // the leader's view of unreachable peers
+	joinMu   sync.Mutex // Join: one at a time
+	// bootstrapped: this Open made a new one-node cluster.
+	bootstrapped bool
 	// nudging/nudgeAgain: see nudgeFollowers.
 	nudging, nudgeAgain atomic.Bool
 	metrics             *clusterMetrics // nil until Instrument
@@ -238,8 +244,11 @@ func Open(cfg Config) (*Node, error) {
 			}
 			return n.mux.dial(ctx, addr, muxHTTP, n.memberAt(addr))
 		}
+	} else if cfg.PlaintextPeers {
+		cfg.Logger.Warn("INSECURE: no peer TLS (--peer-cert, --peer-key, --peer-ca) and --insecure: Raft and node-to-node calls are " +
+			"plaintext and unauthenticated; any host that reaches " + cfg.RaftAddr + " can rewrite the registry. Run nodes on a trusted network only")
 	} else {
-		cfg.Logger.Warn("no peer TLS (--peer-cert, --peer-key, --peer-ca): Raft and node-to-node calls are unauthenticated; run nodes on a trusted network only")
+		cfg.Logger.Info("no peer TLS: Raft stays on loopback and no other node may join (give --peer-cert, --peer-key and --peer-ca to form a cluster)")
 	}
 	if cfg.RaftAdvertise != "" {
 		if _, _, err := net.SplitHostPort(cfg.RaftAdvertise); err != nil {
@@ -284,6 +293,7 @@ func Open(cfg Config) (*Node, error) {
 		if err := n.raft.BootstrapCluster(boot).Error(); err != nil {
 			return nil, fmt.Errorf("cannot bootstrap cluster: %w", err)
 		}
+		n.bootstrapped = true
 	}
 	if cfg.Bootstrap && cfg.StrictBootstrap && existing {
 		if f := n.raft.GetConfiguration(); f.Error() == nil && len(f.Configuration().Servers) > 1 {
@@ -343,6 +353,10 @@ func (n *Node) Isolate(on bool) {
 	n.stream.isolate(on)
 }
 
+// Bootstrapped reports whether this Open made a new one-node cluster
+// (the node had no Raft state and was asked to bootstrap).
+func (n *Node) Bootstrapped() bool { return n.bootstrapped }
+
 // HasState reports whether the node had Raft state when it was opened.
 func (n *Node) HasState() bool {
 	last := n.raft.LastIndex()
@@ -379,6 +393,9 @@ func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
 // again (ErrOutcomeUnknown).
 func (n *Node) Apply(c Command) (any, error) {
 	if _, err := c.validate(); err != nil {
+		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+	}
+	if err := n.haltErr(); err != nil {
 		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
 	}
 	b, err := Encode(c)

@@ -440,3 +440,14 @@ func DialPeerAddr(creds *PeerCreds, addr string, timeout time.Duration) (net.Con
 	defer cancel()
 	return m.dial(ctx, addr, muxHTTP, "")
 }
+
+// DialPeerRaft opens a Raft channel to the member at addr, proving the
+// node creds names: hashicorp/raft's wire protocol follows. It is for
+// tools and tests that speak Raft to a member as a member (the test of
+// docs/ARCHITECTURE.md invariant 10 sends an entry no binary knows).
+func DialPeerRaft(creds *PeerCreds, addr string, timeout time.Duration) (net.Conn, error) {
+	m := &peerMux{creds: creds}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return m.dial(ctx, addr, muxRaft, "")
+}

@@ -42,6 +42,9 @@ func twoPeerNodes(t *testing.T, ca *peeridtest.CA) (*Node, *Node) {
 		t.Fatal(err)
 	}
 	n2 := openPeerNode(t, "n2", ca, false)
+	if err := n1.Admit("n2", true, "test"); err != nil {
+		t.Fatal(err)
+	}
 	if err := n1.Join("n2", n2.RaftAddr(), "127.0.0.1:2", true, false); err != nil {
 		t.Fatal(err)
 	}

@@ -167,6 +167,9 @@ func TestPoisonEntriesOverRaft(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes[1:] {
+		if err := leader.Admit(n.ID(), true, "test"); err != nil {
+			t.Fatal(err)
+		}
 		if err := leader.Join(n.ID(), n.RaftAddr(), "", true, false); err != nil {
 			t.Fatal(err)
 		}

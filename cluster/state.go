@@ -79,6 +79,10 @@ type State struct {
 	// their order of arrival; the oldest are forgotten past idemCapacity.
 	Idem      map[string]*IdemRecord `msgpack:"idem,omitempty"`
 	IdemOrder []string               `msgpack:"idem_order,omitempty"`
+	// Admitted are the node IDs an admin admitted that have not joined
+	// yet (admission.go); a join uses its admission up. Omitted while
+	// empty, so older snapshots read the same.
+	Admitted map[string]*Admission `msgpack:"admitted,omitempty"`
 	// Index is the last log index the state reflects; set in snapshots only.
 	Index uint64 `msgpack:"index,omitempty"`
 }
@@ -112,6 +116,7 @@ func (s *State) applyRegisterNode(b *RegisterNode, _ uint64) (any, error) {
 		return nil, fmt.Errorf("%w: %q", ErrNodeRemoved, b.ID)
 	}
 	s.Nodes[b.ID] = &Member{ID: b.ID, RaftAddr: b.RaftAddr, HTTPAddr: b.HTTPAddr, Status: NodeUp}
+	delete(s.Admitted, b.ID) // an admission is used once
 	return nil, nil
 }
 
@@ -298,6 +303,13 @@ func (s *State) clone() *State {
 	for k, v := range s.Nodes {
 		n := *v
 		c.Nodes[k] = &n
+	}
+	if len(s.Admitted) > 0 {
+		c.Admitted = make(map[string]*Admission, len(s.Admitted))
+		for k, v := range s.Admitted {
+			a := *v
+			c.Admitted[k] = &a
+		}
 	}
 	for k, v := range s.Sessions {
 		n := *v

@@ -99,13 +99,71 @@ func TestDecodeRejects(t *testing.T) {
 	f("garbage body", []byte{1, byte(CmdCreateRDD), 0xc1})
 }
 
-func TestFSMPanicsOnUndecodableEntry(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("Apply of an undecodable entry must panic")
+// An entry this binary cannot decode halts applying at its index: no
+// panic, nothing of it or after it applied, no snapshot that would let
+// Raft drop it; a snapshot from past it (a leader that knows it) resumes.
+func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
+	f := newFSM()
+	entry := func(c Command) []byte {
+		b, err := Encode(c)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	newFSM().Apply(&raft.Log{Type: raft.LogCommand, Index: 3, Data: []byte{9, 9}})
+		return b
+	}
+	apply := func(index uint64, data []byte) applyResult {
+		r, _ := f.Apply(&raft.Log{Type: raft.LogCommand, Index: index, Data: data}).(applyResult)
+		return r
+	}
+	if r := apply(1, entry(Command{CmdCreateSession, &CreateSession{Name: "a"}})); r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, bad := range [][]byte{{2, byte(CmdCreateSession), 0x80}, {1, 250, 0x80}} {
+		g := newFSM()
+		r, _ := g.Apply(&raft.Log{Type: raft.LogCommand, Index: 7, Data: bad}).(applyResult)
+		if !errors.Is(r.err, ErrHalted) || g.halted.Load() == nil || g.halted.Load().Index != 7 {
+			t.Errorf("entry %x: result %v, halt %+v; want a halt at 7", bad, r.err, g.halted.Load())
+		}
+	}
+	before, _ := canonical(f.state)
+	if r := apply(2, []byte{1, 250, 0x80}); !errors.Is(r.err, ErrHalted) {
+		t.Fatalf("undecodable entry: %v, want ErrHalted", r.err)
+	}
+	if r := apply(3, entry(Command{CmdCreateSession, &CreateSession{Name: "b"}})); !errors.Is(r.err, ErrHalted) {
+		t.Fatalf("entry after the halt: %v, want ErrHalted", r.err)
+	}
+	after, _ := canonical(f.state)
+	if !bytes.Equal(before, after) || f.applied.Load() != 1 {
+		t.Fatalf("halted registry changed: applied %d", f.applied.Load())
+	}
+	if h := f.halted.Load(); h == nil || h.Index != 2 || h.Reason == "" {
+		t.Fatalf("halt %+v, want index 2 with a reason", h)
+	}
+	if _, err := f.Snapshot(); !errors.Is(err, ErrHalted) {
+		t.Fatalf("snapshot while halted: %v, want ErrHalted", err)
+	}
+	// A leader that knows the entry sends a snapshot at 3: applying resumes.
+	src := newFSM()
+	mustApply(t, src.state, CmdCreateSession, &CreateSession{Name: "a"})
+	mustApply(t, src.state, CmdCreateSession, &CreateSession{Name: "b"})
+	src.applied.Store(3)
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := writeSnapshot(&buf, snap.(*fsmSnapshot).state); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Restore(nopCloser{&buf}); err != nil {
+		t.Fatal(err)
+	}
+	if f.halted.Load() != nil {
+		t.Fatal("still halted after a snapshot past the entry")
+	}
+	if r := apply(4, entry(Command{CmdCreateSession, &CreateSession{Name: "c"}})); r.err != nil {
+		t.Fatalf("after resuming: %v", r.err)
+	}
 }
 
 func TestSnapshotRestoreReplaces(t *testing.T) {

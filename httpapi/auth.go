@@ -68,6 +68,7 @@ var permissions = map[string]rule{
 	routeCompletion:     ruleSessionCode,
 	routeClusterJoin:    ruleAdmin,
 	routeClusterRemove:  ruleAdmin,
+	routeClusterAdmit:   ruleAdmin,
 	routeInternalApply:  ruleCluster,
 	routeInternalIndex:  ruleCluster,
 	routeInternalSilent: ruleCluster,
@@ -94,7 +95,8 @@ const (
 )
 
 // principalHeader carries, between nodes, the principal the first node
-// authenticated; it is believed only with the cluster key.
+// authenticated; it is believed only from a member, on the client routes
+// it forwards (internalHeaders drops it everywhere else).
 const principalHeader = "X-Srdd-Principal"
 
 // vouch marks a request this node forwards with the caller it
@@ -128,8 +130,8 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, method string, seg []str
 	if as := ctx.Request.Header.Peek(principalHeader); len(as) > 0 {
 		// A peer forwarding a call vouches for the caller it authenticated
 		// (a client certificate does not travel with the call).
-		if !fromPeer(ctx) {
-			unauthorized(ctx, principalHeader+" is accepted only from nodes (with the cluster key)")
+		if !s.fromMember(ctx) { // internalHeaders dropped it; kept as a second lock
+			unauthorized(ctx, principalHeader+" is accepted only from members of the cluster")
 			return false
 		}
 		var ok bool
@@ -259,8 +261,8 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		return true
 	}
 	p := principalOf(ctx)
-	if r == ruleAdmin && p == nil && fromPeer(ctx) {
-		return true // a node joining or removing with the cluster key
+	if r == ruleAdmin && p == nil && fromPeer(ctx) && (route == routeClusterJoin || route == routeClusterRemove) {
+		return true // a node joining (admission decides) or leaving, by its certificate or the cluster key
 	}
 	if p == nil {
 		unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/peerid"
 	"github.com/valyala/fasthttp"
 )
 
@@ -36,6 +37,7 @@ type Cluster interface {
 	ClusterStatus() cluster.Status
 	ServeApply(entry []byte) []byte
 	Join(id, raftAddr, httpAddr string, voter, hasState bool) error
+	Admit(id string, voter bool, by string) error
 	Remove(id string) error
 	LeaderHTTP() (string, error)
 	HasLeader() bool
@@ -104,15 +106,23 @@ func (f *forwarder) client(id, addr string) *fasthttp.HostClient {
 	return c
 }
 
-// internalHeaders drops the forwarding headers from a client's request:
-// only peers may say how often a request was forwarded or that placement
-// chose this node (fromPeer). A peer's hop count must be a number >= 0;
-// otherwise it answers 400 and reports false.
-func (s *Server) internalHeaders(ctx *fasthttp.RequestCtx) bool {
-	if !fromPeer(ctx) {
+// internalHeaders drops the forwarding headers (X-Srdd-Hops,
+// X-Srdd-Placed, X-Srdd-Principal) from every request but a member's:
+// only a member may say how often a request was forwarded, that
+// placement chose this node, or whom it authenticated. A member's
+// principal counts only on the client routes it forwards, never on the
+// internal routes or a join (docs/ARCHITECTURE.md, "Peer trust"). A
+// peer's hop count must be a number >= 0; otherwise it answers 400 and
+// reports false.
+func (s *Server) internalHeaders(ctx *fasthttp.RequestCtx, seg []string) bool {
+	if !s.fromMember(ctx) {
 		ctx.Request.Header.Del(hopHeader)
 		ctx.Request.Header.Del(placedHeader)
+		ctx.Request.Header.Del(principalHeader)
 		return true
+	}
+	if (len(seg) > 0 && seg[0] == "internal") || isJoin(seg) {
+		ctx.Request.Header.Del(principalHeader)
 	}
 	if h := ctx.Request.Header.Peek(hopHeader); len(h) > 0 {
 		if n, err := strconv.Atoi(string(h)); err != nil || n < 0 {
@@ -381,6 +391,11 @@ func (s *Server) clusterJoin(ctx *fasthttp.RequestCtx) {
 		badRequest(ctx, "join needs id, raft_addr and http_addr")
 		return
 	}
+	if s.cfg.Peers == nil && !s.cfg.PlaintextCluster {
+		fail(ctx, fmt.Errorf("%w: this node runs without peer TLS, so nothing proves %q is a node; start the nodes with --peer-cert, --peer-key and --peer-ca, or all with --insecure on a network you trust",
+			cluster.ErrPlaintextCluster, req.ID))
+		return
+	}
 	if !s.joinAllowed(ctx, req.ID) {
 		return
 	}
@@ -398,6 +413,31 @@ func (s *Server) clusterJoin(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"joined": req.ID, "voter": voter})
+}
+
+// clusterAdmit records that a node ID may join once (any member may
+// propose it; the leader decides the join).
+func (s *Server) clusterAdmit(ctx *fasthttp.RequestCtx) {
+	var req struct {
+		ID    string `json:"id"`
+		Voter bool   `json:"voter"`
+	}
+	if !decodeBody(ctx, &req) {
+		return
+	}
+	if err := peerid.Valid(req.ID); err != nil {
+		badRequest(ctx, "id: "+err.Error())
+		return
+	}
+	by := "-"
+	if p := principalOf(ctx); p != nil {
+		by = p.Name
+	}
+	if err := s.cfg.Cluster.Admit(req.ID, req.Voter, by); err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"admitted": req.ID, "voter": req.Voter})
 }
 
 func (s *Server) clusterRemove(ctx *fasthttp.RequestCtx, id string) {

@@ -63,6 +63,9 @@ var errorStatus = []struct {
 	code       string
 	retryAfter string
 }{
+	{[]error{cluster.ErrHalted}, http.StatusServiceUnavailable, "registry_halted", ""},
+	{[]error{cluster.ErrNotAdmitted}, http.StatusForbidden, "not_admitted", ""},
+	{[]error{cluster.ErrPlaintextCluster}, http.StatusForbidden, "plaintext_cluster", ""},
 	{[]error{fileroot.ErrForbidden}, http.StatusForbidden, "forbidden_path", ""},
 	{[]error{fileroot.ErrRemote}, http.StatusBadRequest, "remote_uri_not_allowed", ""},
 	{[]error{sessions.ErrConfNotAllowed}, http.StatusBadRequest, "conf_not_allowed", ""},
@@ -77,7 +80,8 @@ var errorStatus = []struct {
 	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "not_found", ""},
 	{[]error{sessions.ErrNotFound, cluster.ErrSessionNotFound}, http.StatusNotFound, "session_not_found", ""},
 	{[]error{sessions.ErrNoStatement}, http.StatusNotFound, "statement_not_found", ""},
-	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists}, http.StatusConflict, "exists", ""},
+	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists, cluster.ErrMemberExists}, http.StatusConflict, "exists", ""},
+	{[]error{cluster.ErrAdmitLimit}, http.StatusTooManyRequests, "limit_reached", ""},
 	{[]error{cluster.ErrSessionInactive}, http.StatusConflict, "session_inactive", ""},
 	{[]error{kvstore.ErrLost}, http.StatusGone, "lost", ""},
 	{[]error{sessions.ErrDead}, http.StatusConflict, "session_dead", ""},

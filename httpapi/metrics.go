@@ -45,6 +45,7 @@ const (
 	routeCompletion     = "POST /sessions/{id}/completion"
 	routeVersion        = "GET /version"
 	routeClusterJoin    = "POST /v1/cluster/join"
+	routeClusterAdmit   = "POST /v1/cluster/admit"
 	routeClusterRemove  = "DELETE /v1/cluster/nodes/{id}"
 	routeInternalApply  = "POST /internal/v1/apply"
 	routeInternalIndex  = "GET /internal/v1/index"
@@ -67,7 +68,7 @@ var allRoutes = []string{routeHealth, routeReady, routeMetrics, routeCluster, ro
 	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeRDDCheckpoint, routeSessionList, routeSessionNew, routeSessionGet,
 	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
 	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
-	routeClusterJoin, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent,
+	routeClusterJoin, routeClusterAdmit, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent,
 	routeOpenAPI, routeUIIndex, routeUIFile,
 	routeBatchesList, routeBatchesNew, routeBatchesGet, routeBatchesDel, routeBatchesState, routeBatchesLog, routeForwarded, routeOther}
 

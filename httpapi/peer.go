@@ -27,6 +27,24 @@ func fromPeer(ctx *fasthttp.RequestCtx) bool {
 	return ctx.UserValue(peerKey) != nil
 }
 
+// fromMember reports whether the request came from a member of the
+// cluster: a peer (fromPeer) whose node is in the Raft configuration, or,
+// in development mode, a caller with the cluster key. peerGate refuses
+// non-members on every peer route but a join; a joining node is a peer
+// that is not a member yet.
+func (s *Server) fromMember(ctx *fasthttp.RequestCtx) bool {
+	if !fromPeer(ctx) {
+		return false
+	}
+	id := peerID(ctx)
+	return id == "" || (s.cfg.Peers != nil && s.cfg.Peers.AdmitPeer(id) == nil)
+}
+
+// isJoin reports whether seg is POST /v1/cluster/join's path.
+func isJoin(seg []string) bool {
+	return len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join"
+}
+
 // peerID is the node ID proven by the caller's peer certificate, or "".
 func peerID(ctx *fasthttp.RequestCtx) string {
 	id, _ := ctx.UserValue(peerIDKey).(string)
@@ -69,9 +87,8 @@ func (s *Server) handlePeer(ctx *fasthttp.RequestCtx) {
 // peer TLS on, the client port refuses the internal routes and joins.
 func (s *Server) peerGate(ctx *fasthttp.RequestCtx, method string, seg []string) bool {
 	id := peerID(ctx)
-	isJoin := len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join"
 	switch {
-	case id != "" && !isJoin:
+	case id != "" && !isJoin(seg):
 		if s.cfg.Peers == nil {
 			forbidden(ctx, "no peer channel on this node")
 			return false

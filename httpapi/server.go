@@ -49,6 +49,9 @@ type Config struct {
 	// that change or feed the registry directly: /internal/*, joins and
 	// removals of nodes.
 	ClusterKey string
+	// PlaintextCluster lets other nodes join without peer TLS (--insecure);
+	// off, a join without peer TLS is refused (403 plaintext_cluster).
+	PlaintextCluster bool
 	// RDDLabels bounds the rdd label of per-RDD metrics; nil: the default.
 	RDDLabels *metrics.RDDLabels
 	// Ready says whether the node can take a write now, and if not, what
@@ -246,7 +249,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
 		return routeOther
 	}
-	if !s.internalHeaders(ctx) {
+	if !s.internalHeaders(ctx, seg) {
 		return routeOther
 	}
 	if !s.authenticate(ctx, m, seg) {
@@ -276,6 +279,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalSilent, s.internalSilent}})
 	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
 		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterJoin, s.clusterJoin}})
+	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "admit":
+		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterAdmit, s.clusterAdmit}})
 	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes":
 		id := seg[3]
 		return s.methods(ctx, m, map[string]routeHandler{"DELETE": {routeClusterRemove, func(c *fasthttp.RequestCtx) { s.clusterRemove(c, id) }}})

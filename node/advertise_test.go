@@ -23,6 +23,7 @@ func TestAdvertisedNames(t *testing.T) {
 		return cfg, cfg.AdvertiseHTTP
 	}
 	c1, adv1 := cfgFor("a1")
+	c1.Admit = []string{"a2"}
 	withPeerTLS(t, &c1)
 	n1, err := Start(c1)
 	if err != nil {

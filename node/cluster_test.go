@@ -13,6 +13,9 @@ import (
 	"github.com/srdd/srdd/internal/testutil"
 )
 
+// testAdmitted are admitted by every bootstrapping test node (--admit).
+var testAdmitted = []string{"n2", "n3", "n4", "n5"}
+
 // member is one node of a test cluster with stable addresses and data dir.
 type member struct {
 	id, http, raft, dir string
@@ -26,6 +29,9 @@ func (m *member) cfg(t testing.TB, join []string) Config {
 	c := testConfig(t, m.dir)
 	c.NodeID, c.HTTPAddr, c.RaftAddr, c.Join = m.id, m.http, m.raft, join
 	c.Bootstrap = len(join) == 0
+	if c.Bootstrap {
+		c.Admit = testAdmitted // the IDs this package's tests join with
+	}
 	c.Raft.SnapshotThreshold, c.Raft.SnapshotInterval, c.Raft.TrailingLogs = 8, 200*time.Millisecond, 4
 	c.Raft.DownAfter = time.Second
 	// Less eager than the single-node tests: a loaded 2-core machine
@@ -443,6 +449,13 @@ func TestNonVoterLeavesOnStop(t *testing.T) {
 	nv := &member{id: "nv", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	c := nv.cfg(t, []string{ms[1].http})
 	c.NonVoter = true
+	admit := func() {
+		t.Helper()
+		if err := ms[1].n.Registry.Admit("nv", false, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admit()
 	n, err := Start(c)
 	if err != nil {
 		t.Fatal(err)
@@ -465,7 +478,8 @@ func TestNonVoterLeavesOnStop(t *testing.T) {
 	if _, err := os.Stat(nv.dir + "/raft"); !os.IsNotExist(err) {
 		t.Fatalf("non-voter kept its raft state: %v", err)
 	}
-	// It joins again from scratch.
+	// It joins again from scratch, with a new admission (one is used once).
+	admit()
 	n, err = Start(c)
 	if err != nil {
 		t.Fatalf("rejoin after leave: %v", err)

@@ -4,13 +4,10 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +25,7 @@ import (
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/internal/fileroot"
+	"github.com/srdd/srdd/internal/peerid"
 	"github.com/srdd/srdd/internal/tlsconf"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
@@ -50,6 +48,11 @@ type Config struct {
 	Join []string
 	// NonVoter joins as a non-voter, which leaves the cluster on Close.
 	NonVoter bool
+	// Admit pre-admits these node IDs as voters when this node bootstraps
+	// a new cluster (--bootstrap --admit n2,n3), so each can join once
+	// (docs/ARCHITECTURE.md, "Peer trust"). On a node that already has a
+	// cluster it is ignored: admins run `srdd cluster admit ID`.
+	Admit []string
 	// LeaderTimeout bounds the wait for a Raft leader at start.
 	LeaderTimeout time.Duration
 	// LeaderWait bounds how long a registry write waits for a leader during
@@ -99,7 +102,9 @@ type Config struct {
 	// the system's roots); with TLS every node of a cluster serves https.
 	TLSCert, TLSKey, TLSClientCA, TLSCA string
 	// Insecure allows a non-loopback HTTPAddr without AuthFile (protected
-	// mode refuses it otherwise, as Redis does without a password).
+	// mode refuses it otherwise, as Redis does without a password), and,
+	// without peer TLS, a plaintext cluster: Raft off loopback, joining
+	// and being joined (refused otherwise: docs/ARCHITECTURE.md invariant 9).
 	Insecure bool
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
@@ -189,6 +194,15 @@ func (c *Config) Validate() error {
 		return errors.New("limits must not be negative")
 	case (c.PeerCert == "") != (c.PeerKey == "") || (c.PeerCert == "") != (c.PeerCA == ""):
 		return errors.New("--peer-cert, --peer-key and --peer-ca go together")
+	case c.PeerCert == "" && !c.Insecure && (!httpapi.IsLoopbackAddr(c.RaftAddr) || (c.AdvertiseRaft != "" && !httpapi.IsLoopbackAddr(c.AdvertiseRaft))):
+		return fmt.Errorf("%w: refusing Raft on %s without peer TLS: any host that reaches it could rewrite the registry; "+
+			"give --peer-cert, --peer-key and --peer-ca (README, \"A three-node cluster\"), keep --raft-addr on loopback, or pass --insecure on a network you trust",
+			ErrPlaintextCluster, orDefault(c.AdvertiseRaft, c.RaftAddr))
+	case c.PeerCert == "" && !c.Insecure && len(c.Join) > 0:
+		return fmt.Errorf("%w: refusing to join %v without peer TLS: nothing would prove either node to the other; "+
+			"give --peer-cert, --peer-key and --peer-ca (README, \"A three-node cluster\"), or pass --insecure on a network you trust", ErrPlaintextCluster, c.Join)
+	case len(c.Admit) > 0 && len(c.Join) > 0:
+		return errors.New("--admit goes with --bootstrap, on the node that forms the cluster; members admit with `srdd cluster admit ID`")
 	case c.ClusterKey != "" && c.ClusterKeyFile != "":
 		return errors.New("give the cluster key once (--cluster-key-file)")
 	case c.AuthFile != "" && len(c.Join) > 0 && c.ClusterKey == "" && c.ClusterKeyFile == "" && c.PeerCert == "":
@@ -201,11 +215,31 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: refusing to serve %s without --auth-file: anyone who reaches it could run code as this node's user; "+
 			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.HTTPAddr)
 	}
+	for _, id := range c.Admit {
+		if err := peerid.Valid(id); err != nil {
+			return fmt.Errorf("--admit: %w", err)
+		}
+	}
 	return nil
+}
+
+func orDefault(v, d string) string {
+	if v != "" {
+		return v
+	}
+	return d
 }
 
 // ErrProtectedMode refuses a non-loopback bind without auth.
 var ErrProtectedMode = errors.New("protected mode")
+
+// ErrPlaintextCluster refuses Raft off loopback, or a join, without peer
+// TLS and without --insecure.
+var ErrPlaintextCluster = errors.New("no plaintext cluster")
+
+// ErrConfig marks a configuration Start refuses before it does anything
+// (srdd server exits 2 on it).
+var ErrConfig = errors.New("invalid configuration")
 
 // Node is a running srdd node.
 type Node struct {
@@ -267,7 +301,7 @@ func (n *Node) leave() {
 func Start(cfg Config) (*Node, error) {
 	cfg.fillDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid node config: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -337,6 +371,7 @@ func Start(cfg Config) (*Node, error) {
 	rc.Bootstrap = cfg.Bootstrap && len(cfg.Join) == 0
 	rc.StrictBootstrap = cfg.StrictBootstrap
 	rc.ForwardApply = true
+	rc.PlaintextPeers = cfg.Insecure
 	if cfg.ClusterKeyFile != "" {
 		b, err := os.ReadFile(cfg.ClusterKeyFile)
 		if err != nil {
@@ -468,6 +503,7 @@ func Start(cfg Config) (*Node, error) {
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
+		PlaintextCluster: cfg.Insecure,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
@@ -481,7 +517,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		if err := join(cfg.Join, cfg.NodeID, n.Registry.RaftAddr(), httpAdv, !cfg.NonVoter, cfg.ClusterKey, peerTLS, n.peer); err != nil {
+		j := joinRequest{addrs: cfg.Join, id: cfg.NodeID, raftAddr: n.Registry.RaftAddr(), httpAddr: httpAdv, voter: !cfg.NonVoter,
+			key: cfg.ClusterKey, clientTLS: peerTLS, peer: n.peer, deadline: time.Now().Add(cfg.LeaderTimeout), log: cfg.Logger}
+		if err := j.run(); err != nil {
 			return nil, err
 		}
 	}
@@ -492,6 +530,10 @@ func Start(cfg Config) (*Node, error) {
 	// client that saw /readyz sees the registry as it was then.
 	deadline := time.Now().Add(cfg.LeaderTimeout)
 	if err := retryUntil(deadline, cfg.Logger, "catch up with the leader", n.Registry.ReadBarrier); err != nil {
+		if n.halted(err) {
+			ok = true
+			return n, nil
+		}
 		return nil, err
 	}
 	n.caughtUp.Store(true)
@@ -505,16 +547,27 @@ func Start(cfg Config) (*Node, error) {
 		return err
 	}
 	if err := retryUntil(deadline, cfg.Logger, "register this node", register); err != nil {
+		if n.halted(err) {
+			ok = true
+			return n, nil
+		}
 		return nil, err
 	}
 	n.registered.Store(true)
+	n.admitAtBootstrap(cfg.Admit)
 	// Marking the previous run's sessions dead takes the registry: retry
 	// through an election (a restarted leader's peers are electing one).
-	if err := retryUntil(deadline, cfg.Logger, "mark the previous run's sessions dead", n.Sessions.Reconcile); err != nil {
-		return nil, err
-	}
-	if err := retryUntil(deadline, cfg.Logger, "mark the previous run's batches dead", n.Batches.Reconcile); err != nil {
-		return nil, err
+	for _, step := range []struct {
+		what string
+		f    func() error
+	}{{"mark the previous run's sessions dead", n.Sessions.Reconcile}, {"mark the previous run's batches dead", n.Batches.Reconcile}} {
+		if err := retryUntil(deadline, cfg.Logger, step.what, step.f); err != nil {
+			if n.halted(err) {
+				ok = true
+				return n, nil
+			}
+			return nil, err
+		}
 	}
 	// After Reconcile: sessions of a previous run are dead by now, so
 	// their durable RDDs are adopted and rebuilt.
@@ -548,13 +601,30 @@ func fileRoots(cfg Config, dataDir, checkpointURI string) (*fileroot.Roots, erro
 	return r, nil
 }
 
+// halted reports whether err says the registry stopped applying at an
+// entry this binary cannot decode. The node then stops its start-up
+// where it is and serves, not ready (GET /readyz lists unknown_entry),
+// instead of exiting: a service manager restarting it would only crash
+// loop (docs/ARCHITECTURE.md invariant 10).
+func (n *Node) halted(err error) bool {
+	if !errors.Is(err, cluster.ErrHalted) {
+		return false
+	}
+	n.logger.Error("start-up stopped: the registry log holds an entry this binary cannot decode; serving, not ready, until a binary that knows it runs here",
+		"error", err)
+	return true
+}
+
 // retryUntil calls f until it succeeds or deadline passes, and returns
-// its last error, saying what it was for.
+// its last error, saying what it was for. A halted registry is final.
 func retryUntil(deadline time.Time, log hclog.Logger, what string, f func() error) error {
 	for {
 		err := f()
 		if err == nil {
 			return nil
+		}
+		if errors.Is(err, cluster.ErrHalted) {
+			return err
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("cannot %s: %w", what, err)
@@ -570,6 +640,9 @@ func retryUntil(deadline time.Time, log hclog.Logger, what string, f func() erro
 // waits for (GET /readyz; docs/ARCHITECTURE.md invariant 11).
 func (n *Node) Ready() (bool, []string) {
 	var waiting []string
+	if n.Registry != nil && n.Registry.Halted() != nil {
+		waiting = append(waiting, "unknown_entry")
+	}
 	if n.Registry == nil || !n.Registry.HasLeader() {
 		waiting = append(waiting, "leader")
 	}
@@ -583,43 +656,6 @@ func (n *Node) Ready() (bool, []string) {
 		waiting = append(waiting, "start")
 	}
 	return len(waiting) == 0, waiting
-}
-
-// join asks the cluster, through any of addrs, to add this node.
-func join(addrs []string, id, raftAddr, httpAddr string, voter bool, key string, peerTLS *tls.Config, peer *cluster.PeerCreds) error {
-	body, _ := json.Marshal(map[string]any{"id": id, "raft_addr": raftAddr, "http_addr": httpAddr, "voter": voter})
-	if peer != nil {
-		return joinPeer(addrs, body, peerTLS, peer)
-	}
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: peerTLS}}
-	var last error
-	for attempt := 0; attempt < 10; attempt++ {
-		for _, a := range addrs {
-			if !strings.Contains(a, "://") {
-				a = peerScheme(peerTLS) + "://" + a
-			}
-			req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(a, "/")+"/v1/cluster/join", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("X-Requested-By", "srdd") // passes --csrf-protection
-			req.Header.Set(cluster.KeyHeader, key)
-			resp, err := hc.Do(req)
-			if err != nil {
-				last = err
-				continue
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Errorf("%s answered %d: %s", a, resp.StatusCode, b)
-			if resp.StatusCode < 500 {
-				return fmt.Errorf("cannot join the cluster: %w", last)
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	return fmt.Errorf("cannot join the cluster through %v: %w", addrs, last)
 }
 
 // HTTPAddr returns the address the node serves HTTP on.

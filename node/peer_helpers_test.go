@@ -45,5 +45,6 @@ func withPeerTLS(t testing.TB, c *Config) {
 	c.PeerCert, c.PeerKey, c.PeerCA = f.Cert, f.Key, caFile
 }
 
-// withoutPeerTLS is development mode.
-func withoutPeerTLS(c *Config) { c.PeerCert, c.PeerKey, c.PeerCA = "", "", "" }
+// withoutPeerTLS is development mode: a plaintext cluster, which needs
+// --insecure.
+func withoutPeerTLS(c *Config) { c.PeerCert, c.PeerKey, c.PeerCA, c.Insecure = "", "", "", true }

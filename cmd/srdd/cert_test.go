@@ -209,7 +209,7 @@ func TestCertsFormACluster(t *testing.T) {
 			"--peer-cert", filepath.Join(dir, certDir, certDir+".pem"), "--peer-key", filepath.Join(dir, certDir, certDir+"-key.pem"),
 			"--peer-ca", filepath.Join(dir, certDir, "ca.pem")}
 	}
-	_, first := startSrdd(t, bin, append(args("n1", "n1"), "--bootstrap")...)
+	_, first := startSrdd(t, bin, append(args("n1", "n1"), "--bootstrap", "--admit", "n2,n3")...)
 	var last string
 	for _, n := range []string{"n2", "n3"} {
 		_, last = startSrdd(t, bin, append(args(n, n), "--join", first)...)

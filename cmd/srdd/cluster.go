@@ -19,7 +19,7 @@ import (
 func clusterCmd() *cobra.Command {
 	c := &cobra.Command{Use: "cluster", Short: "Show and change cluster membership"}
 	c.AddCommand(&cobra.Command{
-		Use: "status", Short: "Members, voter state, health, leader, Raft indexes, sessions and RDDs per node", Args: cobra.NoArgs,
+		Use: "status", Aliases: []string{"ls"}, Short: "Members, voter state, health, leader, Raft indexes, sessions and RDDs per node; admitted nodes that have not joined", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st cluster.Status
 			if err := clientFor(cmd).Do(context.Background(), http.MethodGet, "/v1/cluster", nil, &st); err != nil {
@@ -32,9 +32,44 @@ func clusterCmd() *cobra.Command {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\t%d\t%s\n", m.ID, m.HTTPAddr, m.RaftAddr, orDash(m.Suffrage),
 					m.Status, m.Leader, len(m.Sessions), orDash(strings.Join(m.RDDs, ",")))
 			}
+			for _, a := range st.Admitted {
+				suffrage := "nonvoter"
+				if a.Voter {
+					suffrage = "voter"
+				}
+				fmt.Fprintf(w, "%s\t-\t-\t%s\tadmitted\tfalse\t0\t-\n", a.ID, suffrage)
+			}
 			return w.Flush()
 		},
 	})
+	var voter bool
+	admit := &cobra.Command{
+		Use:   "admit ID",
+		Short: "Admit a node ID (admin): the node may then join once, with its node certificate",
+		Long: `Admit a node ID: a node joins only if an admin admitted its ID first, and
+the admission is used up by the join. Without --voter the node may join only
+as a non-voter (srdd server --non-voter). srdd cluster ls lists admitted IDs
+that have not joined yet.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var out struct {
+				Admitted string `json:"admitted"`
+				Voter    bool   `json:"voter"`
+			}
+			body := map[string]any{"id": args[0], "voter": voter}
+			if err := clientFor(cmd).Do(context.Background(), http.MethodPost, "/v1/cluster/admit", body, &out); err != nil {
+				return err
+			}
+			kind := "a non-voter"
+			if out.Voter {
+				kind = "a voter"
+			}
+			fmt.Printf("admitted %s: it may join once, as %s\n", out.Admitted, kind)
+			return nil
+		},
+	}
+	admit.Flags().BoolVar(&voter, "voter", false, "the node may join as a voter (counts towards quorum)")
+	c.AddCommand(admit)
 	var keyFile string
 	remove := &cobra.Command{
 		Use: "remove ID", Short: "Remove a node from the cluster (it must wipe its data dir to join again)", Args: cobra.ExactArgs(1),

@@ -56,7 +56,7 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 			"--data-dir", filepath.Join(t.TempDir(), p.id), "--python", python, "--spark-master", "local[1]"}
 		args = append(args, peerFlags(t, ca, p.id)...)
 		if i == 1 {
-			args = append(args, "--bootstrap")
+			args = append(args, "--bootstrap", "--admit", "n2,n3")
 		} else {
 			args = append(args, "--join", procs[0].http)
 		}

@@ -49,7 +49,7 @@ func (c *cluster3) start(p *srddProc, first bool) {
 	}
 	args = append(args, peerFlags(c.t, c.ca, p.id)...)
 	if first {
-		args = append(args, "--bootstrap")
+		args = append(args, "--bootstrap", "--admit", "n2,n3,n4")
 	} else {
 		// Ignored by a node that has Raft state (a restart).
 		args = append(args, "--join", c.nodes[0].http+","+c.nodes[1].http+","+c.nodes[2].http)

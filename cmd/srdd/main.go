@@ -3,10 +3,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/srdd/srdd/node"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -28,6 +30,9 @@ func main() {
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)
+		if errors.Is(err, node.ErrConfig) {
+			os.Exit(2) // refused before it started: a flag or file to fix
+		}
 		os.Exit(1)
 	}
 }

@@ -1,6 +1,8 @@
 // Package peerid reads the node identity a peer certificate proves
-// (docs/ARCHITECTURE.md, "Peer trust"): a URI SAN srdd://node/<id>, or,
-// failing that, the Subject CommonName.
+// (docs/ARCHITECTURE.md, "Peer trust"): a URI SAN srdd://node/<id>, in a
+// certificate valid for both TLS server and TLS client use. Nothing else
+// names a node: not the Subject CommonName (a user's client certificate
+// from the same CA has one), not a certificate with one usage only.
 package peerid
 
 import (
@@ -26,11 +28,17 @@ func URI(id string) *url.URL {
 }
 
 // NodeID returns the node ID the certificate names: its srdd://node/<id>
-// URI SAN if it has one (several that disagree are refused), else its
-// Subject CommonName. The ID must be a valid node ID (Valid).
+// URI SAN (several that disagree are refused). A certificate without one
+// names no node, whatever its CommonName; so does one that is not valid
+// for both TLS server and client use (NodeUsages), which is what sets a
+// node certificate apart from a user's (`srdd cert client` makes client
+// usage only). The ID must be a valid node ID (Valid).
 func NodeID(c *x509.Certificate) (string, error) {
 	if c == nil {
 		return "", errors.New("no certificate")
+	}
+	if err := NodeUsages(c); err != nil {
+		return "", err
 	}
 	id := ""
 	for _, u := range c.URIs {
@@ -44,12 +52,26 @@ func NodeID(c *x509.Certificate) (string, error) {
 		id = got
 	}
 	if id == "" {
-		id = c.Subject.CommonName
+		return "", fmt.Errorf("certificate %q names no node: it has no %s://%s/<id> URI SAN (a user's certificate is never a peer)", c.Subject.CommonName, Scheme, Host)
 	}
 	if err := Valid(id); err != nil {
 		return "", fmt.Errorf("certificate names no valid node id: %w", err)
 	}
 	return id, nil
+}
+
+// NodeUsages checks that c may serve and dial the peer port: its extended
+// key usages include both TLS server and TLS client authentication.
+func NodeUsages(c *x509.Certificate) error {
+	var server, client bool
+	for _, u := range c.ExtKeyUsage {
+		server = server || u == x509.ExtKeyUsageServerAuth
+		client = client || u == x509.ExtKeyUsageClientAuth
+	}
+	if !server || !client {
+		return fmt.Errorf("certificate %q is not a node certificate: a node's is valid for both TLS server and TLS client use (extended key usages serverAuth and clientAuth)", c.Subject.CommonName)
+	}
+	return nil
 }
 
 // Valid checks a node ID: 1 to MaxIDLen characters of letters, digits,

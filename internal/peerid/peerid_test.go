@@ -22,7 +22,7 @@ func leaf(t *testing.T, f peeridtest.Files) *x509.Certificate {
 	return c
 }
 
-func TestNodeIDFromURISANThenCN(t *testing.T) {
+func TestNodeIDFromTheURISANOnly(t *testing.T) {
 	ca := peeridtest.NewCA(t, "test-ca")
 	for _, tc := range []struct {
 		cn, uri, want string
@@ -30,7 +30,7 @@ func TestNodeIDFromURISANThenCN(t *testing.T) {
 	}{
 		{cn: "n1", uri: "n1", want: "n1"},
 		{cn: "something-else", uri: "n2", want: "n2"}, // the URI SAN wins
-		{cn: "n3", uri: "", want: "n3"},               // no URI SAN: the CN
+		{cn: "n3", uri: "", bad: true},                // no URI SAN: no node, whatever the CN
 		{cn: "", uri: "", bad: true},
 		{cn: "../etc", uri: "", bad: true},
 		{cn: "x", uri: "a/b", bad: true},
@@ -48,6 +48,25 @@ func TestNodeIDFromURISANThenCN(t *testing.T) {
 	}
 	if _, err := peerid.NodeID(nil); err == nil {
 		t.Error("nil certificate: want an error")
+	}
+}
+
+// A user's certificate (client usage only, as srdd cert client makes it)
+// or a server-only one names no node, even with a node URI SAN.
+func TestNodeIDNeedsServerAndClientUsage(t *testing.T) {
+	ca := peeridtest.NewCA(t, "test-ca")
+	for name, f := range map[string]peeridtest.Files{
+		"client certificate with a member's CN": ca.Client(t, "n1"),
+		"client usage with a node URI":          ca.Issue(t, "n1", "n1", x509.ExtKeyUsageClientAuth),
+		"server usage with a node URI":          ca.Issue(t, "n1", "n1", x509.ExtKeyUsageServerAuth),
+		"no usage":                              ca.Issue(t, "n1", "n1"),
+	} {
+		if id, err := peerid.NodeID(leaf(t, f)); err == nil {
+			t.Errorf("%s: got node %q, want an error", name, id)
+		}
+	}
+	if id, err := peerid.NodeID(leaf(t, ca.Node(t, "n1"))); err != nil || id != "n1" {
+		t.Errorf("node certificate: %q, %v", id, err)
 	}
 }
 

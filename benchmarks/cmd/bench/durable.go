@@ -441,9 +441,15 @@ func startBenchCluster(dir, srddBin, python string, every int, peer bool) ([]*be
 		if ca != nil {
 			f := ca.Node(benchTB{dir: dir}, n.id)
 			a = append(a, "--peer-cert", f.Cert, "--peer-key", f.Key, "--peer-ca", ca.File)
+		} else {
+			a = append(a, "--insecure") // the plaintext baseline
 		}
 		if i == 1 {
-			a = append(a, "--bootstrap")
+			admit := make([]string, 0, 2)
+			for j := 2; j <= 3; j++ {
+				admit = append(admit, fmt.Sprintf("n%d", j))
+			}
+			a = append(a, "--bootstrap", "--admit", strings.Join(admit, ","))
 		} else {
 			a = append(a, "--join", nodes[0].http)
 		}

@@ -205,14 +205,15 @@ def cluster() -> Iterator[Cluster]:
     ckpt = work / "checkpoints"
     ckpt.mkdir()
     # Development mode (plain HTTP between nodes, guarded by the cluster
-    # key): the failover rules do not depend on peer TLS.
+    # key, which needs --insecure): the failover rules do not depend on
+    # peer TLS. n1 admits n2 and n3.
     keyfile = work / "cluster.key"
     keyfile.write_text("py-client-cluster-key")
     keyfile.chmod(0o600)
-    common = ["--checkpoint-uri", str(ckpt), "--cluster-key-file", str(keyfile)]
+    common = ["--checkpoint-uri", str(ckpt), "--cluster-key-file", str(keyfile), "--insecure"]
     procs: list[Proc] = []
     try:
-        first = start_server(binary, work, "n1", free_addr(), common + ["--bootstrap"])
+        first = start_server(binary, work, "n1", free_addr(), common + ["--bootstrap", "--admit", "n2,n3"])
         procs.append(first)
         wait_ready(first)
         for nid in ("n2", "n3"):

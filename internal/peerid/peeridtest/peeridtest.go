@@ -74,6 +74,20 @@ func (ca *CA) Node(t testing.TB, id string) Files {
 // id ("" leaves out the URI SAN).
 func (ca *CA) NodeNamed(t testing.TB, cn, uriID string) Files {
 	t.Helper()
+	return ca.Issue(t, cn, uriID, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
+// Client makes a user's certificate as `srdd cert client` does: CN name,
+// TLS client use only, no node URI SAN.
+func (ca *CA) Client(t testing.TB, name string) Files {
+	t.Helper()
+	return ca.Issue(t, name, "", x509.ExtKeyUsageClientAuth)
+}
+
+// Issue makes a certificate with CommonName cn, the node URI SAN of uriID
+// ("" for none) and the extended key usages given.
+func (ca *CA) Issue(t testing.TB, cn, uriID string, usages ...x509.ExtKeyUsage) Files {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +98,7 @@ func (ca *CA) NodeNamed(t testing.TB, cn, uriID string) Files {
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:  usages,
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback},
 		DNSNames:     []string{"localhost"},
 	}

@@ -162,6 +162,8 @@ ERROR_CODES: dict[str, tuple[int, type[SrddError]]] = {
     "forbidden": (403, Forbidden),
     "forbidden_path": (403, Forbidden),
     "forbidden_host": (403, Forbidden),
+    "not_admitted": (403, Forbidden),
+    "plaintext_cluster": (403, Forbidden),
     "not_found": (404, NotFound),
     "key_not_found": (404, KeyNotFound),
     "session_not_found": (404, NotFound),
@@ -191,6 +193,7 @@ ERROR_CODES: dict[str, tuple[int, type[SrddError]]] = {
     "moved": (503, Moved),
     "outcome_unknown": (503, OutcomeUnknown),
     "unavailable": (503, Unavailable),
+    "registry_halted": (503, Unavailable),
     "owner_unavailable": (503, Unavailable),
     "forward_loop": (508, ForwardLoop),
 }
