@@ -3,6 +3,7 @@ package check
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -207,8 +208,14 @@ func TestKubernetesManifests(t *testing.T) {
 	all := strings.Join(append(strs(get(c, "command")), args...), "\n")
 	checkFlags(t, "the StatefulSet", flags, append(strs(get(c, "command")), args...)...)
 	svc := str(get(sts, "spec.serviceName"))
+	// Pod 0 admits the other pods of the StatefulSet (a node joins only
+	// once admitted; docs/ARCHITECTURE.md, "Peer trust").
+	var others []string
+	for i := 1; i < get(sts, "spec.replicas").(int); i++ {
+		others = append(others, fmt.Sprintf("%s-%d", str(get(sts, "metadata.name")), i))
+	}
 	for _, want := range []string{"--advertise-raft=$(POD_NAME)." + svc + ".", "--advertise-http=$(POD_NAME)." + svc + ".",
-		"--node-id=$(POD_NAME)", "--bootstrap", "--join \"srdd-0." + svc + "."} {
+		"--node-id=$(POD_NAME)", "--bootstrap --admit " + strings.Join(others, ","), "--join \"srdd-0." + svc + "."} {
 		if !strings.Contains(all, want) {
 			t.Errorf("the StatefulSet's command line lacks %q", want)
 		}
@@ -253,9 +260,11 @@ func TestComposeFile(t *testing.T) {
 			t.Fatalf("no service %s", want)
 		}
 	}
-	// The three nodes: one bootstraps, the others join it; each advertises its own hostname.
+	// The three nodes: one bootstraps and admits the others, which join
+	// it; each advertises its own hostname.
 	bootstraps := 0
 	ids := map[string]bool{}
+	admitted := ""
 	for _, name := range []string{"srdd-1", "srdd-2", "srdd-3"} {
 		s := services[name]
 		cmd := strs(get(s, "command"))
@@ -263,6 +272,7 @@ func TestComposeFile(t *testing.T) {
 		line := strings.Join(cmd, " ")
 		if strings.Contains(line, "--bootstrap") {
 			bootstraps++
+			admitted = flagValue(cmd, "--admit")
 		} else if !strings.Contains(line, "--join srdd-1:8998") {
 			t.Errorf("%s neither bootstraps nor joins srdd-1", name)
 		}
@@ -294,6 +304,9 @@ func TestComposeFile(t *testing.T) {
 	}
 	if bootstraps != 1 {
 		t.Errorf("%d nodes bootstrap, want exactly 1", bootstraps)
+	}
+	if admitted != "srdd-2,srdd-3" {
+		t.Errorf("the bootstrapping node admits %q, want the joiners' node IDs srdd-2,srdd-3 (--admit)", admitted)
 	}
 	// Every file mounted from the repository exists.
 	for name, s := range services {
@@ -402,5 +415,11 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	if strings.Contains(unit, "MemoryDenyWriteExecute=yes") {
 		t.Error("MemoryDenyWriteExecute breaks the JVM's JIT")
+	}
+	// The example node forms the cluster and admits the other two; with
+	// peer TLS and without --insecure (no plaintext cluster).
+	extra := regexp.MustCompile(`(?m)^SRDD_EXTRA_ARGS=(.*)$`).FindStringSubmatch(env)
+	if extra == nil || !strings.Contains(extra[1], "--bootstrap --admit srdd-2,srdd-3") || strings.Contains(extra[1], "--insecure") {
+		t.Errorf("srdd.env's SRDD_EXTRA_ARGS must bootstrap and admit srdd-2,srdd-3, without --insecure: %v", extra)
 	}
 }
