@@ -372,6 +372,22 @@ func TestPeerAdmission(t *testing.T) {
 	if st, b := join4(testutil.FreeAddr(t)); st != 403 || !strings.Contains(string(b), `"not_admitted"`) {
 		t.Fatalf("join of n4 before its admission: %d %s, want 403 not_admitted", st, b)
 	}
+	// The leader decides: a member asking for a stranger's join, and a
+	// follower forwarding n4's own, are refused the same way.
+	var follower *proc
+	for _, p := range ps {
+		if p != leader {
+			follower = p
+		}
+	}
+	if st, b := peerHTTP(t, certs.creds(follower.id), leader.raft, "POST", "/v1/cluster/join",
+		`{"id":"n7","raft_addr":"127.0.0.1:1","http_addr":"127.0.0.1:2"}`, nil); st != 403 || !strings.Contains(string(b), `"not_admitted"`) {
+		t.Fatalf("member %s asking for n7's join: %d %s, want 403 not_admitted", follower.id, st, b)
+	}
+	if st, b := peerHTTP(t, n4, follower.raft, "POST", "/v1/cluster/join",
+		fmt.Sprintf(`{"id":"n4","raft_addr":%q,"http_addr":"127.0.0.1:1"}`, testutil.FreeAddr(t)), nil); st != 403 || !strings.Contains(string(b), `"not_admitted"`) {
+		t.Fatalf("n4's join through follower %s: %d %s, want 403 not_admitted", follower.id, st, b)
+	}
 	if m := memberIDs(statusOf(t, n1, admin)); m != "n1,n2,n3" {
 		t.Fatalf("members after a refused join: %s", m)
 	}
@@ -404,10 +420,6 @@ func TestPeerAdmission(t *testing.T) {
 
 	// An admin admits n4 (through a follower: any member proposes it);
 	// srdd cluster ls shows it until it joins.
-	follower := ps[1]
-	if follower == leader {
-		follower = ps[2]
-	}
 	cli := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(bin, append([]string{"--addr", follower.http, "--token", admin}, args...)...).CombinedOutput()
