@@ -99,6 +99,7 @@ type session struct {
 	hydrated  bool
 	kvReady   chan struct{}
 	startErr  error
+	readyAt   time.Time // when bring-up succeeded (under mu)
 
 	queue    chan *Statement
 	wg       sync.WaitGroup
