@@ -393,11 +393,8 @@ func (m *Manager) bringUp(s *session) {
 	if err != nil {
 		s.startErr = err
 		s.state = StateError
-	} else {
-		s.readyAt = time.Now()
-		if s.state == StateStarting {
-			s.state = StateIdle
-		}
+	} else if s.state == StateStarting {
+		s.state = StateIdle
 	}
 	s.hydrated = true
 	close(s.kvReady)
@@ -422,17 +419,11 @@ func (m *Manager) watch(s *session) {
 	if !deleting {
 		s.state = StateDead
 	}
-	readyAt := s.readyAt
 	s.mu.Unlock()
 	if deleting {
 		return
 	}
 	reason := fmt.Sprintf("interpreter exited: %v", s.it.ExitErr())
-	if s.internal && !readyAt.IsZero() && time.Since(readyAt) < startStable {
-		// Died soon after it came up (e.g. while rebuilding): the next
-		// default session backs off as after a failed start.
-		m.startFailed(s, errors.New(reason))
-	}
 	s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, "srdd: "+reason)
 	m.cfg.Logger.Error("session died", "session", s.id, "reason", reason)
 	s.failPending(reason)

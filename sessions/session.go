@@ -99,7 +99,6 @@ type session struct {
 	hydrated  bool
 	kvReady   chan struct{}
 	startErr  error
-	readyAt   time.Time // when bring-up succeeded (under mu)
 
 	queue    chan *Statement
 	wg       sync.WaitGroup

@@ -27,8 +27,7 @@ const (
 	startRetryBase = time.Second
 	startRetryMax  = 5 * time.Minute
 	// startStable is how long a default session must have served before
-	// its death stops counting as a failed start (a crash loop while
-	// hydrating backs off too).
+	// the count of failed starts in a row begins again.
 	startStable = time.Minute
 	// pruneEvery is how often ended sessions beyond MaxDeadSessions are
 	// removed, besides at start-up.
