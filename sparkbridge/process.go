@@ -64,6 +64,9 @@ type ProcessConfig struct {
 	// OnOutput receives every line the child writes to stderr, and stdout
 	// after the handshake. It must not block.
 	OnOutput func(line string)
+	// Abort, if closed while StartProcess waits for the handshake, kills
+	// the child and fails the start at once (the node is stopping).
+	Abort <-chan struct{}
 }
 
 // Process is a supervised child: its own process group, output drained
@@ -196,10 +199,21 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		}
 		return p, h, nil
 	case <-p.done:
+		// Let its last lines (a traceback saying why) reach OnOutput
+		// first; a grandchild holding the pipes must not hold us.
+		drained := make(chan struct{})
+		go func() { p.wg.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+		}
 		return nil, Handshake{}, fmt.Errorf("%w before handshake: %v", ErrExited, p.waitErr)
 	case <-timer.C:
 		p.Kill()
 		return nil, Handshake{}, fmt.Errorf("no handshake from %s within %s", cfg.Path, cfg.StartTimeout)
+	case <-cfg.Abort:
+		p.Kill()
+		return nil, Handshake{}, errors.New("stopped while starting")
 	}
 }
 
