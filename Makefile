@@ -175,7 +175,7 @@ test-edges: check-java venv build
 # real bin/srdd processes: the README's secure start in a fresh checkout
 # after `make run`, a restart on a Python without pyspark (preflight exit
 # 2; past it, backed-off starts and bounded session records), dead
-# sessions pruned, Ctrl-C during a traceback, srdd doctor (~4 min).
+# sessions pruned, Ctrl-C during a traceback, srdd doctor (~2 min).
 test-faults: check-java venv build
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 20m -run '^TestFault' ./cmd/srdd
 
