@@ -159,7 +159,6 @@ func (m *Manager) Reconcile() error {
 			return err
 		}
 	}
-	m.pruneEnded()
 	return nil
 }
 
@@ -314,7 +313,9 @@ func (m *Manager) reapLoop() {
 	defer close(m.reaperDone)
 	t := time.NewTicker(m.cfg.ReapInterval)
 	defer t.Stop()
-	lastPrune := time.Now()
+	// The first tick prunes (off the start-up path: a data dir from a
+	// start loop may hold hundreds of ended sessions), then every pruneEvery.
+	var lastPrune time.Time
 	for {
 		select {
 		case <-m.stopReaper:

@@ -164,7 +164,7 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxBatches, "max-batches", 16, "most live Livy batches (spark-submit runs, each a JVM) on this node; over it, 429 limit_reached")
 	f.IntVar(&cfg.MaxSessionsPerPrincipal, "max-sessions-per-principal", 8, "most live sessions one principal may hold on this node (unauthenticated callers are one principal)")
 	f.IntVar(&cfg.MaxRDDs, "max-rdds", 1000, "most shared RDDs this node's sessions may hold")
-	f.IntVar(&maxDead, "max-dead-sessions", sessions.DefaultMaxDeadSessions, "ended (dead or killed) sessions of this node kept in the registry and under DATA-DIR/sessions; the oldest are pruned first, and ids are never reused")
+	f.IntVar(&maxDead, "max-dead-sessions", sessions.DefaultMaxDeadSessions, "ended (dead or killed) sessions of this node kept in the registry and under DATA-DIR/sessions (0: none); the oldest are pruned first, and ids are never reused")
 	f.IntVar(&cfg.MaxStatements, "max-statements", 1000, "statements kept per session (in memory and on disk); older ones are trimmed and answer 404")
 	f.StringVar(&maxStmtBytes, "max-statement-bytes", "64m", "bytes of code and output kept per session's statements; older ones are trimmed, and longer code answers 413")
 	f.IntVar(&cfg.MaxLogLines, "max-log-lines", 1000, "interpreter log lines kept per session")
