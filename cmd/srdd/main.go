@@ -29,6 +29,6 @@ func main() {
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)
-		os.Exit(codeOf(err))
+		os.Exit(1)
 	}
 }

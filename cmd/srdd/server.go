@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -192,23 +191,11 @@ func defaultPython(flag string) string {
 	return "python3"
 }
 
-// exitError carries the process exit code of a failed command.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
-// exitCode makes err end the process with code (main).
-func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
-
-// codeOf is the exit code for err: its exitError's, else 1.
-func codeOf(err error) int {
-	var e *exitError
-	if errors.As(err, &e) {
-		return e.code
-	}
-	return 1
+// exitCode prints err as main does and ends the process with code (2:
+// refused before it started, a set-up to fix). It runs before the node
+// opens anything, so there is nothing to clean up.
+func exitCode(code int, err error) error {
+	fmt.Fprintln(os.Stderr, "srdd:", err)
+	os.Exit(code)
+	return err
 }
