@@ -66,7 +66,7 @@ func serverCmd() *cobra.Command {
 			// A config the node would refuse (protected mode, ...) is
 			// refused before the preflight creates any directory.
 			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("invalid node config: %w", err)
+				return exitCode(2, fmt.Errorf("invalid node config: %w", err))
 			}
 			if !skipPreflight {
 				checks := preflight.Run(preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
