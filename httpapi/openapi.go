@@ -221,6 +221,8 @@ func apiSchemas() js {
 			"checkpoint":       obj(js{"index": integer(), "path": str(), "rows": integer(), "at": integer()}),
 			"tail_writes":      integer(),
 			"last_write_index": integer(),
+			"last_error":       str(),
+			"next_attempt_at":  integer(),
 		}, "name", "mode", "state"),
 		"LoadStatus": obj(js{"state": str(), "path": str(), "format": str(), "mode": str(), "rows": integer(),
 			"percent": number(), "rows_per_sec": number(), "seconds": number(), "error": str()}, "state"),

@@ -109,13 +109,16 @@ type durable struct {
 	cfg   DurableConfig
 	mu    sync.Mutex
 	owned map[string]*owned
-	wake  chan struct{}
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	// adoptErr is why adopting an RDD last failed (one line), by name;
+	// cleared when it is adopted.
+	adoptErr map[string]string
+	wake     chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 func newDurable(s *Store) *durable {
-	return &durable{s: s, owned: map[string]*owned{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &durable{s: s, owned: map[string]*owned{}, adoptErr: map[string]string{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // EnableDurable turns durable RDDs on (call it before serving, so the
@@ -223,6 +226,11 @@ func (d *durable) reconcile() {
 		d.maybeAdopt(r, sess, ok)
 	}
 	d.mu.Lock()
+	for name := range d.adoptErr {
+		if r, ok := reg.RDD(name); !ok || r.Mode != cluster.ModeDurable {
+			delete(d.adoptErr, name)
+		}
+	}
 	var stopped []*owned
 	for name, o := range d.owned {
 		if sid, ok := want[name]; !ok || sid != o.sid {
@@ -262,9 +270,12 @@ func (d *durable) maybeAdopt(r cluster.RDD, old cluster.Session, known bool) {
 	if adopter != me {
 		return
 	}
+	// At most one default session starts at a time, and one that failed
+	// to start is retried after a back-off (sessions.ErrStartBackoff):
+	// this loop never creates a session per tick.
 	sid, err := s.sess.DefaultSession()
 	if err != nil {
-		s.logf("cannot adopt durable rdd %q: no session: %v", r.Name, err)
+		d.setAdoptError(r.Name, fmt.Sprintf("cannot adopt durable rdd %q: no session: %v", r.Name, err))
 		return
 	}
 	if sid == r.SessionID {
@@ -273,10 +284,11 @@ func (d *durable) maybeAdopt(r cluster.RDD, old cluster.Session, known bool) {
 	_, err = s.reg.Apply(cluster.Command{Type: cluster.CmdMoveRDD, Body: &cluster.MoveRDD{RDD: r.Name, From: r.SessionID, To: sid}})
 	if err != nil {
 		if !errors.Is(err, cluster.ErrNotOwner) && !errors.Is(err, cluster.ErrRDDNotFound) {
-			s.logf("cannot adopt durable rdd %q: %v", r.Name, err)
+			d.setAdoptError(r.Name, fmt.Sprintf("cannot adopt durable rdd %q: %v", r.Name, err))
 		}
 		return
 	}
+	d.setAdoptError(r.Name, "")
 	s.logf("adopted durable rdd %q from session %d into session %d", r.Name, r.SessionID, sid)
 	if s.hooks != nil && known && old.Node == me {
 		s.hooks.InterpreterRestarted() // its interpreter died here: a new one took over
@@ -284,6 +296,41 @@ func (d *durable) maybeAdopt(r cluster.RDD, old cluster.Session, known bool) {
 	if err := s.created(sid, r.Name); err != nil {
 		s.logf("adopted durable rdd %q: %v", r.Name, err)
 	}
+}
+
+// setAdoptError records (and logs, when it changed) why adopting an RDD
+// failed; "" clears it.
+func (d *durable) setAdoptError(name, msg string) {
+	d.mu.Lock()
+	prev := d.adoptErr[name]
+	if msg == "" {
+		delete(d.adoptErr, name)
+	} else {
+		d.adoptErr[name] = msg
+	}
+	d.mu.Unlock()
+	if msg != "" && msg != prev {
+		d.s.logf("%s", msg)
+	}
+}
+
+// adoptError is why adopting an RDD, or rebuilding it here, last
+// failed, or "".
+func (d *durable) adoptError(name string) string {
+	d.mu.Lock()
+	msg := d.adoptErr[name]
+	d.mu.Unlock()
+	if msg != "" {
+		return msg
+	}
+	if o, ok := d.lookup(name); ok {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if !o.ready {
+			return o.status
+		}
+	}
+	return ""
 }
 
 // ownedHere returns the pusher of a durable RDD on this node, waiting up

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,6 +158,17 @@ type RDDInfo struct {
 	Checkpoint *cluster.CheckpointRef `json:"checkpoint,omitempty"`
 	TailWrites *int                   `json:"tail_writes,omitempty"`
 	LastWrite  uint64                 `json:"last_write_index,omitempty"`
+	// A durable RDD that is recovering: why its last try failed (one
+	// line), and when the next try may start (unix ms; absent: it is
+	// under way or due now). Failing session starts back off.
+	LastError     string `json:"last_error,omitempty"`
+	NextAttemptAt int64  `json:"next_attempt_at,omitempty"`
+}
+
+// startFailures is what the store asks of the session manager about its
+// default session's failed starts (sessions.Manager.DefaultStartFailure).
+type startFailures interface {
+	DefaultStartFailure() (sessions.StartFailure, bool)
 }
 
 // ownerInfo is what the owning interpreter reports about one RDD.
@@ -362,7 +374,37 @@ func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 			}
 		}
 	}
+	if r.Mode == cluster.ModeDurable && info.State != StateReady && info.State != StateLoading {
+		s.describeRecovery(&info)
+	}
 	return info
+}
+
+// describeRecovery adds why a durable RDD that is not ready failed its
+// last try to come back, and when the next try is due.
+func (s *Store) describeRecovery(info *RDDInfo) {
+	if sf, ok := s.sess.(startFailures); ok {
+		if f, failing := sf.DefaultStartFailure(); failing {
+			info.State = StateRecovering
+			info.LastError = oneLine("the session to rebuild it in failed to start: " + f.LastError)
+			if !f.NextAttempt.IsZero() {
+				info.NextAttemptAt = f.NextAttempt.UnixMilli()
+			}
+			return
+		}
+	}
+	if msg := s.dur.adoptError(info.Name); msg != "" && info.State == StateRecovering {
+		info.LastError = oneLine(msg)
+	}
+}
+
+// oneLine folds s into one line of at most 300 bytes.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:297] + "..."
+	}
+	return s
 }
 
 // counts asks each ready session that owns one of recs for its key counts.

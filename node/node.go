@@ -128,7 +128,10 @@ type Config struct {
 	MaxSessions, MaxSessionsPerPrincipal, MaxRDDs int
 	// MaxBatches bounds the live Livy batches of this node (default 16);
 	// their driver logs keep MaxLogLines and MaxLogBytes, as sessions'.
-	MaxBatches               int
+	MaxBatches int
+	// MaxDeadSessions is how many ended sessions of this node the registry
+	// and the data dir keep (0: 100; negative: none); older ones are pruned.
+	MaxDeadSessions          int
 	MaxStatements            int
 	MaxStatementBytes        int64
 	MaxLogLines, MaxLogBytes int
@@ -453,8 +456,9 @@ func Start(cfg Config) (*Node, error) {
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
 		MaxSessions:  cfg.MaxSessions, MaxSessionsPerOwner: cfg.MaxSessionsPerPrincipal,
-		History:  sessions.HistoryLimits{MaxStatements: cfg.MaxStatements, MaxBytes: cfg.MaxStatementBytes},
-		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes,
+		MaxDeadSessions: cfg.MaxDeadSessions,
+		History:         sessions.HistoryLimits{MaxStatements: cfg.MaxStatements, MaxBytes: cfg.MaxStatementBytes},
+		LogLines:        cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes,
 		Policy: sessions.Policy{MaxDriverMemory: cfg.MaxDriverMemory, MaxExecutorMemory: cfg.MaxExecutorMemory,
 			MaxCores: cfg.MaxCores, MaxExecutors: cfg.MaxExecutors},
 		Logger: cfg.Logger.Named("sessions"),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -55,7 +56,11 @@ type Config struct {
 	// revokes it; it is revoked when the interpreter stops or exits
 	// (docs/ARCHITECTURE.md, "Sessions hold no secret").
 	MintToken func(id int64) (token string, revoke func(), err error)
-	Logger    hclog.Logger
+	// MaxDeadSessions is how many ended (dead or killed) sessions of this
+	// node the registry and DataDir keep; the oldest go first (0: 100,
+	// negative: none).
+	MaxDeadSessions int
+	Logger          hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -80,6 +85,11 @@ type Manager struct {
 
 	stopReaper chan struct{}
 	reaperDone chan struct{}
+
+	// starts is the default session's start history (startfail.go);
+	// startFailures counts every session's failed starts.
+	starts        startState
+	startFailures atomic.Int64
 }
 
 // NewManager returns a manager; call Reconcile once the registry has a leader.
@@ -112,6 +122,9 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.MaxDeadSessions == 0 {
+		cfg.MaxDeadSessions = DefaultMaxDeadSessions
 	}
 	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByOwner: map[string]int{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
@@ -300,11 +313,18 @@ func (m *Manager) reapLoop() {
 	defer close(m.reaperDone)
 	t := time.NewTicker(m.cfg.ReapInterval)
 	defer t.Stop()
+	// The first tick prunes (off the start-up path: a data dir from a
+	// start loop may hold hundreds of ended sessions), then every pruneEvery.
+	var lastPrune time.Time
 	for {
 		select {
 		case <-m.stopReaper:
 			return
 		case now := <-t.C:
+			if now.Sub(lastPrune) >= pruneEvery {
+				lastPrune = now
+				m.pruneEnded()
+			}
 			m.mu.Lock()
 			due := map[*session]string{}
 			var lost []*session
@@ -383,8 +403,11 @@ func (m *Manager) bringUp(s *session) {
 	s.hydrateMu.Unlock()
 	if err != nil {
 		m.cfg.Logger.Error("session failed to start", "session", s.id, "error", err)
+		m.startFailed(s, err)
 		_ = m.markDead(s.id, "spark failed to start: "+err.Error())
 		s.it.Stop()
+	} else if s.internal {
+		m.startSucceeded()
 	}
 }
 
@@ -507,33 +530,56 @@ func (m *Manager) IfStarted(id int64, fn func(ctx context.Context, it *sparkbrid
 }
 
 // DefaultSession returns the id of this node's session for shared RDDs
-// created without naming a session, creating it on first use.
+// created without naming a session, creating it on first use. At most
+// one default session starts at a time (a starting one is returned); after
+// a failed start the next one waits for its back-off (ErrStartBackoff).
 func (m *Manager) DefaultSession() (int64, error) {
 	m.defaultMu.Lock()
 	defer m.defaultMu.Unlock()
 	prefix := "srdd-default-" + m.reg.ID()
-	for k := 0; ; k++ {
-		name := prefix
-		if k > 0 {
-			name = fmt.Sprintf("%s-%d", prefix, k)
-		}
-		rec, ok := m.reg.SessionByName(name)
+	next := 0
+	best := int64(-1)
+	for _, rec := range m.reg.Sessions() {
+		k, ok := defaultName(prefix, rec.Name)
 		if !ok {
-			info, err := m.create(CreateRequest{Name: name, Kind: "pyspark"}, true)
-			if err != nil {
-				return 0, err
-			}
-			return info.ID, nil
+			continue
 		}
-		if rec.Status == cluster.SessionActive {
-			if s, err := m.lookup(rec.ID); err == nil {
-				s.mu.Lock()
-				usable := s.startErr == nil && s.state != StateDead && s.state != StateShuttingDown && s.state != StateError
-				s.mu.Unlock()
-				if usable {
-					return rec.ID, nil
-				}
-			}
+		next = max(next, k+1)
+		if rec.Status != cluster.SessionActive || rec.Node != m.reg.ID() {
+			continue
 		}
+		m.mu.Lock()
+		s, live := m.live[rec.ID]
+		m.mu.Unlock()
+		if !live || !s.internal {
+			continue
+		}
+		s.mu.Lock()
+		usable := s.startErr == nil && s.state != StateDead && s.state != StateShuttingDown && s.state != StateError
+		s.mu.Unlock()
+		if usable && rec.ID > best {
+			best = rec.ID
+		}
+	}
+	if best >= 0 {
+		return best, nil
+	}
+	if f, ok := m.DefaultStartFailure(); ok && !f.NextAttempt.IsZero() {
+		return 0, fmt.Errorf("%w %d time(s) in a row (%s); next attempt at %s",
+			ErrStartBackoff, f.Failures, f.LastError, f.NextAttempt.UTC().Format(time.RFC3339))
+	}
+	for ; ; next++ {
+		name := prefix
+		if next > 0 {
+			name = fmt.Sprintf("%s-%d", prefix, next)
+		}
+		if _, taken := m.reg.SessionByName(name); taken {
+			continue
+		}
+		info, err := m.create(CreateRequest{Name: name, Kind: "pyspark"}, true)
+		if err != nil {
+			return 0, err
+		}
+		return info.ID, nil
 	}
 }

@@ -142,7 +142,10 @@ func (m *Manager) Instrument(reg prometheus.Registerer, labels *metrics.RDDLabel
 		lookupHist:   d("srdd_engine_lookup_job_duration_seconds", "Duration of Spark lookup jobs (cold reads).", "rdd"),
 		compactHist:  d("srdd_engine_compaction_duration_seconds", "Duration of compactions (Spark rebuild jobs).", "rdd"),
 	}
-	reg.MustRegister(c, c.errors)
+	reg.MustRegister(c, c.errors, prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "srdd_session_start_failures_total",
+		Help: "Sessions of this node whose interpreter failed to start (the node's default session then backs off; alert SrddSessionStartsFailing).",
+	}, func() float64 { return float64(m.StartFailures()) }))
 }
 
 func (c *collector) descs() []*prometheus.Desc {

@@ -94,7 +94,8 @@ type Interpreter struct {
 	startErr  error
 
 	stopOnce sync.Once
-	stopping atomic.Bool // Stop was called: an exit is not a crash
+	stopping atomic.Bool   // Stop was called: an exit is not a crash
+	abort    chan struct{} // closed by Stop: a start under way is cut short
 }
 
 // Start launches the interpreter, waits for its handshake and connects.
@@ -128,7 +129,8 @@ func newInterpreter(cfg Config) *Interpreter {
 	if cfg.Master == "" {
 		cfg.Master = "local[*]"
 	}
-	return &Interpreter{cfg: cfg, ready: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{})}
+	return &Interpreter{cfg: cfg, ready: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
+		abort: make(chan struct{})}
 }
 
 // spawn starts the process, waits for its handshake and connects; it runs
@@ -195,7 +197,7 @@ func (it *Interpreter) spawn() (err error) {
 	proc, hs, err := StartProcess(ProcessConfig{
 		Path: cfg.Python, Args: args, Env: env, Dir: workDir, Secret: secret,
 		Credential: cfg.RunAs.credential(), StartTimeout: cfg.StartTimeout,
-		Logger: cfg.Logger, OnOutput: cfg.OnOutput,
+		Logger: cfg.Logger, OnOutput: cfg.OnOutput, Abort: it.abort,
 	})
 	if err != nil {
 		os.RemoveAll(sockDir)
@@ -361,7 +363,8 @@ func (it *Interpreter) Pid() int {
 func (it *Interpreter) Stop() {
 	it.stopOnce.Do(func() {
 		it.stopping.Store(true)
-		<-it.started // a launch under way finishes first (bounded by StartTimeout)
+		close(it.abort) // a launch waiting for its handshake gives up now
+		<-it.started
 		if it.spawnErr != nil {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,6 +64,9 @@ type ProcessConfig struct {
 	// OnOutput receives every line the child writes to stderr, and stdout
 	// after the handshake. It must not block.
 	OnOutput func(line string)
+	// Abort, if closed while StartProcess waits for the handshake, kills
+	// the child and fails the start at once (the node is stopping).
+	Abort <-chan struct{}
 }
 
 // Process is a supervised child: its own process group, output drained
@@ -73,6 +77,10 @@ type Process struct {
 	done    chan struct{}
 	waitErr error
 	wg      sync.WaitGroup
+	// killed is set when the node kills the child on purpose (Kill,
+	// StopWithin): a traceback it was printing then is dropped, not
+	// logged in part (traceback.go).
+	killed atomic.Bool
 }
 
 // ErrExited is returned when the child exits before or during a call.
@@ -150,14 +158,16 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		sc := bufio.NewScanner(outR)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		first := true
+		var tb tracebackHold
 		for sc.Scan() {
 			if first {
 				first = false
 				handshake <- sc.Text()
 				continue
 			}
-			emit(sc.Text())
+			tb.line(sc.Text(), emit)
 		}
+		tb.end(p.killed.Load(), emit, cfg.Logger)
 		_, _ = io.Copy(io.Discard, outR)
 	}()
 	go func() {
@@ -165,9 +175,11 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		defer errR.Close()
 		sc := bufio.NewScanner(errR)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		var tb tracebackHold
 		for sc.Scan() {
-			emit(sc.Text())
+			tb.line(sc.Text(), emit)
 		}
+		tb.end(p.killed.Load(), emit, cfg.Logger)
 		_, _ = io.Copy(io.Discard, errR)
 	}()
 	go func() {
@@ -187,10 +199,21 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		}
 		return p, h, nil
 	case <-p.done:
+		// Let its last lines (a traceback saying why) reach OnOutput
+		// first; a grandchild holding the pipes must not hold us.
+		drained := make(chan struct{})
+		go func() { p.wg.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+		}
 		return nil, Handshake{}, fmt.Errorf("%w before handshake: %v", ErrExited, p.waitErr)
 	case <-timer.C:
 		p.Kill()
 		return nil, Handshake{}, fmt.Errorf("no handshake from %s within %s", cfg.Path, cfg.StartTimeout)
+	case <-cfg.Abort:
+		p.Kill()
+		return nil, Handshake{}, errors.New("stopped while starting")
 	}
 }
 
@@ -209,6 +232,7 @@ func (p *Process) ExitErr() error {
 // Kill sends SIGKILL to the child's whole process group and waits for the
 // child and the output readers to finish.
 func (p *Process) Kill() {
+	p.killed.Store(true)
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.done
 	p.wg.Wait()
@@ -217,6 +241,7 @@ func (p *Process) Kill() {
 // StopWithin waits up to grace for the child to exit by itself, then kills
 // the group. Either way, leftovers in the group (a JVM) are killed too.
 func (p *Process) StopWithin(grace time.Duration) {
+	p.killed.Store(true)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {

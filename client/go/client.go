@@ -117,6 +117,10 @@ type RDD struct {
 	Load *LoadStatus `json:"load,omitempty"`
 	// Engine is the owner's KV engine state (partitions, pending writes...).
 	Engine map[string]any `json:"engine,omitempty"`
+	// LastError says why a recovering durable RDD's last try failed, and
+	// NextAttemptAt (unix ms) when the next one may start.
+	LastError     string `json:"last_error,omitempty"`
+	NextAttemptAt int64  `json:"next_attempt_at,omitempty"`
 }
 
 // LoadStatus is a bulk load's progress or outcome.

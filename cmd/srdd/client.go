@@ -37,13 +37,13 @@ func addClientCmds(root *cobra.Command) {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSESSION\tNODE\tMODE\tSTATE\tKEYS")
+			fmt.Fprintln(w, "NAME\tSESSION\tNODE\tMODE\tSTATE\tKEYS\tDETAIL")
 			for _, r := range rdds {
 				keys := "-"
 				if r.Keys != nil {
 					keys = fmt.Sprint(*r.Keys)
 				}
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys)
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys, rddDetail(r))
 			}
 			return w.Flush()
 		},
@@ -231,4 +231,18 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// rddDetail says why a recovering RDD is not back yet and when it is
+// tried next, for srdd rdd ls.
+func rddDetail(r srddclient.RDD) string {
+	if r.LastError == "" {
+		return ""
+	}
+	d := r.LastError
+	if r.NextAttemptAt > 0 {
+		wait := time.Until(time.UnixMilli(r.NextAttemptAt)).Round(time.Second)
+		d = fmt.Sprintf("next try in %s; last error: %s", max(wait, 0), r.LastError)
+	}
+	return d
 }

@@ -27,6 +27,7 @@ func main() {
 	root.AddCommand(readyCmd())
 	root.AddCommand(authCmd())
 	root.AddCommand(certCmd())
+	root.AddCommand(doctorCmd())
 	addClientCmds(root)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "srdd:", err)

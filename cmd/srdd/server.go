@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/srdd/srdd/internal/preflight"
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
 	"github.com/srdd/srdd/sessions"
@@ -20,6 +22,8 @@ func serverCmd() *cobra.Command {
 	var conf []string
 	var logLevel string
 	var maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes string
+	var maxDead int
+	var skipPreflight bool
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run an srdd node in the foreground (Ctrl-C stops it cleanly)",
@@ -48,8 +52,29 @@ func serverCmd() *cobra.Command {
 				return fmt.Errorf("--max-log-bytes %q must be a size such as 1m, at most 1g", maxLogBytes)
 			}
 			cfg.MaxLogBytes = int(lb)
+			switch {
+			case maxDead < 0:
+				return fmt.Errorf("--max-dead-sessions %d must not be negative", maxDead)
+			case maxDead == 0:
+				cfg.MaxDeadSessions = -1 // keep none
+			default:
+				cfg.MaxDeadSessions = maxDead
+			}
 			cfg.Version = version
 			cfg.StrictBootstrap = cmd.Flags().Changed("bootstrap")
+			cfg.Python = defaultPython(cfg.Python)
+			// A config the node would refuse (protected mode, ...) is
+			// refused before the preflight creates any directory.
+			if err := cfg.Validate(); err != nil {
+				return exitCode(2, fmt.Errorf("invalid node config: %w", err))
+			}
+			if !skipPreflight {
+				checks := preflight.Run(preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
+					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true})
+				if err := preflight.Err(checks); err != nil {
+					return exitCode(2, err)
+				}
+			}
 			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
 			n, err := node.Start(cfg)
 			if err != nil {
@@ -105,7 +130,8 @@ func serverCmd() *cobra.Command {
 	f.StringSliceVar(&cfg.Admit, "admit", nil, "with --bootstrap: admit these node IDs (comma-separated) as voters when this node forms a new cluster, so each may join once; later, admins run `srdd cluster admit ID`")
 	f.BoolVar(&cfg.NonVoter, "non-voter", false, "join as a non-voter, which leaves the cluster (and wipes its Raft state) on SIGTERM")
 	f.StringVar(&cfg.SparkMaster, "spark-master", "local[*]", "Spark master for session interpreters")
-	f.StringVar(&cfg.Python, "python", "python3", "Python executable with pyspark installed")
+	f.StringVar(&cfg.Python, "python", "", "Python executable with the pinned pyspark and msgpack (make venv); default: env SRDD_PYTHON, else .venv/bin/python in the working directory if it exists, else python3")
+	f.BoolVar(&skipPreflight, "skip-preflight", false, "start without checking --python, Java and the directories first (srdd doctor runs the same checks)")
 	f.StringArrayVar(&cfg.InterpreterEnv, "interpreter-env", nil, "pass this variable of the node's environment to session interpreters (repeatable); they otherwise get an allowlist only (PATH, HOME, locale, JAVA_HOME, SPARK_*, PYSPARK_*, HADOOP_*, ...), and session code can read what they get")
 	f.StringVar(&cfg.InterpreterUser, "interpreter-user", "", "run session interpreters as this unprivileged account (the node must run as root); session code then cannot read the Raft dir, users file, keys or certificates")
 	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
@@ -138,10 +164,39 @@ func serverCmd() *cobra.Command {
 	f.IntVar(&cfg.MaxBatches, "max-batches", 16, "most live Livy batches (spark-submit runs, each a JVM) on this node; over it, 429 limit_reached")
 	f.IntVar(&cfg.MaxSessionsPerPrincipal, "max-sessions-per-principal", 8, "most live sessions one principal may hold on this node (unauthenticated callers are one principal)")
 	f.IntVar(&cfg.MaxRDDs, "max-rdds", 1000, "most shared RDDs this node's sessions may hold")
+	f.IntVar(&maxDead, "max-dead-sessions", sessions.DefaultMaxDeadSessions, "ended (dead or killed) sessions of this node kept in the registry and under DATA-DIR/sessions (0: none); the oldest are pruned first, and ids are never reused")
 	f.IntVar(&cfg.MaxStatements, "max-statements", 1000, "statements kept per session (in memory and on disk); older ones are trimmed and answer 404")
 	f.StringVar(&maxStmtBytes, "max-statement-bytes", "64m", "bytes of code and output kept per session's statements; older ones are trimmed, and longer code answers 413")
 	f.IntVar(&cfg.MaxLogLines, "max-log-lines", 1000, "interpreter log lines kept per session")
 	f.StringVar(&maxLogBytes, "max-log-bytes", "1m", "interpreter log bytes kept per session")
 	f.BoolVar(&cfg.MemoryOnly, "memory-only", false, "disable durable RDDs: every shared RDD is memory-mode (its data is lost with its interpreter)")
 	return c
+}
+
+// defaultPython is the interpreter Python when --python is not given:
+// env SRDD_PYTHON, else .venv/bin/python in the working directory (what
+// `make venv` makes, so the README's commands work in a fresh clone),
+// else python3.
+func defaultPython(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if p := os.Getenv("SRDD_PYTHON"); p != "" {
+		return p
+	}
+	if fi, err := os.Stat(filepath.Join(".venv", "bin", "python")); err == nil && !fi.IsDir() {
+		if abs, err := filepath.Abs(filepath.Join(".venv", "bin", "python")); err == nil {
+			return abs
+		}
+	}
+	return "python3"
+}
+
+// exitCode prints err as main does and ends the process with code (2:
+// refused before it started, a set-up to fix). It runs before the node
+// opens anything, so there is nothing to clean up.
+func exitCode(code int, err error) error {
+	fmt.Fprintln(os.Stderr, "srdd:", err)
+	os.Exit(code)
+	return err
 }

@@ -144,7 +144,7 @@ async function rddsPage() {
         : (r.load ? el("span", { class: "muted" }, "last load: " + r.load.state) : "");
       return el("tr", { "data-rdd": r.name },
         el("td", {}, el("a", { href: "#/rdd/" + enc(r.name) }, r.name)),
-        el("td", { text: r.mode }), el("td", { text: r.state }),
+        el("td", { text: r.mode }), el("td", { text: r.state, title: r.last_error || "" }),
         el("td", { class: "num", text: r.keys === null || r.keys === undefined ? "?" : String(r.keys) }),
         el("td", { text: owners[r.session] || "" }),
         el("td", { text: r.mode === "durable" ? age(r.checkpoint && r.checkpoint.at) : "—" }),
@@ -205,6 +205,8 @@ async function rddPage(name) {
       ["checkpoint", r.checkpoint ? "index " + r.checkpoint.index + ", " + age(r.checkpoint.at) : (r.mode === "durable" ? "none yet" : "—")]];
     if (r.load) rows.push(["load", r.load.state + " " + Math.round(r.load.percent || 0) + "% (" + r.load.rows + " rows)"]);
     if (r.message) rows.push(["message", r.message]);
+    if (r.last_error) rows.push(["last error", r.last_error]);
+    if (r.next_attempt_at) rows.push(["next attempt", new Date(r.next_attempt_at).toLocaleString()]);
     info.replaceChildren(el("div", { class: "kv" }, rows.map(([k, v]) => [el("span", { class: "muted", text: k }), el("span", { text: v === null || v === undefined ? "?" : String(v) })])));
   } catch (e) {
     info.replaceChildren(errorLine(e));
