@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -394,23 +395,22 @@ func (m *Manager) forget(r *run) {
 // Reconcile marks dead every batch the registry says runs here that this
 // process does not run: the node restarted and its drivers went with it.
 func (m *Manager) Reconcile() error {
-	for _, b := range m.reg.Batches() {
-		if b.Node != m.reg.ID() || b.Final() || b.CreatedAt >= m.startedAt {
-			continue
-		}
-		m.mu.Lock()
-		_, ok := m.live[b.ID]
-		m.mu.Unlock()
-		if ok {
-			continue
-		}
-		_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetBatchState, Body: &cluster.SetBatchState{
-			ID: b.ID, State: cluster.BatchDead, Reason: "node " + b.Node + " restarted; the driver went with it", At: time.Now().UnixMilli()}})
-		if err != nil && !errors.Is(err, cluster.ErrBatchFinished) && !errors.Is(err, cluster.ErrBatchNotFound) {
-			return fmt.Errorf("cannot mark batch %d dead: %w", b.ID, err)
-		}
-	}
-	return nil
+	return livyapp.Reconcile(m.reg.Batches(),
+		func(b cluster.Batch) bool { return b.Node == m.reg.ID() && !b.Final() && b.CreatedAt < m.startedAt },
+		func(b cluster.Batch) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, ok := m.live[b.ID]
+			return ok
+		},
+		func(b cluster.Batch) error {
+			_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetBatchState, Body: &cluster.SetBatchState{
+				ID: b.ID, State: cluster.BatchDead, Reason: "node " + b.Node + " restarted; the driver went with it", At: time.Now().UnixMilli()}})
+			if err != nil && !errors.Is(err, cluster.ErrBatchFinished) && !errors.Is(err, cluster.ErrBatchNotFound) {
+				return fmt.Errorf("cannot mark batch %d dead: %w", b.ID, err)
+			}
+			return nil
+		})
 }
 
 // watchRegistry stops a driver whose batch the registry has ended

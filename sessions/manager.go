@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/fileroot"
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sparkbridge"
 )
 
@@ -143,23 +144,21 @@ func (m *Manager) SetFileRoots(r *fileroot.Roots) { m.cfg.Policy.Files = r }
 // Reconcile marks dead every session the registry says runs here but for
 // which this process has no interpreter (the node restarted).
 func (m *Manager) Reconcile() error {
-	for _, s := range m.reg.Sessions() {
+	return livyapp.Reconcile(m.reg.Sessions(),
 		// A session created by this run (the node serves HTTP while it
 		// starts) may not be in live yet: it is not a leftover.
-		if s.Node != m.reg.ID() || s.Status != cluster.SessionActive || s.CreatedAt >= m.startedAt {
-			continue
-		}
-		m.mu.Lock()
-		_, ok := m.live[s.ID]
-		m.mu.Unlock()
-		if ok {
-			continue
-		}
-		if err := m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone"); err != nil {
-			return err
-		}
-	}
-	return nil
+		func(s cluster.Session) bool {
+			return s.Node == m.reg.ID() && s.Status == cluster.SessionActive && s.CreatedAt < m.startedAt
+		},
+		func(s cluster.Session) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, ok := m.live[s.ID]
+			return ok
+		},
+		func(s cluster.Session) error {
+			return m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone")
+		})
 }
 
 func (m *Manager) markDead(id int64, reason string) error {
