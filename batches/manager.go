@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
@@ -100,23 +101,21 @@ type Manager struct {
 	stop     chan struct{}
 }
 
+// DefaultConfig is the one place the batch manager's defaults live:
+// zero fields of a Config take them, and srdd server's flags start from
+// them.
+func DefaultConfig() Config {
+	return Config{LogLines: 1000, LogBytes: 1 << 20, MaxBatches: 16, KillGrace: 5 * time.Second, Scheme: "http"}
+}
+
 // New returns a manager; call Reconcile once the registry has a leader.
 func New(cfg Config, reg Registry, policy Policy) (*Manager, error) {
-	if cfg.LogLines == 0 {
-		cfg.LogLines = 1000
-	}
-	if cfg.LogBytes == 0 {
-		cfg.LogBytes = 1 << 20
-	}
-	if cfg.MaxBatches == 0 {
-		cfg.MaxBatches = 16
-	}
-	if cfg.KillGrace == 0 {
-		cfg.KillGrace = 5 * time.Second
-	}
-	if cfg.Scheme == "" {
-		cfg.Scheme = "http"
-	}
+	d := DefaultConfig()
+	defaults.Set(&cfg.LogLines, d.LogLines)
+	defaults.Set(&cfg.LogBytes, d.LogBytes)
+	defaults.Set(&cfg.MaxBatches, d.MaxBatches)
+	defaults.Set(&cfg.KillGrace, d.KillGrace)
+	defaults.Set(&cfg.Scheme, d.Scheme)
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 	}

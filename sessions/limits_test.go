@@ -88,7 +88,7 @@ func TestLogIsBounded(t *testing.T) {
 // Sessions per node and per owner are capped; dead sessions and the
 // node's own KV session do not count against an owner.
 func TestSessionLimits(t *testing.T) {
-	m := &Manager{cfg: Config{MaxSessions: 3, MaxSessionsPerOwner: 1}, live: map[int64]*session{},
+	m := &Manager{cfg: Config{MaxSessions: 3, MaxSessionsPerPrincipal: 1}, live: map[int64]*session{},
 		creatingByOwner: map[string]int{}}
 	m.live[1] = &session{state: StateIdle, owner: "alice"}
 	m.live[2] = &session{state: StateDead, owner: "bob"}

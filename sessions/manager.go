@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sparkbridge"
@@ -42,11 +43,11 @@ type Config struct {
 	LogBytes         int           // and their bytes; default 1 MiB
 	History          HistoryLimits // statements kept per session
 	// MaxSessions bounds the live sessions of this node (default 16), and
-	// MaxSessionsPerOwner those of one CreateRequest.Owner (default 8; ""
-	// is one anonymous owner). The node's default KV session counts
-	// towards MaxSessions only.
-	MaxSessions, MaxSessionsPerOwner int
-	QueueSize                        int // waiting statements per session; default 1024
+	// MaxSessionsPerPrincipal those of one principal, CreateRequest.Owner
+	// (default 8; "" is one anonymous principal). The node's default KV
+	// session counts towards MaxSessions only.
+	MaxSessions, MaxSessionsPerPrincipal int
+	QueueSize                            int // waiting statements per session; default 1024
 	// DataDir keeps each session's statement history; empty keeps none.
 	DataDir      string
 	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
@@ -93,39 +94,40 @@ type Manager struct {
 	startFailures atomic.Int64
 }
 
+// DefaultConfig is the one place the manager's defaults live: zero
+// fields of a Config take them, and srdd server's flags start from them.
+func DefaultConfig() Config {
+	return Config{
+		ReadyTimeout:            2 * time.Minute,
+		StatementTimeout:        24 * time.Hour,
+		LogLines:                1000,
+		LogBytes:                1 << 20,
+		History:                 DefaultHistoryLimits(),
+		MaxSessions:             16,
+		MaxSessionsPerPrincipal: 8,
+		QueueSize:               1024,
+		ReapInterval:            time.Second,
+		Policy:                  DefaultPolicy(),
+		MaxDeadSessions:         DefaultMaxDeadSessions,
+	}
+}
+
 // NewManager returns a manager; call Reconcile once the registry has a leader.
 func NewManager(cfg Config, reg Registry) *Manager {
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 2 * time.Minute
-	}
-	if cfg.StatementTimeout == 0 {
-		cfg.StatementTimeout = 24 * time.Hour
-	}
-	if cfg.LogLines == 0 {
-		cfg.LogLines = 1000
-	}
-	if cfg.LogBytes == 0 {
-		cfg.LogBytes = 1 << 20
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = 16
-	}
-	if cfg.MaxSessionsPerOwner == 0 {
-		cfg.MaxSessionsPerOwner = 8
-	}
+	d := DefaultConfig()
+	defaults.Set(&cfg.ReadyTimeout, d.ReadyTimeout)
+	defaults.Set(&cfg.StatementTimeout, d.StatementTimeout)
+	defaults.Set(&cfg.LogLines, d.LogLines)
+	defaults.Set(&cfg.LogBytes, d.LogBytes)
+	defaults.Set(&cfg.MaxSessions, d.MaxSessions)
+	defaults.Set(&cfg.MaxSessionsPerPrincipal, d.MaxSessionsPerPrincipal)
 	cfg.History.fill()
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 1024
-	}
+	defaults.Set(&cfg.QueueSize, d.QueueSize)
 	cfg.Policy.fill()
-	if cfg.ReapInterval == 0 {
-		cfg.ReapInterval = time.Second
-	}
+	defaults.Set(&cfg.ReapInterval, d.ReapInterval)
+	defaults.Set(&cfg.MaxDeadSessions, d.MaxDeadSessions)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.MaxDeadSessions == 0 {
-		cfg.MaxDeadSessions = DefaultMaxDeadSessions
 	}
 	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByOwner: map[string]int{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
@@ -218,8 +220,8 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 	switch {
 	case total > m.cfg.MaxSessions:
 		err = fmt.Errorf("%w: this node runs its maximum of %d sessions (--max-sessions)", ErrLimit, m.cfg.MaxSessions)
-	case !internal && mine > m.cfg.MaxSessionsPerOwner:
-		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerOwner)
+	case !internal && mine > m.cfg.MaxSessionsPerPrincipal:
+		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerPrincipal)
 	}
 	if err != nil {
 		release()

@@ -168,7 +168,7 @@ func (p *Policy) check(from, key, val string) (string, error) {
 			return "", invalid("%s %q must be a JVM memory size such as 512m or 2g", from, val)
 		}
 		if c := r.cap(p); n > c {
-			return "", fmt.Errorf("%w: %s %s is over the node's cap %s %s", ErrConfTooLarge, from, val, r.flag, formatSize(c))
+			return "", fmt.Errorf("%w: %s %s is over the node's cap %s %s", ErrConfTooLarge, from, val, r.flag, FormatSize(c))
 		}
 	case count:
 		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
@@ -227,7 +227,9 @@ func ParseSize(s string) (int64, error) {
 	return parseJVMSize(s)
 }
 
-func formatSize(n int64) string {
+// FormatSize writes n bytes as ParseSize reads them, in the largest unit
+// that divides it (8589934592 -> "8g").
+func FormatSize(n int64) string {
 	for _, u := range []struct {
 		s     string
 		shift uint
