@@ -478,6 +478,11 @@ class Server:
         if not name:
             raise OpError("bad_request", "name must not be empty")
         assert self.tables is not None and self.runner is not None
+        if _bindable(name) and name in self.runner.namespace and name not in self.tables.view:
+            # Binding it would overwrite session code's own variable (a
+            # module, a function, data): refused, never overwritten.
+            raise OpError("name_taken", "%r is already a name in session code's namespace; "
+                                        "choose another RDD name or del %s in the session first" % (name, name))
         log = durable.node_log_for(name) if _opt(args, "durable", bool, False) else None
         try:
             store = self.tables.create(name, log)
