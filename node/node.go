@@ -107,6 +107,9 @@ type Config struct {
 	// without peer TLS, a plaintext cluster: Raft off loopback, joining
 	// and being joined (refused otherwise: docs/ARCHITECTURE.md invariant 9).
 	Insecure bool
+	// AllowedHosts, if set, are the only Host header names the API answers
+	// (on any bind; it stops DNS rebinding beyond loopback).
+	AllowedHosts []string
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
 	Durable kvstore.DurableConfig
@@ -387,6 +390,13 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.AuthFile == "" && !loopback {
 		cfg.Logger.Warn("INSECURE: serving " + n.ln.Addr().String() + " without --auth-file: anyone who can reach this port can run code as this node's user and read or change every RDD (--insecure)")
 	}
+	if !loopback && len(cfg.AllowedHosts) == 0 {
+		cfg.Logger.Warn("serving " + n.ln.Addr().String() + " for any Host header: give --allowed-hosts with the names clients use, so a web page cannot reach the node under another name (DNS rebinding)")
+	}
+	allowedHosts := make([]string, 0, len(cfg.AllowedHosts))
+	for _, h := range cfg.AllowedHosts {
+		allowedHosts = append(allowedHosts, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."))
+	}
 	rc := cfg.Raft
 	httpAdv := n.ln.Addr().String()
 	if cfg.AdvertiseHTTP != "" {
@@ -530,7 +540,7 @@ func Start(cfg Config) (*Node, error) {
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
-		PlaintextCluster: cfg.Insecure,
+		PlaintextCluster: cfg.Insecure, AllowedHosts: allowedHosts,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
