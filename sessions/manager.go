@@ -62,7 +62,12 @@ type Config struct {
 	// node the registry and DataDir keep; the oldest go first (0: 100,
 	// negative: none).
 	MaxDeadSessions int
-	Logger          hclog.Logger
+	// UIDs, if set (--interpreter-uids), gives each session's interpreter
+	// a uid of its own (Bridge.RunAs is then replaced per session); the
+	// uid goes back once the interpreter has exited. No free uid is a
+	// limit (ErrLimit).
+	UIDs   *sparkbridge.UIDPool
+	Logger hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -271,6 +276,16 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		}
 		bc.SessionToken, s.revoke = tok, revoke
 	}
+	if m.cfg.UIDs != nil {
+		u, err := m.cfg.UIDs.Acquire()
+		if err != nil {
+			s.revokeToken()
+			s.hist.close()
+			_ = m.markDead(id, err.Error())
+			return Info{}, fmt.Errorf("%w: %v", ErrLimit, err)
+		}
+		bc.RunAs = u
+	}
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
 	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, line) }
 	if len(spec.conf) > 0 {
@@ -288,6 +303,10 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	// a failure to start shows as the session going dead (bringUp, watch).
 	it := sparkbridge.Launch(bc)
 	s.it = it
+	if bc.RunAs != nil && m.cfg.UIDs != nil {
+		// The uid is the session's until its interpreter is gone.
+		go func() { <-it.Done(); m.cfg.UIDs.Release(bc.RunAs) }()
+	}
 	m.mu.Lock()
 	if m.closed {
 		// Close ran while Spark was starting: it never saw this session.

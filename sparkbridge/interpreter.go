@@ -56,7 +56,9 @@ type Config struct {
 	// environment passes only through an allowlist (env.go).
 	Env []string
 	// RunAs, if set, runs the interpreter as that unprivileged user, in a
-	// work dir of its own under WorkRoot (which must then be set).
+	// work dir of its own under WorkRoot (which must then be set): one
+	// account for all (--interpreter-user) or the session's own uid
+	// (--interpreter-uids, UIDPool).
 	RunAs *User
 	// WorkRoot, if set, holds one work dir per session (the interpreter's
 	// working directory and HOME: spark-warehouse, metastore_db, ivy
@@ -185,6 +187,7 @@ func (it *Interpreter) spawn() (err error) {
 	if cfg.NodeCA != "" {
 		env = append(env, "SRDD_NODE_CA="+cfg.NodeCA)
 	}
+	env = append(env, cfg.RunAs.Env(workDir)...)
 	env = append(env, cfg.Env...)
 	var secret []byte
 	if cfg.SessionToken != "" {
@@ -296,6 +299,9 @@ func (it *Interpreter) markReady(info ReadyInfo, err error) {
 		close(it.ready)
 	})
 }
+
+// User is the account the interpreter runs as (nil: the node's).
+func (it *Interpreter) User() *User { return it.cfg.RunAs }
 
 // Ready is closed once Spark is up or has failed to start.
 func (it *Interpreter) Ready() <-chan struct{} { return it.ready }
