@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type UIDPool struct {
 	taken   map[uint32]bool
 	next    uint32
 	reclaim []string
+	names   map[uint32]string // account names, by uid
 	// running reports whether a process runs as uid (a /proc scan).
 	running func(uid uint32) bool
 }
@@ -52,7 +54,8 @@ func ParseUIDRange(s string) (first, last uint32, err error) {
 }
 
 // NewUIDPool makes a pool of the uids first..last, all with group gid
-// (0: gid first). The node must run as root. No uid in the range may be
+// (0: gid first). The node must run as root, and each uid must have an
+// account (Spark's JVM cannot log in as a uid without one). No uid in the range may be
 // in use by a process already: the range must belong to srdd alone.
 func NewUIDPool(first, last, gid uint32) (*UIDPool, error) {
 	if os.Geteuid() != 0 {
@@ -61,7 +64,26 @@ func NewUIDPool(first, last, gid uint32) (*UIDPool, error) {
 	if gid == 0 {
 		gid = first
 	}
-	return &UIDPool{First: first, Last: last, GID: gid, next: first, taken: map[uint32]bool{}, running: uidRunning}, nil
+	p := &UIDPool{First: first, Last: last, GID: gid, next: first, taken: map[uint32]bool{}, running: uidRunning,
+		names: map[uint32]string{}}
+	// Spark's JVM (Hadoop's login) fails for a uid with no account: each
+	// must have one (and may log in nowhere).
+	var missing []uint32
+	for uid := first; ; uid++ {
+		if u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10)); err == nil {
+			p.names[uid] = u.Username
+		} else {
+			missing = append(missing, uid)
+		}
+		if uid == last {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("--interpreter-uids %d-%d: %d uids have no account (first: %d); Spark cannot run as a uid without one. Create them, e.g.: groupadd --system --gid %d srdd-uids; for i in $(seq %d %d); do useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --uid $i --gid %d srdd-$i; done",
+			first, last, len(missing), missing[0], gid, first, last, gid)
+	}
+	return p, nil
 }
 
 // SetReclaim names the directories where a returned uid's files are
@@ -95,7 +117,11 @@ func (p *UIDPool) Acquire() (*User, error) {
 			continue
 		}
 		p.taken[uid] = true
-		return &User{Name: "uid " + strconv.FormatUint(uint64(uid), 10), UID: uid, GID: p.GID, pooled: true}, nil
+		name := p.names[uid]
+		if name == "" {
+			name = "uid " + strconv.FormatUint(uint64(uid), 10)
+		}
+		return &User{Name: name, UID: uid, GID: p.GID, pooled: true}, nil
 	}
 	return nil, fmt.Errorf("%w: all %d uids of --interpreter-uids %d-%d are in use", ErrNoUID, n, p.First, p.Last)
 }

@@ -16,23 +16,20 @@ import (
 type User struct {
 	Name     string
 	UID, GID uint32
-	// pooled: a uid of --interpreter-uids, which may have no account
-	// (no name, no home in /etc/passwd).
+	// pooled: a uid of --interpreter-uids, one per session.
 	pooled bool
 }
 
 // Env is what a process running as u needs besides its allowlisted
-// environment: for a uid of --interpreter-uids, which may have no
-// account, a user name for Spark and Hadoop (they fail to log in
-// without one) and the JVM's home and temp dir in home, the process's
-// own 0700 dir (so nothing of it lands in a shared /tmp).
+// environment: for a uid of --interpreter-uids, its own name, and the
+// JVM's home and temp dir (and Spark's local dirs) in home, the process's
+// own 0700 dir, so nothing of it lands in a shared /tmp or home.
 func (u *User) Env(home string) []string {
 	if u == nil || !u.pooled || home == "" {
 		return nil
 	}
-	name := fmt.Sprintf("srdd-%d", u.UID)
 	opts := strings.TrimSpace(os.Getenv("JAVA_TOOL_OPTIONS") + " -Duser.home=" + home + " -Djava.io.tmpdir=" + home)
-	return []string{"SPARK_USER=" + name, "HADOOP_USER_NAME=" + name, "USER=" + name, "LOGNAME=" + name,
+	return []string{"USER=" + u.Name, "LOGNAME=" + u.Name, "SPARK_USER=" + u.Name,
 		"TMPDIR=" + home, "SPARK_LOCAL_DIRS=" + home, "JAVA_TOOL_OPTIONS=" + opts}
 }
 
