@@ -1,6 +1,5 @@
 package kvstore
 
-
 // CheckpointOwner gives an RDD's checkpoint directory (a URI under the
 // checkpoint location) to the interpreter that is about to write, read or
 // delete it. With a uid per session (--interpreter-uids) the node makes
