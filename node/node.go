@@ -72,7 +72,7 @@ type Config struct {
 	InterpreterUser string
 	// InterpreterUIDs, if set ("FIRST-LAST"), runs each live session's
 	// interpreter and each batch driver as a uid of its own from the
-	// range (the node must run as root; the uids need no account): the
+	// range (the node must run as root; each uid needs an account): the
 	// kernel then keeps sessions of different users out of each other's
 	// processes and files. Their shared group is gid FIRST, for read-only
 	// things only (node/interpuser.go). It replaces InterpreterUser, which
