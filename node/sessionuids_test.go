@@ -91,8 +91,9 @@ func uidAccounts(t *testing.T, first, last uint32) {
 	})
 }
 
-// interpreterPid finds the process of session id's interpreter (its
-// command line names srdd_interpreter and --session-id id) and its uid.
+// interpreterPid finds the process of session id's interpreter (a child
+// of this process whose command line names srdd_interpreter and
+// --session-id id) and its uid.
 func interpreterPid(t *testing.T, id int64) (pid int, uid uint32) {
 	t.Helper()
 	ents, _ := os.ReadDir("/proc")
@@ -106,11 +107,11 @@ func interpreterPid(t *testing.T, id int64) (pid int, uid uint32) {
 		if err != nil || !bytes.Contains(cmd, []byte("srdd_interpreter")) || !bytes.Contains(cmd, want) {
 			continue
 		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(fmt.Sprintf("/proc/%d", p), &st); err != nil {
-			continue
+		// A child of this process (the node runs in it): other tests on
+		// the machine run interpreters too.
+		if u, ok := procUID(p); ok && procPPid(p) == os.Getpid() {
+			return p, u
 		}
-		return p, st.Uid
 	}
 	t.Fatalf("no interpreter process of session %d", id)
 	return 0, 0
@@ -316,6 +317,48 @@ print(json.dumps(r))
 		t.Fatalf("bob's interpreter is gone after alice's signal: %v", err)
 	}
 
+	// A batch driver is user code too: it gets a uid of its own, neither
+	// alice's nor bob's while their sessions live, and cannot list bob's
+	// checkpoints.
+	probe := filepath.Join(dir, "data", "files", "uidprobe.py")
+	code := fmt.Sprintf("import os\nprint('UID', os.getuid())\ntry:\n    os.listdir(%q)\n    print('LISTED')\nexcept PermissionError:\n    print('DENIED')\n", ckDir)
+	if err := os.WriteFile(probe, []byte(code), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, _, b = authDo("POST", base+"/batches", fmt.Sprintf(`{"file":%q}`, probe), alice)
+	if st != 201 {
+		t.Fatalf("submit batch: %d %s", st, b)
+	}
+	var batch struct {
+		ID    int64  `json:"id"`
+		State string `json:"state"`
+	}
+	if err := json.Unmarshal(b, &batch); err != nil {
+		t.Fatal(err)
+	}
+	err = testutil.WaitFor(5*time.Minute, func() (bool, error) {
+		_, _, b := authDo("GET", fmt.Sprintf("%s/batches/%d/state", base, batch.ID), "", alice)
+		_ = json.Unmarshal(b, &batch)
+		return batch.State == "success" || batch.State == "dead" || batch.State == "killed", nil
+	})
+	_, _, logBody := authDo("GET", fmt.Sprintf("%s/batches/%d/log?size=1000", base, batch.ID), "", alice)
+	if err != nil || batch.State != "success" {
+		t.Fatalf("batch ended %s (%v): %s", batch.State, err, logBody)
+	}
+	var uidBatch uint32
+	for _, l := range strings.Split(string(logBody), `"`) {
+		if v, ok := strings.CutPrefix(l, "UID "); ok {
+			u, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+			uidBatch = uint32(u)
+		}
+	}
+	if !inRange(uidBatch) || uidBatch == uidA || uidBatch == uidB {
+		t.Errorf("the batch driver ran as uid %d, want one of %s that neither live session has (%d, %d): %s", uidBatch, cfg.InterpreterUIDs, uidA, uidB, logBody)
+	}
+	if !strings.Contains(string(logBody), "DENIED") || strings.Contains(string(logBody), "LISTED") {
+		t.Errorf("the batch driver listed bob's checkpoint dir: %s", logBody)
+	}
+
 	// Bob's session ends: its token dies with it, its uid's processes
 	// are gone, and the RDD is rebuilt in the node's own session, which
 	// gets the checkpoint dir handed over.
@@ -341,6 +384,39 @@ print(json.dumps(r))
 	}
 }
 
+// procUID is the real uid of process pid (from its status: the owner
+// of /proc/PID is root for a process that is not dumpable).
+func procUID(pid int) (uint32, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				u, err := strconv.ParseUint(f[0], 10, 32)
+				return uint32(u), err == nil
+			}
+		}
+	}
+	return 0, false
+}
+
+// procPPid is the parent of process pid (0 if unknown).
+func procPPid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "PPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(rest))
+			return n
+		}
+	}
+	return 0
+}
+
 // uidPidsForTest lists the processes running as uid.
 func uidPidsForTest(uid uint32) []int {
 	var pids []int
@@ -350,8 +426,7 @@ func uidPidsForTest(uid uint32) []int {
 		if err != nil {
 			continue
 		}
-		var st syscall.Stat_t
-		if syscall.Stat("/proc/"+e.Name(), &st) == nil && st.Uid == uid {
+		if u, ok := procUID(p); ok && u == uid {
 			pids = append(pids, p)
 		}
 	}
