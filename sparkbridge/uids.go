@@ -39,6 +39,8 @@ type UIDPool struct {
 	running func(uid uint32) bool
 }
 
+const maxPoolUIDs = 4096
+
 // ParseUIDRange parses FIRST-LAST.
 func ParseUIDRange(s string) (first, last uint32, err error) {
 	a, b, ok := strings.Cut(strings.TrimSpace(s), "-")
@@ -47,8 +49,10 @@ func ParseUIDRange(s string) (first, last uint32, err error) {
 	if !ok || err1 != nil || err2 != nil {
 		return 0, 0, fmt.Errorf("--interpreter-uids %q: want FIRST-LAST, e.g. 100000-100999", s)
 	}
-	if f == 0 || l < f || l-f >= 1<<20 {
-		return 0, 0, fmt.Errorf("--interpreter-uids %q: want 0 < FIRST <= LAST, at most 1048576 uids", s)
+	// A node runs tens of sessions and batches at once; each uid's account
+	// is looked up at start.
+	if f == 0 || l < f || l-f >= maxPoolUIDs {
+		return 0, 0, fmt.Errorf("--interpreter-uids %q: want 0 < FIRST <= LAST, at most %d uids", s, maxPoolUIDs)
 	}
 	return uint32(f), uint32(l), nil
 }

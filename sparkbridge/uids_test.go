@@ -20,7 +20,7 @@ func TestParseUIDRange(t *testing.T) {
 	if f, l, err := ParseUIDRange("100000-100999"); err != nil || f != 100000 || l != 100999 {
 		t.Fatalf("ParseUIDRange = %d, %d, %v", f, l, err)
 	}
-	for _, bad := range []string{"", "5", "0-10", "10-5", "a-b", "1-9999999"} {
+	for _, bad := range []string{"", "5", "0-10", "10-5", "a-b", "1-9999999", "1000-5096"} {
 		if _, _, err := ParseUIDRange(bad); err == nil {
 			t.Errorf("ParseUIDRange(%q) accepted", bad)
 		}
