@@ -15,6 +15,7 @@ import (
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
 	"github.com/srdd/srdd/sessions"
+	"github.com/srdd/srdd/sparkbridge"
 )
 
 // serverOpts are srdd server's flags. Every default comes from
@@ -144,8 +145,10 @@ func serverCmd() *cobra.Command {
 				return exitCode(2, fmt.Errorf("invalid node config: %w", err))
 			}
 			if !o.skipPreflight {
-				checks := preflight.Run(preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
-					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true})
+				pc := preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
+					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true}
+				pc.RunAs, pc.RunAsName = interpreterCredential(cfg)
+				checks := preflight.Run(pc)
 				if err := preflight.Err(checks); err != nil {
 					return exitCode(2, err)
 				}
@@ -223,4 +226,29 @@ func exitCode(code int, err error) error {
 	fmt.Fprintln(os.Stderr, "srdd:", err)
 	os.Exit(code)
 	return err
+}
+
+// interpreterCredential is whom interpreters run as, for the preflight's
+// --python check: the first uid of --interpreter-uids, or the account of
+// --interpreter-user (nil when they run as the node, or when the flags
+// are wrong: node.Start says why).
+func interpreterCredential(cfg node.Config) (*syscall.Credential, string) {
+	if os.Geteuid() != 0 {
+		return nil, ""
+	}
+	if cfg.InterpreterUIDs != "" {
+		first, _, err := sparkbridge.ParseUIDRange(cfg.InterpreterUIDs)
+		if err != nil {
+			return nil, ""
+		}
+		return &syscall.Credential{Uid: first, Gid: first, Groups: []uint32{}}, fmt.Sprintf("uid %d (--interpreter-uids)", first)
+	}
+	if cfg.InterpreterUser != "" {
+		u, err := sparkbridge.LookupUser(cfg.InterpreterUser)
+		if err != nil {
+			return nil, ""
+		}
+		return u.Credential(), u.Name + " (--interpreter-user)"
+	}
+	return nil, ""
 }
