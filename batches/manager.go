@@ -339,6 +339,12 @@ func (m *Manager) command(id int64, s spec) []string {
 		conf["spark.eventLog.dir"] = "file://" + m.eventDir(id)
 		conf["spark.eventLog.rolling.enabled"] = "true"
 		conf["spark.eventLog.rolling.maxFileSize"] = "10m"
+		if m.cfg.UIDs != nil {
+			// Each driver has a uid of its own: its RPC port (block
+			// manager) asks for the secret Spark generates for a local
+			// master, so no other session or batch fetches its data.
+			conf["spark.authenticate"] = "true"
+		}
 	}
 	for k, v := range m.cfg.SparkConf {
 		conf[k] = v

@@ -211,6 +211,11 @@ func TestSessionUIDs(t *testing.T) {
 	if !inRange(uidA) || !inRange(uidB) || uidA == uidB {
 		t.Errorf("interpreters run as uids %d (alice) and %d (bob), want two different uids of %s", uidA, uidB, cfg.InterpreterUIDs)
 	}
+	// A local driver's RPC port (its block manager serves cached
+	// partitions over 127.0.0.1) asks for a secret.
+	if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pidB)); !bytes.Contains(cmd, []byte("spark.authenticate=true")) {
+		t.Errorf("bob's interpreter runs without spark.authenticate: %q", cmd)
+	}
 	workB := filepath.Join(dir, "data", "work", fmt.Sprintf("session-%d", sb))
 	if u, mode := fileOwner(t, workB); u != uidB || mode != 0o700 {
 		t.Errorf("bob's work dir is uid %d mode %v, want %d 0700", u, mode, uidB)

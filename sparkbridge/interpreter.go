@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,6 +168,11 @@ func (it *Interpreter) spawn() (err error) {
 	args := []string{"-m", "srdd_interpreter", "--socket", sock,
 		"--session-id", strconv.FormatInt(cfg.SessionID, 10), "--master", cfg.Master,
 		"--app-name", fmt.Sprintf("srdd-session-%d", cfg.SessionID)}
+	if cfg.RunAs != nil && cfg.RunAs.pooled && strings.HasPrefix(cfg.Master, "local") {
+		if _, set := cfg.SparkConf["spark.authenticate"]; !set {
+			cfg.SparkConf = withConf(cfg.SparkConf, "spark.authenticate", "true")
+		}
+	}
 	keys := make([]string, 0, len(cfg.SparkConf))
 	for k := range cfg.SparkConf {
 		keys = append(keys, k)
@@ -229,6 +235,19 @@ func (it *Interpreter) spawn() (err error) {
 		cfg.Metrics.exited(it.stopping.Load())
 	}()
 	return nil
+}
+
+// withConf returns a copy of conf with k set to v. With a uid per session
+// (pooled), a local driver's RPC port (block manager: cached partitions)
+// asks for the secret Spark generates for a local master, so another
+// session on the host cannot fetch this one's data over 127.0.0.1.
+func withConf(conf map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(conf)+1)
+	for ck, cv := range conf {
+		out[ck] = cv
+	}
+	out[k] = v
+	return out
 }
 
 // makeWorkDir creates this session's work dir under WorkRoot (owned by
