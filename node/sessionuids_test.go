@@ -437,3 +437,85 @@ func uidPidsForTest(uid uint32) []int {
 	}
 	return pids
 }
+
+// TestSessionUIDsRunOut: with every uid of --interpreter-uids held by a
+// live session, a new session is a 429 limit_reached that records
+// nothing; the uid goes back once that session's interpreter is gone.
+func TestSessionUIDsRunOut(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("--interpreter-uids needs the node to run as root; CI runs as root")
+	}
+	const only = 61020
+	uidAccounts(t, only, only)
+	python, pyPath := interpreterPython(t, only, only)
+	if pyPath != "" {
+		t.Setenv("PYTHONPATH", pyPath)
+	}
+	dir, err := os.MkdirTemp("", "srdd-uids-out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	users, creds := secretUsers(t, dir)
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.Python, cfg.AuthFile, cfg.MemoryOnly = python, users, true
+	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", only, only)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	ana := creds["ana"]
+	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
+	if st != 201 {
+		t.Fatalf("first session: %d %s", st, b)
+	}
+	var first struct {
+		ID int64 `json:"id"`
+	}
+	_ = json.Unmarshal(b, &first)
+	total := func() int {
+		_, _, b := authDo("GET", base+"/sessions", "", ana)
+		var l struct {
+			Total int `json:"total"`
+		}
+		_ = json.Unmarshal(b, &l)
+		return l.Total
+	}
+	before := total()
+	st, _, b = authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
+	if st != 429 || !strings.Contains(string(b), "limit_reached") || !strings.Contains(string(b), "--interpreter-uids") {
+		t.Fatalf("a session with no uid free: %d %s, want 429 limit_reached naming --interpreter-uids", st, b)
+	}
+	if after := total(); after != before || before != 1 {
+		t.Errorf("sessions listed: %d before a refused create, %d after (want 1 and 1): it recorded something", before, after)
+	}
+	if st, _, b := authDo("DELETE", fmt.Sprintf("%s/sessions/%d", base, first.ID), "", ana); st != 200 {
+		t.Fatalf("delete: %d %s", st, b)
+	}
+	var id int64 = -1
+	err = testutil.WaitFor(2*time.Minute, func() (bool, error) {
+		st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
+		if st == 201 {
+			var s struct {
+				ID int64 `json:"id"`
+			}
+			_ = json.Unmarshal(b, &s)
+			id = s.ID
+			return true, nil
+		}
+		if st != 429 {
+			return false, fmt.Errorf("create after the uid went back: %d %s", st, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("the uid never went back: %v", err)
+	}
+	authDo("DELETE", fmt.Sprintf("%s/sessions/%d", base, id), "", ana)
+}

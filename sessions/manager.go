@@ -245,6 +245,16 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		return Info{}, err
 	}
 	defer release()
+	// The uid is taken before anything is recorded: none free is a 429
+	// that changes nothing. Until the interpreter is launched, a failure
+	// gives it back here; then it goes back once the interpreter is gone.
+	var user *sparkbridge.User
+	if m.cfg.UIDs != nil {
+		if user, err = m.cfg.UIDs.Acquire(); err != nil {
+			return Info{}, fmt.Errorf("%w: %v", ErrLimit, err)
+		}
+		defer func() { m.cfg.UIDs.Release(user) }()
+	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
 		Owner: spec.owner, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
@@ -276,15 +286,8 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		}
 		bc.SessionToken, s.revoke = tok, revoke
 	}
-	if m.cfg.UIDs != nil {
-		u, err := m.cfg.UIDs.Acquire()
-		if err != nil {
-			s.revokeToken()
-			s.hist.close()
-			_ = m.markDead(id, err.Error())
-			return Info{}, fmt.Errorf("%w: %v", ErrLimit, err)
-		}
-		bc.RunAs = u
+	if user != nil {
+		bc.RunAs = user
 	}
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
 	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, line) }
@@ -303,9 +306,11 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	// a failure to start shows as the session going dead (bringUp, watch).
 	it := sparkbridge.Launch(bc)
 	s.it = it
-	if bc.RunAs != nil && m.cfg.UIDs != nil {
+	if user != nil {
 		// The uid is the session's until its interpreter is gone.
-		go func() { <-it.Done(); m.cfg.UIDs.Release(bc.RunAs) }()
+		pooled := user
+		user = nil // not given back by the deferred Release
+		go func() { <-it.Done(); m.cfg.UIDs.Release(pooled) }()
 	}
 	m.mu.Lock()
 	if m.closed {
