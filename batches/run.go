@@ -18,6 +18,7 @@ import (
 
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/livyapp"
+	"github.com/srdd/srdd/sparkbridge"
 )
 
 // run is one spark-submit process of a batch on this node: its own
@@ -26,6 +27,7 @@ import (
 type run struct {
 	id      int64
 	m       *Manager
+	user    *sparkbridge.User // the driver's account (nil: the node's)
 	cmd     *exec.Cmd
 	done    chan struct{}
 	waitErr error
@@ -55,7 +57,7 @@ func (r *run) start(path string, args, env []string) error {
 	// as the interpreter user when there is one.
 	cmd.Dir = r.m.eventDir(r.id)
 	cmd.Stdout, cmd.Stderr = outW, outW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: r.m.cfg.RunAs.Credential()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: r.user.Credential()}
 	if err := cmd.Start(); err != nil {
 		outR.Close()
 		outW.Close()

@@ -123,6 +123,8 @@ type durable struct {
 	wake     chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	// ckptOwner hands checkpoint dirs to their session (ckptowner.go).
+	ckptOwner CheckpointOwner
 }
 
 func newDurable(s *Store) *durable {

@@ -70,6 +70,15 @@ type Config struct {
 	// default file root are the account's, and each session gets a work
 	// dir of its own (docs/ARCHITECTURE.md, "Sessions hold no secret").
 	InterpreterUser string
+	// InterpreterUIDs, if set ("FIRST-LAST"), runs each live session's
+	// interpreter and each batch driver as a uid of its own from the
+	// range (the node must run as root; each uid needs an account): the
+	// kernel then keeps sessions of different users out of each other's
+	// processes and files. Their shared group is gid FIRST, for read-only
+	// things only (node/interpuser.go). It replaces InterpreterUser, which
+	// runs every session as one account and so isolates the node from
+	// sessions but not sessions from each other.
+	InterpreterUIDs string
 	// InterpreterEnv names variables of the node's environment that
 	// interpreters get besides the allowlist (sparkbridge/env.go), e.g.
 	// cloud credentials meant for Spark: whatever is named here, session
@@ -344,14 +353,12 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.Chmod(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot restrict data dir: %w", err)
 	}
-	var runAs *sparkbridge.User
-	if cfg.InterpreterUser != "" {
-		if runAs, err = sparkbridge.LookupUser(cfg.InterpreterUser); err != nil {
-			return nil, err
-		}
-		if err := runAs.ShareGroup(dataDir, 0o710); err != nil {
-			return nil, err
-		}
+	runAs, uids, err := interpreterAccounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := runAs.ShareGroup(dataDir, 0o710); err != nil {
+		return nil, err
 	}
 	n := &Node{logger: cfg.Logger, Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -485,6 +492,7 @@ func Start(cfg Config) (*Node, error) {
 			DataRules: limits.RulesJSON(),
 			RunAs:     runAs, WorkRoot: workRoot, Env: sparkbridge.PassEnv(cfg.InterpreterEnv),
 		},
+		UIDs:         uids,
 		MintToken:    mint,
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
@@ -512,8 +520,11 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := giveToInterpreters(runAs, cfg, dataDir, n.Store.CheckpointURI()); err != nil {
+	if err := giveToInterpreters(runAs, uids, cfg, dataDir, n.Store.CheckpointURI()); err != nil {
 		return nil, err
+	}
+	if uids != nil {
+		n.Store.SetCheckpointOwner(ownCheckpointDir)
 	}
 	n.Store.SetFileRoots(files)
 	n.Sessions.SetFileRoots(files)
@@ -525,7 +536,7 @@ func Start(cfg Config) (*Node, error) {
 		Python: cfg.Python, Master: master, SparkConf: cfg.SparkConf, DataDir: dataDir,
 		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes, MaxBatches: cfg.MaxBatches,
 		Scheme: peerScheme(peerTLS), Env: sparkbridge.PassEnv(cfg.InterpreterEnv), RunAs: runAs,
-		Logger: cfg.Logger.Named("batches"),
+		UIDs: uids, Logger: cfg.Logger.Named("batches"),
 	}, n.Registry, n.Sessions)
 	if err != nil {
 		return nil, err

@@ -62,7 +62,12 @@ type Config struct {
 	// node the registry and DataDir keep; the oldest go first (0: 100,
 	// negative: none).
 	MaxDeadSessions int
-	Logger          hclog.Logger
+	// UIDs, if set (--interpreter-uids), gives each session's interpreter
+	// a uid of its own (Bridge.RunAs is then replaced per session); the
+	// uid goes back once the interpreter has exited. No free uid is a
+	// limit (ErrLimit).
+	UIDs   *sparkbridge.UIDPool
+	Logger hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -240,6 +245,16 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		return Info{}, err
 	}
 	defer release()
+	// The uid is taken before anything is recorded: none free is a 429
+	// that changes nothing. Until the interpreter is launched, a failure
+	// gives it back here; then it goes back once the interpreter is gone.
+	var user *sparkbridge.User
+	if m.cfg.UIDs != nil {
+		if user, err = m.cfg.UIDs.Acquire(); err != nil {
+			return Info{}, fmt.Errorf("%w: %v", ErrLimit, err)
+		}
+		defer func() { m.cfg.UIDs.Release(user) }()
+	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
 		Owner: spec.owner, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
@@ -271,6 +286,9 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		}
 		bc.SessionToken, s.revoke = tok, revoke
 	}
+	if user != nil {
+		bc.RunAs = user
+	}
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
 	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, line) }
 	if len(spec.conf) > 0 {
@@ -288,6 +306,12 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	// a failure to start shows as the session going dead (bringUp, watch).
 	it := sparkbridge.Launch(bc)
 	s.it = it
+	if user != nil {
+		// The uid is the session's until its interpreter is gone.
+		pooled := user
+		user = nil // not given back by the deferred Release
+		go func() { <-it.Done(); m.cfg.UIDs.Release(pooled) }()
+	}
 	m.mu.Lock()
 	if m.closed {
 		// Close ran while Spark was starting: it never saw this session.

@@ -15,6 +15,7 @@ import (
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
 	"github.com/srdd/srdd/sessions"
+	"github.com/srdd/srdd/sparkbridge"
 )
 
 // serverOpts are srdd server's flags. Every default comes from
@@ -46,7 +47,8 @@ func (o *serverOpts) register(f *pflag.FlagSet) {
 	f.StringVar(&cfg.Python, "python", "", "Python executable with the pinned pyspark and msgpack (make venv); default: env SRDD_PYTHON, else .venv/bin/python in the working directory if it exists, else "+d.Python)
 	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "start without checking --python, Java and the directories first (srdd doctor runs the same checks)")
 	f.StringArrayVar(&cfg.InterpreterEnv, "interpreter-env", nil, "pass this variable of the node's environment to session interpreters (repeatable); they otherwise get an allowlist only (PATH, HOME, locale, JAVA_HOME, SPARK_*, PYSPARK_*, HADOOP_*, ...), and session code can read what they get")
-	f.StringVar(&cfg.InterpreterUser, "interpreter-user", "", "run session interpreters as this unprivileged account (the node must run as root); session code then cannot read the Raft dir, users file, keys or certificates")
+	f.StringVar(&cfg.InterpreterUser, "interpreter-user", "", "run every session interpreter and batch driver as this one unprivileged account (the node must run as root); session code then cannot read the Raft dir, users file, keys or certificates, but sessions share that uid and so can reach each other: use --interpreter-uids to isolate them")
+	f.StringVar(&cfg.InterpreterUIDs, "interpreter-uids", "", "FIRST-LAST: run each live session interpreter and batch driver as a uid of its own from this range (the node must run as root; each uid needs an account, their group is gid FIRST); sessions then cannot read each other's memory, files or tokens, nor signal each other")
 	f.StringArrayVar(&o.conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
 	f.DurationVar(&cfg.LeaderWait, "leader-wait", d.LeaderWait, "how long a registry write waits for a leader during start-up or an election before it fails with 503 no_leader")
 	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", d.ReadyTimeout, "how long a request waits for a starting session before 503")
@@ -144,8 +146,10 @@ func serverCmd() *cobra.Command {
 				return exitCode(2, fmt.Errorf("invalid node config: %w", err))
 			}
 			if !o.skipPreflight {
-				checks := preflight.Run(preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
-					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true})
+				pc := preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
+					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true}
+				pc.RunAs, pc.RunAsName = interpreterCredential(cfg)
+				checks := preflight.Run(pc)
 				if err := preflight.Err(checks); err != nil {
 					return exitCode(2, err)
 				}
@@ -223,4 +227,29 @@ func exitCode(code int, err error) error {
 	fmt.Fprintln(os.Stderr, "srdd:", err)
 	os.Exit(code)
 	return err
+}
+
+// interpreterCredential is whom interpreters run as, for the preflight's
+// --python check: the first uid of --interpreter-uids, or the account of
+// --interpreter-user (nil when they run as the node, or when the flags
+// are wrong: node.Start says why).
+func interpreterCredential(cfg node.Config) (*syscall.Credential, string) {
+	if os.Geteuid() != 0 {
+		return nil, ""
+	}
+	if cfg.InterpreterUIDs != "" {
+		first, _, err := sparkbridge.ParseUIDRange(cfg.InterpreterUIDs)
+		if err != nil {
+			return nil, ""
+		}
+		return &syscall.Credential{Uid: first, Gid: first, Groups: []uint32{}}, fmt.Sprintf("uid %d (--interpreter-uids)", first)
+	}
+	if cfg.InterpreterUser != "" {
+		u, err := sparkbridge.LookupUser(cfg.InterpreterUser)
+		if err != nil {
+			return nil, ""
+		}
+		return u.Credential(), u.Name + " (--interpreter-user)"
+	}
+	return nil, ""
 }
