@@ -21,11 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/srdd/srdd/auth"
-	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
-	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
-	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -35,9 +32,9 @@ const MaxRequestBytes = 4 << 20
 
 // Config wires the server to the layers below.
 type Config struct {
-	Store    *kvstore.Store
-	Sessions *sessions.Manager
-	Batches  *batches.Manager // Livy batches; nil: /batches answers 404
+	Store    KV
+	Sessions Sessions
+	Batches  Batches // Livy batches; nil: /batches answers 404
 	Cluster  Cluster
 	Registry *prometheus.Registry // metrics of every package are gathered from it
 	Logger   hclog.Logger
