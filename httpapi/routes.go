@@ -3,6 +3,7 @@ package httpapi
 import (
 	"strconv"
 
+	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/valyala/fasthttp"
 )
@@ -123,20 +124,21 @@ func routeTable() []*route {
 		{method: "GET", pattern: "/ui/{file}", rule: rulePublic, doc: docUIFile,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.uiFile(c, a.seg[1]) }},
 
-		// The cluster.
+		// The cluster. The node-to-node routes are cluster's protocol
+		// (cluster/rpc.go), mounted here: its paths, its handlers.
 		{method: "GET", pattern: "/v1/cluster", rule: ruleAny, doc: docCluster,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.clusterStatus(c) }},
-		{method: "POST", pattern: "/v1/cluster/join", rule: ruleAdmin, node: nodePath, nodeMay: true, doc: docClusterJoin,
+		{method: "POST", pattern: cluster.JoinPath, rule: ruleAdmin, node: nodePath, nodeMay: true, doc: docClusterJoin,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.clusterJoin(c) }},
 		{method: "POST", pattern: "/v1/cluster/admit", rule: ruleAdmin, doc: docClusterAdmit,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.clusterAdmit(c) }},
-		{method: "DELETE", pattern: "/v1/cluster/nodes/{id}", rule: ruleAdmin, node: nodeCall, nodeMay: true, doc: docClusterRemove,
+		{method: "DELETE", pattern: cluster.NodesPath + "{id}", rule: ruleAdmin, node: nodeCall, nodeMay: true, doc: docClusterRemove,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.clusterRemove(c, a.seg[3]) }},
-		{method: "POST", pattern: "/internal/v1/apply", rule: ruleCluster, node: nodePath, doc: docInternalApply,
+		{method: "POST", pattern: cluster.ApplyPath, rule: ruleCluster, node: nodePath, doc: docInternalApply,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.internalApply(c) }},
-		{method: "GET", pattern: "/internal/v1/index", rule: ruleCluster, node: nodePath, doc: docInternalIndex,
+		{method: "GET", pattern: cluster.IndexPath, rule: ruleCluster, node: nodePath, doc: docInternalIndex,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.internalIndex(c) }},
-		{method: "GET", pattern: "/internal/v1/silent", rule: ruleCluster, node: nodePath, doc: docInternalSilent,
+		{method: "GET", pattern: cluster.SilentPath, rule: ruleCluster, node: nodePath, doc: docInternalSilent,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.internalSilent(c) }},
 
 		// Shared RDDs and their keys.
