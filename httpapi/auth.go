@@ -219,7 +219,9 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool
 		if r == ruleWrite {
 			perm, kind = auth.PermWrite, "write"
 		}
-		allowed, what = p.Can(perm, rdd), kind+" on shared rdd "+quote(rdd)
+		if allowed = p.Can(perm, rdd); !allowed { // the message costs allocations: only on refusal
+			what = kind + " on shared rdd " + quote(rdd)
+		}
 	case ruleCreate:
 		var req struct {
 			Name string `json:"name"`
