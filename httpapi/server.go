@@ -66,7 +66,7 @@ type Config struct {
 	// refuses the internal routes and joins.
 	Peers Peers
 	// Auth, if set, authenticates every request and applies the
-	// permission table (auth.go). Nil: every call is allowed.
+	// rule of each route (routes.go, auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
 }
 
