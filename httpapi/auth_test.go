@@ -45,6 +45,9 @@ func TestEveryRouteHasARule(t *testing.T) {
 			t.Errorf("%s: /internal/ routes, and they only, are node-to-node (ruleCluster, nodePath)", r.name)
 		}
 	}
+	if got := strings.Join(livyPrefixes, ","); got != "/version,/sessions,/batches" {
+		t.Errorf("Livy's paths (errors carry msg): %s", got)
+	}
 	if got, want := strings.Join(nodeMay, ","), "POST /v1/cluster/join,DELETE /v1/cluster/nodes/{id}"; got != want {
 		t.Errorf("routes a node may call as admin: %s, want %s", got, want)
 	}

@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/kvstore"
@@ -36,6 +38,9 @@ type route struct {
 	// capability lets a session's capability call it (on that session's
 	// own RDDs: capabilityRoutes in docs/ARCHITECTURE.md).
 	capability bool
+	// livy marks Livy's REST API: every error on a path under the
+	// route's first segment also carries Livy's "msg" (livyRoute).
+	livy bool
 	// op is the per-RDD metric series (srdd_rdd_requests_total{op}) and
 	// latency kind of the route, if it is a per-RDD operation.
 	op rddOp
@@ -86,11 +91,17 @@ var routes []*route
 // routeByName finds a row by its name.
 var routeByName map[string]*route
 
+// livyPrefixes are the first segments of Livy's routes ("/sessions").
+var livyPrefixes []string
+
 func init() {
 	routes = routeTable()
 	routeByName = make(map[string]*route, len(routes))
 	for _, r := range routes {
 		r.name = r.method + " " + r.pattern
+		if first, _, _ := strings.Cut(r.pattern[1:], "/"); r.livy && !slices.Contains(livyPrefixes, "/"+first) {
+			livyPrefixes = append(livyPrefixes, "/"+first)
+		}
 		if _, dup := routeByName[r.name]; dup {
 			panic("httpapi: route " + r.name + " is in the table twice")
 		}
@@ -110,7 +121,7 @@ func routeTable() []*route {
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.health(c) }},
 		{method: "GET", pattern: "/readyz", rule: rulePublic, doc: docReady,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.ready(c) }},
-		{method: "GET", pattern: "/version", rule: rulePublic, doc: docVersion,
+		{method: "GET", pattern: "/version", livy: true, rule: rulePublic, doc: docVersion,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.version(c) }},
 		{method: "GET", pattern: "/metrics", rule: ruleMetrics, doc: docMetrics,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.promH(c) }},
@@ -180,7 +191,7 @@ func routeTable() []*route {
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.checkpointRDD(c, a.seg[2]) }},
 
 		// Livy sessions and statements.
-		{method: "GET", pattern: "/sessions", rule: ruleAny, doc: docSessionList,
+		{method: "GET", pattern: "/sessions", livy: true, rule: ruleAny, doc: docSessionList,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) {
 				if c.IsGet() && !scopeLocal(c) {
 					s.listSessionsCluster(c)
@@ -188,41 +199,41 @@ func routeTable() []*route {
 				}
 				s.listSessions(c)
 			}},
-		{method: "POST", pattern: "/sessions", rule: ruleCode, owner: (*Server).placeCreation, doc: docSessionNew,
+		{method: "POST", pattern: "/sessions", livy: true, rule: ruleCode, owner: (*Server).placeCreation, doc: docSessionNew,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.createSession(c) }},
-		{method: "GET", pattern: "/sessions/{id}", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionGet,
+		{method: "GET", pattern: "/sessions/{id}", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionGet,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.getSession(c, a.id) }},
-		{method: "DELETE", pattern: "/sessions/{id}", rule: ruleSessionModify, owner: (*Server).sessionOwner, doc: docSessionDel,
+		{method: "DELETE", pattern: "/sessions/{id}", livy: true, rule: ruleSessionModify, owner: (*Server).sessionOwner, doc: docSessionDel,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.deleteSession(c, a.id) }},
-		{method: "GET", pattern: "/sessions/{id}/state", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionState,
+		{method: "GET", pattern: "/sessions/{id}/state", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionState,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.sessionState(c, a.id) }},
-		{method: "GET", pattern: "/sessions/{id}/log", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionLog,
+		{method: "GET", pattern: "/sessions/{id}/log", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionLog,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.sessionLog(c, a.id) }},
-		{method: "GET", pattern: "/sessions/{id}/statements", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docStmtList,
+		{method: "GET", pattern: "/sessions/{id}/statements", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docStmtList,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.listStatements(c, a.id) }},
-		{method: "POST", pattern: "/sessions/{id}/statements", rule: ruleSessionCode, owner: (*Server).sessionOwner, doc: docStmtNew,
+		{method: "POST", pattern: "/sessions/{id}/statements", livy: true, rule: ruleSessionCode, owner: (*Server).sessionOwner, doc: docStmtNew,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.submitStatement(c, a.id) }},
-		{method: "GET", pattern: "/sessions/{id}/statements/{sid}", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docStmtGet,
+		{method: "GET", pattern: "/sessions/{id}/statements/{sid}", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docStmtGet,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.getStatement(c, a.id, a.sid) }},
-		{method: "POST", pattern: "/sessions/{id}/statements/{sid}/cancel", rule: ruleSessionModify, owner: (*Server).sessionOwner, doc: docStmtCancel,
+		{method: "POST", pattern: "/sessions/{id}/statements/{sid}/cancel", livy: true, rule: ruleSessionModify, owner: (*Server).sessionOwner, doc: docStmtCancel,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.cancelStatement(c, a.id, a.sid) }},
-		{method: "POST", pattern: "/sessions/{id}/completion", rule: ruleSessionCode, owner: (*Server).sessionOwner, doc: docCompletion,
+		{method: "POST", pattern: "/sessions/{id}/completion", livy: true, rule: ruleSessionCode, owner: (*Server).sessionOwner, doc: docCompletion,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.complete(c, a.id) }},
 
 		// Livy batches: running one is running code, as a session is; the
 		// owner and the ACLs rule the rest, as for sessions. The registry
 		// answers a batch's state; its node, the rest (batchOwner).
-		{method: "GET", pattern: "/batches", rule: ruleAny, enabled: withBatches, doc: docBatchesList,
+		{method: "GET", pattern: "/batches", livy: true, rule: ruleAny, enabled: withBatches, doc: docBatchesList,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.listBatches(c) }},
-		{method: "POST", pattern: "/batches", rule: ruleCode, enabled: withBatches, owner: (*Server).placeCreation, doc: docBatchesNew,
+		{method: "POST", pattern: "/batches", livy: true, rule: ruleCode, enabled: withBatches, owner: (*Server).placeCreation, doc: docBatchesNew,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.createBatch(c) }},
-		{method: "GET", pattern: "/batches/{id}", rule: ruleSessionView, enabled: withBatches, owner: (*Server).batchOwner, doc: docBatchesGet,
+		{method: "GET", pattern: "/batches/{id}", livy: true, rule: ruleSessionView, enabled: withBatches, owner: (*Server).batchOwner, doc: docBatchesGet,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.getBatch(c, a.id) }},
-		{method: "DELETE", pattern: "/batches/{id}", rule: ruleSessionModify, enabled: withBatches, owner: (*Server).batchOwner, doc: docBatchesDel,
+		{method: "DELETE", pattern: "/batches/{id}", livy: true, rule: ruleSessionModify, enabled: withBatches, owner: (*Server).batchOwner, doc: docBatchesDel,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.deleteBatch(c, a.id) }},
-		{method: "GET", pattern: "/batches/{id}/state", rule: ruleSessionView, enabled: withBatches, doc: docBatchesState,
+		{method: "GET", pattern: "/batches/{id}/state", livy: true, rule: ruleSessionView, enabled: withBatches, doc: docBatchesState,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.batchState(c, a.id) }},
-		{method: "GET", pattern: "/batches/{id}/log", rule: ruleSessionView, enabled: withBatches, owner: (*Server).batchOwner, doc: docBatchesLog,
+		{method: "GET", pattern: "/batches/{id}/log", livy: true, rule: ruleSessionView, enabled: withBatches, owner: (*Server).batchOwner, doc: docBatchesLog,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.batchLog(c, a.id) }},
 	}
 }
