@@ -14,7 +14,8 @@ import (
 // pattern, agent/http_register.go). The router (router.go), the
 // permission checks (auth.go), the metric labels (metrics.go) and the
 // OpenAPI document (openapi.go) all derive from it, so adding a route is
-// adding a row here (and its handler).
+// adding a row here, with its handler and its OpenAPI operation (a doc
+// fragment in openapi.go).
 //
 // A route's name is "METHOD /pattern" ("GET /v1/rdds/{name}"): the value
 // of the route label of srdd_http_request_duration_seconds, the key of
@@ -35,8 +36,9 @@ type route struct {
 	// nodeMay lets a node (its certificate, or the cluster key) call an
 	// admin route with no principal: a joining or a leaving node.
 	nodeMay bool
-	// capability lets a session's capability call it (on that session's
-	// own RDDs: capabilityRoutes in docs/ARCHITECTURE.md).
+	// capability lets a session's capability call it, on that session's
+	// own RDDs on this node (docs/ARCHITECTURE.md, "Sessions hold no
+	// secret"; capabilityOwns).
 	capability bool
 	// livy marks Livy's REST API: every error on a path under the
 	// route's first segment also carries Livy's "msg" (livyRoute).
