@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -99,23 +101,21 @@ type Manager struct {
 	stop     chan struct{}
 }
 
+// DefaultConfig is the one place the batch manager's defaults live:
+// zero fields of a Config take them, and srdd server's flags start from
+// them.
+func DefaultConfig() Config {
+	return Config{LogLines: 1000, LogBytes: 1 << 20, MaxBatches: 16, KillGrace: 5 * time.Second, Scheme: "http"}
+}
+
 // New returns a manager; call Reconcile once the registry has a leader.
 func New(cfg Config, reg Registry, policy Policy) (*Manager, error) {
-	if cfg.LogLines == 0 {
-		cfg.LogLines = 1000
-	}
-	if cfg.LogBytes == 0 {
-		cfg.LogBytes = 1 << 20
-	}
-	if cfg.MaxBatches == 0 {
-		cfg.MaxBatches = 16
-	}
-	if cfg.KillGrace == 0 {
-		cfg.KillGrace = 5 * time.Second
-	}
-	if cfg.Scheme == "" {
-		cfg.Scheme = "http"
-	}
+	d := DefaultConfig()
+	defaults.Set(&cfg.LogLines, d.LogLines)
+	defaults.Set(&cfg.LogBytes, d.LogBytes)
+	defaults.Set(&cfg.MaxBatches, d.MaxBatches)
+	defaults.Set(&cfg.KillGrace, d.KillGrace)
+	defaults.Set(&cfg.Scheme, d.Scheme)
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 	}
@@ -394,23 +394,22 @@ func (m *Manager) forget(r *run) {
 // Reconcile marks dead every batch the registry says runs here that this
 // process does not run: the node restarted and its drivers went with it.
 func (m *Manager) Reconcile() error {
-	for _, b := range m.reg.Batches() {
-		if b.Node != m.reg.ID() || b.Final() || b.CreatedAt >= m.startedAt {
-			continue
-		}
-		m.mu.Lock()
-		_, ok := m.live[b.ID]
-		m.mu.Unlock()
-		if ok {
-			continue
-		}
-		_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetBatchState, Body: &cluster.SetBatchState{
-			ID: b.ID, State: cluster.BatchDead, Reason: "node " + b.Node + " restarted; the driver went with it", At: time.Now().UnixMilli()}})
-		if err != nil && !errors.Is(err, cluster.ErrBatchFinished) && !errors.Is(err, cluster.ErrBatchNotFound) {
-			return fmt.Errorf("cannot mark batch %d dead: %w", b.ID, err)
-		}
-	}
-	return nil
+	return livyapp.Reconcile(m.reg.Batches(),
+		func(b cluster.Batch) bool { return b.Node == m.reg.ID() && !b.Final() && b.CreatedAt < m.startedAt },
+		func(b cluster.Batch) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, ok := m.live[b.ID]
+			return ok
+		},
+		func(b cluster.Batch) error {
+			_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetBatchState, Body: &cluster.SetBatchState{
+				ID: b.ID, State: cluster.BatchDead, Reason: "node " + b.Node + " restarted; the driver went with it", At: time.Now().UnixMilli()}})
+			if err != nil && !errors.Is(err, cluster.ErrBatchFinished) && !errors.Is(err, cluster.ErrBatchNotFound) {
+				return fmt.Errorf("cannot mark batch %d dead: %w", b.ID, err)
+			}
+			return nil
+		})
 }
 
 // watchRegistry stops a driver whose batch the registry has ended

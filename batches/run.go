@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/livyapp"
 )
 
 // run is one spark-submit process of a batch on this node: its own
@@ -30,14 +31,12 @@ type run struct {
 	waitErr error
 	pipes   sync.WaitGroup
 
-	mu       sync.Mutex
-	log      []string
-	logStart int // lines dropped from the front
-	logBytes int
-	dirty    bool
-	appID    string
-	ui       string
-	killed   bool
+	mu     sync.Mutex
+	log    livyapp.Log
+	dirty  bool
+	appID  string
+	ui     string
+	killed bool
 }
 
 func (m *Manager) newRun(id int64) *run {
@@ -120,18 +119,8 @@ func (r *run) appendLog(line string) {
 			r.ui = m[1]
 		}
 	}
-	r.log = append(r.log, line)
-	r.logBytes += len(line)
+	r.log.Append(line, maxLines, maxBytes)
 	r.dirty = true
-	over := 0
-	for len(r.log)-over > maxLines || r.logBytes > maxBytes {
-		r.logBytes -= len(r.log[over])
-		over++
-	}
-	if over > 0 {
-		r.log = append(r.log[:0], r.log[over:]...)
-		r.logStart += over
-	}
 }
 
 // logFile is a batch's log on disk: the kept lines and how many came
@@ -149,7 +138,8 @@ func (r *run) flush() error {
 		r.mu.Unlock()
 		return nil
 	}
-	b, err := json.Marshal(logFile{Start: r.logStart, Lines: r.log})
+	kept, start := r.log.Kept()
+	b, err := json.Marshal(logFile{Start: start, Lines: kept})
 	r.dirty = false
 	r.mu.Unlock()
 	if err != nil {
@@ -167,7 +157,7 @@ func (r *run) flush() error {
 func (r *run) lines() ([]string, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.log...), r.logStart
+	return r.log.Kept()
 }
 
 // kill ends the whole process group: SIGTERM, then SIGKILL after grace.

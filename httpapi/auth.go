@@ -224,10 +224,19 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool
 		}
 	case ruleCreate:
 		var req struct {
-			Name string `json:"name"`
+			Name    string     `json:"name"`
+			Session sessionRef `json:"session"`
 		}
 		_ = json.Unmarshal(ctx.PostBody(), &req)
 		allowed, what = p.Can(auth.PermCreate, req.Name), "create for shared rdd "+quote(req.Name)
+		// Binding an RDD into a named session is writing into that
+		// session's namespace: it takes the right to run code there too
+		// (issue 25). A session that does not exist is the handler's 404.
+		if rec, found := s.sessionRecord([]string{"sessions", string(req.Session)}); allowed && req.Session != "" && found {
+			modify := p.IsAdmin() || (rec.Owner != "" && rec.Owner == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+			allowed = modify && p.Can(auth.PermCode, "")
+			what = "create for shared rdd " + quote(req.Name) + ", and the code role with modify access to session " + string(req.Session)
+		}
 	case ruleSessionView, ruleSessionModify, ruleSessionCode:
 		seg, _ := ctx.UserValue(segKey).([]string)
 		rec, found := s.aclRecord(seg)

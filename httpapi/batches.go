@@ -49,6 +49,11 @@ func (s *Server) listBatches(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	views, total := s.cfg.Batches.List(from, size)
+	for i := range views {
+		if b, ok := s.cfg.Cluster.Batch(views[i].ID); ok && !s.mayView(ctx, b.Owner, b.ViewUsers, b.ModifyUsers) {
+			views[i].Log = []string{}
+		}
+	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": total, "sessions": views})
 }
 

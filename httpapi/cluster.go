@@ -615,13 +615,30 @@ func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
 	})
 	out := make([]any, len(all))
 	for i, si := range all {
+		view := s.mayViewSession(ctx, si.ID)
+		if !view {
+			si.Log = []string{}
+		}
 		out[i] = si
 		if raw, ok := owned[si.Node+"/"+strconv.FormatInt(si.ID, 10)]; ok {
 			out[i] = raw
+			if !view {
+				out[i] = withoutLog(raw)
+			}
 		}
 	}
 	lo, hi := page(len(out), from, size)
 	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(out), "sessions": out[lo:hi]})
+}
+
+// withoutLog is a listed item (JSON object) with "log": [].
+func withoutLog(raw json.RawMessage) any {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return raw
+	}
+	m["log"] = json.RawMessage("[]")
+	return m
 }
 
 // internalSilent answers a follower's placement with the peers this

@@ -81,7 +81,7 @@ var errorStatus = []struct {
 	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "not_found", ""},
 	{[]error{sessions.ErrNotFound, cluster.ErrSessionNotFound}, http.StatusNotFound, "session_not_found", ""},
 	{[]error{sessions.ErrNoStatement}, http.StatusNotFound, "statement_not_found", ""},
-	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists, cluster.ErrMemberExists}, http.StatusConflict, "exists", ""},
+	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists, cluster.ErrMemberExists, kvstore.ErrNameTaken}, http.StatusConflict, "exists", ""},
 	{[]error{cluster.ErrAdmitLimit}, http.StatusTooManyRequests, "limit_reached", ""},
 	{[]error{cluster.ErrSessionInactive}, http.StatusConflict, "session_inactive", ""},
 	{[]error{kvstore.ErrLost}, http.StatusGone, "lost", ""},

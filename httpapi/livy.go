@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -49,7 +50,36 @@ func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
 	}
 	all := s.cfg.Sessions.List()
 	lo, hi := page(len(all), from, size)
-	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": all[lo:hi]})
+	out := all[lo:hi]
+	for i := range out {
+		if !s.mayViewSession(ctx, out[i].ID) {
+			out[i].Log = []string{}
+		}
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": out})
+}
+
+// mayViewSession reports whether the caller may see session id's log:
+// what GET /sessions/{id}/log allows (ruleSessionView). Listings are
+// open to every user; the logs in them are not (issue 25).
+func (s *Server) mayViewSession(ctx *fasthttp.RequestCtx, id int64) bool {
+	rec, ok := s.cfg.Cluster.Session(id)
+	return !ok || s.mayView(ctx, rec.Owner, rec.ViewUsers, rec.ModifyUsers)
+}
+
+// mayView applies ruleSessionView to a record's owner and ACLs.
+func (s *Server) mayView(ctx *fasthttp.RequestCtx, owner string, viewUsers, modifyUsers []string) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	p := principalOf(ctx)
+	switch {
+	case p == nil || p.Capability:
+		return false
+	case p.IsAdmin(), owner != "" && owner == p.Name:
+		return true
+	}
+	return slices.Contains(viewUsers, p.Name) || slices.Contains(modifyUsers, p.Name)
 }
 
 func (s *Server) createSession(ctx *fasthttp.RequestCtx) {

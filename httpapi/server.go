@@ -58,6 +58,10 @@ type Config struct {
 	// LoopbackOnly says the node listens on loopback only: the Host
 	// header must then name loopback (stops DNS rebinding).
 	LoopbackOnly bool
+	// AllowedHosts, if set (--allowed-hosts), are the only Host names the
+	// node answers (lower case, no port), on any bind: it stops DNS
+	// rebinding on a node that serves beyond loopback.
+	AllowedHosts []string
 	// PeerTLS, if set, is used to call other nodes over https.
 	PeerTLS *tls.Config
 	// Peers, if set, means node-to-node traffic runs over the peer
@@ -214,9 +218,12 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
-	if s.cfg.LoopbackOnly && peerID(ctx) == "" && !loopbackHost(ctx.Host()) {
-		writeError(ctx, http.StatusForbidden, "forbidden_host",
-			"this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only")
+	if !s.hostAllowed(ctx) {
+		msg := "this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only"
+		if len(s.cfg.AllowedHosts) > 0 {
+			msg = "this node answers requests for its --allowed-hosts only: " + strings.Join(s.cfg.AllowedHosts, ", ")
+		}
+		writeError(ctx, http.StatusForbidden, "forbidden_host", msg)
 		return routeOther
 	}
 	if !mediaTypeOK(ctx) {

@@ -52,7 +52,7 @@ func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency strin
 	if err != nil {
 		return err
 	}
-	wait, cancel := context.WithTimeout(ctx, s.readyTimeout)
+	wait, cancel := context.WithTimeout(ctx, s.recoveryWait)
 	defer cancel()
 	var cond func() bool
 	switch consistency {

@@ -23,6 +23,7 @@ import (
 	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/internal/peerid"
 	"github.com/srdd/srdd/internal/tlsconf"
@@ -105,6 +106,9 @@ type Config struct {
 	// without peer TLS, a plaintext cluster: Raft off loopback, joining
 	// and being joined (refused otherwise: docs/ARCHITECTURE.md invariant 9).
 	Insecure bool
+	// AllowedHosts, if set, are the only Host header names the API answers
+	// (on any bind; it stops DNS rebinding beyond loopback).
+	AllowedHosts []string
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
 	Durable kvstore.DurableConfig
@@ -148,18 +152,44 @@ type Config struct {
 	MetricsMaxRDDs int
 }
 
-// DefaultConfig returns the defaults of a single embedded node. Zero fields
-// of a Config take their value from here; Raft's timing defaults live in
-// cluster.DefaultConfig.
+// DefaultKVCacheMiB is each session's hot-key cache (the interpreter's
+// own default of spark.srdd.kv.cacheMiB, engine.py, is the same).
+const DefaultKVCacheMiB = 64
+
+// DefaultConfig returns every default of a node, as `srdd server` starts
+// with them. The node's own (addresses, data dir, Spark master, ...) live
+// here; the others come from the DefaultConfig of the package that owns
+// them (sessions, batches, kvstore, metrics, cluster), which fills a zero
+// field the node passes down. Zero fields of a Config mean "default".
 func DefaultConfig() Config {
+	s, b, dur := sessions.DefaultConfig(), batches.DefaultConfig(), kvstore.DefaultDurableConfig()
 	return Config{
-		NodeID:        "node1",
-		HTTPAddr:      "127.0.0.1:8998",
-		RaftAddr:      "127.0.0.1:8999",
-		DataDir:       "data",
-		LeaderTimeout: 30 * time.Second,
-		SparkMaster:   "local[*]",
-		Python:        "python3",
+		NodeID:                  "node1",
+		HTTPAddr:                "127.0.0.1:8998",
+		RaftAddr:                "127.0.0.1:8999",
+		DataDir:                 "data",
+		Bootstrap:               true,
+		LeaderTimeout:           30 * time.Second,
+		LeaderWait:              cluster.DefaultConfig().LeaderWait,
+		SparkMaster:             "local[*]",
+		Python:                  "python3",
+		ReadyTimeout:            s.ReadyTimeout,
+		KVCacheMiB:              DefaultKVCacheMiB,
+		MetricsMaxRDDs:          metrics.DefaultMaxRDDs,
+		MaxDriverMemory:         s.Policy.MaxDriverMemory,
+		MaxExecutorMemory:       s.Policy.MaxExecutorMemory,
+		MaxCores:                s.Policy.MaxCores,
+		MaxExecutors:            s.Policy.MaxExecutors,
+		MaxSessions:             s.MaxSessions,
+		MaxSessionsPerPrincipal: s.MaxSessionsPerPrincipal,
+		MaxDeadSessions:         s.MaxDeadSessions,
+		MaxStatements:           s.History.MaxStatements,
+		MaxStatementBytes:       s.History.MaxBytes,
+		MaxLogLines:             s.LogLines,
+		MaxLogBytes:             s.LogBytes,
+		MaxBatches:              b.MaxBatches,
+		MaxRDDs:                 kvstore.DefaultLimits().MaxRDDs,
+		Durable:                 kvstore.DurableConfig{CheckpointEvery: dur.CheckpointEvery, CheckpointInterval: dur.CheckpointInterval},
 	}
 }
 
@@ -170,13 +200,9 @@ func (c *Config) fillDefaults() {
 		{&c.NodeID, &d.NodeID}, {&c.HTTPAddr, &d.HTTPAddr}, {&c.RaftAddr, &d.RaftAddr},
 		{&c.DataDir, &d.DataDir}, {&c.SparkMaster, &d.SparkMaster}, {&c.Python, &d.Python},
 	} {
-		if *f.v == "" {
-			*f.v = *f.d
-		}
+		defaults.Set(f.v, *f.d)
 	}
-	if c.LeaderTimeout == 0 {
-		c.LeaderTimeout = d.LeaderTimeout
-	}
+	defaults.Set(&c.LeaderTimeout, d.LeaderTimeout)
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Output: os.Stderr})
 	}
@@ -344,6 +370,13 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.AuthFile == "" && !loopback {
 		cfg.Logger.Warn("INSECURE: serving " + n.ln.Addr().String() + " without --auth-file: anyone who can reach this port can run code as this node's user and read or change every RDD (--insecure)")
 	}
+	if !loopback && len(cfg.AllowedHosts) == 0 {
+		cfg.Logger.Warn("serving " + n.ln.Addr().String() + " for any Host header: give --allowed-hosts with the names clients use, so a web page cannot reach the node under another name (DNS rebinding)")
+	}
+	allowedHosts := make([]string, 0, len(cfg.AllowedHosts))
+	for _, h := range cfg.AllowedHosts {
+		allowedHosts = append(allowedHosts, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."))
+	}
 	rc := cfg.Raft
 	httpAdv := n.ln.Addr().String()
 	if cfg.AdvertiseHTTP != "" {
@@ -435,7 +468,7 @@ func Start(cfg Config) (*Node, error) {
 		MintToken:    mint,
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
-		MaxSessions:  cfg.MaxSessions, MaxSessionsPerOwner: cfg.MaxSessionsPerPrincipal,
+		MaxSessions:  cfg.MaxSessions, MaxSessionsPerPrincipal: cfg.MaxSessionsPerPrincipal,
 		MaxDeadSessions: cfg.MaxDeadSessions,
 		History:         sessions.HistoryLimits{MaxStatements: cfg.MaxStatements, MaxBytes: cfg.MaxStatementBytes},
 		LogLines:        cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes,
@@ -487,7 +520,7 @@ func Start(cfg Config) (*Node, error) {
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
-		PlaintextCluster: cfg.Insecure,
+		PlaintextCluster: cfg.Insecure, AllowedHosts: allowedHosts,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.

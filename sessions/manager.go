@@ -10,7 +10,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sparkbridge"
 )
 
@@ -41,11 +43,11 @@ type Config struct {
 	LogBytes         int           // and their bytes; default 1 MiB
 	History          HistoryLimits // statements kept per session
 	// MaxSessions bounds the live sessions of this node (default 16), and
-	// MaxSessionsPerOwner those of one CreateRequest.Owner (default 8; ""
-	// is one anonymous owner). The node's default KV session counts
-	// towards MaxSessions only.
-	MaxSessions, MaxSessionsPerOwner int
-	QueueSize                        int // waiting statements per session; default 1024
+	// MaxSessionsPerPrincipal those of one principal, CreateRequest.Owner
+	// (default 8; "" is one anonymous principal). The node's default KV
+	// session counts towards MaxSessions only.
+	MaxSessions, MaxSessionsPerPrincipal int
+	QueueSize                            int // waiting statements per session; default 1024
 	// DataDir keeps each session's statement history; empty keeps none.
 	DataDir      string
 	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
@@ -92,39 +94,40 @@ type Manager struct {
 	startFailures atomic.Int64
 }
 
+// DefaultConfig is the one place the manager's defaults live: zero
+// fields of a Config take them, and srdd server's flags start from them.
+func DefaultConfig() Config {
+	return Config{
+		ReadyTimeout:            2 * time.Minute,
+		StatementTimeout:        24 * time.Hour,
+		LogLines:                1000,
+		LogBytes:                1 << 20,
+		History:                 DefaultHistoryLimits(),
+		MaxSessions:             16,
+		MaxSessionsPerPrincipal: 8,
+		QueueSize:               1024,
+		ReapInterval:            time.Second,
+		Policy:                  DefaultPolicy(),
+		MaxDeadSessions:         DefaultMaxDeadSessions,
+	}
+}
+
 // NewManager returns a manager; call Reconcile once the registry has a leader.
 func NewManager(cfg Config, reg Registry) *Manager {
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 2 * time.Minute
-	}
-	if cfg.StatementTimeout == 0 {
-		cfg.StatementTimeout = 24 * time.Hour
-	}
-	if cfg.LogLines == 0 {
-		cfg.LogLines = 1000
-	}
-	if cfg.LogBytes == 0 {
-		cfg.LogBytes = 1 << 20
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = 16
-	}
-	if cfg.MaxSessionsPerOwner == 0 {
-		cfg.MaxSessionsPerOwner = 8
-	}
+	d := DefaultConfig()
+	defaults.Set(&cfg.ReadyTimeout, d.ReadyTimeout)
+	defaults.Set(&cfg.StatementTimeout, d.StatementTimeout)
+	defaults.Set(&cfg.LogLines, d.LogLines)
+	defaults.Set(&cfg.LogBytes, d.LogBytes)
+	defaults.Set(&cfg.MaxSessions, d.MaxSessions)
+	defaults.Set(&cfg.MaxSessionsPerPrincipal, d.MaxSessionsPerPrincipal)
 	cfg.History.fill()
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 1024
-	}
+	defaults.Set(&cfg.QueueSize, d.QueueSize)
 	cfg.Policy.fill()
-	if cfg.ReapInterval == 0 {
-		cfg.ReapInterval = time.Second
-	}
+	defaults.Set(&cfg.ReapInterval, d.ReapInterval)
+	defaults.Set(&cfg.MaxDeadSessions, d.MaxDeadSessions)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.MaxDeadSessions == 0 {
-		cfg.MaxDeadSessions = DefaultMaxDeadSessions
 	}
 	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByOwner: map[string]int{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
@@ -143,23 +146,21 @@ func (m *Manager) SetFileRoots(r *fileroot.Roots) { m.cfg.Policy.Files = r }
 // Reconcile marks dead every session the registry says runs here but for
 // which this process has no interpreter (the node restarted).
 func (m *Manager) Reconcile() error {
-	for _, s := range m.reg.Sessions() {
+	return livyapp.Reconcile(m.reg.Sessions(),
 		// A session created by this run (the node serves HTTP while it
 		// starts) may not be in live yet: it is not a leftover.
-		if s.Node != m.reg.ID() || s.Status != cluster.SessionActive || s.CreatedAt >= m.startedAt {
-			continue
-		}
-		m.mu.Lock()
-		_, ok := m.live[s.ID]
-		m.mu.Unlock()
-		if ok {
-			continue
-		}
-		if err := m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone"); err != nil {
-			return err
-		}
-	}
-	return nil
+		func(s cluster.Session) bool {
+			return s.Node == m.reg.ID() && s.Status == cluster.SessionActive && s.CreatedAt < m.startedAt
+		},
+		func(s cluster.Session) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, ok := m.live[s.ID]
+			return ok
+		},
+		func(s cluster.Session) error {
+			return m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone")
+		})
 }
 
 func (m *Manager) markDead(id int64, reason string) error {
@@ -219,8 +220,8 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 	switch {
 	case total > m.cfg.MaxSessions:
 		err = fmt.Errorf("%w: this node runs its maximum of %d sessions (--max-sessions)", ErrLimit, m.cfg.MaxSessions)
-	case !internal && mine > m.cfg.MaxSessionsPerOwner:
-		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerOwner)
+	case !internal && mine > m.cfg.MaxSessionsPerPrincipal:
+		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerPrincipal)
 	}
 	if err != nil {
 		release()
