@@ -31,9 +31,10 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// livyRoute reports whether path is one of Livy's REST routes.
+// livyRoute reports whether path is under one of Livy's REST routes (the
+// rows of the route table marked livy), before or after routing.
 func livyRoute(path []byte) bool {
-	for _, p := range []string{"/sessions", "/batches", "/version"} {
+	for _, p := range livyPrefixes {
 		if bytes.HasPrefix(path, []byte(p)) && (len(path) == len(p) || path[len(p)] == '/') {
 			return true
 		}

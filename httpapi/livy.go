@@ -10,50 +10,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// routeSessions serves Livy's /sessions API with Livy's JSON shapes.
-func (s *Server) routeSessions(ctx *fasthttp.RequestCtx, m string, seg []string) string {
-	if len(seg) == 0 {
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET": {routeSessionList, s.listSessions}, "POST": {routeSessionNew, s.createSession}})
-	}
-	id, err := s.cfg.Sessions.Resolve(seg[0])
-	if err != nil {
-		// Still answer 405 for a wrong method on a real route shape.
-		fail(ctx, err)
-		return routeOther
-	}
-	switch {
-	case len(seg) == 1:
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET":    {routeSessionGet, func(c *fasthttp.RequestCtx) { s.getSession(c, id) }},
-			"DELETE": {routeSessionDel, func(c *fasthttp.RequestCtx) { s.deleteSession(c, id) }}})
-	case len(seg) == 2 && seg[1] == "state":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionState, func(c *fasthttp.RequestCtx) { s.sessionState(c, id) }}})
-	case len(seg) == 2 && seg[1] == "log":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionLog, func(c *fasthttp.RequestCtx) { s.sessionLog(c, id) }}})
-	case len(seg) == 2 && seg[1] == "completion":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeCompletion, func(c *fasthttp.RequestCtx) { s.complete(c, id) }}})
-	case len(seg) == 2 && seg[1] == "statements":
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET":  {routeStmtList, func(c *fasthttp.RequestCtx) { s.listStatements(c, id) }},
-			"POST": {routeStmtNew, func(c *fasthttp.RequestCtx) { s.submitStatement(c, id) }}})
-	case (len(seg) == 3 || len(seg) == 4) && seg[1] == "statements":
-		sid, err := strconv.Atoi(seg[2])
-		if err != nil {
-			badRequest(ctx, "statement id must be a number: "+strconv.Quote(seg[2]))
-			return routeOther
-		}
-		if len(seg) == 3 {
-			return s.methods(ctx, m, map[string]routeHandler{"GET": {routeStmtGet, func(c *fasthttp.RequestCtx) { s.getStatement(c, id, sid) }}})
-		}
-		if seg[3] == "cancel" {
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeStmtCancel, func(c *fasthttp.RequestCtx) { s.cancelStatement(c, id, sid) }}})
-		}
-	}
-	notFoundRoute(ctx)
-	return routeOther
-}
-
 // intArg reads an optional non-negative integer query argument.
 func intArg(ctx *fasthttp.RequestCtx, name string, def int) (int, bool) {
 	v := ctx.QueryArgs().Peek(name)

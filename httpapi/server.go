@@ -21,11 +21,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/srdd/srdd/auth"
-	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
-	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
-	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -35,9 +32,9 @@ const MaxRequestBytes = 4 << 20
 
 // Config wires the server to the layers below.
 type Config struct {
-	Store    *kvstore.Store
-	Sessions *sessions.Manager
-	Batches  *batches.Manager // Livy batches; nil: /batches answers 404
+	Store    KV
+	Sessions Sessions
+	Batches  Batches // Livy batches; nil: /batches answers 404
 	Cluster  Cluster
 	Registry *prometheus.Registry // metrics of every package are gathered from it
 	Logger   hclog.Logger
@@ -73,7 +70,7 @@ type Config struct {
 	// refuses the internal routes and joins.
 	Peers Peers
 	// Auth, if set, authenticates every request and applies the
-	// permission table (auth.go). Nil: every call is allowed.
+	// rule of each route (routes.go, auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
 }
 
@@ -86,6 +83,7 @@ type Server struct {
 	srv     *fasthttp.Server
 	peerSrv *fasthttp.Server
 	fwd     forwarder
+	router  *pathNode // the route table's tree (router.go)
 
 	base       context.Context // cancelled by Close; parent of request contexts
 	cancelBase context.CancelFunc
@@ -113,6 +111,7 @@ func New(cfg Config) *Server {
 		}
 	}
 	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels), fwd: forwarder{tls: cfg.PeerTLS, peers: cfg.Peers}}
+	s.router = newRouter(&s.cfg)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
 	s.srv = &fasthttp.Server{
@@ -243,7 +242,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
-	if !s.peerGate(ctx, m, seg) {
+	mt := s.router.match(seg)
+	if !s.peerGate(ctx, mt, m, seg) {
 		return routeOther
 	}
 	// The cluster key is how nodes know each other in development mode
@@ -252,24 +252,24 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	if keyOK && s.cfg.Peers == nil {
 		ctx.SetUserValue(peerKey, true)
 	}
-	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && clusterOnly(m, seg) && !keyOK {
+	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && mt.nodeOnly(m, seg) && !keyOK {
 		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
 		return routeOther
 	}
 	if !s.internalHeaders(ctx, seg) {
 		return routeOther
 	}
-	if !s.authenticate(ctx, m, seg) {
+	if !s.authenticate(ctx, mt.mayBeAnonymous(m, seg)) {
 		return routeOther
 	}
 	ctx.SetUserValue(segKey, seg)
 	// A session's capability is good only for that session's own RDDs
 	// on this node: refused here, before any forwarding.
-	if p := principalOf(ctx); p != nil && p.Capability && !s.capabilityOwns(p, seg) {
+	if p := principalOf(ctx); p != nil && p.Capability && !s.capabilityOwns(p, mt.rdd) {
 		forbidden(ctx, capabilityRefusal)
 		return routeOther
 	}
-	t := s.ownerOf(ctx, seg)
+	t := s.ownerOf(ctx, mt, m, seg)
 	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
 		return routeForwarded
 	}
@@ -277,81 +277,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		s.forward(ctx, t.node, t.what)
 		return routeForwarded
 	}
-	switch {
-	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "apply":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeInternalApply, s.internalApply}})
-	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "index":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalIndex, s.internalIndex}})
-	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "silent":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalSilent, s.internalSilent}})
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterJoin, s.clusterJoin}})
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "admit":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterAdmit, s.clusterAdmit}})
-	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes":
-		id := seg[3]
-		return s.methods(ctx, m, map[string]routeHandler{"DELETE": {routeClusterRemove, func(c *fasthttp.RequestCtx) { s.clusterRemove(c, id) }}})
-	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "rdds" && m == "GET" && string(ctx.QueryArgs().Peek("scope")) != "local":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeRDDList, s.listRDDsCluster}})
-	case len(seg) == 1 && seg[0] == "sessions" && m == "GET" && string(ctx.QueryArgs().Peek("scope")) != "local":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionList, s.listSessionsCluster}})
-	case len(seg) == 1 && seg[0] == "healthz":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeHealth, s.health}})
-	case len(seg) == 1 && seg[0] == "readyz":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeReady, s.ready}})
-	case len(seg) == 1 && seg[0] == "version":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeVersion, s.version}})
-	case len(seg) == 1 && seg[0] == "openapi.json":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeOpenAPI, s.openAPI}})
-	case len(seg) == 1 && seg[0] == "ui":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeUIIndex, s.uiIndex}})
-	case len(seg) == 2 && seg[0] == "ui":
-		file := seg[1]
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeUIFile, func(c *fasthttp.RequestCtx) { s.uiFile(c, file) }}})
-	case len(seg) == 1 && seg[0] == "metrics":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeMetrics, s.promH}})
-	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "cluster" && len(seg) == 2:
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeCluster, s.clusterStatus}})
-	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "rdds":
-		return s.routeRDDs(ctx, m, seg[2:])
-	case len(seg) >= 1 && seg[0] == "sessions":
-		return s.routeSessions(ctx, m, seg[1:])
-	case len(seg) >= 1 && seg[0] == "batches" && s.cfg.Batches != nil:
-		return s.routeBatches(ctx, m, seg[1:])
-	}
-	notFoundRoute(ctx)
-	return routeOther
-}
-
-type routeHandler struct {
-	name string
-	h    fasthttp.RequestHandler
-}
-
-// methods dispatches on the method, answering 405 with Allow otherwise.
-func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]routeHandler) string {
-	if rh, ok := hs[m]; ok {
-		if s.authorize(ctx, rh.name) {
-			rh.h(ctx)
-		}
-		return rh.name
-	}
-	if m == "HEAD" {
-		if rh, ok := hs["GET"]; ok {
-			if s.authorize(ctx, rh.name) {
-				rh.h(ctx)
-			}
-			return rh.name
-		}
-	}
-	allow := make([]string, 0, len(hs))
-	for _, k := range []string{"GET", "POST", "PUT", "DELETE"} {
-		if _, ok := hs[k]; ok {
-			allow = append(allow, k)
-		}
-	}
-	methodNotAllowed(ctx, strings.Join(allow, ", "))
-	return routeOther
+	return s.dispatch(ctx, mt, m, seg)
 }
 
 // health is liveness: the process serves HTTP. It says nothing about
@@ -387,19 +313,6 @@ const LivyAPIVersion = "0.8.0"
 
 func (s *Server) version(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]string{"version": LivyAPIVersion, "srdd": s.cfg.Version})
-}
-
-// clusterOnly reports whether a route is for nodes, not clients.
-func clusterOnly(method string, seg []string) bool {
-	switch {
-	case len(seg) > 0 && seg[0] == "internal":
-		return true
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
-		return true
-	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes" && method == "DELETE":
-		return true
-	}
-	return false
 }
 
 // baseKey is the user value under which handle stores the server's base

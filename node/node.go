@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,7 +289,6 @@ type Node struct {
 	ln       net.Listener
 	auth     *auth.Authenticator // nil without AuthFile
 	cert     *tlsconf.Cert       // nil without TLS
-	peerTLS  *tls.Config         // nil without TLS
 	peer     *cluster.PeerCreds  // nil without peer TLS
 	logger   hclog.Logger
 
@@ -303,31 +301,13 @@ type Node struct {
 	caughtUp, registered, started atomic.Bool
 	nonVoter                      bool
 	wipeRaft                      bool
-	clusterKey                    string
 	dataDir                       string
 }
 
 // leave takes a non-voter out of the cluster and wipes its Raft state, so
 // it joins afresh next time (voters stay members across restarts).
 func (n *Node) leave() {
-	if n.peer != nil {
-		n.leavePeer()
-		return
-	}
-	addr, err := n.Registry.LeaderHTTP()
-	if err == nil {
-		req, _ := http.NewRequest(http.MethodDelete, peerScheme(n.peerTLS)+"://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
-		req.Header.Set("X-Requested-By", "srdd")
-		req.Header.Set(cluster.KeyHeader, n.clusterKey)
-		var resp *http.Response
-		if resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: n.peerTLS}}).Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				err = fmt.Errorf("leader answered %d", resp.StatusCode)
-			}
-		}
-	}
-	if err != nil {
+	if err := n.Registry.Leave(); err != nil {
 		n.logger.Warn("cannot leave the cluster", "error", err)
 		return
 	}
@@ -440,7 +420,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.nonVoter, n.dataDir, n.clusterKey, n.peerTLS = cfg.NonVoter, dataDir, cfg.ClusterKey, peerTLS
+	n.nonVoter, n.dataDir = cfg.NonVoter, dataDir
 
 	pyPath, err := sparkbridge.ExtractPython(dataDir)
 	if err != nil {
@@ -565,9 +545,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		j := joinRequest{addrs: cfg.Join, id: cfg.NodeID, raftAddr: n.Registry.RaftAddr(), httpAddr: httpAdv, voter: !cfg.NonVoter,
-			key: cfg.ClusterKey, clientTLS: peerTLS, peer: n.peer, deadline: time.Now().Add(cfg.LeaderTimeout), log: cfg.Logger}
-		if err := j.run(); err != nil {
+		if err := n.Registry.JoinVia(cfg.Join, !cfg.NonVoter, time.Now().Add(cfg.LeaderTimeout)); err != nil {
 			return nil, err
 		}
 	}
@@ -602,7 +580,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.registered.Store(true)
-	n.admitAtBootstrap(cfg.Admit)
+	n.Registry.AdmitAtBootstrap(cfg.Admit)
 	// Marking the previous run's sessions dead takes the registry: retry
 	// through an election (a restarted leader's peers are electing one).
 	for _, step := range []struct {
