@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/metrics"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
@@ -62,6 +64,11 @@ type Config struct {
 	// node answers (lower case, no port), on any bind: it stops DNS
 	// rebinding on a node that serves beyond loopback.
 	AllowedHosts []string
+	// ReadTimeout bounds the arrival of a whole request, body included
+	// (0: DefaultReadTimeout); MaxConns caps open connections (0:
+	// DefaultMaxConns).
+	ReadTimeout time.Duration
+	MaxConns    int
 	// PeerTLS, if set, is used to call other nodes over https.
 	PeerTLS *tls.Config
 	// Peers, if set, means node-to-node traffic runs over the peer
@@ -114,12 +121,22 @@ func New(cfg Config) *Server {
 	s.router = newRouter(&s.cfg)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	readTimeout, maxConns := cfg.ReadTimeout, cfg.MaxConns
+	defaults.Set(&readTimeout, DefaultReadTimeout)
+	defaults.Set(&maxConns, DefaultMaxConns)
 	s.srv = &fasthttp.Server{
-		Handler:            s.handle,
-		Name:               "srdd",
-		MaxRequestBodySize: MaxRequestBytes,
-		ReadTimeout:        5 * time.Minute,
+		Handler: s.handle,
+		Name:    "srdd",
+		// Slow clients (issue 25): before authentication a body is read
+		// up to preAuthBodyBytes only (a longer one streams, and readBody
+		// reads the rest once the caller is known); the whole request
+		// must arrive within readTimeout; past maxConns open connections
+		// a new one gets a fast 503.
+		StreamRequestBody:  true,
+		MaxRequestBodySize: preAuthBodyBytes,
+		ReadTimeout:        readTimeout,
 		IdleTimeout:        2 * time.Minute,
+		Concurrency:        maxConns,
 		ErrorHandler:       s.transportError,
 		Logger:             fasthttpLogger{cfg.Logger.Named("http")},
 	}
@@ -133,6 +150,55 @@ func New(cfg Config) *Server {
 		Logger:             fasthttpLogger{cfg.Logger.Named("peer-http")},
 	}
 	return s
+}
+
+// Slow clients (issue 25).
+const (
+	// preAuthBodyBytes is how much of a body the server reads before it
+	// knows the caller; the rest waits for readBody.
+	preAuthBodyBytes = 64 << 10
+	// DefaultReadTimeout bounds the arrival of a whole request, body
+	// included (--read-timeout).
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultMaxConns caps the API's open connections (--max-conns).
+	DefaultMaxConns = 4096
+)
+
+// readBody reads the rest of a request's body once the caller is
+// authenticated (fasthttp streams bodies over preAuthBodyBytes). A body
+// over MaxRequestBytes is 413 before it is read; one that does not
+// arrive within the read timeout is 408. Either closes the connection.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.Request.IsBodyStream() {
+		return true
+	}
+	cl := ctx.Request.Header.ContentLength()
+	switch {
+	case cl == 0:
+		_ = ctx.Request.CloseBodyStream()
+		return true
+	case cl > MaxRequestBytes:
+		ctx.SetConnectionClose()
+		writeError(ctx, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
+		return false
+	case cl > 0 && cl <= preAuthBodyBytes:
+		_ = ctx.PostBody() // read whole before the handler: no I/O here
+		return true
+	}
+	b, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), MaxRequestBytes+1))
+	_ = ctx.Request.CloseBodyStream()
+	switch {
+	case err != nil:
+		ctx.SetConnectionClose()
+		writeError(ctx, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time (--read-timeout)")
+		return false
+	case len(b) > MaxRequestBytes:
+		ctx.SetConnectionClose()
+		writeError(ctx, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
+		return false
+	}
+	ctx.Request.SetBodyRaw(b)
+	return true
 }
 
 // Serve serves on ln until Close.
@@ -193,6 +259,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetUserValue(baseKey, s.base)
 	ctx.SetUserValue(loggerKey, s.cfg.Logger)
 	route = s.route(ctx)
+	if ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0 {
+		// Refused before its body was read: the rest of it must not be
+		// parsed as the next request, nor held open.
+		ctx.SetConnectionClose()
+	}
 }
 
 // segments splits the undecoded path, then decodes each segment, so that
@@ -260,6 +331,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	if !s.authenticate(ctx, mt.mayBeAnonymous(m, seg)) {
+		return routeOther
+	}
+	if !s.readBody(ctx) {
 		return routeOther
 	}
 	ctx.SetUserValue(segKey, seg)

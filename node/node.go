@@ -118,6 +118,10 @@ type Config struct {
 	// AllowedHosts, if set, are the only Host header names the API answers
 	// (on any bind; it stops DNS rebinding beyond loopback).
 	AllowedHosts []string
+	// ReadTimeout bounds the arrival of a whole API request, body
+	// included; MaxConns caps the API's open connections.
+	ReadTimeout time.Duration
+	MaxConns    int
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
 	Durable kvstore.DurableConfig
@@ -198,6 +202,8 @@ func DefaultConfig() Config {
 		MaxLogBytes:             s.LogBytes,
 		MaxBatches:              b.MaxBatches,
 		MaxRDDs:                 kvstore.DefaultLimits().MaxRDDs,
+		ReadTimeout:             httpapi.DefaultReadTimeout,
+		MaxConns:                httpapi.DefaultMaxConns,
 		Durable:                 kvstore.DurableConfig{CheckpointEvery: dur.CheckpointEvery, CheckpointInterval: dur.CheckpointInterval},
 	}
 }
@@ -531,7 +537,7 @@ func Start(cfg Config) (*Node, error) {
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
-		PlaintextCluster: cfg.Insecure, AllowedHosts: allowedHosts,
+		PlaintextCluster: cfg.Insecure, AllowedHosts: allowedHosts, ReadTimeout: cfg.ReadTimeout, MaxConns: cfg.MaxConns,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.

@@ -65,6 +65,8 @@ func (o *serverOpts) register(f *pflag.FlagSet) {
 	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "accept client certificates signed by this CA (PEM): a certificate's CN names a user of --auth-file")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) other nodes' certificates are checked against, and session code's calls to this node (default: the system's roots)")
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
+	f.DurationVar(&cfg.ReadTimeout, "read-timeout", d.ReadTimeout, "a whole API request, body included, must arrive within this; a body is read only once the caller is authenticated (else 408, and the connection closes)")
+	f.IntVar(&cfg.MaxConns, "max-conns", d.MaxConns, "most open API connections; a client over it gets a fast 503")
 	f.StringSliceVar(&cfg.AllowedHosts, "allowed-hosts", nil, "the only Host header names the API answers (comma-separated, e.g. srdd.example.com); on a non-loopback bind without it any Host is served, and a web page could reach the node under a name of its own (DNS rebinding)")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
