@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,14 +40,7 @@ func (s *State) applyAdmitNode(b *AdmitNode, _ uint64) (any, error) {
 }
 
 // sortedAdmitted lists the admissions by node ID.
-func (s *State) sortedAdmitted() []Admission {
-	out := make([]Admission, 0, len(s.Admitted))
-	for _, a := range s.Admitted {
-		out = append(out, *a)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (s *State) sortedAdmitted() []Admission { return sortedCopies(s.Admitted) }
 
 // Admit records that node id may join once, as a voter or not. by names
 // who admitted it, for the record. Any member may propose it (it is
@@ -59,11 +51,7 @@ func (n *Node) Admit(id string, voter bool, by string) error {
 }
 
 // Admitted lists the admitted node IDs that have not joined yet.
-func (n *Node) Admitted() []Admission {
-	var out []Admission
-	n.fsm.read(func(s *State) { out = s.sortedAdmitted() })
-	return out
-}
+func (n *Node) Admitted() []Admission { return readAll(n.fsm, (*State).sortedAdmitted) }
 
 // admission checks, on the leader, that node id may join now: it is in
 // the Raft configuration at raftAddr already (a join sent again), or an

@@ -213,14 +213,7 @@ func (s *State) checkBatches() error {
 }
 
 // sortedBatches lists batches by id.
-func (s *State) sortedBatches() []Batch {
-	out := make([]Batch, 0, len(s.Batches))
-	for _, v := range s.Batches {
-		out = append(out, *v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
+func (s *State) sortedBatches() []Batch { return sortedCopies(s.Batches) }
 
 // cloneBatches deep-copies the batch records into c.
 func (s *State) cloneBatches(c *State) {
@@ -243,8 +236,4 @@ func (n *Node) Batch(id int64) (Batch, bool) {
 }
 
 // Batches lists every batch record, by id.
-func (n *Node) Batches() []Batch {
-	var out []Batch
-	n.fsm.read(func(s *State) { out = s.sortedBatches() })
-	return out
-}
+func (n *Node) Batches() []Batch { return readAll(n.fsm, (*State).sortedBatches) }

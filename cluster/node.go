@@ -528,12 +528,15 @@ func (n *Node) SessionByName(name string) (Session, bool) {
 	})
 }
 
-// Sessions lists every session record, by id.
-func (n *Node) Sessions() []Session {
-	var out []Session
-	n.fsm.read(func(s *State) { out = s.sortedSessions() })
+// readAll copies a listing out of the state under the read lock.
+func readAll[V any](f *fsm, list func(*State) []V) []V {
+	var out []V
+	f.read(func(s *State) { out = list(s) })
 	return out
 }
+
+// Sessions lists every session record, by id.
+func (n *Node) Sessions() []Session { return readAll(n.fsm, (*State).sortedSessions) }
 
 // RDD returns the shared RDD record with that name.
 func (n *Node) RDD(name string) (RDD, bool) {
@@ -541,11 +544,7 @@ func (n *Node) RDD(name string) (RDD, bool) {
 }
 
 // RDDs lists every shared RDD record, by name.
-func (n *Node) RDDs() []RDD {
-	var out []RDD
-	n.fsm.read(func(s *State) { out = s.sortedRDDs() })
-	return out
-}
+func (n *Node) RDDs() []RDD { return readAll(n.fsm, (*State).sortedRDDs) }
 
 // Member returns the registry record of a node.
 func (n *Node) Member(id string) (Member, bool) {

@@ -1,7 +1,10 @@
 package cluster
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 )
 
@@ -333,22 +336,17 @@ func (s *State) clone() *State {
 	return c
 }
 
-// sortedSessions lists sessions by id.
-func (s *State) sortedSessions() []Session {
-	out := make([]Session, 0, len(s.Sessions))
-	for _, v := range s.Sessions {
-		out = append(out, *v)
+// sortedCopies copies the records of m, ordered by key.
+func sortedCopies[K cmp.Ordered, V any](m map[K]*V) []V {
+	out := make([]V, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, *m[k])
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
+// sortedSessions lists sessions by id.
+func (s *State) sortedSessions() []Session { return sortedCopies(s.Sessions) }
+
 // sortedRDDs lists shared RDDs by name.
-func (s *State) sortedRDDs() []RDD {
-	out := make([]RDD, 0, len(s.RDDs))
-	for _, v := range s.RDDs {
-		out = append(out, *v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
+func (s *State) sortedRDDs() []RDD { return sortedCopies(s.RDDs) }
