@@ -62,27 +62,17 @@ func (s *Server) createBatch(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	owner, ok := s.creator(ctx, req.ProxyUser)
-	if !ok {
+	var ok bool
+	if req.Owner, ok = s.creator(ctx, req.ProxyUser); !ok {
 		return
 	}
-	req.Owner = owner
 	v, err := s.cfg.Batches.Create(req)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	ctx.Response.Header.Set("Location", "/batches/"+strconv.FormatInt(v.ID, 10))
-	writeJSON(ctx, http.StatusCreated, v)
+	answerCreated(ctx, "/batches/"+strconv.FormatInt(v.ID, 10), v, err)
 }
 
 func (s *Server) getBatch(ctx *fasthttp.RequestCtx, id int64) {
 	v, err := s.cfg.Batches.Get(id)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	writeJSON(ctx, http.StatusOK, v)
+	answer(ctx, v, err)
 }
 
 func (s *Server) batchState(ctx *fasthttp.RequestCtx, id int64) {

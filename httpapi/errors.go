@@ -101,6 +101,25 @@ var errorStatus = []struct {
 	{[]error{sessions.ErrNotLocal, cluster.ErrNotLeader, sparkbridge.ErrExited, sparkbridge.ErrConnClosed, cluster.ErrClosed, sessions.ErrClosed}, http.StatusServiceUnavailable, "unavailable", ""},
 }
 
+// answer writes v with 200, or err's status.
+func answer[V any](ctx *fasthttp.RequestCtx, v V, err error) {
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	writeJSON(ctx, http.StatusOK, v)
+}
+
+// answerCreated writes v with 201 and Location: path, or err's status.
+func answerCreated[V any](ctx *fasthttp.RequestCtx, path string, v V, err error) {
+	if err != nil {
+		fail(ctx, err)
+		return
+	}
+	ctx.Response.Header.Set("Location", path)
+	writeJSON(ctx, http.StatusCreated, v)
+}
+
 // fail maps an error from the layers below to a status code and code.
 func fail(ctx *fasthttp.RequestCtx, err error) {
 	status, code := http.StatusInternalServerError, "internal"

@@ -90,27 +90,17 @@ func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
 	if !decodeBody(ctx, &req) {
 		return
 	}
-	owner, ok := s.creator(ctx, req.ProxyUser)
-	if !ok {
+	var ok bool
+	if req.Owner, ok = s.creator(ctx, req.ProxyUser); !ok {
 		return
 	}
-	req.Owner = owner
 	info, err := s.cfg.Sessions.Create(req)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	ctx.Response.Header.Set("Location", "/sessions/"+strconv.FormatInt(info.ID, 10))
-	writeJSON(ctx, http.StatusCreated, info)
+	answerCreated(ctx, "/sessions/"+strconv.FormatInt(info.ID, 10), info, err)
 }
 
 func (s *Server) getSession(ctx *fasthttp.RequestCtx, id int64) {
 	info, err := s.cfg.Sessions.Get(id)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	writeJSON(ctx, http.StatusOK, info)
+	answer(ctx, info, err)
 }
 
 func (s *Server) deleteSession(ctx *fasthttp.RequestCtx, id int64) {
@@ -212,11 +202,7 @@ func (s *Server) getStatement(ctx *fasthttp.RequestCtx, id int64, sid int) {
 	c, cancel := reqContext(ctx)
 	defer cancel()
 	st, err := s.cfg.Sessions.WaitStatement(c, id, sid, time.Duration(wait)*time.Second)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	writeJSON(ctx, http.StatusOK, st)
+	answer(ctx, st, err)
 }
 
 func (s *Server) cancelStatement(ctx *fasthttp.RequestCtx, id int64, sid int) {

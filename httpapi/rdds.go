@@ -57,11 +57,7 @@ func (s *Server) describeRDD(ctx *fasthttp.RequestCtx, name string) {
 	c, cancel := reqContext(ctx)
 	defer cancel()
 	info, err := s.cfg.Store.Describe(c, name)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	writeJSON(ctx, http.StatusOK, info)
+	answer(ctx, info, err)
 }
 
 func (s *Server) dropRDD(ctx *fasthttp.RequestCtx, name string) {
@@ -323,9 +319,5 @@ func (s *Server) checkpointRDD(ctx *fasthttp.RequestCtx, name string) {
 	c, cancel := reqContext(ctx)
 	defer cancel()
 	res, err := s.cfg.Store.Checkpoint(c, name)
-	if err != nil {
-		fail(ctx, err)
-		return
-	}
-	writeJSON(ctx, http.StatusOK, res)
+	answer(ctx, res, err)
 }
