@@ -75,6 +75,10 @@ type Config struct {
 	// peer before placement stops choosing it: a small multiple of Raft's
 	// heartbeat interval (HeartbeatTimeout/10).
 	SilentAfter time.Duration
+	// DiskReserve is the free space DataDir/raft's filesystem must keep:
+	// below it, every proposal is refused with ErrInsufficientStorage
+	// (diskspace.go). Zero: DefaultDiskReserve; negative: no check.
+	DiskReserve int64
 	Logger      hclog.Logger
 }
 
@@ -136,6 +140,7 @@ func (c *Config) fillDefaults() {
 	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
 	setDefault(&c.ElectionTimeout, d.ElectionTimeout)
 	setDefault(&c.DownAfter, d.DownAfter)
+	setDefault(&c.DiskReserve, DefaultDiskReserve)
 	// Silence is measured in heartbeats: scale with a test's shorter ones.
 	setDefault(&c.SilentAfter, 3*c.HeartbeatTimeout/10)
 	if c.Logger == nil {
@@ -167,6 +172,8 @@ type Node struct {
 	isolated atomic.Bool
 	peers    peerHealth // the leader's view of unreachable peers
 	joinMu   sync.Mutex // Join: one at a time
+	// disk refuses proposals while DataDir/raft's filesystem is full.
+	disk *DiskGuard
 	// bootstrapped: this Open made a new one-node cluster.
 	bootstrapped bool
 	// nudging/nudgeAgain: see nudgeFollowers.
@@ -201,7 +208,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	f := newFSM()
 	f.log = cfg.Logger.Named("fsm")
-	n := &Node{cfg: cfg, fsm: f, stop: make(chan struct{}),
+	n := &Node{cfg: cfg, fsm: f, stop: make(chan struct{}), disk: NewDiskGuard(cfg.DiskReserve, dir),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, TLSClientConfig: cfg.PeerTLS}}}
 	ok := false
 	defer func() {
@@ -398,6 +405,10 @@ func (n *Node) Apply(c Command) (any, error) {
 	if err := n.haltErr(); err != nil {
 		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
 	}
+	// This node appends the entry too (and waits until it applied it).
+	if err := n.disk.Check(); err != nil {
+		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+	}
 	b, err := Encode(c)
 	if err != nil {
 		return nil, err
@@ -477,8 +488,17 @@ func (n *Node) LeaderWait() time.Duration { return n.cfg.LeaderWait }
 
 // applyLocal applies an encoded entry on this node, which must lead.
 func (n *Node) applyLocal(b []byte) (uint64, any, error) {
+	if err := n.disk.Check(); err != nil {
+		return 0, nil, err // not proposed: a forwarded write answers 507 too
+	}
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
+		if err := noSpace(err); errors.Is(err, ErrInsufficientStorage) {
+			// The local append failed (the log store rolled it back and
+			// the leader stepped down): nothing was appended.
+			n.disk.Forget()
+			return 0, nil, err
+		}
 		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, nil, ErrNotLeader // nothing was appended: safe to retry
 		}
@@ -493,6 +513,10 @@ func (n *Node) applyLocal(b []byte) (uint64, any, error) {
 	r, _ := f.Response().(applyResult)
 	return f.Index(), r.value, r.err
 }
+
+// DiskFull returns ErrInsufficientStorage (naming the directory) while the
+// Raft dir's filesystem holds less than Config.DiskReserve, else nil.
+func (n *Node) DiskFull() error { return n.disk.Check() }
 
 // Snapshot forces a snapshot now (used by tests and operators).
 func (n *Node) Snapshot() error {

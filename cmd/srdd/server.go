@@ -21,7 +21,7 @@ func serverCmd() *cobra.Command {
 	var cfg node.Config
 	var conf []string
 	var logLevel string
-	var maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes string
+	var maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes, diskReserve string
 	var maxDead int
 	var skipPreflight bool
 	c := &cobra.Command{
@@ -52,6 +52,13 @@ func serverCmd() *cobra.Command {
 				return fmt.Errorf("--max-log-bytes %q must be a size such as 1m, at most 1g", maxLogBytes)
 			}
 			cfg.MaxLogBytes = int(lb)
+			if diskReserve == "0" {
+				cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = -1, -1
+			} else if dr, err := sessions.ParseSize(diskReserve); err != nil || dr <= 0 {
+				return fmt.Errorf("--disk-reserve %q must be a size such as 16m, or 0 for no check", diskReserve)
+			} else {
+				cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = dr, dr
+			}
 			switch {
 			case maxDead < 0:
 				return fmt.Errorf("--max-dead-sessions %d must not be negative", maxDead)
@@ -152,6 +159,7 @@ func serverCmd() *cobra.Command {
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
+	f.StringVar(&diskReserve, "disk-reserve", "16m", "free space kept on the data dir's and a local --checkpoint-uri's filesystems: below it, writes answer 507 insufficient_storage (nothing is appended), reads go on, /readyz says disk_space, and writes pass again once space is freed; 0: no check")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")
 	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", time.Minute, "checkpoint a durable RDD with new writes at least this often")
 	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
