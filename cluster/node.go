@@ -174,6 +174,8 @@ type Node struct {
 	joinMu   sync.Mutex // Join: one at a time
 	// disk refuses proposals while DataDir/raft's filesystem is full.
 	disk *DiskGuard
+	// contact: when each peer last answered the leader (contact.go).
+	contact peerContact
 	// bootstrapped: this Open made a new one-node cluster.
 	bootstrapped bool
 	// nudging/nudgeAgain: see nudgeFollowers.
@@ -284,12 +286,13 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot inspect raft state: %w", err)
 	}
-	var trans raft.Transport = n.transport
+	var trans fullTransport = n.transport
 	if n.mux != nil {
 		n.ptrans = newPeerTransport(n.transport, n.mux, n.checkRPC, cfg.Logger.Named("peer"))
 		trans = n.ptrans
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, trans)
+	n.contact.reset()
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, &contactTransport{fullTransport: trans, heard: n.contact.heard})
 	if err != nil {
 		return nil, fmt.Errorf("cannot start raft: %w", err)
 	}
