@@ -139,19 +139,58 @@ func (n *Node) checkContact() {
 	}
 }
 
+// watchPause notices that this process stopped running for longer than
+// half of DownAfter (its ticker fell behind): FreshRead then confirms the
+// registry with the leader before the next read. The flag is set before
+// lastTick moves on, so a read never misses a pause.
+func (n *Node) watchPause() {
+	defer n.wg.Done()
+	n.lastTick.Store(time.Now().UnixNano())
+	t := time.NewTicker(pauseTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, n.lastTick.Load())) > n.cfg.DownAfter/2 {
+				n.suspect.Store(true)
+			}
+			n.lastTick.Store(time.Now().UnixNano())
+		}
+	}
+}
+
+// pauseTick is watchPause's period.
+const pauseTick = 100 * time.Millisecond
+
 // FreshRead waits until this node may serve a read of what it owns as
 // the registry now says: at once on the leader; on a follower once it has
 // heard from the leader within half of DownAfter (so it cannot have been
 // marked down and replaced yet) and has applied everything the leader
-// had committed by then. It fails with ErrNoLeader when ctx ends first.
+// had committed by then; after this process was paused, on either, once
+// a read barrier with the leader passed. It fails with ErrNoLeader when
+// ctx ends first or the barrier fails.
 func (n *Node) FreshRead(ctx context.Context) error {
 	if err := n.haltErr(); err != nil {
 		return err
 	}
+	lease := n.cfg.DownAfter / 2
+	if n.suspect.Load() || time.Since(time.Unix(0, n.lastTick.Load())) > lease {
+		// This process did not run for a while (SIGSTOP, a frozen VM): what
+		// it received meanwhile, even a "fresh" heartbeat still buffered
+		// in its socket, may be old. Ask the leader (a quorum, if this node
+		// believes it leads) before serving again.
+		n.suspect.Store(true)
+		if err := n.ReadBarrier(); err != nil {
+			return fmt.Errorf("%w: this node was not running for a while and cannot confirm the registry with the leader: %v", ErrNoLeader, err)
+		}
+		n.suspect.Store(false)
+		return nil
+	}
 	if n.IsLeader() {
 		return nil
 	}
-	lease := n.cfg.DownAfter / 2
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
 	for {

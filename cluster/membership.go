@@ -120,7 +120,9 @@ func (n *Node) startHealthWatch() {
 		return false
 	})
 	n.raft.RegisterObserver(n.observer)
-	n.wg.Add(1)
+	n.lastTick.Store(time.Now().UnixNano())
+	n.wg.Add(2)
+	go n.watchPause()
 	go func() {
 		defer n.wg.Done()
 		// A paused peer never fails a heartbeat until the transport times

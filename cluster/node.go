@@ -176,6 +176,9 @@ type Node struct {
 	disk *DiskGuard
 	// contact: when each peer last answered the leader (contact.go).
 	contact peerContact
+	// lastTick and suspect: watchPause's record of this process running.
+	lastTick atomic.Int64
+	suspect  atomic.Bool
 	// bootstrapped: this Open made a new one-node cluster.
 	bootstrapped bool
 	// nudging/nudgeAgain: see nudgeFollowers.

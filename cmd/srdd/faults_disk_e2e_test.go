@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -175,8 +176,20 @@ type kvLoad struct {
 }
 
 func startKVLoad(n *faultNode, rdd string, keys, writers, readers int, counts *statusCounts) *kvLoad {
-	l := &kvLoad{n: n, rdd: rdd, keys: keys, hist: lincheck.NewHistory(), counts: counts, stop: make(chan struct{})}
-	hc := &http.Client{Timeout: 30 * time.Second}
+	return startKVLoadInto(lincheck.NewHistory(), n, rdd, keys, writers, readers, counts)
+}
+
+// startKVLoadInto is startKVLoad recording into hist (loads through
+// several nodes share one history).
+func startKVLoadInto(hist *lincheck.History, n *faultNode, rdd string, keys, writers, readers int, counts *statusCounts) *kvLoad {
+	return startKVLoadTimeout(30*time.Second, hist, n, rdd, keys, writers, readers, counts)
+}
+
+// startKVLoadTimeout is startKVLoadInto whose clients give up on a call
+// after timeout (status 0).
+func startKVLoadTimeout(timeout time.Duration, hist *lincheck.History, n *faultNode, rdd string, keys, writers, readers int, counts *statusCounts) *kvLoad {
+	l := &kvLoad{n: n, rdd: rdd, keys: keys, hist: hist, counts: counts, stop: make(chan struct{})}
+	hc := &http.Client{Timeout: timeout}
 	for w := 0; w < writers; w++ {
 		l.wg.Add(1)
 		go func(client int) {
@@ -203,7 +216,7 @@ func startKVLoad(n *faultNode, rdd string, keys, writers, readers int, counts *s
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-		}(w)
+		}(int(loadClients.Add(1)))
 	}
 	for r := 0; r < readers; r++ {
 		l.wg.Add(1)
@@ -219,10 +232,14 @@ func startKVLoad(n *faultNode, rdd string, keys, writers, readers int, counts *s
 				l.get(hc, client, fmt.Sprintf("k%d", i%keys), phase)
 				time.Sleep(20 * time.Millisecond)
 			}
-		}(1000 + r)
+		}(int(loadClients.Add(1)))
 	}
 	return l
 }
+
+// loadClients numbers the clients of every load, so that values written
+// through different nodes differ.
+var loadClients atomic.Int64
 
 // get reads key once and records what it saw.
 func (l *kvLoad) get(hc *http.Client, client int, key, phase string) {
