@@ -159,6 +159,7 @@ func serverCmd() *cobra.Command {
 	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
+	f.DurationVar(&cfg.Raft.DownAfter, "down-after", 3*time.Second, "the leader marks a node down (its sessions dead, its durable RDDs adopted elsewhere) once it has not answered Raft for this long, a paused one too; at least 1s")
 	f.StringVar(&diskReserve, "disk-reserve", "16m", "free space kept on the data dir's and a local --checkpoint-uri's filesystems: below it, writes answer 507 insufficient_storage (nothing is appended), reads go on, /readyz says disk_space, and writes pass again once space is freed; 0: no check")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")
 	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", time.Minute, "checkpoint a durable RDD with new writes at least this often")
