@@ -26,18 +26,25 @@ RUN grep -E '^(pyspark|msgpack)==' /opt/srdd/requirements.txt > /opt/srdd/runtim
  && /opt/srdd/venv/bin/pip install --no-cache-dir -r /opt/srdd/runtime.txt
 COPY --from=build /out/srdd /usr/local/bin/srdd
 # The node runs as root only to start session code (interpreters, batch
-# drivers) as srdd, uid/gid 10001, which cannot read the node's keys,
-# users file or Raft dir (deploy/README.md, "Who runs as whom";
-# docs/ARCHITECTURE.md, "Sessions hold no secret"). The data dir is root's,
-# 0700; the node opens it to srdd's group for traversal only.
+# drivers) as unprivileged uids: each live session and batch driver gets
+# its own uid of 100000-100063 (--interpreter-uids; accounts srdd-UID,
+# group srdd-uids 100000, no login), so sessions of different users cannot
+# reach each other's memory, files or tokens, and none reads the node's
+# keys, users file or Raft dir (deploy/README.md, "Who runs as whom";
+# docs/ARCHITECTURE.md, "Sessions hold no secret"). /opt/srdd/venv is
+# root's and world-readable, so every uid runs its Python. The data dir is
+# root's, 0700; the node opens it to the uids' group for traversal only.
+# srdd (10001) runs Spark's own master and worker in docker-compose.
 RUN groupadd --system --gid 10001 srdd \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin srdd \
+ && groupadd --system --gid 100000 srdd-uids \
+ && for i in $(seq 100000 100063); do useradd --system --no-log-init --uid $i --gid 100000 --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin srdd-$i; done \
  && install -d -m 0700 -o root -g root /var/lib/srdd
 WORKDIR /var/lib/srdd
 VOLUME /var/lib/srdd
 EXPOSE 8998 8999
 ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
-ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/srdd", "server", "--python", "/opt/srdd/venv/bin/python", "--data-dir", "/var/lib/srdd", "--interpreter-user", "srdd"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/srdd", "server", "--python", "/opt/srdd/venv/bin/python", "--data-dir", "/var/lib/srdd", "--interpreter-uids", "100000-100063"]
 # --insecure: a container must bind 0.0.0.0; give --auth-file (README,
 # "Securing srdd") to serve anything but a trusted network.
 CMD ["--http-addr", "0.0.0.0:8998", "--raft-addr", "0.0.0.0:8999", "--insecure"]

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -65,7 +66,14 @@ func (a *Authenticator) Reload() error {
 	return nil
 }
 
+// load reads the users file for serving. One that its group or others
+// may read or write is refused (hashes of tokens and passwords are
+// secrets worth guessing at; a writable one is anyone's admin).
 func load(path string) (*table, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%w: users file %s is open to its group or others (mode %04o): chmod 600 %s",
+			ErrInvalid, path, fi.Mode().Perm(), path)
+	}
 	f, err := ReadFile(path)
 	if err != nil {
 		return nil, err

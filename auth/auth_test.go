@@ -276,3 +276,34 @@ func TestSessionCapabilityBound(t *testing.T) {
 		t.Fatalf("mint after a revoke: %v", err)
 	}
 }
+
+// A users file its group or others may read is refused at start and on
+// reload (which keeps the loaded users), naming the fix (issue 25).
+func TestUsersFileMustBePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	var f File
+	if err := f.AddUser("ana", []string{"admin"}, "tok-ana-0123456789-abcdef", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, &f); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o620} {
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(path, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %04o at start: %v, want a refusal naming chmod 600", mode, err)
+		}
+		if err := a.Reload(); err == nil {
+			t.Errorf("mode %04o on reload: accepted", mode)
+		}
+		if _, ok := a.Token("tok-ana-0123456789-abcdef"); !ok {
+			t.Errorf("mode %04o: the refused reload dropped the loaded users", mode)
+		}
+	}
+}

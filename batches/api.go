@@ -10,49 +10,34 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/livyapp"
 )
-
-// AppInfo is Livy's appInfo object.
-type AppInfo struct {
-	DriverLogURL *string `json:"driverLogUrl"`
-	SparkUIURL   *string `json:"sparkUiUrl"`
-}
 
 // View is a batch as Livy's REST API shows it (BatchSessionView), plus
 // the node that runs it and, once it ended, why.
 type View struct {
-	ID        int64    `json:"id"`
-	Name      *string  `json:"name"`
-	Owner     *string  `json:"owner"`
-	ProxyUser *string  `json:"proxyUser"`
-	State     string   `json:"state"`
-	AppID     *string  `json:"appId"`
-	AppInfo   AppInfo  `json:"appInfo"`
-	Log       []string `json:"log"`
-	Node      string   `json:"node"`
-	Reason    string   `json:"reason,omitempty"`
+	ID        int64           `json:"id"`
+	Name      *string         `json:"name"`
+	Owner     *string         `json:"owner"`
+	ProxyUser *string         `json:"proxyUser"`
+	State     string          `json:"state"`
+	AppID     *string         `json:"appId"`
+	AppInfo   livyapp.AppInfo `json:"appInfo"`
+	Log       []string        `json:"log"`
+	Node      string          `json:"node"`
+	Reason    string          `json:"reason,omitempty"`
 }
-
-func strPtr(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-// viewLogLines is how much of the log a batch's view carries, as Livy.
-const viewLogLines = 10
 
 func (m *Manager) view(b cluster.Batch) View {
-	v := View{ID: b.ID, Name: strPtr(b.Name), Owner: strPtr(b.Owner), ProxyUser: strPtr(b.ProxyUser),
-		State: b.State, AppID: strPtr(b.AppID), Node: b.Node, Reason: b.Reason, Log: []string{}}
-	v.AppInfo.SparkUIURL = strPtr(b.SparkUIURL)
+	v := View{ID: b.ID, Name: livyapp.OrNil(b.Name), Owner: livyapp.OrNil(b.Owner), ProxyUser: livyapp.OrNil(b.ProxyUser),
+		State: b.State, AppID: livyapp.OrNil(b.AppID), Node: b.Node, Reason: b.Reason, Log: []string{}}
+	v.AppInfo.SparkUIURL = livyapp.OrNil(b.SparkUIURL)
 	if mem, ok := m.reg.Member(b.Node); ok && mem.HTTPAddr != "" {
-		v.AppInfo.DriverLogURL = strPtr(m.cfg.Scheme + "://" + mem.HTTPAddr + "/batches/" + strconv.FormatInt(b.ID, 10) + "/log")
+		v.AppInfo.DriverLogURL = livyapp.OrNil(m.cfg.Scheme + "://" + mem.HTTPAddr + "/batches/" + strconv.FormatInt(b.ID, 10) + "/log")
 	}
 	if b.Node == m.reg.ID() {
 		if lines, _, err := m.lines(b.ID); err == nil {
-			v.Log = append(v.Log, lines[max(0, len(lines)-viewLogLines):]...)
+			v.Log = append(v.Log, lines[max(0, len(lines)-livyapp.ViewLogLines):]...)
 		}
 	} else if b.Reason != "" {
 		v.Log = []string{b.Reason}
@@ -110,14 +95,8 @@ func (m *Manager) Log(id int64, from *int, size int) (lines []string, start, tot
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	total = dropped + len(kept)
-	lo := total - size
-	if from != nil {
-		lo = *from
-	}
-	lo = min(max(lo, dropped, 0), total)
-	hi := min(lo+size, total)
-	return append([]string{}, kept[lo-dropped:hi-dropped]...), lo, total, nil
+	lines, start, total = livyapp.Page(kept, dropped, from, size)
+	return lines, start, total, nil
 }
 
 // Kill ends a batch run here: its whole process group, then the record

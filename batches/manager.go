@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -71,6 +73,11 @@ type Config struct {
 	// drivers run as, as interpreters do: user code then cannot read the
 	// Raft dir, the users file, keys or certificates.
 	RunAs *sparkbridge.User
+	// UIDs, if set (--interpreter-uids), gives each driver a uid of its
+	// own instead (RunAs then only names the group that traverses the
+	// log dir); it goes back once the driver's processes are gone. No
+	// free uid is a limit (ErrLimit).
+	UIDs *sparkbridge.UIDPool
 	// Env is what the operator passes to user code on purpose
 	// (--interpreter-env), as NAME=value.
 	Env    []string
@@ -99,23 +106,21 @@ type Manager struct {
 	stop     chan struct{}
 }
 
+// DefaultConfig is the one place the batch manager's defaults live:
+// zero fields of a Config take them, and srdd server's flags start from
+// them.
+func DefaultConfig() Config {
+	return Config{LogLines: 1000, LogBytes: 1 << 20, MaxBatches: 16, KillGrace: 5 * time.Second, Scheme: "http"}
+}
+
 // New returns a manager; call Reconcile once the registry has a leader.
 func New(cfg Config, reg Registry, policy Policy) (*Manager, error) {
-	if cfg.LogLines == 0 {
-		cfg.LogLines = 1000
-	}
-	if cfg.LogBytes == 0 {
-		cfg.LogBytes = 1 << 20
-	}
-	if cfg.MaxBatches == 0 {
-		cfg.MaxBatches = 16
-	}
-	if cfg.KillGrace == 0 {
-		cfg.KillGrace = 5 * time.Second
-	}
-	if cfg.Scheme == "" {
-		cfg.Scheme = "http"
-	}
+	d := DefaultConfig()
+	defaults.Set(&cfg.LogLines, d.LogLines)
+	defaults.Set(&cfg.LogBytes, d.LogBytes)
+	defaults.Set(&cfg.MaxBatches, d.MaxBatches)
+	defaults.Set(&cfg.KillGrace, d.KillGrace)
+	defaults.Set(&cfg.Scheme, d.Scheme)
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 	}
@@ -256,6 +261,23 @@ func (m *Manager) Create(req Request) (View, error) {
 		return View{}, err
 	}
 	defer release()
+	user := m.cfg.RunAs
+	var running *run // set once spark-submit runs
+	if m.cfg.UIDs != nil {
+		if user, err = m.cfg.UIDs.Acquire(); err != nil {
+			return View{}, fmt.Errorf("%w: %v", ErrLimit, err)
+		}
+		// Until the driver runs, a failure gives the uid back here; then
+		// it goes back once the driver is gone.
+		pooled := user
+		defer func() { m.cfg.UIDs.Release(pooled) }()
+		defer func() {
+			if r := running; r != nil {
+				pooled = nil
+				go func() { <-r.done; m.cfg.UIDs.Release(user) }()
+			}
+		}()
+	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateBatch, Body: &cluster.CreateBatch{
 		Name: req.Name, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), ProxyUser: req.ProxyUser,
 		Owner: req.Owner, ViewUsers: req.ViewUsers, ModifyUsers: req.ModifyUsers,
@@ -265,11 +287,12 @@ func (m *Manager) Create(req Request) (View, error) {
 	}
 	id := v.(int64)
 	r := m.newRun(id)
+	r.user = user
 	if err := os.MkdirAll(m.eventDir(id), 0o700); err != nil {
 		m.setState(id, cluster.BatchDead, "cannot create the event log directory", "", "")
 		return View{}, fmt.Errorf("cannot create batch %d event dir: %w", id, err)
 	}
-	if err := m.cfg.RunAs.Own(m.eventDir(id)); err != nil {
+	if err := user.Own(m.eventDir(id)); err != nil {
 		m.setState(id, cluster.BatchDead, "cannot give the event log directory to the interpreter user", "", "")
 		return View{}, err
 	}
@@ -281,11 +304,12 @@ func (m *Manager) Create(req Request) (View, error) {
 	}
 	m.live[id] = r
 	m.mu.Unlock()
-	if err := r.start(submit, m.command(id, s), m.env(id)); err != nil {
+	if err := r.start(submit, m.command(id, s), m.env(id, user)); err != nil {
 		m.forget(r)
 		m.setState(id, cluster.BatchDead, err.Error(), "", "")
 		return View{}, fmt.Errorf("%w: cannot start spark-submit: %v", ErrInvalid, err)
 	}
+	running = r
 	m.wg.Add(1)
 	go m.supervise(r)
 	return m.Get(id)
@@ -315,6 +339,12 @@ func (m *Manager) command(id int64, s spec) []string {
 		conf["spark.eventLog.dir"] = "file://" + m.eventDir(id)
 		conf["spark.eventLog.rolling.enabled"] = "true"
 		conf["spark.eventLog.rolling.maxFileSize"] = "10m"
+		if m.cfg.UIDs != nil {
+			// Each driver has a uid of its own: its RPC port (block
+			// manager) asks for the secret Spark generates for a local
+			// master, so no other session or batch fetches its data.
+			conf["spark.authenticate"] = "true"
+		}
 	}
 	for k, v := range m.cfg.SparkConf {
 		conf[k] = v
@@ -337,10 +367,11 @@ func (m *Manager) command(id int64, s spec) []string {
 // as an interpreter gets (docs/ARCHITECTURE.md invariant 9, "Sessions
 // hold no secret"), the variables the operator passes on purpose
 // (--interpreter-env), and the node's Python for PySpark.
-func (m *Manager) env(id int64) []string {
+func (m *Manager) env(id int64, user *sparkbridge.User) []string {
 	env := append([]string(nil), m.cfg.Env...)
-	if m.cfg.RunAs != nil {
+	if user != nil {
 		env = append(env, "HOME="+m.eventDir(id)) // the node's HOME is not the driver's
+		env = append(env, user.Env(m.eventDir(id))...)
 	}
 	env = append(env, "PYSPARK_PYTHON="+m.cfg.Python, "PYSPARK_DRIVER_PYTHON="+m.cfg.Python,
 		"SPARK_HOME="+filepath.Dir(filepath.Dir(m.submit)), "SPARK_LOCAL_IP=127.0.0.1", "PYTHONUNBUFFERED=1")
@@ -394,23 +425,22 @@ func (m *Manager) forget(r *run) {
 // Reconcile marks dead every batch the registry says runs here that this
 // process does not run: the node restarted and its drivers went with it.
 func (m *Manager) Reconcile() error {
-	for _, b := range m.reg.Batches() {
-		if b.Node != m.reg.ID() || b.Final() || b.CreatedAt >= m.startedAt {
-			continue
-		}
-		m.mu.Lock()
-		_, ok := m.live[b.ID]
-		m.mu.Unlock()
-		if ok {
-			continue
-		}
-		_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetBatchState, Body: &cluster.SetBatchState{
-			ID: b.ID, State: cluster.BatchDead, Reason: "node " + b.Node + " restarted; the driver went with it", At: time.Now().UnixMilli()}})
-		if err != nil && !errors.Is(err, cluster.ErrBatchFinished) && !errors.Is(err, cluster.ErrBatchNotFound) {
-			return fmt.Errorf("cannot mark batch %d dead: %w", b.ID, err)
-		}
-	}
-	return nil
+	return livyapp.Reconcile(m.reg.Batches(),
+		func(b cluster.Batch) bool { return b.Node == m.reg.ID() && !b.Final() && b.CreatedAt < m.startedAt },
+		func(b cluster.Batch) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, ok := m.live[b.ID]
+			return ok
+		},
+		func(b cluster.Batch) error {
+			_, err := m.reg.Apply(cluster.Command{Type: cluster.CmdSetBatchState, Body: &cluster.SetBatchState{
+				ID: b.ID, State: cluster.BatchDead, Reason: "node " + b.Node + " restarted; the driver went with it", At: time.Now().UnixMilli()}})
+			if err != nil && !errors.Is(err, cluster.ErrBatchFinished) && !errors.Is(err, cluster.ErrBatchNotFound) {
+				return fmt.Errorf("cannot mark batch %d dead: %w", b.ID, err)
+			}
+			return nil
+		})
 }
 
 // watchRegistry stops a driver whose batch the registry has ended

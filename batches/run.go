@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/livyapp"
+	"github.com/srdd/srdd/sparkbridge"
 )
 
 // run is one spark-submit process of a batch on this node: its own
@@ -25,19 +27,18 @@ import (
 type run struct {
 	id      int64
 	m       *Manager
+	user    *sparkbridge.User // the driver's account (nil: the node's)
 	cmd     *exec.Cmd
 	done    chan struct{}
 	waitErr error
 	pipes   sync.WaitGroup
 
-	mu       sync.Mutex
-	log      []string
-	logStart int // lines dropped from the front
-	logBytes int
-	dirty    bool
-	appID    string
-	ui       string
-	killed   bool
+	mu     sync.Mutex
+	log    livyapp.Log
+	dirty  bool
+	appID  string
+	ui     string
+	killed bool
 }
 
 func (m *Manager) newRun(id int64) *run {
@@ -56,7 +57,7 @@ func (r *run) start(path string, args, env []string) error {
 	// as the interpreter user when there is one.
 	cmd.Dir = r.m.eventDir(r.id)
 	cmd.Stdout, cmd.Stderr = outW, outW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: r.m.cfg.RunAs.Credential()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: r.user.Credential()}
 	if err := cmd.Start(); err != nil {
 		outR.Close()
 		outW.Close()
@@ -120,18 +121,8 @@ func (r *run) appendLog(line string) {
 			r.ui = m[1]
 		}
 	}
-	r.log = append(r.log, line)
-	r.logBytes += len(line)
+	r.log.Append(line, maxLines, maxBytes)
 	r.dirty = true
-	over := 0
-	for len(r.log)-over > maxLines || r.logBytes > maxBytes {
-		r.logBytes -= len(r.log[over])
-		over++
-	}
-	if over > 0 {
-		r.log = append(r.log[:0], r.log[over:]...)
-		r.logStart += over
-	}
 }
 
 // logFile is a batch's log on disk: the kept lines and how many came
@@ -149,7 +140,8 @@ func (r *run) flush() error {
 		r.mu.Unlock()
 		return nil
 	}
-	b, err := json.Marshal(logFile{Start: r.logStart, Lines: r.log})
+	kept, start := r.log.Kept()
+	b, err := json.Marshal(logFile{Start: start, Lines: kept})
 	r.dirty = false
 	r.mu.Unlock()
 	if err != nil {
@@ -167,7 +159,7 @@ func (r *run) flush() error {
 func (r *run) lines() ([]string, int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]string(nil), r.log...), r.logStart
+	return r.log.Kept()
 }
 
 // kill ends the whole process group: SIGTERM, then SIGKILL after grace.

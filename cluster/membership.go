@@ -1,108 +1,15 @@
 package cluster
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
-
-// Join adds a node to the Raft configuration (as a voter, or a non-voter
-// that does not count towards quorum) and records it. Only the leader can;
-// others return ErrNotLeader. A node that was removed may come back only
-// with its Raft state wiped (hasState false).
-func (n *Node) Join(id, raftAddr, httpAddr string, voter, hasState bool) error {
-	if !n.IsLeader() {
-		return ErrNotLeader
-	}
-	if m, ok := n.Member(id); ok && m.Status == NodeRemoved && hasState {
-		return fmt.Errorf("%w: %q; wipe its data dir before it joins again", ErrNodeRemoved, id)
-	}
-	// One join at a time: the admission a join checks is used up by its
-	// registration, before the next join looks.
-	n.joinMu.Lock()
-	defer n.joinMu.Unlock()
-	f := n.raft.GetConfiguration()
-	if err := f.Error(); err != nil {
-		return err
-	}
-	if err := n.admission(id, raftAddr, voter, f.Configuration().Servers); err != nil {
-		return err
-	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.ID != raft.ServerID(id) && srv.Address == raft.ServerAddress(raftAddr) {
-			// A join never pushes out another member: replacing the
-			// member at an address would let an admitted node remove any
-			// node (and, at a quorum's addresses, stop the cluster). The
-			// operator removes the old member first (srdd cluster remove).
-			return fmt.Errorf("%w: %s is member %q; remove it before %q joins there", ErrAddressInUse, raftAddr, srv.ID, id)
-		}
-	}
-	for _, srv := range f.Configuration().Servers {
-		if srv.ID == raft.ServerID(id) {
-			if srv.Address == raft.ServerAddress(raftAddr) {
-				return n.register(id, raftAddr, httpAddr) // already a member: idempotent
-			}
-			// The node itself (its certificate names id) moved address.
-			if err := n.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
-				return fmt.Errorf("cannot replace stale member %s: %w", srv.ID, err)
-			}
-		}
-	}
-	var fut raft.IndexFuture
-	if voter {
-		fut = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0)
-	} else {
-		fut = n.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, 0)
-	}
-	if err := fut.Error(); err != nil {
-		return fmt.Errorf("cannot add %s to the cluster: %w", id, err)
-	}
-	return n.register(id, raftAddr, httpAddr)
-}
-
-func (n *Node) register(id, raftAddr, httpAddr string) error {
-	// Join refused a removed id that still has state, so here it is wiped.
-	_, err := n.Apply(Command{Type: CmdRegisterNode, Body: &RegisterNode{ID: id, RaftAddr: raftAddr, HTTPAddr: httpAddr, Readmit: true}})
-	return err
-}
-
-// Remove takes a node out of the Raft configuration and marks it removed.
-// Only the leader can.
-func (n *Node) Remove(id string) error {
-	if !n.IsLeader() {
-		return ErrNotLeader
-	}
-	if _, ok := n.Member(id); !ok {
-		return fmt.Errorf("%w: %q", ErrNodeNotFound, id)
-	}
-	if id == n.cfg.NodeID {
-		// Raft shuts a removed node down; a leader removing itself would
-		// stop before it could record the removal. Hand over first; the
-		// caller retries against the new leader.
-		if err := n.raft.LeadershipTransfer().Error(); err != nil {
-			return fmt.Errorf("cannot hand over leadership before removing %s: %w", id, err)
-		}
-		return ErrNotLeader
-	}
-	// Record the removal first (its sessions become dead), then change the
-	// Raft configuration.
-	if _, err := n.Apply(Command{Type: CmdRemoveNode, Body: &RemoveNode{ID: id}}); err != nil {
-		return err
-	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 0).Error(); err != nil {
-		return fmt.Errorf("cannot remove %s: %w", id, err)
-	}
-	return nil
-}
 
 // startHealthWatch makes the leader turn Raft's heartbeat observations
 // into two signals. At once, a peer whose heartbeat failed is "silent":
@@ -193,20 +100,6 @@ func (p *peerHealth) list() []string {
 	return out
 }
 
-// SilentPath is the internal HTTP route on which the leader tells a
-// follower which peers it cannot reach right now (ServeSilent), so that
-// placement through any node avoids a node that just died.
-const SilentPath = "/internal/v1/silent"
-
-// ServeSilent answers the peers this leader has not heard from since its
-// last heartbeat to them failed, as a JSON list of node ids.
-func (n *Node) ServeSilent() ([]byte, error) {
-	if !n.IsLeader() {
-		return nil, ErrNotLeader
-	}
-	return json.Marshal(n.peers.list())
-}
-
 // silentPeers is the set of nodes placement must skip. The leader knows
 // it first-hand; a follower asks the leader (briefly), and if the leader
 // does not answer, it skips the leader itself when it has not heard from
@@ -231,38 +124,6 @@ func (n *Node) silentPeers() map[string]bool {
 	}
 	return out
 }
-
-// askSilent fetches the leader's list of silent peers.
-func (n *Node) askSilent() ([]string, error) {
-	addr, err := n.leaderPeer()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), askSilentTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.peerURL(addr, SilentPath), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(KeyHeader, n.cfg.ClusterKey)
-	resp, err := n.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot ask the leader at %s: %w", addr, err)
-	}
-	defer resp.Body.Close()
-	var ids []string
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("leader at %s answered %d", addr, resp.StatusCode)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ids); err != nil {
-		return nil, fmt.Errorf("cannot decode the leader's silent peers: %w", err)
-	}
-	return ids, nil
-}
-
-// askSilentTimeout bounds a follower's question to the leader during
-// placement; past it the follower decides from its own view.
-const askSilentTimeout = 500 * time.Millisecond
 
 func (n *Node) setStatus(id, status string) {
 	if m, ok := n.Member(id); !ok || m.Status == status || m.Status == NodeRemoved || !n.IsLeader() {

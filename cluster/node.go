@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/srdd/srdd/internal/defaults"
 )
 
 // Config configures a registry node. Zero values mean "default".
@@ -132,27 +133,19 @@ func (c *Config) Validate() error {
 // fillDefaults sets every zero timing field from DefaultConfig.
 func (c *Config) fillDefaults() {
 	d := DefaultConfig()
-	setDefault(&c.ApplyTimeout, d.ApplyTimeout)
-	setDefault(&c.LeaderWait, d.LeaderWait)
-	setDefault(&c.SnapshotThreshold, d.SnapshotThreshold)
-	setDefault(&c.SnapshotInterval, d.SnapshotInterval)
-	setDefault(&c.TrailingLogs, d.TrailingLogs)
-	setDefault(&c.HeartbeatTimeout, d.HeartbeatTimeout)
-	setDefault(&c.ElectionTimeout, d.ElectionTimeout)
-	setDefault(&c.DownAfter, d.DownAfter)
-	setDefault(&c.DiskReserve, DefaultDiskReserve)
+	defaults.Set(&c.ApplyTimeout, d.ApplyTimeout)
+	defaults.Set(&c.LeaderWait, d.LeaderWait)
+	defaults.Set(&c.SnapshotThreshold, d.SnapshotThreshold)
+	defaults.Set(&c.SnapshotInterval, d.SnapshotInterval)
+	defaults.Set(&c.TrailingLogs, d.TrailingLogs)
+	defaults.Set(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	defaults.Set(&c.ElectionTimeout, d.ElectionTimeout)
+	defaults.Set(&c.DownAfter, d.DownAfter)
+	defaults.Set(&c.DiskReserve, DefaultDiskReserve)
 	// Silence is measured in heartbeats: scale with a test's shorter ones.
-	setDefault(&c.SilentAfter, 3*c.HeartbeatTimeout/10)
+	defaults.Set(&c.SilentAfter, 3*c.HeartbeatTimeout/10)
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
-	}
-}
-
-// setDefault sets *v to d when *v is the zero value.
-func setDefault[T comparable](v *T, d T) {
-	var zero T
-	if *v == zero {
-		*v = d
 	}
 }
 

@@ -13,7 +13,9 @@ import (
 )
 
 // rule is what a route needs from the caller (docs/ARCHITECTURE.md
-// invariant 9). With no users file every rule passes.
+// invariant 9). Every row of the route table (routes.go) has exactly
+// one; TestEveryRouteHasARule fails on a row without. With no users
+// file every rule passes.
 type rule int
 
 const (
@@ -30,62 +32,6 @@ const (
 	ruleAdmin                         // admin
 	ruleCluster                       // node-to-node: the cluster key (checked before routing); with auth and no key, admin
 )
-
-// permissions is the one permission table: every route has exactly one
-// rule. A route missing here is refused (authorize fails closed), and
-// TestEveryRouteHasARule fails.
-var permissions = map[string]rule{
-	routeHealth:         rulePublic,
-	routeReady:          rulePublic,
-	routeVersion:        rulePublic,
-	routeMetrics:        ruleMetrics,
-	routeCluster:        ruleAny,
-	routeRDDList:        ruleAny,
-	routeRDDCreate:      ruleCreate,
-	routeRDDGet:         ruleRead,
-	routeRDDDrop:        ruleWrite,
-	routeKeyGet:         ruleRead,
-	routeKeyPut:         ruleWrite,
-	routeKeyDelete:      ruleWrite,
-	routeBatchGet:       ruleRead,
-	routeBatchSet:       ruleWrite,
-	routeBatchDelete:    ruleWrite,
-	routeRDDScan:        ruleRead,
-	routeRDDCount:       ruleRead,
-	routeRDDLoad:        ruleWrite,
-	routeRDDSave:        ruleWrite,
-	routeRDDCheckpoint:  ruleWrite,
-	routeSessionList:    ruleAny,
-	routeSessionNew:     ruleCode,
-	routeSessionGet:     ruleSessionView,
-	routeSessionDel:     ruleSessionModify,
-	routeSessionState:   ruleSessionView,
-	routeSessionLog:     ruleSessionView,
-	routeStmtList:       ruleSessionView,
-	routeStmtNew:        ruleSessionCode,
-	routeStmtGet:        ruleSessionView,
-	routeStmtCancel:     ruleSessionModify,
-	routeCompletion:     ruleSessionCode,
-	routeClusterJoin:    ruleAdmin,
-	routeClusterRemove:  ruleAdmin,
-	routeClusterAdmit:   ruleAdmin,
-	routeInternalApply:  ruleCluster,
-	routeInternalIndex:  ruleCluster,
-	routeInternalSilent: ruleCluster,
-	// The API's description and the console's static files hold no data:
-	// the console's data comes from API calls made with the user's token.
-	routeOpenAPI: rulePublic,
-	routeUIIndex: rulePublic,
-	routeUIFile:  rulePublic,
-	// Livy batches: running one is running code, as a session is; the
-	// owner and the ACLs rule the rest, as for sessions.
-	routeBatchesList:  ruleAny,
-	routeBatchesNew:   ruleCode,
-	routeBatchesGet:   ruleSessionView,
-	routeBatchesState: ruleSessionView,
-	routeBatchesLog:   ruleSessionView,
-	routeBatchesDel:   ruleSessionModify,
-}
 
 // User values set by route for authorize.
 const (
@@ -119,8 +65,10 @@ func principalOf(ctx *fasthttp.RequestCtx) *auth.Principal {
 
 // authenticate finds the caller from the Authorization header. It
 // answers 401 and reports false when credentials are present but wrong,
-// or absent where the path may need a principal.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx, method string, seg []string) bool {
+// or absent where the path may need a principal (anonymous is false:
+// only public and node-to-node paths may go without; the permission
+// check decides after routing).
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, anonymous bool) bool {
 	a := s.cfg.Auth
 	if a == nil {
 		return true
@@ -147,7 +95,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, method string, seg []str
 		if p = s.certPrincipal(ctx); p != nil {
 			break
 		}
-		if mayBeAnonymous(method, seg) {
+		if anonymous {
 			return true
 		}
 		unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
@@ -191,19 +139,6 @@ func (s *Server) certPrincipal(ctx *fasthttp.RequestCtx) *auth.Principal {
 	return p
 }
 
-// mayBeAnonymous reports whether a path can be served without a
-// principal: the public routes and the node-to-node ones (the permission
-// table decides after routing).
-func mayBeAnonymous(method string, seg []string) bool {
-	if len(seg) == 1 && (seg[0] == "healthz" || seg[0] == "readyz" || seg[0] == "version" || seg[0] == "openapi.json" || seg[0] == "ui") {
-		return true
-	}
-	if len(seg) == 2 && seg[0] == "ui" {
-		return true
-	}
-	return clusterOnly(method, seg)
-}
-
 func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
@@ -217,21 +152,21 @@ func forbidden(ctx *fasthttp.RequestCtx, msg string) {
 	writeError(ctx, http.StatusForbidden, "forbidden", msg)
 }
 
-// authorize applies route's rule to the caller; it answers 401 or 403
-// and reports false if the caller may not make this call.
-func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
+// authorize applies rt's rule to the caller; it answers 401 or 403 and
+// reports false if the caller may not make this call. rdd is the shared
+// RDD the path names, if any.
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool {
 	if s.cfg.Auth == nil {
 		return true
 	}
-	r, ok := permissions[route]
-	if !ok {
-		s.cfg.Logger.Error("route has no permission rule; refused", "route", route)
+	r := rt.rule
+	if r == 0 {
+		s.cfg.Logger.Error("route has no permission rule; refused", "route", rt.name)
 		forbidden(ctx, "this call is not allowed")
 		return false
 	}
 	if p := principalOf(ctx); p != nil && p.Capability {
-		seg, _ := ctx.UserValue(segKey).([]string)
-		if !capabilityRoutes[route] || !s.capabilityOwns(p, seg) {
+		if !rt.capability || !s.capabilityOwns(p, rdd) {
 			forbidden(ctx, capabilityRefusal)
 			return false
 		}
@@ -261,14 +196,13 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		return true
 	}
 	p := principalOf(ctx)
-	if r == ruleAdmin && p == nil && fromPeer(ctx) && (route == routeClusterJoin || route == routeClusterRemove) {
+	if r == ruleAdmin && p == nil && fromPeer(ctx) && rt.nodeMay {
 		return true // a node joining (admission decides) or leaving, by its certificate or the cluster key
 	}
 	if p == nil {
 		unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
 		return false
 	}
-	seg, _ := ctx.UserValue(segKey).([]string)
 	var allowed bool
 	var what string
 	switch r {
@@ -285,18 +219,26 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 		if r == ruleWrite {
 			perm, kind = auth.PermWrite, "write"
 		}
-		name := ""
-		if len(seg) >= 3 {
-			name = seg[2]
+		if allowed = p.Can(perm, rdd); !allowed { // the message costs allocations: only on refusal
+			what = kind + " on shared rdd " + quote(rdd)
 		}
-		allowed, what = p.Can(perm, name), kind+" on shared rdd "+quote(name)
 	case ruleCreate:
 		var req struct {
-			Name string `json:"name"`
+			Name    string     `json:"name"`
+			Session sessionRef `json:"session"`
 		}
 		_ = json.Unmarshal(ctx.PostBody(), &req)
 		allowed, what = p.Can(auth.PermCreate, req.Name), "create for shared rdd "+quote(req.Name)
+		// Binding an RDD into a named session is writing into that
+		// session's namespace: it takes the right to run code there too
+		// (issue 25). A session that does not exist is the handler's 404.
+		if rec, found := s.sessionRecord([]string{"sessions", string(req.Session)}); allowed && req.Session != "" && found {
+			modify := p.IsAdmin() || (rec.Owner != "" && rec.Owner == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+			allowed = modify && p.Can(auth.PermCode, "")
+			what = "create for shared rdd " + quote(req.Name) + ", and the code role with modify access to session " + string(req.Session)
+		}
 	case ruleSessionView, ruleSessionModify, ruleSessionCode:
+		seg, _ := ctx.UserValue(segKey).([]string)
 		rec, found := s.aclRecord(seg)
 		if !found {
 			return true // the handler answers 404
@@ -317,27 +259,21 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, route string) bool {
 	return allowed
 }
 
-// capabilityRoutes are the only routes a session capability may call
-// (auth.Authenticator.MintSession): reading and writing keys of its
+// A session capability (auth.Authenticator.MintSession) may call only
+// the routes the table marks capability: reading and writing keys of its
 // session's own RDDs, as session code does with states.set. Not drop,
 // load, save or checkpoint; no session, code, listing, cluster, admin or
 // internal route (docs/ARCHITECTURE.md, "Sessions hold no secret").
-var capabilityRoutes = map[string]bool{
-	routeRDDGet: true, routeKeyGet: true, routeKeyPut: true, routeKeyDelete: true,
-	routeBatchGet: true, routeBatchSet: true, routeBatchDelete: true,
-	routeRDDScan: true, routeRDDCount: true,
-}
-
 const capabilityRefusal = "a session's token may only read and write that session's own shared RDDs, on the node that runs it"
 
-// capabilityOwns reports whether capability p may touch the RDD in seg
-// (/v1/rdds/{name}/...): the registry names p's session as its owner,
-// and that session is active on this node.
-func (s *Server) capabilityOwns(p *auth.Principal, seg []string) bool {
-	if len(seg) < 3 || seg[0] != "v1" || seg[1] != "rdds" {
+// capabilityOwns reports whether capability p may touch the shared RDD
+// named rdd ("" for a path that names none): the registry names p's
+// session as its owner, and that session is active on this node.
+func (s *Server) capabilityOwns(p *auth.Principal, rdd string) bool {
+	if rdd == "" {
 		return false
 	}
-	r, ok := s.cfg.Cluster.RDD(seg[2])
+	r, ok := s.cfg.Cluster.RDD(rdd)
 	if !ok || r.SessionID != p.Session {
 		return false
 	}
@@ -372,7 +308,7 @@ func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // auditLog writes one line for every mutating call and every statement:
 // who, which route, which RDD or session, and the status.
 func (s *Server) auditLog(ctx *fasthttp.RequestCtx, route string) {
-	if ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || permissions[route] == ruleCluster {
+	if rt := routeByName[route]; ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || (rt != nil && rt.rule == ruleCluster) {
 		return // reads, and registry traffic between nodes
 	}
 	who := "-"

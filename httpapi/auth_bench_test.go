@@ -33,7 +33,7 @@ func BenchmarkAuthCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := New(Config{Registry: prometheus.NewRegistry(), Auth: a})
-	seg := []string{"v1", "rdds", "states", "keys", "ak"}
+	keyGet := routeByName["GET /v1/rdds/{name}/keys/{key}"]
 	for name, authz := range map[string]string{
 		"bearer": "Bearer " + tok,
 		"basic":  "Basic " + base64.StdEncoding.EncodeToString([]byte("bench:bench-pw")),
@@ -45,7 +45,7 @@ func BenchmarkAuthCheck(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				ctx.ResetUserValues()
-				if !s.authenticate(&ctx, "GET", seg) || !s.authorize(&ctx, routeKeyGet) {
+				if !s.authenticate(&ctx, false) || !s.authorize(&ctx, keyGet, "states") {
 					b.Fatalf("refused: %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 				}
 			}

@@ -3,66 +3,58 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 )
 
-// TestEveryRouteHasARule walks every route constant (metrics.go) and
-// fails on any route without exactly one permission rule, or on a rule
-// for a route that does not exist.
+// TestEveryRouteHasARule checks every row of the route table has
+// exactly one permission rule, a handler and an OpenAPI operation, a
+// name of its method and pattern, and a metric series; and that the
+// flags the trust rules depend on sit where they must: only join and
+// removal let a node call an admin route, only key reads and writes take
+// a session's capability, every /internal/ route is node-to-node.
 func TestEveryRouteHasARule(t *testing.T) {
-	fs := token.NewFileSet()
-	f, err := parser.ParseFile(fs, "metrics.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
+	if len(routes) < 40 {
+		t.Fatalf("the table has %d routes", len(routes))
 	}
-	routes := map[string]bool{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok {
-			return true
+	m := newHTTPMetrics(prometheus.NewRegistry(), nil)
+	var nodeMay, capability []string
+	for _, r := range routes {
+		if r.rule < rulePublic || r.rule > ruleCluster {
+			t.Errorf("%s: no permission rule", r.name)
 		}
-		for i, name := range vs.Names {
-			if !strings.HasPrefix(name.Name, "route") || i >= len(vs.Values) {
-				continue
-			}
-			lit, ok := vs.Values[i].(*ast.BasicLit)
-			if !ok {
-				continue
-			}
-			v, _ := strconv.Unquote(lit.Value)
-			routes[v] = true
+		if r.serve == nil || r.doc == nil {
+			t.Errorf("%s: no handler or no OpenAPI operation", r.name)
 		}
-		return true
-	})
-	if len(routes) < 30 {
-		t.Fatalf("found only %d route constants; the walk is broken", len(routes))
-	}
-	inAll := map[string]bool{}
-	for _, r := range allRoutes {
-		inAll[r] = true
-	}
-	for r := range routes {
-		if r == routeForwarded || r == routeOther {
-			continue // not routes: labels of requests served elsewhere or refused
+		if r.name != r.method+" "+r.pattern || routeByName[r.name] != r {
+			t.Errorf("route %q is not named by its method and pattern", r.name)
 		}
-		if _, ok := permissions[r]; !ok {
-			t.Errorf("route %q has no permission rule", r)
+		if _, ok := m.routes[r.name]; !ok {
+			t.Errorf("%s: no metric series", r.name)
 		}
-		if !inAll[r] {
-			t.Errorf("route %q is not in allRoutes", r)
+		if r.nodeMay {
+			nodeMay = append(nodeMay, r.name)
+		}
+		if r.capability {
+			capability = append(capability, r.name)
+		}
+		if strings.HasPrefix(r.pattern, "/internal/") != (r.rule == ruleCluster) || (r.rule == ruleCluster && r.node != nodePath) {
+			t.Errorf("%s: /internal/ routes, and they only, are node-to-node (ruleCluster, nodePath)", r.name)
 		}
 	}
-	for r := range permissions {
-		if !routes[r] {
-			t.Errorf("permission rule for unknown route %q", r)
-		}
+	if got := strings.Join(livyPrefixes, ","); got != "/version,/sessions,/batches" {
+		t.Errorf("Livy's paths (errors carry msg): %s", got)
+	}
+	if got, want := strings.Join(nodeMay, ","), "POST /v1/cluster/join,DELETE /v1/cluster/nodes/{id}"; got != want {
+		t.Errorf("routes a node may call as admin: %s, want %s", got, want)
+	}
+	if got := strings.Join(capability, ","); got != "GET /v1/rdds/{name},GET /v1/rdds/{name}/keys/{key},PUT /v1/rdds/{name}/keys/{key},"+
+		"DELETE /v1/rdds/{name}/keys/{key},POST /v1/rdds/{name}/get,POST /v1/rdds/{name}/set,POST /v1/rdds/{name}/delete,"+
+		"GET /v1/rdds/{name}/scan,GET /v1/rdds/{name}/count" {
+		t.Errorf("routes a session capability may call: %s", got)
 	}
 }
 

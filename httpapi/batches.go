@@ -11,34 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// routeBatches serves Livy's /batches API with Livy's JSON shapes. Batch
-// records are in the registry, so any node answers for any batch; the
-// driver and its log are on the batch's node, where ownerOf forwards
-// GET /batches/{id}, its log and DELETE (batchOwner).
-func (s *Server) routeBatches(ctx *fasthttp.RequestCtx, m string, seg []string) string {
-	if len(seg) == 0 {
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET": {routeBatchesList, s.listBatches}, "POST": {routeBatchesNew, s.createBatch}})
-	}
-	id, err := strconv.ParseInt(seg[0], 10, 64)
-	if err != nil || id < 0 {
-		badRequest(ctx, "batch id must be a non-negative number: "+strconv.Quote(seg[0]))
-		return routeOther
-	}
-	switch {
-	case len(seg) == 1:
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET":    {routeBatchesGet, func(c *fasthttp.RequestCtx) { s.getBatch(c, id) }},
-			"DELETE": {routeBatchesDel, func(c *fasthttp.RequestCtx) { s.deleteBatch(c, id) }}})
-	case len(seg) == 2 && seg[1] == "state":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeBatchesState, func(c *fasthttp.RequestCtx) { s.batchState(c, id) }}})
-	case len(seg) == 2 && seg[1] == "log":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeBatchesLog, func(c *fasthttp.RequestCtx) { s.batchLog(c, id) }}})
-	}
-	notFoundRoute(ctx)
-	return routeOther
-}
-
 // batchRecord finds a batch by the id in a path, catching up with the
 // leader before it says there is none (it may have been created through
 // another node a moment ago).
@@ -58,7 +30,7 @@ func (s *Server) batchRecord(ref string) (cluster.Batch, bool) {
 // batch runs on, while that node is up; the registry answers the rest
 // (a batch on a node that is down is dead already: cluster.State.loseBatches).
 func (s *Server) batchOwner(ctx *fasthttp.RequestCtx, seg []string) target {
-	if len(seg) == 3 && seg[2] == "state" {
+	if placedHere(ctx) || (len(seg) == 3 && seg[2] == "state") {
 		return target{}
 	}
 	b, ok := s.batchRecord(seg[1])
@@ -77,6 +49,11 @@ func (s *Server) listBatches(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	views, total := s.cfg.Batches.List(from, size)
+	for i := range views {
+		if b, ok := s.cfg.Cluster.Batch(views[i].ID); ok && !s.mayView(ctx, b.Owner, b.ViewUsers, b.ModifyUsers) {
+			views[i].Log = []string{}
+		}
+	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": total, "sessions": views})
 }
 

@@ -176,74 +176,95 @@ type target struct {
 	placement  []string
 }
 
-// ownerOf says which node must serve this request. It runs before routing.
-func (s *Server) ownerOf(ctx *fasthttp.RequestCtx, seg []string) target {
-	self := s.cfg.Cluster.ID()
-	// X-Srdd-Placed comes only from peers (internalHeaders strips a
-	// client's); scope=local asks for this node's own view of a read and
-	// never skips the placement of a creation.
-	local := len(ctx.Request.Header.Peek(placedHeader)) > 0 ||
-		((ctx.IsGet() || ctx.IsHead()) && string(ctx.QueryArgs().Peek("scope")) == "local")
-	sessionNode := func(id int64) (string, string) {
-		// Sessions that are no longer active are answered here ("lost").
-		if rec, ok := s.cfg.Cluster.Session(id); ok && rec.Node != self && rec.Status == cluster.SessionActive {
-			return rec.Node, fmt.Sprintf("session %d", id)
-		}
-		return "", ""
-	}
-	// A name this node does not know may have been created through another
-	// node a moment ago: catch up with the leader before answering 404.
-	rddRec := func(name string) (cluster.RDD, bool) {
-		r, ok := s.cfg.Cluster.RDD(name)
-		if !ok && s.cfg.Cluster.CatchUp() == nil {
-			r, ok = s.cfg.Cluster.RDD(name)
-		}
-		return r, ok
-	}
-	resolve := func(ref string) (int64, error) {
-		id, err := s.cfg.Sessions.Resolve(ref)
-		if err == nil {
-			if _, ok := s.cfg.Cluster.Session(id); ok {
-				return id, nil
-			}
-		}
-		if cerr := s.cfg.Cluster.CatchUp(); cerr == nil {
-			return s.cfg.Sessions.Resolve(ref)
-		}
-		return id, err
-	}
-	switch {
-	case len(seg) >= 3 && seg[0] == "v1" && seg[1] == "rdds":
-		if r, ok := rddRec(seg[2]); ok {
-			n, _ := sessionNode(r.SessionID)
-			return target{node: n, what: fmt.Sprintf("shared rdd %q", seg[2])}
-		}
-	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "rdds" && ctx.IsPost() && !local:
-		var req struct {
-			Session sessionRef `json:"session"`
-		}
-		_ = json.Unmarshal(ctx.PostBody(), &req)
-		if req.Session != "" {
-			if id, err := resolve(string(req.Session)); err == nil {
-				n, w := sessionNode(id)
-				return target{node: n, what: w}
-			}
-			return target{}
-		}
-		return target{placement: s.cfg.Cluster.Placement()}
-	case len(seg) >= 2 && seg[0] == "sessions":
-		if id, err := resolve(seg[1]); err == nil {
-			n, w := sessionNode(id)
-			return target{node: n, what: w}
-		}
-	case len(seg) == 1 && seg[0] == "sessions" && ctx.IsPost() && !local:
-		return target{placement: s.cfg.Cluster.Placement()}
-	case len(seg) == 1 && seg[0] == "batches" && ctx.IsPost() && !local && s.cfg.Batches != nil:
-		return target{placement: s.cfg.Cluster.Placement()}
-	case len(seg) >= 2 && seg[0] == "batches" && !local && s.cfg.Batches != nil:
-		return s.batchOwner(ctx, seg)
+// placedHere reports whether this request must be served by this node
+// whoever owns what it names: placement already chose this node
+// (X-Srdd-Placed, which only peers may send: internalHeaders strips a
+// client's), or a read asks for this node's own view (scope=local, which
+// never skips the placement of a creation).
+func placedHere(ctx *fasthttp.RequestCtx) bool {
+	return len(ctx.Request.Header.Peek(placedHeader)) > 0 ||
+		((ctx.IsGet() || ctx.IsHead()) && scopeLocal(ctx))
+}
+
+// sessionNode is the node that runs session id, if it is another one and
+// the session is active there; sessions that are no longer active are
+// answered here ("lost").
+func (s *Server) sessionNode(id int64) target {
+	if rec, ok := s.cfg.Cluster.Session(id); ok && rec.Node != s.cfg.Cluster.ID() && rec.Status == cluster.SessionActive {
+		return target{node: rec.Node, what: fmt.Sprintf("session %d", id)}
 	}
 	return target{}
+}
+
+// resolveSession finds the session named by ref (an id or a name),
+// catching up with the leader before it says there is none (it may have
+// been created through another node a moment ago).
+func (s *Server) resolveSession(ref string) (int64, error) {
+	id, err := s.cfg.Sessions.Resolve(ref)
+	if err == nil {
+		if _, ok := s.cfg.Cluster.Session(id); ok {
+			return id, nil
+		}
+	}
+	if cerr := s.cfg.Cluster.CatchUp(); cerr == nil {
+		return s.cfg.Sessions.Resolve(ref)
+	}
+	return id, err
+}
+
+// rddOwner sends a request about /v1/rdds/{name} to the node whose
+// session holds the RDD. A name this node does not know may have been
+// created through another node a moment ago: it catches up with the
+// leader before the handler answers 404.
+func (s *Server) rddOwner(_ *fasthttp.RequestCtx, seg []string) target {
+	name := seg[2]
+	r, ok := s.cfg.Cluster.RDD(name)
+	if !ok && s.cfg.Cluster.CatchUp() == nil {
+		r, ok = s.cfg.Cluster.RDD(name)
+	}
+	if !ok {
+		return target{}
+	}
+	t := s.sessionNode(r.SessionID)
+	t.what = fmt.Sprintf("shared rdd %q", name)
+	return t
+}
+
+// sessionOwner sends a request about /sessions/{id} to the session's node.
+func (s *Server) sessionOwner(_ *fasthttp.RequestCtx, seg []string) target {
+	if id, err := s.resolveSession(seg[1]); err == nil {
+		return s.sessionNode(id)
+	}
+	return target{}
+}
+
+// placeRDD places POST /v1/rdds: in the session the body names, on that
+// session's node, or, with no session named, on the first placement
+// candidate.
+func (s *Server) placeRDD(ctx *fasthttp.RequestCtx, _ []string) target {
+	if !ctx.IsPost() || placedHere(ctx) {
+		return target{}
+	}
+	var req struct {
+		Session sessionRef `json:"session"`
+	}
+	_ = json.Unmarshal(ctx.PostBody(), &req)
+	if req.Session != "" {
+		if id, err := s.resolveSession(string(req.Session)); err == nil {
+			return s.sessionNode(id)
+		}
+		return target{}
+	}
+	return target{placement: s.cfg.Cluster.Placement()}
+}
+
+// placeCreation places POST /sessions and POST /batches on the first
+// placement candidate.
+func (s *Server) placeCreation(ctx *fasthttp.RequestCtx, _ []string) target {
+	if !ctx.IsPost() || placedHere(ctx) {
+		return target{}
+	}
+	return target{placement: s.cfg.Cluster.Placement()}
 }
 
 // placeRemotely sends a creation to the first placement candidate that
@@ -594,13 +615,30 @@ func (s *Server) listSessionsCluster(ctx *fasthttp.RequestCtx) {
 	})
 	out := make([]any, len(all))
 	for i, si := range all {
+		view := s.mayViewSession(ctx, si.ID)
+		if !view {
+			si.Log = []string{}
+		}
 		out[i] = si
 		if raw, ok := owned[si.Node+"/"+strconv.FormatInt(si.ID, 10)]; ok {
 			out[i] = raw
+			if !view {
+				out[i] = withoutLog(raw)
+			}
 		}
 	}
 	lo, hi := page(len(out), from, size)
 	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(out), "sessions": out[lo:hi]})
+}
+
+// withoutLog is a listed item (JSON object) with "log": [].
+func withoutLog(raw json.RawMessage) any {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return raw
+	}
+	m["log"] = json.RawMessage("[]")
+	return m
 }
 
 // internalSilent answers a follower's placement with the peers this

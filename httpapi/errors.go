@@ -31,9 +31,10 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// livyRoute reports whether path is one of Livy's REST routes.
+// livyRoute reports whether path is under one of Livy's REST routes (the
+// rows of the route table marked livy), before or after routing.
 func livyRoute(path []byte) bool {
-	for _, p := range []string{"/sessions", "/batches", "/version"} {
+	for _, p := range livyPrefixes {
 		if bytes.HasPrefix(path, []byte(p)) && (len(path) == len(p) || path[len(p)] == '/') {
 			return true
 		}
@@ -80,7 +81,7 @@ var errorStatus = []struct {
 	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "not_found", ""},
 	{[]error{sessions.ErrNotFound, cluster.ErrSessionNotFound}, http.StatusNotFound, "session_not_found", ""},
 	{[]error{sessions.ErrNoStatement}, http.StatusNotFound, "statement_not_found", ""},
-	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists, cluster.ErrMemberExists}, http.StatusConflict, "exists", ""},
+	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists, cluster.ErrMemberExists, kvstore.ErrNameTaken}, http.StatusConflict, "exists", ""},
 	{[]error{cluster.ErrAdmitLimit}, http.StatusTooManyRequests, "limit_reached", ""},
 	{[]error{cluster.ErrSessionInactive}, http.StatusConflict, "session_inactive", ""},
 	{[]error{kvstore.ErrLost}, http.StatusGone, "lost", ""},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -60,6 +61,35 @@ func loopbackHost(host []byte) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// hostName is a Host header's host, without port or brackets, lower
+// case, without a trailing dot.
+func hostName(host []byte) string {
+	h := string(host)
+	if hp, _, err := net.SplitHostPort(h); err == nil {
+		h = hp
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// hostAllowed applies the Host check (DNS rebinding, issue 25): with
+// --allowed-hosts, the Host must be one of them (or, on a loopback bind,
+// a loopback name); without, a loopback bind answers loopback names only
+// and any other bind any Host. Members' forwarded calls carry the member's
+// address and are not checked.
+func (s *Server) hostAllowed(ctx *fasthttp.RequestCtx) bool {
+	if peerID(ctx) != "" || s.fromMember(ctx) {
+		return true // the peer channel, or a member with the cluster key
+	}
+	if s.cfg.LoopbackOnly && loopbackHost(ctx.Host()) {
+		return true
+	}
+	if len(s.cfg.AllowedHosts) > 0 {
+		return slices.Contains(s.cfg.AllowedHosts, hostName(ctx.Host()))
+	}
+	return !s.cfg.LoopbackOnly
 }
 
 // IsLoopbackAddr reports whether a listen address (host:port) binds

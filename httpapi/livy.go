@@ -2,56 +2,13 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
 )
-
-// routeSessions serves Livy's /sessions API with Livy's JSON shapes.
-func (s *Server) routeSessions(ctx *fasthttp.RequestCtx, m string, seg []string) string {
-	if len(seg) == 0 {
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET": {routeSessionList, s.listSessions}, "POST": {routeSessionNew, s.createSession}})
-	}
-	id, err := s.cfg.Sessions.Resolve(seg[0])
-	if err != nil {
-		// Still answer 405 for a wrong method on a real route shape.
-		fail(ctx, err)
-		return routeOther
-	}
-	switch {
-	case len(seg) == 1:
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET":    {routeSessionGet, func(c *fasthttp.RequestCtx) { s.getSession(c, id) }},
-			"DELETE": {routeSessionDel, func(c *fasthttp.RequestCtx) { s.deleteSession(c, id) }}})
-	case len(seg) == 2 && seg[1] == "state":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionState, func(c *fasthttp.RequestCtx) { s.sessionState(c, id) }}})
-	case len(seg) == 2 && seg[1] == "log":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionLog, func(c *fasthttp.RequestCtx) { s.sessionLog(c, id) }}})
-	case len(seg) == 2 && seg[1] == "completion":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeCompletion, func(c *fasthttp.RequestCtx) { s.complete(c, id) }}})
-	case len(seg) == 2 && seg[1] == "statements":
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET":  {routeStmtList, func(c *fasthttp.RequestCtx) { s.listStatements(c, id) }},
-			"POST": {routeStmtNew, func(c *fasthttp.RequestCtx) { s.submitStatement(c, id) }}})
-	case (len(seg) == 3 || len(seg) == 4) && seg[1] == "statements":
-		sid, err := strconv.Atoi(seg[2])
-		if err != nil {
-			badRequest(ctx, "statement id must be a number: "+strconv.Quote(seg[2]))
-			return routeOther
-		}
-		if len(seg) == 3 {
-			return s.methods(ctx, m, map[string]routeHandler{"GET": {routeStmtGet, func(c *fasthttp.RequestCtx) { s.getStatement(c, id, sid) }}})
-		}
-		if seg[3] == "cancel" {
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeStmtCancel, func(c *fasthttp.RequestCtx) { s.cancelStatement(c, id, sid) }}})
-		}
-	}
-	notFoundRoute(ctx)
-	return routeOther
-}
 
 // intArg reads an optional non-negative integer query argument.
 func intArg(ctx *fasthttp.RequestCtx, name string, def int) (int, bool) {
@@ -93,7 +50,36 @@ func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
 	}
 	all := s.cfg.Sessions.List()
 	lo, hi := page(len(all), from, size)
-	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": all[lo:hi]})
+	out := all[lo:hi]
+	for i := range out {
+		if !s.mayViewSession(ctx, out[i].ID) {
+			out[i].Log = []string{}
+		}
+	}
+	writeJSON(ctx, http.StatusOK, map[string]any{"from": from, "total": len(all), "sessions": out})
+}
+
+// mayViewSession reports whether the caller may see session id's log:
+// what GET /sessions/{id}/log allows (ruleSessionView). Listings are
+// open to every user; the logs in them are not (issue 25).
+func (s *Server) mayViewSession(ctx *fasthttp.RequestCtx, id int64) bool {
+	rec, ok := s.cfg.Cluster.Session(id)
+	return !ok || s.mayView(ctx, rec.Owner, rec.ViewUsers, rec.ModifyUsers)
+}
+
+// mayView applies ruleSessionView to a record's owner and ACLs.
+func (s *Server) mayView(ctx *fasthttp.RequestCtx, owner string, viewUsers, modifyUsers []string) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	p := principalOf(ctx)
+	switch {
+	case p == nil || p.Capability:
+		return false
+	case p.IsAdmin(), owner != "" && owner == p.Name:
+		return true
+	}
+	return slices.Contains(viewUsers, p.Name) || slices.Contains(modifyUsers, p.Name)
 }
 
 func (s *Server) createSession(ctx *fasthttp.RequestCtx) {

@@ -11,66 +11,16 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Route names are the metric label values; all are bound at start-up.
-const (
-	routeHealth         = "GET /healthz"
-	routeReady          = "GET /readyz"
-	routeMetrics        = "GET /metrics"
-	routeCluster        = "GET /v1/cluster"
-	routeRDDList        = "GET /v1/rdds"
-	routeRDDCreate      = "POST /v1/rdds"
-	routeRDDGet         = "GET /v1/rdds/{name}"
-	routeRDDDrop        = "DELETE /v1/rdds/{name}"
-	routeKeyGet         = "GET /v1/rdds/{name}/keys/{key}"
-	routeKeyPut         = "PUT /v1/rdds/{name}/keys/{key}"
-	routeKeyDelete      = "DELETE /v1/rdds/{name}/keys/{key}"
-	routeBatchGet       = "POST /v1/rdds/{name}/get"
-	routeBatchSet       = "POST /v1/rdds/{name}/set"
-	routeBatchDelete    = "POST /v1/rdds/{name}/delete"
-	routeRDDScan        = "GET /v1/rdds/{name}/scan"
-	routeRDDCount       = "GET /v1/rdds/{name}/count"
-	routeRDDLoad        = "POST /v1/rdds/{name}/load"
-	routeRDDSave        = "POST /v1/rdds/{name}/save"
-	routeRDDCheckpoint  = "POST /v1/rdds/{name}/checkpoint"
-	routeSessionList    = "GET /sessions"
-	routeSessionNew     = "POST /sessions"
-	routeSessionGet     = "GET /sessions/{id}"
-	routeSessionDel     = "DELETE /sessions/{id}"
-	routeSessionState   = "GET /sessions/{id}/state"
-	routeSessionLog     = "GET /sessions/{id}/log"
-	routeStmtList       = "GET /sessions/{id}/statements"
-	routeStmtNew        = "POST /sessions/{id}/statements"
-	routeStmtGet        = "GET /sessions/{id}/statements/{sid}"
-	routeStmtCancel     = "POST /sessions/{id}/statements/{sid}/cancel"
-	routeCompletion     = "POST /sessions/{id}/completion"
-	routeVersion        = "GET /version"
-	routeClusterJoin    = "POST /v1/cluster/join"
-	routeClusterAdmit   = "POST /v1/cluster/admit"
-	routeClusterRemove  = "DELETE /v1/cluster/nodes/{id}"
-	routeInternalApply  = "POST /internal/v1/apply"
-	routeInternalIndex  = "GET /internal/v1/index"
-	routeInternalSilent = "GET /internal/v1/silent"
-	routeOpenAPI        = "GET /openapi.json"
-	routeUIIndex        = "GET /ui"
-	routeUIFile         = "GET /ui/{file}"
-	routeBatchesList    = "GET /batches"
-	routeBatchesNew     = "POST /batches"
-	routeBatchesGet     = "GET /batches/{id}"
-	routeBatchesDel     = "DELETE /batches/{id}"
-	routeBatchesState   = "GET /batches/{id}/state"
-	routeBatchesLog     = "GET /batches/{id}/log"
-	routeForwarded      = "forwarded"
-	routeOther          = "other"
-)
-
-var allRoutes = []string{routeHealth, routeReady, routeMetrics, routeCluster, routeRDDList, routeRDDCreate,
-	routeRDDGet, routeRDDDrop, routeKeyGet, routeKeyPut, routeKeyDelete, routeBatchGet,
-	routeBatchSet, routeBatchDelete, routeRDDScan, routeRDDCount, routeRDDLoad, routeRDDSave, routeRDDCheckpoint, routeSessionList, routeSessionNew, routeSessionGet,
-	routeSessionDel, routeSessionState, routeSessionLog, routeStmtList, routeStmtNew,
-	routeStmtGet, routeStmtCancel, routeCompletion, routeVersion,
-	routeClusterJoin, routeClusterAdmit, routeClusterRemove, routeInternalApply, routeInternalIndex, routeInternalSilent,
-	routeOpenAPI, routeUIIndex, routeUIFile,
-	routeBatchesList, routeBatchesNew, routeBatchesGet, routeBatchesDel, routeBatchesState, routeBatchesLog, routeForwarded, routeOther}
+// allRoutes are the route label values, all bound at start-up: every
+// row of the route table (routes.go), in its order, then forwarded and
+// other.
+func allRoutes() []string {
+	out := make([]string, 0, len(routes)+2)
+	for _, r := range routes {
+		out = append(out, r.name)
+	}
+	return append(out, routeForwarded, routeOther)
+}
 
 var statusClasses = []string{"2xx", "3xx", "4xx", "5xx"}
 
@@ -85,16 +35,6 @@ const (
 )
 
 var allAPIs = []string{apiRDDs, apiSessions, apiCluster, apiOps, apiOther}
-
-// rddOps are the per-RDD operations (srdd_rdd_requests_total{op}) and the
-// kind of each (srdd_rdd_request_duration_seconds{kind}).
-var rddOps = map[string]struct{ op, kind string }{
-	routeKeyGet: {"get", "read"}, routeBatchGet: {"batch_get", "read"},
-	routeRDDScan: {"scan", "read"}, routeRDDCount: {"count", "read"},
-	routeKeyPut: {"put", "write"}, routeBatchSet: {"batch_set", "write"},
-	routeKeyDelete: {"delete", "write"}, routeBatchDelete: {"batch_delete", "write"},
-	routeRDDLoad: {"load", "bulk"}, routeRDDSave: {"save", "bulk"},
-}
 
 type routeSeries struct {
 	latency [4]prometheus.Observer // by status class
@@ -156,10 +96,12 @@ func newHTTPMetrics(reg prometheus.Registerer, labels *metrics.RDDLabels) *httpM
 	for _, a := range allAPIs {
 		m.inFlight[a] = inflight.WithLabelValues(a)
 	}
+	// The per-RDD operations (srdd_rdd_requests_total{op}) and the kind
+	// of each (srdd_rdd_request_duration_seconds{kind}): route.op.
 	opIndex, kindIndex := map[string]int{}, map[string]int{}
-	for _, r := range allRoutes { // a fixed order, so indexes are stable
-		o, ok := rddOps[r]
-		if !ok {
+	for _, r := range routes { // a fixed order, so indexes are stable
+		o := r.op
+		if o.op == "" {
 			continue
 		}
 		opIndex[o.op] = len(m.ops)
@@ -169,15 +111,15 @@ func newHTTPMetrics(reg prometheus.Registerer, labels *metrics.RDDLabels) *httpM
 			m.kinds = append(m.kinds, o.kind)
 		}
 	}
-	for _, r := range allRoutes {
+	for _, name := range allRoutes() {
 		rm := &routeSeries{rddOp: -1}
 		for i, c := range statusClasses {
-			rm.latency[i] = hist.WithLabelValues(r, c)
+			rm.latency[i] = hist.WithLabelValues(name, c)
 		}
-		if o, ok := rddOps[r]; ok {
-			rm.rddOp, rm.rddKind = opIndex[o.op], kindIndex[o.kind]
+		if r := routeByName[name]; r != nil && r.op.op != "" {
+			rm.rddOp, rm.rddKind = opIndex[r.op.op], kindIndex[r.op.kind]
 		}
-		m.routes[r] = rm
+		m.routes[name] = rm
 	}
 	return m
 }

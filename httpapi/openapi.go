@@ -12,10 +12,9 @@ import (
 )
 
 // The OpenAPI 3.1 document of this node's API (GET /openapi.json), built
-// from the route constants (metrics.go) and the permission table
-// (auth.go), so the three stay one list: TestOpenAPICoversEveryRoute
-// fails on a route the document lacks or a path the router lacks
-// (docs/ARCHITECTURE.md, "The API contract").
+// from the route table (routes.go): each row's doc, method, pattern and
+// permission rule. node's TestOpenAPIMatchesTheRouter walks a real
+// node's router from it (docs/ARCHITECTURE.md, "The API contract").
 
 // js is a JSON object under construction.
 type js = map[string]any
@@ -103,111 +102,167 @@ var (
 	hIdem  = js{"name": "Idempotency-Key", "in": "header", "required": false, "description": "a retried write with the same key applies once", "schema": js{"type": "string", "maxLength": 256}}
 )
 
-// routeDocs gives every route its description. Keyed by route name
-// ("METHOD /path"), exactly the constants of metrics.go.
-func routeDocs(lim kvstore.Limits) map[string]apiOp {
-	keysBody := obj(js{"keys": js{"type": "array", "maxItems": lim.MaxBatch, "items": js{"type": "string", "minLength": 1, "maxLength": lim.MaxKeyBytes}}}, "keys")
-	okJSON := func(desc string, schema js) map[string]js { return map[string]js{"200": jsonResp(desc, schema)} }
-	noContent := func(desc string) map[string]js { return map[string]js{"204": {"description": desc}} }
-	return map[string]apiOp{
-		routeHealth:  {tag: "ops", summary: "Liveness: the process serves HTTP", ok: okJSON("alive", obj(js{"status": str(), "node": str()}, "status", "node"))},
-		routeReady:   {tag: "ops", summary: "Readiness: 200 only when the node can take a write", ok: map[string]js{"200": jsonResp("ready", ref("Ready")), "503": jsonResp("not ready (Retry-After)", ref("Ready"))}},
-		routeVersion: {tag: "ops", summary: "Livy API version and srdd's build", ok: okJSON("versions", obj(js{"version": str(), "srdd": str()}, "version"))},
-		routeMetrics: {tag: "ops", summary: "Prometheus metrics (text exposition format)", ok: map[string]js{"200": {"description": "metrics", "content": js{"text/plain": js{"schema": str()}}}}},
-		routeOpenAPI: {tag: "ops", summary: "This document", ok: okJSON("the OpenAPI 3.1 document", js{"type": "object"})},
-		routeUIIndex: {tag: "ui", summary: "The web console's page (static; its data comes from authenticated API calls)", ok: map[string]js{"200": {"description": "HTML", "content": js{"text/html": js{"schema": str()}}}}},
-		routeUIFile: {tag: "ui", summary: "A static file of the web console", params: []js{pathParam("file", "file name", str())},
-			ok: map[string]js{"200": {"description": "the file", "content": js{"*/*": js{"schema": str()}}}}, errs: []int{404}},
+// The routes' OpenAPI operations (route.doc in routes.go), one per row
+// of the table.
 
-		routeCluster: {tag: "cluster", summary: "Members, leader, health and Raft indexes",
-			params: []js{query("consistency", "strong: answered by the leader after it verifies its leadership", js{"type": "string"})},
-			ok:     map[string]js{"200": jsonResp("cluster status", ref("ClusterStatus")), "307": {"description": errText[307]}}, errs: []int{503}},
-		routeClusterJoin: {tag: "cluster", summary: "Add a node (node-to-node; admin or the cluster key)",
-			body: obj(js{"id": str(), "raft_addr": str(), "http_addr": str(), "voter": boolean(), "has_state": boolean()}, "id", "raft_addr", "http_addr"),
-			ok:   map[string]js{"200": jsonResp("joined", js{"type": "object"}), "307": {"description": errText[307]}}, errs: []int{404, 409, 503}},
-		routeClusterAdmit: {tag: "cluster", summary: "Admit a node ID: it may then join once (as a voter if voter is true)",
-			body: obj(js{"id": js{"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"}, "voter": boolean()}, "id"),
-			ok:   okJSON("admitted", obj(js{"admitted": str(), "voter": boolean()}, "admitted", "voter")), errs: []int{409, 429, 503}},
-		routeClusterRemove: {tag: "cluster", summary: "Remove a node (admin or the cluster key)", params: []js{pNode},
-			ok: map[string]js{"204": {"description": "removed"}, "307": {"description": errText[307]}}, errs: []int{404, 409, 503}},
-		routeInternalApply: {tag: "internal", summary: "Apply a registry command on the leader (node-to-node; msgpack)",
-			ok: map[string]js{"200": {"description": "msgpack result", "content": js{"application/msgpack": js{"schema": str()}}}}, errs: []int{503}, extra: map[string]any{"x-internal": true}},
-		routeInternalIndex: {tag: "internal", summary: "The leader's commit index (node-to-node)",
-			ok: map[string]js{"200": {"description": "index", "content": js{"*/*": js{"schema": str()}}}}, errs: []int{503}, extra: map[string]any{"x-internal": true}},
-		routeInternalSilent: {tag: "internal", summary: "Peers this leader cannot reach (node-to-node)",
-			ok: okJSON("silent peers", js{}), errs: []int{503}, extra: map[string]any{"x-internal": true}},
-
-		routeRDDList: {tag: "rdds", summary: "List shared RDDs", params: []js{qScope},
-			ok: okJSON("shared RDDs", obj(js{"rdds": arr(ref("RDD"))}, "rdds"))},
-		routeRDDCreate: {tag: "rdds", summary: "Create a shared RDD (in the named session, or this node's default one)",
-			body: obj(js{"name": rddNameSchema, "session": js{"type": []string{"string", "integer"}},
-				"mode": js{"type": "string", "enum": []string{"durable", "memory"}}}, "name"),
-			ok: map[string]js{"201": jsonResp("created", ref("RDD"))}, errs: []int{404, 409, 429, 503}},
-		routeRDDGet:  {tag: "rdds", summary: "Describe a shared RDD (state, keys, load progress, checkpoint)", params: []js{pName}, ok: okJSON("the RDD", ref("RDD")), errs: []int{404, 410, 503}},
-		routeRDDDrop: {tag: "rdds", summary: "Drop a shared RDD", params: []js{pName}, ok: noContent("dropped"), errs: []int{404, 409, 503}},
-		routeKeyGet: {tag: "keys", summary: "Get one key", params: []js{pName, pKey, qCons},
-			ok: okJSON("the value", obj(js{"key": str(), "value": js{}}, "key", "value")), errs: []int{404, 410, 503}},
-		routeKeyPut: {tag: "keys", summary: "Set one key; the body is the JSON value", params: []js{pName, pKey, hIdem},
-			body: js{"description": "any JSON value, at most " + strconv.Itoa(lim.MaxValueBytes) + " bytes and " + strconv.Itoa(kvstore.MaxValueDepth) + " levels deep"},
-			ok:   noContent("written"), errs: []int{404, 409, 410, 422, 429, 503}},
-		routeKeyDelete: {tag: "keys", summary: "Delete one key", params: []js{pName, pKey, hIdem}, ok: noContent("deleted"), errs: []int{404, 409, 410, 422, 503}},
-		routeBatchGet: {tag: "keys", summary: "Get many keys", params: []js{pName, qCons}, body: keysBody,
-			ok: okJSON("found values and missing keys", obj(js{"values": js{"type": "object"}, "missing": arr(str())}, "values", "missing")), errs: []int{404, 410, 503}},
-		routeBatchSet: {tag: "keys", summary: "Set many keys", params: []js{pName, hIdem},
-			body: obj(js{"items": js{"type": "object", "maxProperties": lim.MaxBatch, "description": "key -> JSON value"}}, "items"),
-			ok:   okJSON("written", obj(js{"written": integer()}, "written")), errs: []int{404, 409, 410, 422, 429, 503}},
-		routeBatchDelete: {tag: "keys", summary: "Delete many keys", params: []js{pName, hIdem}, body: keysBody,
-			ok: okJSON("deleted", obj(js{"deleted": integer()}, "deleted")), errs: []int{404, 409, 410, 422, 503}},
-		routeRDDScan: {tag: "keys", summary: "Scan keys in order by prefix, a page at a time", params: []js{pName,
-			query("prefix", "key prefix", str()),
-			query("cursor", "the cursor of the previous page", js{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}),
-			query("limit", "page size (default 100)", js{"type": "integer", "minimum": 1, "maximum": lim.MaxBatch})},
-			ok:   okJSON("a page", obj(js{"items": arr(obj(js{"key": str(), "value": js{}}, "key", "value")), "cursor": js{"type": "string", "description": "present while more keys follow"}}, "items")),
-			errs: []int{404, 410, 503}},
-		routeRDDCount: {tag: "keys", summary: "Count keys", params: []js{pName}, ok: okJSON("count", obj(js{"count": integer()}, "count")), errs: []int{404, 410, 503}},
-		routeRDDLoad: {tag: "bulk", summary: "Start a bulk load from a file in a --file-root; 202, progress in GET /v1/rdds/{name}", params: []js{pName},
-			body: obj(js{"path": str(), "format": js{"type": "string", "enum": []string{"jsonl", "csv", "parquet"}}, "mode": str(), "key_column": str(), "value_column": str()}, "path"),
-			ok:   map[string]js{"202": jsonResp("started", ref("LoadStatus"))}, errs: []int{404, 409, 410, 503}},
-		routeRDDSave: {tag: "bulk", summary: "Save a shared RDD to a file in a --file-root", params: []js{pName},
-			body: obj(js{"path": str(), "format": js{"type": "string", "enum": []string{"jsonl", "csv", "parquet"}}, "overwrite": boolean()}, "path"),
-			ok:   okJSON("saved", obj(js{"rows": integer(), "path": str(), "format": str(), "seconds": number()})), errs: []int{404, 409, 410, 503}},
-		routeRDDCheckpoint: {tag: "bulk", summary: "Checkpoint a durable shared RDD now", params: []js{pName},
-			ok: okJSON("checkpointed", obj(js{"index": integer(), "path": str(), "rows": integer(), "seconds": number()})), errs: []int{404, 409, 410, 503}},
-
-		routeSessionList: {tag: "livy", summary: "List sessions (Livy)", params: []js{qFrom, qSize, qScope},
-			ok: okJSON("a page of sessions", obj(js{"from": integer(), "total": integer(), "sessions": arr(ref("Session"))}, "from", "total", "sessions"))},
-		routeSessionNew: {tag: "livy", summary: "Start a session (Livy; starts an interpreter)", body: ref("CreateSession"), bodyOptional: true,
-			ok: map[string]js{"201": jsonResp("starting", ref("Session"))}, errs: []int{404, 409, 429, 503}},
-		routeSessionGet:   {tag: "livy", summary: "Describe a session (Livy)", params: []js{pID}, ok: okJSON("the session", ref("Session")), errs: []int{404, 503}},
-		routeSessionDel:   {tag: "livy", summary: "Stop a session (Livy)", params: []js{pID}, ok: okJSON("deleted", obj(js{"msg": str()})), errs: []int{404, 409, 503}},
-		routeSessionState: {tag: "livy", summary: "A session's state (Livy)", params: []js{pID}, ok: okJSON("state", obj(js{"id": integer(), "state": str()}, "id", "state")), errs: []int{404, 503}},
-		routeSessionLog: {tag: "livy", summary: "A session's interpreter log (Livy)", params: []js{pID, qFrom, qSize},
-			ok: okJSON("log lines", obj(js{"id": integer(), "from": integer(), "total": integer(), "log": arr(str())}, "id", "log")), errs: []int{404, 503}},
-		routeStmtList: {tag: "livy", summary: "List a session's statements (Livy)", params: []js{pID, qFrom, qSize, query("order", "asc or desc", js{"type": "string", "enum": []string{"asc", "desc"}})},
-			ok: okJSON("statements", obj(js{"total_statements": integer(), "statements": arr(ref("Statement"))}, "statements")), errs: []int{404, 503}},
-		routeStmtNew: {tag: "livy", summary: "Run code in a session (Livy)", params: []js{pID},
-			body: obj(js{"code": str(), "kind": js{"type": "string", "enum": []string{"pyspark", "python", "sql", "spark", "sparkr"}}}, "code"),
-			ok:   map[string]js{"201": jsonResp("queued", ref("Statement"))}, errs: []int{404, 409, 429, 503}},
-		routeStmtGet: {tag: "livy", summary: "A statement and its output (Livy); ?wait=N long-polls up to N seconds", params: []js{pID, pSID,
-			query("wait", "seconds to wait for the statement to finish", js{"type": "integer", "minimum": 0, "maximum": maxWait})},
-			ok: okJSON("the statement", ref("Statement")), errs: []int{404, 503}},
-		routeStmtCancel: {tag: "livy", summary: "Cancel a statement (Livy)", params: []js{pID, pSID}, bodyOptional: true, body: js{"type": "object"},
-			ok: okJSON("canceled", obj(js{"msg": str()})), errs: []int{404, 409, 503}},
-		routeBatchesList: {tag: "batches", summary: "List batches (Livy)", params: []js{qFrom, qSize},
-			ok: okJSON("a page of batches", obj(js{"from": integer(), "total": integer(), "sessions": arr(ref("Batch"))}, "from", "total", "sessions"))},
-		routeBatchesNew: {tag: "batches", summary: "Submit a batch (Livy; runs spark-submit on the least-loaded live node)", body: ref("CreateBatch"),
-			ok: map[string]js{"201": jsonResp("starting", ref("Batch"))}, errs: []int{404, 409, 429, 503}},
-		routeBatchesGet: {tag: "batches", summary: "Describe a batch (Livy)", params: []js{pID}, ok: okJSON("the batch", ref("Batch")), errs: []int{404, 503}},
-		routeBatchesDel: {tag: "batches", summary: "Kill a batch: its driver and the application (Livy)", params: []js{pID},
-			ok: okJSON("deleted", obj(js{"msg": str()})), errs: []int{404, 409, 503}},
-		routeBatchesState: {tag: "batches", summary: "A batch's state (Livy)", params: []js{pID}, ok: okJSON("state", obj(js{"id": integer(), "state": str()}, "id", "state")), errs: []int{404, 503}},
-		routeBatchesLog: {tag: "batches", summary: "A batch's driver log (Livy)", params: []js{pID, qFrom, qSize},
-			ok: okJSON("log lines", obj(js{"id": integer(), "from": integer(), "total": integer(), "log": arr(str())}, "id", "log")), errs: []int{404, 503}},
-		routeCompletion: {tag: "livy", summary: "Code completion (Livy)", params: []js{pID},
-			body: obj(js{"code": str(), "kind": str(), "cursor": integer()}, "code"),
-			ok:   okJSON("candidates", obj(js{"candidates": arr(str())}, "candidates")), errs: []int{404, 409, 503}},
-	}
+func okJSON(desc string, schema js) map[string]js {
+	return map[string]js{"200": jsonResp(desc, schema)}
 }
+func noContent(desc string) map[string]js { return map[string]js{"204": {"description": desc}} }
+
+// keysBody is the body of batch get and delete.
+func keysBody(lim kvstore.Limits) js {
+	return obj(js{"keys": js{"type": "array", "maxItems": lim.MaxBatch, "items": js{"type": "string", "minLength": 1, "maxLength": lim.MaxKeyBytes}}}, "keys")
+}
+
+var docHealth = always(apiOp{tag: "ops", summary: "Liveness: the process serves HTTP", ok: okJSON("alive", obj(js{"status": str(), "node": str()}, "status", "node"))})
+
+var docReady = always(apiOp{tag: "ops", summary: "Readiness: 200 only when the node can take a write", ok: map[string]js{"200": jsonResp("ready", ref("Ready")), "503": jsonResp("not ready (Retry-After)", ref("Ready"))}})
+
+var docVersion = always(apiOp{tag: "ops", summary: "Livy API version and srdd's build", ok: okJSON("versions", obj(js{"version": str(), "srdd": str()}, "version"))})
+
+var docMetrics = always(apiOp{tag: "ops", summary: "Prometheus metrics (text exposition format)", ok: map[string]js{"200": {"description": "metrics", "content": js{"text/plain": js{"schema": str()}}}}})
+
+var docOpenAPI = always(apiOp{tag: "ops", summary: "This document", ok: okJSON("the OpenAPI 3.1 document", js{"type": "object"})})
+
+var docUIIndex = always(apiOp{tag: "ui", summary: "The web console's page (static; its data comes from authenticated API calls)", ok: map[string]js{"200": {"description": "HTML", "content": js{"text/html": js{"schema": str()}}}}})
+
+var docUIFile = always(apiOp{tag: "ui", summary: "A static file of the web console", params: []js{pathParam("file", "file name", str())},
+	ok: map[string]js{"200": {"description": "the file", "content": js{"*/*": js{"schema": str()}}}}, errs: []int{404}})
+
+var docCluster = always(apiOp{tag: "cluster", summary: "Members, leader, health and Raft indexes",
+	params: []js{query("consistency", "strong: answered by the leader after it verifies its leadership", js{"type": "string"})},
+	ok:     map[string]js{"200": jsonResp("cluster status", ref("ClusterStatus")), "307": {"description": errText[307]}}, errs: []int{503}})
+
+var docClusterJoin = always(apiOp{tag: "cluster", summary: "Add a node (node-to-node; admin or the cluster key)",
+	body: obj(js{"id": str(), "raft_addr": str(), "http_addr": str(), "voter": boolean(), "has_state": boolean()}, "id", "raft_addr", "http_addr"),
+	ok:   map[string]js{"200": jsonResp("joined", js{"type": "object"}), "307": {"description": errText[307]}}, errs: []int{404, 409, 503}})
+
+var docClusterAdmit = always(apiOp{tag: "cluster", summary: "Admit a node ID: it may then join once (as a voter if voter is true)",
+	body: obj(js{"id": js{"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"}, "voter": boolean()}, "id"),
+	ok:   okJSON("admitted", obj(js{"admitted": str(), "voter": boolean()}, "admitted", "voter")), errs: []int{409, 429, 503}})
+
+var docClusterRemove = always(apiOp{tag: "cluster", summary: "Remove a node (admin or the cluster key)", params: []js{pNode},
+	ok: map[string]js{"204": {"description": "removed"}, "307": {"description": errText[307]}}, errs: []int{404, 409, 503}})
+
+var docInternalApply = always(apiOp{tag: "internal", summary: "Apply a registry command on the leader (node-to-node; msgpack)",
+	ok: map[string]js{"200": {"description": "msgpack result", "content": js{"application/msgpack": js{"schema": str()}}}}, errs: []int{503}, extra: map[string]any{"x-internal": true}})
+
+var docInternalIndex = always(apiOp{tag: "internal", summary: "The leader's commit index (node-to-node)",
+	ok: map[string]js{"200": {"description": "index", "content": js{"*/*": js{"schema": str()}}}}, errs: []int{503}, extra: map[string]any{"x-internal": true}})
+
+var docInternalSilent = always(apiOp{tag: "internal", summary: "Peers this leader cannot reach (node-to-node)",
+	ok: okJSON("silent peers", js{}), errs: []int{503}, extra: map[string]any{"x-internal": true}})
+
+var docRDDList = always(apiOp{tag: "rdds", summary: "List shared RDDs", params: []js{qScope},
+	ok: okJSON("shared RDDs", obj(js{"rdds": arr(ref("RDD"))}, "rdds"))})
+
+var docRDDCreate = always(apiOp{tag: "rdds", summary: "Create a shared RDD (in the named session, or this node's default one)",
+	body: obj(js{"name": rddNameSchema, "session": js{"type": []string{"string", "integer"}},
+		"mode": js{"type": "string", "enum": []string{"durable", "memory"}}}, "name"),
+	ok: map[string]js{"201": jsonResp("created", ref("RDD"))}, errs: []int{404, 409, 429, 503}})
+
+var docRDDGet = always(apiOp{tag: "rdds", summary: "Describe a shared RDD (state, keys, load progress, checkpoint)", params: []js{pName}, ok: okJSON("the RDD", ref("RDD")), errs: []int{404, 410, 503}})
+
+var docRDDDrop = always(apiOp{tag: "rdds", summary: "Drop a shared RDD", params: []js{pName}, ok: noContent("dropped"), errs: []int{404, 409, 503}})
+
+var docKeyGet = always(apiOp{tag: "keys", summary: "Get one key", params: []js{pName, pKey, qCons},
+	ok: okJSON("the value", obj(js{"key": str(), "value": js{}}, "key", "value")), errs: []int{404, 410, 503}})
+
+func docKeyPut(lim kvstore.Limits) apiOp {
+	return apiOp{tag: "keys", summary: "Set one key; the body is the JSON value", params: []js{pName, pKey, hIdem},
+		body: js{"description": "any JSON value, at most " + strconv.Itoa(lim.MaxValueBytes) + " bytes and " + strconv.Itoa(kvstore.MaxValueDepth) + " levels deep"},
+		ok:   noContent("written"), errs: []int{404, 409, 410, 422, 429, 503}}
+}
+
+var docKeyDelete = always(apiOp{tag: "keys", summary: "Delete one key", params: []js{pName, pKey, hIdem}, ok: noContent("deleted"), errs: []int{404, 409, 410, 422, 503}})
+
+func docBatchGet(lim kvstore.Limits) apiOp {
+	return apiOp{tag: "keys", summary: "Get many keys", params: []js{pName, qCons}, body: keysBody(lim),
+		ok: okJSON("found values and missing keys", obj(js{"values": js{"type": "object"}, "missing": arr(str())}, "values", "missing")), errs: []int{404, 410, 503}}
+}
+
+func docBatchSet(lim kvstore.Limits) apiOp {
+	return apiOp{tag: "keys", summary: "Set many keys", params: []js{pName, hIdem},
+		body: obj(js{"items": js{"type": "object", "maxProperties": lim.MaxBatch, "description": "key -> JSON value"}}, "items"),
+		ok:   okJSON("written", obj(js{"written": integer()}, "written")), errs: []int{404, 409, 410, 422, 429, 503}}
+}
+
+func docBatchDelete(lim kvstore.Limits) apiOp {
+	return apiOp{tag: "keys", summary: "Delete many keys", params: []js{pName, hIdem}, body: keysBody(lim),
+		ok: okJSON("deleted", obj(js{"deleted": integer()}, "deleted")), errs: []int{404, 409, 410, 422, 503}}
+}
+
+func docRDDScan(lim kvstore.Limits) apiOp {
+	return apiOp{tag: "keys", summary: "Scan keys in order by prefix, a page at a time", params: []js{pName,
+		query("prefix", "key prefix", str()),
+		query("cursor", "the cursor of the previous page", js{"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}),
+		query("limit", "page size (default 100)", js{"type": "integer", "minimum": 1, "maximum": lim.MaxBatch})},
+		ok:   okJSON("a page", obj(js{"items": arr(obj(js{"key": str(), "value": js{}}, "key", "value")), "cursor": js{"type": "string", "description": "present while more keys follow"}}, "items")),
+		errs: []int{404, 410, 503}}
+}
+
+var docRDDCount = always(apiOp{tag: "keys", summary: "Count keys", params: []js{pName}, ok: okJSON("count", obj(js{"count": integer()}, "count")), errs: []int{404, 410, 503}})
+
+var docRDDLoad = always(apiOp{tag: "bulk", summary: "Start a bulk load from a file in a --file-root; 202, progress in GET /v1/rdds/{name}", params: []js{pName},
+	body: obj(js{"path": str(), "format": js{"type": "string", "enum": []string{"jsonl", "csv", "parquet"}}, "mode": str(), "key_column": str(), "value_column": str()}, "path"),
+	ok:   map[string]js{"202": jsonResp("started", ref("LoadStatus"))}, errs: []int{404, 409, 410, 503}})
+
+var docRDDSave = always(apiOp{tag: "bulk", summary: "Save a shared RDD to a file in a --file-root", params: []js{pName},
+	body: obj(js{"path": str(), "format": js{"type": "string", "enum": []string{"jsonl", "csv", "parquet"}}, "overwrite": boolean()}, "path"),
+	ok:   okJSON("saved", obj(js{"rows": integer(), "path": str(), "format": str(), "seconds": number()})), errs: []int{404, 409, 410, 503}})
+
+var docRDDCheckpoint = always(apiOp{tag: "bulk", summary: "Checkpoint a durable shared RDD now", params: []js{pName},
+	ok: okJSON("checkpointed", obj(js{"index": integer(), "path": str(), "rows": integer(), "seconds": number()})), errs: []int{404, 409, 410, 503}})
+
+var docSessionList = always(apiOp{tag: "livy", summary: "List sessions (Livy)", params: []js{qFrom, qSize, qScope},
+	ok: okJSON("a page of sessions", obj(js{"from": integer(), "total": integer(), "sessions": arr(ref("Session"))}, "from", "total", "sessions"))})
+
+var docSessionNew = always(apiOp{tag: "livy", summary: "Start a session (Livy; starts an interpreter)", body: ref("CreateSession"), bodyOptional: true,
+	ok: map[string]js{"201": jsonResp("starting", ref("Session"))}, errs: []int{404, 409, 429, 503}})
+
+var docSessionGet = always(apiOp{tag: "livy", summary: "Describe a session (Livy)", params: []js{pID}, ok: okJSON("the session", ref("Session")), errs: []int{404, 503}})
+
+var docSessionDel = always(apiOp{tag: "livy", summary: "Stop a session (Livy)", params: []js{pID}, ok: okJSON("deleted", obj(js{"msg": str()})), errs: []int{404, 409, 503}})
+
+var docSessionState = always(apiOp{tag: "livy", summary: "A session's state (Livy)", params: []js{pID}, ok: okJSON("state", obj(js{"id": integer(), "state": str()}, "id", "state")), errs: []int{404, 503}})
+
+var docSessionLog = always(apiOp{tag: "livy", summary: "A session's interpreter log (Livy)", params: []js{pID, qFrom, qSize},
+	ok: okJSON("log lines", obj(js{"id": integer(), "from": integer(), "total": integer(), "log": arr(str())}, "id", "log")), errs: []int{404, 503}})
+
+var docStmtList = always(apiOp{tag: "livy", summary: "List a session's statements (Livy)", params: []js{pID, qFrom, qSize, query("order", "asc or desc", js{"type": "string", "enum": []string{"asc", "desc"}})},
+	ok: okJSON("statements", obj(js{"total_statements": integer(), "statements": arr(ref("Statement"))}, "statements")), errs: []int{404, 503}})
+
+var docStmtNew = always(apiOp{tag: "livy", summary: "Run code in a session (Livy)", params: []js{pID},
+	body: obj(js{"code": str(), "kind": js{"type": "string", "enum": []string{"pyspark", "python", "sql", "spark", "sparkr"}}}, "code"),
+	ok:   map[string]js{"201": jsonResp("queued", ref("Statement"))}, errs: []int{404, 409, 429, 503}})
+
+var docStmtGet = always(apiOp{tag: "livy", summary: "A statement and its output (Livy); ?wait=N long-polls up to N seconds", params: []js{pID, pSID,
+	query("wait", "seconds to wait for the statement to finish", js{"type": "integer", "minimum": 0, "maximum": maxWait})},
+	ok: okJSON("the statement", ref("Statement")), errs: []int{404, 503}})
+
+var docStmtCancel = always(apiOp{tag: "livy", summary: "Cancel a statement (Livy)", params: []js{pID, pSID}, bodyOptional: true, body: js{"type": "object"},
+	ok: okJSON("canceled", obj(js{"msg": str()})), errs: []int{404, 409, 503}})
+
+var docBatchesList = always(apiOp{tag: "batches", summary: "List batches (Livy)", params: []js{qFrom, qSize},
+	ok: okJSON("a page of batches", obj(js{"from": integer(), "total": integer(), "sessions": arr(ref("Batch"))}, "from", "total", "sessions"))})
+
+var docBatchesNew = always(apiOp{tag: "batches", summary: "Submit a batch (Livy; runs spark-submit on the least-loaded live node)", body: ref("CreateBatch"),
+	ok: map[string]js{"201": jsonResp("starting", ref("Batch"))}, errs: []int{404, 409, 429, 503}})
+
+var docBatchesGet = always(apiOp{tag: "batches", summary: "Describe a batch (Livy)", params: []js{pID}, ok: okJSON("the batch", ref("Batch")), errs: []int{404, 503}})
+
+var docBatchesDel = always(apiOp{tag: "batches", summary: "Kill a batch: its driver and the application (Livy)", params: []js{pID},
+	ok: okJSON("deleted", obj(js{"msg": str()})), errs: []int{404, 409, 503}})
+
+var docBatchesState = always(apiOp{tag: "batches", summary: "A batch's state (Livy)", params: []js{pID}, ok: okJSON("state", obj(js{"id": integer(), "state": str()}, "id", "state")), errs: []int{404, 503}})
+
+var docBatchesLog = always(apiOp{tag: "batches", summary: "A batch's driver log (Livy)", params: []js{pID, qFrom, qSize},
+	ok: okJSON("log lines", obj(js{"id": integer(), "from": integer(), "total": integer(), "log": arr(str())}, "id", "log")), errs: []int{404, 503}})
+
+var docCompletion = always(apiOp{tag: "livy", summary: "Code completion (Livy)", params: []js{pID},
+	body: obj(js{"code": str(), "kind": str(), "cursor": integer()}, "code"),
+	ok:   okJSON("candidates", obj(js{"candidates": arr(str())}, "candidates")), errs: []int{404, 409, 503}})
 
 // apiSchemas are the shared component schemas.
 func apiSchemas() js {
@@ -285,10 +340,9 @@ func OpenAPIDocument(lim kvstore.Limits, version string) ([]byte, error) {
 		lim.MaxBatch, lim.MaxKeyBytes, lim.MaxValueBytes = d.MaxBatch, d.MaxKeyBytes, d.MaxValueBytes
 	}
 	paths := js{}
-	for route, op := range routeDocs(lim) {
-		method, path, _ := strings.Cut(route, " ")
-		o := js{"summary": op.summary, "tags": []string{op.tag}, "operationId": operationID(route)}
-		r := permissions[route]
+	for _, rt := range routes {
+		op, method, path, r := rt.doc(lim), rt.method, rt.pattern, rt.rule
+		o := js{"summary": op.summary, "tags": []string{op.tag}, "operationId": operationID(rt.name)}
 		o["x-srdd-auth"] = ruleName[r]
 		o["description"] = "Who may call: " + ruleDoc[r] + " (when the node has --auth-file)."
 		if r == rulePublic {

@@ -2,10 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -13,39 +9,6 @@ import (
 	"github.com/srdd/srdd/kvstore"
 	"github.com/valyala/fasthttp"
 )
-
-// routeConstants returns the values of the route constants of metrics.go
-// (the routes the dispatcher in server.go, rdds.go and livy.go names).
-func routeConstants(t *testing.T) map[string]bool {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "metrics.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	routes := map[string]bool{}
-	ast.Inspect(f, func(n ast.Node) bool {
-		vs, ok := n.(*ast.ValueSpec)
-		if !ok {
-			return true
-		}
-		for i, name := range vs.Names {
-			if !strings.HasPrefix(name.Name, "route") || i >= len(vs.Values) {
-				continue
-			}
-			if lit, ok := vs.Values[i].(*ast.BasicLit); ok {
-				v, _ := strconv.Unquote(lit.Value)
-				if v != routeForwarded && v != routeOther {
-					routes[v] = true
-				}
-			}
-		}
-		return true
-	})
-	if len(routes) < 30 {
-		t.Fatalf("found only %d route constants; the walk is broken", len(routes))
-	}
-	return routes
-}
 
 // docRoutes lists the document's operations as "METHOD /path".
 func docRoutes(t *testing.T, body []byte) map[string]map[string]any {
@@ -69,12 +32,11 @@ func docRoutes(t *testing.T, body []byte) map[string]map[string]any {
 	return out
 }
 
-// TestOpenAPICoversEveryRoute fails on a route (metrics.go's constants,
-// allRoutes, the permission table) missing from GET /openapi.json, or
-// on an operation of the document that no route names, and checks each
-// operation states its route's auth rule and answers documented errors.
+// TestOpenAPICoversEveryRoute fails on a route of the table missing
+// from GET /openapi.json, or on an operation of the document that no
+// route names, and checks each operation states its route's auth rule
+// and answers documented errors.
 func TestOpenAPICoversEveryRoute(t *testing.T) {
-	routes := routeConstants(t)
 	s := New(Config{Version: "test", Registry: prometheus.NewRegistry()})
 	var ctx fasthttp.RequestCtx
 	s.openAPI(&ctx)
@@ -82,38 +44,29 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 		t.Fatalf("GET /openapi.json: %d %s", ctx.Response.StatusCode(), ctx.Response.Header.ContentType())
 	}
 	ops := docRoutes(t, ctx.Response.Body())
-	for r := range routes {
-		if _, ok := ops[r]; !ok {
-			t.Errorf("route %q is missing from the OpenAPI document", r)
+	for _, r := range routes {
+		if _, ok := ops[r.name]; !ok {
+			t.Errorf("route %q is missing from the OpenAPI document", r.name)
 		}
 	}
-	for _, r := range allRoutes {
-		if _, ok := ops[r]; !ok && r != routeForwarded && r != routeOther {
-			t.Errorf("allRoutes has %q, the document does not", r)
-		}
-	}
-	for r := range permissions {
-		if _, ok := ops[r]; !ok {
-			t.Errorf("permission table has %q, the document does not", r)
-		}
-	}
-	for r, op := range ops {
-		if !routes[r] {
-			t.Errorf("the document lists %q, which no route constant names", r)
+	for name, op := range ops {
+		r := routeByName[name]
+		if r == nil {
+			t.Errorf("the document lists %q, which no route names", name)
 			continue
 		}
-		if got, want := op["x-srdd-auth"], ruleName[permissions[r]]; got != want {
-			t.Errorf("%s: x-srdd-auth = %v, want %q", r, got, want)
+		if got, want := op["x-srdd-auth"], ruleName[r.rule]; got != want {
+			t.Errorf("%s: x-srdd-auth = %v, want %q", name, got, want)
 		}
 		resp, _ := op["responses"].(map[string]any)
 		for _, st := range []string{"400", "401", "403", "500"} {
 			if _, ok := resp[st]; !ok {
-				t.Errorf("%s: no %s response", r, st)
+				t.Errorf("%s: no %s response", name, st)
 			}
 		}
 		_, public := op["security"]
-		if public != (permissions[r] == rulePublic) {
-			t.Errorf("%s: public in the document = %v, in the permission table = %v", r, public, permissions[r] == rulePublic)
+		if public != (r.rule == rulePublic) {
+			t.Errorf("%s: public in the document = %v, in the route table = %v", name, public, r.rule == rulePublic)
 		}
 	}
 }
@@ -141,7 +94,7 @@ func TestOpenAPILimits(t *testing.T) {
 		t.Fatalf("limits = %+v", doc.Limits)
 	}
 	ops := docRoutes(t, b)
-	body := ops[routeBatchGet]["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
+	body := ops["POST /v1/rdds/{name}/get"]["requestBody"].(map[string]any)["content"].(map[string]any)["application/json"].(map[string]any)["schema"].(map[string]any)
 	if got := body["properties"].(map[string]any)["keys"].(map[string]any)["maxItems"]; got != float64(33) {
 		t.Fatalf("batch get maxItems = %v", got)
 	}

@@ -85,7 +85,7 @@ func (s *Server) handlePeer(ctx *fasthttp.RequestCtx) {
 // Raft configuration, except for a join, which only the joining node
 // itself (or a member forwarding it) may ask for (clusterJoin). With
 // peer TLS on, the client port refuses the internal routes and joins.
-func (s *Server) peerGate(ctx *fasthttp.RequestCtx, method string, seg []string) bool {
+func (s *Server) peerGate(ctx *fasthttp.RequestCtx, m match, method string, seg []string) bool {
 	id := peerID(ctx)
 	switch {
 	case id != "" && !isJoin(seg):
@@ -98,7 +98,7 @@ func (s *Server) peerGate(ctx *fasthttp.RequestCtx, method string, seg []string)
 			forbidden(ctx, err.Error())
 			return false
 		}
-	case id == "" && s.cfg.Peers != nil && clusterOnly(method, seg) && method != http.MethodDelete:
+	case id == "" && s.cfg.Peers != nil && m.nodeOnly(method, seg) && method != http.MethodDelete:
 		forbidden(ctx, "node-to-node calls are served only on the peer channel (the Raft port, mutual TLS)")
 		return false
 	}

@@ -13,67 +13,6 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// routeRDDs serves /v1/rdds[/{name}[/keys/{key} | /get | /set | /delete |
-// /scan | /count | /load | /save]].
-func (s *Server) routeRDDs(ctx *fasthttp.RequestCtx, m string, seg []string) string {
-	switch len(seg) {
-	case 0:
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET": {routeRDDList, s.listRDDs}, "POST": {routeRDDCreate, s.createRDD}})
-	case 1:
-		name := seg[0]
-		return s.methods(ctx, m, map[string]routeHandler{
-			"GET":    {routeRDDGet, func(c *fasthttp.RequestCtx) { s.describeRDD(c, name) }},
-			"DELETE": {routeRDDDrop, func(c *fasthttp.RequestCtx) { s.dropRDD(c, name) }}})
-	case 2:
-		name := seg[0]
-		switch seg[1] {
-		case "get":
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeBatchGet, func(c *fasthttp.RequestCtx) { s.batchGet(c, name) }}})
-		case "set":
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeBatchSet, func(c *fasthttp.RequestCtx) { s.batchSet(c, name) }}})
-		case "delete":
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeBatchDelete, func(c *fasthttp.RequestCtx) { s.batchDelete(c, name) }}})
-		case "scan":
-			return s.methods(ctx, m, map[string]routeHandler{"GET": {routeRDDScan, func(c *fasthttp.RequestCtx) { s.scanRDD(c, name) }}})
-		case "count":
-			return s.methods(ctx, m, map[string]routeHandler{"GET": {routeRDDCount, func(c *fasthttp.RequestCtx) { s.countRDD(c, name) }}})
-		case "load":
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeRDDLoad, func(c *fasthttp.RequestCtx) { s.loadRDD(c, name) }}})
-		case "save":
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeRDDSave, func(c *fasthttp.RequestCtx) { s.saveRDD(c, name) }}})
-		case "checkpoint":
-			return s.methods(ctx, m, map[string]routeHandler{"POST": {routeRDDCheckpoint, func(c *fasthttp.RequestCtx) { s.checkpointRDD(c, name) }}})
-		}
-	case 3:
-		if seg[1] == "keys" {
-			// The hot path: a switch, not a map of closures per request.
-			name, key := seg[0], seg[2]
-			switch m {
-			case "GET", "HEAD":
-				if s.authorize(ctx, routeKeyGet) {
-					s.getKey(ctx, name, key)
-				}
-				return routeKeyGet
-			case "PUT":
-				if s.authorize(ctx, routeKeyPut) {
-					s.putKey(ctx, name, key)
-				}
-				return routeKeyPut
-			case "DELETE":
-				if s.authorize(ctx, routeKeyDelete) {
-					s.deleteKey(ctx, name, key)
-				}
-				return routeKeyDelete
-			}
-			methodNotAllowed(ctx, "GET, PUT, DELETE")
-			return routeOther
-		}
-	}
-	notFoundRoute(ctx)
-	return routeOther
-}
-
 func (s *Server) listRDDs(ctx *fasthttp.RequestCtx) {
 	c, cancel := reqContext(ctx)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,11 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/srdd/srdd/auth"
-	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
-	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/metrics"
-	"github.com/srdd/srdd/sessions"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -35,9 +34,9 @@ const MaxRequestBytes = 4 << 20
 
 // Config wires the server to the layers below.
 type Config struct {
-	Store    *kvstore.Store
-	Sessions *sessions.Manager
-	Batches  *batches.Manager // Livy batches; nil: /batches answers 404
+	Store    KV
+	Sessions Sessions
+	Batches  Batches // Livy batches; nil: /batches answers 404
 	Cluster  Cluster
 	Registry *prometheus.Registry // metrics of every package are gathered from it
 	Logger   hclog.Logger
@@ -61,6 +60,15 @@ type Config struct {
 	// LoopbackOnly says the node listens on loopback only: the Host
 	// header must then name loopback (stops DNS rebinding).
 	LoopbackOnly bool
+	// AllowedHosts, if set (--allowed-hosts), are the only Host names the
+	// node answers (lower case, no port), on any bind: it stops DNS
+	// rebinding on a node that serves beyond loopback.
+	AllowedHosts []string
+	// ReadTimeout bounds the arrival of a whole request, body included
+	// (0: DefaultReadTimeout); MaxConns caps open connections (0:
+	// DefaultMaxConns).
+	ReadTimeout time.Duration
+	MaxConns    int
 	// PeerTLS, if set, is used to call other nodes over https.
 	PeerTLS *tls.Config
 	// Peers, if set, means node-to-node traffic runs over the peer
@@ -69,7 +77,7 @@ type Config struct {
 	// refuses the internal routes and joins.
 	Peers Peers
 	// Auth, if set, authenticates every request and applies the
-	// permission table (auth.go). Nil: every call is allowed.
+	// rule of each route (routes.go, auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
 }
 
@@ -82,6 +90,7 @@ type Server struct {
 	srv     *fasthttp.Server
 	peerSrv *fasthttp.Server
 	fwd     forwarder
+	router  *pathNode // the route table's tree (router.go)
 
 	base       context.Context // cancelled by Close; parent of request contexts
 	cancelBase context.CancelFunc
@@ -109,14 +118,25 @@ func New(cfg Config) *Server {
 		}
 	}
 	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), metrics: newHTTPMetrics(cfg.Registry, cfg.RDDLabels), fwd: forwarder{tls: cfg.PeerTLS, peers: cfg.Peers}}
+	s.router = newRouter(&s.cfg)
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.promH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}))
+	readTimeout, maxConns := cfg.ReadTimeout, cfg.MaxConns
+	defaults.Set(&readTimeout, DefaultReadTimeout)
+	defaults.Set(&maxConns, DefaultMaxConns)
 	s.srv = &fasthttp.Server{
-		Handler:            s.handle,
-		Name:               "srdd",
-		MaxRequestBodySize: MaxRequestBytes,
-		ReadTimeout:        5 * time.Minute,
+		Handler: s.handle,
+		Name:    "srdd",
+		// Slow clients (issue 25): before authentication a body is read
+		// up to preAuthBodyBytes only (a longer one streams, and readBody
+		// reads the rest once the caller is known); the whole request
+		// must arrive within readTimeout; past maxConns open connections
+		// a new one gets a fast 503.
+		StreamRequestBody:  true,
+		MaxRequestBodySize: preAuthBodyBytes,
+		ReadTimeout:        readTimeout,
 		IdleTimeout:        2 * time.Minute,
+		Concurrency:        maxConns,
 		ErrorHandler:       s.transportError,
 		Logger:             fasthttpLogger{cfg.Logger.Named("http")},
 	}
@@ -130,6 +150,55 @@ func New(cfg Config) *Server {
 		Logger:             fasthttpLogger{cfg.Logger.Named("peer-http")},
 	}
 	return s
+}
+
+// Slow clients (issue 25).
+const (
+	// preAuthBodyBytes is how much of a body the server reads before it
+	// knows the caller; the rest waits for readBody.
+	preAuthBodyBytes = 64 << 10
+	// DefaultReadTimeout bounds the arrival of a whole request, body
+	// included (--read-timeout).
+	DefaultReadTimeout = 10 * time.Second
+	// DefaultMaxConns caps the API's open connections (--max-conns).
+	DefaultMaxConns = 4096
+)
+
+// readBody reads the rest of a request's body once the caller is
+// authenticated (fasthttp streams bodies over preAuthBodyBytes). A body
+// over MaxRequestBytes is 413 before it is read; one that does not
+// arrive within the read timeout is 408. Either closes the connection.
+func (s *Server) readBody(ctx *fasthttp.RequestCtx) bool {
+	if !ctx.Request.IsBodyStream() {
+		return true
+	}
+	cl := ctx.Request.Header.ContentLength()
+	switch {
+	case cl == 0:
+		_ = ctx.Request.CloseBodyStream()
+		return true
+	case cl > MaxRequestBytes:
+		ctx.SetConnectionClose()
+		writeError(ctx, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
+		return false
+	case cl > 0 && cl <= preAuthBodyBytes:
+		_ = ctx.PostBody() // read whole before the handler: no I/O here
+		return true
+	}
+	b, err := io.ReadAll(io.LimitReader(ctx.RequestBodyStream(), MaxRequestBytes+1))
+	_ = ctx.Request.CloseBodyStream()
+	switch {
+	case err != nil:
+		ctx.SetConnectionClose()
+		writeError(ctx, http.StatusRequestTimeout, "request_timeout", "the request body did not arrive in time (--read-timeout)")
+		return false
+	case len(b) > MaxRequestBytes:
+		ctx.SetConnectionClose()
+		writeError(ctx, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body exceeds the limit of %d bytes", MaxRequestBytes))
+		return false
+	}
+	ctx.Request.SetBodyRaw(b)
+	return true
 }
 
 // Serve serves on ln until Close.
@@ -190,6 +259,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetUserValue(baseKey, s.base)
 	ctx.SetUserValue(loggerKey, s.cfg.Logger)
 	route = s.route(ctx)
+	if ctx.Request.IsBodyStream() && ctx.Request.Header.ContentLength() != 0 {
+		// Refused before its body was read: the rest of it must not be
+		// parsed as the next request, nor held open.
+		ctx.SetConnectionClose()
+	}
 }
 
 // segments splits the undecoded path, then decodes each segment, so that
@@ -215,9 +289,12 @@ func segments(ctx *fasthttp.RequestCtx) ([]string, bool) {
 }
 
 func (s *Server) route(ctx *fasthttp.RequestCtx) string {
-	if s.cfg.LoopbackOnly && peerID(ctx) == "" && !loopbackHost(ctx.Host()) {
-		writeError(ctx, http.StatusForbidden, "forbidden_host",
-			"this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only")
+	if !s.hostAllowed(ctx) {
+		msg := "this node listens on loopback only and answers requests for localhost, 127.0.0.1 or [::1] only"
+		if len(s.cfg.AllowedHosts) > 0 {
+			msg = "this node answers requests for its --allowed-hosts only: " + strings.Join(s.cfg.AllowedHosts, ", ")
+		}
+		writeError(ctx, http.StatusForbidden, "forbidden_host", msg)
 		return routeOther
 	}
 	if !mediaTypeOK(ctx) {
@@ -236,7 +313,8 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		return routeOther
 	}
 	m := string(ctx.Method())
-	if !s.peerGate(ctx, m, seg) {
+	mt := s.router.match(seg)
+	if !s.peerGate(ctx, mt, m, seg) {
 		return routeOther
 	}
 	// The cluster key is how nodes know each other in development mode
@@ -245,24 +323,27 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 	if keyOK && s.cfg.Peers == nil {
 		ctx.SetUserValue(peerKey, true)
 	}
-	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && clusterOnly(m, seg) && !keyOK {
+	if peerID(ctx) == "" && s.cfg.ClusterKey != "" && mt.nodeOnly(m, seg) && !keyOK {
 		writeError(ctx, http.StatusForbidden, "forbidden", "this call needs the cluster key ("+cluster.KeyHeader+")")
 		return routeOther
 	}
 	if !s.internalHeaders(ctx, seg) {
 		return routeOther
 	}
-	if !s.authenticate(ctx, m, seg) {
+	if !s.authenticate(ctx, mt.mayBeAnonymous(m, seg)) {
+		return routeOther
+	}
+	if !s.readBody(ctx) {
 		return routeOther
 	}
 	ctx.SetUserValue(segKey, seg)
 	// A session's capability is good only for that session's own RDDs
 	// on this node: refused here, before any forwarding.
-	if p := principalOf(ctx); p != nil && p.Capability && !s.capabilityOwns(p, seg) {
+	if p := principalOf(ctx); p != nil && p.Capability && !s.capabilityOwns(p, mt.rdd) {
 		forbidden(ctx, capabilityRefusal)
 		return routeOther
 	}
-	t := s.ownerOf(ctx, seg)
+	t := s.ownerOf(ctx, mt, m, seg)
 	if t.placement != nil && s.placeRemotely(ctx, t.placement) {
 		return routeForwarded
 	}
@@ -270,81 +351,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) string {
 		s.forward(ctx, t.node, t.what)
 		return routeForwarded
 	}
-	switch {
-	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "apply":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeInternalApply, s.internalApply}})
-	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "index":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalIndex, s.internalIndex}})
-	case len(seg) == 3 && seg[0] == "internal" && seg[1] == "v1" && seg[2] == "silent":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeInternalSilent, s.internalSilent}})
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterJoin, s.clusterJoin}})
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "admit":
-		return s.methods(ctx, m, map[string]routeHandler{"POST": {routeClusterAdmit, s.clusterAdmit}})
-	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes":
-		id := seg[3]
-		return s.methods(ctx, m, map[string]routeHandler{"DELETE": {routeClusterRemove, func(c *fasthttp.RequestCtx) { s.clusterRemove(c, id) }}})
-	case len(seg) == 2 && seg[0] == "v1" && seg[1] == "rdds" && m == "GET" && string(ctx.QueryArgs().Peek("scope")) != "local":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeRDDList, s.listRDDsCluster}})
-	case len(seg) == 1 && seg[0] == "sessions" && m == "GET" && string(ctx.QueryArgs().Peek("scope")) != "local":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeSessionList, s.listSessionsCluster}})
-	case len(seg) == 1 && seg[0] == "healthz":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeHealth, s.health}})
-	case len(seg) == 1 && seg[0] == "readyz":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeReady, s.ready}})
-	case len(seg) == 1 && seg[0] == "version":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeVersion, s.version}})
-	case len(seg) == 1 && seg[0] == "openapi.json":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeOpenAPI, s.openAPI}})
-	case len(seg) == 1 && seg[0] == "ui":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeUIIndex, s.uiIndex}})
-	case len(seg) == 2 && seg[0] == "ui":
-		file := seg[1]
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeUIFile, func(c *fasthttp.RequestCtx) { s.uiFile(c, file) }}})
-	case len(seg) == 1 && seg[0] == "metrics":
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeMetrics, s.promH}})
-	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "cluster" && len(seg) == 2:
-		return s.methods(ctx, m, map[string]routeHandler{"GET": {routeCluster, s.clusterStatus}})
-	case len(seg) >= 2 && seg[0] == "v1" && seg[1] == "rdds":
-		return s.routeRDDs(ctx, m, seg[2:])
-	case len(seg) >= 1 && seg[0] == "sessions":
-		return s.routeSessions(ctx, m, seg[1:])
-	case len(seg) >= 1 && seg[0] == "batches" && s.cfg.Batches != nil:
-		return s.routeBatches(ctx, m, seg[1:])
-	}
-	notFoundRoute(ctx)
-	return routeOther
-}
-
-type routeHandler struct {
-	name string
-	h    fasthttp.RequestHandler
-}
-
-// methods dispatches on the method, answering 405 with Allow otherwise.
-func (s *Server) methods(ctx *fasthttp.RequestCtx, m string, hs map[string]routeHandler) string {
-	if rh, ok := hs[m]; ok {
-		if s.authorize(ctx, rh.name) {
-			rh.h(ctx)
-		}
-		return rh.name
-	}
-	if m == "HEAD" {
-		if rh, ok := hs["GET"]; ok {
-			if s.authorize(ctx, rh.name) {
-				rh.h(ctx)
-			}
-			return rh.name
-		}
-	}
-	allow := make([]string, 0, len(hs))
-	for _, k := range []string{"GET", "POST", "PUT", "DELETE"} {
-		if _, ok := hs[k]; ok {
-			allow = append(allow, k)
-		}
-	}
-	methodNotAllowed(ctx, strings.Join(allow, ", "))
-	return routeOther
+	return s.dispatch(ctx, mt, m, seg)
 }
 
 // health is liveness: the process serves HTTP. It says nothing about
@@ -380,19 +387,6 @@ const LivyAPIVersion = "0.8.0"
 
 func (s *Server) version(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, http.StatusOK, map[string]string{"version": LivyAPIVersion, "srdd": s.cfg.Version})
-}
-
-// clusterOnly reports whether a route is for nodes, not clients.
-func clusterOnly(method string, seg []string) bool {
-	switch {
-	case len(seg) > 0 && seg[0] == "internal":
-		return true
-	case len(seg) == 3 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "join":
-		return true
-	case len(seg) == 4 && seg[0] == "v1" && seg[1] == "cluster" && seg[2] == "nodes" && method == "DELETE":
-		return true
-	}
-	return false
 }
 
 // baseKey is the user value under which handle stores the server's base

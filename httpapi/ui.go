@@ -12,7 +12,7 @@ import (
 // The web console (docs/ARCHITECTURE.md, "The web console"): static files
 // embedded in the binary, served without credentials; every piece of
 // data on its pages comes from API calls the browser makes with the
-// user's token, under the permission table like any other client.
+// user's token, under the route table's rules like any other client.
 //
 //go:embed ui/*
 var uiFiles embed.FS

@@ -189,6 +189,11 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 		s.logf("%v", run.err)
 		return
 	}
+	if err := o.d.ownCheckpoints(o.name, it); err != nil {
+		run.err = fmt.Errorf("cannot write checkpoint of %q: %w", o.name, err)
+		s.logf("%v", run.err)
+		return
+	}
 	if err := it.Call(ctx, "rdd.checkpoint", map[string]any{"name": o.name, "path": path, "index": idx}, &res); err != nil {
 		run.err = fmt.Errorf("cannot write checkpoint of %q: %w", o.name, err)
 		s.logf("%v", run.err)
@@ -219,6 +224,10 @@ func (o *owned) removeCheckpoints() {
 	defer cancel()
 	it, err := o.d.s.sess.Interpreter(ctx, o.sid)
 	if err != nil {
+		return
+	}
+	if err := o.d.ownCheckpoints(o.name, it); err != nil {
+		o.d.s.logf("cannot delete checkpoints of %q: %v", o.name, err)
 		return
 	}
 	_ = it.Call(ctx, "path.delete", map[string]any{"path": o.d.checkpointDir(o.name)}, nil)

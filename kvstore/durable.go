@@ -90,17 +90,18 @@ func (c *DurableConfig) fill(dataDir string) {
 		}
 	}
 	c.CheckpointURI = strings.TrimSuffix(c.CheckpointURI, "/")
+	d := DefaultDurableConfig()
 	if c.CheckpointEvery <= 0 {
-		c.CheckpointEvery = defaultCheckpointEvery
+		c.CheckpointEvery = d.CheckpointEvery
 	}
 	if c.CheckpointInterval <= 0 {
-		c.CheckpointInterval = defaultCheckpointInterval
+		c.CheckpointInterval = d.CheckpointInterval
 	}
 	if c.CheckpointBytes <= 0 {
-		c.CheckpointBytes = defaultCheckpointBytes
+		c.CheckpointBytes = d.CheckpointBytes
 	}
 	if c.Tick <= 0 {
-		c.Tick = defaultPusherTick
+		c.Tick = d.Tick
 	}
 	if c.DiskReserve == 0 {
 		c.DiskReserve = cluster.DefaultDiskReserve
@@ -122,6 +123,13 @@ func localPath(uri string) string {
 	return ""
 }
 
+// DefaultDurableConfig is the one place the checkpoint policy's defaults
+// live (the checkpoint URI's, DATA-DIR/checkpoints, depends on the data
+// dir and is filled when durability is enabled).
+func DefaultDurableConfig() DurableConfig {
+	return DurableConfig{CheckpointEvery: 100_000, CheckpointInterval: time.Minute, CheckpointBytes: 64 << 20, Tick: time.Second}
+}
+
 // durable is the back end of durable RDDs: the pushers of the ones whose
 // owning session lives on this node. It exists on every store; on is set
 // by EnableDurable before the store serves, and never changes after.
@@ -141,6 +149,8 @@ type durable struct {
 	// disk refuses writes while a local checkpoint dir's filesystem is
 	// full (nil: remote checkpoints, or no check).
 	disk *cluster.DiskGuard
+	// ckptOwner hands checkpoint dirs to their session (ckptowner.go).
+	ckptOwner CheckpointOwner
 }
 
 func newDurable(s *Store) *durable {

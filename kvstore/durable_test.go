@@ -258,7 +258,7 @@ func TestDurableIdempotencyKeys(t *testing.T) {
 		reg.addDurable("w", 1, nil, tail)
 		reg.idem["w\x00old"] = &cluster.IdemRecord{Index: 1, Group: 0, Hash: requestHash([]string{"x", "y"}, nil)}
 	})
-	w.s.readyTimeout = time.Minute // ~74,000 entries to replay, under -race
+	w.s.recoveryWait = time.Minute // ~74,000 entries to replay, under -race
 	if err := w.s.ReadGate(ctx, "w", ""); err != nil {
 		t.Fatal(err)
 	}

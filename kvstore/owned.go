@@ -253,6 +253,9 @@ func (o *owned) rebuild() (int64, error) {
 		var res struct {
 			Rows int64 `msgpack:"rows"`
 		}
+		if err := o.d.ownCheckpoints(o.name, it); err != nil {
+			return 0, fmt.Errorf("cannot hand checkpoint %s to session %d: %w", ck.Path, o.sid, err)
+		}
 		if err := it.Call(ctx, "rdd.restore", map[string]any{"name": o.name, "path": ck.Path, "index": ck.Index}, &res); err != nil {
 			return 0, fmt.Errorf("cannot load checkpoint %s: %w", ck.Path, err)
 		}

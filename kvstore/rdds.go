@@ -48,6 +48,8 @@ func (s *Store) created(sid int64, name string) error {
 		switch {
 		case err == nil:
 			return nil
+		case sparkbridge.IsCode(err, sparkbridge.CodeNameTaken):
+			return fmt.Errorf("%w: %v", ErrNameTaken, remoteMessage(err))
 		case !sparkbridge.IsCode(err, sparkbridge.CodeExists):
 			return err
 		case ok && r.Mode == cluster.ModeDurable:

@@ -49,7 +49,7 @@ func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency strin
 		// A node that was paused (SIGSTOP) may have been marked down and
 		// replaced meanwhile: it first hears from the leader and applies
 		// that, so it never serves a stale owner's data.
-		wait, cancel := context.WithTimeout(ctx, min(s.readyTimeout, freshReadWait))
+		wait, cancel := context.WithTimeout(ctx, freshReadWait)
 		err := fr.FreshRead(wait)
 		cancel()
 		if err != nil {
@@ -78,7 +78,7 @@ func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency strin
 	if err != nil {
 		return err
 	}
-	wait, cancel := context.WithTimeout(ctx, s.readyTimeout)
+	wait, cancel := context.WithTimeout(ctx, s.recoveryWait)
 	defer cancel()
 	var cond func() bool
 	switch consistency {

@@ -19,9 +19,9 @@ import (
 const (
 	// defaultCallTimeout bounds one interpreter call for a KV request.
 	defaultCallTimeout = time.Minute
-	// defaultReadyTimeout bounds a read's wait for a durable RDD being
+	// defaultRecoveryWait bounds a read's wait for a durable RDD being
 	// rebuilt before it answers 503 with Retry-After.
-	defaultReadyTimeout = 5 * time.Second
+	defaultRecoveryWait = 5 * time.Second
 	// listTimeout bounds how long a listing waits for an owner's key
 	// counts; listing never waits for a starting session.
 	listTimeout = 2 * time.Second
@@ -51,12 +51,6 @@ const (
 	// loadStatusTimeout bounds the pusher's question whether a bulk load
 	// on its RDD has ended.
 	loadStatusTimeout = 5 * time.Second
-
-	// Checkpoint policy defaults (DurableConfig).
-	defaultCheckpointEvery    = 100_000
-	defaultCheckpointInterval = time.Minute
-	defaultCheckpointBytes    = 64 << 20
-	defaultPusherTick         = time.Second
 
 	// pushBatch and pushBytes bound one kv.apply call (bridge frames are
 	// limited to 64 MiB).
@@ -190,9 +184,9 @@ type Store struct {
 	callTimeout time.Duration
 	batch       sync.Map // rdd name -> *batchers
 	metrics     *metrics // nil until Instrument
-	// readyTimeout bounds a read's wait for a durable RDD being rebuilt
+	// recoveryWait bounds a read's wait for a durable RDD being rebuilt
 	// before it answers 503 with Retry-After.
-	readyTimeout time.Duration
+	recoveryWait time.Duration
 	dur          *durable // the durable back end; off until EnableDurable
 	hooks        DurabilityHooks
 	log          func(string)
@@ -217,7 +211,7 @@ func (s *Store) logf(format string, args ...any) {
 // New returns a store over the registry and the session manager.
 func New(reg Registry, sess Sessions, limits Limits) *Store {
 	limits.fill()
-	s := &Store{reg: reg, sess: sess, limits: limits, callTimeout: defaultCallTimeout, readyTimeout: defaultReadyTimeout,
+	s := &Store{reg: reg, sess: sess, limits: limits, callTimeout: defaultCallTimeout, recoveryWait: defaultRecoveryWait,
 		files: &fileroot.Roots{}}
 	s.dur = newDurable(s)
 	return s

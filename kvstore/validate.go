@@ -18,7 +18,10 @@ var (
 	ErrNotFound = errors.New("not found")               // 404
 	ErrLost     = errors.New("shared rdd data is lost") // 410
 	ErrBusy     = errors.New("shared rdd is busy")      // 409 (a load is running)
-	ErrLimit    = errors.New("limit reached")           // 429 (--max-rdds)
+	// ErrNameTaken: session code already has a variable of the RDD's
+	// name; binding the RDD would overwrite it (409).
+	ErrNameTaken = errors.New("name taken in the session")
+	ErrLimit     = errors.New("limit reached") // 429 (--max-rdds)
 )
 
 // Limits bound what a client may send. Zero values mean the defaults.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +99,53 @@ func TestAuthInACluster(t *testing.T) {
 	// The cluster-wide listing asks the owner with the caller's credentials.
 	if b := call("GET", other.base()+"/sessions", "", tokens["sam"], 200); !strings.Contains(string(b), `"owner":"ana"`) {
 		t.Fatalf("listing through %s: %s", other.id, b)
+	}
+	// Listings are open to every user; the logs in them are not (issue
+	// 25): sam, who may not view ana's session, sees "log": [], ana sees
+	// her interpreter's output (a line written straight to its stderr).
+	call("POST", sp+"/statements", `{"code":"import os; os.write(2, b'ana-secret-line\\n')"}`, tokens["ana"], 201)
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
+		_, _, b := authDo("GET", sp+"/log?size=1000", "", tokens["ana"])
+		return strings.Contains(string(b), "ana-secret-line"), nil
+	}); err != nil {
+		t.Fatalf("the line never reached ana's session log: %v", err)
+	}
+	type listed struct {
+		Sessions []struct {
+			ID  int64    `json:"id"`
+			Log []string `json:"log"`
+		} `json:"sessions"`
+	}
+	logOf := func(b []byte) []string {
+		var l listed
+		if err := json.Unmarshal(b, &l); err != nil {
+			t.Fatal(err)
+		}
+		for _, si := range l.Sessions {
+			if si.ID == sess.ID {
+				return si.Log
+			}
+		}
+		t.Fatalf("session %d not listed: %s", sess.ID, b)
+		return nil
+	}
+	for _, m := range []*member{a, b} {
+		if got := logOf(call("GET", m.base()+"/sessions", "", tokens["sam"], 200)); len(got) != 0 {
+			t.Fatalf("sam's listing through %s carries ana's log: %q", m.id, got)
+		}
+	}
+	listedLog := logOf(call("GET", other.base()+"/sessions", "", tokens["ana"], 200))
+	var full struct {
+		Log []string `json:"log"`
+	}
+	_ = json.Unmarshal(call("GET", sp+"/log?size=1000", "", tokens["ana"], 200), &full)
+	if !slices.Contains(listedLog, "ana-secret-line") {
+		t.Fatalf("ana's listing does not show her session's last lines: %q", listedLog)
+	}
+	for _, l := range listedLog {
+		if !slices.Contains(full.Log, l) {
+			t.Fatalf("ana's listing shows %q, which her session's log does not have: %q", l, full.Log)
+		}
 	}
 
 	// A client cannot vouch for a principal; only a node with the key can.

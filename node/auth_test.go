@@ -46,6 +46,7 @@ func TestAuth(t *testing.T) {
 		"vic":    {"code"},
 		"sam":    {"code"},
 		"reader": {"read:cit*"},
+		"maker":  {"create:*"},
 	}, func(f *auth.File) {
 		if err := f.AddUser("ana", nil, "", "ana-pw"); err != nil {
 			t.Fatal(err)
@@ -128,6 +129,15 @@ func TestAuth(t *testing.T) {
 		t.Fatalf("durable write from session code: %s", st2)
 	}
 	call("GET", "/v1/rdds/cities/keys/lon", "", "reader", 200)
+	// Binding an RDD into a session is writing into its namespace: create:
+	// alone may not (issue 25), and no RDD replaces session code's names.
+	call("POST", "/v1/rdds", fmt.Sprintf(`{"name":"json","session":%d,"mode":"memory"}`, sess.ID), "maker", 403)
+	call("POST", "/v1/rdds", fmt.Sprintf(`{"name":"json","session":%d,"mode":"memory"}`, sess.ID), "vic", 403)
+	run2(t, base, tokens["ana"], sess.ID, "import json")
+	call("POST", "/v1/rdds", fmt.Sprintf(`{"name":"json","session":%d,"mode":"memory"}`, sess.ID), "ana", 409)
+	if got := run2(t, base, tokens["ana"], sess.ID, "json.dumps([1])"); !strings.Contains(got, "[1]") {
+		t.Fatalf("session code's json after the refused binding: %s", got)
+	}
 
 	// Cluster membership is for admins; without a cluster key, so are the
 	// routes that feed the registry directly.

@@ -331,6 +331,10 @@ func TestThreeNodeRegistry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A removed node needs a new admission (one is used once).
+	if err := ms[0].n.Registry.Admit(gone.id, true, "test"); err != nil {
+		t.Fatal(err)
+	}
 	gone.start(t, []string{ms[0].http})
 	waitMembers(t, ms, 3)
 	waitSameState(t, ms)

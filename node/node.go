@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
 	"github.com/srdd/srdd/internal/peerid"
 	"github.com/srdd/srdd/internal/tlsconf"
@@ -69,6 +69,15 @@ type Config struct {
 	// default file root are the account's, and each session gets a work
 	// dir of its own (docs/ARCHITECTURE.md, "Sessions hold no secret").
 	InterpreterUser string
+	// InterpreterUIDs, if set ("FIRST-LAST"), runs each live session's
+	// interpreter and each batch driver as a uid of its own from the
+	// range (the node must run as root; each uid needs an account): the
+	// kernel then keeps sessions of different users out of each other's
+	// processes and files. Their shared group is gid FIRST, for read-only
+	// things only (node/interpuser.go). It replaces InterpreterUser, which
+	// runs every session as one account and so isolates the node from
+	// sessions but not sessions from each other.
+	InterpreterUIDs string
 	// InterpreterEnv names variables of the node's environment that
 	// interpreters get besides the allowlist (sparkbridge/env.go), e.g.
 	// cloud credentials meant for Spark: whatever is named here, session
@@ -106,6 +115,13 @@ type Config struct {
 	// without peer TLS, a plaintext cluster: Raft off loopback, joining
 	// and being joined (refused otherwise: docs/ARCHITECTURE.md invariant 9).
 	Insecure bool
+	// AllowedHosts, if set, are the only Host header names the API answers
+	// (on any bind; it stops DNS rebinding beyond loopback).
+	AllowedHosts []string
+	// ReadTimeout bounds the arrival of a whole API request, body
+	// included; MaxConns caps the API's open connections.
+	ReadTimeout time.Duration
+	MaxConns    int
 	// Durable configures checkpoints of durable RDDs (the default
 	// checkpoint directory is DataDir/checkpoints).
 	Durable kvstore.DurableConfig
@@ -149,18 +165,46 @@ type Config struct {
 	MetricsMaxRDDs int
 }
 
-// DefaultConfig returns the defaults of a single embedded node. Zero fields
-// of a Config take their value from here; Raft's timing defaults live in
-// cluster.DefaultConfig.
+// DefaultKVCacheMiB is each session's hot-key cache (the interpreter's
+// own default of spark.srdd.kv.cacheMiB, engine.py, is the same).
+const DefaultKVCacheMiB = 64
+
+// DefaultConfig returns every default of a node, as `srdd server` starts
+// with them. The node's own (addresses, data dir, Spark master, ...) live
+// here; the others come from the DefaultConfig of the package that owns
+// them (sessions, batches, kvstore, metrics, cluster), which fills a zero
+// field the node passes down. Zero fields of a Config mean "default".
 func DefaultConfig() Config {
+	s, b, dur := sessions.DefaultConfig(), batches.DefaultConfig(), kvstore.DefaultDurableConfig()
 	return Config{
-		NodeID:        "node1",
-		HTTPAddr:      "127.0.0.1:8998",
-		RaftAddr:      "127.0.0.1:8999",
-		DataDir:       "data",
-		LeaderTimeout: 30 * time.Second,
-		SparkMaster:   "local[*]",
-		Python:        "python3",
+		NodeID:                  "node1",
+		HTTPAddr:                "127.0.0.1:8998",
+		RaftAddr:                "127.0.0.1:8999",
+		DataDir:                 "data",
+		Bootstrap:               true,
+		LeaderTimeout:           30 * time.Second,
+		LeaderWait:              cluster.DefaultConfig().LeaderWait,
+		SparkMaster:             "local[*]",
+		Python:                  "python3",
+		ReadyTimeout:            s.ReadyTimeout,
+		KVCacheMiB:              DefaultKVCacheMiB,
+		MetricsMaxRDDs:          metrics.DefaultMaxRDDs,
+		MaxDriverMemory:         s.Policy.MaxDriverMemory,
+		MaxExecutorMemory:       s.Policy.MaxExecutorMemory,
+		MaxCores:                s.Policy.MaxCores,
+		MaxExecutors:            s.Policy.MaxExecutors,
+		MaxSessions:             s.MaxSessions,
+		MaxSessionsPerPrincipal: s.MaxSessionsPerPrincipal,
+		MaxDeadSessions:         s.MaxDeadSessions,
+		MaxStatements:           s.History.MaxStatements,
+		MaxStatementBytes:       s.History.MaxBytes,
+		MaxLogLines:             s.LogLines,
+		MaxLogBytes:             s.LogBytes,
+		MaxBatches:              b.MaxBatches,
+		MaxRDDs:                 kvstore.DefaultLimits().MaxRDDs,
+		ReadTimeout:             httpapi.DefaultReadTimeout,
+		MaxConns:                httpapi.DefaultMaxConns,
+		Durable:                 kvstore.DurableConfig{CheckpointEvery: dur.CheckpointEvery, CheckpointInterval: dur.CheckpointInterval},
 	}
 }
 
@@ -171,13 +215,9 @@ func (c *Config) fillDefaults() {
 		{&c.NodeID, &d.NodeID}, {&c.HTTPAddr, &d.HTTPAddr}, {&c.RaftAddr, &d.RaftAddr},
 		{&c.DataDir, &d.DataDir}, {&c.SparkMaster, &d.SparkMaster}, {&c.Python, &d.Python},
 	} {
-		if *f.v == "" {
-			*f.v = *f.d
-		}
+		defaults.Set(f.v, *f.d)
 	}
-	if c.LeaderTimeout == 0 {
-		c.LeaderTimeout = d.LeaderTimeout
-	}
+	defaults.Set(&c.LeaderTimeout, d.LeaderTimeout)
 	if c.Logger == nil {
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Output: os.Stderr})
 	}
@@ -255,7 +295,6 @@ type Node struct {
 	ln       net.Listener
 	auth     *auth.Authenticator // nil without AuthFile
 	cert     *tlsconf.Cert       // nil without TLS
-	peerTLS  *tls.Config         // nil without TLS
 	peer     *cluster.PeerCreds  // nil without peer TLS
 	logger   hclog.Logger
 
@@ -268,31 +307,13 @@ type Node struct {
 	caughtUp, registered, started atomic.Bool
 	nonVoter                      bool
 	wipeRaft                      bool
-	clusterKey                    string
 	dataDir                       string
 }
 
 // leave takes a non-voter out of the cluster and wipes its Raft state, so
 // it joins afresh next time (voters stay members across restarts).
 func (n *Node) leave() {
-	if n.peer != nil {
-		n.leavePeer()
-		return
-	}
-	addr, err := n.Registry.LeaderHTTP()
-	if err == nil {
-		req, _ := http.NewRequest(http.MethodDelete, peerScheme(n.peerTLS)+"://"+addr+"/v1/cluster/nodes/"+n.Registry.ID(), nil)
-		req.Header.Set("X-Requested-By", "srdd")
-		req.Header.Set(cluster.KeyHeader, n.clusterKey)
-		var resp *http.Response
-		if resp, err = (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: n.peerTLS}}).Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				err = fmt.Errorf("leader answered %d", resp.StatusCode)
-			}
-		}
-	}
-	if err != nil {
+	if err := n.Registry.Leave(); err != nil {
 		n.logger.Warn("cannot leave the cluster", "error", err)
 		return
 	}
@@ -318,14 +339,12 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.Chmod(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot restrict data dir: %w", err)
 	}
-	var runAs *sparkbridge.User
-	if cfg.InterpreterUser != "" {
-		if runAs, err = sparkbridge.LookupUser(cfg.InterpreterUser); err != nil {
-			return nil, err
-		}
-		if err := runAs.ShareGroup(dataDir, 0o710); err != nil {
-			return nil, err
-		}
+	runAs, uids, err := interpreterAccounts(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := runAs.ShareGroup(dataDir, 0o710); err != nil {
+		return nil, err
 	}
 	n := &Node{logger: cfg.Logger, Metrics: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	n.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -364,6 +383,13 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.AuthFile == "" && !loopback {
 		cfg.Logger.Warn("INSECURE: serving " + n.ln.Addr().String() + " without --auth-file: anyone who can reach this port can run code as this node's user and read or change every RDD (--insecure)")
 	}
+	if !loopback && len(cfg.AllowedHosts) == 0 {
+		cfg.Logger.Warn("serving " + n.ln.Addr().String() + " for any Host header: give --allowed-hosts with the names clients use, so a web page cannot reach the node under another name (DNS rebinding)")
+	}
+	allowedHosts := make([]string, 0, len(cfg.AllowedHosts))
+	for _, h := range cfg.AllowedHosts {
+		allowedHosts = append(allowedHosts, strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), "."))
+	}
 	rc := cfg.Raft
 	httpAdv := n.ln.Addr().String()
 	if cfg.AdvertiseHTTP != "" {
@@ -400,7 +426,7 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.nonVoter, n.dataDir, n.clusterKey, n.peerTLS = cfg.NonVoter, dataDir, cfg.ClusterKey, peerTLS
+	n.nonVoter, n.dataDir = cfg.NonVoter, dataDir
 
 	pyPath, err := sparkbridge.ExtractPython(dataDir)
 	if err != nil {
@@ -452,10 +478,11 @@ func Start(cfg Config) (*Node, error) {
 			DataRules: limits.RulesJSON(),
 			RunAs:     runAs, WorkRoot: workRoot, Env: sparkbridge.PassEnv(cfg.InterpreterEnv),
 		},
+		UIDs:         uids,
 		MintToken:    mint,
 		ReadyTimeout: cfg.ReadyTimeout,
 		DataDir:      dataDir,
-		MaxSessions:  cfg.MaxSessions, MaxSessionsPerOwner: cfg.MaxSessionsPerPrincipal,
+		MaxSessions:  cfg.MaxSessions, MaxSessionsPerPrincipal: cfg.MaxSessionsPerPrincipal,
 		MaxDeadSessions: cfg.MaxDeadSessions,
 		History:         sessions.HistoryLimits{MaxStatements: cfg.MaxStatements, MaxBytes: cfg.MaxStatementBytes},
 		LogLines:        cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes,
@@ -479,8 +506,11 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := giveToInterpreters(runAs, cfg, dataDir, n.Store.CheckpointURI()); err != nil {
+	if err := giveToInterpreters(runAs, uids, cfg, dataDir, n.Store.CheckpointURI()); err != nil {
 		return nil, err
+	}
+	if uids != nil {
+		n.Store.SetCheckpointOwner(ownCheckpointDir)
 	}
 	n.Store.SetFileRoots(files)
 	n.Sessions.SetFileRoots(files)
@@ -492,7 +522,7 @@ func Start(cfg Config) (*Node, error) {
 		Python: cfg.Python, Master: master, SparkConf: cfg.SparkConf, DataDir: dataDir,
 		LogLines: cfg.MaxLogLines, LogBytes: cfg.MaxLogBytes, MaxBatches: cfg.MaxBatches,
 		Scheme: peerScheme(peerTLS), Env: sparkbridge.PassEnv(cfg.InterpreterEnv), RunAs: runAs,
-		Logger: cfg.Logger.Named("batches"),
+		UIDs: uids, Logger: cfg.Logger.Named("batches"),
 	}, n.Registry, n.Sessions)
 	if err != nil {
 		return nil, err
@@ -507,7 +537,7 @@ func Start(cfg Config) (*Node, error) {
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
 		RDDLabels: rddLabels, Ready: n.Ready, Auth: authn, LoopbackOnly: loopback, PeerTLS: peerTLS,
-		PlaintextCluster: cfg.Insecure,
+		PlaintextCluster: cfg.Insecure, AllowedHosts: allowedHosts, ReadTimeout: cfg.ReadTimeout, MaxConns: cfg.MaxConns,
 	})
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
@@ -521,9 +551,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 
 	if len(cfg.Join) > 0 && !n.Registry.HasState() {
-		j := joinRequest{addrs: cfg.Join, id: cfg.NodeID, raftAddr: n.Registry.RaftAddr(), httpAddr: httpAdv, voter: !cfg.NonVoter,
-			key: cfg.ClusterKey, clientTLS: peerTLS, peer: n.peer, deadline: time.Now().Add(cfg.LeaderTimeout), log: cfg.Logger}
-		if err := j.run(); err != nil {
+		if err := n.Registry.JoinVia(cfg.Join, !cfg.NonVoter, time.Now().Add(cfg.LeaderTimeout)); err != nil {
 			return nil, err
 		}
 	}
@@ -558,7 +586,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.registered.Store(true)
-	n.admitAtBootstrap(cfg.Admit)
+	n.Registry.AdmitAtBootstrap(cfg.Admit)
 	// Marking the previous run's sessions dead takes the registry: retry
 	// through an election (a restarted leader's peers are electing one).
 	for _, step := range []struct {

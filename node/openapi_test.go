@@ -15,8 +15,8 @@ import (
 // GET /openapi.json: every documented operation must reach the route of
 // that name (counted under its route label in /metrics), and every
 // method the document leaves out of a documented path must not (405 or
-// 404). Together with httpapi's TestOpenAPICoversEveryRoute (route
-// constants and permission table against the document), a route cannot
+// 404). Together with httpapi's TestOpenAPICoversEveryRoute (the route
+// table, httpapi/routes.go, against the document), a route cannot
 // be added to one without the other (docs/ARCHITECTURE.md, "The API
 // contract"). No session is started: bodies are refused before any
 // side effect, and names and ids name nothing.

@@ -110,6 +110,13 @@ func TestPeerTLSClusterRefusesIntruders(t *testing.T) {
 		victim = ms[2]
 	}
 	join := fmt.Sprintf(`{"id":"n9","raft_addr":%q,"http_addr":"127.0.0.1:2","has_state":false}`, victim.raft)
+	if st := peerHTTP(t, leader.raft, &n9, "POST", "/v1/cluster/join", join); st != 403 {
+		t.Errorf("n9, not admitted, joining at %s's Raft address: status %d, want 403", victim.id, st)
+	}
+	// Even admitted, it may not take a member's address.
+	if err := leader.n.Registry.Admit("n9", true, "test"); err != nil {
+		t.Fatal(err)
+	}
 	if st := peerHTTP(t, leader.raft, &n9, "POST", "/v1/cluster/join", join); st != 409 {
 		t.Errorf("n9 joining at %s's Raft address: status %d, want 409", victim.id, st)
 	}

@@ -10,44 +10,28 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/livyapp"
 )
-
-// AppInfo is Livy's appInfo object.
-type AppInfo struct {
-	DriverLogURL *string `json:"driverLogUrl"`
-	SparkUIURL   *string `json:"sparkUiUrl"`
-}
 
 // Info is a session as Livy's REST API shows it, plus the owning node.
 type Info struct {
-	ID        int64    `json:"id"`
-	Name      *string  `json:"name"`
-	AppID     *string  `json:"appId"`
-	Owner     *string  `json:"owner"`
-	ProxyUser *string  `json:"proxyUser"`
-	State     string   `json:"state"`
-	Kind      string   `json:"kind"`
-	AppInfo   AppInfo  `json:"appInfo"`
-	Log       []string `json:"log"`
-	Node      string   `json:"node"`
+	ID        int64           `json:"id"`
+	Name      *string         `json:"name"`
+	AppID     *string         `json:"appId"`
+	Owner     *string         `json:"owner"`
+	ProxyUser *string         `json:"proxyUser"`
+	State     string          `json:"state"`
+	Kind      string          `json:"kind"`
+	AppInfo   livyapp.AppInfo `json:"appInfo"`
+	Log       []string        `json:"log"`
+	Node      string          `json:"node"`
 }
-
-func strPtr(s string) *string {
-	if s == "" {
-		return nil
-	}
-	return &s
-}
-
-const infoLogLines = 10
 
 func (m *Manager) info(s *session) Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := len(s.log)
-	tail := append([]string{}, s.log[max(0, n-infoLogLines):]...)
-	return Info{ID: s.id, Name: strPtr(s.name), AppID: strPtr(s.appID), ProxyUser: strPtr(s.proxyUser),
-		Owner: strPtr(s.owner), State: s.state, Kind: s.kind, Log: tail, Node: m.reg.ID()}
+	return Info{ID: s.id, Name: livyapp.OrNil(s.name), AppID: livyapp.OrNil(s.appID), ProxyUser: livyapp.OrNil(s.proxyUser),
+		Owner: livyapp.OrNil(s.owner), State: s.state, Kind: s.kind, Log: s.log.Tail(livyapp.ViewLogLines), Node: m.reg.ID()}
 }
 
 func recordInfo(rec cluster.Session) Info {
@@ -62,7 +46,7 @@ func recordInfo(rec cluster.Session) Info {
 	case cluster.SessionKilled:
 		state = StateKilled
 	}
-	return Info{ID: rec.ID, Name: strPtr(rec.Name), Owner: strPtr(rec.Owner), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
+	return Info{ID: rec.ID, Name: livyapp.OrNil(rec.Name), Owner: livyapp.OrNil(rec.Owner), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
 }
 
 // Get describes one session.
@@ -383,21 +367,13 @@ func (m *Manager) Log(id int64, from, size int) ([]string, int, int, error) {
 	s.contact()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	total := s.logStart + len(s.log)
-	if from < 0 && size >= 0 {
-		from = total - size
+	var at *int
+	if from >= 0 {
+		at = &from
 	}
-	if from < s.logStart {
-		from = s.logStart
-	}
-	if from > total {
-		from = total
-	}
-	end := total
-	if size >= 0 && size < end-from {
-		end = from + size
-	}
-	return append([]string{}, s.log[from-s.logStart:end-s.logStart]...), from, total, nil
+	kept, dropped := s.log.Kept()
+	lines, start, total := livyapp.Page(kept, dropped, at, size)
+	return lines, start, total, nil
 }
 
 // Close stops every interpreter of this node, in parallel. The registry

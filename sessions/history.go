@@ -35,12 +35,19 @@ type HistoryLimits struct {
 	MaxBytes      int64 // code and output of the kept statements; default 64 MiB
 }
 
+// DefaultHistoryLimits are --max-statements and --max-statement-bytes'
+// defaults.
+func DefaultHistoryLimits() HistoryLimits {
+	return HistoryLimits{MaxStatements: 1000, MaxBytes: 64 << 20}
+}
+
 func (l *HistoryLimits) fill() {
+	d := DefaultHistoryLimits()
 	if l.MaxStatements <= 0 {
-		l.MaxStatements = 1000
+		l.MaxStatements = d.MaxStatements
 	}
 	if l.MaxBytes <= 0 {
-		l.MaxBytes = 64 << 20
+		l.MaxBytes = d.MaxBytes
 	}
 }
 

@@ -10,7 +10,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sparkbridge"
 )
 
@@ -41,11 +43,11 @@ type Config struct {
 	LogBytes         int           // and their bytes; default 1 MiB
 	History          HistoryLimits // statements kept per session
 	// MaxSessions bounds the live sessions of this node (default 16), and
-	// MaxSessionsPerOwner those of one CreateRequest.Owner (default 8; ""
-	// is one anonymous owner). The node's default KV session counts
-	// towards MaxSessions only.
-	MaxSessions, MaxSessionsPerOwner int
-	QueueSize                        int // waiting statements per session; default 1024
+	// MaxSessionsPerPrincipal those of one principal, CreateRequest.Owner
+	// (default 8; "" is one anonymous principal). The node's default KV
+	// session counts towards MaxSessions only.
+	MaxSessions, MaxSessionsPerPrincipal int
+	QueueSize                            int // waiting statements per session; default 1024
 	// DataDir keeps each session's statement history; empty keeps none.
 	DataDir      string
 	ReapInterval time.Duration // how often inactive sessions are looked for; default 1s
@@ -60,7 +62,12 @@ type Config struct {
 	// node the registry and DataDir keep; the oldest go first (0: 100,
 	// negative: none).
 	MaxDeadSessions int
-	Logger          hclog.Logger
+	// UIDs, if set (--interpreter-uids), gives each session's interpreter
+	// a uid of its own (Bridge.RunAs is then replaced per session); the
+	// uid goes back once the interpreter has exited. No free uid is a
+	// limit (ErrLimit).
+	UIDs   *sparkbridge.UIDPool
+	Logger hclog.Logger
 }
 
 // Manager owns the sessions of this node: it records them in the
@@ -92,39 +99,40 @@ type Manager struct {
 	startFailures atomic.Int64
 }
 
+// DefaultConfig is the one place the manager's defaults live: zero
+// fields of a Config take them, and srdd server's flags start from them.
+func DefaultConfig() Config {
+	return Config{
+		ReadyTimeout:            2 * time.Minute,
+		StatementTimeout:        24 * time.Hour,
+		LogLines:                1000,
+		LogBytes:                1 << 20,
+		History:                 DefaultHistoryLimits(),
+		MaxSessions:             16,
+		MaxSessionsPerPrincipal: 8,
+		QueueSize:               1024,
+		ReapInterval:            time.Second,
+		Policy:                  DefaultPolicy(),
+		MaxDeadSessions:         DefaultMaxDeadSessions,
+	}
+}
+
 // NewManager returns a manager; call Reconcile once the registry has a leader.
 func NewManager(cfg Config, reg Registry) *Manager {
-	if cfg.ReadyTimeout == 0 {
-		cfg.ReadyTimeout = 2 * time.Minute
-	}
-	if cfg.StatementTimeout == 0 {
-		cfg.StatementTimeout = 24 * time.Hour
-	}
-	if cfg.LogLines == 0 {
-		cfg.LogLines = 1000
-	}
-	if cfg.LogBytes == 0 {
-		cfg.LogBytes = 1 << 20
-	}
-	if cfg.MaxSessions == 0 {
-		cfg.MaxSessions = 16
-	}
-	if cfg.MaxSessionsPerOwner == 0 {
-		cfg.MaxSessionsPerOwner = 8
-	}
+	d := DefaultConfig()
+	defaults.Set(&cfg.ReadyTimeout, d.ReadyTimeout)
+	defaults.Set(&cfg.StatementTimeout, d.StatementTimeout)
+	defaults.Set(&cfg.LogLines, d.LogLines)
+	defaults.Set(&cfg.LogBytes, d.LogBytes)
+	defaults.Set(&cfg.MaxSessions, d.MaxSessions)
+	defaults.Set(&cfg.MaxSessionsPerPrincipal, d.MaxSessionsPerPrincipal)
 	cfg.History.fill()
-	if cfg.QueueSize == 0 {
-		cfg.QueueSize = 1024
-	}
+	defaults.Set(&cfg.QueueSize, d.QueueSize)
 	cfg.Policy.fill()
-	if cfg.ReapInterval == 0 {
-		cfg.ReapInterval = time.Second
-	}
+	defaults.Set(&cfg.ReapInterval, d.ReapInterval)
+	defaults.Set(&cfg.MaxDeadSessions, d.MaxDeadSessions)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.MaxDeadSessions == 0 {
-		cfg.MaxDeadSessions = DefaultMaxDeadSessions
 	}
 	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByOwner: map[string]int{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
@@ -143,23 +151,21 @@ func (m *Manager) SetFileRoots(r *fileroot.Roots) { m.cfg.Policy.Files = r }
 // Reconcile marks dead every session the registry says runs here but for
 // which this process has no interpreter (the node restarted).
 func (m *Manager) Reconcile() error {
-	for _, s := range m.reg.Sessions() {
+	return livyapp.Reconcile(m.reg.Sessions(),
 		// A session created by this run (the node serves HTTP while it
 		// starts) may not be in live yet: it is not a leftover.
-		if s.Node != m.reg.ID() || s.Status != cluster.SessionActive || s.CreatedAt >= m.startedAt {
-			continue
-		}
-		m.mu.Lock()
-		_, ok := m.live[s.ID]
-		m.mu.Unlock()
-		if ok {
-			continue
-		}
-		if err := m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone"); err != nil {
-			return err
-		}
-	}
-	return nil
+		func(s cluster.Session) bool {
+			return s.Node == m.reg.ID() && s.Status == cluster.SessionActive && s.CreatedAt < m.startedAt
+		},
+		func(s cluster.Session) bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			_, ok := m.live[s.ID]
+			return ok
+		},
+		func(s cluster.Session) error {
+			return m.markDead(s.ID, "node restarted; the interpreter and its in-memory data are gone")
+		})
 }
 
 func (m *Manager) markDead(id int64, reason string) error {
@@ -219,8 +225,8 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 	switch {
 	case total > m.cfg.MaxSessions:
 		err = fmt.Errorf("%w: this node runs its maximum of %d sessions (--max-sessions)", ErrLimit, m.cfg.MaxSessions)
-	case !internal && mine > m.cfg.MaxSessionsPerOwner:
-		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerOwner)
+	case !internal && mine > m.cfg.MaxSessionsPerPrincipal:
+		err = fmt.Errorf("%w: %d sessions per principal on this node (--max-sessions-per-principal)", ErrLimit, m.cfg.MaxSessionsPerPrincipal)
 	}
 	if err != nil {
 		release()
@@ -239,6 +245,16 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		return Info{}, err
 	}
 	defer release()
+	// The uid is taken before anything is recorded: none free is a 429
+	// that changes nothing. Until the interpreter is launched, a failure
+	// gives it back here; then it goes back once the interpreter is gone.
+	var user *sparkbridge.User
+	if m.cfg.UIDs != nil {
+		if user, err = m.cfg.UIDs.Acquire(); err != nil {
+			return Info{}, fmt.Errorf("%w: %v", ErrLimit, err)
+		}
+		defer func() { m.cfg.UIDs.Release(user) }()
+	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
 		Owner: spec.owner, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
@@ -270,6 +286,9 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 		}
 		bc.SessionToken, s.revoke = tok, revoke
 	}
+	if user != nil {
+		bc.RunAs = user
+	}
 	bc.Logger = m.cfg.Logger.Named(fmt.Sprintf("session-%d", id))
 	bc.OnOutput = func(line string) { s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, line) }
 	if len(spec.conf) > 0 {
@@ -287,6 +306,12 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	// a failure to start shows as the session going dead (bringUp, watch).
 	it := sparkbridge.Launch(bc)
 	s.it = it
+	if user != nil {
+		// The uid is the session's until its interpreter is gone.
+		pooled := user
+		user = nil // not given back by the deferred Release
+		go func() { <-it.Done(); m.cfg.UIDs.Release(pooled) }()
+	}
 	m.mu.Lock()
 	if m.closed {
 		// Close ran while Spark was starting: it never saw this session.

@@ -39,7 +39,7 @@ type CreateRequest struct {
 	ModifyUsers []string `json:"modifyUsers"`
 	// Owner is the authenticated principal creating the session (set by
 	// the HTTP layer, never from the body); "" is the anonymous one. It
-	// counts against Config.MaxSessionsPerOwner.
+	// counts against Config.MaxSessionsPerPrincipal.
 	Owner string `json:"-"`
 }
 

@@ -142,6 +142,30 @@ func TestSparkConfPolicy(t *testing.T) {
 	f(conf("spark.driver.memory", "lots"), ErrInvalid)
 	// a named field is checked even when conf sets the same key
 	f(CreateRequest{Conf: map[string]string{"spark.driver.memory": "1g"}, DriverMemory: "64g"}, ErrConfTooLarge)
+	// Keys are canonical: with white space, '=' or control characters they
+	// would reach Spark as a key the policy never saw (issue 25).
+	for _, k := range []string{"spark.driver.memory ", " spark.master", "spark.driver.extraJavaOptions ",
+		"spark.jars\t", "spark.driver.extraClassPath=/outside/x", "spark.driver.memory\n", "spark.x\x00y", "spark.é"} {
+		f(conf(k, "64g"), ErrConfNotAllowed)
+	}
+	// Overheads, off-heap and task cpus are capped; more paths are rooted.
+	f(conf("spark.driver.memoryOverhead", "9g"), ErrConfTooLarge)
+	f(conf("spark.executor.memoryOverhead", "10000"), ErrConfTooLarge) // MiB
+	f(conf("spark.memory.offHeap.size", "9g"), ErrConfTooLarge)
+	f(conf("spark.task.cpus", "9"), ErrConfTooLarge)
+	for _, k := range []string{"spark.driver.log.localDir", "spark.checkpoint.dir", "spark.sql.streaming.checkpointLocation",
+		"spark.kerberos.keytab", "spark.ssl.keyStore", "spark.ssl.ui.trustStore"} {
+		f(conf(k, "/etc/x"), fileroot.ErrForbidden)
+	}
+	offHeap := conf("spark.memory.offHeap.size", "1073741824")
+	if _, err := offHeap.spec(p); err != nil { // bytes, as Spark reads it
+		t.Fatalf("1 GiB of off-heap in bytes: %v", err)
+	}
+	for _, r := range confRules {
+		if r.why == "" {
+			t.Errorf("the policy's rule for %s does not say why it is there", r.key)
+		}
+	}
 
 	ok := CreateRequest{DriverMemory: "8g", NumExecutors: 16, Jars: []string{"lib/x.jar"},
 		Conf: map[string]string{"spark.executor.memory": "8192", "spark.sql.shuffle.partitions": "4"}}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/srdd/srdd/internal/livyapp"
 	"github.com/srdd/srdd/sparkbridge"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -86,9 +87,7 @@ type session struct {
 	stmtBytes  int64 // stmtSize of the kept statements
 	histLim    HistoryLimits
 	running    *Statement
-	log        []string // ring of recent output lines
-	logStart   int      // absolute index of log[0]
-	logBytes   int      // bytes of log
+	log        livyapp.Log // recent output lines
 	deleting   bool
 
 	// hydrateMu is held while the session's shared RDDs are created in the
@@ -188,22 +187,9 @@ func pick(id int64, sid, first, n int, at func(int) *Statement) (*Statement, err
 // appendLog adds an output line, keeping at most maxLines lines and
 // maxBytes bytes (a longer line is cut).
 func (s *session) appendLog(maxLines, maxBytes int, line string) {
-	if len(line) > maxBytes {
-		line = line[:maxBytes]
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.log = append(s.log, line)
-	s.logBytes += len(line)
-	over := 0
-	for len(s.log)-over > maxLines || s.logBytes > maxBytes {
-		s.logBytes -= len(s.log[over])
-		over++
-	}
-	if over > 0 {
-		s.log = append(s.log[:0], s.log[over:]...)
-		s.logStart += over
-	}
+	s.log.Append(line, maxLines, maxBytes)
 }
 
 // runStatements executes queued statements one at a time, in order.

@@ -47,18 +47,21 @@ func (p *Policy) fill() {
 type ruleKind int
 
 const (
-	deny     ruleKind = iota
-	memory            // a JVM size, capped
-	count             // a positive integer, capped
-	fileList          // comma-separated paths or URIs, in the file roots
+	deny        ruleKind = iota
+	memory               // a JVM size (no unit: MiB), capped
+	memoryBytes          // a size whose bare number is bytes, capped
+	count                // a positive integer, capped
+	fileList             // comma-separated paths or URIs, in the file roots
 )
 
-// confRule applies to a key equal to key, or, with prefix, starting with it.
+// confRule applies to a key equal to key, or, with prefix, starting with
+// it. why says why the key is in the table (for a deny, the reason a
+// client hears).
 type confRule struct {
 	key    string
 	prefix bool
 	kind   ruleKind
-	why    string // deny: the reason
+	why    string
 	flag   string // memory, count: the cap's flag
 	cap    func(*Policy) int64
 }
@@ -80,7 +83,16 @@ const (
 	whyCluster  = "images, service accounts and pod templates are the operator's"
 	whyInternal = "spark.srdd.* settings are srdd's own"
 	whyREPL     = "the node places the Scala REPL's classes (Spark serves that directory to executors)"
+	whySize     = "a client's share of the node's memory and cores is capped"
+	whyReads    = "Spark reads these files on the node: they must be in a --file-root"
+	whyWrites   = "Spark writes here on the node: it must be in a --file-root"
 )
+
+// confKeyRE is a canonical Spark key. Anything else (white space, '=',
+// control characters, ...) is refused: the interpreter strips keys and
+// spark-submit splits "--conf k=v" on its first '=', so such a key would
+// reach Spark as another key than the one the policy saw.
+var confKeyRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // confRules is the whole policy. A key no rule matches passes as it is.
 var confRules = []confRule{
@@ -110,28 +122,41 @@ var confRules = []confRule{
 	{key: "spark.kubernetes.driverEnv.", prefix: true, why: whyEnv},
 	{key: "spark.srdd.", prefix: true, why: whyInternal},
 	{key: "spark.repl.", prefix: true, why: whyREPL},
-	{key: "spark.driver.memory", kind: memory, flag: "--max-driver-memory", cap: driverMemCap},
-	{key: "spark.executor.memory", kind: memory, flag: "--max-executor-memory", cap: executorMemCap},
-	{key: "spark.driver.cores", kind: count, flag: "--max-cores", cap: coresCap},
-	{key: "spark.executor.cores", kind: count, flag: "--max-cores", cap: coresCap},
-	{key: "spark.executor.instances", kind: count, flag: "--max-executors", cap: executorsCap},
-	{key: "spark.dynamicAllocation.maxExecutors", kind: count, flag: "--max-executors", cap: executorsCap},
-	{key: "spark.dynamicAllocation.initialExecutors", kind: count, flag: "--max-executors", cap: executorsCap},
-	{key: "spark.dynamicAllocation.minExecutors", kind: count, flag: "--max-executors", cap: executorsCap},
-	{key: "spark.jars", kind: fileList},
-	{key: "spark.submit.pyFiles", kind: fileList},
-	{key: "spark.files", kind: fileList},
-	{key: "spark.archives", kind: fileList},
-	{key: "spark.yarn.dist.jars", kind: fileList},
-	{key: "spark.yarn.dist.files", kind: fileList},
-	{key: "spark.yarn.dist.archives", kind: fileList},
-	{key: "spark.yarn.dist.pyFiles", kind: fileList},
-	// where Spark writes on the node: in a root too
-	{key: "spark.local.dir", kind: fileList},
-	{key: "spark.eventLog.dir", kind: fileList},
-	{key: "spark.sql.warehouse.dir", kind: fileList},
-	{key: "spark.driver.log.dfsDir", kind: fileList},
+	{key: "spark.driver.memory", kind: memory, flag: "--max-driver-memory", cap: driverMemCap, why: whySize},
+	{key: "spark.driver.memoryOverhead", kind: memory, flag: "--max-driver-memory", cap: driverMemCap, why: whySize},
+	{key: "spark.executor.memory", kind: memory, flag: "--max-executor-memory", cap: executorMemCap, why: whySize},
+	{key: "spark.executor.memoryOverhead", kind: memory, flag: "--max-executor-memory", cap: executorMemCap, why: whySize},
+	{key: "spark.executor.pyspark.memory", kind: memory, flag: "--max-executor-memory", cap: executorMemCap, why: whySize},
+	{key: "spark.memory.offHeap.size", kind: memoryBytes, flag: "--max-executor-memory", cap: executorMemCap, why: whySize},
+	{key: "spark.driver.cores", kind: count, flag: "--max-cores", cap: coresCap, why: whySize},
+	{key: "spark.executor.cores", kind: count, flag: "--max-cores", cap: coresCap, why: whySize},
+	{key: "spark.task.cpus", kind: count, flag: "--max-cores", cap: coresCap, why: whySize},
+	{key: "spark.executor.instances", kind: count, flag: "--max-executors", cap: executorsCap, why: whySize},
+	{key: "spark.dynamicAllocation.maxExecutors", kind: count, flag: "--max-executors", cap: executorsCap, why: whySize},
+	{key: "spark.dynamicAllocation.initialExecutors", kind: count, flag: "--max-executors", cap: executorsCap, why: whySize},
+	{key: "spark.dynamicAllocation.minExecutors", kind: count, flag: "--max-executors", cap: executorsCap, why: whySize},
+	{key: "spark.jars", kind: fileList, why: whyReads},
+	{key: "spark.submit.pyFiles", kind: fileList, why: whyReads},
+	{key: "spark.files", kind: fileList, why: whyReads},
+	{key: "spark.archives", kind: fileList, why: whyReads},
+	{key: "spark.yarn.dist.jars", kind: fileList, why: whyReads},
+	{key: "spark.yarn.dist.files", kind: fileList, why: whyReads},
+	{key: "spark.yarn.dist.archives", kind: fileList, why: whyReads},
+	{key: "spark.yarn.dist.pyFiles", kind: fileList, why: whyReads},
+	{key: "spark.kerberos.keytab", kind: fileList, why: whyReads},
+	{key: "spark.local.dir", kind: fileList, why: whyWrites},
+	{key: "spark.eventLog.dir", kind: fileList, why: whyWrites},
+	{key: "spark.sql.warehouse.dir", kind: fileList, why: whyWrites},
+	{key: "spark.driver.log.dfsDir", kind: fileList, why: whyWrites},
+	{key: "spark.driver.log.localDir", kind: fileList, why: whyWrites},
+	{key: "spark.checkpoint.dir", kind: fileList, why: whyWrites},
+	{key: "spark.sql.streaming.checkpointLocation", kind: fileList, why: whyWrites},
 }
+
+// sslPathRE matches the spark.ssl.* settings that name key and trust
+// stores (spark.ssl.keyStore, spark.ssl.ui.trustStore, ...): files Spark
+// reads on the node, so in a --file-root.
+var sslPathRE = regexp.MustCompile(`(?i)^spark\.ssl\.([a-z0-9]+\.)?(keystore|truststore)$`)
 
 // clusterImageRE matches YARN and Kubernetes settings that pick images,
 // service accounts, pod templates or credentials.
@@ -146,12 +171,19 @@ func ruleFor(key string) (confRule, bool) {
 	if clusterImageRE.MatchString(key) {
 		return confRule{key: key, why: whyCluster}, true
 	}
+	if sslPathRE.MatchString(key) {
+		return confRule{key: key, kind: fileList, why: whyReads}, true
+	}
 	return confRule{}, false
 }
 
 // check applies the policy to one setting, named as the client wrote it
 // (a Livy field or conf.KEY), and returns the value to use.
 func (p *Policy) check(from, key, val string) (string, error) {
+	if !confKeyRE.MatchString(key) {
+		return "", fmt.Errorf("%w: %s: %q is not a Spark key: keys are letters, digits, '.', '_' and '-' only (no spaces, '=' or control characters)",
+			ErrConfNotAllowed, from, key)
+	}
 	if !strings.HasPrefix(key, "spark.") {
 		return "", invalid("%s: %q is not a Spark setting (must start with \"spark.\")", from, key)
 	}
@@ -162,13 +194,16 @@ func (p *Policy) check(from, key, val string) (string, error) {
 	switch r.kind {
 	case deny:
 		return "", fmt.Errorf("%w: %s (%s) cannot be set by a client: %s", ErrConfNotAllowed, from, key, r.why)
-	case memory:
+	case memory, memoryBytes:
 		n, err := parseJVMSize(val)
+		if r.kind == memoryBytes {
+			n, err = ParseSize(val)
+		}
 		if err != nil {
 			return "", invalid("%s %q must be a JVM memory size such as 512m or 2g", from, val)
 		}
 		if c := r.cap(p); n > c {
-			return "", fmt.Errorf("%w: %s %s is over the node's cap %s %s", ErrConfTooLarge, from, val, r.flag, formatSize(c))
+			return "", fmt.Errorf("%w: %s %s is over the node's cap %s %s", ErrConfTooLarge, from, val, r.flag, FormatSize(c))
 		}
 	case count:
 		n, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
@@ -227,7 +262,9 @@ func ParseSize(s string) (int64, error) {
 	return parseJVMSize(s)
 }
 
-func formatSize(n int64) string {
+// FormatSize writes n bytes as ParseSize reads them, in the largest unit
+// that divides it (8589934592 -> "8g").
+func FormatSize(n int64) string {
 	for _, u := range []struct {
 		s     string
 		shift uint

@@ -131,8 +131,9 @@ func (s *session) lastErrorLine() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	last := ""
-	for i := len(s.log) - 1; i >= 0 && i >= len(s.log)-50; i-- {
-		l := strings.TrimSpace(s.log[i])
+	lines := s.log.Tail(50)
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimSpace(lines[i])
 		if l == "" || strings.HasPrefix(l, "srdd: ") {
 			continue
 		}

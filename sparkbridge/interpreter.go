@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,7 +57,9 @@ type Config struct {
 	// environment passes only through an allowlist (env.go).
 	Env []string
 	// RunAs, if set, runs the interpreter as that unprivileged user, in a
-	// work dir of its own under WorkRoot (which must then be set).
+	// work dir of its own under WorkRoot (which must then be set): one
+	// account for all (--interpreter-user) or the session's own uid
+	// (--interpreter-uids, UIDPool).
 	RunAs *User
 	// WorkRoot, if set, holds one work dir per session (the interpreter's
 	// working directory and HOME: spark-warehouse, metastore_db, ivy
@@ -165,6 +168,11 @@ func (it *Interpreter) spawn() (err error) {
 	args := []string{"-m", "srdd_interpreter", "--socket", sock,
 		"--session-id", strconv.FormatInt(cfg.SessionID, 10), "--master", cfg.Master,
 		"--app-name", fmt.Sprintf("srdd-session-%d", cfg.SessionID)}
+	if cfg.RunAs != nil && cfg.RunAs.pooled && strings.HasPrefix(cfg.Master, "local") {
+		if _, set := cfg.SparkConf["spark.authenticate"]; !set {
+			cfg.SparkConf = withConf(cfg.SparkConf, "spark.authenticate", "true")
+		}
+	}
 	keys := make([]string, 0, len(cfg.SparkConf))
 	for k := range cfg.SparkConf {
 		keys = append(keys, k)
@@ -185,6 +193,7 @@ func (it *Interpreter) spawn() (err error) {
 	if cfg.NodeCA != "" {
 		env = append(env, "SRDD_NODE_CA="+cfg.NodeCA)
 	}
+	env = append(env, cfg.RunAs.Env(workDir)...)
 	env = append(env, cfg.Env...)
 	var secret []byte
 	if cfg.SessionToken != "" {
@@ -226,6 +235,19 @@ func (it *Interpreter) spawn() (err error) {
 		cfg.Metrics.exited(it.stopping.Load())
 	}()
 	return nil
+}
+
+// withConf returns a copy of conf with k set to v. With a uid per session
+// (pooled), a local driver's RPC port (block manager: cached partitions)
+// asks for the secret Spark generates for a local master, so another
+// session on the host cannot fetch this one's data over 127.0.0.1.
+func withConf(conf map[string]string, k, v string) map[string]string {
+	out := make(map[string]string, len(conf)+1)
+	for ck, cv := range conf {
+		out[ck] = cv
+	}
+	out[k] = v
+	return out
 }
 
 // makeWorkDir creates this session's work dir under WorkRoot (owned by
@@ -296,6 +318,9 @@ func (it *Interpreter) markReady(info ReadyInfo, err error) {
 		close(it.ready)
 	})
 }
+
+// User is the account the interpreter runs as (nil: the node's).
+func (it *Interpreter) User() *User { return it.cfg.RunAs }
 
 // Ready is closed once Spark is up or has failed to start.
 func (it *Interpreter) Ready() <-chan struct{} { return it.ready }

@@ -48,6 +48,7 @@ const (
 	CodeBadRequest = "bad_request"
 	CodeNotFound   = "not_found"
 	CodeExists     = "exists"
+	CodeNameTaken  = "name_taken" // rdd.create: session code has a variable of that name
 	CodeNotReady   = "not_ready"
 	CodeInternal   = "internal"
 )

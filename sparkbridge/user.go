@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -15,6 +16,21 @@ import (
 type User struct {
 	Name     string
 	UID, GID uint32
+	// pooled: a uid of --interpreter-uids, one per session.
+	pooled bool
+}
+
+// Env is what a process running as u needs besides its allowlisted
+// environment: for a uid of --interpreter-uids, its own name, and the
+// JVM's home and temp dir (and Spark's local dirs) in home, the process's
+// own 0700 dir, so nothing of it lands in a shared /tmp or home.
+func (u *User) Env(home string) []string {
+	if u == nil || !u.pooled || home == "" {
+		return nil
+	}
+	opts := strings.TrimSpace(os.Getenv("JAVA_TOOL_OPTIONS") + " -Duser.home=" + home + " -Djava.io.tmpdir=" + home)
+	return []string{"USER=" + u.Name, "LOGNAME=" + u.Name, "SPARK_USER=" + u.Name,
+		"TMPDIR=" + home, "SPARK_LOCAL_DIRS=" + home, "JAVA_TOOL_OPTIONS=" + opts}
 }
 
 // LookupUser finds the account name (or numeric uid). Running

@@ -7,82 +7,169 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/preflight"
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
 	"github.com/srdd/srdd/sessions"
+	"github.com/srdd/srdd/sparkbridge"
 )
 
+// serverOpts are srdd server's flags. Every default comes from
+// node.DefaultConfig, the defaults of the packages that own them
+// (TestServerFlagsTakeTheDefaults checks flags, defaults and the README
+// agree).
+type serverOpts struct {
+	cfg                                                     node.Config
+	conf                                                    []string
+	logLevel                                                string
+	maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes string
+	maxDead                                                 int
+	skipPreflight                                           bool
+	diskReserve                                             string
+}
+
+func (o *serverOpts) register(f *pflag.FlagSet) {
+	d, cfg := node.DefaultConfig(), &o.cfg
+	f.StringVar(&cfg.HTTPAddr, "http-addr", d.HTTPAddr, "HTTP address to serve the API on")
+	f.StringVar(&cfg.RaftAddr, "raft-addr", d.RaftAddr, "TCP address for Raft")
+	f.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes use to reach this one, host:port (a DNS name allowed); default: --http-addr as bound")
+	f.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "Raft address other nodes dial, host:port (a DNS name allowed); default: --raft-addr as bound")
+	f.StringVar(&cfg.DataDir, "data-dir", d.DataDir, "directory for the registry (Raft) and interpreter files")
+	f.StringVar(&cfg.NodeID, "node-id", d.NodeID, "unique, stable id of this node")
+	f.BoolVar(&cfg.Bootstrap, "bootstrap", d.Bootstrap, "form a one-node cluster if this node has no Raft state yet; given explicitly, refused on a node that already belongs to a cluster")
+	f.StringSliceVar(&cfg.Join, "join", nil, "join the cluster through these members' HTTP addresses (comma-separated); ignored once the node has Raft state")
+	f.StringSliceVar(&cfg.Admit, "admit", nil, "with --bootstrap: admit these node IDs (comma-separated) as voters when this node forms a new cluster, so each may join once; later, admins run `srdd cluster admit ID`")
+	f.BoolVar(&cfg.NonVoter, "non-voter", false, "join as a non-voter, which leaves the cluster (and wipes its Raft state) on SIGTERM")
+	f.StringVar(&cfg.SparkMaster, "spark-master", d.SparkMaster, "Spark master for session interpreters")
+	f.StringVar(&cfg.Python, "python", "", "Python executable with the pinned pyspark and msgpack (make venv); default: env SRDD_PYTHON, else .venv/bin/python in the working directory if it exists, else "+d.Python)
+	f.BoolVar(&o.skipPreflight, "skip-preflight", false, "start without checking --python, Java and the directories first (srdd doctor runs the same checks)")
+	f.StringArrayVar(&cfg.InterpreterEnv, "interpreter-env", nil, "pass this variable of the node's environment to session interpreters (repeatable); they otherwise get an allowlist only (PATH, HOME, locale, JAVA_HOME, SPARK_*, PYSPARK_*, HADOOP_*, ...), and session code can read what they get")
+	f.StringVar(&cfg.InterpreterUser, "interpreter-user", "", "run every session interpreter and batch driver as this one unprivileged account (the node must run as root); session code then cannot read the Raft dir, users file, keys or certificates, but sessions share that uid and so can reach each other: use --interpreter-uids to isolate them")
+	f.StringVar(&cfg.InterpreterUIDs, "interpreter-uids", "", "FIRST-LAST: run each live session interpreter and batch driver as a uid of its own from this range (the node must run as root; each uid needs an account, their group is gid FIRST); sessions then cannot read each other's memory, files or tokens, nor signal each other")
+	f.StringArrayVar(&o.conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
+	f.DurationVar(&cfg.LeaderWait, "leader-wait", d.LeaderWait, "how long a registry write waits for a leader during start-up or an election before it fails with 503 no_leader")
+	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", d.ReadyTimeout, "how long a request waits for a starting session before 503")
+	f.IntVar(&cfg.KVCacheMiB, "kv-cache-mib", d.KVCacheMiB, "size of each session's hot-key cache in MiB (spark.srdd.kv.cacheMiB)")
+	f.IntVar(&cfg.MetricsMaxRDDs, "metrics-max-rdds", d.MetricsMaxRDDs, "shared RDDs that get their own rdd label in per-RDD metrics; later ones are counted under rdd=\"_other\"")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	f.StringVar(&cfg.PeerCert, "peer-cert", "", "this node's peer certificate (PEM; a node certificate: URI SAN srdd://node/ID = --node-id, TLS server and client usage, as `srdd cert node` makes): Raft, internal calls, forwarding and joins then run over mutual TLS on the Raft port; reloaded on SIGHUP")
+	f.StringVar(&cfg.PeerKey, "peer-key", "", "PEM private key of --peer-cert")
+	f.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM bundle) that other nodes' peer certificates must chain to; reloaded on SIGHUP")
+	f.StringVar(&cfg.ClusterKeyFile, "cluster-key-file", "", "development only, without peer TLS: file holding a shared secret required on node-to-node HTTP calls (Raft itself stays unauthenticated)")
+	f.StringVar(&cfg.AuthFile, "auth-file", "", "users file (srdd auth add): every call then needs a bearer token or HTTP Basic of a user whose roles allow it; reloaded on SIGHUP")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over https with this PEM certificate (chain); reloaded on SIGHUP")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "accept client certificates signed by this CA (PEM): a certificate's CN names a user of --auth-file")
+	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) other nodes' certificates are checked against, and session code's calls to this node (default: the system's roots)")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
+	f.DurationVar(&cfg.ReadTimeout, "read-timeout", d.ReadTimeout, "a whole API request, body included, must arrive within this; a body is read only once the caller is authenticated (else 408, and the connection closes)")
+	f.IntVar(&cfg.MaxConns, "max-conns", d.MaxConns, "most open API connections; a client over it gets a fast 503")
+	f.StringSliceVar(&cfg.AllowedHosts, "allowed-hosts", nil, "the only Host header names the API answers (comma-separated, e.g. srdd.example.com); on a non-loopback bind without it any Host is served, and a web page could reach the node under a name of its own (DNS rebinding)")
+	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
+	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
+	f.DurationVar(&cfg.Raft.DownAfter, "down-after", d.Raft.DownAfter, "the leader marks a node down (its sessions dead, its durable RDDs adopted elsewhere) once it has not answered Raft for this long, a paused one too; at least 1s; 0: 3s")
+	f.StringVar(&o.diskReserve, "disk-reserve", sessions.FormatSize(cluster.DefaultDiskReserve), "free space kept on the data dir's and a local --checkpoint-uri's filesystems: below it, writes answer 507 insufficient_storage (nothing is appended), reads go on, /readyz says disk_space, and writes pass again once space is freed; 0: no check")
+	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", d.Durable.CheckpointEvery, "checkpoint a durable RDD after this many logged writes")
+	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", d.Durable.CheckpointInterval, "checkpoint a durable RDD with new writes at least this often")
+	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
+	f.BoolVar(&cfg.AllowRemoteURIs, "allow-remote-uris", false, "let clients name non-local URIs (http:, hdfs:, s3a:, ...) in loads, saves and session files; off: local paths in a --file-root only")
+	f.StringVar(&o.maxDriverMem, "max-driver-memory", sessions.FormatSize(d.MaxDriverMemory), "largest driverMemory / spark.driver.memory a session may ask for")
+	f.StringVar(&o.maxExecutorMem, "max-executor-memory", sessions.FormatSize(d.MaxExecutorMemory), "largest executorMemory / spark.executor.memory a session may ask for")
+	f.IntVar(&cfg.MaxCores, "max-cores", d.MaxCores, "most driverCores / executorCores (spark.driver.cores, spark.executor.cores) a session may ask for")
+	f.IntVar(&cfg.MaxExecutors, "max-executors", d.MaxExecutors, "most numExecutors (spark.executor.instances, dynamic allocation bounds) a session may ask for")
+	f.IntVar(&cfg.MaxSessions, "max-sessions", d.MaxSessions, "most live sessions (interpreters, each a JVM) on this node; over it, 429 limit_reached")
+	f.IntVar(&cfg.MaxBatches, "max-batches", d.MaxBatches, "most live Livy batches (spark-submit runs, each a JVM) on this node; over it, 429 limit_reached")
+	f.IntVar(&cfg.MaxSessionsPerPrincipal, "max-sessions-per-principal", d.MaxSessionsPerPrincipal, "most live sessions one principal may hold on this node (unauthenticated callers are one principal)")
+	f.IntVar(&cfg.MaxRDDs, "max-rdds", d.MaxRDDs, "most shared RDDs this node's sessions may hold")
+	f.IntVar(&o.maxDead, "max-dead-sessions", d.MaxDeadSessions, "ended (dead or killed) sessions of this node kept in the registry and under DATA-DIR/sessions (0: none); the oldest are pruned first, and ids are never reused")
+	f.IntVar(&cfg.MaxStatements, "max-statements", d.MaxStatements, "statements kept per session (in memory and on disk); older ones are trimmed and answer 404")
+	f.StringVar(&o.maxStmtBytes, "max-statement-bytes", sessions.FormatSize(d.MaxStatementBytes), "bytes of code and output kept per session's statements; older ones are trimmed, and longer code answers 413")
+	f.IntVar(&cfg.MaxLogLines, "max-log-lines", d.MaxLogLines, "interpreter log lines kept per session")
+	f.StringVar(&o.maxLogBytes, "max-log-bytes", sessions.FormatSize(int64(d.MaxLogBytes)), "interpreter log bytes kept per session")
+	f.BoolVar(&cfg.MemoryOnly, "memory-only", false, "disable durable RDDs: every shared RDD is memory-mode (its data is lost with its interpreter)")
+}
+
+// config is the node configuration the parsed flags say (sizes parsed,
+// --spark-conf split); explicitBootstrap is whether --bootstrap was given.
+func (o *serverOpts) config(explicitBootstrap bool) (node.Config, error) {
+	cfg := o.cfg
+	cfg.SparkConf = map[string]string{}
+	for _, kv := range o.conf {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return cfg, fmt.Errorf("--spark-conf %q must be key=value", kv)
+		}
+		cfg.SparkConf[k] = v
+	}
+	for _, m := range []struct {
+		flag, val string
+		to        *int64
+	}{{"--max-driver-memory", o.maxDriverMem, &cfg.MaxDriverMemory}, {"--max-executor-memory", o.maxExecutorMem, &cfg.MaxExecutorMemory},
+		{"--max-statement-bytes", o.maxStmtBytes, &cfg.MaxStatementBytes}} {
+		n, err := sessions.ParseSize(m.val)
+		if err != nil || n <= 0 {
+			return cfg, fmt.Errorf("%s %q must be a size such as 512m or 8g", m.flag, m.val)
+		}
+		*m.to = n
+	}
+	lb, err := sessions.ParseSize(o.maxLogBytes)
+	if err != nil || lb <= 0 || lb > 1<<30 {
+		return cfg, fmt.Errorf("--max-log-bytes %q must be a size such as 1m, at most 1g", o.maxLogBytes)
+	}
+	cfg.MaxLogBytes = int(lb)
+	// The reserve's default stays 0 in the config (cluster and kvstore
+	// fill it in); 0 on the command line turns the check off.
+	if o.diskReserve == "0" {
+		cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = -1, -1
+	} else if dr, err := sessions.ParseSize(o.diskReserve); err != nil || dr <= 0 {
+		return cfg, fmt.Errorf("--disk-reserve %q must be a size such as 16m, or 0 for no check", o.diskReserve)
+	} else if dr != cluster.DefaultDiskReserve {
+		cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = dr, dr
+	}
+	switch {
+	case o.maxDead < 0:
+		return cfg, fmt.Errorf("--max-dead-sessions %d must not be negative", o.maxDead)
+	case o.maxDead == 0:
+		cfg.MaxDeadSessions = -1 // keep none
+	default:
+		cfg.MaxDeadSessions = o.maxDead
+	}
+	cfg.Version = version
+	cfg.StrictBootstrap = explicitBootstrap
+	return cfg, nil
+}
+
 func serverCmd() *cobra.Command {
-	var cfg node.Config
-	var conf []string
-	var logLevel string
-	var maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes, diskReserve string
-	var maxDead int
-	var skipPreflight bool
+	o := &serverOpts{}
 	c := &cobra.Command{
 		Use:   "server",
 		Short: "Run an srdd node in the foreground (Ctrl-C stops it cleanly)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg.SparkConf = map[string]string{}
-			for _, kv := range conf {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return fmt.Errorf("--spark-conf %q must be key=value", kv)
-				}
-				cfg.SparkConf[k] = v
+			cfg, err := o.config(cmd.Flags().Changed("bootstrap"))
+			if err != nil {
+				return err
 			}
-			for _, m := range []struct {
-				flag, val string
-				to        *int64
-			}{{"--max-driver-memory", maxDriverMem, &cfg.MaxDriverMemory}, {"--max-executor-memory", maxExecutorMem, &cfg.MaxExecutorMemory},
-				{"--max-statement-bytes", maxStmtBytes, &cfg.MaxStatementBytes}} {
-				n, err := sessions.ParseSize(m.val)
-				if err != nil || n <= 0 {
-					return fmt.Errorf("%s %q must be a size such as 512m or 8g", m.flag, m.val)
-				}
-				*m.to = n
-			}
-			lb, err := sessions.ParseSize(maxLogBytes)
-			if err != nil || lb <= 0 || lb > 1<<30 {
-				return fmt.Errorf("--max-log-bytes %q must be a size such as 1m, at most 1g", maxLogBytes)
-			}
-			cfg.MaxLogBytes = int(lb)
-			if diskReserve == "0" {
-				cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = -1, -1
-			} else if dr, err := sessions.ParseSize(diskReserve); err != nil || dr <= 0 {
-				return fmt.Errorf("--disk-reserve %q must be a size such as 16m, or 0 for no check", diskReserve)
-			} else {
-				cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = dr, dr
-			}
-			switch {
-			case maxDead < 0:
-				return fmt.Errorf("--max-dead-sessions %d must not be negative", maxDead)
-			case maxDead == 0:
-				cfg.MaxDeadSessions = -1 // keep none
-			default:
-				cfg.MaxDeadSessions = maxDead
-			}
-			cfg.Version = version
-			cfg.StrictBootstrap = cmd.Flags().Changed("bootstrap")
 			cfg.Python = defaultPython(cfg.Python)
 			// A config the node would refuse (protected mode, ...) is
 			// refused before the preflight creates any directory.
 			if err := cfg.Validate(); err != nil {
 				return exitCode(2, fmt.Errorf("invalid node config: %w", err))
 			}
-			if !skipPreflight {
-				checks := preflight.Run(preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
-					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true})
+			if !o.skipPreflight {
+				pc := preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
+					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true}
+				pc.RunAs, pc.RunAsName = interpreterCredential(cfg)
+				checks := preflight.Run(pc)
 				if err := preflight.Err(checks); err != nil {
 					return exitCode(2, err)
 				}
 			}
-			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(logLevel), Output: os.Stderr})
+			cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.LevelFromString(o.logLevel), Output: os.Stderr})
 			n, err := node.Start(cfg)
 			if err != nil {
 				return err
@@ -125,60 +212,7 @@ func serverCmd() *cobra.Command {
 			return nil
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8998", "HTTP address to serve the API on")
-	f.StringVar(&cfg.RaftAddr, "raft-addr", "127.0.0.1:8999", "TCP address for Raft")
-	f.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address other nodes use to reach this one, host:port (a DNS name allowed); default: --http-addr as bound")
-	f.StringVar(&cfg.AdvertiseRaft, "advertise-raft", "", "Raft address other nodes dial, host:port (a DNS name allowed); default: --raft-addr as bound")
-	f.StringVar(&cfg.DataDir, "data-dir", "data", "directory for the registry (Raft) and interpreter files")
-	f.StringVar(&cfg.NodeID, "node-id", "node1", "unique, stable id of this node")
-	f.BoolVar(&cfg.Bootstrap, "bootstrap", true, "form a one-node cluster if this node has no Raft state yet; given explicitly, refused on a node that already belongs to a cluster")
-	f.StringSliceVar(&cfg.Join, "join", nil, "join the cluster through these members' HTTP addresses (comma-separated); ignored once the node has Raft state")
-	f.StringSliceVar(&cfg.Admit, "admit", nil, "with --bootstrap: admit these node IDs (comma-separated) as voters when this node forms a new cluster, so each may join once; later, admins run `srdd cluster admit ID`")
-	f.BoolVar(&cfg.NonVoter, "non-voter", false, "join as a non-voter, which leaves the cluster (and wipes its Raft state) on SIGTERM")
-	f.StringVar(&cfg.SparkMaster, "spark-master", "local[*]", "Spark master for session interpreters")
-	f.StringVar(&cfg.Python, "python", "", "Python executable with the pinned pyspark and msgpack (make venv); default: env SRDD_PYTHON, else .venv/bin/python in the working directory if it exists, else python3")
-	f.BoolVar(&skipPreflight, "skip-preflight", false, "start without checking --python, Java and the directories first (srdd doctor runs the same checks)")
-	f.StringArrayVar(&cfg.InterpreterEnv, "interpreter-env", nil, "pass this variable of the node's environment to session interpreters (repeatable); they otherwise get an allowlist only (PATH, HOME, locale, JAVA_HOME, SPARK_*, PYSPARK_*, HADOOP_*, ...), and session code can read what they get")
-	f.StringVar(&cfg.InterpreterUser, "interpreter-user", "", "run session interpreters as this unprivileged account (the node must run as root); session code then cannot read the Raft dir, users file, keys or certificates")
-	f.StringArrayVar(&conf, "spark-conf", nil, "extra Spark setting for every session, key=value (repeatable)")
-	f.DurationVar(&cfg.LeaderWait, "leader-wait", 10*time.Second, "how long a registry write waits for a leader during start-up or an election before it fails with 503 no_leader")
-	f.DurationVar(&cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long a request waits for a starting session before 503")
-	f.IntVar(&cfg.KVCacheMiB, "kv-cache-mib", 64, "size of each session's hot-key cache in MiB (spark.srdd.kv.cacheMiB)")
-	f.IntVar(&cfg.MetricsMaxRDDs, "metrics-max-rdds", 32, "shared RDDs that get their own rdd label in per-RDD metrics; later ones are counted under rdd=\"_other\"")
-	f.StringVar(&logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
-	f.StringVar(&cfg.PeerCert, "peer-cert", "", "this node's peer certificate (PEM; a node certificate: URI SAN srdd://node/ID = --node-id, TLS server and client usage, as `srdd cert node` makes): Raft, internal calls, forwarding and joins then run over mutual TLS on the Raft port; reloaded on SIGHUP")
-	f.StringVar(&cfg.PeerKey, "peer-key", "", "PEM private key of --peer-cert")
-	f.StringVar(&cfg.PeerCA, "peer-ca", "", "CA (PEM bundle) that other nodes' peer certificates must chain to; reloaded on SIGHUP")
-	f.StringVar(&cfg.ClusterKeyFile, "cluster-key-file", "", "development only, without peer TLS: file holding a shared secret required on node-to-node HTTP calls (Raft itself stays unauthenticated)")
-	f.StringVar(&cfg.AuthFile, "auth-file", "", "users file (srdd auth add): every call then needs a bearer token or HTTP Basic of a user whose roles allow it; reloaded on SIGHUP")
-	f.StringVar(&cfg.TLSCert, "tls-cert", "", "serve the API over https with this PEM certificate (chain); reloaded on SIGHUP")
-	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
-	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "accept client certificates signed by this CA (PEM): a certificate's CN names a user of --auth-file")
-	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) other nodes' certificates are checked against, and session code's calls to this node (default: the system's roots)")
-	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
-	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
-	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
-	f.DurationVar(&cfg.Raft.DownAfter, "down-after", 3*time.Second, "the leader marks a node down (its sessions dead, its durable RDDs adopted elsewhere) once it has not answered Raft for this long, a paused one too; at least 1s")
-	f.StringVar(&diskReserve, "disk-reserve", "16m", "free space kept on the data dir's and a local --checkpoint-uri's filesystems: below it, writes answer 507 insufficient_storage (nothing is appended), reads go on, /readyz says disk_space, and writes pass again once space is freed; 0: no check")
-	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", 100000, "checkpoint a durable RDD after this many logged writes")
-	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", time.Minute, "checkpoint a durable RDD with new writes at least this often")
-	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
-	f.BoolVar(&cfg.AllowRemoteURIs, "allow-remote-uris", false, "let clients name non-local URIs (http:, hdfs:, s3a:, ...) in loads, saves and session files; off: local paths in a --file-root only")
-	f.StringVar(&maxDriverMem, "max-driver-memory", "8g", "largest driverMemory / spark.driver.memory a session may ask for")
-	f.StringVar(&maxExecutorMem, "max-executor-memory", "8g", "largest executorMemory / spark.executor.memory a session may ask for")
-	f.IntVar(&cfg.MaxCores, "max-cores", 8, "most driverCores / executorCores (spark.driver.cores, spark.executor.cores) a session may ask for")
-	f.IntVar(&cfg.MaxExecutors, "max-executors", 16, "most numExecutors (spark.executor.instances, dynamic allocation bounds) a session may ask for")
-	f.IntVar(&cfg.MaxSessions, "max-sessions", 16, "most live sessions (interpreters, each a JVM) on this node; over it, 429 limit_reached")
-	f.IntVar(&cfg.MaxBatches, "max-batches", 16, "most live Livy batches (spark-submit runs, each a JVM) on this node; over it, 429 limit_reached")
-	f.IntVar(&cfg.MaxSessionsPerPrincipal, "max-sessions-per-principal", 8, "most live sessions one principal may hold on this node (unauthenticated callers are one principal)")
-	f.IntVar(&cfg.MaxRDDs, "max-rdds", 1000, "most shared RDDs this node's sessions may hold")
-	f.IntVar(&maxDead, "max-dead-sessions", sessions.DefaultMaxDeadSessions, "ended (dead or killed) sessions of this node kept in the registry and under DATA-DIR/sessions (0: none); the oldest are pruned first, and ids are never reused")
-	f.IntVar(&cfg.MaxStatements, "max-statements", 1000, "statements kept per session (in memory and on disk); older ones are trimmed and answer 404")
-	f.StringVar(&maxStmtBytes, "max-statement-bytes", "64m", "bytes of code and output kept per session's statements; older ones are trimmed, and longer code answers 413")
-	f.IntVar(&cfg.MaxLogLines, "max-log-lines", 1000, "interpreter log lines kept per session")
-	f.StringVar(&maxLogBytes, "max-log-bytes", "1m", "interpreter log bytes kept per session")
-	f.BoolVar(&cfg.MemoryOnly, "memory-only", false, "disable durable RDDs: every shared RDD is memory-mode (its data is lost with its interpreter)")
+	o.register(c.Flags())
 	return c
 }
 
@@ -208,4 +242,29 @@ func exitCode(code int, err error) error {
 	fmt.Fprintln(os.Stderr, "srdd:", err)
 	os.Exit(code)
 	return err
+}
+
+// interpreterCredential is whom interpreters run as, for the preflight's
+// --python check: the first uid of --interpreter-uids, or the account of
+// --interpreter-user (nil when they run as the node, or when the flags
+// are wrong: node.Start says why).
+func interpreterCredential(cfg node.Config) (*syscall.Credential, string) {
+	if os.Geteuid() != 0 {
+		return nil, ""
+	}
+	if cfg.InterpreterUIDs != "" {
+		first, _, err := sparkbridge.ParseUIDRange(cfg.InterpreterUIDs)
+		if err != nil {
+			return nil, ""
+		}
+		return &syscall.Credential{Uid: first, Gid: first, Groups: []uint32{}}, fmt.Sprintf("uid %d (--interpreter-uids)", first)
+	}
+	if cfg.InterpreterUser != "" {
+		u, err := sparkbridge.LookupUser(cfg.InterpreterUser)
+		if err != nil {
+			return nil, ""
+		}
+		return u.Credential(), u.Name + " (--interpreter-user)"
+	}
+	return nil, ""
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -32,26 +33,51 @@ const (
 // dir: without it the dir stays). FOWNER is not needed.
 var nodeCaps = []string{"CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"}
 
-// interpUser returns the value of --interpreter-user (either
-// "--interpreter-user X" or "--interpreter-user=X") in args.
-func interpUser(args []string) string {
+// The image's interpreter uids (Dockerfile: one account per uid, group
+// srdd-uids with gid FIRST), --interpreter-uids.
+const imageInterpUIDs = "100000-100063"
+
+// argValue returns the value of --name ("--name X" or "--name=X") in args.
+func argValue(args []string, name string) string {
 	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--interpreter-user="); ok {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
 			return v
 		}
-		if a == "--interpreter-user" && i+1 < len(args) {
+		if a == name && i+1 < len(args) {
 			return args[i+1]
 		}
 	}
 	return ""
 }
 
-func checkInterpUser(t *testing.T, where, u string) {
+// interpUser returns the value of --interpreter-user in args.
+func interpUser(args []string) string { return argValue(args, "--interpreter-user") }
+
+// checkInterpUIDs: session code runs as a uid of its own per session
+// (--interpreter-uids, a range without root), never as one account shared
+// by every session (--interpreter-user), which isolates the node but not
+// users from each other.
+func checkInterpUIDs(t *testing.T, where string, args []string) {
 	t.Helper()
-	if u == "" {
-		t.Errorf("%s starts the node without --interpreter-user: session code would run as the node and read its keys", where)
-	} else if u == "root" || u == "0" {
-		t.Errorf("%s runs session code as %s", where, u)
+	if u := interpUser(args); u != "" {
+		t.Errorf("%s runs every session as one account (--interpreter-user %s): sessions of different users could reach each other; use --interpreter-uids", where, u)
+	}
+	r := argValue(args, "--interpreter-uids")
+	checkUIDRange(t, where, r)
+}
+
+func checkUIDRange(t *testing.T, where, r string) {
+	t.Helper()
+	first, last, ok := strings.Cut(r, "-")
+	f, err1 := strconv.Atoi(first)
+	l, err2 := strconv.Atoi(last)
+	switch {
+	case r == "":
+		t.Errorf("%s starts the node without --interpreter-uids: session code would run as the node, or share one uid", where)
+	case !ok || err1 != nil || err2 != nil || f <= 0 || l < f:
+		t.Errorf("%s: --interpreter-uids %q is not FIRST-LAST with 0 < FIRST <= LAST", where, r)
+	case f <= imageInterpUID && imageInterpUID <= l:
+		t.Errorf("%s: --interpreter-uids %s holds the srdd account (%d), which runs Spark's own processes", where, r, imageInterpUID)
 	}
 }
 
@@ -71,16 +97,20 @@ func dockerEntrypoint(t *testing.T) []string {
 
 func TestDockerfileInterpreterUser(t *testing.T) {
 	df := string(readFile(t, "Dockerfile"))
-	checkInterpUser(t, "the image's ENTRYPOINT", interpUser(dockerEntrypoint(t)))
-	if u := interpUser(dockerEntrypoint(t)); u != imageInterpUser {
-		t.Errorf("the ENTRYPOINT's --interpreter-user is %q, want the image's account %s", u, imageInterpUser)
+	checkInterpUIDs(t, "the image's ENTRYPOINT", dockerEntrypoint(t))
+	if r := argValue(dockerEntrypoint(t), "--interpreter-uids"); r != imageInterpUIDs {
+		t.Errorf("the ENTRYPOINT's --interpreter-uids is %q, want the image's accounts %s", r, imageInterpUIDs)
 	}
+	first, last, _ := strings.Cut(imageInterpUIDs, "-")
 	for _, want := range []string{
 		fmt.Sprintf("groupadd --system --gid %d %s", imageInterpGID, imageInterpUser),
 		fmt.Sprintf("useradd --system --uid %d --gid %d", imageInterpUID, imageInterpGID),
+		// Spark's JVM cannot log in as a uid without an account.
+		fmt.Sprintf("groupadd --system --gid %s srdd-uids", first),
+		fmt.Sprintf("for i in $(seq %s %s); do useradd --system --no-log-init --uid $i --gid %s", first, last, first),
 	} {
 		if !strings.Contains(df, want) {
-			t.Errorf("the Dockerfile must create the interpreter account: %q", want)
+			t.Errorf("the Dockerfile must create the interpreter accounts: %q", want)
 		}
 	}
 	// The node runs as root (the last USER, if any, is root).
@@ -107,7 +137,7 @@ func TestKubernetesInterpreterUser(t *testing.T) {
 	if get(spec, "containers.1") != nil || get(spec, "initContainers") != nil {
 		t.Fatal("one container expected: check every container's user")
 	}
-	checkInterpUser(t, "the StatefulSet", interpUser(append(strs(get(c, "command")), strs(get(c, "args"))...)))
+	checkInterpUIDs(t, "the StatefulSet", append(strs(get(c, "command")), strs(get(c, "args"))...))
 	uid, ok := get(c, "securityContext.runAsUser").(int)
 	if !ok {
 		uid, ok = get(spec, "securityContext.runAsUser").(int)
@@ -161,7 +191,7 @@ func TestComposeInterpreterUser(t *testing.T) {
 		if e := get(s, "entrypoint"); e != nil {
 			entry = strs(e)
 		}
-		checkInterpUser(t, "compose "+name, interpUser(append(entry, strs(get(s, "command"))...)))
+		checkInterpUIDs(t, "compose "+name, append(entry, strs(get(s, "command"))...))
 		if u := str(get(s, "user")); u != "root" && u != "0" {
 			t.Errorf("compose %s runs as user %q: --interpreter-user needs root", name, u)
 		}
@@ -180,14 +210,14 @@ func TestSystemdInterpreterUser(t *testing.T) {
 	if m := regexp.MustCompile(`(?m)^User=(\S*)`).FindStringSubmatch(unit); m != nil && m[1] != "root" {
 		t.Errorf("srdd.service runs as User=%s: --interpreter-user needs root", m[1])
 	}
-	if !strings.Contains(unit, "--interpreter-user ${SRDD_INTERPRETER_USER}") {
-		t.Error("srdd.service's ExecStart lacks --interpreter-user ${SRDD_INTERPRETER_USER}")
+	if !strings.Contains(unit, "--interpreter-uids ${SRDD_INTERPRETER_UIDS}") || strings.Contains(unit, "--interpreter-user") {
+		t.Error("srdd.service's ExecStart must pass --interpreter-uids ${SRDD_INTERPRETER_UIDS}, and not --interpreter-user")
 	}
-	m := regexp.MustCompile(`(?m)^SRDD_INTERPRETER_USER=(\S*)$`).FindStringSubmatch(env)
+	m := regexp.MustCompile(`(?m)^SRDD_INTERPRETER_UIDS=(\S*)$`).FindStringSubmatch(env)
 	if m == nil {
-		t.Fatal("srdd.env does not set SRDD_INTERPRETER_USER")
+		t.Fatal("srdd.env does not set SRDD_INTERPRETER_UIDS")
 	}
-	checkInterpUser(t, "srdd.env", m[1])
+	checkUIDRange(t, "srdd.env", m[1])
 	cb := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.*)$`).FindStringSubmatch(unit)
 	if cb == nil {
 		t.Fatal("srdd.service has no CapabilityBoundingSet: root would keep every capability")

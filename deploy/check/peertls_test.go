@@ -288,12 +288,15 @@ func TestComposePeerTLS(t *testing.T) {
 		}
 		checkNodeCert(t, "compose "+name, id, host, certFile, keyFile, caFile)
 		caFiles = append(caFiles, caFile)
-		// Session code (the image's srdd, --interpreter-user) cannot read
-		// the key, through the volume's directory down.
+		// Session code (a uid of --interpreter-uids, with the uids' group)
+		// and Spark's processes (the image's srdd) cannot read the key,
+		// through the volume's directory down.
 		for _, d := range volDir {
 			if rel, err := filepath.Rel(d, keyFile); err == nil && !strings.HasPrefix(rel, "..") {
-				if ok, err := readableBy(imageInterpUID, imageInterpGID, d, keyFile); err != nil || ok {
-					t.Errorf("%s: the interpreter user (uid %d) can read %s (%v)", name, imageInterpUID, keyFile, err)
+				for _, id := range [][2]uint32{{imageInterpUID, imageInterpGID}, {100000, 100000}} {
+					if ok, err := readableBy(id[0], id[1], d, keyFile); err != nil || ok {
+						t.Errorf("%s: uid %d can read %s (%v)", name, id[0], keyFile, err)
+					}
 				}
 			}
 		}

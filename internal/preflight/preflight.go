@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/srdd/srdd/internal/fileroot"
@@ -30,6 +31,12 @@ type Config struct {
 	CheckpointURI string   // --checkpoint-uri ("": DATA-DIR/checkpoints)
 	FileRoots     []string // --file-root (none: DATA-DIR/files)
 	MemoryOnly    bool     // --memory-only: no checkpoints
+	// RunAs, if set, is whom interpreters run as (--interpreter-uids'
+	// first uid, or --interpreter-user): --python must import pyspark as
+	// that account, not only as the node (a Python under /root will not
+	// do). RunAsName names it in messages.
+	RunAs     *syscall.Credential
+	RunAsName string
 	// Create makes missing directories (srdd server); without it the
 	// checks only look (srdd doctor).
 	Create bool
@@ -60,7 +67,7 @@ func Run(cfg Config) []Check {
 	// second on a small machine.
 	var py Check
 	done := make(chan struct{})
-	go func() { py = Python(cfg.Python); close(done) }()
+	go func() { py = PythonAs(cfg.Python, cfg.RunAs, cfg.RunAsName); close(done) }()
 	java := Java()
 	<-done
 	checks := []Check{py, java}
@@ -122,9 +129,18 @@ print(json.dumps(out))
 
 const fixPython = "run `make venv` in the srdd checkout and pass --python .venv/bin/python (or install the pinned packages: pip install -r sparkbridge/python/requirements.txt)"
 
+// fixPythonAs is the fix when the interpreters' account cannot run it.
+const fixPythonAs = "give --python a Python every interpreter uid can run, outside /root and any 0700 home: e.g. python3 -m venv /opt/srdd/venv (dirs 0755) with the pinned pyspark and msgpack, then --python /opt/srdd/venv/bin/python"
+
 // Python checks that python imports the pinned pyspark and msgpack.
-func Python(python string) Check {
+func Python(python string) Check { return PythonAs(python, nil, "") }
+
+// PythonAs is Python, run as the interpreters' account when cred is set.
+func PythonAs(python string, cred *syscall.Credential, as string) Check {
 	c := Check{Name: "python", Fix: fixPython}
+	if cred != nil {
+		c.Fix = fixPythonAs
+	}
 	pinned := sparkbridge.PinnedPySpark()
 	path, err := exec.LookPath(python)
 	if err != nil {
@@ -135,9 +151,15 @@ func Python(python string) Check {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "-c", probe)
 	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1")
+	who := ""
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = "/"
+		who = " as " + as
+	}
 	out, err := cmd.Output()
 	if err != nil {
-		c.Detail = fmt.Sprintf("--python %s cannot run: %v", path, err)
+		c.Detail = fmt.Sprintf("--python %s cannot run%s: %v", path, who, err)
 		return c
 	}
 	var got map[string]string
@@ -152,7 +174,7 @@ func Python(python string) Check {
 		}
 	}
 	if len(missing) > 0 {
-		c.Detail = fmt.Sprintf("--python %s (Python %s) %s; srdd needs pyspark %s", path, got["python"], strings.Join(missing, ", "), pinned)
+		c.Detail = fmt.Sprintf("--python %s (Python %s) %s%s; srdd needs pyspark %s", path, got["python"], strings.Join(missing, ", "), who, pinned)
 		return c
 	}
 	if pinned != "" && majorMinor(got["pyspark"]) != majorMinor(pinned) {

@@ -2,8 +2,10 @@ package preflight
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -45,5 +47,27 @@ func TestMissingPythonAndJava(t *testing.T) {
 	err := Err([]Check{{Name: "java", Detail: "no Java", Fix: "install it"}, {Name: "python", OK: true}})
 	if err == nil || !strings.Contains(err.Error(), "java: no Java (fix: install it)") || strings.Contains(err.Error(), "python") {
 		t.Fatalf("Err = %v", err)
+	}
+}
+
+// With interpreters running as another account (--interpreter-uids,
+// --interpreter-user), --python must run as that account: one in a 0700
+// dir (as under /root) fails the check, saying so and how to fix it.
+func TestPythonAsInterpreterAccount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running the probe as another uid needs root; CI runs as root")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("no python3")
+	}
+	dir := t.TempDir() // 0700, root's
+	link := filepath.Join(dir, "python3")
+	if err := os.Symlink(py, link); err != nil {
+		t.Fatal(err)
+	}
+	c := PythonAs(link, &syscall.Credential{Uid: 61999, Gid: 61999, Groups: []uint32{}}, "uid 61999 (--interpreter-uids)")
+	if c.OK || !strings.Contains(c.Detail, "as uid 61999") || c.Fix != fixPythonAs {
+		t.Fatalf("a Python the interpreters' uid cannot reach: %+v", c)
 	}
 }

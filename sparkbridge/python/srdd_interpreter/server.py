@@ -34,7 +34,7 @@ from .scala import ScalaRepl
 from .statements import StatementRunner, install_stdout_capture
 from . import durable
 from .rules import InvalidInput
-from .store import Busy, WouldBlock
+from .store import Busy, WouldBlock, wire_writes
 from .tables import AlreadyExists, NotFound, RDDTable
 
 log = logging.getLogger("srdd_interpreter")
@@ -47,6 +47,8 @@ SPARK_STOP_TIMEOUT = 30.0
 # Names an RDD is never bound under in the statement namespace (it stays
 # reachable as shared_rdds[name]).
 RESERVED_NAMES = frozenset({"sc", "spark", "sqlContext", "shared_rdds"})
+# Ops that run session code; every other op is the node's (store.wire_writes).
+USER_CODE_OPS = frozenset(("execute", "complete"))
 
 
 @dataclass
@@ -380,7 +382,8 @@ class Server:
         a write with no backpressure pending): a hand-off to the pool costs
         more than the op. Returns False to hand the op to the pool."""
         try:
-            result = fast(args)
+            with wire_writes():
+                result = fast(args)
         except WouldBlock:
             return False
         except OpError as exc:
@@ -396,7 +399,11 @@ class Server:
 
     def _handle(self, rid: int, op: str, args: dict[str, Any]) -> None:
         try:
-            result = self._handlers[op](args)
+            if op in USER_CODE_OPS:  # session code: never the node's wire writes
+                result = self._handlers[op](args)
+            else:
+                with wire_writes():
+                    result = self._handlers[op](args)
         except OpError as exc:
             self._reply_error(rid, exc.code, exc.message)
         except InvalidInput as exc:
@@ -494,23 +501,29 @@ class Server:
         if not name:
             raise OpError("bad_request", "name must not be empty")
         assert self.tables is not None and self.runner is not None
+        if _bindable(name) and name in self.runner.namespace and name not in self.tables.view:
+            # Binding it would overwrite session code's own variable (a
+            # module, a function, data): refused, never overwritten.
+            raise OpError("name_taken", "%r is already a name in session code's namespace; "
+                                        "choose another RDD name or del %s in the session first" % (name, name))
         log = durable.node_log_for(name) if _opt(args, "durable", bool, False) else None
         try:
             store = self.tables.create(name, log)
         except AlreadyExists:
             raise OpError("exists", "shared RDD %r already exists" % name) from None
         if _bindable(name):
-            self.runner.namespace[name] = store
+            self.runner.namespace[name] = self.tables.handle(name)
         return {}
 
     def _op_rdd_drop(self, args: dict[str, Any]) -> dict[str, Any]:
         name = _arg(args, "name", str)
         assert self.tables is not None and self.runner is not None
         try:
-            store = self.tables.drop(name)
+            handle = self.tables.handle(name)
+            self.tables.drop(name)
         except NotFound:
             raise OpError("not_found", "shared RDD %r does not exist" % name) from None
-        if self.runner.namespace.get(name) is store:
+        if self.runner.namespace.get(name) is handle:
             del self.runner.namespace[name]
         if self._views.pop(name, None) is not None and self.spark is not None:
             self.spark.catalog.dropTempView(name)

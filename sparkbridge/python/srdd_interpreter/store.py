@@ -33,13 +33,14 @@ only ever dict keys, JSON text and Spark task data here, never source code.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Union
 
@@ -84,8 +85,35 @@ _ids = itertools.count(1)
 
 # ---------------------------------------------------------------- the store
 
+# Wire writes into a durable RDD's memory (set_json, set_json_groups,
+# delete_groups, apply_logged, load(logged=True)) are the node's: they run
+# only inside wire_writes(), which the server's ops enter. Session code
+# gets a handle (handle.py) without these methods; this refuses them
+# should it reach the store anyway (docs/ARCHITECTURE.md invariant 5).
+_wire = threading.local()
+
+
+@contextlib.contextmanager
+def wire_writes() -> Iterator[None]:
+    """Marks this thread as applying what the node sent (its log, its
+    checkpoints, its loads)."""
+    depth = getattr(_wire, "depth", 0)
+    _wire.depth = depth + 1
+    try:
+        yield
+    finally:
+        _wire.depth = depth
+
+
+def _check_wire(store: "SharedRDD", what: str) -> None:
+    if store._log is not None and not getattr(_wire, "depth", 0):
+        raise InvalidInput("%s writes into durable shared RDD %r outside its log; session code writes with "
+                           "set, set_many, delete and delete_many, which go through the log" % (what, store.name))
+
+
 class SharedRDD:
-    """The KV store for one named shared RDD (thread-safe)."""
+    """The KV store for one named shared RDD (thread-safe). Session code
+    never holds one: it gets a handle (handle.py)."""
 
     def __init__(self, name: str, sc: SparkContext, spark: Optional[SparkSession] = None,
                  num_partitions: Optional[int] = None, engine: Optional[Engine] = None, log: Any = None) -> None:
@@ -324,6 +352,7 @@ class SharedRDD:
         anything is applied, so a bad batch changes nothing. Raises
         InvalidInput on the first bad item. Returns the number of items.
         """
+        _check_wire(self, "set_json")
         staged = self.stage_json(list(items))
         self._write(dict(staged), ())
         return len(staged)
@@ -333,6 +362,7 @@ class SharedRDD:
         batches back to back, ``groups`` their sizes. Each batch is validated
         on its own and applied whole or not at all; all valid batches are
         applied at once, in order. Returns (items written, per-batch error)."""
+        _check_wire(self, "set_json_groups")
         self._rules.check_groups(groups, len(items))
         staged: dict[str, JsonBytes] = {}
         errors: list[Optional[str]] = []
@@ -384,6 +414,7 @@ class SharedRDD:
     def apply_logged(self, sets: dict[str, JsonBytes], deletes: Iterable[str]) -> int:
         """Apply writes the node has logged (durable RDDs); returns how many
         of ``deletes`` existed."""
+        _check_wire(self, "apply_logged")
         return self._write(sets, deletes)
 
     def checkpoint_to(self, path: str, index: int) -> int:
@@ -401,6 +432,7 @@ class SharedRDD:
 
     def delete_groups(self, keys: list[str], groups: list[int], wait: bool = True) -> list[int]:
         """Wire helper for coalesced deletes: how many keys of each batch existed."""
+        _check_wire(self, "delete_groups")
         self._rules.check_groups(groups, len(keys), "keys")
         keys = [check_lookup_key(k) for k in keys]
         # One locked section with one capacity check: the reader thread
@@ -690,6 +722,8 @@ class SharedRDD:
         background; ``load_status()`` reports progress. In mode "merge"
         loaded rows overwrite existing keys; "replace" drops the old data.
         Writes made while the load runs win over loaded rows."""
+        if logged:
+            _check_wire(self, "load(logged=True)")
         if self._log is not None and not logged:
             raise InvalidInput("load into a durable shared RDD through the node (POST /v1/rdds/%s/load), "
                                "which checkpoints it when the load ends" % self.name)

@@ -16,6 +16,7 @@ from pyspark.sql import SparkSession
 
 from . import rules
 from .engine import Engine
+from .handle import handle
 from .store import SharedRDD
 
 
@@ -32,7 +33,7 @@ class RDDTable:
 
     ``view`` is a live read-only mapping for user code (``shared_rdds``), so
     statements can look RDDs up but cannot add or drop them behind the
-    node's back. Names follow the node's data rules (``data_rules``, by
+    node's back; it maps names to handles (handle.py), never to stores. Names follow the node's data rules (``data_rules``, by
     default what the node handed over: rules.from_env).
     """
 
@@ -43,8 +44,9 @@ class RDDTable:
         self.rules = data_rules or rules.from_env()
         self._lock = threading.Lock()
         self._rdds: dict[str, SharedRDD] = {}
+        self._handles: dict[str, Any] = {}
         self._engine: Optional[Engine] = None
-        self.view: Mapping[str, SharedRDD] = MappingProxyType(self._rdds)
+        self.view: Mapping[str, Any] = MappingProxyType(self._handles)
 
     @property
     def engine(self) -> Engine:
@@ -59,11 +61,13 @@ class RDDTable:
                 raise AlreadyExists(name)
             store = SharedRDD(name, self._sc, self._spark, engine=self.engine, log=log)
             self._rdds[name] = store
+            self._handles[name] = handle(store)
             return store
 
     def drop(self, name: str) -> SharedRDD:
         with self._lock:
             store = self._rdds.pop(name, None)
+            self._handles.pop(name, None)
         if store is None:
             raise NotFound(name)
         store.unpersist()
@@ -74,6 +78,13 @@ class RDDTable:
         if store is None:
             raise NotFound(name)
         return store
+
+    def handle(self, name: str) -> Any:
+        """Session code's handle on RDD ``name`` (handle.py)."""
+        h = self._handles.get(name)
+        if h is None:
+            raise NotFound(name)
+        return h
 
     def names(self) -> list[str]:
         with self._lock:

@@ -11,12 +11,21 @@ from typing import Any
 import pytest
 
 from srdd_interpreter import durable
-from srdd_interpreter.store import InvalidInput, SharedRDD
+from srdd_interpreter.handle import handle
+from srdd_interpreter.store import InvalidInput, SharedRDD, wire_writes
 
 
 @pytest.fixture()
 def store(spark: Any) -> SharedRDD:
     return SharedRDD("ledger", spark.sparkContext, spark)
+
+
+@pytest.fixture(autouse=True)
+def node_thread() -> Any:
+    """The test thread plays the node: its wire writes are allowed
+    (store.wire_writes); session code runs on threads of its own."""
+    with wire_writes():
+        yield
 
 
 def entry(index: int, keys: list[str], values: list[bytes] | None = None, groups: list[int] | None = None) -> dict:
@@ -120,3 +129,40 @@ def test_user_writes_go_to_the_node(store: SharedRDD) -> None:
             store.set("a", 1)
     finally:
         srv.shutdown()
+
+
+def test_session_code_cannot_write_outside_the_log(store: SharedRDD) -> None:
+    """Session code holds a handle with the user API only; the store's wire
+    and replay methods refuse to write a durable RDD outside the node's
+    apply (docs/ARCHITECTURE.md invariant 5)."""
+    logged: list[Any] = []
+    store._log = lambda op, items: logged.append((op, list(items))) or len(items)  # durable
+    h = handle(store)
+    for name in ("set_json", "set_json_groups", "delete_groups", "apply_logged", "stage_json",
+                 "checkpoint_to", "get_json", "_log", "engine", "_write", "apply_lock", "clear_cache"):
+        assert not hasattr(h, name), name
+    with pytest.raises(TypeError):
+        h.load("/tmp/x.parquet", "parquet", logged=True)
+    results: list[Any] = []
+
+    def session() -> None:  # a statement's thread: no wire context
+        for attempt in (lambda: store.set_json([("a", b"1")]), lambda: store.set_json_groups([("a", b"1")], [1]),
+                        lambda: store.delete_groups(["a"], [1]), lambda: store.apply_logged({"a": b"1"}, ()),
+                        lambda: store.load("/tmp/x.parquet", "parquet", "replace", logged=True)):
+            try:
+                attempt()
+                results.append("written")
+            except InvalidInput as exc:
+                results.append(str(exc))
+        results.append(h.set("b", 2))
+        results.append(h.delete_many(["b"]))
+
+    t = threading.Thread(target=session)
+    t.start()
+    t.join()
+    assert all("outside its log" in r for r in results[:5]), results
+    assert store.count() == 0  # nothing reached memory but through the log
+    assert logged == [("set", [("b", b"2")]), ("delete", ["b"])]
+    # The node's apply (kv.apply) is what writes it.
+    durable.apply_entries(store, [entry(1, ["a"], [b"1"])])
+    assert h.get("a") == 1 and len(h) == 1 and "a" in h and h["a"] == 1 and h.name == "ledger" and h.durable

@@ -270,6 +270,16 @@ def test_end_to_end(tmpdir_short: str) -> None:
         out = client.ok("execute", {"code": "states"})
         assert out["status"] == "error" and out["ename"] == "NameError"
 
+        # an RDD never overwrites session code's own name; session code
+        # holds a handle with no wire methods
+        assert client.ok("execute", {"code": "import json\nmine = 7"})["status"] == "ok"
+        for taken in ("json", "mine"):
+            assert client.error_code("rdd.create", {"name": taken}) == "name_taken"
+        out = client.ok("execute", {"code": "(mine, json.dumps([1]), sorted(shared_rdds))"})
+        assert out["data"] == {"text/plain": "(7, '[1]', ['other'])"}, out
+        out = client.ok("execute", {"code": "(hasattr(other, 'set_json'), hasattr(other, 'apply_logged'), other.count())"})
+        assert out["data"] == {"text/plain": "(False, False, 0)"}, out
+
         assert not os.path.exists(PWNED)
 
         # shutdown answers, then the process stops Spark and exits 0

@@ -192,7 +192,9 @@ def test_rdd_table(spark: Any) -> None:
     with pytest.raises(KeyError):
         tables.create("a")
     assert tables.list() == [("a", 1), ("b", 0)]
-    assert tables.view["a"] is a
+    # User code sees a handle on the store (handle.py), never the store.
+    assert tables.view["a"] is tables.handle("a") and tables.view["a"] is not a
+    assert tables.view["a"].get("k") == 1 and not hasattr(tables.view["a"], "set_json")
     with pytest.raises(TypeError):
         tables.view["c"] = a  # type: ignore[index]  # read-only for user code
     tables.drop("a")

@@ -189,6 +189,7 @@ ERROR_CODES: dict[str, tuple[int, type[SrddError]]] = {
     "too_large": (413, TooLarge),
     "headers_too_large": (431, TooLarge),
     "unsupported_media_type": (415, UnsupportedMediaType),
+    "request_timeout": (408, Unavailable),
     "idempotency_mismatch": (422, IdempotencyMismatch),
     "limit_reached": (429, TooManyRequests),
     "queue_full": (429, TooManyRequests),

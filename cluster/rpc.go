@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,16 +15,35 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// ApplyPath is the internal HTTP route on which a leader applies commands
-// forwarded by followers (served by httpapi, handled by ServeApply).
-const ApplyPath = "/internal/v1/apply"
+// The node-to-node protocol: every HTTP call one node makes on another,
+// its server side (transport-neutral: bytes in, bytes or an error out)
+// and its client, here and in join.go. httpapi mounts the server side
+// in its route table (httpapi/routes.go), whose rows name these paths;
+// over peer TLS the calls run on the peer channel (peertls.go).
+//
+//	POST   ApplyPath   ServeApply   Node.forward   a follower's registry command (msgpack)
+//	GET    IndexPath   ServeIndex   Node.CatchUp   the leader's applied index (a read index)
+//	GET    SilentPath  ServeSilent  Node.askSilent peers the leader cannot reach now
+//	POST   JoinPath    Node.Join    Node.JoinVia   add a node (join.go)
+//	DELETE NodesPath+id Node.Remove Node.Leave     remove a node (join.go)
+const (
+	// ApplyPath is where a leader applies commands forwarded by followers.
+	ApplyPath = "/internal/v1/apply"
+	// IndexPath is where a leader tells its commit index to a follower
+	// that wants to catch up.
+	IndexPath = "/internal/v1/index"
+	// SilentPath is where the leader tells a follower which peers it
+	// cannot reach right now, so that placement through any node avoids
+	// a node that just died.
+	SilentPath = "/internal/v1/silent"
+	// JoinPath is where a member takes a join (the leader decides it).
+	JoinPath = "/v1/cluster/join"
+	// NodesPath + id is where a member takes the removal of node id.
+	NodesPath = "/v1/cluster/nodes/"
+)
 
 // KeyHeader carries the cluster key on internal calls.
 const KeyHeader = "X-Srdd-Cluster-Key"
-
-// IndexPath is the internal HTTP route on which a leader tells its commit
-// index to a follower that wants to catch up (handled by ServeIndex).
-const IndexPath = "/internal/v1/index"
 
 // applyReply is the leader's answer to a forwarded command.
 type applyReply struct {
@@ -283,3 +303,44 @@ func (n *Node) CatchUp() error {
 	}
 	return n.waitApplied(idx)
 }
+
+// ServeSilent answers the peers this leader has not heard from since its
+// last heartbeat to them failed, as a JSON list of node ids.
+func (n *Node) ServeSilent() ([]byte, error) {
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	return json.Marshal(n.peers.list())
+}
+
+// askSilent fetches the leader's list of silent peers.
+func (n *Node) askSilent() ([]string, error) {
+	addr, err := n.leaderPeer()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), askSilentTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.peerURL(addr, SilentPath), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(KeyHeader, n.cfg.ClusterKey)
+	resp, err := n.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot ask the leader at %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	var ids []string
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("leader at %s answered %d", addr, resp.StatusCode)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&ids); err != nil {
+		return nil, fmt.Errorf("cannot decode the leader's silent peers: %w", err)
+	}
+	return ids, nil
+}
+
+// askSilentTimeout bounds a follower's question to the leader during
+// placement; past it the follower decides from its own view.
+const askSilentTimeout = 500 * time.Millisecond

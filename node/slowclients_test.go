@@ -1,0 +1,101 @@
+package node
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srdd/srdd/auth"
+)
+
+// Slow clients (issue 25): before authentication a body is not read; after
+// it, the body must arrive within --read-timeout; past --max-conns a new
+// connection gets a fast 503. No session: no interpreter starts.
+func TestSlowClients(t *testing.T) {
+	dir := t.TempDir()
+	users := filepath.Join(dir, "users.json")
+	var f auth.File
+	tok, _ := auth.NewToken()
+	if err := f.AddUser("ana", []string{"admin"}, tok, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := auth.WriteFile(users, &f); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.AuthFile, cfg.ReadTimeout, cfg.MaxConns = users, time.Second, 6
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	addr := n.HTTPAddr()
+
+	// send writes head and part of a 4 MB body, then stalls; it returns
+	// the status line and how long the answer took.
+	send := func(head string) (string, time.Duration) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		began := time.Now()
+		if _, err := c.Write([]byte(head + "Content-Type: application/json\r\nContent-Length: 4000000\r\n\r\n" + strings.Repeat("x", 100<<10))); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		return strings.TrimSpace(line), time.Since(began)
+	}
+	// No credentials: 401 at once, without waiting for the body.
+	if line, took := send("PUT /v1/rdds/x/keys/k HTTP/1.1\r\nHost: localhost\r\n"); !strings.Contains(line, "401") || took > 5*time.Second {
+		t.Errorf("unauthenticated 4 MB body: %q after %s, want 401 at once", line, took)
+	}
+	// Credentials, then a body that stalls: 408 after the read timeout.
+	line, took := send("PUT /v1/rdds/x/keys/k HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + tok + "\r\n")
+	if !strings.Contains(line, "408") || took < 500*time.Millisecond || took > 10*time.Second {
+		t.Errorf("authenticated stalled body: %q after %s, want 408 after about 1 s", line, took)
+	}
+	// Connections past --max-conns get a fast 503.
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 6; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	time.Sleep(200 * time.Millisecond) // let the server take them
+	began := time.Now()
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatalf("connection over --max-conns: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 503 || time.Since(began) > 3*time.Second {
+		t.Errorf("connection over --max-conns: %d after %s, want a fast 503", resp.StatusCode, time.Since(began))
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	time.Sleep(200 * time.Millisecond)
+	if resp, err := http.Get("http://" + addr + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("after the held connections closed: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+}
