@@ -336,8 +336,8 @@ func runDiskFull(t *testing.T, full string, onFull func(*faultNode) func(), args
 	load := startKVLoad(n, "kv", 8, 3, 2, counts)
 	time.Sleep(5 * time.Second)
 
+	counts.setPhase("2-filling") // while the disk fills, and the guard looks again
 	filler := fillDisk(t, full)
-	counts.setPhase("2-filling") // answers in flight while the guard looks again
 	time.Sleep(time.Second)
 	counts.setPhase("3-full")
 	if st, body := readyz(n); st != http.StatusServiceUnavailable || !strings.Contains(body, "disk_space") {
