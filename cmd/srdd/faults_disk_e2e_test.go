@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -295,9 +296,42 @@ func (l *kvLoad) check(t *testing.T) {
 	t.Helper()
 	res := l.hist.Check(time.Minute)
 	if res != porcupine.Ok {
+		logViolation(t, l.hist)
 		t.Fatalf("the history of %d operations is not linearizable (%v): an acknowledged write was lost or a refused one applied", l.hist.Len(), res)
 	}
 	t.Logf("porcupine: %d operations, linearizable", l.hist.Len())
+}
+
+// logViolation logs the operations on the first key whose history alone
+// is not linearizable, by call time.
+func logViolation(t *testing.T, h *lincheck.History) {
+	t.Helper()
+	byKey := map[string][]porcupine.Operation{}
+	for _, op := range h.Operations() {
+		k := op.Input.(lincheck.Input).Key
+		byKey[k] = append(byKey[k], op)
+	}
+	for k, ops := range byKey {
+		if porcupine.CheckOperations(lincheck.Model, ops) {
+			continue
+		}
+		sort.Slice(ops, func(i, j int) bool { return ops[i].Call < ops[j].Call })
+		var b strings.Builder
+		for _, op := range ops {
+			in := op.Input.(lincheck.Input)
+			ret := "?"
+			if op.Return != math.MaxInt64 {
+				ret = time.Duration(op.Return).String()
+			}
+			if in.Put {
+				fmt.Fprintf(&b, "\n  c%d put %s [%s, %s]", op.ClientId, in.Value, time.Duration(op.Call), ret)
+			} else {
+				fmt.Fprintf(&b, "\n  c%d get -> %s [%s, %s]", op.ClientId, op.Output.(lincheck.Output).Value, time.Duration(op.Call), ret)
+			}
+		}
+		t.Logf("key %s is not linearizable; its operations:%s", k, b.String())
+		return
+	}
 }
 
 // readyz returns /readyz's status and body.

@@ -169,6 +169,8 @@ func TestFaultPausedOwner(t *testing.T) {
 	counts := newStatusCounts("1-before")
 	hist := lincheck.NewHistory()
 	loads := make([]*kvLoad, 0, 2)
+	t.Logf("load clients from %d: 2 writers and 1 reader through %s, then through %s; then 2 readers through %s",
+		loadClients.Load()+1, survivors[0].id, survivors[1].id, owner.id)
 	for _, s := range survivors {
 		// Clients give up after 5 s: a call forwarded to the paused owner
 		// before it was marked down waits for it (status 0).
