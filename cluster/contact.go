@@ -17,9 +17,9 @@ import (
 // (heartbeats included; contactTransport) and, on a ticker, marks a peer
 // down once it has been quiet for DownAfter and up again when it answers.
 // The other side: a follower serves an owner's default reads only while
-// it heard from the leader within half of DownAfter, and only after it
-// applied what the leader had committed then (FreshRead), so a resumed
-// node applies its own replacement before it serves anything.
+// it heard from the leader within half of DownAfter, and a node that was
+// paused passes a read barrier first (FreshRead), so a resumed node
+// applies its own replacement before it serves anything.
 
 // fullTransport is what NetworkTransport (and peerTransport, which embeds
 // it) provides and Raft looks for.
