@@ -52,6 +52,9 @@ var (
 	ErrBatchExists   = errors.New("batch name already in use")
 	ErrBatchFinished = errors.New("batch has finished")
 	ErrBatchLimit    = errors.New("too many live batches in the registry")
+	// ErrInsufficientStorage: the data dir (or the checkpoint dir) is full;
+	// the write was refused before it was appended (diskspace.go).
+	ErrInsufficientStorage = errors.New("insufficient storage")
 )
 
 // errorKinds names each sentinel on the wire, so an error the leader's FSM
@@ -66,7 +69,7 @@ var errorKinds = map[string]error{
 	"invalid_command": ErrInvalidCommand, "halted": ErrHalted, "not_admitted": ErrNotAdmitted,
 	"plaintext_cluster": ErrPlaintextCluster, "member_exists": ErrMemberExists, "admit_limit": ErrAdmitLimit,
 	"batch_not_found": ErrBatchNotFound, "batch_exists": ErrBatchExists, "batch_finished": ErrBatchFinished,
-	"batch_limit": ErrBatchLimit,
+	"batch_limit": ErrBatchLimit, "insufficient_storage": ErrInsufficientStorage,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

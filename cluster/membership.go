@@ -27,13 +27,21 @@ func (n *Node) startHealthWatch() {
 		return false
 	})
 	n.raft.RegisterObserver(n.observer)
-	n.wg.Add(1)
+	n.lastTick.Store(time.Now().UnixNano())
+	n.wg.Add(2)
+	go n.watchPause()
 	go func() {
 		defer n.wg.Done()
+		// A paused peer never fails a heartbeat until the transport times
+		// out: contact.go marks it down after DownAfter of silence.
+		tick := time.NewTicker(contactCheckEvery)
+		defer tick.Stop()
 		for {
 			select {
 			case <-n.stop:
 				return
+			case <-tick.C:
+				n.checkContact()
 			case o := <-n.obsCh:
 				switch d := o.Data.(type) {
 				case raft.FailedHeartbeatObservation:
@@ -46,6 +54,7 @@ func (n *Node) startHealthWatch() {
 					n.setStatus(string(d.PeerID), NodeUp)
 				case raft.LeaderObservation:
 					n.peers.reset()
+					n.contact.reset()
 				}
 			}
 		}

@@ -76,6 +76,10 @@ type Config struct {
 	// peer before placement stops choosing it: a small multiple of Raft's
 	// heartbeat interval (HeartbeatTimeout/10).
 	SilentAfter time.Duration
+	// DiskReserve is the free space DataDir/raft's filesystem must keep:
+	// below it, every proposal is refused with ErrInsufficientStorage
+	// (diskspace.go). Zero: DefaultDiskReserve; negative: no check.
+	DiskReserve int64
 	Logger      hclog.Logger
 }
 
@@ -137,6 +141,7 @@ func (c *Config) fillDefaults() {
 	defaults.Set(&c.HeartbeatTimeout, d.HeartbeatTimeout)
 	defaults.Set(&c.ElectionTimeout, d.ElectionTimeout)
 	defaults.Set(&c.DownAfter, d.DownAfter)
+	defaults.Set(&c.DiskReserve, DefaultDiskReserve)
 	// Silence is measured in heartbeats: scale with a test's shorter ones.
 	defaults.Set(&c.SilentAfter, 3*c.HeartbeatTimeout/10)
 	if c.Logger == nil {
@@ -160,6 +165,13 @@ type Node struct {
 	isolated atomic.Bool
 	peers    peerHealth // the leader's view of unreachable peers
 	joinMu   sync.Mutex // Join: one at a time
+	// disk refuses proposals while DataDir/raft's filesystem is full.
+	disk *DiskGuard
+	// contact: when each peer last answered the leader (contact.go).
+	contact peerContact
+	// lastTick and suspect: watchPause's record of this process running.
+	lastTick atomic.Int64
+	suspect  atomic.Bool
 	// bootstrapped: this Open made a new one-node cluster.
 	bootstrapped bool
 	// nudging/nudgeAgain: see nudgeFollowers.
@@ -194,7 +206,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	f := newFSM()
 	f.log = cfg.Logger.Named("fsm")
-	n := &Node{cfg: cfg, fsm: f, stop: make(chan struct{}),
+	n := &Node{cfg: cfg, fsm: f, stop: make(chan struct{}), disk: NewDiskGuard(cfg.DiskReserve, dir),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute, TLSClientConfig: cfg.PeerTLS}}}
 	ok := false
 	defer func() {
@@ -270,12 +282,13 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot inspect raft state: %w", err)
 	}
-	var trans raft.Transport = n.transport
+	var trans fullTransport = n.transport
 	if n.mux != nil {
 		n.ptrans = newPeerTransport(n.transport, n.mux, n.checkRPC, cfg.Logger.Named("peer"))
 		trans = n.ptrans
 	}
-	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, trans)
+	n.contact.reset()
+	n.raft, err = raft.NewRaft(rc, n.fsm, n.store, n.store, snaps, &contactTransport{fullTransport: trans, heard: n.contact.heard})
 	if err != nil {
 		return nil, fmt.Errorf("cannot start raft: %w", err)
 	}
@@ -391,6 +404,10 @@ func (n *Node) Apply(c Command) (any, error) {
 	if err := n.haltErr(); err != nil {
 		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
 	}
+	// This node appends the entry too (and waits until it applied it).
+	if err := n.disk.Check(); err != nil {
+		return nil, fmt.Errorf("cannot apply %s: %w", c.Type, err)
+	}
 	b, err := Encode(c)
 	if err != nil {
 		return nil, err
@@ -470,8 +487,17 @@ func (n *Node) LeaderWait() time.Duration { return n.cfg.LeaderWait }
 
 // applyLocal applies an encoded entry on this node, which must lead.
 func (n *Node) applyLocal(b []byte) (uint64, any, error) {
+	if err := n.disk.Check(); err != nil {
+		return 0, nil, err // not proposed: a forwarded write answers 507 too
+	}
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
+		if err := noSpace(err); errors.Is(err, ErrInsufficientStorage) {
+			// The local append failed (the log store rolled it back and
+			// the leader stepped down): nothing was appended.
+			n.disk.Forget()
+			return 0, nil, err
+		}
 		if errors.Is(err, raft.ErrNotLeader) {
 			return 0, nil, ErrNotLeader // nothing was appended: safe to retry
 		}
@@ -486,6 +512,10 @@ func (n *Node) applyLocal(b []byte) (uint64, any, error) {
 	r, _ := f.Response().(applyResult)
 	return f.Index(), r.value, r.err
 }
+
+// DiskFull returns ErrInsufficientStorage (naming the directory) while the
+// Raft dir's filesystem holds less than Config.DiskReserve, else nil.
+func (n *Node) DiskFull() error { return n.disk.Check() }
 
 // Snapshot forces a snapshot now (used by tests and operators).
 func (n *Node) Snapshot() error {

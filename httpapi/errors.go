@@ -87,6 +87,7 @@ var errorStatus = []struct {
 	{[]error{kvstore.ErrLost}, http.StatusGone, "lost", ""},
 	{[]error{sessions.ErrDead}, http.StatusConflict, "session_dead", ""},
 	{[]error{sessions.ErrQueueFull}, http.StatusTooManyRequests, "queue_full", ""},
+	{[]error{cluster.ErrInsufficientStorage}, http.StatusInsufficientStorage, "insufficient_storage", ""},
 	{[]error{kvstore.ErrRecovering}, http.StatusServiceUnavailable, "recovering", "2"},
 	{[]error{cluster.ErrNotOwner}, http.StatusServiceUnavailable, "moved", "1"},
 	{[]error{cluster.ErrIdempotencyMismatch}, http.StatusUnprocessableEntity, "idempotency_mismatch", ""},

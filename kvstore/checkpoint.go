@@ -101,7 +101,7 @@ func (o *owned) maybeCheckpoint(force bool) *ckptRun {
 	}
 	due := o.since >= cfg.CheckpointEvery || (o.since > 0 && time.Since(o.lastCkpt) >= cfg.CheckpointInterval) ||
 		(o.since > 0 && tailBytes >= cfg.CheckpointBytes)
-	if !force && !due {
+	if !force && (!due || time.Now().Before(o.ckptNext)) {
 		o.mu.Unlock()
 		return nil
 	}
@@ -111,6 +111,15 @@ func (o *owned) maybeCheckpoint(force bool) *ckptRun {
 	o.mu.Unlock()
 	go o.writeCheckpoint(run, idx, since)
 	return run
+}
+
+// checkpointBackoff is the pause after the n-th checkpoint failure in a
+// row: 1 s doubling, at most a minute.
+func checkpointBackoff(n int) time.Duration {
+	if n > 7 {
+		return time.Minute
+	}
+	return min(time.Second<<max(n-1, 0), time.Minute)
 }
 
 // waitCheckpoint returns once no checkpoint runs.
@@ -143,8 +152,13 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 		o.ckpt = nil
 		if run.err != nil {
 			o.since += since // still to be covered
-		} else if coversLoad {
-			o.loadCkpt = false
+			o.ckptFails++
+			o.ckptNext = time.Now().Add(checkpointBackoff(o.ckptFails))
+		} else {
+			o.ckptFails, o.ckptNext = 0, time.Time{}
+			if coversLoad {
+				o.loadCkpt = false
+			}
 		}
 		o.mu.Unlock()
 		close(run.done)
@@ -168,6 +182,13 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 			s.hooks.CheckpointDone(o.name, time.Since(began), res.Bytes, run.err)
 		}
 	}()
+	// A full local checkpoint dir: not worth a Spark job (the policy
+	// tries again after the back-off).
+	if err := o.d.disk.Check(); err != nil {
+		run.err = fmt.Errorf("cannot write checkpoint of %q: %w", o.name, err)
+		s.logf("%v", run.err)
+		return
+	}
 	if err := o.d.ownCheckpoints(o.name, it); err != nil {
 		run.err = fmt.Errorf("cannot write checkpoint of %q: %w", o.name, err)
 		s.logf("%v", run.err)

@@ -66,6 +66,11 @@ type DurableConfig struct {
 	CheckpointBytes int64
 	// Tick is how often the pusher checks the time policy; default 1s.
 	Tick time.Duration
+	// DiskReserve is the free space a local CheckpointURI's filesystem
+	// must keep: below it, writes to durable RDDs answer 507 and
+	// checkpoints are not tried (docs/ARCHITECTURE.md, "Full disk").
+	// Zero: cluster.DefaultDiskReserve; negative: no check.
+	DiskReserve int64
 }
 
 func (c *DurableConfig) fill(dataDir string) {
@@ -98,6 +103,24 @@ func (c *DurableConfig) fill(dataDir string) {
 	if c.Tick <= 0 {
 		c.Tick = d.Tick
 	}
+	if c.DiskReserve == 0 {
+		c.DiskReserve = cluster.DefaultDiskReserve
+	}
+}
+
+// localPath returns the local directory a checkpoint URI names (a plain
+// path or file://), or "" for a remote one.
+func localPath(uri string) string {
+	u, err := url.Parse(uri)
+	switch {
+	case err != nil:
+		return ""
+	case u.Scheme == "":
+		return uri
+	case u.Scheme == "file":
+		return u.Path
+	}
+	return ""
 }
 
 // DefaultDurableConfig is the one place the checkpoint policy's defaults
@@ -123,6 +146,9 @@ type durable struct {
 	wake     chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
+	// disk refuses writes while a local checkpoint dir's filesystem is
+	// full (nil: remote checkpoints, or no check).
+	disk *cluster.DiskGuard
 	// ckptOwner hands checkpoint dirs to their session (ckptowner.go).
 	ckptOwner CheckpointOwner
 }
@@ -137,7 +163,15 @@ func newDurable(s *Store) *durable {
 func (s *Store) EnableDurable(cfg DurableConfig, dataDir string) {
 	cfg.fill(dataDir)
 	s.dur.cfg, s.dur.on = cfg, true
+	if p := localPath(cfg.CheckpointURI); p != "" {
+		s.dur.disk = cluster.NewDiskGuard(cfg.DiskReserve, p)
+	}
 }
+
+// CheckpointDiskFull returns cluster.ErrInsufficientStorage (naming the
+// directory) while the local checkpoint dir's filesystem holds less than
+// the reserve, else nil.
+func (s *Store) CheckpointDiskFull() error { return s.dur.disk.Check() }
 
 // StartDurable starts the owner side of durable RDDs: adopting RDDs whose
 // session died, rebuilding and feeding the ones this node owns, and

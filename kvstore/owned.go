@@ -46,6 +46,11 @@ type owned struct {
 	loadCkpt bool      // a load ended; its rows are durable once a checkpoint succeeds
 	restored bool      // the last rebuild loaded a checkpoint
 
+	// ckptFails counts checkpoints that failed in a row; the policy tries
+	// none before ckptNext (backing off: a full disk, a broken URI).
+	ckptFails int
+	ckptNext  time.Time
+
 	wake   chan struct{}
 	stop   chan struct{}
 	done   chan struct{}

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/srdd/srdd/cluster"
 )
@@ -31,9 +32,34 @@ func (s *Store) ReadGate(ctx context.Context, name, consistency string) error {
 	return s.backendFor(r).readGate(ctx, r, consistency)
 }
 
+// freshReadWait bounds how long a read waits to hear from the leader
+// (an election takes a second or two).
+const freshReadWait = 10 * time.Second
+
+// freshReader is the registry's FreshRead (cluster.Node.FreshRead): it
+// returns once this node is sure it has not been replaced as an owner.
+type freshReader interface {
+	FreshRead(ctx context.Context) error
+}
+
 // readGate is ReadGate for a durable RDD r.
 func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency string) error {
 	s, name := d.s, r.Name
+	if fr, ok := s.reg.(freshReader); ok && consistency != ConsistencyStale && consistency != ConsistencyLinearizable {
+		// A node that was paused (SIGSTOP) may have been marked down and
+		// replaced meanwhile: it first hears from the leader and applies
+		// that, so it never serves a stale owner's data.
+		wait, cancel := context.WithTimeout(ctx, freshReadWait)
+		err := fr.FreshRead(wait)
+		cancel()
+		if err != nil {
+			return err
+		}
+		var ok bool
+		if r, ok = s.reg.RDD(name); !ok {
+			return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+		}
+	}
 	if consistency == ConsistencyLinearizable {
 		// The leader's commit index when the read began, then the RDD's
 		// last write as of that index.

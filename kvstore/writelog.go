@@ -152,6 +152,11 @@ func (d *durable) logWrite(ctx context.Context, w *cluster.Write) ([]groupOutcom
 	if err != nil {
 		return nil, err
 	}
+	// A full checkpoint dir refuses writes: the tail could not be
+	// trimmed, so the log would grow without bound (507).
+	if err := d.disk.Check(); err != nil {
+		return nil, err
+	}
 	w.Session = r.SessionID
 	v, err := s.reg.Apply(cluster.Command{Type: cluster.CmdWrite, Body: w})
 	if err != nil {

@@ -687,6 +687,9 @@ func (n *Node) Ready() (bool, []string) {
 	if !n.started.Load() {
 		waiting = append(waiting, "start")
 	}
+	if (n.Registry != nil && n.Registry.DiskFull() != nil) || (n.Store != nil && n.Store.CheckpointDiskFull() != nil) {
+		waiting = append(waiting, "disk_space") // writes answer 507
+	}
 	return len(waiting) == 0, waiting
 }
 

@@ -81,6 +81,17 @@ type Process struct {
 	// StopWithin): a traceback it was printing then is dropped, not
 	// logged in part (traceback.go).
 	killed atomic.Bool
+	// jvmFatal is the last line in which the driver JVM said why it is
+	// ending (an OutOfMemoryError with -XX:+ExitOnOutOfMemoryError), if
+	// any: ExitErr carries it.
+	jvmFatal atomic.Pointer[string]
+	drained  chan struct{} // closed once the output readers are done
+}
+
+// jvmFatalLine reports whether line is the JVM saying why it ends.
+func jvmFatalLine(line string) bool {
+	return strings.HasPrefix(line, "Terminating due to java.lang.OutOfMemoryError") ||
+		strings.Contains(line, "There is insufficient memory for the Java Runtime Environment to continue")
 }
 
 // ErrExited is returned when the child exits before or during a call.
@@ -143,8 +154,12 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		}
 	}
 
-	p := &Process{cmd: cmd, logger: cfg.Logger, done: make(chan struct{})}
+	p := &Process{cmd: cmd, logger: cfg.Logger, done: make(chan struct{}), drained: make(chan struct{})}
 	emit := func(line string) {
+		if jvmFatalLine(line) {
+			l := strings.TrimPrefix(strings.TrimSpace(line), "# ")
+			p.jvmFatal.Store(&l)
+		}
 		if cfg.OnOutput != nil {
 			cfg.OnOutput(line)
 		}
@@ -187,6 +202,10 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 		p.waitErr = cmd.Wait()
 		close(p.done)
 	}()
+	go func() {
+		p.wg.Wait()
+		close(p.drained)
+	}()
 
 	timer := time.NewTimer(cfg.StartTimeout)
 	defer timer.Stop()
@@ -223,9 +242,22 @@ func (p *Process) Pid() int { return p.cmd.Process.Pid }
 // Done is closed when the child has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// ExitErr returns the child's exit error once Done is closed.
+// ExitErr returns the child's exit error once Done is closed; when the
+// driver JVM said why it ended (out of memory), the error says it too.
 func (p *Process) ExitErr() error {
 	<-p.done
+	if p.waitErr == nil {
+		return nil
+	}
+	// The JVM's last words come through the pipes: read them first (a
+	// grandchild still holding the pipes must not hold us).
+	select {
+	case <-p.drained:
+	case <-time.After(time.Second):
+	}
+	if f := p.jvmFatal.Load(); f != nil {
+		return fmt.Errorf("%w; the Spark driver JVM ended first: %s", p.waitErr, *f)
+	}
 	return p.waitErr
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/preflight"
 	"github.com/srdd/srdd/internal/sdnotify"
 	"github.com/srdd/srdd/node"
@@ -29,6 +30,7 @@ type serverOpts struct {
 	maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes string
 	maxDead                                                 int
 	skipPreflight                                           bool
+	diskReserve                                             string
 }
 
 func (o *serverOpts) register(f *pflag.FlagSet) {
@@ -70,6 +72,8 @@ func (o *serverOpts) register(f *pflag.FlagSet) {
 	f.StringSliceVar(&cfg.AllowedHosts, "allowed-hosts", nil, "the only Host header names the API answers (comma-separated, e.g. srdd.example.com); on a non-loopback bind without it any Host is served, and a web page could reach the node under a name of its own (DNS rebinding)")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
 	f.StringVar(&cfg.Durable.CheckpointURI, "checkpoint-uri", "", "where durable RDDs are checkpointed: a directory or any Hadoop-compatible URI Spark can write (hdfs://, s3a://, shared file://); default DATA-DIR/checkpoints. In a cluster, every node must be able to read every other node's checkpoints")
+	f.DurationVar(&cfg.Raft.DownAfter, "down-after", d.Raft.DownAfter, "the leader marks a node down (its sessions dead, its durable RDDs adopted elsewhere) once it has not answered Raft for this long, a paused one too; at least 1s; 0: 3s")
+	f.StringVar(&o.diskReserve, "disk-reserve", sessions.FormatSize(cluster.DefaultDiskReserve), "free space kept on the data dir's and a local --checkpoint-uri's filesystems: below it, writes answer 507 insufficient_storage (nothing is appended), reads go on, /readyz says disk_space, and writes pass again once space is freed; 0: no check")
 	f.IntVar(&cfg.Durable.CheckpointEvery, "checkpoint-every", d.Durable.CheckpointEvery, "checkpoint a durable RDD after this many logged writes")
 	f.DurationVar(&cfg.Durable.CheckpointInterval, "checkpoint-interval", d.Durable.CheckpointInterval, "checkpoint a durable RDD with new writes at least this often")
 	f.StringArrayVar(&cfg.FileRoots, "file-root", nil, "directory clients may read and write in bulk loads and saves and name in session jars, pyFiles, files and archives (repeatable; relative paths are taken from the first); default DATA-DIR/files")
@@ -118,6 +122,15 @@ func (o *serverOpts) config(explicitBootstrap bool) (node.Config, error) {
 		return cfg, fmt.Errorf("--max-log-bytes %q must be a size such as 1m, at most 1g", o.maxLogBytes)
 	}
 	cfg.MaxLogBytes = int(lb)
+	// The reserve's default stays 0 in the config (cluster and kvstore
+	// fill it in); 0 on the command line turns the check off.
+	if o.diskReserve == "0" {
+		cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = -1, -1
+	} else if dr, err := sessions.ParseSize(o.diskReserve); err != nil || dr <= 0 {
+		return cfg, fmt.Errorf("--disk-reserve %q must be a size such as 16m, or 0 for no check", o.diskReserve)
+	} else if dr != cluster.DefaultDiskReserve {
+		cfg.Raft.DiskReserve, cfg.Durable.DiskReserve = dr, dr
+	}
 	switch {
 	case o.maxDead < 0:
 		return cfg, fmt.Errorf("--max-dead-sessions %d must not be negative", o.maxDead)

@@ -94,6 +94,13 @@ func (h *History) Len() int {
 	return len(h.ops)
 }
 
+// Operations returns a copy of the recorded operations.
+func (h *History) Operations() []porcupine.Operation {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]porcupine.Operation(nil), h.ops...)
+}
+
 // Check reports whether the history is linearizable (porcupine.Unknown
 // if the check ran out of time).
 func (h *History) Check(timeout time.Duration) porcupine.CheckResult {

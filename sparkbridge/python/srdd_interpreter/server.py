@@ -96,7 +96,18 @@ def spark_conf(cfg: Config) -> dict[str, str]:
         conf["spark.repl.class.outputDir"] = cfg.repl_dir
     for key, value in cfg.conf:
         conf[key] = value
+    # An OutOfMemoryError ends the driver JVM at once, saying so on stderr,
+    # instead of leaving it half alive: the session then ends as dead with
+    # the JVM's reason (docs/ARCHITECTURE.md, "Out of memory").
+    opts = conf.get("spark.driver.extraJavaOptions", "")
+    if JVM_EXIT_ON_OOM not in opts.split():
+        conf["spark.driver.extraJavaOptions"] = (opts + " " + JVM_EXIT_ON_OOM).strip()
     return conf
+
+
+JVM_EXIT_ON_OOM = "-XX:+ExitOnOutOfMemoryError"
+# The exit code of an interpreter whose driver JVM ended under it.
+EXIT_JVM_ENDED = 3
 
 
 def start_spark(cfg: Config) -> Any:
@@ -282,6 +293,9 @@ class Server:
             self.scala = ScalaRepl(spark, spark_conf(self.cfg).get("spark.repl.class.outputDir"))
             self.runner = StatementRunner(namespace, sc, scala=self.scala, views=self._register_views)
             data = {"spark_version": str(spark.version), "app_id": str(sc.applicationId), "master": str(sc.master)}
+            proc = getattr(sc._gateway, "proc", None)
+            if proc is not None:
+                threading.Thread(target=self._watch_jvm, args=(proc,), name="jvm-watch", daemon=True).start()
         except BaseException as exc:
             log.exception("Spark failed to start")
             self._send({"id": 0, "event": "failed", "data": {"message": "%s: %s" % (type(exc).__name__, exc)}})
@@ -289,6 +303,15 @@ class Server:
         self._ready.set()
         log.info("Spark %s ready: app %s on %s", data["spark_version"], data["app_id"], data["master"])
         self._send({"id": 0, "event": "ready", "data": data})
+
+    def _watch_jvm(self, proc: Any) -> None:
+        """End this interpreter when its driver JVM ends (out of memory,
+        killed): a session without its JVM can run nothing."""
+        code = proc.wait()
+        if self._finish_lock.locked():
+            return  # stopping on purpose
+        log.error("the Spark driver JVM (pid %d) exited with code %s; ending this session", proc.pid, code)
+        self.finish(EXIT_JVM_ENDED)
 
     def finish(self, code: int) -> NoReturn:
         """Stop Spark (bounded wait), close the connection and exit the process."""

@@ -22,6 +22,7 @@ from ._errors import (
     Forbidden,
     ForwardLoop,
     IdempotencyMismatch,
+    InsufficientStorage,
     InternalError,
     KeyNotFound,
     LoadFailed,
@@ -50,6 +51,6 @@ __all__ = [
     "ERROR_CODES", "SrddError", "ConnectionFailed", "BadRequest", "Unauthorized", "Forbidden",
     "NotFound", "KeyNotFound", "MethodNotAllowed", "Conflict", "Exists", "Busy", "Lost", "TooLarge",
     "UnsupportedMediaType", "IdempotencyMismatch", "TooManyRequests", "InternalError", "Unavailable",
-    "Recovering", "Starting", "NoLeader", "Moved", "OutcomeUnknown", "ForwardLoop", "LoadFailed",
+    "Recovering", "Starting", "NoLeader", "Moved", "OutcomeUnknown", "ForwardLoop", "InsufficientStorage", "LoadFailed",
     "__version__",
 ]

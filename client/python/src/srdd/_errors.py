@@ -146,6 +146,12 @@ class OutcomeUnknown(Unavailable):
     and a durable RDD applies it at most once."""
 
 
+class InsufficientStorage(SrddError):
+    """507 ``insufficient_storage``: the node's data dir or checkpoint dir
+    is full; the write was refused and not applied. Writes pass again once
+    space is freed; reads go on meanwhile."""
+
+
 class ForwardLoop(SrddError):
     """508: nodes kept forwarding the request to each other."""
 
@@ -196,6 +202,7 @@ ERROR_CODES: dict[str, tuple[int, type[SrddError]]] = {
     "unavailable": (503, Unavailable),
     "registry_halted": (503, Unavailable),
     "owner_unavailable": (503, Unavailable),
+    "insufficient_storage": (507, InsufficientStorage),
     "forward_loop": (508, ForwardLoop),
 }
 
@@ -215,6 +222,7 @@ _BY_STATUS: dict[int, type[SrddError]] = {
     431: TooLarge,
     500: InternalError,
     503: Unavailable,
+    507: InsufficientStorage,
     508: ForwardLoop,
 }
 

@@ -1,0 +1,211 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// A paused peer (docs/ARCHITECTURE.md, "A paused peer"). A peer stopped
+// with SIGSTOP keeps its TCP connections open, so the leader's heartbeat
+// to it neither succeeds nor fails until the transport's 10 s timeout,
+// and Raft's FailedHeartbeatObservation comes only then. The leader
+// therefore also tracks when each peer last acknowledged an AppendEntries
+// (heartbeats included; contactTransport) and, on a ticker, marks a peer
+// down once it has been quiet for DownAfter and up again when it answers.
+// The other side: a follower serves an owner's default reads only while
+// it heard from the leader within half of DownAfter, and a node that was
+// paused passes a read barrier first (FreshRead), so a resumed node
+// applies its own replacement before it serves anything.
+
+// fullTransport is what NetworkTransport (and peerTransport, which embeds
+// it) provides and Raft looks for.
+type fullTransport interface {
+	raft.Transport
+	raft.WithClose
+	raft.WithPreVote
+}
+
+// contactTransport records every AppendEntries a peer acknowledged.
+type contactTransport struct {
+	fullTransport
+	heard func(id raft.ServerID)
+}
+
+// AppendEntries implements raft.Transport.
+func (t *contactTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
+	err := t.fullTransport.AppendEntries(id, target, args, resp)
+	if err == nil {
+		t.heard(id)
+	}
+	return err
+}
+
+// peerContact is the leader's record of when each peer last answered.
+type peerContact struct {
+	mu    sync.Mutex
+	since time.Time            // this node's view began (a leader change)
+	last  map[string]time.Time // last acknowledged AppendEntries, by node id
+	quiet map[string]bool      // peers this ticker marked silent or down
+}
+
+func (p *peerContact) heard(id raft.ServerID) {
+	now := time.Now()
+	p.mu.Lock()
+	if p.last == nil {
+		p.last = map[string]time.Time{}
+	}
+	p.last[string(id)] = now
+	p.mu.Unlock()
+}
+
+func (p *peerContact) reset() {
+	p.mu.Lock()
+	p.since, p.last, p.quiet = time.Now(), nil, nil
+	p.mu.Unlock()
+}
+
+// quietFor is how long peer id has not answered (since the view began at
+// most).
+func (p *peerContact) quietFor(id string, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	last := p.since
+	if t, ok := p.last[id]; ok && t.After(last) {
+		last = t
+	}
+	return now.Sub(last)
+}
+
+func (p *peerContact) setQuiet(id string, q bool) (was bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was = p.quiet[id]
+	if q {
+		if p.quiet == nil {
+			p.quiet = map[string]bool{}
+		}
+		p.quiet[id] = true
+	} else {
+		delete(p.quiet, id)
+	}
+	return was
+}
+
+// contactCheckEvery is how often the leader looks at its peers' contact.
+const contactCheckEvery = 200 * time.Millisecond
+
+// checkContact runs on the leader's ticker: a peer quiet for DownAfter is
+// marked down (and silent for placement after three times SilentAfter);
+// one that answers again is marked up.
+func (n *Node) checkContact() {
+	if !n.IsLeader() {
+		return
+	}
+	type peer struct{ id, status string }
+	var peers []peer
+	n.fsm.read(func(s *State) {
+		for id, m := range s.Nodes {
+			if id != n.cfg.NodeID && m.Status != NodeRemoved {
+				peers = append(peers, peer{id, m.Status})
+			}
+		}
+	})
+	now := time.Now()
+	for _, p := range peers {
+		q := n.contact.quietFor(p.id, now)
+		switch {
+		case q >= n.cfg.DownAfter:
+			n.contact.setQuiet(p.id, true)
+			n.peers.markSilent(p.id)
+			if p.status == NodeUp {
+				n.cfg.Logger.Warn("peer has not answered; marking it down", "node", p.id, "quiet", q.Round(time.Millisecond))
+				n.setStatus(p.id, NodeDown)
+			}
+		case q >= 3*n.cfg.SilentAfter:
+			n.contact.setQuiet(p.id, true)
+			n.peers.markSilent(p.id)
+		case q < n.cfg.SilentAfter:
+			if n.contact.setQuiet(p.id, false) {
+				n.peers.markHeard(p.id)
+				if p.status == NodeDown {
+					n.setStatus(p.id, NodeUp)
+				}
+			}
+		}
+	}
+}
+
+// watchPause notices that this process stopped running for longer than
+// half of DownAfter (its ticker fell behind): FreshRead then confirms the
+// registry with the leader before the next read. The flag is set before
+// lastTick moves on, so a read never misses a pause.
+func (n *Node) watchPause() {
+	defer n.wg.Done()
+	n.lastTick.Store(time.Now().UnixNano())
+	t := time.NewTicker(pauseTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-t.C:
+			if now.Sub(time.Unix(0, n.lastTick.Load())) > n.cfg.DownAfter/2 {
+				n.suspect.Store(true)
+			}
+			n.lastTick.Store(time.Now().UnixNano())
+		}
+	}
+}
+
+// pauseTick is watchPause's period.
+const pauseTick = 100 * time.Millisecond
+
+// FreshRead waits until this node may serve a read of what it owns as
+// the registry now says: at once on the leader; on a follower once it has
+// heard from the leader within half of DownAfter (so it cannot have been
+// marked down and replaced yet); after this process was paused, on
+// either, once a read barrier with the leader passed. It fails with ErrNoLeader when
+// ctx ends first or the barrier fails.
+func (n *Node) FreshRead(ctx context.Context) error {
+	if err := n.haltErr(); err != nil {
+		return err
+	}
+	lease := n.cfg.DownAfter / 2
+	if n.suspect.Load() || time.Since(time.Unix(0, n.lastTick.Load())) > lease {
+		// This process did not run for a while (SIGSTOP, a frozen VM): what
+		// it received meanwhile, even a "fresh" heartbeat still buffered
+		// in its socket, may be old. Ask the leader (a quorum, if this node
+		// believes it leads) before serving again.
+		n.suspect.Store(true)
+		if err := n.ReadBarrier(); err != nil {
+			return fmt.Errorf("%w: this node was not running for a while and cannot confirm the registry with the leader: %v", ErrNoLeader, err)
+		}
+		n.suspect.Store(false)
+		return nil
+	}
+	if n.IsLeader() {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		// Heard from the leader within the lease: it cannot have marked
+		// this node down yet. (Raft's commit index is no bound to wait
+		// for: no-ops and configuration entries never reach the FSM.)
+		if time.Since(n.raft.LastContact()) < lease {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: this node has not heard from the leader for %s; it serves no reads it may have lost since",
+				ErrNoLeader, time.Since(n.raft.LastContact()).Round(time.Millisecond))
+		case <-n.stop:
+			return ErrClosed
+		case <-t.C:
+		}
+	}
+}
