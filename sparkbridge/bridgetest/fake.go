@@ -238,7 +238,7 @@ func (s *Store) Do(op string, raw msgpack.RawMessage) (any, error) {
 		n := s.count
 		s.count++
 		return map[string]any{"status": "error", "execution_count": n, "ename": "FakeInterpreter",
-			"evalue": "this session runs the fake interpreter (tests only): statements need Spark",
+			"evalue":    "this session runs the fake interpreter (tests only): statements need Spark",
 			"traceback": []string{}}, nil
 	case "stats":
 		return s.stats(), nil
