@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -77,6 +77,16 @@ screenshots: check-java check-chromium venv
 LIVY_GO_TESTS := TestBatchOnKilledNode|TestBatchRestartedNode|TestBatchJar
 LIVY_PY_TESTS := client/livy/test_livy_scala.py client/livy/test_livy_batches.py
 
+# The fast tier (README, "Tests"): every Go test that does not need Spark,
+# sessions on the fake interpreter (sparkbridge/bridgetest); tests that
+# call spark(t) and the deploy check are skipped. It needs no Java and
+# starts no JVM: JAVA_HOME is unset and java is hidden from PATH.
+test-fast:
+	SRDD_TEST_TIER=fast SRDD_TEST_PYTHON=/nonexistent scripts/without-java.sh \
+	  $(GO) test -race -count=1 -timeout 10m ./...
+
+# Both tiers: the fast tier's tests on the fake interpreter, the Spark
+# tier's (spark(t)) on shared PySpark nodes where they can.
 test-go: check-java check-prometheus check-chromium venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
 
