@@ -82,7 +82,7 @@ LIVY_PY_TESTS := client/livy/test_livy_scala.py client/livy/test_livy_batches.py
 # call spark(t) and the deploy check are skipped. It needs no Java and
 # starts no JVM: JAVA_HOME is unset and java is hidden from PATH.
 test-fast:
-	SRDD_TEST_TIER=fast SRDD_TEST_PYTHON=/nonexistent scripts/without-java.sh \
+	SRDD_TEST_TIER=fast scripts/without-java.sh \
 	  $(GO) test -race -count=1 -timeout 10m ./...
 
 # Both tiers: the fast tier's tests on the fake interpreter, the Spark

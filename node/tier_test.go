@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // The test tiers (README, "Tests"; docs/ARCHITECTURE.md invariant 8).
@@ -15,7 +17,7 @@ import (
 // it, so that tier starts no JVM.
 
 // TierEnv selects the tier: "fast" skips the Spark tier.
-const tierEnv = "SRDD_TEST_TIER"
+const tierEnv = testutil.TierEnv
 
 var sparkTests sync.Map // top-level test name -> true
 

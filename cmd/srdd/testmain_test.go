@@ -5,11 +5,12 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/srdd/srdd/internal/testutil"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
 )
 
 // tierEnv selects the test tier: "fast" runs no Spark (make test-fast).
-const tierEnv = "SRDD_TEST_TIER"
+const tierEnv = testutil.TierEnv
 
 // spark marks a test of the Spark tier (it starts sessions on real
 // PySpark): SRDD_TEST_TIER=fast skips it.
