@@ -175,9 +175,10 @@ bench-durable: check-java venv build
 
 # The edge tests in full (~15 min; a CI step of its own after `make test`):
 # 20 fresh nodes and 20 fresh 3-node clusters take their first calls right
-# after /readyz, and 5 kills each of the leader and of a follower.
+# after /readyz, and 5 kills each of the leader and of a follower, on real
+# PySpark (SRDD_TEST_TIER=robust; make test runs 3 and 2 on the fake).
 test-edges: check-java venv build
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
+	SRDD_TEST_TIER=robust SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
 	  -run 'TestFreshNodeTakesFirstCallsAfterReadyz|TestFreshClusterTakesFirstCallsAfterReadyz|TestCreatesThroughSurvivorsAfter' ./cmd/srdd
 
 # The fault tests (issue 22; a CI step of its own, build tag `faults`,

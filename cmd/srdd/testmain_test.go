@@ -12,6 +12,17 @@ import (
 // tierEnv selects the test tier: "fast" runs no Spark (make test-fast).
 const tierEnv = testutil.TierEnv
 
+// onFake runs the servers t starts on the fake interpreter in every tier
+// but the robustness runs (SRDD_TEST_TIER=robust: make test-edges), which
+// keep real PySpark: for tests about Raft, readiness, placement and the
+// durable log that create sessions but run no Spark code.
+func onFake(t *testing.T) {
+	t.Helper()
+	if os.Getenv(tierEnv) != "robust" {
+		t.Setenv(testFakeInterpreterEnv, "1")
+	}
+}
+
 // spark marks a test of the Spark tier (it starts sessions on real
 // PySpark): SRDD_TEST_TIER=fast skips it.
 func spark(t *testing.T) {
