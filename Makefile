@@ -137,10 +137,10 @@ test-api: check-java venv build
 fuzz-api: check-java venv build
 	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) $(FUZZ_API_EXAMPLES)
 
-# The Go tests' long pole is the node package (whole nodes on real PySpark,
-# ~15 min on 2 cores, mostly waiting on JVMs and timeouts); the fuzz run,
-# the Python suites and the API contract run beside it, one at a time, so
-# `make test` stays under 20 minutes.
+# The Go tests' long pole is the node package (whole nodes; the Spark
+# tier's on real PySpark, the rest on the fake interpreter); the fuzz run,
+# the Python suites and the API contract run beside it, one at a time.
+# `make test-fast` is the inner loop: the Go tests that need no Spark.
 test: lint
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-go test-rest
 
