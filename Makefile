@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -77,6 +77,16 @@ screenshots: check-java check-chromium venv
 LIVY_GO_TESTS := TestBatchOnKilledNode|TestBatchRestartedNode|TestBatchJar
 LIVY_PY_TESTS := client/livy/test_livy_scala.py client/livy/test_livy_batches.py
 
+# The fast tier (README, "Tests"): every Go test that does not need Spark,
+# sessions on the fake interpreter (sparkbridge/bridgetest); tests that
+# call spark(t) and the deploy check are skipped. It needs no Java and
+# starts no JVM: JAVA_HOME is unset and java is hidden from PATH.
+test-fast:
+	SRDD_TEST_TIER=fast scripts/without-java.sh \
+	  $(GO) test -race -count=1 -timeout 10m ./...
+
+# Both tiers: the fast tier's tests on the fake interpreter, the Spark
+# tier's (spark(t)) on shared PySpark nodes where they can.
 test-go: check-java check-prometheus check-chromium venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
 
@@ -127,10 +137,10 @@ test-api: check-java venv build
 fuzz-api: check-java venv build
 	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) $(FUZZ_API_EXAMPLES)
 
-# The Go tests' long pole is the node package (whole nodes on real PySpark,
-# ~15 min on 2 cores, mostly waiting on JVMs and timeouts); the fuzz run,
-# the Python suites and the API contract run beside it, one at a time, so
-# `make test` stays under 20 minutes.
+# The Go tests' long pole is the node package (whole nodes; the Spark
+# tier's on real PySpark, the rest on the fake interpreter); the fuzz run,
+# the Python suites and the API contract run beside it, one at a time.
+# `make test-fast` is the inner loop: the Go tests that need no Spark.
 test: lint
 	$(MAKE) --no-print-directory -j2 --output-sync=target test-go test-rest
 
@@ -165,9 +175,10 @@ bench-durable: check-java venv build
 
 # The edge tests in full (~15 min; a CI step of its own after `make test`):
 # 20 fresh nodes and 20 fresh 3-node clusters take their first calls right
-# after /readyz, and 5 kills each of the leader and of a follower.
+# after /readyz, and 5 kills each of the leader and of a follower, on real
+# PySpark (SRDD_TEST_TIER=robust; make test runs 3 and 2 on the fake).
 test-edges: check-java venv build
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
+	SRDD_TEST_TIER=robust SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
 	  -run 'TestFreshNodeTakesFirstCallsAfterReadyz|TestFreshClusterTakesFirstCallsAfterReadyz|TestCreatesThroughSurvivorsAfter' ./cmd/srdd
 
 # The fault tests (issue 22; a CI step of its own, build tag `faults`,

@@ -309,29 +309,34 @@ func (n *Node) TailAfter(name string, after uint64, maxKeys int, maxBytes int64)
 	var out []*TailEntry
 	var ck *CheckpointRef
 	var ok bool
-	n.fsm.read(func(s *State) {
-		r, found := s.RDDs[name]
-		if !found {
-			return
-		}
-		ok = true
-		if r.Checkpoint != nil {
-			c := *r.Checkpoint
-			ck = &c
-		}
-		i := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > after })
-		ops, size := 0, int64(0)
-		for ; i < len(r.Tail); i++ {
-			e := r.Tail[i]
-			if len(out) > 0 && (ops+e.Ops() > maxKeys || size+e.Bytes() > maxBytes) {
-				break
-			}
-			out = append(out, e)
-			ops += e.Ops()
-			size += e.Bytes()
-		}
-	})
+	n.fsm.read(func(s *State) { out, ck, ok = s.tailAfter(name, after, maxKeys, maxBytes) })
 	return out, ck, ok
+}
+
+// tailAfter is TailAfter over s (the caller holds its lock).
+func (s *State) tailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, *CheckpointRef, bool) {
+	r, found := s.RDDs[name]
+	if !found {
+		return nil, nil, false
+	}
+	var ck *CheckpointRef
+	if r.Checkpoint != nil {
+		c := *r.Checkpoint
+		ck = &c
+	}
+	var out []*TailEntry
+	i := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > after })
+	ops, size := 0, int64(0)
+	for ; i < len(r.Tail); i++ {
+		e := r.Tail[i]
+		if len(out) > 0 && (ops+e.Ops() > maxKeys || size+e.Bytes() > maxBytes) {
+			break
+		}
+		out = append(out, e)
+		ops += e.Ops()
+		size += e.Bytes()
+	}
+	return out, ck, true
 }
 
 // WatchRDDs registers fn to hear of every applied change to a shared RDD

@@ -54,6 +54,17 @@ type Halt struct {
 	Reason string `json:"reason"`
 }
 
+// changedRDD is the shared RDD an applied command changed ("" for
+// commands on sessions and nodes), and whether it was a logged write.
+func changedRDD(cmd Command) (string, bool) {
+	spec := commands.lookup(cmd.Type)
+	name := ""
+	if spec.rdd != nil {
+		name = spec.rdd(cmd.Body)
+	}
+	return name, spec.logsWrite
+}
+
 // notify tells the watcher which shared RDD an applied command changed:
 // the one its registration names, or "" for commands on sessions and
 // nodes, which may change the owner of any RDD.
@@ -62,12 +73,8 @@ func (f *fsm) notify(cmd Command, index uint64) {
 	if w == nil {
 		return
 	}
-	spec := commands.lookup(cmd.Type)
-	name := ""
-	if spec.rdd != nil {
-		name = spec.rdd(cmd.Body)
-	}
-	(*w)(name, index, spec.logsWrite)
+	name, write := changedRDD(cmd)
+	(*w)(name, index, write)
 }
 
 func newFSM() *fsm { return &fsm{state: NewState(), log: hclog.NewNullLogger()} }

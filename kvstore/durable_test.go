@@ -147,16 +147,13 @@ func TestDurableRebuildsFromCheckpointAndTail(t *testing.T) {
 
 	// Another owner's checkpoint at 20 covers writes this pusher never saw.
 	h.it.mu.Lock()
-	h.it.files["ck/20"] = map[string]string{"x": "20"}
+	h.it.files["/ck/d/20"] = map[string]string{"x": "20"}
 	h.it.mu.Unlock()
-	h.reg.mu.Lock()
-	h.reg.index = 20
-	h.reg.mu.Unlock()
-	h.reg.checkpointBehind("d", cluster.CheckpointRef{Index: 20, Path: "ck/20"})
+	h.reg.checkpointBehind(t, "d", cluster.CheckpointRef{Index: 20, Path: "/ck/d/20"})
 	if err := h.s.Set(ctx, "d", "y", []byte("21")); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-restored; got != "ck/20" {
+	if got := <-restored; got != "/ck/d/20" {
 		t.Fatalf("restored %s, want ck/20", got)
 	}
 	h.it.mu.Lock()
@@ -256,7 +253,11 @@ func TestDurableIdempotencyKeys(t *testing.T) {
 	}
 	w := newDurableHarness(t, DurableConfig{}, func(reg *fakeReg, _ *fakeInterp) {
 		reg.addDurable("w", 1, nil, tail)
-		reg.idem["w\x00old"] = &cluster.IdemRecord{Index: 1, Group: 0, Hash: requestHash([]string{"x", "y"}, nil)}
+		r, _ := reg.RDD("w")
+		reg.Update(func(s *cluster.State, _ *uint64) {
+			s.Idem["w\x00old"] = &cluster.IdemRecord{Index: 1, Group: 0, Hash: requestHash([]string{"x", "y"}, nil), Incarnation: r.Incarnation}
+			s.IdemOrder = append(s.IdemOrder, "w\x00old")
+		})
 	})
 	w.s.recoveryWait = time.Minute // ~74,000 entries to replay, under -race
 	if err := w.s.ReadGate(ctx, "w", ""); err != nil {

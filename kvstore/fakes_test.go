@@ -3,7 +3,6 @@ package kvstore
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -18,248 +17,57 @@ import (
 // Fakes for unit tests of the durable back end without Raft or Spark.
 // The real parts are tested end to end in node/ and cmd/srdd/.
 
-// fakeReg is a one-node registry: the parts of cluster's state machine
-// the store uses (writes with idempotency keys, checkpoints that trim
-// the tail, moves, tail reads).
-type fakeReg struct {
-	mu       sync.Mutex
-	id       string
-	index    uint64
-	rdds     map[string]*cluster.RDD
-	sessions map[int64]cluster.Session
-	idem     map[string]*cluster.IdemRecord
-	watch    func(rdd string, index uint64, write bool)
-}
+// fakeReg is a one-node registry: cluster's real state machine and apply
+// rules without Raft (cluster.Local; no copy of the apply here), plus
+// set-up helpers that write records as they would be after some history.
+type fakeReg struct{ *cluster.Local }
 
-func newFakeReg() *fakeReg {
-	return &fakeReg{id: "n1", rdds: map[string]*cluster.RDD{}, sessions: map[int64]cluster.Session{},
-		idem: map[string]*cluster.IdemRecord{}}
-}
+func newFakeReg() *fakeReg { return &fakeReg{cluster.NewLocal("n1")} }
 
 // addSession records an active session on this node.
 func (f *fakeReg) addSession(id int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.sessions[id] = cluster.Session{ID: id, Node: f.id, Status: cluster.SessionActive}
+	f.Update(func(s *cluster.State, _ *uint64) {
+		s.Sessions[id] = &cluster.Session{ID: id, Node: f.ID(), Status: cluster.SessionActive}
+	})
 }
 
 // addDurable records a durable RDD owned by session sid, with a seeded
-// checkpoint and tail (either may be nil).
+// checkpoint and tail (either may be nil) as earlier entries left them.
 func (f *fakeReg) addDurable(name string, sid int64, ck *cluster.CheckpointRef, tail []*cluster.TailEntry) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.index++
-	r := &cluster.RDD{Name: name, SessionID: sid, Mode: cluster.ModeDurable, Incarnation: f.index, Checkpoint: ck}
-	for _, e := range tail {
-		f.index = max(f.index, e.Index)
-		f.appendLocked(r, e)
-	}
-	f.rdds[name] = r
+	f.Update(func(s *cluster.State, index *uint64) {
+		*index++
+		r := &cluster.RDD{Name: name, SessionID: sid, Mode: cluster.ModeDurable, Incarnation: *index, Checkpoint: ck}
+		for _, e := range tail {
+			*index = max(*index, e.Index)
+			r.Tail = append(r.Tail, e)
+			r.TailOps += e.Ops()
+			r.TailBytes += e.Bytes()
+			r.LastWrite = e.Index
+		}
+		s.RDDs[name] = r
+	})
 }
 
 // addMemory records a memory-mode RDD owned by session sid.
 func (f *fakeReg) addMemory(name string, sid int64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.index++
-	f.rdds[name] = &cluster.RDD{Name: name, SessionID: sid, Mode: cluster.ModeMemory, Incarnation: f.index}
+	f.Update(func(s *cluster.State, index *uint64) {
+		*index++
+		s.RDDs[name] = &cluster.RDD{Name: name, SessionID: sid, Mode: cluster.ModeMemory, Incarnation: *index}
+	})
 }
 
-func (f *fakeReg) appendLocked(r *cluster.RDD, e *cluster.TailEntry) {
-	r.Tail = append(r.Tail, e)
-	r.TailOps += e.Ops()
-	r.TailBytes += e.Bytes()
-	r.LastWrite = e.Index
-}
-
-func (f *fakeReg) ID() string { return f.id }
-
-func (f *fakeReg) Apply(c cluster.Command) (any, error) {
-	f.mu.Lock()
-	f.index++
-	idx := f.index
-	var name string
-	var res any
-	var err error
-	switch b := c.Body.(type) {
-	case *cluster.Write:
-		name = b.RDD
-		res, err = f.writeLocked(b, idx)
-	case *cluster.Checkpoint:
-		name = b.RDD
-		err = f.checkpointLocked(b)
-	case *cluster.MoveRDD:
-		name = b.RDD
-		r, ok := f.rdds[b.RDD]
-		switch {
-		case !ok:
-			err = cluster.ErrRDDNotFound
-		case r.SessionID != b.From:
-			err = cluster.ErrNotOwner
-		default:
-			r.SessionID = b.To
-		}
-	default:
-		err = fmt.Errorf("fakeReg: command %v is not faked", c.Type)
-	}
-	watch := f.watch
-	f.mu.Unlock()
-	if watch != nil && err == nil {
-		_, write := c.Body.(*cluster.Write)
-		watch(name, idx, write)
-	}
-	return res, err
-}
-
-// writeLocked is cluster's applyWrite, less its validation.
-func (f *fakeReg) writeLocked(b *cluster.Write, index uint64) (any, error) {
-	r, ok := f.rdds[b.RDD]
-	if !ok {
-		return nil, cluster.ErrRDDNotFound
-	}
-	if r.SessionID != b.Session {
-		return nil, cluster.ErrNotOwner
-	}
-	res := &cluster.WriteResult{Groups: make([]cluster.GroupPlace, len(b.Groups))}
-	e := &cluster.TailEntry{Index: index, Delete: b.Delete}
-	pos := 0
-	for gi, g := range b.Groups {
-		keys := b.Keys[pos : pos+g]
-		var vals [][]byte
-		if !b.Delete {
-			vals = b.Values[pos : pos+g]
-		}
-		pos += g
-		var ik string
-		if len(b.Idem) != 0 && b.Idem[gi] != "" {
-			ik = b.RDD + "\x00" + b.Idem[gi]
-			if rec, ok := f.idem[ik]; ok {
-				if rec.Hash != b.Hashes[gi] {
-					res.Groups[gi] = cluster.GroupPlace{Err: cluster.GroupErrIdempotency}
-				} else {
-					res.Groups[gi] = cluster.GroupPlace{Index: rec.Index, Group: rec.Group, Dup: true}
-				}
-				continue
-			}
-			f.idem[ik] = &cluster.IdemRecord{Index: index, Group: len(e.Groups), Hash: b.Hashes[gi]}
-		}
-		res.Groups[gi] = cluster.GroupPlace{Index: index, Group: len(e.Groups)}
-		e.Groups = append(e.Groups, g)
-		e.Keys = append(e.Keys, keys...)
-		e.Values = append(e.Values, vals...)
-	}
-	if len(e.Groups) > 0 {
-		f.appendLocked(r, e)
-		res.Index = index
-	}
-	return res, nil
-}
-
-func (f *fakeReg) checkpointLocked(b *cluster.Checkpoint) error {
-	r, ok := f.rdds[b.RDD]
-	if !ok {
-		return cluster.ErrRDDNotFound
-	}
-	if r.SessionID != b.Session || r.Incarnation != b.Incarnation {
-		return cluster.ErrNotOwner
-	}
-	if r.Checkpoint != nil && b.Index <= r.Checkpoint.Index {
-		return cluster.ErrStaleCheckpoint
-	}
-	r.Checkpoint = &cluster.CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At}
-	f.trimLocked(r, b.Index)
-	return nil
-}
-
-func (f *fakeReg) trimLocked(r *cluster.RDD, upTo uint64) {
-	cut := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > upTo })
-	rest := append([]*cluster.TailEntry(nil), r.Tail[cut:]...)
-	r.Tail, r.TailOps, r.TailBytes = nil, 0, 0
-	for _, e := range rest {
-		f.appendLocked(r, e)
+// checkpointBehind records, through the registry's real apply, a
+// checkpoint this node's pusher did not write (as a former owner's would
+// be), after the log has moved on to ref.Index.
+func (f *fakeReg) checkpointBehind(t *testing.T, name string, ref cluster.CheckpointRef) {
+	t.Helper()
+	r, _ := f.RDD(name)
+	f.Update(func(_ *cluster.State, index *uint64) { *index = max(*index, ref.Index) })
+	if _, err := f.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
+		RDD: name, Session: r.SessionID, Incarnation: r.Incarnation, Index: ref.Index, Path: ref.Path}}); err != nil {
+		t.Fatalf("checkpoint of %s at %d: %v", name, ref.Index, err)
 	}
 }
-
-// checkpointBehind records a checkpoint this node's pusher did not write
-// (as a former owner's would be) and trims the tail it covers.
-func (f *fakeReg) checkpointBehind(name string, ref cluster.CheckpointRef) {
-	f.mu.Lock()
-	r := f.rdds[name]
-	r.Checkpoint = &ref
-	f.trimLocked(r, ref.Index)
-	watch := f.watch
-	f.mu.Unlock()
-	watch(name, ref.Index, false)
-}
-
-func (f *fakeReg) RDD(name string) (cluster.RDD, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.rdds[name]
-	if !ok {
-		return cluster.RDD{}, false
-	}
-	return *r, true
-}
-
-func (f *fakeReg) RDDs() []cluster.RDD {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []cluster.RDD
-	for _, r := range f.rdds {
-		out = append(out, *r)
-	}
-	return out
-}
-
-func (f *fakeReg) Session(id int64) (cluster.Session, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	s, ok := f.sessions[id]
-	return s, ok
-}
-
-func (f *fakeReg) Member(id string) (cluster.Member, bool) {
-	return cluster.Member{ID: id, Status: cluster.NodeUp}, id == f.id
-}
-
-func (f *fakeReg) LeastLoaded() (string, bool) { return f.id, true }
-
-// TailAfter is cluster.Node.TailAfter over the fake's state.
-func (f *fakeReg) TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, ok := f.rdds[name]
-	if !ok {
-		return nil, nil, false
-	}
-	var ck *cluster.CheckpointRef
-	if r.Checkpoint != nil {
-		c := *r.Checkpoint
-		ck = &c
-	}
-	var out []*cluster.TailEntry
-	ops, size := 0, int64(0)
-	for i := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > after }); i < len(r.Tail); i++ {
-		e := r.Tail[i]
-		if len(out) > 0 && (ops+e.Ops() > maxKeys || size+e.Bytes() > maxBytes) {
-			break
-		}
-		out = append(out, e)
-		ops += e.Ops()
-		size += e.Bytes()
-	}
-	return out, ck, true
-}
-
-func (f *fakeReg) WatchRDDs(fn func(rdd string, index uint64, write bool)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.watch = fn
-}
-
-func (f *fakeReg) CatchUp() error     { return nil }
-func (f *fakeReg) ReadBarrier() error { return nil }
 
 // fakeInterp is an interpreter holding RDDs as maps, answering the ops
 // the durable back end calls the way srdd_interpreter does: kv.apply

@@ -39,6 +39,7 @@ func authDo(method, url, body, cred string) (int, http.Header, []byte) {
 
 // TestAuth runs one node with a users file: who may call what (issue 13).
 func TestAuth(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	_, base, tokens := authNode(t, dir, map[string][]string{
 		"root":   {"admin"},

@@ -104,6 +104,7 @@ func getBatch(t *testing.T, base string, id int64) batchView {
 // forwarded from its node; the node is killed and the batch shows dead
 // with the reason; the node comes back with the records, and ids go on.
 func TestBatchOnKilledNode(t *testing.T) {
+	spark(t)
 	roots := t.TempDir() // every node takes files from here
 	wait, fail := batchApps(t, roots)
 	ms := make([]*member, 3)
@@ -212,6 +213,7 @@ func TestBatchOnKilledNode(t *testing.T) {
 // driver goes with it, and the node marks the batch dead when it starts
 // again; the record and the id counter survive.
 func TestBatchRestartedNode(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	n, err := Start(cfg)
@@ -261,6 +263,7 @@ func processRunning(arg string) bool {
 // TestBatchAuth: running a batch takes the code role; its owner and ACLs
 // rule who may read or kill it, as for sessions.
 func TestBatchAuth(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	_, base, tokens := authNode(t, dir, map[string][]string{
 		"root": {"admin"}, "ana": {"code"}, "vic": {"code"}, "sam": {"code"}, "reader": {"read:*"},
@@ -292,6 +295,7 @@ func TestBatchAuth(t *testing.T) {
 // with the Scala compiler among pyspark's jars (no JDK needed), submitted
 // with className and args; it writes its result into the file root.
 func TestBatchJar(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	n, err := Start(cfg)

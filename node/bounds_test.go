@@ -30,6 +30,7 @@ func errorCode(t *testing.T, b []byte) string {
 // is read or touched; remote URIs answer 400; a load's error never echoes
 // the file.
 func TestFileRootsConfineLoadAndSave(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -52,7 +53,7 @@ func TestFileRootsConfineLoadAndSave(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("root:x:0:0,y\n1,2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	root := filepath.Join(shared.dir, "files")
+	root := filepath.Join(sharedDir(t), "files")
 	f := func(op, body string, status int, code string) {
 		t.Helper()
 		st, b := rawDo("POST", base+"/v1/rdds/rooted/"+op, body)
@@ -68,13 +69,13 @@ func TestFileRootsConfineLoadAndSave(t *testing.T) {
 	f("save", `{"path":`+q(filepath.Join(in, "..", "..", "..", filepath.Base(filepath.Dir(victim)), filepath.Base(victim)))+`,"overwrite":true}`, 403, "forbidden_path")
 	f("save", `{"path":`+q(filepath.Join(in, "link"))+`,"overwrite":true}`, 403, "forbidden_path")
 	f("save", `{"path":`+q(root)+`,"overwrite":true}`, 403, "forbidden_path")
-	f("save", `{"path":`+q(shared.dir)+`,"overwrite":true}`, 403, "forbidden_path")
+	f("save", `{"path":`+q(sharedDir(t))+`,"overwrite":true}`, 403, "forbidden_path")
 	f("save", `{"path":"http://127.0.0.1:1/x","overwrite":true}`, 400, "remote_uri_not_allowed")
 	f("load", `{"path":"/etc/passwd","format":"csv"}`, 403, "forbidden_path")
 	f("load", `{"path":`+q(secret)+`,"format":"csv"}`, 403, "forbidden_path")
 	f("load", `{"path":`+q(filepath.Join(in, "link", "secret.csv"))+`,"format":"csv"}`, 403, "forbidden_path")
 	f("load", `{"path":`+q(filepath.Join(in, "l*", "secret.csv"))+`,"format":"csv"}`, 403, "forbidden_path")
-	f("load", `{"path":`+q(filepath.Join(shared.dir, "raft", "raft.db"))+`}`, 403, "forbidden_path")
+	f("load", `{"path":`+q(filepath.Join(sharedDir(t), "raft", "raft.db"))+`}`, 403, "forbidden_path")
 	f("load", `{"path":"hdfs://namenode/x"}`, 400, "remote_uri_not_allowed")
 	if b, err := os.ReadFile(keep); err != nil || string(b) != "precious" {
 		t.Fatalf("the directory outside the roots was touched: %q %v", b, err)
@@ -109,6 +110,7 @@ func TestFileRootsConfineLoadAndSave(t *testing.T) {
 // within --max-statement-bytes (on disk too), trimmed ones answer 404
 // saying so, and code over the byte limit answers 413.
 func TestLimits(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	cfg.MaxSessions, cfg.MaxRDDs = 1, 1

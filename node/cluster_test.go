@@ -349,6 +349,7 @@ func TestThreeNodeRegistry(t *testing.T) {
 // Requests through any node give the owner's answers; a dead owner gives a
 // clear 503, then its shared RDDs are reported lost.
 func TestThreeNodeForwarding(t *testing.T) {
+	spark(t)
 	ms := startCluster(t)
 	// Placement: all nodes are empty, so a follower with the smallest id.
 	var s struct {

@@ -17,6 +17,7 @@ import (
 // read and a compaction in between; and a DataFrame derived from
 // states.df in a statement still reads after two more compactions.
 func TestColdBatchesAndHeldDataFrameAcrossCompaction(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()

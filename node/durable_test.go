@@ -227,6 +227,7 @@ func TestDurableSurvivesInterpreterKills(t *testing.T) {
 // Idempotency keys, read consistency levels, on-demand checkpoints with
 // their Parquet layout, and writes by user code going through the log.
 func TestDurableAPI(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	do(t, "POST", base+"/v1/rdds", `{"name":"dur_api","session":0,"mode":"durable"}`, 201)
 	put := func(key, val, idem string) (int, string) {

@@ -16,12 +16,21 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/testutil"
+	"github.com/srdd/srdd/sparkbridge/bridgetest"
 )
 
+// testConfig is one bootstrapped node on 127.0.0.1:0. Its sessions run on
+// the fake interpreter (sparkbridge/bridgetest) unless the test is of the
+// Spark tier (it called spark(t) first): then on real PySpark.
 func testConfig(t testing.TB, dir string) Config {
+	fake := !isSparkTest(t)
+	python := "python3"
+	if !fake {
+		python = testutil.Python(t)
+	}
 	return Config{
 		NodeID: "n1", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: dir,
-		Bootstrap: true, Python: testutil.Python(t), SparkMaster: "local[2]",
+		Bootstrap: true, Python: python, FakeInterpreter: fake, SparkMaster: "local[2]",
 		SparkConf:    map[string]string{"spark.driver.memory": "512m"},
 		ReadyTimeout: 3 * time.Minute,
 		Raft: cluster.Config{HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond,
@@ -30,9 +39,10 @@ func testConfig(t testing.TB, dir string) Config {
 	}
 }
 
-// shared is one node with one ready session (id 0), used by most tests so
-// the package starts as few JVMs as it can.
-var shared struct {
+// sharedState is one node with one ready session (id 0), used by most
+// tests so the package starts as few nodes and JVMs as it can: one on the
+// fake interpreter for the fast tier, one on PySpark for the Spark tier.
+type sharedState struct {
 	once sync.Once
 	n    *Node
 	base string
@@ -40,8 +50,19 @@ var shared struct {
 	err  error
 }
 
+var sharedFake, sharedSpark sharedState
+
+// sharedFor is the shared node of t's tier.
+func sharedFor(t testing.TB) *sharedState {
+	if isSparkTest(t) {
+		return &sharedSpark
+	}
+	return &sharedFake
+}
+
 func sharedNode(t *testing.T) (*Node, string) {
 	t.Helper()
+	shared := sharedFor(t)
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "srdd-node-test-")
 		if err != nil {
@@ -62,11 +83,14 @@ func sharedNode(t *testing.T) (*Node, string) {
 	return shared.n, shared.base
 }
 
+// sharedDir is the data dir of t's shared node.
+func sharedDir(t testing.TB) string { return sharedFor(t).dir }
+
 // filesDir returns a fresh directory inside the shared node's default
 // file root (DATA-DIR/files), where loads and saves may go.
 func filesDir(t *testing.T) string {
 	t.Helper()
-	d, err := os.MkdirTemp(filepath.Join(shared.dir, "files"), "t")
+	d, err := os.MkdirTemp(filepath.Join(sharedDir(t), "files"), "t")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,9 +99,12 @@ func filesDir(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	bridgetest.MaybeRun() // this binary is also the fast tier's interpreter
 	code := m.Run()
-	if shared.n != nil {
-		shared.n.Close()
+	for _, shared := range []*sharedState{&sharedFake, &sharedSpark} {
+		if shared.n != nil {
+			shared.n.Close()
+		}
 	}
 	for _, d := range peerTestCA.dirs {
 		_ = os.RemoveAll(d)

@@ -21,6 +21,7 @@ import (
 // is compacted into a new base (from code, with states.compact()), and the
 // key count stays exact.
 func TestOverwriteAndDeleteAcrossCompaction(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -84,6 +85,7 @@ func TestOverwriteAndDeleteAcrossCompaction(t *testing.T) {
 // states.rdd and states.df hold the current data: the compacted base plus
 // writes and deletes still in the delta.
 func TestRDDAndDataFrameIncludePendingWrites(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -115,6 +117,7 @@ func TestRDDAndDataFrameIncludePendingWrites(t *testing.T) {
 }
 
 func TestScanCountLoadSave(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -231,6 +234,7 @@ func TestScanCountLoadSave(t *testing.T) {
 
 // Concurrent gets on one RDD become fewer bridge calls.
 func TestConcurrentGetsCoalesce(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -288,6 +292,7 @@ func TestConcurrentGetsCoalesce(t *testing.T) {
 // docs/ARCHITECTURE.md invariant 6: while a statement's Spark job holds every task slot, and
 // while another RDD loads, KV calls that need no Spark job are answered.
 func TestKVNotBlockedByStatementOrOtherRDDJob(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()

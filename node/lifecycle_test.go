@@ -14,6 +14,7 @@ import (
 )
 
 func TestDefaultSessionStartupAndRestart(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	n, err := Start(testConfig(t, dir))
 	if err != nil {
@@ -105,6 +106,7 @@ func TestDefaultSessionStartupAndRestart(t *testing.T) {
 // A session that is not up within --ready-timeout gives a clear 503 with
 // Retry-After, not a hang.
 func TestStartingSessionTimesOutWith503(t *testing.T) {
+	spark(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.ReadyTimeout = 100 * time.Millisecond
 	n, err := Start(cfg)

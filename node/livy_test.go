@@ -78,6 +78,7 @@ func sessionIDs(t *testing.T, base string) []int64 {
 }
 
 func TestLivyStatementFeatures(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 
 	// %table, Livy's table MIME type.
@@ -148,6 +149,7 @@ func TestLivyStatementFeatures(t *testing.T) {
 // Progress comes from Spark's job progress, and cancel really interrupts
 // the Spark job (the job would run 60 s; the wait below allows 30).
 func TestLivyProgressAndCancel(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	var st struct {
 		statement
@@ -191,6 +193,7 @@ func TestLivyProgressAndCancel(t *testing.T) {
 // interpreter killed -9 makes it dead with the reason in its log, and its
 // shared RDD lost; its statements stay readable.
 func TestLivySQLSessionAndInterpreterDeath(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	var s struct {
 		ID        int64  `json:"id"`
@@ -225,7 +228,7 @@ func TestLivySQLSessionAndInterpreterDeath(t *testing.T) {
 	do(t, "POST", base+"/v1/rdds", fmt.Sprintf(`{"name":"report_cache","session":%d,"mode":"memory"}`, s.ID), 201)
 	do(t, "PUT", base+"/v1/rdds/report_cache/keys/q1", `1`, 204)
 
-	pids := interpreterPIDs(t, shared.dir, s.ID)
+	pids := interpreterPIDs(t, sharedDir(t), s.ID)
 	if len(pids) != 1 {
 		t.Fatalf("interpreter processes of session %d: %v", s.ID, pids)
 	}

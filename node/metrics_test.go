@@ -21,6 +21,7 @@ func metricValue(all, series string) (float64, bool) {
 // TestMetricsCoverEveryLayer checks, on a real node with a real
 // interpreter, one series of each family the dashboard and alerts use.
 func TestMetricsCoverEveryLayer(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	do(t, "POST", base+"/v1/rdds", `{"name":"metrics_probe","session":0}`, 201)
 	for i := 0; i < 5; i++ {

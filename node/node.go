@@ -61,6 +61,14 @@ type Config struct {
 	SparkMaster string            // default local[*]
 	SparkConf   map[string]string // applied to every session
 	Python      string            // default python3
+	// FakeInterpreter, for tests only, starts every session on the fast
+	// tier's fake interpreter (sparkbridge/bridgetest) instead of PySpark:
+	// the running executable is started as the interpreter, with
+	// sparkbridge.FakeInterpreterEnv=1, so it must call
+	// bridgetest.MaybeRun first thing (node's and cmd/srdd's TestMain and
+	// bin/srdd's main do). Statements, loads and saves then fail; KV ops,
+	// durable RDDs and lifecycle work (docs/ARCHITECTURE.md invariant 8).
+	FakeInterpreter bool
 	// InterpreterUser, if set, runs every interpreter as that unprivileged
 	// account (the node must run as root): session code then cannot read
 	// the Raft dir, the users file, keys or certificates. The data dir is
@@ -470,13 +478,20 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.MaxRDDs > 0 {
 		limits.MaxRDDs = cfg.MaxRDDs
 	}
+	python, interpEnv := cfg.Python, sparkbridge.PassEnv(cfg.InterpreterEnv)
+	if cfg.FakeInterpreter {
+		if python, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("cannot find this executable for the fake interpreter: %w", err)
+		}
+		interpEnv = append(interpEnv, sparkbridge.FakeInterpreterEnv+"=1")
+	}
 	n.Sessions = sessions.NewManager(sessions.Config{
 		Bridge: sparkbridge.Config{
-			Python: cfg.Python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
+			Python: python, PythonPath: pyPath, Master: master, SparkConf: cfg.SparkConf,
 			Metrics: sparkbridge.NewMetrics(n.Metrics),
 			NodeURL: nodeURL, NodeCA: cfg.TLSCA,
 			DataRules: limits.RulesJSON(),
-			RunAs:     runAs, WorkRoot: workRoot, Env: sparkbridge.PassEnv(cfg.InterpreterEnv),
+			RunAs:     runAs, WorkRoot: workRoot, Env: interpEnv,
 		},
 		UIDs:         uids,
 		MintToken:    mint,

@@ -19,6 +19,7 @@ import (
 )
 
 func TestSharedRDDAPI(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -122,6 +123,7 @@ func TestSharedRDDAPI(t *testing.T) {
 
 // docs/ARCHITECTURE.md invariant 1: keys, values and names are data, never code.
 func TestHostileKeysAreData(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	c := srddclient.New(base)
 	ctx := context.Background()
@@ -246,6 +248,7 @@ func truncate(b []byte) string {
 
 // docs/ARCHITECTURE.md invariant 6: KV calls are served while a long statement runs.
 func TestKVNotBlockedByLongStatement(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	do(t, "POST", base+"/v1/rdds", `{"name":"busy","session":0}`, 201)
 	do(t, "PUT", base+"/v1/rdds/busy/keys/k", `"v"`, 204)
@@ -276,6 +279,7 @@ func TestKVNotBlockedByLongStatement(t *testing.T) {
 }
 
 func TestMetricsAndHealth(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 	do(t, "POST", base+"/v1/rdds", `{"name":"metered","session":0}`, 201)
 	do(t, "PUT", base+"/v1/rdds/metered/keys/a", `1`, 204)

@@ -8,6 +8,7 @@ import (
 
 // The seed article's walkthrough, verbatim shapes, against a real node.
 func TestSeedWalkthrough(t *testing.T) {
+	spark(t)
 	_, base := sharedNode(t)
 
 	if got := textOf(t, run(t, base, 0, "1 + 1")); got != "2" {

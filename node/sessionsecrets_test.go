@@ -129,6 +129,7 @@ func newSession(t *testing.T, base, cred string) int64 {
 // capability, which reads and writes that session's own RDDs and nothing
 // else, and stops working once the session is deleted.
 func TestSessionsHoldNoSecret(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	users, creds := secretUsers(t, dir)
 	clusterKey, _ := auth.NewToken()
@@ -334,6 +335,7 @@ func interpreterPython(t *testing.T, uid, gid uint32) (python, pythonPath string
 // checkpoint of it (Spark writes the Parquet files as that account).
 // Only root can start processes as another user.
 func TestInterpreterUser(t *testing.T) {
+	spark(t)
 	if os.Geteuid() != 0 {
 		t.Skip("--interpreter-user needs the node to run as root; CI runs as root")
 	}

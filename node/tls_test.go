@@ -86,6 +86,7 @@ func writeFile(t *testing.T, path string, b []byte) string {
 // authenticate, the Go SDK verifies with --ca-cert, session code's durable
 // writes call back over https, and Reload swaps the certificate.
 func TestTLS(t *testing.T) {
+	spark(t)
 	dir := t.TempDir()
 	ca := newTestCA(t)
 	caFile := writeFile(t, filepath.Join(dir, "ca.pem"), ca.pem)

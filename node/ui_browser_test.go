@@ -41,6 +41,7 @@ func chromium(t *testing.T) string {
 // it also runs statements of each output kind and writes a PNG of each
 // page to DIR (make screenshots: docs/ui-*.png).
 func TestConsoleInABrowser(t *testing.T) {
+	spark(t)
 	browser := chromium(t)
 	shots := os.Getenv("SRDD_UI_SCREENSHOTS")
 	dir := t.TempDir()

@@ -70,6 +70,12 @@ type Config struct {
 // DataRulesEnv is the environment variable that carries Config.DataRules.
 const DataRulesEnv = "SRDD_DATA_RULES"
 
+// FakeInterpreterEnv, set to "1" in a child's environment, makes a binary
+// that calls bridgetest.MaybeRun (test binaries, bin/srdd) serve as the
+// fast test tier's fake interpreter instead of doing its own work. Tests
+// only (docs/ARCHITECTURE.md invariant 8).
+const FakeInterpreterEnv = "SRDD_FAKE_INTERPRETER"
+
 // ReadyInfo is what the interpreter reports once Spark is up.
 type ReadyInfo struct {
 	SparkVersion string `msgpack:"spark_version"`

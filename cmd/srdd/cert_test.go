@@ -120,6 +120,7 @@ func TestCertCLI(t *testing.T) {
 // certificate for 127.0.0.1), and a `srdd cert client` certificate
 // authenticates its user through --tls-client-ca.
 func TestCertsServeTheAPI(t *testing.T) {
+	spark(t)
 	bin := buildSrdd(t)
 	dir := t.TempDir()
 	run := func(args ...string) {

@@ -42,6 +42,7 @@ func viewOf(addr string) (clusterView, error) {
 // survivors: a new leader is elected, no call fails, the registry takes
 // new writes.
 func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
+	onFake(t)
 	python := testutil.Python(t)
 	bin := buildSrdd(t)
 	type proc struct {

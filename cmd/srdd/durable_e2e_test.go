@@ -165,6 +165,7 @@ type rddView struct {
 // as "may have happened"), default reads see the client's own writes, and
 // after a restart of the whole cluster all the data is back.
 func TestDurableClusterSurvivesNodeKills(t *testing.T) {
+	onFake(t)
 	c := &cluster3{t: t, bin: buildSrdd(t), python: testutil.Python(t), ckpt: filepath.Join(t.TempDir(), "checkpoints"), logs: t.TempDir()}
 	for i := 1; i <= 3; i++ {
 		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t),

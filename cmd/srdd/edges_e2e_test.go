@@ -152,6 +152,7 @@ func knock(addr string, stop <-chan struct{}) (bad *atomic.Value, done *sync.Wai
 // session and an RDD, write and read a key, each call the first time.
 // Meanwhile a client knocks from before the node listens.
 func TestFreshNodeTakesFirstCallsAfterReadyz(t *testing.T) {
+	onFake(t)
 	bin := buildSrdd(t)
 	var toReady []time.Duration
 	for round := 0; round < edgeRounds(t); round++ {
@@ -177,6 +178,7 @@ func TestFreshNodeTakesFirstCallsAfterReadyz(t *testing.T) {
 // together (the joiners knock until the first serves); the calls go
 // through a different node each round once all three answer /readyz.
 func TestFreshClusterTakesFirstCallsAfterReadyz(t *testing.T) {
+	onFake(t)
 	bin := buildSrdd(t)
 	var toReady []time.Duration
 	for round := 0; round < edgeRounds(t); round++ {
@@ -374,6 +376,7 @@ func TestCreatesThroughSurvivorsAfterLeaderKill(t *testing.T) { killAndCreate(t,
 func TestCreatesThroughSurvivorsAfterFollowerKill(t *testing.T) { killAndCreate(t, false) }
 
 func killAndCreate(t *testing.T, leader bool) {
+	onFake(t)
 	rounds := killRounds(t)
 	c := newCluster(t, buildSrdd(t), 3)
 	for i, p := range c.nodes {

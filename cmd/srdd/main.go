@@ -9,12 +9,20 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/srdd/srdd/node"
+	"github.com/srdd/srdd/sparkbridge/bridgetest"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
 var version = "dev"
 
+// testFakeInterpreterEnv=1 (undocumented, tests only) makes `srdd
+// server` run every session on the fast test tier's fake interpreter.
+const testFakeInterpreterEnv = "SRDD_TEST_FAKE_INTERPRETER"
+
 func main() {
+	// A session's interpreter on a server started with
+	// testFakeInterpreterEnv: this process is then the fake.
+	bridgetest.MaybeRun()
 	root := &cobra.Command{
 		Use:           "srdd",
 		Short:         "Spark as a shared, replicated, in-memory key/value service",

@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 // start it, create a session, use the CLI, press Ctrl-C (SIGINT), and check
 // that no interpreter or JVM of that node is left behind.
 func TestBinaryServesAndStopsCleanly(t *testing.T) {
+	spark(t)
 	python := testutil.Python(t)
 	bin := buildSrdd(t)
 	data := filepath.Join(t.TempDir(), "data")
@@ -75,13 +78,34 @@ func TestBinaryServesAndStopsCleanly(t *testing.T) {
 	}
 }
 
-// buildSrdd builds the binary under test into a temp dir.
+// srddBin is the binary under test, built once per test process
+// (removed by TestMain).
+var srddBin struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+// buildSrdd returns the binary under test, building it on first use, once
+// per `go test` process. Tests must not change the file it returns.
 func buildSrdd(t *testing.T) string {
-	bin := filepath.Join(t.TempDir(), "srdd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	t.Helper()
+	srddBin.once.Do(func() {
+		if srddBin.dir, srddBin.err = os.MkdirTemp("", "srdd-bin-"); srddBin.err != nil {
+			return
+		}
+		bin := filepath.Join(srddBin.dir, "srdd")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			srddBin.err = fmt.Errorf("%v\n%s", err, out)
+			return
+		}
+		srddBin.bin = bin
+	})
+	if srddBin.err != nil {
+		t.Fatalf("build: %v", srddBin.err)
 	}
-	return bin
+	return srddBin.bin
 }
 
 // startSrdd starts `srdd server args...` and returns it with the HTTP

@@ -160,7 +160,14 @@ func serverCmd() *cobra.Command {
 			if err := cfg.Validate(); err != nil {
 				return exitCode(2, fmt.Errorf("invalid node config: %w", err))
 			}
-			if !o.skipPreflight {
+			// Tests only (the fast tier, README "Tests"): sessions run on
+			// the fake interpreter (sparkbridge/bridgetest), which needs
+			// neither Python nor Java, so their preflight is skipped.
+			skipPreflight := o.skipPreflight
+			if os.Getenv(testFakeInterpreterEnv) == "1" {
+				cfg.FakeInterpreter, skipPreflight = true, true
+			}
+			if !skipPreflight {
 				pc := preflight.Config{Python: cfg.Python, DataDir: cfg.DataDir,
 					CheckpointURI: cfg.Durable.CheckpointURI, FileRoots: cfg.FileRoots, MemoryOnly: cfg.MemoryOnly, Create: true}
 				pc.RunAs, pc.RunAsName = interpreterCredential(cfg)

@@ -64,6 +64,7 @@ func startSparkDaemon(t *testing.T, sparkClass, ready, class string, args ...str
 // RDD, also after its data was compacted into a base held by the cluster's
 // executor (issue 16).
 func TestSharedRDDOnStandaloneSpark(t *testing.T) {
+	spark(t)
 	python := testutil.Python(t)
 	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(python)), "lib", "python3*", "site-packages", "pyspark", "bin", "spark-class"))
 	if len(matches) == 0 {

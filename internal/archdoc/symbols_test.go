@@ -32,6 +32,11 @@ var (
 		".sh": true, ".js": true, ".html": true, ".css": true, ".txt": true, ".toml": true, ".service": true, ".env": true, ".png": true}
 )
 
+// protocolOps are the namespaces of the interpreter protocol's op names
+// (`kv.get`, `rdd.create`, `path.gc`: sparkbridge/DESIGN.md), which are
+// wire names, not code, whatever type shares the word.
+var protocolOps = map[string]bool{"kv": true, "rdd": true, "path": true}
+
 // symbols is what the tree defines, by scope: a Go package name or a Go
 // or Python type name maps to the names defined in it (functions,
 // types, variables, constants of a package; methods and fields of a type;
@@ -238,8 +243,8 @@ func checkName(syms symbols, files map[string]bool, dir, span string) string {
 		if ext := "." + parts[len(parts)-1]; len(parts) == 1 && sourceExts[ext] {
 			return checkFile(files, dir, span)
 		}
-		if syms[scope] == nil {
-			return "" // not a package or type of the tree: a Spark key, an example, a host
+		if syms[scope] == nil || protocolOps[scope] {
+			return "" // not a package or type of the tree: a Spark key, an example, a host, an op
 		}
 		if !syms.has(scope, parts) {
 			return "names " + span + ", which the code does not define"
@@ -328,6 +333,8 @@ func TestCheckName(t *testing.T) {
 	f("docs", "Store.GetManyAt", true)
 	f("docs", "Store.flushSets()", false)
 	f("docs", "spark.srdd.kv.cacheMiB", false) // not a package or type
+	syms.add("rdd", "x")
+	f("docs", "rdd.create", false) // an interpreter op
 	f("docs", "cluster/fsm.go", false)
 	f("docs", "cluster/gone.go", true)
 	f("kvstore", "durable.go", false)

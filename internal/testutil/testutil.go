@@ -89,12 +89,21 @@ func RepoRoot(t testing.TB) string {
 	}
 }
 
+// TierEnv selects the test tier: "fast" runs only tests that need no
+// Spark (README, "Tests").
+const TierEnv = "SRDD_TEST_TIER"
+
 // Python returns the Python with pyspark that real-interpreter tests use:
 // $SRDD_TEST_PYTHON, else the repository's .venv/bin/python, which `make
 // test` prepares. A missing one fails the test: these tests exist to run
-// the real thing (docs/ARCHITECTURE.md invariant 8).
+// the real thing (docs/ARCHITECTURE.md invariant 8). In the fast tier
+// (SRDD_TEST_TIER=fast, `make test-fast`) sessions run on the fake
+// interpreter and no test runs this Python: it is then "python3", unchecked.
 func Python(t testing.TB) string {
 	t.Helper()
+	if os.Getenv(TierEnv) == "fast" {
+		return "python3"
+	}
 	if p := os.Getenv("SRDD_TEST_PYTHON"); p != "" {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Fatalf("SRDD_TEST_PYTHON=%s is not an executable: %v", p, err)

@@ -53,9 +53,16 @@ func TestRepoRootAndPython(t *testing.T) {
 	if want := filepath.Join(root, "internal", "testutil"); mustGetwd(t) != want {
 		t.Fatalf("RepoRoot = %s, want the directory above internal/testutil", root)
 	}
+	t.Setenv(TierEnv, "")
 	t.Setenv("SRDD_TEST_PYTHON", os.Args[0]) // any executable will do
 	if got := Python(t); got != os.Args[0] {
 		t.Fatalf("Python = %q, want $SRDD_TEST_PYTHON", got)
+	}
+	// The fast tier runs no Python: nothing is looked up.
+	t.Setenv(TierEnv, "fast")
+	t.Setenv("SRDD_TEST_PYTHON", "/nonexistent")
+	if got := Python(t); got != "python3" {
+		t.Fatalf("Python in the fast tier = %q, want python3", got)
 	}
 }
 
