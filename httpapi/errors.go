@@ -78,7 +78,7 @@ var errorStatus = []struct {
 	{[]error{batches.ErrNotLocal, batches.ErrClosed}, http.StatusServiceUnavailable, "unavailable", ""},
 	{[]error{kvstore.ErrTooLarge, sessions.ErrTooLarge}, http.StatusRequestEntityTooLarge, "too_large", ""},
 	{[]error{kvstore.ErrLimit, sessions.ErrLimit}, http.StatusTooManyRequests, "limit_reached", ""},
-	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "not_found", ""},
+	{[]error{kvstore.ErrNotFound, cluster.ErrRDDNotFound}, http.StatusNotFound, "rdd_not_found", ""},
 	{[]error{sessions.ErrNotFound, cluster.ErrSessionNotFound}, http.StatusNotFound, "session_not_found", ""},
 	{[]error{sessions.ErrNoStatement}, http.StatusNotFound, "statement_not_found", ""},
 	{[]error{cluster.ErrRDDExists, cluster.ErrSessionExists, cluster.ErrMemberExists, kvstore.ErrNameTaken}, http.StatusConflict, "exists", ""},

@@ -41,7 +41,7 @@ var errText = map[int]string{
 	400: "Invalid request (code `invalid` or a more precise one)",
 	401: "Missing or wrong credentials (code `unauthorized`)",
 	403: "Not allowed (codes `forbidden`, `forbidden_host`, `forbidden_path`)",
-	404: "Not found (codes `not_found`, `key_not_found`, `session_not_found`, `statement_not_found`, `node_not_found`, `no_route`)",
+	404: "Not found (codes `rdd_not_found`, `file_not_found`, `key_not_found`, `session_not_found`, `statement_not_found`, `node_not_found`, `no_route`)",
 	405: "Method not allowed (Allow lists the methods)",
 	409: "Conflict (codes `exists`, `busy`, `session_dead`, `session_inactive`, `not_durable`, `node_removed`)",
 	410: "The shared RDD's data is lost (code `lost`)",

@@ -35,12 +35,12 @@ func (s *Server) uiIndex(ctx *fasthttp.RequestCtx) { s.uiFile(ctx, "index.html")
 func (s *Server) uiFile(ctx *fasthttp.RequestCtx, name string) {
 	ct, known := uiTypes[path.Ext(name)]
 	if !known || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
-		writeError(ctx, http.StatusNotFound, "not_found", "no such file in the console")
+		writeError(ctx, http.StatusNotFound, "file_not_found", "no such file in the console")
 		return
 	}
 	b, err := uiFiles.ReadFile("ui/" + name)
 	if err != nil {
-		writeError(ctx, http.StatusNotFound, "not_found", "no such file in the console")
+		writeError(ctx, http.StatusNotFound, "file_not_found", "no such file in the console")
 		return
 	}
 	h := &ctx.Response.Header

@@ -121,7 +121,7 @@ func (f *fakeInterp) Call(ctx context.Context, op string, a any, out any) error 
 		return nil
 	case "rdd.drop":
 		if _, ok := f.data[name]; !ok {
-			return &sparkbridge.RemoteError{Code: sparkbridge.CodeNotFound, Message: name}
+			return &sparkbridge.RemoteError{Code: sparkbridge.CodeRDDNotFound, Message: name}
 		}
 		delete(f.data, name)
 		return nil
@@ -149,7 +149,7 @@ func (f *fakeInterp) Call(ctx context.Context, op string, a any, out any) error 
 		path := args["path"].(string)
 		snap, ok := f.files[path]
 		if !ok {
-			return &sparkbridge.RemoteError{Code: sparkbridge.CodeNotFound, Message: path}
+			return &sparkbridge.RemoteError{Code: sparkbridge.CodeRDDNotFound, Message: path}
 		}
 		d := map[string]string{}
 		for k, v := range snap {
@@ -167,7 +167,7 @@ func (f *fakeInterp) Call(ctx context.Context, op string, a any, out any) error 
 	case "path.delete":
 		return nil
 	}
-	return &sparkbridge.RemoteError{Code: sparkbridge.CodeBadRequest, Message: "fake: op " + op + " is not faked"}
+	return &sparkbridge.RemoteError{Code: sparkbridge.CodeInvalid, Message: "fake: op " + op + " is not faked"}
 }
 
 // applyLocked applies log entries; a value 1e400 is refused per group as

@@ -71,7 +71,7 @@ func (s *Store) created(sid int64, name string) error {
 func (s *Store) dropped(sid int64, name string) error {
 	return s.sess.IfStarted(sid, func(ctx context.Context, it Interpreter) error {
 		err := it.Call(ctx, "rdd.drop", map[string]any{"name": name}, nil)
-		if sparkbridge.IsCode(err, sparkbridge.CodeNotFound) {
+		if sparkbridge.IsCode(err, sparkbridge.CodeRDDNotFound) {
 			return nil
 		}
 		return err

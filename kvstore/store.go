@@ -484,9 +484,9 @@ func (s *Store) callWithin(ctx context.Context, timeout time.Duration, name, op 
 	switch {
 	case err == nil:
 		return nil
-	case sparkbridge.IsCode(err, sparkbridge.CodeBadRequest):
+	case sparkbridge.IsCode(err, sparkbridge.CodeInvalid):
 		return fmt.Errorf("%w: %v", ErrInvalid, remoteMessage(err))
-	case sparkbridge.IsCode(err, sparkbridge.CodeNotFound):
+	case sparkbridge.IsCode(err, sparkbridge.CodeRDDNotFound):
 		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
 	case sparkbridge.IsCode(err, codeBusy):
 		return fmt.Errorf("%w: %v", ErrBusy, remoteMessage(err))

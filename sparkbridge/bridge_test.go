@@ -97,8 +97,8 @@ func TestMultiplexedCalls(t *testing.T) {
 	}
 
 	err = it.Call(ctx, "nope", map[string]any{}, nil)
-	if !IsCode(err, CodeBadRequest) {
-		t.Fatalf("unknown op: err = %v, want bad_request", err)
+	if !IsCode(err, CodeInvalid) {
+		t.Fatalf("unknown op: err = %v, want invalid", err)
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()

@@ -112,7 +112,7 @@ func fakeInterpreter(mode string) {
 			case "hang_shutdown":
 				// ignores everything
 			default:
-				send(map[string]any{"id": req.ID, "ok": false, "error": map[string]any{"code": CodeBadRequest, "message": "unknown op " + req.Op}})
+				send(map[string]any{"id": req.ID, "ok": false, "error": map[string]any{"code": CodeInvalid, "message": "unknown op " + req.Op}})
 			}
 		}()
 	}

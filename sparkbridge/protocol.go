@@ -45,12 +45,12 @@ type RemoteError struct {
 
 // Error codes the interpreter answers (sparkbridge/DESIGN.md).
 const (
-	CodeBadRequest = "bad_request"
-	CodeNotFound   = "not_found"
-	CodeExists     = "exists"
-	CodeNameTaken  = "name_taken" // rdd.create: session code has a variable of that name
-	CodeNotReady   = "not_ready"
-	CodeInternal   = "internal"
+	CodeInvalid     = "invalid"
+	CodeRDDNotFound = "rdd_not_found"
+	CodeExists      = "exists"
+	CodeNameTaken   = "name_taken" // rdd.create: session code has a variable of that name
+	CodeNotReady    = "not_ready"
+	CodeInternal    = "internal"
 )
 
 func (e *RemoteError) Error() string { return fmt.Sprintf("interpreter: %s: %s", e.Code, e.Message) }

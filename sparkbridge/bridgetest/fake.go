@@ -183,11 +183,11 @@ func NewStore(limits kvstore.Limits) *Store {
 }
 
 func bad(format string, a ...any) error {
-	return &sparkbridge.RemoteError{Code: sparkbridge.CodeBadRequest, Message: fmt.Sprintf(format, a...)}
+	return &sparkbridge.RemoteError{Code: sparkbridge.CodeInvalid, Message: fmt.Sprintf(format, a...)}
 }
 
 func notFound(name string) error {
-	return &sparkbridge.RemoteError{Code: sparkbridge.CodeNotFound, Message: fmt.Sprintf("shared RDD %q does not exist", name)}
+	return &sparkbridge.RemoteError{Code: sparkbridge.CodeRDDNotFound, Message: fmt.Sprintf("shared RDD %q does not exist", name)}
 }
 
 // args is the union of every op's arguments.

@@ -108,7 +108,7 @@ func TestFakeKeepsTheDataRules(t *testing.T) {
 	it := start(t)
 	okErr := func(what string, in ruleInput, want string, err error) {
 		t.Helper()
-		if (want == "ok") != (err == nil) || (err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeBadRequest)) {
+		if (want == "ok") != (err == nil) || (err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeInvalid)) {
 			t.Errorf("%s %.60q: %v, want %s", what, string(in), err, want)
 		}
 	}
@@ -168,8 +168,8 @@ func TestFakeKVAndDurableOps(t *testing.T) {
 	if err := call(t, it, "rdd.create", map[string]any{"name": "s"}, nil); !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
 		t.Fatalf("second rdd.create = %v, want exists", err)
 	}
-	if err := call(t, it, "kv.get", map[string]any{"name": "nope", "keys": []string{"a"}}, nil); !sparkbridge.IsCode(err, sparkbridge.CodeNotFound) {
-		t.Fatalf("kv.get of an unknown RDD = %v, want not_found", err)
+	if err := call(t, it, "kv.get", map[string]any{"name": "nope", "keys": []string{"a"}}, nil); !sparkbridge.IsCode(err, sparkbridge.CodeRDDNotFound) {
+		t.Fatalf("kv.get of an unknown RDD = %v, want rdd_not_found", err)
 	}
 	must("kv.set", map[string]any{"name": "s", "items": [][]any{{"a", []byte(` [1, 2] `)}, {"b", []byte(`"x"`)}, {"c", []byte(`3`)}}}, nil)
 	var got struct {

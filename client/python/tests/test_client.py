@@ -76,7 +76,7 @@ def test_mapping_behaviour(client: srdd.Client):
         m.drop()
     with pytest.raises(srdd.NotFound) as ei2:
         m.describe()
-    assert ei2.value.code == "not_found" and not isinstance(ei2.value, KeyError)
+    assert ei2.value.code == "rdd_not_found" and not isinstance(ei2.value, KeyError)
 
 
 def raw_post(node: Node, path: str, body: bytes) -> httpx.Response:
@@ -203,7 +203,7 @@ def test_load_with_progress_save_checkpoint(node: Node, client: srdd.Client, cap
 def test_errors_from_the_server(node: Node, client: srdd.Client, states: srdd.RDD):
     with pytest.raises(srdd.NotFound) as ei:
         client.rdd("no_such_rdd").get("k")
-    assert ei.value.code == "not_found" and ei.value.status == 404
+    assert ei.value.code == "rdd_not_found" and ei.value.status == 404
     with pytest.raises(srdd.Exists):
         client.create_rdd(states.name)
     with pytest.raises(srdd.BadRequest) as bi:

@@ -39,7 +39,7 @@ RULES_ENV = "SRDD_DATA_RULES"
 
 
 class InvalidInput(ValueError):
-    """A key, value or name that the store refuses (maps to ``bad_request``)."""
+    """A key, value or name that the store refuses (maps to ``invalid``)."""
 
 
 class InvalidType(InvalidInput, TypeError):

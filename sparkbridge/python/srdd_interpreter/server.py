@@ -352,10 +352,10 @@ class Server:
         if args is None:
             args = {}
         if not isinstance(op, str):
-            self._reply_error(rid, "bad_request", "op must be a string")
+            self._reply_error(rid, "invalid", "op must be a string")
             return
         if not isinstance(args, dict):
-            self._reply_error(rid, "bad_request", "args must be a map")
+            self._reply_error(rid, "invalid", "args must be a map")
             return
         if op == "ping":
             self._reply(rid, {})
@@ -365,7 +365,7 @@ class Server:
             self._reply(rid, {})
             self.finish(0)
         if op not in self._handlers:
-            self._reply_error(rid, "bad_request", "unknown op %r" % op)
+            self._reply_error(rid, "invalid", "unknown op %r" % op)
             return
         if not self._ready.is_set():
             self._reply_error(rid, "not_ready", "Spark is not started yet")
@@ -389,7 +389,7 @@ class Server:
         except OpError as exc:
             self._reply_error(rid, exc.code, exc.message)
         except InvalidInput as exc:
-            self._reply_error(rid, "bad_request", str(exc))
+            self._reply_error(rid, "invalid", str(exc))
         except Exception as exc:
             log.exception("fast op (id %d) failed", rid)
             self._reply_error(rid, "internal", "%s: %s" % (type(exc).__name__, exc))
@@ -407,7 +407,7 @@ class Server:
         except OpError as exc:
             self._reply_error(rid, exc.code, exc.message)
         except InvalidInput as exc:
-            self._reply_error(rid, "bad_request", str(exc))
+            self._reply_error(rid, "invalid", str(exc))
         except Exception as exc:
             log.exception("op %s (id %d) failed", op, rid)
             self._reply_error(rid, "internal", "%s: %s" % (type(exc).__name__, exc))
@@ -428,7 +428,7 @@ class Server:
         except FrameTooLarge as exc:
             if msg.get("id", 0) == 0:
                 raise
-            data = encode_frame(_error_msg(msg["id"], "bad_request", "response too large: %s" % exc))
+            data = encode_frame(_error_msg(msg["id"], "invalid", "response too large: %s" % exc))
         except Exception as exc:
             if msg.get("id", 0) == 0:
                 raise
@@ -449,7 +449,7 @@ class Server:
         code = _arg(args, "code", str)
         kind = args.get("kind") or "pyspark"
         if kind not in ("pyspark", "sql", "spark"):
-            raise OpError("bad_request", "statement kind %r is not supported" % kind)
+            raise OpError("invalid", "statement kind %r is not supported" % kind)
         assert self.runner is not None
         return self.runner.execute(code, kind)
 
@@ -484,7 +484,7 @@ class Server:
         code = _arg(args, "code", str)
         cursor = args.get("cursor", len(code))
         if not isinstance(cursor, int) or isinstance(cursor, bool):
-            raise OpError("bad_request", "cursor must be an integer")
+            raise OpError("invalid", "cursor must be an integer")
         kind = _opt(args, "kind", str, "pyspark")
         assert self.runner is not None
         return {"candidates": self.runner.complete(code, cursor, kind)}
@@ -499,7 +499,7 @@ class Server:
     def _op_rdd_create(self, args: dict[str, Any]) -> dict[str, Any]:
         name = _arg(args, "name", str)
         if not name:
-            raise OpError("bad_request", "name must not be empty")
+            raise OpError("invalid", "name must not be empty")
         assert self.tables is not None and self.runner is not None
         if _bindable(name) and name in self.runner.namespace and name not in self.tables.view:
             # Binding it would overwrite session code's own variable (a
@@ -522,7 +522,7 @@ class Server:
             handle = self.tables.handle(name)
             self.tables.drop(name)
         except NotFound:
-            raise OpError("not_found", "shared RDD %r does not exist" % name) from None
+            raise OpError("rdd_not_found", "shared RDD %r does not exist" % name) from None
         if self.runner.namespace.get(name) is handle:
             del self.runner.namespace[name]
         if self._views.pop(name, None) is not None and self.spark is not None:
@@ -563,7 +563,7 @@ class Server:
         try:
             return self.tables.get(name)
         except NotFound:
-            raise OpError("not_found", "shared RDD %r does not exist" % name) from None
+            raise OpError("rdd_not_found", "shared RDD %r does not exist" % name) from None
 
     def _op_kv_get(self, args: dict[str, Any]) -> dict[str, Any]:
         store = self._store(args)
@@ -644,10 +644,10 @@ class Server:
 
 def _arg(args: dict[str, Any], name: str, kind: type) -> Any:
     if name not in args:
-        raise OpError("bad_request", "missing argument %r" % name)
+        raise OpError("invalid", "missing argument %r" % name)
     value = args[name]
     if not isinstance(value, kind):
-        raise OpError("bad_request", "argument %r must be a %s" % (name, "list" if kind is list else "string"))
+        raise OpError("invalid", "argument %r must be a %s" % (name, "list" if kind is list else "string"))
     return value
 
 
@@ -657,7 +657,7 @@ def _opt(args: dict[str, Any], name: str, kind: type, default: Any) -> Any:
     if value is None:
         return default
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise OpError("bad_request", "argument %r must be a %s" % (name, kind.__name__))
+        raise OpError("invalid", "argument %r must be a %s" % (name, kind.__name__))
     return value
 
 

@@ -181,12 +181,12 @@ def test_end_to_end(tmpdir_short: str) -> None:
         assert line == "srdd-interpreter|1|unix|%s\n" % interp.path
         client = Client(interp.path)
 
-        # before ready: ping works, data ops answer not_ready, unknown ops bad_request
+        # before ready: ping works, data ops answer not_ready, unknown ops invalid
         assert client.ok("ping") == {}
         early = client.call("rdd.list")
         if client.events.empty():  # (Spark takes seconds to start; this is the normal case)
             assert early["ok"] is False and early["error"]["code"] == "not_ready", early
-        assert client.error_code("no.such.op") == "bad_request"
+        assert client.error_code("no.such.op") == "invalid"
 
         event = client.events.get(timeout=READY_TIMEOUT)
         assert event["event"] == "ready", (event, interp.log())
@@ -197,8 +197,8 @@ def test_end_to_end(tmpdir_short: str) -> None:
         # rdd.create / exists / bad input
         assert client.ok("rdd.create", {"name": "states"}) == {}
         assert client.error_code("rdd.create", {"name": "states"}) == "exists"
-        assert client.error_code("rdd.create", {"name": 5}) == "bad_request"
-        assert client.error_code("kv.get", {"name": "nope", "keys": ["a"]}) == "not_found"
+        assert client.error_code("rdd.create", {"name": 5}) == "invalid"
+        assert client.error_code("kv.get", {"name": "nope", "keys": ["a"]}) == "rdd_not_found"
 
         # kv.set / kv.get, values as JSON in bin fields, hostile key is plain data
         items = [["ak", b'"Alaska"'], [HOSTILE_KEY, b'{"a": 1}']]
@@ -207,9 +207,9 @@ def test_end_to_end(tmpdir_short: str) -> None:
         assert got == {"values": [b'"Alaska"', None, b'{"a":1}']}
         assert isinstance(got["values"][0], bytes)
 
-        # a bad batch is bad_request and changes nothing
+        # a bad batch is invalid and changes nothing
         bad = [["ak", b'"Changed"'], ["n", b"1e400"]]
-        assert client.error_code("kv.set", {"name": "states", "items": bad}) == "bad_request"
+        assert client.error_code("kv.set", {"name": "states", "items": bad}) == "invalid"
         assert client.ok("kv.get", {"name": "states", "keys": ["ak", "n"]}) == {"values": [b'"Alaska"', None]}
 
         # statements see the RDD under its name; code writes are visible to kv.get
@@ -266,7 +266,7 @@ def test_end_to_end(tmpdir_short: str) -> None:
 
         # rdd.drop unbinds the name
         assert client.ok("rdd.drop", {"name": "states"}) == {}
-        assert client.error_code("rdd.drop", {"name": "states"}) == "not_found"
+        assert client.error_code("rdd.drop", {"name": "states"}) == "rdd_not_found"
         out = client.ok("execute", {"code": "states"})
         assert out["status"] == "error" and out["ename"] == "NameError"
 

@@ -17,7 +17,7 @@ class SrddError(Exception):
 
     Attributes:
         status: the HTTP status (0 when no node answered).
-        code: srdd's error code (``"not_found"``, ``"recovering"``, ...).
+        code: srdd's error code (``"rdd_not_found"``, ``"recovering"``, ...).
         message: the server's message.
         retry_after: seconds from the ``Retry-After`` header, if any.
         idempotency_key: for a write, the ``Idempotency-Key`` it was sent
@@ -170,7 +170,8 @@ ERROR_CODES: dict[str, tuple[int, type[SrddError]]] = {
     "forbidden_host": (403, Forbidden),
     "not_admitted": (403, Forbidden),
     "plaintext_cluster": (403, Forbidden),
-    "not_found": (404, NotFound),
+    "rdd_not_found": (404, NotFound),
+    "file_not_found": (404, NotFound),
     "key_not_found": (404, KeyNotFound),
     "session_not_found": (404, NotFound),
     "batch_not_found": (404, NotFound),
