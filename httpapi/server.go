@@ -127,13 +127,13 @@ func New(cfg Config) *Server {
 	s.srv = &fasthttp.Server{
 		Handler: s.handle,
 		Name:    "srdd",
-		// Slow clients (issue 25): before authentication a body is read
-		// up to preAuthBodyBytes only (a longer one streams, and readBody
-		// reads the rest once the caller is known); the whole request
+		// Slow clients (issue 25): before authentication fasthttp reads a
+		// body up to preAuthBodyBytes only (a longer one streams, and
+		// readBody reads the rest once the caller is known); the whole request
 		// must arrive within readTimeout; past maxConns open connections
 		// a new one gets a fast 503.
 		StreamRequestBody:  true,
-		MaxRequestBodySize: preAuthBodyBytes,
+		MaxRequestBodySize: MaxRequestBytes,
 		ReadTimeout:        readTimeout,
 		IdleTimeout:        2 * time.Minute,
 		Concurrency:        maxConns,
@@ -155,8 +155,9 @@ func New(cfg Config) *Server {
 // Slow clients (issue 25).
 const (
 	// preAuthBodyBytes is how much of a body the server reads before it
-	// knows the caller; the rest waits for readBody.
-	preAuthBodyBytes = 64 << 10
+	// knows the caller (fasthttp's pre-read of a streamed body); the rest
+	// waits for readBody.
+	preAuthBodyBytes = 8 << 10
 	// DefaultReadTimeout bounds the arrival of a whole request, body
 	// included (--read-timeout).
 	DefaultReadTimeout = 10 * time.Second

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -94,6 +95,10 @@ func uidAccounts(t *testing.T, first, last uint32) {
 // interpreterPid finds the process of session id's interpreter (a child
 // of this process whose command line names srdd_interpreter and
 // --session-id id) and its uid.
+// uidTestDataDir is the dir of TestSessionUIDs' node (interpreterPid
+// picks its interpreters by their work dir under it).
+var uidTestDataDir atomic.Value
+
 func interpreterPid(t *testing.T, id int64) (pid int, uid uint32) {
 	t.Helper()
 	ents, _ := os.ReadDir("/proc")
@@ -108,8 +113,11 @@ func interpreterPid(t *testing.T, id int64) (pid int, uid uint32) {
 			continue
 		}
 		// A child of this process (the node runs in it): other tests on
-		// the machine run interpreters too.
-		if u, ok := procUID(p); ok && procPPid(p) == os.Getpid() {
+		// the machine run interpreters too; and one of this test's node
+		// (its work dir is under the node's data dir), not of a node
+		// another test of this package left running with the same ids.
+		cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", p))
+		if u, ok := procUID(p); ok && procPPid(p) == os.Getpid() && strings.HasPrefix(cwd, uidTestDataDir.Load().(string)) {
 			return p, u
 		}
 	}
@@ -160,6 +168,7 @@ func fileOwner(t *testing.T, path string) (uint32, os.FileMode) {
 // --interpreter-user every one of these attacks works. One node, real
 // PySpark, three JVMs (two sessions and the rebuild).
 func TestSessionUIDs(t *testing.T) {
+	spark(t) // the uids of real interpreters and JVMs are the point
 	if os.Geteuid() != 0 {
 		t.Skip("--interpreter-uids needs the node to run as root; CI runs as root")
 	}
@@ -195,6 +204,7 @@ func TestSessionUIDs(t *testing.T) {
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.Python, cfg.AuthFile = python, users
 	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", uidTestFirst, uidTestLast)
+	uidTestDataDir.Store(dir)
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -27,7 +27,9 @@ func TestSlowClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t, filepath.Join(dir, "data"))
-	cfg.AuthFile, cfg.ReadTimeout, cfg.MaxConns = users, time.Second, 6
+	// 3 s: long enough that the held connections below are not timed out
+	// on a loaded machine before the one over the cap arrives.
+	cfg.AuthFile, cfg.ReadTimeout, cfg.MaxConns = users, 3*time.Second, 6
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,8 +63,8 @@ func TestSlowClients(t *testing.T) {
 	}
 	// Credentials, then a body that stalls: 408 after the read timeout.
 	line, took := send("PUT /v1/rdds/x/keys/k HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + tok + "\r\n")
-	if !strings.Contains(line, "408") || took < 500*time.Millisecond || took > 10*time.Second {
-		t.Errorf("authenticated stalled body: %q after %s, want 408 after about 1 s", line, took)
+	if !strings.Contains(line, "408") || took < 1500*time.Millisecond || took > 15*time.Second {
+		t.Errorf("authenticated stalled body: %q after %s, want 408 after about 3 s", line, took)
 	}
 	// Connections past --max-conns get a fast 503.
 	var held []net.Conn
@@ -78,7 +80,7 @@ func TestSlowClients(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	time.Sleep(200 * time.Millisecond) // let the server take them
+	time.Sleep(100 * time.Millisecond) // let the server take them (well within the 3 s read timeout)
 	began := time.Now()
 	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Get("http://" + addr + "/healthz")
 	if err != nil {

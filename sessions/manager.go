@@ -440,17 +440,19 @@ func (m *Manager) bringUp(s *session) {
 func (m *Manager) watch(s *session) {
 	<-s.it.Done()
 	s.revokeToken() // its capability dies with it
+	reason := fmt.Sprintf("interpreter exited: %v", s.it.ExitErr())
 	s.mu.Lock()
 	deleting := s.deleting
 	if !deleting {
+		// One step: whoever sees the session dead finds the reason in
+		// its log.
 		s.state = StateDead
+		s.log.Append("srdd: "+reason, m.cfg.LogLines, m.cfg.LogBytes)
 	}
 	s.mu.Unlock()
 	if deleting {
 		return
 	}
-	reason := fmt.Sprintf("interpreter exited: %v", s.it.ExitErr())
-	s.appendLog(m.cfg.LogLines, m.cfg.LogBytes, "srdd: "+reason)
 	m.cfg.Logger.Error("session died", "session", s.id, "reason", reason)
 	s.failPending(reason)
 	m.mu.Lock()
