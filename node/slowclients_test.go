@@ -36,6 +36,84 @@ func TestSlowClients(t *testing.T) {
 	defer n.Close()
 	addr := n.HTTPAddr()
 
+	// Connections past --max-conns get a fast 503 (first, while no earlier
+	// connection can still hold a worker). Each held connection
+	// first completes a keep-alive request, so the server has surely taken
+	// it and keeps a worker on it. The one over the cap sends nothing: the
+	// server answers 503 on accept and closes, and a request still unread
+	// there would turn that close into a reset that can swallow the 503.
+	get := func(c net.Conn, br *bufio.Reader) (string, error) {
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")); err != nil {
+			return "", err
+		}
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return "", err
+		}
+		for { // the rest of the head, then the body it announces
+			h, err := br.ReadString('\n')
+			if err != nil {
+				return "", err
+			}
+			if h == "\r\n" {
+				break
+			}
+		}
+		return strings.TrimSpace(line), nil
+	}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for i := 0; i < cfg.MaxConns; i++ {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		if line, err := get(c, bufio.NewReader(c)); err != nil || !strings.Contains(line, "200") {
+			t.Fatalf("held connection %d: %q %v", i, line, err)
+		}
+	}
+	over := func() (string, error) {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		return bufio.NewReader(c).ReadString('\n')
+	}
+	began := time.Now()
+	if line, err := over(); err != nil || !strings.Contains(line, "503") || time.Since(began) > 3*time.Second {
+		t.Errorf("connection over --max-conns: %q %v after %s, want a fast 503", line, err, time.Since(began))
+	}
+	// Closing the held connections frees their places.
+	for _, c := range held {
+		c.Close()
+	}
+	held = nil
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := get(c, bufio.NewReader(c))
+		c.Close()
+		if err == nil && strings.Contains(line, "200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the held connections closed: %q %v", line, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// send writes head and part of a 4 MB body, then stalls; it returns
 	// the status line and how long the answer took.
 	send := func(head string) (string, time.Duration) {
