@@ -16,10 +16,9 @@ import (
 // therefore also tracks when each peer last acknowledged an AppendEntries
 // (heartbeats included; contactTransport) and, on a ticker, marks a peer
 // down once it has been quiet for DownAfter and up again when it answers.
-// The other side: a follower serves an owner's default reads only while
-// it heard from the leader within half of DownAfter, and a node that was
-// paused passes a read barrier first (FreshRead), so a resumed node
-// applies its own replacement before it serves anything.
+// The other side: a node that was paused passes a read barrier first
+// (FreshRead), so a resumed node applies its own replacement before it
+// serves anything.
 
 // fullTransport is what NetworkTransport (and peerTransport, which embeds
 // it) provides and Raft looks for.
@@ -142,7 +141,11 @@ func (n *Node) checkContact() {
 // watchPause notices that this process stopped running for longer than
 // half of DownAfter (its ticker fell behind): FreshRead then confirms the
 // registry with the leader before the next read. The flag is set before
-// lastTick moves on, so a read never misses a pause.
+// lastTick moves on, and FreshRead reads them in the other order, so a
+// read never misses a pause. The gap is measured with time.Now, not the
+// tick's value: since Go 1.23 a late tick carries the time it was due,
+// so a tick overdue by the whole pause looked punctual and the pause went
+// unnoticed whenever this goroutine ran before the first read.
 func (n *Node) watchPause() {
 	defer n.wg.Done()
 	n.lastTick.Store(time.Now().UnixNano())
@@ -152,11 +155,12 @@ func (n *Node) watchPause() {
 		select {
 		case <-n.stop:
 			return
-		case now := <-t.C:
+		case <-t.C:
+			now := time.Now()
 			if now.Sub(time.Unix(0, n.lastTick.Load())) > n.cfg.DownAfter/2 {
 				n.suspect.Store(true)
 			}
-			n.lastTick.Store(time.Now().UnixNano())
+			n.lastTick.Store(now.UnixNano())
 		}
 	}
 }
@@ -175,7 +179,10 @@ func (n *Node) FreshRead(ctx context.Context) error {
 		return err
 	}
 	lease := n.cfg.DownAfter / 2
-	if n.suspect.Load() || time.Since(time.Unix(0, n.lastTick.Load())) > lease {
+	// lastTick first, then suspect: watchPause sets suspect before it
+	// moves lastTick on, so one of the two shows a pause.
+	last := time.Unix(0, n.lastTick.Load())
+	if time.Since(last) > lease || n.suspect.Load() {
 		// This process did not run for a while (SIGSTOP, a frozen VM): what
 		// it received meanwhile, even a "fresh" heartbeat still buffered
 		// in its socket, may be old. Ask the leader (a quorum, if this node
