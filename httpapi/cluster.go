@@ -153,18 +153,73 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable", fmt.Sprintf("%s is on node %s (%s), which is %s", what, id, m.HTTPAddr, m.Status))
 		return
 	}
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	ctx.Request.CopyTo(req)
 	req.URI().SetScheme(s.fwd.scheme())
 	req.SetHost(m.HTTPAddr)
 	req.Header.Set(hopHeader, strconv.Itoa(hops+1))
 	s.vouch(ctx, req)
-	if err := s.fwd.client(id, m.HTTPAddr).DoTimeout(req, &ctx.Response, proxyTimeout); err != nil {
+	// The call runs on its own goroutine, which owns req and resp and
+	// releases them when it ends, so that a call to a node that stops
+	// answering (SIGSTOP keeps its connections open) is cut when the
+	// leader marks that node down instead of waiting out proxyTimeout.
+	// Calls in flight are bounded by the client's MaxConns per node.
+	done := make(chan error, 1)
+	var handoff sync.Mutex // held by whoever may still touch resp
+	handoff.Lock()
+	go func() {
+		err := s.fwd.client(id, m.HTTPAddr).DoTimeout(req, resp, proxyTimeout)
+		done <- err
+		handoff.Lock() // the handler copied resp, or gave up on it
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
+	}()
+	err, down := s.awaitForward(done, id)
+	if err == nil && !down {
+		resp.CopyTo(&ctx.Response)
+	}
+	handoff.Unlock()
+	switch {
+	case down:
+		ctx.Response.Reset()
+		ctx.Response.Header.Set("Retry-After", "5")
+		msg := fmt.Sprintf("%s is on node %s (%s), which was marked down while this request waited for it", what, id, m.HTTPAddr)
+		if !ctx.IsGet() && !ctx.IsHead() {
+			msg += "; the request may still take effect there"
+		}
+		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable", msg)
+	case err != nil:
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
 		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable",
 			fmt.Sprintf("%s is on node %s (%s), which did not answer: %v", what, id, m.HTTPAddr, err))
+	}
+}
+
+// Forwarded calls that take long look at the target's membership: the
+// first look after forwardWatchAfter, then every forwardWatchEvery.
+const (
+	forwardWatchAfter = time.Second
+	forwardWatchEvery = 250 * time.Millisecond
+)
+
+// awaitForward waits for a forwarded call's result on done, or until
+// node id is marked down or removed (down), or the server shuts down.
+func (s *Server) awaitForward(done <-chan error, id string) (err error, down bool) {
+	t := time.NewTimer(forwardWatchAfter)
+	defer t.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err, false
+		case <-s.base.Done():
+			return errors.New("this node is shutting down"), false
+		case <-t.C:
+			if m, ok := s.cfg.Cluster.Member(id); !ok || m.Status == cluster.NodeDown || m.Status == cluster.NodeRemoved {
+				return nil, true
+			}
+			t.Reset(forwardWatchEvery)
+		}
 	}
 }
 

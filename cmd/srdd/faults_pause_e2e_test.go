@@ -172,9 +172,10 @@ func TestFaultPausedOwner(t *testing.T) {
 	t.Logf("load clients from %d: 2 writers and 1 reader through %s, then through %s; then 2 readers through %s",
 		loadClients.Load()+1, survivors[0].id, survivors[1].id, owner.id)
 	for _, s := range survivors {
-		// Clients give up after 5 s: a call forwarded to the paused owner
-		// before it was marked down waits for it (status 0).
-		loads = append(loads, startKVLoadTimeout(5*time.Second, hist, &faultNode{t: t, base: "http://" + s.http}, name, 6, 2, 1, counts))
+		// Clients give up after 10 s (status 0). A call forwarded to the
+		// paused owner is cut with a 503 once the owner is marked down
+		// (--down-after, 3 s).
+		loads = append(loads, startKVLoadTimeout(10*time.Second, hist, &faultNode{t: t, base: "http://" + s.http}, name, 6, 2, 1, counts))
 	}
 	time.Sleep(5 * time.Second)
 
@@ -213,7 +214,7 @@ func TestFaultPausedOwner(t *testing.T) {
 	}
 	resumed := time.Now()
 	counts.setPhase("4-resumed")
-	back := startKVLoadTimeout(5*time.Second, hist, &faultNode{t: t, base: "http://" + owner.http}, name, 6, 0, 2, counts)
+	back := startKVLoadTimeout(10*time.Second, hist, &faultNode{t: t, base: "http://" + owner.http}, name, 6, 0, 2, counts)
 	waitFor(t, 30*time.Second, owner.id+" up again", func() bool {
 		v, err := pauseView(survivors[0].http)
 		return err == nil && memberStatus(v, owner.id) == "up"
@@ -228,12 +229,22 @@ func TestFaultPausedOwner(t *testing.T) {
 		t.Errorf("after the resume %s answers %s: %+v %v; want it served by the survivor", owner.id, name, r, err)
 	}
 	loads[0].readAll("5-after")
-	t.Logf("answers by phase (kind status: count; 0 = no answer within 5 s):%s", counts)
+	t.Logf("answers by phase (kind status: count; 0 = no answer within 10 s):%s", counts)
+	// Reads forwarded to the paused owner are cut with a 503 once it is
+	// marked down, and a read of an RDD being moved answers 503 within
+	// the recovery wait (5 s): none waits out the clients' 10 s. (A write
+	// to an RDD being moved waits for its new session, up to
+	// --ready-timeout, so a put may.)
+	for _, phase := range []string{"1-before", "2-paused", "3-moved"} {
+		if n := counts.get(phase, "get", 0); n > 0 {
+			t.Errorf("%d reads begun in phase %s had no answer within 10 s; a forward to the paused owner should be cut once it is marked down", n, phase)
+		}
+	}
 	if counts.get("3-moved", "put", http.StatusNoContent)+counts.get("3-moved", "put", http.StatusOK) == 0 {
 		t.Errorf("no write succeeded once the RDD moved")
 	}
 	// The first reads through the resumed node wait for its read barrier
-	// with the leader (they may pass the clients' 5 s); none may fail
+	// with the leader (they may pass the clients' 10 s); none may fail
 	// otherwise, and porcupine below finds none stale.
 	if o := counts.others("4-resumed", "get", 0, http.StatusOK, http.StatusNotFound, http.StatusServiceUnavailable); len(o) > 0 {
 		t.Errorf("reads after the resume answered %v", o)
