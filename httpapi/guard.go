@@ -80,8 +80,8 @@ func hostName(host []byte) string {
 // and any other bind any Host. Members' forwarded calls carry the member's
 // address and are not checked.
 func (s *Server) hostAllowed(ctx *fasthttp.RequestCtx) bool {
-	if peerID(ctx) != "" || s.fromMember(ctx) {
-		return true // the peer channel, or a member with the cluster key
+	if peerID(ctx) != "" || s.fromMember(ctx) || isLocal(ctx) {
+		return true // the peer channel, a member with the cluster key, or another front end of this node
 	}
 	if s.cfg.LoopbackOnly && loopbackHost(ctx.Host()) {
 		return true
