@@ -1,0 +1,385 @@
+package redisapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// cmd is one command of the table.
+type cmd struct {
+	// arity as Redis gives it: n exactly n arguments (the name
+	// included), -n at least n.
+	arity int
+	// preAuth: allowed before AUTH on a node with auth.
+	preAuth bool
+	// write: the command changes data (COMMAND's flags).
+	write bool
+	run   func(c *conn, args [][]byte) (quit bool, r reply)
+}
+
+func (s cmd) arityOK(n int) bool {
+	if s.arity < 0 {
+		return n >= -s.arity
+	}
+	return n == s.arity
+}
+
+// commands is the command table, keyed by upper-case name. It is
+// filled by init: COMMAND lists it.
+var commands map[string]cmd
+
+// answer adapts a command that never closes the connection.
+func answer(f func(c *conn, args [][]byte) reply) func(*conn, [][]byte) (bool, reply) {
+	return func(c *conn, args [][]byte) (bool, reply) { return false, f(c, args) }
+}
+
+func init() {
+	commands = map[string]cmd{
+		"PING":   {arity: -1, run: answer((*conn).ping)},
+		"ECHO":   {arity: 2, run: answer(func(c *conn, a [][]byte) reply { c.w.Bulk(a[1]); return done })},
+		"HELLO":  {arity: -1, preAuth: true, run: answer((*conn).hello)},
+		"AUTH":   {arity: -2, preAuth: true, run: answer((*conn).auth)},
+		"SELECT": {arity: 2, run: answer((*conn).selectDB)},
+		"QUIT": {arity: -1, preAuth: true, run: func(c *conn, _ [][]byte) (bool, reply) {
+			c.w.Simple("OK")
+			return true, done
+		}},
+		"RESET": {arity: 1, preAuth: true, run: answer(func(c *conn, _ [][]byte) reply {
+			c.logout()
+			c.w.Proto, c.name = 2, ""
+			c.w.Simple("RESET")
+			return done
+		})},
+		"CLIENT":  {arity: -2, run: answer((*conn).client)},
+		"COMMAND": {arity: -1, run: answer((*conn).command_)},
+		"INFO":    {arity: -1, run: answer((*conn).info)},
+		"DBSIZE":  {arity: 1, run: answer((*conn).dbsize)},
+
+		"GET":      {arity: 2, run: answer((*conn).get)},
+		"SET":      {arity: -3, write: true, run: answer((*conn).set)},
+		"MGET":     {arity: -2, run: answer((*conn).mget)},
+		"MSET":     {arity: -3, write: true, run: answer((*conn).mset)},
+		"DEL":      {arity: -2, write: true, run: answer((*conn).del)},
+		"UNLINK":   {arity: -2, write: true, run: answer((*conn).del)},
+		"EXISTS":   {arity: -2, run: answer((*conn).exists)},
+		"STRLEN":   {arity: 2, run: answer((*conn).strlen)},
+		"TYPE":     {arity: 2, run: answer((*conn).typ)},
+		"SCAN":     {arity: -2, run: answer((*conn).scan)},
+		"KEYS":     {arity: 2, run: answer((*conn).keys)},
+		"JSON.SET": {arity: -4, write: true, run: answer((*conn).jsonSet)},
+		"JSON.GET": {arity: -2, run: answer((*conn).jsonGet)},
+	}
+}
+
+// splitKey maps "rdd:key" to shared RDD rdd and its key key: the first
+// ':' splits, since an RDD's name cannot hold one and a key can.
+func splitKey(b []byte) (rdd, key string, r reply) {
+	i := bytes.IndexByte(b, ':')
+	if i <= 0 {
+		return "", "", errReply("ERR key '%s' names no shared RDD: srdd's keys are rdd:key", printable(b, 64))
+	}
+	return string(b[:i]), string(b[i+1:]), done
+}
+
+// fail turns an error of a REST call into a reply.
+func fail(err error) reply {
+	var re restErr
+	if errors.As(err, &re) {
+		return reply{err: string(re)}
+	}
+	return reply{err: "ERR " + err.Error()}
+}
+
+// text is what GET answers for a stored JSON value: a JSON string's
+// text, any other value's JSON text.
+func text(v json.RawMessage) []byte {
+	v = bytes.TrimSpace(v)
+	if len(v) > 0 && v[0] == '"' {
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			return []byte(s)
+		}
+	}
+	return v
+}
+
+// isString reports whether a stored JSON value is a string.
+func isString(v json.RawMessage) bool {
+	v = bytes.TrimSpace(v)
+	return len(v) > 0 && v[0] == '"'
+}
+
+// jsonString is b as the JSON string SET stores: b must be UTF-8.
+func jsonString(b []byte) (json.RawMessage, reply) {
+	if !utf8.Valid(b) {
+		return nil, errReply("ERR srdd stores SET values as JSON strings: the value is not valid UTF-8 (store binary data base64-encoded)")
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(string(b))
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), done
+}
+
+// getRun serves a run of GETs of one RDD at the head of batch as one
+// batched lookup and returns how many it served (0: batch does not
+// start with a GET this can serve).
+func (c *conn) getRun(batch [][][]byte) int {
+	first := batch[0]
+	if !c.authed || len(first) != 2 || !strings.EqualFold(string(first[0]), "GET") {
+		return 0
+	}
+	rdd, _, r := splitKey(first[1])
+	if r.err != "" {
+		return 0
+	}
+	n, keys := 0, make([]string, 0, len(batch))
+	for _, args := range batch {
+		if len(args) != 2 || !strings.EqualFold(string(args[0]), "GET") || len(keys) >= c.s.cfg.Limits.MaxBatch {
+			break
+		}
+		r2, k, r := splitKey(args[1])
+		if r.err != "" || r2 != rdd {
+			break
+		}
+		keys = append(keys, k)
+		n++
+	}
+	if n < 2 {
+		return 0 // a lone GET takes the ordinary path
+	}
+	c.s.metrics.timed("GET", n, func() string {
+		vals, err := c.getMany(rdd, dedupe(keys))
+		if err != nil {
+			line := fail(err).err
+			for range n {
+				c.w.Error(line)
+			}
+			return "error"
+		}
+		for _, k := range keys {
+			c.writeValue(vals[k])
+		}
+		return "ok"
+	})
+	return n
+}
+
+// dedupe returns keys without repeats, in order.
+func dedupe(keys []string) []string {
+	seen := make(map[string]struct{}, len(keys))
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func (c *conn) writeValue(v json.RawMessage) {
+	if v == nil {
+		c.w.Null()
+		return
+	}
+	c.w.Bulk(text(v))
+}
+
+// getOne reads one key: nil if it does not exist.
+func (c *conn) getOne(k []byte) (json.RawMessage, reply) {
+	rdd, key, r := splitKey(k)
+	if r.err != "" {
+		return nil, r
+	}
+	vals, err := c.getMany(rdd, []string{key})
+	if err != nil {
+		return nil, fail(err)
+	}
+	return vals[key], done
+}
+
+func (c *conn) get(args [][]byte) reply {
+	v, r := c.getOne(args[1])
+	if r.err == "" {
+		c.writeValue(v)
+	}
+	return r
+}
+
+func (c *conn) strlen(args [][]byte) reply {
+	v, r := c.getOne(args[1])
+	if r.err == "" {
+		c.w.Int(int64(len(text(v))))
+	}
+	return r
+}
+
+// typ answers TYPE: a JSON string is a Redis string, any other JSON
+// value is RedisJSON's type.
+func (c *conn) typ(args [][]byte) reply {
+	v, r := c.getOne(args[1])
+	switch {
+	case r.err != "":
+	case v == nil:
+		c.w.Simple("none")
+	case isString(v):
+		c.w.Simple("string")
+	default:
+		c.w.Simple("ReJSON-RL")
+	}
+	return r
+}
+
+// group splits keys by RDD, in order of first appearance.
+type group struct {
+	rdd  string
+	keys []string
+}
+
+func groupKeys(raw [][]byte) ([]group, reply) {
+	var gs []group
+	at := map[string]int{}
+	for _, k := range raw {
+		rdd, key, r := splitKey(k)
+		if r.err != "" {
+			return nil, r
+		}
+		i, found := at[rdd]
+		if !found {
+			i = len(gs)
+			at[rdd] = i
+			gs = append(gs, group{rdd: rdd})
+		}
+		gs[i].keys = append(gs[i].keys, key)
+	}
+	return gs, done
+}
+
+// lookup reads the keys of every group: values by RDD, then key.
+func (c *conn) lookup(gs []group) (map[string]map[string]json.RawMessage, reply) {
+	out := make(map[string]map[string]json.RawMessage, len(gs))
+	for _, g := range gs {
+		vals, err := c.getMany(g.rdd, dedupe(g.keys))
+		if err != nil {
+			return nil, fail(err)
+		}
+		out[g.rdd] = vals
+	}
+	return out, done
+}
+
+func (c *conn) mget(args [][]byte) reply {
+	gs, r := groupKeys(args[1:])
+	if r.err != "" {
+		return r
+	}
+	vals, r := c.lookup(gs)
+	if r.err != "" {
+		return r
+	}
+	c.w.Array(len(args) - 1)
+	for _, k := range args[1:] {
+		rdd, key, _ := splitKey(k)
+		c.writeValue(vals[rdd][key])
+	}
+	return done
+}
+
+func (c *conn) exists(args [][]byte) reply {
+	gs, r := groupKeys(args[1:])
+	if r.err != "" {
+		return r
+	}
+	vals, r := c.lookup(gs)
+	if r.err != "" {
+		return r
+	}
+	n := 0
+	for _, k := range args[1:] { // a key named twice counts twice, as in Redis
+		rdd, key, _ := splitKey(k)
+		if vals[rdd][key] != nil {
+			n++
+		}
+	}
+	c.w.Int(int64(n))
+	return done
+}
+
+// del deletes keys, RDD by RDD (DEL and UNLINK).
+func (c *conn) del(args [][]byte) reply {
+	gs, r := groupKeys(args[1:])
+	if r.err != "" {
+		return r
+	}
+	var n int64
+	for _, g := range gs {
+		d, err := c.deleteMany(g.rdd, dedupe(g.keys))
+		if err != nil {
+			return fail(err)
+		}
+		n += d
+	}
+	c.w.Int(n)
+	return done
+}
+
+// mset writes keys of one RDD, all or none.
+func (c *conn) mset(args [][]byte) reply {
+	if len(args)%2 != 1 {
+		return errReply("ERR wrong number of arguments for 'mset' command")
+	}
+	items := make(map[string]json.RawMessage, len(args)/2)
+	var rdd string
+	for i := 1; i < len(args); i += 2 {
+		r, key, rep := splitKey(args[i])
+		if rep.err != "" {
+			return rep
+		}
+		if i == 1 {
+			rdd = r
+		} else if r != rdd {
+			return errReply("ERR MSET writes keys of one shared RDD, all or none: '%s' and '%s' differ", printable([]byte(rdd), 64), printable([]byte(r), 64))
+		}
+		v, rep := jsonString(args[i+1])
+		if rep.err != "" {
+			return rep
+		}
+		items[key] = v // a key given twice: the last value, as in Redis
+	}
+	if err := c.setMany(rdd, items); err != nil {
+		return fail(err)
+	}
+	c.w.Simple("OK")
+	return done
+}
+
+func (c *conn) ping(args [][]byte) reply {
+	switch len(args) {
+	case 1:
+		c.w.Simple("PONG")
+	case 2:
+		c.w.Bulk(args[1])
+	default:
+		return errReply("ERR wrong number of arguments for 'ping' command")
+	}
+	return done
+}
+
+func (c *conn) selectDB(args [][]byte) reply {
+	if string(args[1]) != "0" {
+		return errReply("ERR DB index is out of range (srdd has database 0 only; its RDDs are the key's prefix)")
+	}
+	c.w.Simple("OK")
+	return done
+}
+
+// integer parses an integer argument.
+func integer(b []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil
+}

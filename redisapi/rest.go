@@ -1,0 +1,171 @@
+package redisapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/srdd/srdd/auth"
+)
+
+// The data commands are calls to the node's own REST routes, made in
+// process (httpapi.Server.Local) as the connection's caller: the route
+// table's permission rule for the RDD, forwarding to the RDD's owner,
+// the store's validation and limits, per-route metrics and the audit
+// log all apply as they do on the API port.
+
+// restErr is a REST call's refusal, as a Redis error line.
+type restErr string
+
+// rest makes one call and returns the answer's status and body (valid
+// until the next call). body, if set, is sent as JSON.
+func (c *conn) rest(method, uri string, body []byte) (int, []byte) {
+	ctx := &c.rc
+	ctx.Request.Reset()
+	ctx.Response.Reset()
+	ctx.ResetUserValues()
+	req := &ctx.Request
+	req.Header.SetMethod(method)
+	req.SetRequestURI(uri)
+	req.Header.SetHost("localhost")
+	req.Header.Set("X-Requested-By", "srdd-redis")
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+	}
+	// Forwarded to the owner, the call carries the caller as a REST
+	// client's would: vouched for between members (httpapi's vouch),
+	// and these credentials otherwise.
+	switch cr := c.cred; {
+	case cr.token != "":
+		req.Header.Set("Authorization", "Bearer "+cr.token)
+	case cr.user != "":
+		req.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cr.user+":"+cr.password)))
+	}
+	c.s.cfg.API.Local(ctx, c.principal)
+	return ctx.Response.StatusCode(), ctx.Response.Body()
+}
+
+// restJSON makes a call and decodes a 2xx answer into out (if set); any
+// other answer is a restErr about rdd.
+func (c *conn) restJSON(method, uri string, in, out any, rdd string) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return restErr("ERR " + err.Error())
+		}
+	}
+	status, resp := c.rest(method, uri, body)
+	if status/100 != 2 {
+		return errorOf(status, resp, rdd)
+	}
+	if out != nil && len(resp) > 0 {
+		if err := json.Unmarshal(resp, out); err != nil {
+			return restErr("ERR cannot read the node's answer: " + err.Error())
+		}
+	}
+	return nil
+}
+
+func (e restErr) Error() string { return string(e) }
+
+// errorOf maps a REST error answer to a Redis error line.
+func errorOf(status int, body []byte, rdd string) restErr {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	msg := e.Error.Message
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	switch {
+	case status == http.StatusUnauthorized:
+		return restErr("NOAUTH " + msg)
+	case status == http.StatusForbidden:
+		return restErr("NOPERM " + msg)
+	case e.Error.Code == "rdd_not_found":
+		return restErr("ERR no such shared RDD '" + rdd + "'")
+	}
+	return restErr("ERR " + msg)
+}
+
+func rddPath(rdd, op string) string {
+	return "/v1/rdds/" + url.PathEscape(rdd) + "/" + op
+}
+
+// getMany reads keys of rdd in one batched lookup; a missing key has no
+// entry.
+func (c *conn) getMany(rdd string, keys []string) (map[string]json.RawMessage, error) {
+	var out struct {
+		Values map[string]json.RawMessage `json:"values"`
+	}
+	err := c.restJSON("POST", rddPath(rdd, "get"), map[string][]string{"keys": keys}, &out, rdd)
+	return out.Values, err
+}
+
+// setMany writes items to rdd, all or none.
+func (c *conn) setMany(rdd string, items map[string]json.RawMessage) error {
+	return c.restJSON("POST", rddPath(rdd, "set"), map[string]any{"items": items}, nil, rdd)
+}
+
+// deleteMany deletes keys of rdd and returns how many there were.
+func (c *conn) deleteMany(rdd string, keys []string) (int64, error) {
+	var out struct {
+		Deleted int64 `json:"deleted"`
+	}
+	err := c.restJSON("POST", rddPath(rdd, "delete"), map[string][]string{"keys": keys}, &out, rdd)
+	return out.Deleted, err
+}
+
+// scanPage reads a page of rdd's keys with prefix after the REST cursor
+// after ("": the first page); next is "" on the last page.
+func (c *conn) scanPage(rdd, prefix, after string, limit int) (keys []string, next string, err error) {
+	q := url.Values{}
+	q.Set("prefix", prefix)
+	q.Set("limit", strconv.Itoa(limit))
+	if after != "" {
+		q.Set("cursor", after)
+	}
+	var out struct {
+		Items []struct {
+			Key string `json:"key"`
+		} `json:"items"`
+		Cursor string `json:"cursor"`
+	}
+	if err := c.restJSON("GET", rddPath(rdd, "scan")+"?"+q.Encode(), nil, &out, rdd); err != nil {
+		return nil, "", err
+	}
+	keys = make([]string, len(out.Items))
+	for i, it := range out.Items {
+		keys[i] = it.Key
+	}
+	return keys, out.Cursor, nil
+}
+
+// rddSummary is a shared RDD as the listing shows it.
+type rddSummary struct {
+	Name string `json:"name"`
+	Keys *int64 `json:"keys"`
+	Mode string `json:"mode"`
+}
+
+// listRDDs lists the shared RDDs of the cluster this caller may read.
+func (c *conn) listRDDs() ([]rddSummary, error) {
+	var out struct {
+		RDDs []rddSummary `json:"rdds"`
+	}
+	if err := c.restJSON("GET", "/v1/rdds", nil, &out, ""); err != nil {
+		return nil, err
+	}
+	mine := out.RDDs[:0]
+	for _, r := range out.RDDs {
+		if c.principal == nil || c.principal.Can(auth.PermRead, r.Name) {
+			mine = append(mine, r)
+		}
+	}
+	return mine, nil
+}
