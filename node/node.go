@@ -29,6 +29,7 @@ import (
 	"github.com/srdd/srdd/internal/tlsconf"
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/metrics"
+	"github.com/srdd/srdd/redisapi"
 	"github.com/srdd/srdd/sessions"
 	"github.com/srdd/srdd/sparkbridge"
 )
@@ -123,6 +124,13 @@ type Config struct {
 	// without peer TLS, a plaintext cluster: Raft off loopback, joining
 	// and being joined (refused otherwise: docs/ARCHITECTURE.md invariant 9).
 	Insecure bool
+	// RedisAddr, if set, serves the Redis protocol there (redisapi,
+	// issue 26), with the API's users file, rules and forwarding. Without
+	// AuthFile it must be loopback unless Insecure (protected mode). With
+	// TLSCert it speaks TLS, with the API's certificate and client CA;
+	// RedisTLS asks for that explicitly (an error without TLSCert).
+	RedisAddr string
+	RedisTLS  bool
 	// AllowedHosts, if set, are the only Host header names the API answers
 	// (on any bind; it stops DNS rebinding beyond loopback).
 	AllowedHosts []string
@@ -262,6 +270,11 @@ func (c *Config) Validate() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSClientCA != "" && c.TLSCert == "":
 		return errors.New("--tls-client-ca needs --tls-cert and --tls-key")
+	case c.RedisTLS && c.TLSCert == "":
+		return errors.New("--redis-tls needs --tls-cert and --tls-key: the Redis port speaks TLS with the API's certificate")
+	case c.AuthFile == "" && !c.Insecure && c.RedisAddr != "" && !httpapi.IsLoopbackAddr(c.RedisAddr):
+		return fmt.Errorf("%w: refusing to serve the Redis port on %s without --auth-file: anyone who reaches it could read or change every RDD; "+
+			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.RedisAddr)
 	case c.AuthFile == "" && !c.Insecure && !httpapi.IsLoopbackAddr(c.HTTPAddr):
 		return fmt.Errorf("%w: refusing to serve %s without --auth-file: anyone who reaches it could run code as this node's user; "+
 			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.HTTPAddr)
@@ -299,8 +312,10 @@ type Node struct {
 	Batches  *batches.Manager
 	Store    *kvstore.Store
 	HTTP     *httpapi.Server
+	Redis    *redisapi.Server // nil without RedisAddr
 	Metrics  *prometheus.Registry
 	ln       net.Listener
+	redisLn  net.Listener        // nil without RedisAddr
 	auth     *auth.Authenticator // nil without AuthFile
 	cert     *tlsconf.Cert       // nil without TLS
 	peer     *cluster.PeerCreds  // nil without peer TLS
@@ -386,6 +401,14 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if srvTLS != nil {
 		n.ln = tls.NewListener(n.ln, srvTLS)
+	}
+	if cfg.RedisAddr != "" {
+		if n.redisLn, err = net.Listen("tcp", cfg.RedisAddr); err != nil {
+			return nil, fmt.Errorf("cannot listen for redis on %s: %w", cfg.RedisAddr, err)
+		}
+	}
+	if n.redisLn != nil && cfg.AuthFile == "" && !httpapi.IsLoopbackAddr(n.redisLn.Addr().String()) {
+		cfg.Logger.Warn("INSECURE: serving the Redis port " + n.redisLn.Addr().String() + " without --auth-file: anyone who can reach it can read or change every RDD (--insecure)")
 	}
 	loopback := httpapi.IsLoopbackAddr(n.ln.Addr().String())
 	if cfg.AuthFile == "" && !loopback {
@@ -557,6 +580,17 @@ func Start(cfg Config) (*Node, error) {
 	// Serve before the node is a full member: joins and writes forwarded
 	// by followers reach the leader over HTTP.
 	go func() { n.serveErr <- n.HTTP.Serve(n.ln) }()
+	if n.redisLn != nil {
+		n.Redis = redisapi.New(redisapi.Config{
+			API: n.HTTP, Auth: authn, TLS: srvTLS, Limits: limits, MaxConns: cfg.MaxConns,
+			NodeID: cfg.NodeID, Version: cfg.Version, Registry: n.Metrics, Logger: cfg.Logger.Named("redis"),
+		})
+		go func() {
+			if err := n.Redis.Serve(n.redisLn); err != nil {
+				cfg.Logger.Error("redis port stopped", "error", err)
+			}
+		}()
+	}
 	if pl := n.Registry.PeerListener(); pl != nil {
 		go func() {
 			if err := n.HTTP.ServePeer(pl); err != nil {
@@ -620,7 +654,7 @@ func Start(cfg Config) (*Node, error) {
 	// their durable RDDs are adopted and rebuilt.
 	n.Store.StartDurable()
 	n.started.Store(true)
-	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(),
+	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(), "redis", n.RedisAddr(),
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true
 	return n, nil
@@ -711,6 +745,14 @@ func (n *Node) Ready() (bool, []string) {
 // HTTPAddr returns the address the node serves HTTP on.
 func (n *Node) HTTPAddr() string { return n.ln.Addr().String() }
 
+// RedisAddr returns the address of the Redis port ("" without one).
+func (n *Node) RedisAddr() string {
+	if n.redisLn == nil {
+		return ""
+	}
+	return n.redisLn.Addr().String()
+}
+
 // ServeErr delivers the HTTP server's error if it stops on its own.
 func (n *Node) ServeErr() <-chan error { return n.serveErr }
 
@@ -754,6 +796,11 @@ func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		if n.nonVoter && n.Registry != nil {
 			n.leave()
+		}
+		if n.Redis != nil {
+			_ = n.Redis.Close()
+		} else if n.redisLn != nil {
+			_ = n.redisLn.Close()
 		}
 		if n.HTTP != nil {
 			_ = n.HTTP.Close()
