@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -18,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/redis/go-redis/v9"
 	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // The Redis port (issue 26), with go-redis as the client, on the fast
@@ -40,10 +44,13 @@ func redisNode(t *testing.T, tweak func(*Config)) (*Node, string) {
 	return n, "http://" + n.HTTPAddr()
 }
 
-// newStates creates session and RDD states as a REST client with cred.
-func newStates(t *testing.T, base, cred string) {
+// newStates creates session and RDD states as a REST client with token
+// (none: "").
+func newStates(t *testing.T, base, token string) { newStatesVia(t, http.DefaultClient, base, token) }
+
+func newStatesVia(t *testing.T, hc *http.Client, base, token string) {
 	t.Helper()
-	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, cred)
+	st, _, b := authDo2(hc, "POST", base+"/sessions", `{"kind":"pyspark"}`, token)
 	if st != 201 {
 		t.Fatalf("create session: %d %s", st, b)
 	}
@@ -51,27 +58,20 @@ func newStates(t *testing.T, base, cred string) {
 		ID int64 `json:"id"`
 	}
 	_ = json.Unmarshal(b, &s)
-	if err := createSessionWaitAs(base, s.ID, cred); err != nil {
-		t.Fatal(err)
-	}
-	if st, _, b := authDo("POST", base+"/v1/rdds", fmt.Sprintf(`{"name":"states","session":%d,"mode":"memory"}`, s.ID), cred); st != 201 {
-		t.Fatalf("create rdd: %d %s", st, b)
-	}
-}
-
-func createSessionWaitAs(base string, id int64, cred string) error {
 	deadline := time.Now().Add(4 * time.Minute)
-	for time.Now().Before(deadline) {
-		_, _, b := authDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, id), "", cred)
-		switch {
-		case strings.Contains(string(b), `"idle"`):
-			return nil
-		case strings.Contains(string(b), `"error"`), strings.Contains(string(b), `"dead"`):
-			return fmt.Errorf("session failed: %s", b)
+	for {
+		_, _, b := authDo2(hc, "GET", fmt.Sprintf("%s/sessions/%d/state", base, s.ID), "", token)
+		if strings.Contains(string(b), `"idle"`) {
+			break
+		}
+		if strings.Contains(string(b), `"error"`) || strings.Contains(string(b), `"dead"`) || time.Now().After(deadline) {
+			t.Fatalf("session did not start: %s", b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return errors.New("session did not start")
+	if st, _, b := authDo2(hc, "POST", base+"/v1/rdds", fmt.Sprintf(`{"name":"states","session":%d,"mode":"memory"}`, s.ID), token); st != 201 {
+		t.Fatalf("create rdd: %d %s", st, b)
+	}
 }
 
 func redisClient(t *testing.T, addr string, proto int, opts func(*redis.Options)) *redis.Client {
@@ -404,7 +404,7 @@ func TestRedisAuth(t *testing.T) {
 		c.AuthFile = users
 		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.Info, Output: audit})
 	})
-	newStates(t, base, "Bearer "+tokens["ana"])
+	newStates(t, base, tokens["ana"])
 	ctx := context.Background()
 	for _, proto := range []int{2, 3} {
 		anon := redisClient(t, n.RedisAddr(), proto, nil)
@@ -479,4 +479,140 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRedisForwarded: any node's Redis port answers for any RDD: calls
+// through the node that does not hold it are forwarded to the owner with
+// the caller (vouched for over the peer channel), whose rules apply.
+func TestRedisForwarded(t *testing.T) {
+	users, tokens := redisUsers(t)
+	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
+	for _, m := range []*member{a, b} {
+		var join []string
+		if m == b {
+			join = []string{a.http}
+		}
+		c := m.cfg(t, join)
+		c.AuthFile, c.RedisAddr = users, "127.0.0.1:0"
+		n, err := Start(c)
+		if err != nil {
+			t.Fatalf("start %s: %v", m.id, err)
+		}
+		m.n = n
+		t.Cleanup(n.Close)
+	}
+	waitMembers(t, []*member{a, b}, 2)
+	newStates(t, a.base(), tokens["ana"])
+	_, _, body := authDo("GET", a.base()+"/v1/rdds/states", "", "Bearer "+tokens["ana"])
+	var info struct{ Node string }
+	if err := json.Unmarshal(body, &info); err != nil || info.Node == "" {
+		t.Fatalf("describe states: %s", body)
+	}
+	other := a
+	if info.Node == a.id {
+		other = b
+	}
+	ctx := context.Background()
+	ana := redisClient(t, other.n.RedisAddr(), 3, func(o *redis.Options) { o.Password = tokens["ana"] })
+	if err := ana.Set(ctx, "states:ak", "Alaska", 0).Err(); err != nil {
+		t.Fatalf("SET through %s: %v", other.id, err)
+	}
+	if err := ana.MSet(ctx, "states:hi", "Hawaii", "states:ca", "California").Err(); err != nil {
+		t.Fatalf("MSET through %s: %v", other.id, err)
+	}
+	if v, err := ana.MGet(ctx, "states:ak", "states:hi", "states:ca").Result(); err != nil || fmt.Sprint(v) != "[Alaska Hawaii California]" {
+		t.Fatalf("MGET through %s: %v, %v", other.id, v, err)
+	}
+	if keys, _, err := ana.Scan(ctx, 0, "states:*", 100).Result(); err != nil || len(keys) != 3 {
+		t.Fatalf("SCAN through %s: %v, %v", other.id, keys, err)
+	}
+	if n := forwardedCalls(t, other.n); n < 4 {
+		t.Fatalf("%s forwarded %d calls, want the 4 above", other.id, n)
+	}
+	// The owner's own port, and REST, see the same data.
+	owner := redisClient(t, map[bool]*member{true: a, false: b}[other == b].n.RedisAddr(), 2, func(o *redis.Options) { o.Password = tokens["ana"] })
+	if v, err := owner.Get(ctx, "states:ca").Result(); err != nil || v != "California" {
+		t.Fatalf("GET on the owner: %q, %v", v, err)
+	}
+	if st, _, b := authDo("GET", other.base()+"/v1/rdds/states/keys/hi", "", "Bearer "+tokens["ana"]); st != 200 || !strings.Contains(string(b), "Hawaii") {
+		t.Fatalf("REST GET: %d %s", st, b)
+	}
+	bob := redisClient(t, other.n.RedisAddr(), 3, func(o *redis.Options) { o.Password = tokens["bob"] })
+	if v, err := bob.Get(ctx, "states:ak").Result(); err != nil || v != "Alaska" {
+		t.Fatalf("bob's GET through %s: %q, %v", other.id, v, err)
+	}
+	wantErr(t, "bob's SET through "+other.id, bob.Set(ctx, "states:ak", "x", 0).Err(), "NOPERM")
+	if v, err := bob.DBSize(ctx).Result(); err != nil || v != 3 {
+		t.Fatalf("DBSIZE through %s: %d, %v", other.id, v, err)
+	}
+}
+
+// forwardedCalls is how many API calls n forwarded to another node.
+func forwardedCalls(t *testing.T, n *Node) uint64 {
+	t.Helper()
+	mfs, err := n.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total uint64
+	for _, mf := range mfs {
+		if mf.GetName() != "srdd_http_request_duration_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "route" && l.GetValue() == "forwarded" {
+					total += m.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return total
+}
+
+// TestRedisTLS: with --tls-cert the Redis port speaks TLS only; a token
+// or a client certificate whose CN names a user logs in.
+func TestRedisTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t)
+	caFile := writeFile(t, filepath.Join(dir, "ca.pem"), ca.pem)
+	c1, k1 := ca.issue(t, "127.0.0.1", 10, true)
+	certFile, keyFile := writeFile(t, filepath.Join(dir, "cert.pem"), c1), writeFile(t, filepath.Join(dir, "key.pem"), k1)
+	users, tokens := redisUsers(t)
+	n, _ := redisNode(t, func(c *Config) {
+		c.AuthFile, c.TLSCert, c.TLSKey, c.TLSClientCA, c.TLSCA, c.RedisTLS = users, certFile, keyFile, caFile, caFile, true
+	})
+	base := "https://" + n.HTTPAddr()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	newStatesVia(t, hc, base, tokens["ana"])
+	ctx := context.Background()
+
+	plain := redisClient(t, n.RedisAddr(), 3, func(o *redis.Options) { o.Password = tokens["ana"] })
+	if err := plain.Ping(ctx).Err(); err == nil {
+		t.Fatal("a plaintext client was answered on the TLS Redis port")
+	}
+	withTLS := func(certs ...tls.Certificate) func(*redis.Options) {
+		return func(o *redis.Options) { o.TLSConfig = &tls.Config{RootCAs: pool, Certificates: certs} }
+	}
+	ana := redisClient(t, n.RedisAddr(), 3, func(o *redis.Options) { withTLS()(o); o.Password = tokens["ana"] })
+	if err := ana.Set(ctx, "states:ak", "Alaska", 0).Err(); err != nil {
+		t.Fatalf("SET over TLS: %v", err)
+	}
+	cp, kp := ca.issue(t, "bob", 11, false)
+	bobCert, err := tls.X509KeyPair(cp, kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := redisClient(t, n.RedisAddr(), 2, withTLS(bobCert))
+	if v, err := bob.Get(ctx, "states:ak").Result(); err != nil || v != "Alaska" {
+		t.Fatalf("GET with bob's client certificate: %q, %v", v, err)
+	}
+	wantErr(t, "bob's SET", bob.Set(ctx, "states:ak", "x", 0).Err(), "NOPERM")
+	cp, kp = ca.issue(t, "nobody", 12, false)
+	nobodyCert, _ := tls.X509KeyPair(cp, kp)
+	nobody := redisClient(t, n.RedisAddr(), 2, withTLS(nobodyCert))
+	wantErr(t, "a certificate of no user", nobody.Get(ctx, "states:ak").Err(), "NOAUTH")
 }
