@@ -11,10 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -399,10 +399,14 @@ func redisUsers(t *testing.T) (path string, tokens map[string]string) {
 // refuse the command on the RDD.
 func TestRedisAuth(t *testing.T) {
 	users, tokens := redisUsers(t)
-	audit := &lockedBuffer{}
+	logFile, err := os.Create(filepath.Join(t.TempDir(), "node.log")) // safe for concurrent writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
 	n, base := redisNode(t, func(c *Config) {
 		c.AuthFile = users
-		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.Info, Output: audit})
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "srdd", Level: hclog.Info, Output: logFile})
 	})
 	newStates(t, base, tokens["ana"])
 	ctx := context.Background()
@@ -458,27 +462,10 @@ func TestRedisAuth(t *testing.T) {
 	}
 	// Mutating commands are in the audit log, with the caller, as the
 	// REST call they are.
-	if got := audit.String(); !strings.Contains(got, "principal=ana") || !strings.Contains(got, `route="POST /v1/rdds/{name}/set"`) {
+	audit, _ := os.ReadFile(logFile.Name())
+	if got := string(audit); !strings.Contains(got, "principal=ana") || !strings.Contains(got, `route="POST /v1/rdds/{name}/set"`) {
 		t.Fatalf("no audit line of ana's SET:\n%s", got)
 	}
-}
-
-// lockedBuffer is a log output tests read while the node writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestRedisForwarded: any node's Redis port answers for any RDD: calls

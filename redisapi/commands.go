@@ -273,36 +273,45 @@ func (c *conn) lookup(gs []group) (map[string]map[string]json.RawMessage, reply)
 	return out, done
 }
 
-func (c *conn) mget(args [][]byte) reply {
-	gs, r := groupKeys(args[1:])
+// lookupArgs reads the keys args name (rdd:key each), RDD by RDD, and
+// returns each one's value (nil: missing), in args' order.
+func (c *conn) lookupArgs(args [][]byte) ([]json.RawMessage, reply) {
+	gs, r := groupKeys(args)
 	if r.err != "" {
-		return r
+		return nil, r
 	}
 	vals, r := c.lookup(gs)
 	if r.err != "" {
+		return nil, r
+	}
+	out := make([]json.RawMessage, len(args))
+	for i, k := range args {
+		rdd, key, _ := splitKey(k)
+		out[i] = vals[rdd][key]
+	}
+	return out, done
+}
+
+func (c *conn) mget(args [][]byte) reply {
+	vals, r := c.lookupArgs(args[1:])
+	if r.err != "" {
 		return r
 	}
-	c.w.Array(len(args) - 1)
-	for _, k := range args[1:] {
-		rdd, key, _ := splitKey(k)
-		c.writeValue(vals[rdd][key])
+	c.w.Array(len(vals))
+	for _, v := range vals {
+		c.writeValue(v)
 	}
 	return done
 }
 
 func (c *conn) exists(args [][]byte) reply {
-	gs, r := groupKeys(args[1:])
-	if r.err != "" {
-		return r
-	}
-	vals, r := c.lookup(gs)
+	vals, r := c.lookupArgs(args[1:])
 	if r.err != "" {
 		return r
 	}
 	n := 0
-	for _, k := range args[1:] { // a key named twice counts twice, as in Redis
-		rdd, key, _ := splitKey(k)
-		if vals[rdd][key] != nil {
+	for _, v := range vals { // a key named twice counts twice, as in Redis
+		if v != nil {
 			n++
 		}
 	}

@@ -91,6 +91,15 @@ func truncate(b []byte) []byte {
 	return b
 }
 
+// lengthLine reads the rest of a header line and parses its length.
+func (r *Reader) lengthLine(max int, what string) (int, error) {
+	l, err := r.line()
+	if err != nil {
+		return 0, err
+	}
+	return length(l, max, what)
+}
+
 // bulk reads the n bytes of a bulk string and its CRLF, into a new slice.
 func (r *Reader) bulk(n int) ([]byte, error) {
 	b := make([]byte, n+2)
@@ -143,11 +152,7 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 			}
 			return out, nil
 		}
-		l, err := r.line()
-		if err != nil {
-			return nil, err
-		}
-		n, err := length(l, r.lim.MaxArray, "array")
+		n, err := r.lengthLine(r.lim.MaxArray, "array")
 		if err != nil {
 			return nil, err
 		}
@@ -164,11 +169,7 @@ func (r *Reader) ReadCommand() ([][]byte, error) {
 			if c != '$' {
 				return nil, protoErr("expected '$', got %q", c)
 			}
-			l, err := r.line()
-			if err != nil {
-				return nil, err
-			}
-			m, err := length(l, r.lim.MaxBulk, "bulk")
+			m, err := r.lengthLine(r.lim.MaxBulk, "bulk")
 			if err != nil {
 				return nil, err
 			}
