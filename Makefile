@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -55,6 +55,14 @@ check-prometheus:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus; }
 
+# Debian's redis-tools: redis-cli, a real client of the Redis port in the
+# Go tests (node/redis_test.go).
+check-redis:
+	@command -v redis-cli >/dev/null || { \
+	  echo "installing redis-tools (redis-cli, for the Redis port's tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-tools; }
+
 # Debian's chromium, for the web console's browser test
 # (node/ui_browser_test.go, driven by chromedp) and make screenshots.
 check-chromium:
@@ -81,13 +89,13 @@ LIVY_PY_TESTS := client/livy/test_livy_scala.py client/livy/test_livy_batches.py
 # sessions on the fake interpreter (sparkbridge/bridgetest); tests that
 # call spark(t) and the deploy check are skipped. It needs no Java and
 # starts no JVM: JAVA_HOME is unset and java is hidden from PATH.
-test-fast:
+test-fast: check-redis
 	SRDD_TEST_TIER=fast scripts/without-java.sh \
 	  $(GO) test -race -count=1 -timeout 10m ./...
 
 # Both tiers: the fast tier's tests on the fake interpreter, the Spark
 # tier's (spark(t)) on shared PySpark nodes where they can.
-test-go: check-java check-prometheus check-chromium venv
+test-go: check-java check-prometheus check-chromium check-redis venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
 
 # The interpreter's own tests, then real Livy clients and srdd's own

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -532,6 +533,59 @@ func TestRedisForwarded(t *testing.T) {
 	wantErr(t, "bob's SET through "+other.id, bob.Set(ctx, "states:ak", "x", 0).Err(), "NOPERM")
 	if v, err := bob.DBSize(ctx).Result(); err != nil || v != 3 {
 		t.Fatalf("DBSIZE through %s: %d, %v", other.id, v, err)
+	}
+	t.Run("redis-cli", func(t *testing.T) { redisCLIFlow(t, other.n.RedisAddr(), tokens) })
+}
+
+// redisCLI finds Debian's redis-cli (make check-redis installs it).
+func redisCLI(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatal("no redis-cli: `make check-redis` installs Debian's (apt-get install redis-tools)")
+	}
+	return p
+}
+
+// redisCLIFlow runs Debian's redis-cli, unchanged, against addr (a node
+// that does not hold RDD states): the seed flow, a batch, INFO, SCAN,
+// and auth failures.
+func redisCLIFlow(t *testing.T, addr string, tokens map[string]string) {
+	cli := redisCLI(t)
+	host, port, _ := net.SplitHostPort(addr)
+	run := func(token string, args ...string) string {
+		t.Helper()
+		a := []string{"-h", host, "-p", port}
+		if token != "" {
+			a = append(a, "--no-auth-warning", "-a", token)
+		}
+		out, err := exec.Command(cli, append(a, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("redis-cli %v: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	ana := tokens["ana"]
+	f := func(token string, args []string, want string) {
+		t.Helper()
+		if got := run(token, args...); got != want {
+			t.Fatalf("redis-cli %v = %q, want %q", args, got, want)
+		}
+	}
+	f(ana, []string{"SET", "states:tx", "Texas"}, "OK")
+	f(ana, []string{"GET", "states:tx"}, "Texas")
+	f(ana, []string{"MSET", "states:wa", "Washington", "states:or", "Oregon"}, "OK")
+	f(ana, []string{"MGET", "states:wa", "states:none", "states:or"}, "Washington\n\nOregon")
+	f(ana, []string{"--scan", "--pattern", "states:*"}, "states:ak\nstates:ca\nstates:hi\nstates:or\nstates:tx\nstates:wa")
+	if got := run(ana, "INFO", "keyspace"); !strings.Contains(got, "states:keys=6") {
+		t.Fatalf("redis-cli INFO keyspace = %q", got)
+	}
+	f(ana, []string{"DBSIZE"}, "6")
+	f(ana, []string{"GET", "states2:x"}, "ERR no such shared RDD 'states2'")
+	f("", []string{"GET", "states:tx"}, "NOAUTH Authentication required.")
+	f("wrong", []string{"GET", "states:tx"}, "AUTH failed: WRONGPASS invalid username-password pair or user is disabled.\nNOAUTH Authentication required.")
+	if got := run(tokens["bob"], "SET", "states:tx", "x"); !strings.HasPrefix(got, "NOPERM") {
+		t.Fatalf("bob's redis-cli SET = %q", got)
 	}
 }
 
