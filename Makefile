@@ -19,9 +19,9 @@ bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
 	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev) -X github.com/srdd/srdd/metrics.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o bin/srdd ./cmd/srdd
 
 # The virtualenv is rebuilt only when the pinned requirements change.
-$(STAMP): sparkbridge/python/requirements.txt tests/api/requirements.txt
+$(STAMP): sparkbridge/python/requirements.txt tests/api/requirements.txt tests/redis/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt -r tests/api/requirements.txt
+	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt -r tests/api/requirements.txt -r tests/redis/requirements.txt
 	touch $@
 
 venv: $(STAMP)
@@ -98,11 +98,13 @@ test-fast: check-redis
 test-go: check-java check-prometheus check-chromium check-redis venv
 	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
 
-# The interpreter's own tests, then real Livy clients and srdd's own
-# Python client (client/python/tests) against bin/srdd.
+# The interpreter's own tests, then real Livy clients, srdd's own
+# Python client (client/python/tests) and redis-py (tests/redis) against
+# bin/srdd.
 test-python: check-java venv build $(PYCLIENT)
 	$(VPY) -m pytest -q sparkbridge/python/tests client/livy $(addprefix --ignore=,$(LIVY_PY_TESTS))
 	$(VPY) -m pytest -q client/python/tests
+	$(VPY) -m pytest -q -p no:cacheprovider tests/redis
 
 # Airflow's Livy provider against bin/srdd, in its own virtualenv (Airflow
 # is a large install, so it is not part of `make test`; .ci/run runs it
