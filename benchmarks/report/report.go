@@ -58,6 +58,23 @@ type RedisBench struct {
 	P99Ms     float64 `json:"p99_ms"`
 	CmdLine   string  `json:"cmdline"`
 	RawOutput string  `json:"raw_output,omitempty"`
+	// Target is what ran: "" (runs before issue 26) or "redis-server" a
+	// real Redis, "srdd" srdd's Redis port, on an RDD of Mode (memory or
+	// durable). Pipeline is -P (0: not given, one request at a time).
+	Target   string `json:"target,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+	Pipeline int    `json:"pipeline,omitempty"`
+}
+
+// redisRun finds a redis-benchmark run (nil if absent).
+func (r *Results) redisRun(target, mode, test string, clients, pipeline int) *RedisBench {
+	for i := range r.Redis {
+		x := &r.Redis[i]
+		if x.Target == target && x.Mode == mode && x.Test == test && x.Clients == clients && max(x.Pipeline, 1) == max(pipeline, 1) {
+			return x
+		}
+	}
+	return nil
 }
 
 // CurvePoint is get latency at one key count (the seed vs srdd chart).
@@ -229,13 +246,32 @@ func (r *Results) Targets() []Target {
 	add("vs redis-benchmark GET, 64 clients", "cached get ops/s within 5x", func() (string, bool, bool) {
 		g := run("get-cached-c64", "srdd")
 		for _, rb := range r.Redis {
-			if rb.Test == "GET" && rb.Clients == 64 && g != nil && g.OpsPerSec > 0 {
+			if rb.Target == "" && rb.Test == "GET" && rb.Clients == 64 && g != nil && g.OpsPerSec > 0 {
 				q := rb.RPS / g.OpsPerSec
 				return fmt.Sprintf("redis-benchmark %.0f rps vs srdd %.0f ops/s = %.1fx", rb.RPS, g.OpsPerSec, q), q <= 5, true
 			}
 		}
 		return "", false, false
 	})
+	// Issue 26: srdd's Redis port against redis-server, same run, 64 clients.
+	for _, g := range []struct {
+		name, goal, test, mode string
+		pipeline               int
+		share                  float64
+	}{
+		{"Redis port GET, 64 clients", ">= 50% of redis-server's requests/s", "GET", "memory", 1, 0.5},
+		{"Redis port GET, 64 clients, -P 16", ">= 25% of redis-server's requests/s", "GET", "memory", 16, 0.25},
+		{"Redis port SET on a memory-mode RDD, 64 clients", ">= 25% of redis-server's requests/s", "SET", "memory", 1, 0.25},
+	} {
+		add(g.name, g.goal, func() (string, bool, bool) {
+			base, port := r.redisRun("redis-server", "", g.test, 64, g.pipeline), r.redisRun("srdd", g.mode, g.test, 64, g.pipeline)
+			if base == nil || port == nil || base.RPS == 0 {
+				return "", false, false
+			}
+			q := port.RPS / base.RPS
+			return fmt.Sprintf("srdd %.0f rps vs redis-server %.0f rps = %.0f%%", port.RPS, base.RPS, 100*q), q >= g.share, true
+		})
+	}
 	add("bulk load of 1M JSON Lines rows", ">= 100,000 rows/s", func() (string, bool, bool) {
 		for _, l := range r.Loads {
 			if l.Label == "1M jsonl" {
@@ -366,10 +402,15 @@ func (r *Results) Markdown(charts []string, profilingLog string) string {
 			x.Latency.P50, x.Latency.P99, x.Latency.P999, x.Latency.Max, x.Errors)
 	}
 	if len(r.Redis) > 0 {
-		w("\n### redis-benchmark\n\n| test | clients | requests | rps | p50 ms | p99 ms | command |\n|---|---|---|---|---|---|---|\n")
+		w("\n### redis-benchmark\n\n| target | RDD mode | test | clients | -P | requests | rps | p50 ms | p99 ms | command |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, x := range r.Redis {
-			w("| %s | %d | %d | %.0f | %.3f | %.3f | `%s` |\n", x.Test, x.Clients, x.Requests, x.RPS, x.P50Ms, x.P99Ms, x.CmdLine)
+			target := x.Target
+			if target == "" {
+				target = "redis-server"
+			}
+			w("| %s | %s | %s | %d | %d | %d | %.0f | %.3f | %.3f | `%s` |\n", target, x.Mode, x.Test, x.Clients, max(x.Pipeline, 1), x.Requests, x.RPS, x.P50Ms, x.P99Ms, x.CmdLine)
 		}
+		r.redisPortTable(w)
 	}
 	if len(r.Loads) > 0 {
 		w("\n## Bulk loads\n\n| load | rows | input MiB | seconds | rows/s | progress shown while it ran (GET /v1/rdds/{name}) |\n|---|---|---|---|---|---|\n")
@@ -421,4 +462,36 @@ func (r *Results) Markdown(charts []string, profilingLog string) string {
 		w("%s\n", strings.TrimSpace(profilingLog))
 	}
 	return b.String()
+}
+
+// redisPortTable writes issue 26's comparison: srdd's Redis port beside
+// redis-server and srdd's REST figures of the same run, if it ran.
+func (r *Results) redisPortTable(w func(string, ...any)) {
+	if r.redisRun("srdd", "memory", "GET", 64, 1) == nil {
+		return
+	}
+	w("\n### srdd's Redis port vs redis-server (64 clients)\n\n| test | -P | redis-server rps | srdd memory rps | %% | srdd durable rps | %% | srdd REST ops/s (closed loop) |\n|---|---|---|---|---|---|---|---|\n")
+	rest := map[string]string{"GET": "get-cached-c64", "SET": "set-c64"}
+	for _, test := range []string{"GET", "SET"} {
+		for _, p := range []int{1, 16} {
+			base := r.redisRun("redis-server", "", test, 64, p)
+			cell := func(x *RedisBench) (string, string) {
+				if x == nil {
+					return "-", "-"
+				}
+				if base == nil || base.RPS == 0 {
+					return fmt.Sprintf("%.0f", x.RPS), "-"
+				}
+				return fmt.Sprintf("%.0f", x.RPS), fmt.Sprintf("%.0f%%", 100*x.RPS/base.RPS)
+			}
+			b, _ := cell(base)
+			m, mp := cell(r.redisRun("srdd", "memory", test, 64, p))
+			d, dp := cell(r.redisRun("srdd", "durable", test, 64, p))
+			restOps := "-"
+			if x := r.Run(rest[test], "srdd"); x != nil && p == 1 {
+				restOps = fmt.Sprintf("%.0f", x.OpsPerSec)
+			}
+			w("| %s | %d | %s | %s | %s | %s | %s | %s |\n", test, p, b, m, mp, d, dp, restOps)
+		}
+	}
 }

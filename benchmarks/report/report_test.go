@@ -29,8 +29,14 @@ func sample() *Results {
 		},
 		Loads:  []Load{{Label: "1M jsonl", Rows: 1_000_000, Seconds: 8, RowsPerSec: 125_000}},
 		Memory: []Memory{{Label: "after 1M sets", DriverMB: 200, JVMMB: 300, RawMB: 100, Keys: 1_000_000}},
-		Redis:  []RedisBench{{Test: "GET", Clients: 64, RPS: 100_000}},
-		Curve:  []CurvePoint{{Target: "seed", Keys: 10, P50Ms: 100}, {Target: "seed", Keys: 1000, P50Ms: 3000}, {Target: "srdd", Keys: 10, P50Ms: 0.2}},
+		Redis: []RedisBench{{Test: "GET", Clients: 64, RPS: 100_000},
+			{Target: "redis-server", Test: "GET", Clients: 64, RPS: 80_000},
+			{Target: "srdd", Mode: "memory", Test: "GET", Clients: 64, RPS: 44_000}, // 55%
+			{Target: "redis-server", Test: "GET", Clients: 64, Pipeline: 16, RPS: 800_000},
+			{Target: "srdd", Mode: "memory", Test: "GET", Clients: 64, Pipeline: 16, RPS: 160_000}, // 20%
+			{Target: "srdd", Mode: "durable", Test: "GET", Clients: 64, Pipeline: 16, RPS: 150_000}},
+
+		Curve: []CurvePoint{{Target: "seed", Keys: 10, P50Ms: 100}, {Target: "seed", Keys: 1000, P50Ms: 3000}, {Target: "srdd", Keys: 10, P50Ms: 0.2}},
 	}
 }
 
@@ -58,6 +64,21 @@ func TestTargets(t *testing.T) {
 	f("vs redis-benchmark GET, 64 clients", &yes) // 2.5x
 	f("bulk load of 1M JSON Lines rows", &yes)
 	f("1M sets: memory", &no) // 5x
+	f("Redis port GET, 64 clients", &yes)
+	f("Redis port GET, 64 clients, -P 16", &no)
+	f("Redis port SET on a memory-mode RDD, 64 clients", nil) // not measured
+}
+
+func TestRedisPortTable(t *testing.T) {
+	md := sample().Markdown(nil, "")
+	for _, want := range []string{"### srdd's Redis port vs redis-server (64 clients)",
+		"| GET | 1 | 80000 | 44000 | 55% | - | - | 40000 |",
+		"| GET | 16 | 800000 | 160000 | 20% | 150000 | 19% | - |",
+		"| SET | 1 | - | - | - | - | - | 40000 |"} {
+		if !strings.Contains(md, want) {
+			t.Fatalf("no %q in:\n%s", want, md)
+		}
+	}
 }
 
 func TestMarkdownAndCharts(t *testing.T) {

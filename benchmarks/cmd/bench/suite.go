@@ -27,6 +27,7 @@ type suite struct {
 	srddAddr   string
 	noopAddr   string
 	redisAddr  string
+	srddRedis  string // srdd's Redis port (--redis-addr)
 	srddPid    int
 	cl         *srddclient.Client
 	tmp        string
@@ -52,7 +53,7 @@ func suiteCmd(args []string) error {
 	skipSeed := fs.Bool("skip-seed", false, "skip the seed comparison")
 	redisServer := fs.String("redis-server", "redis-server", "redis-server binary")
 	redisBench := fs.String("redis-benchmark", "redis-benchmark", "redis-benchmark binary")
-	only := fs.String("only", "", "run only these steps (comma-separated): noop, 100k, redis, seed, 1m, memory, coldget, tail, 10m, standalone, durable")
+	only := fs.String("only", "", "run only these steps (comma-separated): noop, 100k, redis, redisport, seed, 1m, memory, coldget, tail, 10m, standalone, durable")
 	mgetOps := fs.Int("mget-ops", 0, "multigets per cold multiget run (0: 100 of 100 keys, 15 of 10,000 keys)")
 	skipTail := fs.Bool("skip-tail", false, "skip the tail runs (cached gets during a compaction and a load) of the issue-16 steps")
 	skip10M := fs.Bool("skip-10m", false, "skip the 10M-key step")
@@ -95,7 +96,7 @@ func suiteCmd(args []string) error {
 	defer noop.stop()
 	s.noopAddr = strings.TrimPrefix(line, "noop listening on ")
 
-	if len(want) == 0 || want["redis"] {
+	if len(want) == 0 || want["redis"] || want["redisport"] {
 		port, err := netutil.FreePort()
 		if err != nil {
 			return err
@@ -110,7 +111,12 @@ func suiteCmd(args []string) error {
 		s.res.Commands = append(s.res.Commands, *redisServer+" "+strings.Join(redisArgs, " "))
 	}
 
-	srddArgs := []string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+	redisPort, err := netutil.FreePort()
+	if err != nil {
+		return err
+	}
+	s.srddRedis = fmt.Sprintf("127.0.0.1:%d", redisPort)
+	srddArgs := []string{"server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--redis-addr", s.srddRedis,
 		"--data-dir", filepath.Join(s.tmp, "data"), "--python", *python, "--log-level", "warn", "--file-root", s.tmp}
 	srdd, line, err := startChild("srdd", func(l string) bool { return strings.Contains(l, "serving on http://") }, 2*time.Minute, *srddBin, srddArgs...)
 	if err != nil {
@@ -151,6 +157,7 @@ func suiteCmd(args []string) error {
 		{"noop", "no-op route", false, s.noopRuns},
 		{"100k", "srdd at 100k keys", false, s.srdd100k},
 		{"redis", "redis", false, s.redisRuns},
+		{"redisport", "srdd's Redis port vs redis-server (issue 26)", false, s.redisPortRuns},
 		{"seed", "seed comparison", *skipSeed, func() error {
 			// On a node of its own, whose sessions get a 64 MiB thread stack:
 			// with the JVM's default, serializing the task of a 1,000-deep
@@ -450,31 +457,82 @@ func (s *suite) redisRuns() error {
 		cfg.ReadRatio = 0
 		s.run(fmt.Sprintf("set-c%d", c), cfg, r)
 	}
-	host, port, _ := strings.Cut(s.redisAddr, ":")
 	for _, test := range []string{"get", "set"} {
 		for _, c := range []int{8, 64} {
-			n := 200_000
-			if s.quick {
-				n = 50_000
+			if rb, ok := s.redisBenchmark(s.redisAddr, test, c, 0); ok {
+				s.res.Redis = append(s.res.Redis, rb)
 			}
-			args := []string{"-h", host, "-p", port, "-t", test, "-n", strconv.Itoa(n), "-c", strconv.Itoa(c),
-				"-d", strconv.Itoa(s.valueSize), "-r", strconv.Itoa(s.keys), "--csv"}
-			out, err := exec.Command(s.redisBench, args...).CombinedOutput()
-			if err != nil {
-				s.note("redis-benchmark %s: %v: %s", strings.Join(args, " "), err, out)
-				continue
-			}
-			rb, err := parseRedisBenchmark(string(out))
-			if err != nil {
-				s.note("redis-benchmark output: %v", err)
-				continue
-			}
-			rb.Clients, rb.Requests, rb.CmdLine = c, n, "redis-benchmark "+strings.Join(args, " ")
-			fmt.Printf("redis-benchmark %-4s c=%-3d %9.0f rps p50 %.3f p99 %.3f ms\n", rb.Test, c, rb.RPS, rb.P50Ms, rb.P99Ms)
-			s.res.Redis = append(s.res.Redis, rb)
 		}
 	}
 	return nil
+}
+
+// redisBenchmark runs redis-benchmark's test (get or set) at addr with c
+// clients over s.keys random keys (key:__rand_int__), with -P pipeline
+// if pipeline > 0. A failed run is a note, and ok is false.
+func (s *suite) redisBenchmark(addr, test string, c, pipeline int) (rb report.RedisBench, ok bool) {
+	host, port, _ := strings.Cut(addr, ":")
+	n := 200_000
+	if s.quick {
+		n = 50_000
+	}
+	if pipeline > 1 {
+		n *= 4
+	}
+	args := []string{"-h", host, "-p", port, "-t", test, "-n", strconv.Itoa(n), "-c", strconv.Itoa(c),
+		"-d", strconv.Itoa(s.valueSize), "-r", strconv.Itoa(s.keys), "--csv"}
+	if pipeline > 0 {
+		args = append(args, "-P", strconv.Itoa(pipeline))
+	}
+	out, err := exec.Command(s.redisBench, args...).CombinedOutput()
+	if err != nil {
+		s.note("redis-benchmark %s: %v: %s", strings.Join(args, " "), err, out)
+		return rb, false
+	}
+	if rb, err = parseRedisBenchmark(string(out)); err != nil {
+		s.note("redis-benchmark output: %v", err)
+		return rb, false
+	}
+	rb.Clients, rb.Requests, rb.Pipeline, rb.CmdLine = c, n, pipeline, "redis-benchmark "+strings.Join(args, " ")
+	fmt.Printf("redis-benchmark %-4s c=%-3d P=%-2d %9.0f rps p50 %.3f p99 %.3f ms\n", rb.Test, c, pipeline, rb.RPS, rb.P50Ms, rb.P99Ms)
+	return rb, true
+}
+
+// redisPortRuns is issue 26's benchmark: redis-benchmark GET and SET at
+// 64 clients, with -P 1 and -P 16, against srdd's Redis port on RDD
+// "key" (redis-benchmark's keyspace key:__rand_int__), in memory mode
+// and in durable mode, and against redis-server in the same run.
+func (s *suite) redisPortRuns() error {
+	if s.redisAddr == "" {
+		return errors.New("the redisport step needs redis-server (the redis step starts it)")
+	}
+	for _, mode := range []string{"memory", "durable"} {
+		if err := s.cl.DropRDD(s.ctx, "key"); err != nil && !strings.Contains(err.Error(), "rdd_not_found") {
+			return err
+		}
+		if _, err := s.cl.CreateRDDMode(s.ctx, "key", "0", mode); err != nil {
+			return err
+		}
+		// Every key of the keyspace exists before the gets.
+		if _, ok := s.redisBenchmark(s.srddRedis, "set", 64, 16); !ok {
+			return fmt.Errorf("cannot fill RDD key (%s) through the Redis port", mode)
+		}
+		for _, test := range []string{"get", "set"} {
+			for _, p := range []int{1, 16} {
+				if mode == "memory" {
+					if rb, ok := s.redisBenchmark(s.redisAddr, test, 64, p); ok {
+						rb.Target = "redis-server"
+						s.res.Redis = append(s.res.Redis, rb)
+					}
+				}
+				if rb, ok := s.redisBenchmark(s.srddRedis, test, 64, p); ok {
+					rb.Target, rb.Mode = "srdd", mode
+					s.res.Redis = append(s.res.Redis, rb)
+				}
+			}
+		}
+	}
+	return s.cl.DropRDD(s.ctx, "key")
 }
 
 // parseRedisBenchmark reads redis-benchmark --csv output.
