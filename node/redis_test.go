@@ -208,6 +208,22 @@ func TestRedisCommands(t *testing.T) {
 				t.Fatalf("pipelined GET of a missing key: %v", missing.Err())
 			}
 			wantErr(t, "pipelined GET of an unknown RDD", bad.Err(), "ERR no such shared RDD")
+			// Pipelined SETs of one RDD are one batched write, all or none;
+			// one it refuses makes each run alone: only that one fails.
+			pipe = rc.Pipeline()
+			a1 := pipe.Set(ctx, "states:q1", "one", 0)
+			long := pipe.Set(ctx, "states:"+strings.Repeat("k", 2000), "x", 0)
+			a2 := pipe.Set(ctx, "states:q2", "two", 0)
+			binary := pipe.Set(ctx, "states:q3", "\xff", 0)
+			a4 := pipe.Set(ctx, "states:q4", "four", 0)
+			_, _ = pipe.Exec(ctx)
+			if a1.Err() != nil || a2.Err() != nil || a4.Err() != nil || long.Err() == nil || binary.Err() == nil {
+				t.Fatalf("pipelined SETs: %v %v %v %v %v", a1.Err(), long.Err(), a2.Err(), binary.Err(), a4.Err())
+			}
+			if v, _ := rc.MGet(ctx, "states:q1", "states:q2", "states:q3", "states:q4").Result(); fmt.Sprint(v) != "[one two <nil> four]" {
+				t.Fatalf("after pipelined SETs: %v", v)
+			}
+			must(rc.Del(ctx, "states:q1", "states:q2", "states:q4").Err())
 
 			// SCAN and KEYS over one RDD's key order.
 			var scanned []string

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -125,48 +126,82 @@ func jsonString(b []byte) (json.RawMessage, reply) {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), done
 }
 
-// getRun serves a run of GETs of one RDD at the head of batch as one
-// batched lookup and returns how many it served (0: batch does not
-// start with a GET this can serve).
-func (c *conn) getRun(batch [][][]byte) int {
-	first := batch[0]
-	if !c.authed || len(first) != 2 || !strings.EqualFold(string(first[0]), "GET") {
-		return 0
+// plainRun finds a run of plain commands name (nargs arguments each, the
+// name included) on keys of one RDD at the head of batch, at most one
+// batch call long, of which ok accepts every one. It returns the RDD and
+// the keys; a run shorter than two is no run (the ordinary path serves
+// it).
+func (c *conn) plainRun(batch [][][]byte, name string, nargs int, ok func(args [][]byte) bool) (rdd string, keys []string) {
+	if !c.authed {
+		return "", nil
 	}
-	rdd, _, r := splitKey(first[1])
-	if r.err != "" {
-		return 0
-	}
-	n, keys := 0, make([]string, 0, len(batch))
 	for _, args := range batch {
-		if len(args) != 2 || !strings.EqualFold(string(args[0]), "GET") || len(keys) >= c.s.cfg.Limits.MaxBatch {
+		if len(args) != nargs || !strings.EqualFold(string(args[0]), name) || len(keys) >= c.s.cfg.Limits.MaxBatch || !ok(args) {
 			break
 		}
-		r2, k, r := splitKey(args[1])
-		if r.err != "" || r2 != rdd {
+		r, k, rep := splitKey(args[1])
+		if rep.err != "" || (len(keys) > 0 && r != rdd) {
 			break
 		}
-		keys = append(keys, k)
-		n++
+		rdd, keys = r, append(keys, k)
 	}
-	if n < 2 {
-		return 0 // a lone GET takes the ordinary path
+	if len(keys) < 2 {
+		return "", nil
 	}
-	c.s.metrics.timed("GET", n, func() string {
-		vals, err := c.getMany(rdd, dedupe(keys))
-		if err != nil {
-			line := fail(err).err
-			for range n {
-				c.w.Error(line)
-			}
-			return "error"
+	return rdd, keys
+}
+
+func anyArgs([][]byte) bool { return true }
+
+// getRun serves a run of GETs of one RDD at the head of batch as one
+// batched lookup and returns how many it served (0: none).
+func (c *conn) getRun(batch [][][]byte) int {
+	rdd, keys := c.plainRun(batch, "GET", 2, anyArgs)
+	if keys == nil {
+		return 0
+	}
+	began := time.Now()
+	vals, err := c.getMany(rdd, dedupe(keys))
+	if err != nil {
+		line := fail(err).err
+		for range keys {
+			c.w.Error(line)
 		}
-		for _, k := range keys {
-			c.writeValue(vals[k])
+		c.s.metrics.observeN("GET", len(keys), "error", time.Since(began))
+		return len(keys)
+	}
+	for _, k := range keys {
+		c.writeValue(vals[k])
+	}
+	c.s.metrics.observeN("GET", len(keys), "ok", time.Since(began))
+	return len(keys)
+}
+
+// setRun serves a run of plain SETs (no options) of one RDD at the head
+// of batch as one batched write and returns how many it served (0:
+// none). The batch is all or none: if it is refused, nothing was
+// written, and each SET runs again alone for its own answer.
+func (c *conn) setRun(batch [][][]byte) int {
+	rdd, keys := c.plainRun(batch, "SET", 3, func(args [][]byte) bool { return utf8.Valid(args[2]) })
+	if keys == nil {
+		return 0
+	}
+	items := make(map[string]json.RawMessage, len(keys))
+	for i, k := range keys {
+		items[k], _ = jsonString(batch[i][2]) // a key set twice: the last value, as in order
+	}
+	began := time.Now()
+	if err := c.setMany(rdd, items); err != nil {
+		for _, args := range batch[:len(keys)] {
+			c.command(args)
 		}
-		return "ok"
-	})
-	return n
+		return len(keys)
+	}
+	for range keys {
+		c.w.Simple("OK")
+	}
+	c.s.metrics.observeN("SET", len(keys), "ok", time.Since(began))
+	return len(keys)
 }
 
 // dedupe returns keys without repeats, in order.

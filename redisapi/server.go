@@ -353,11 +353,16 @@ func (c *conn) refresh() {
 
 // run executes a batch of commands, writing each reply in order, and
 // reports whether the connection should close (QUIT, an attack).
-// Consecutive GETs of one RDD run as one batched lookup.
+// Consecutive GETs of one RDD run as one batched lookup, consecutive
+// plain SETs of one RDD as one batched write.
 func (c *conn) run(batch [][][]byte) (quit bool) {
 	c.refresh()
 	for i := 0; i < len(batch); {
 		if n := c.getRun(batch[i:]); n > 0 {
+			i += n
+			continue
+		}
+		if n := c.setRun(batch[i:]); n > 0 {
 			i += n
 			continue
 		}
