@@ -126,10 +126,13 @@ test-airflow: check-java venv build $(AIRFLOW_STAMP)
 # The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
 # FuzzApply over decode + apply, from its seed corpus
 # (cluster/testdata/fuzz/FuzzApply), 30 s in `make test`, 10 min in
-# `make fuzz`. An input that fails is written to that directory.
+# `make fuzz`. An input that fails is written to that directory. Then
+# the Redis port's RESP reader (FuzzRESP: no panic, nothing over its
+# bounds), as long.
 FUZZTIME ?= 30s
 test-fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) ./cluster/
+	$(GO) test -run '^$$' -fuzz '^FuzzRESP$$' -fuzztime $(FUZZTIME) ./redisapi/
 
 fuzz:
 	$(MAKE) test-fuzz FUZZTIME=10m

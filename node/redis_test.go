@@ -269,6 +269,10 @@ func TestRedisCommands(t *testing.T) {
 			if v, _ := rc.Info(ctx, "keyspace").Result(); !strings.Contains(v, "states:keys=4") {
 				t.Fatalf("INFO keyspace = %q", v)
 			}
+			if v, err := rc.ConfigGet(ctx, "save").Result(); err != nil || len(v) != 0 {
+				t.Fatalf("CONFIG GET = %v, %v", v, err)
+			}
+			wantErr(t, "CONFIG SET", rc.ConfigSet(ctx, "save", "").Err(), "ERR srdd is configured by its flags")
 			if v, err := rc.Do(ctx, "COMMAND", "COUNT").Int(); err != nil || v < 20 {
 				t.Fatalf("COMMAND COUNT = %d, %v", v, err)
 			}

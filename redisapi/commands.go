@@ -59,6 +59,15 @@ func init() {
 		"COMMAND": {arity: -1, run: answer((*conn).command_)},
 		"INFO":    {arity: -1, run: answer((*conn).info)},
 		"DBSIZE":  {arity: 1, run: answer((*conn).dbsize)},
+		// CONFIG GET answers nothing (srdd is configured by its flags), so
+		// tools that read a setting first (redis-benchmark) carry on.
+		"CONFIG": {arity: -2, run: answer(func(c *conn, a [][]byte) reply {
+			if !strings.EqualFold(string(a[1]), "GET") {
+				return errReply("ERR srdd is configured by its flags: CONFIG takes GET only, and answers nothing")
+			}
+			c.w.Map(0)
+			return done
+		})},
 
 		"GET":      {arity: 2, run: answer((*conn).get)},
 		"SET":      {arity: -3, write: true, run: answer((*conn).set)},
