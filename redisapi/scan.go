@@ -17,7 +17,11 @@ import (
 const maxCursors = 4096
 
 // maxKeysReply bounds what one KEYS answers; more is an error (use SCAN).
-const maxKeysReply = 100_000
+// KEYS reads keysPage keys at a time (a scan page carries the values too).
+const (
+	maxKeysReply = 100_000
+	keysPage     = 1000
+)
 
 type cursorState struct {
 	rdd, prefix string
@@ -145,7 +149,7 @@ func (c *conn) keys(args [][]byte) reply {
 	var all []string
 	after := ""
 	for {
-		keys, next, err := c.scanPage(rdd, prefix, after, c.s.cfg.Limits.MaxBatch)
+		keys, next, err := c.scanPage(rdd, prefix, after, min(keysPage, c.s.cfg.Limits.MaxBatch))
 		if err != nil {
 			return fail(err)
 		}

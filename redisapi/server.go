@@ -126,7 +126,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return net.ErrClosed
+		return ln.Close()
 	}
 	s.ln = ln
 	s.mu.Unlock()
@@ -168,8 +168,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// closeWait bounds how long Close waits for connections to end: one
+// blocked in a call to another node ends when that call does.
+const closeWait = 10 * time.Second
+
 // Close stops accepting, closes every connection and waits for their
-// goroutines. Idempotent.
+// goroutines (up to closeWait). Idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -185,7 +189,13 @@ func (s *Server) Close() error {
 		_ = c.nc.Close()
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		s.cfg.Logger.Warn("redis port closed with commands still running", "after", closeWait)
+	}
 	return err
 }
 

@@ -1,0 +1,88 @@
+package redisapi
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srdd/srdd/auth"
+	"github.com/valyala/fasthttp"
+)
+
+// fakeAPI answers every call with status and body, and records the
+// calls it was given.
+type fakeAPI struct {
+	status int
+	body   string
+	calls  chan string
+}
+
+func (f *fakeAPI) Local(ctx *fasthttp.RequestCtx, _ *auth.Principal) {
+	select {
+	case f.calls <- string(ctx.Method()) + " " + string(ctx.RequestURI()) + " " + string(ctx.PostBody()):
+	default:
+	}
+	ctx.SetStatusCode(f.status)
+	ctx.SetBodyString(f.body)
+}
+
+func serve(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(cfg)
+	go func() { _ = s.Serve(ln) }()
+	t.Cleanup(func() { _ = s.Close() })
+	return s, ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// TestServerCalls: each command is the REST call the design names, with
+// the key split at the first ':' and escaped into the path.
+func TestServerCalls(t *testing.T) {
+	api := &fakeAPI{status: 200, body: `{"values":{"a:b/c":"x\ny"},"missing":[]}`, calls: make(chan string, 16)}
+	_, addr := serve(t, Config{API: api})
+	c, r := dial(t, addr)
+	_, _ = io.WriteString(c, "*2\r\n$3\r\nGET\r\n$12\r\nstates:a:b/c\r\n")
+	if line, _ := r.ReadString('\n'); line != "$3\r\n" { // the JSON string's text: x, LF, y
+		t.Fatalf("GET answered %q", line)
+	}
+	if got := <-api.calls; got != `POST /v1/rdds/states/get {"keys":["a:b/c"]}` {
+		t.Fatalf("GET called %q", got)
+	}
+}
+
+// TestServerBounds: connections over MaxConns are refused, an idle one
+// is closed, and a REST refusal becomes the matching Redis error.
+func TestServerBounds(t *testing.T) {
+	api := &fakeAPI{status: 403, body: `{"error":{"code":"forbidden","message":"bob may not"}}`, calls: make(chan string, 16)}
+	_, addr := serve(t, Config{API: api, MaxConns: 1, IdleTimeout: 300 * time.Millisecond})
+	c1, r1 := dial(t, addr)
+	_, _ = io.WriteString(c1, "GET states:ak\r\n")
+	if line, _ := r1.ReadString('\n'); line != "-NOPERM bob may not\r\n" {
+		t.Fatalf("a 403 answered %q", line)
+	}
+	_, r2 := dial(t, addr)
+	if line, _ := r2.ReadString('\n'); !strings.HasPrefix(line, "-ERR max number of clients reached") {
+		t.Fatalf("a connection over MaxConns got %q", line)
+	}
+	// c1 says nothing more: it is closed after the idle timeout.
+	if _, err := r1.ReadString('\n'); err != io.EOF {
+		t.Fatalf("an idle connection: %v", err)
+	}
+}
