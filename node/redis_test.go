@@ -481,6 +481,26 @@ func TestRedisAuth(t *testing.T) {
 	if got := rawRedis(t, n.RedisAddr(), "*3\r\n$3\r\nSET\r\n$9\r\nstates:ak\r\n$100000\r\n"); !strings.HasPrefix(got, "-ERR protocol error: bulk length 100000 over") {
 		t.Fatalf("a big frame before AUTH: %q", got)
 	}
+	// A reload of the users file (SIGHUP) applies to open connections:
+	// bob, removed, is logged out before his next command.
+	bob := redisClient(t, n.RedisAddr(), 3, func(o *redis.Options) { o.Password, o.PoolSize = tokens["bob"], 1 })
+	if err := bob.Get(ctx, "states:ak").Err(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := auth.ReadFile(users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.RemoveUser("bob") {
+		t.Fatal("no bob in the users file")
+	}
+	if err := auth.WriteFile(users, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "bob's GET after his removal", bob.Get(ctx, "states:ak").Err(), "NOAUTH")
 	// Mutating commands are in the audit log, with the caller, as the
 	// REST call they are.
 	audit, _ := os.ReadFile(logFile.Name())
