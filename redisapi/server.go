@@ -57,8 +57,6 @@ const (
 	DefaultIdleTimeout     = 5 * time.Minute
 	DefaultMaxConns        = 4096
 	DefaultMaxCommandBytes = 4 << 20
-	// writeTimeout bounds sending one batch of replies.
-	writeTimeout = time.Minute
 	// maxPipeline bounds the commands (and pipelineBytes their bytes)
 	// read from one burst of a pipelining client before they run.
 	maxPipeline   = 1024
@@ -168,6 +166,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 }
 
+// writeTimeout bounds each write of replies to a connection (a
+// variable for tests).
+var writeTimeout = time.Minute
+
 // closeWait bounds how long Close waits for connections to end: one
 // blocked in a call to another node ends when that call does.
 const closeWait = 10 * time.Second
@@ -226,7 +228,7 @@ type credential struct {
 func (s *Server) newConn(nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, id: s.nextID.Add(1)}
 	c.r = NewReader(bufio.NewReaderSize(nc, s.limits.MaxInline+2), s.limits)
-	c.w = NewWriter(bufio.NewWriterSize(nc, 32<<10))
+	c.w = NewWriter(bufio.NewWriterSize(deadlineWriter{nc}, 32<<10))
 	c.rc.Init(&fasthttp.Request{}, nc.RemoteAddr(), nil)
 	c.authed = s.cfg.Auth == nil
 	if !c.authed {
@@ -292,11 +294,20 @@ func (s *Server) serveConn(c *conn) {
 			c.w.Error("ERR " + readErr.Error())
 			quit = true
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := c.w.Flush(); err != nil || quit || readErr != nil {
 			return
 		}
 	}
+}
+
+// deadlineWriter gives each write to the connection writeTimeout: the
+// buffer flushes by itself while a batch's replies are written, long
+// after the batch began.
+type deadlineWriter struct{ nc net.Conn }
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return d.nc.Write(p)
 }
 
 // certLogin makes a verified client certificate's CN the caller, as

@@ -86,3 +86,29 @@ func TestServerBounds(t *testing.T) {
 		t.Fatalf("an idle connection: %v", err)
 	}
 }
+
+// TestServerLargeRepliesLate: replies larger than the write buffer, sent
+// long after the connection's previous write, arrive whole (each write
+// has its own deadline).
+func TestServerLargeRepliesLate(t *testing.T) {
+	big := strings.Repeat("v", 100<<10)
+	api := &fakeAPI{status: 200, body: `{"values":{"k":"` + big + `"},"missing":[]}`, calls: make(chan string, 16)}
+	t.Cleanup(func(d time.Duration) func() { return func() { writeTimeout = d } }(writeTimeout)) // after the server's Close
+	writeTimeout = 200 * time.Millisecond
+	_, addr := serve(t, Config{API: api})
+	c, r := dial(t, addr)
+	_, _ = io.WriteString(c, "PING\r\n")
+	if line, _ := r.ReadString('\n'); line != "+PONG\r\n" {
+		t.Fatalf("PING: %q", line)
+	}
+	time.Sleep(2 * writeTimeout)
+	_, _ = io.WriteString(c, "GET r:k\r\nGET r:k\r\n")
+	for range 2 {
+		if line, _ := r.ReadString('\n'); line != "$102400\r\n" {
+			t.Fatalf("GET: %q", line)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 100<<10+2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
