@@ -56,7 +56,7 @@ func init() {
 			return done
 		})},
 		"CLIENT":  {arity: -2, run: answer((*conn).client)},
-		"COMMAND": {arity: -1, run: answer((*conn).command_)},
+		"COMMAND": {arity: -1, run: answer((*conn).commandCmd)},
 		"INFO":    {arity: -1, run: answer((*conn).info)},
 		"DBSIZE":  {arity: 1, run: answer((*conn).dbsize)},
 		// CONFIG GET answers nothing (srdd is configured by its flags), so

@@ -151,9 +151,9 @@ func (c *conn) infoLine() string {
 		c.id, c.nc.RemoteAddr(), c.nc.LocalAddr(), c.name, user, c.w.Proto, c.lib[0], c.lib[1])
 }
 
-// command_ is COMMAND, COMMAND COUNT, COMMAND INFO and COMMAND DOCS:
+// commandCmd is COMMAND, COMMAND COUNT, COMMAND INFO and COMMAND DOCS:
 // enough for redis-cli, which asks for DOCS to give hints.
-func (c *conn) command_(args [][]byte) reply {
+func (c *conn) commandCmd(args [][]byte) reply {
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
