@@ -221,9 +221,9 @@ func TestFaultPausedOwner(t *testing.T) {
 	})
 	t.Logf("%s up again %s after SIGCONT", owner.id, time.Since(resumed).Round(time.Millisecond))
 	time.Sleep(8 * time.Second)
-	back.halt()
+	back.Halt()
 	for _, l := range loads {
-		l.halt()
+		l.Halt()
 	}
 	if r, err := rddOn(owner.http, name); err != nil || r.Node == owner.id {
 		t.Errorf("after the resume %s answers %s: %+v %v; want it served by the survivor", owner.id, name, r, err)
