@@ -115,12 +115,7 @@ func DefaultConfig() Config {
 
 // New returns a manager; call Reconcile once the registry has a leader.
 func New(cfg Config, reg Registry, policy Policy) (*Manager, error) {
-	d := DefaultConfig()
-	defaults.Set(&cfg.LogLines, d.LogLines)
-	defaults.Set(&cfg.LogBytes, d.LogBytes)
-	defaults.Set(&cfg.MaxBatches, d.MaxBatches)
-	defaults.Set(&cfg.KillGrace, d.KillGrace)
-	defaults.Set(&cfg.Scheme, d.Scheme)
+	defaults.Fields(&cfg, DefaultConfig())
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 	}

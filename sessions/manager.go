@@ -119,18 +119,9 @@ func DefaultConfig() Config {
 
 // NewManager returns a manager; call Reconcile once the registry has a leader.
 func NewManager(cfg Config, reg Registry) *Manager {
-	d := DefaultConfig()
-	defaults.Set(&cfg.ReadyTimeout, d.ReadyTimeout)
-	defaults.Set(&cfg.StatementTimeout, d.StatementTimeout)
-	defaults.Set(&cfg.LogLines, d.LogLines)
-	defaults.Set(&cfg.LogBytes, d.LogBytes)
-	defaults.Set(&cfg.MaxSessions, d.MaxSessions)
-	defaults.Set(&cfg.MaxSessionsPerPrincipal, d.MaxSessionsPerPrincipal)
-	cfg.History.fill()
-	defaults.Set(&cfg.QueueSize, d.QueueSize)
+	defaults.Fields(&cfg, DefaultConfig())
+	cfg.History.fill() // a History or Policy set in part takes the rest
 	cfg.Policy.fill()
-	defaults.Set(&cfg.ReapInterval, d.ReapInterval)
-	defaults.Set(&cfg.MaxDeadSessions, d.MaxDeadSessions)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
