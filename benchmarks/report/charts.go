@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/srdd/srdd/benchmarks/loadgen"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -68,21 +69,13 @@ func (r *Results) cdfChart(dir string) (string, error) {
 	n := 0
 	for i, s := range series {
 		run := r.Run(s.scenario, s.target)
-		if run == nil || len(run.CDF) == 0 {
-			continue
-		}
-		var xy plotter.XYs
-		for _, pt := range run.CDF {
-			if pt.LatencyMs > 0 {
-				xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
-			}
-		}
-		l, err := plotter.NewLine(xy)
+		l, err := cdfLine(run, palette[i%len(palette)])
 		if err != nil {
 			return "", err
 		}
-		l.Color = palette[i%len(palette)]
-		l.Width = vg.Points(1.5)
+		if l == nil {
+			continue
+		}
 		p.Add(l)
 		p.Legend.Add(fmt.Sprintf("%s (%.0f ops/s)", s.label, run.OpsPerSec), l)
 		n++
@@ -92,6 +85,27 @@ func (r *Results) cdfChart(dir string) (string, error) {
 	}
 	name := "latency-cdf.png"
 	return name, p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(dir, name))
+}
+
+// cdfLine is run's latency CDF as a line in c (points at 0 ms left out,
+// for the log scale), or nil if run has no CDF.
+func cdfLine(run *loadgen.Result, c color.Color) (*plotter.Line, error) {
+	if run == nil || len(run.CDF) == 0 {
+		return nil, nil
+	}
+	var xy plotter.XYs
+	for _, pt := range run.CDF {
+		if pt.LatencyMs > 0 {
+			xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
+		}
+	}
+	l, err := plotter.NewLine(xy)
+	if err != nil {
+		return nil, err
+	}
+	l.Color = c
+	l.Width = vg.Points(1.5)
+	return l, nil
 }
 
 // curveChart: get latency (p50) against the number of keys, the seed's
@@ -179,21 +193,13 @@ func CompareChart(before, after *Results, tag, title, path string) (bool, error)
 				continue
 			}
 			run := side.r.Run(s.prefix+tag, "srdd")
-			if run == nil || len(run.CDF) == 0 {
-				continue
-			}
-			var xy plotter.XYs
-			for _, pt := range run.CDF {
-				if pt.LatencyMs > 0 {
-					xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
-				}
-			}
-			l, err := plotter.NewLine(xy)
+			l, err := cdfLine(run, palette[i%len(palette)])
 			if err != nil {
 				return false, err
 			}
-			l.Color = palette[i%len(palette)]
-			l.Width = vg.Points(1.5)
+			if l == nil {
+				continue
+			}
 			if side.dash {
 				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			}
