@@ -56,16 +56,8 @@ func (r *Results) cdfChart(dir string) (string, error) {
 		{"get-c64", "redis", "redis GET"},
 		{"set-c64", "redis", "redis SET"},
 	}
-	p := plot.New()
-	p.Title.Text = "Latency CDF, 64 clients (same generator, same run)"
-	p.X.Label.Text = "latency (ms, log scale)"
-	p.Y.Label.Text = "fraction of requests"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = false
-	p.Legend.Left = false
+	p := cdfPlot("Latency CDF, 64 clients (same generator, same run)")
 	p.Legend.XOffs = -5
-	p.Add(plotter.NewGrid())
 	n := 0
 	for i, s := range series {
 		run := r.Run(s.scenario, s.target)
@@ -85,6 +77,21 @@ func (r *Results) cdfChart(dir string) (string, error) {
 	}
 	name := "latency-cdf.png"
 	return name, p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(dir, name))
+}
+
+// cdfPlot is an empty latency CDF chart: latency on a log scale against
+// the fraction of requests, legend at the bottom right.
+func cdfPlot(title string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "latency (ms, log scale)"
+	p.Y.Label.Text = "fraction of requests"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Add(plotter.NewGrid())
+	return p
 }
 
 // cdfLine is run's latency CDF as a line in c (points at 0 ms left out,
@@ -173,15 +180,7 @@ var issue16Scenarios = []struct{ prefix, label string }{
 // (e.g. "@1M") of before (dashed) and after (solid) to path; it returns
 // false if neither has such runs.
 func CompareChart(before, after *Results, tag, title, path string) (bool, error) {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "latency (ms, log scale)"
-	p.Y.Label.Text = "fraction of requests"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = false
-	p.Legend.Left = false
-	p.Add(plotter.NewGrid())
+	p := cdfPlot(title)
 	n := 0
 	for i, s := range issue16Scenarios {
 		for _, side := range []struct {
