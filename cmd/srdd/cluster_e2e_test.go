@@ -26,9 +26,12 @@ type clusterView struct {
 	} `json:"members"`
 }
 
-func viewOf(addr string) (clusterView, error) {
+func viewOf(addr string) (clusterView, error) { return viewVia(http.DefaultClient, addr) }
+
+// viewVia is GET /v1/cluster through addr with hc.
+func viewVia(hc *http.Client, addr string) (clusterView, error) {
 	var v clusterView
-	resp, err := http.Get("http://" + addr + "/v1/cluster")
+	resp, err := hc.Get("http://" + addr + "/v1/cluster")
 	if err != nil {
 		return v, err
 	}

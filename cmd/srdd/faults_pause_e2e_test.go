@@ -77,15 +77,7 @@ func startPauseCluster(t *testing.T) []*pauseNode {
 // pauseView is GET /v1/cluster through addr, with a short timeout (a
 // paused node never answers).
 func pauseView(addr string) (clusterView, error) {
-	var v clusterView
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get("http://" + addr + "/v1/cluster")
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v, err
+	return viewVia(&http.Client{Timeout: 2 * time.Second}, addr)
 }
 
 func memberStatus(v clusterView, id string) string {
