@@ -8,9 +8,11 @@ package batches
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -455,10 +457,7 @@ func (m *Manager) watchRegistry() {
 			m.removeForgotten()
 		}
 		m.mu.Lock()
-		runs := make([]*run, 0, len(m.live))
-		for _, r := range m.live {
-			runs = append(runs, r)
-		}
+		runs := slices.Collect(maps.Values(m.live))
 		m.mu.Unlock()
 		for _, r := range runs {
 			if rec, ok := m.reg.Batch(r.id); ok && rec.Final() && !r.exited() {
@@ -503,10 +502,7 @@ func (m *Manager) Close() {
 		return
 	}
 	m.closed = true
-	runs := make([]*run, 0, len(m.live))
-	for _, r := range m.live {
-		runs = append(runs, r)
-	}
+	runs := slices.Collect(maps.Values(m.live))
 	m.mu.Unlock()
 	close(m.stop)
 	for _, r := range runs {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -393,10 +395,7 @@ func (m *Manager) Close() {
 	}
 	m.closed = true
 	close(m.stopReaper)
-	live := make([]*session, 0, len(m.live))
-	for _, s := range m.live {
-		live = append(live, s)
-	}
+	live := slices.Collect(maps.Values(m.live))
 	m.live = map[int64]*session{}
 	m.mu.Unlock()
 	var wg sync.WaitGroup

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,10 +184,7 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	live := make([]*session, 0, len(m.live))
-	for _, s := range m.live {
-		live = append(live, s)
-	}
+	live := slices.Collect(maps.Values(m.live))
 	m.creating++
 	if !internal {
 		m.creatingByOwner[owner]++
