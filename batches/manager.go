@@ -8,9 +8,11 @@ package batches
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,12 +117,7 @@ func DefaultConfig() Config {
 
 // New returns a manager; call Reconcile once the registry has a leader.
 func New(cfg Config, reg Registry, policy Policy) (*Manager, error) {
-	d := DefaultConfig()
-	defaults.Set(&cfg.LogLines, d.LogLines)
-	defaults.Set(&cfg.LogBytes, d.LogBytes)
-	defaults.Set(&cfg.MaxBatches, d.MaxBatches)
-	defaults.Set(&cfg.KillGrace, d.KillGrace)
-	defaults.Set(&cfg.Scheme, d.Scheme)
+	defaults.Fields(&cfg, DefaultConfig())
 	if cfg.Python == "" {
 		cfg.Python = "python3"
 	}
@@ -460,10 +457,7 @@ func (m *Manager) watchRegistry() {
 			m.removeForgotten()
 		}
 		m.mu.Lock()
-		runs := make([]*run, 0, len(m.live))
-		for _, r := range m.live {
-			runs = append(runs, r)
-		}
+		runs := slices.Collect(maps.Values(m.live))
 		m.mu.Unlock()
 		for _, r := range runs {
 			if rec, ok := m.reg.Batch(r.id); ok && rec.Final() && !r.exited() {
@@ -508,10 +502,7 @@ func (m *Manager) Close() {
 		return
 	}
 	m.closed = true
-	runs := make([]*run, 0, len(m.live))
-	for _, r := range m.live {
-		runs = append(runs, r)
-	}
+	runs := slices.Collect(maps.Values(m.live))
 	m.mu.Unlock()
 	close(m.stop)
 	for _, r := range runs {

@@ -198,16 +198,9 @@ func (s *State) checkBatches() error {
 			oneOf("batch state", b.State, BatchStarting, BatchRunning, BatchSuccess, BatchDead, BatchKilled)); err != nil {
 			return fmt.Errorf("batch %d: %w", id, err)
 		}
-		if b.Name == "" {
-			continue
+		if err := uniqueName(names, "batch", id, b.Name); err != nil {
+			return err
 		}
-		if err := ValidSessionName(b.Name); err != nil {
-			return fmt.Errorf("batch %d: %w", id, err)
-		}
-		if o, dup := names[b.Name]; dup {
-			return fmt.Errorf("batch name %q is both batch %d and %d", b.Name, o, id)
-		}
-		names[b.Name] = id
 	}
 	return nil
 }

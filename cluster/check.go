@@ -56,16 +56,9 @@ func (s *State) checkRecords() error {
 		if err := oneOf("session status", sess.Status, SessionActive, SessionDead, SessionKilled); err != nil {
 			return fmt.Errorf("session %d: %w", id, err)
 		}
-		if sess.Name == "" {
-			continue
+		if err := uniqueName(names, "session", id, sess.Name); err != nil {
+			return err
 		}
-		if err := ValidSessionName(sess.Name); err != nil {
-			return fmt.Errorf("session %d: %w", id, err)
-		}
-		if o, dup := names[sess.Name]; dup {
-			return fmt.Errorf("session name %q is both session %d and %d", sess.Name, o, id)
-		}
-		names[sess.Name] = id
 	}
 	for name, r := range s.RDDs {
 		if err := s.checkRDD(name, r); err != nil {
@@ -144,5 +137,21 @@ func (s *State) checkIdem() error {
 		}
 		seen[k] = true
 	}
+	return nil
+}
+
+// uniqueName checks the optional name of record id (a session or a batch,
+// what): a valid name, not yet in names, which it is then added to.
+func uniqueName(names map[string]int64, what string, id int64, name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := ValidSessionName(name); err != nil {
+		return fmt.Errorf("%s %d: %w", what, id, err)
+	}
+	if o, dup := names[name]; dup {
+		return fmt.Errorf("%s name %q is both %s %d and %d", what, name, what, o, id)
+	}
+	names[name] = id
 	return nil
 }

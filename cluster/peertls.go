@@ -179,11 +179,16 @@ type peerMux struct {
 	httpCh    chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
+	// httpDone closes with the peer HTTP listener (chanListener.Close):
+	// HTTP channels that arrive after it are closed at once, so a node's
+	// peer server can shut down while its peers still dial it.
+	httpDone     chan struct{}
+	httpDoneOnce sync.Once
 }
 
 func newPeerMux(ln net.Listener, creds *PeerCreds, log hclog.Logger, isolated *atomic.Bool, track func(net.Conn) net.Conn) *peerMux {
 	m := &peerMux{ln: ln, creds: creds, log: log, isolated: isolated, track: track,
-		raftCh: make(chan *PeerConn), httpCh: make(chan net.Conn), closed: make(chan struct{})}
+		raftCh: make(chan *PeerConn), httpCh: make(chan net.Conn), closed: make(chan struct{}), httpDone: make(chan struct{})}
 	go m.acceptLoop()
 	return m
 }
@@ -260,6 +265,8 @@ func (m *peerMux) handshake(raw net.Conn) {
 		case m.httpCh <- pc:
 		case <-m.closed:
 			pc.Close()
+		case <-m.httpDone:
+			pc.Close()
 		}
 	default:
 		m.log.Warn("peer refused: unknown channel", "peer", id, "byte", b[0])
@@ -311,9 +318,19 @@ func (l chanListener) Accept() (net.Conn, error) {
 		return c, nil
 	case <-l.m.closed:
 		return nil, net.ErrClosed
+	case <-l.m.httpDone:
+		return nil, net.ErrClosed
 	}
 }
-func (l chanListener) Close() error   { return nil } // the mux closes with the node
+
+// Close stops the peer HTTP channels (the mux itself closes with the
+// node): fasthttp's graceful shutdown closes its listener and then waits
+// for open connections to end, and a peer's new channel accepted
+// meanwhile held it for its whole 10 s deadline.
+func (l chanListener) Close() error {
+	l.m.httpDoneOnce.Do(func() { close(l.m.httpDone) })
+	return nil
+}
 func (l chanListener) Addr() net.Addr { return l.m.ln.Addr() }
 
 // memberAt returns the ID of the member of the Raft configuration at

@@ -24,7 +24,8 @@ func openPeerNode(t *testing.T, id string, ca *peeridtest.CA, bootstrap bool) *N
 	}
 	n, err := Open(Config{
 		NodeID: id, RaftAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:1", DataDir: t.TempDir(), Bootstrap: bootstrap,
-		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond,
+		// 1 s: a leader of two must not lose its lease on a loaded machine.
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second,
 		Peer: creds, Logger: testutil.Logger(t, hclog.Warn),
 	})
 	if err != nil {

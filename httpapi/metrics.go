@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/srdd/srdd/metrics"
@@ -66,16 +65,11 @@ func newHTTPMetrics(reg prometheus.Registerer, labels *metrics.RDDLabels) *httpM
 	if labels == nil {
 		labels = metrics.NewRDDLabels(0)
 	}
-	hist := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	hist := prometheus.NewHistogramVec(metrics.WithNative(prometheus.HistogramOpts{
 		Name:    "srdd_http_request_duration_seconds",
 		Help:    "Latency of HTTP requests by route and status class.",
 		Buckets: prometheus.ExponentialBuckets(0.00005, 2, 22), // 50µs .. ~105s
-		// Also a native histogram, for servers that scrape it (classic
-		// buckets stay: dashboards and alerts use them).
-		NativeHistogramBucketFactor:     1.1,
-		NativeHistogramMaxBucketNumber:  160,
-		NativeHistogramMinResetDuration: time.Hour,
-	}, []string{"route", "status"})
+	}), []string{"route", "status"})
 	inflight := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "srdd_http_requests_in_flight", Help: "HTTP requests being served, by API (rdds, sessions, cluster, ops, other).",
 	}, []string{"api"})

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -205,10 +207,7 @@ func (s *Store) StopDurable() {
 	close(d.stop)
 	d.wg.Wait()
 	d.mu.Lock()
-	all := make([]*owned, 0, len(d.owned))
-	for _, o := range d.owned {
-		all = append(all, o)
-	}
+	all := slices.Collect(maps.Values(d.owned))
 	d.mu.Unlock()
 	for _, o := range all {
 		o.halt()

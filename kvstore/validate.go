@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/internal/defaults"
 )
 
 // Sentinel errors; httpapi maps them to status codes.
@@ -70,19 +71,7 @@ func (l Limits) RulesJSON() string {
 }
 
 func (l *Limits) fill() {
-	d := DefaultLimits()
-	if l.MaxKeyBytes == 0 {
-		l.MaxKeyBytes = d.MaxKeyBytes
-	}
-	if l.MaxValueBytes == 0 {
-		l.MaxValueBytes = d.MaxValueBytes
-	}
-	if l.MaxBatch == 0 {
-		l.MaxBatch = d.MaxBatch
-	}
-	if l.MaxRDDs == 0 {
-		l.MaxRDDs = d.MaxRDDs
-	}
+	defaults.Fields(l, DefaultLimits())
 }
 
 // ValidateName checks a shared RDD name by the registry's rule

@@ -2,64 +2,31 @@ package kvstore
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/kvstore/datarules"
 )
 
 // dataRules is testdata/data_rules.json: the accept/reject cases that the
 // interpreter's tests (sparkbridge/python/tests/test_rules.py) run too.
 type dataRules struct {
-	Rules  Rules         `json:"rules"`
-	Names  []ruleCase    `json:"names"`
-	Keys   []ruleCase    `json:"keys"`
-	Values []ruleCase    `json:"values"`
-	Batch  []batchCase   `json:"batches"`
-	Groups []interface{} `json:"groups"` // the interpreter's; Go's copy is cluster's
-}
-
-type ruleCase struct {
-	In   ruleInput `json:"in"`
-	Want string    `json:"want"`
-	Why  string    `json:"why"`
+	Rules  Rules            `json:"rules"`
+	Names  []datarules.Case `json:"names"`
+	Keys   []datarules.Case `json:"keys"`
+	Values []datarules.Case `json:"values"`
+	Batch  []batchCase      `json:"batches"`
+	Groups []interface{}    `json:"groups"` // the interpreter's; Go's copy is cluster's
 }
 
 type batchCase struct {
 	N    int    `json:"n"`
 	Want string `json:"want"`
-}
-
-// ruleInput is a string, or {"before", "hex", "repeat" x "times",
-// "after"} concatenated in that order, or {"nest": n}: n arrays deep.
-type ruleInput string
-
-func (r *ruleInput) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*r = ruleInput(s)
-		return nil
-	}
-	var g struct {
-		Before, Hex, Repeat, After string
-		Times, Nest                int
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		return fmt.Errorf("cannot decode a test input: %w", err)
-	}
-	raw, err := hex.DecodeString(g.Hex)
-	if err != nil {
-		return fmt.Errorf("cannot decode hex %q: %w", g.Hex, err)
-	}
-	*r = ruleInput(g.Before + string(raw) + strings.Repeat(g.Repeat, g.Times) + g.After +
-		strings.Repeat("[", g.Nest) + strings.Repeat("]", g.Nest))
-	return nil
 }
 
 func loadDataRules(t *testing.T) dataRules {
@@ -92,7 +59,7 @@ func wantErr(t *testing.T, want string) error {
 	return nil
 }
 
-func check(t *testing.T, what string, in ruleInput, want string, got error) {
+func check(t *testing.T, what string, in datarules.Input, want string, got error) {
 	t.Helper()
 	w := wantErr(t, want)
 	if (w == nil) != (got == nil) || (w != nil && !errors.Is(got, w)) {
@@ -129,7 +96,7 @@ func TestDataRuleVectors(t *testing.T) {
 		check(t, "ValidateValue", c.In, c.Want, l.ValidateValue([]byte(c.In)))
 	}
 	for _, c := range d.Batch {
-		check(t, "validateBatch", ruleInput(fmt.Sprint(c.N)), c.Want, l.validateBatch(c.N))
+		check(t, "validateBatch", datarules.Input(fmt.Sprint(c.N)), c.Want, l.validateBatch(c.N))
 	}
 }
 

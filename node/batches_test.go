@@ -298,12 +298,7 @@ func TestBatchJar(t *testing.T) {
 	spark(t)
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	files := filepath.Join(dir, "files")
 	src, jar, out := filepath.Join(t.TempDir(), "App.scala"), filepath.Join(files, "app.jar"), filepath.Join(files, "total.txt")
 	if err := os.WriteFile(src, []byte(`object SrddBatchApp {

@@ -115,12 +115,7 @@ func TestLimits(t *testing.T) {
 	cfg := testConfig(t, dir)
 	cfg.MaxSessions, cfg.MaxRDDs = 1, 1
 	cfg.MaxStatements, cfg.MaxStatementBytes = 3, 2048
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	if err := createSessionAndWait(base, `{"kind":"pyspark"}`); err != nil {
 		t.Fatal(err)
 	}

@@ -133,12 +133,7 @@ func TestDurableSurvivesInterpreterKills(t *testing.T) {
 	cfg := testConfig(t, dir)
 	cfg.Durable.CheckpointEvery = 150 // several checkpoints, so rebuilds use checkpoint + tail
 	cfg.Durable.Tick = 100 * time.Millisecond
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	n, base := startNode(t, cfg)
 	var info rddInfo
 	_ = json.Unmarshal(do(t, "POST", base+"/v1/rdds", `{"name":"orders"}`, 201), &info)
 	if info.Mode != "durable" {

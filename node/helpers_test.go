@@ -112,6 +112,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// startNode starts a node of its own for t (closed when t ends) and
+// returns it with its API's base URL.
+func startNode(t *testing.T, cfg Config) (*Node, string) {
+	t.Helper()
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	return n, "http://" + n.HTTPAddr()
+}
+
 func createSessionAndWait(base, body string) error {
 	st, b := rawDo("POST", base+"/sessions", body)
 	if st != http.StatusCreated {

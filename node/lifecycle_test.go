@@ -109,12 +109,7 @@ func TestStartingSessionTimesOutWith503(t *testing.T) {
 	spark(t)
 	cfg := testConfig(t, t.TempDir())
 	cfg.ReadyTimeout = 100 * time.Millisecond
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	do(t, "POST", base+"/v1/rdds", `{"name":"slow"}`, 201)
 	req, _ := http.NewRequest("PUT", base+"/v1/rdds/slow/keys/k", strings.NewReader(`1`))
 	req.Header.Set("Content-Type", "application/json")
@@ -185,12 +180,7 @@ func TestInactiveSessionsAreReaped(t *testing.T) {
 func TestCSRFProtection(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.CSRFProtection = true
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	b := do(t, "POST", base+"/sessions", `{"kind":"sparkr"}`, 400)
 	if !strings.Contains(string(b), "CSRF") {
 		t.Fatalf("mutating call without X-Requested-By: %s", b)

@@ -37,12 +37,7 @@ func redisNode(t *testing.T, tweak func(*Config)) (*Node, string) {
 	if tweak != nil {
 		tweak(&c)
 	}
-	n, err := Start(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Close)
-	return n, "http://" + n.HTTPAddr()
+	return startNode(t, c)
 }
 
 // newStates creates session and RDD states as a REST client with token

@@ -140,12 +140,7 @@ func TestSessionsHoldNoSecret(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-of-the-node")
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile, cfg.ClusterKey = users, clusterKey
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	ana := creds["ana"]
 
 	s1 := newSession(t, base, ana)
@@ -257,7 +252,7 @@ func TestSessionsHoldNoSecret(t *testing.T) {
 	if st, _, b := authDo("POST", fmt.Sprintf("%s/sessions/%d/statements", base, s2), `{"code":"import os; os._exit(3)"}`, ana); st != 201 {
 		t.Fatalf("statement: %d %s", st, b)
 	}
-	err = testutil.WaitFor(time.Minute, func() (bool, error) {
+	err := testutil.WaitFor(time.Minute, func() (bool, error) {
 		st, _, _ := authDo("GET", base+"/v1/rdds/theirs/keys/k", "", cap2)
 		return st == 401, nil
 	})
@@ -345,20 +340,7 @@ func TestInterpreterUser(t *testing.T) {
 	}
 	uid, _ := strconv.ParseUint(nobody.Uid, 10, 32)
 	gid, _ := strconv.ParseUint(nobody.Gid, 10, 32)
-	python, pyPath := interpreterPython(t, uint32(uid), uint32(gid))
-	if pyPath != "" {
-		t.Setenv("PYTHONPATH", pyPath)
-	}
-	// The node's files live under a dir every user may traverse (as
-	// /var/lib does), so only their own modes keep nobody out.
-	dir, err := os.MkdirTemp("", "srdd-interp-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	python, dir := otherUserSetup(t, uint32(uid), uint32(gid), "srdd-interp-user-")
 	users, creds := secretUsers(t, dir)
 	ca := newTestCA(t)
 	_, keyPEM := ca.issue(t, "127.0.0.1", 20, true)
@@ -369,12 +351,7 @@ func TestInterpreterUser(t *testing.T) {
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.Python = python
 	cfg.AuthFile, cfg.ClusterKey, cfg.InterpreterUser = users, clusterKey, "nobody"
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	ana := creds["ana"]
 	raftDB := filepath.Join(dir, "data", "raft", "raft.db")
 	for _, f := range []string{raftDB, users, keyFile, keyFileOfCluster} {
@@ -473,4 +450,25 @@ func TestInterpreterUser(t *testing.T) {
 	if strings.Contains(string(logBody), "READ ") || strings.Count(string(logBody), "DENIED ") != 4 {
 		t.Errorf("the batch's driver read a node file, or did not try: %s", logBody)
 	}
+}
+
+// otherUserSetup prepares a node whose interpreters run as uid:gid: the
+// Python they may run (PYTHONPATH set for the test when it needs one)
+// and a fresh data parent dir every user may traverse (as /var/lib is),
+// so only the node's own modes keep other users out.
+func otherUserSetup(t *testing.T, uid, gid uint32, prefix string) (python, dir string) {
+	t.Helper()
+	python, pyPath := interpreterPython(t, uid, gid)
+	if pyPath != "" {
+		t.Setenv("PYTHONPATH", pyPath)
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return python, dir
 }

@@ -173,18 +173,7 @@ func TestSessionUIDs(t *testing.T) {
 		t.Skip("--interpreter-uids needs the node to run as root; CI runs as root")
 	}
 	uidAccounts(t, uidTestFirst, uidTestLast)
-	python, pyPath := interpreterPython(t, uidTestFirst, uidTestFirst)
-	if pyPath != "" {
-		t.Setenv("PYTHONPATH", pyPath)
-	}
-	dir, err := os.MkdirTemp("", "srdd-uids-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	python, dir := otherUserSetup(t, uidTestFirst, uidTestFirst, "srdd-uids-")
 	users := filepath.Join(dir, "users.json")
 	var f auth.File
 	creds := map[string]string{}
@@ -205,12 +194,7 @@ func TestSessionUIDs(t *testing.T) {
 	cfg.Python, cfg.AuthFile = python, users
 	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", uidTestFirst, uidTestLast)
 	uidTestDataDir.Store(dir)
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	alice, bob := creds["alice"], creds["bob"]
 
 	sa := newSession(t, base, alice)
@@ -351,7 +335,7 @@ print(json.dumps(r))
 	if err := json.Unmarshal(b, &batch); err != nil {
 		t.Fatal(err)
 	}
-	err = testutil.WaitFor(5*time.Minute, func() (bool, error) {
+	err := testutil.WaitFor(5*time.Minute, func() (bool, error) {
 		_, _, b := authDo("GET", fmt.Sprintf("%s/batches/%d/state", base, batch.ID), "", alice)
 		_ = json.Unmarshal(b, &batch)
 		return batch.State == "success" || batch.State == "dead" || batch.State == "killed", nil
@@ -457,28 +441,12 @@ func TestSessionUIDsRunOut(t *testing.T) {
 	}
 	const only = 61020
 	uidAccounts(t, only, only)
-	python, pyPath := interpreterPython(t, only, only)
-	if pyPath != "" {
-		t.Setenv("PYTHONPATH", pyPath)
-	}
-	dir, err := os.MkdirTemp("", "srdd-uids-out-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	python, dir := otherUserSetup(t, only, only, "srdd-uids-out-")
 	users, creds := secretUsers(t, dir)
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.Python, cfg.AuthFile, cfg.MemoryOnly = python, users, true
 	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", only, only)
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	ana := creds["ana"]
 	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
 	if st != 201 {
@@ -508,7 +476,7 @@ func TestSessionUIDsRunOut(t *testing.T) {
 		t.Fatalf("delete: %d %s", st, b)
 	}
 	var id int64 = -1
-	err = testutil.WaitFor(2*time.Minute, func() (bool, error) {
+	err := testutil.WaitFor(2*time.Minute, func() (bool, error) {
 		st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
 		if st == 201 {
 			var s struct {

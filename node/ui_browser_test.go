@@ -59,12 +59,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile = users
-	n, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
+	_, base := startNode(t, cfg)
 	bearer := "Bearer " + tok
 	call := func(method, path, body string, want int) []byte {
 		t.Helper()

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -116,7 +118,15 @@ func (m *Manager) Delete(id int64) error {
 	if err != nil {
 		return err
 	}
-	if ok {
+	m.removeLocal(id, s, ok)
+	return nil
+}
+
+// removeLocal stops session id's interpreter if it is live here (s) and removes
+// the session from memory and its directory from disk, once the registry
+// has deleted it.
+func (m *Manager) removeLocal(id int64, s *session, live bool) {
+	if live {
 		m.stop(s)
 		m.mu.Lock()
 		delete(m.live, id)
@@ -125,7 +135,6 @@ func (m *Manager) Delete(id int64) error {
 	if m.cfg.DataDir != "" {
 		_ = os.RemoveAll(filepath.Dir(historyPath(m.cfg.DataDir, id)))
 	}
-	return nil
 }
 
 func (m *Manager) stop(s *session) {
@@ -386,10 +395,7 @@ func (m *Manager) Close() {
 	}
 	m.closed = true
 	close(m.stopReaper)
-	live := make([]*session, 0, len(m.live))
-	for _, s := range m.live {
-		live = append(live, s)
-	}
+	live := slices.Collect(maps.Values(m.live))
 	m.live = map[int64]*session{}
 	m.mu.Unlock()
 	var wg sync.WaitGroup

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,18 +121,9 @@ func DefaultConfig() Config {
 
 // NewManager returns a manager; call Reconcile once the registry has a leader.
 func NewManager(cfg Config, reg Registry) *Manager {
-	d := DefaultConfig()
-	defaults.Set(&cfg.ReadyTimeout, d.ReadyTimeout)
-	defaults.Set(&cfg.StatementTimeout, d.StatementTimeout)
-	defaults.Set(&cfg.LogLines, d.LogLines)
-	defaults.Set(&cfg.LogBytes, d.LogBytes)
-	defaults.Set(&cfg.MaxSessions, d.MaxSessions)
-	defaults.Set(&cfg.MaxSessionsPerPrincipal, d.MaxSessionsPerPrincipal)
-	cfg.History.fill()
-	defaults.Set(&cfg.QueueSize, d.QueueSize)
+	defaults.Fields(&cfg, DefaultConfig())
+	cfg.History.fill() // a History or Policy set in part takes the rest
 	cfg.Policy.fill()
-	defaults.Set(&cfg.ReapInterval, d.ReapInterval)
-	defaults.Set(&cfg.MaxDeadSessions, d.MaxDeadSessions)
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -191,10 +184,7 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	live := make([]*session, 0, len(m.live))
-	for _, s := range m.live {
-		live = append(live, s)
-	}
+	live := slices.Collect(maps.Values(m.live))
 	m.creating++
 	if !internal {
 		m.creatingByOwner[owner]++

@@ -2,6 +2,8 @@ package sessions
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -171,10 +173,7 @@ type liveSession struct {
 
 func (c *collector) snapshot() []liveSession {
 	c.m.mu.Lock()
-	all := make([]*session, 0, len(c.m.live))
-	for _, s := range c.m.live {
-		all = append(all, s)
-	}
+	all := slices.Collect(maps.Values(c.m.live))
 	c.m.mu.Unlock()
 	out := make([]liveSession, 0, len(all))
 	for _, s := range all {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
 )
 
@@ -29,19 +30,7 @@ func DefaultPolicy() Policy {
 }
 
 func (p *Policy) fill() {
-	d := DefaultPolicy()
-	if p.MaxDriverMemory == 0 {
-		p.MaxDriverMemory = d.MaxDriverMemory
-	}
-	if p.MaxExecutorMemory == 0 {
-		p.MaxExecutorMemory = d.MaxExecutorMemory
-	}
-	if p.MaxCores == 0 {
-		p.MaxCores = d.MaxCores
-	}
-	if p.MaxExecutors == 0 {
-		p.MaxExecutors = d.MaxExecutors
-	}
+	defaults.Fields(p, DefaultPolicy())
 }
 
 type ruleKind int

@@ -229,15 +229,7 @@ func (m *Manager) forget(id int64) error {
 	if err != nil && !errors.Is(err, cluster.ErrSessionNotFound) {
 		return err
 	}
-	if live {
-		m.stop(s)
-		m.mu.Lock()
-		delete(m.live, id)
-		m.mu.Unlock()
-	}
-	if m.cfg.DataDir != "" {
-		_ = os.RemoveAll(filepath.Dir(historyPath(m.cfg.DataDir, id)))
-	}
+	m.removeLocal(id, s, live)
 	return nil
 }
 

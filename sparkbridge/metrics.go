@@ -1,9 +1,8 @@
 package sparkbridge
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/srdd/srdd/metrics"
 )
 
 // Ops is every op the node calls; metric label values are bound to these
@@ -24,14 +23,11 @@ type Metrics struct {
 
 // NewMetrics registers the bridge metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	calls := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:                            "srdd_bridge_call_duration_seconds",
-		Help:                            "Latency of calls from the node to interpreters, by op.",
-		Buckets:                         prometheus.ExponentialBuckets(0.0001, 2, 20), // 100µs .. ~52s
-		NativeHistogramBucketFactor:     1.1,
-		NativeHistogramMaxBucketNumber:  160,
-		NativeHistogramMinResetDuration: time.Hour,
-	}, []string{"op"})
+	calls := prometheus.NewHistogramVec(metrics.WithNative(prometheus.HistogramOpts{
+		Name:    "srdd_bridge_call_duration_seconds",
+		Help:    "Latency of calls from the node to interpreters, by op.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 20), // 100µs .. ~52s
+	}), []string{"op"})
 	errs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "srdd_bridge_call_errors_total",
 		Help: "Calls to interpreters that returned an error, by op.",

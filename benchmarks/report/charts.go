@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/srdd/srdd/benchmarks/loadgen"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -55,34 +56,18 @@ func (r *Results) cdfChart(dir string) (string, error) {
 		{"get-c64", "redis", "redis GET"},
 		{"set-c64", "redis", "redis SET"},
 	}
-	p := plot.New()
-	p.Title.Text = "Latency CDF, 64 clients (same generator, same run)"
-	p.X.Label.Text = "latency (ms, log scale)"
-	p.Y.Label.Text = "fraction of requests"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = false
-	p.Legend.Left = false
+	p := cdfPlot("Latency CDF, 64 clients (same generator, same run)")
 	p.Legend.XOffs = -5
-	p.Add(plotter.NewGrid())
 	n := 0
 	for i, s := range series {
 		run := r.Run(s.scenario, s.target)
-		if run == nil || len(run.CDF) == 0 {
-			continue
-		}
-		var xy plotter.XYs
-		for _, pt := range run.CDF {
-			if pt.LatencyMs > 0 {
-				xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
-			}
-		}
-		l, err := plotter.NewLine(xy)
+		l, err := cdfLine(run, palette[i%len(palette)])
 		if err != nil {
 			return "", err
 		}
-		l.Color = palette[i%len(palette)]
-		l.Width = vg.Points(1.5)
+		if l == nil {
+			continue
+		}
 		p.Add(l)
 		p.Legend.Add(fmt.Sprintf("%s (%.0f ops/s)", s.label, run.OpsPerSec), l)
 		n++
@@ -92,6 +77,42 @@ func (r *Results) cdfChart(dir string) (string, error) {
 	}
 	name := "latency-cdf.png"
 	return name, p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(dir, name))
+}
+
+// cdfPlot is an empty latency CDF chart: latency on a log scale against
+// the fraction of requests, legend at the bottom right.
+func cdfPlot(title string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "latency (ms, log scale)"
+	p.Y.Label.Text = "fraction of requests"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// cdfLine is run's latency CDF as a line in c (points at 0 ms left out,
+// for the log scale), or nil if run has no CDF.
+func cdfLine(run *loadgen.Result, c color.Color) (*plotter.Line, error) {
+	if run == nil || len(run.CDF) == 0 {
+		return nil, nil
+	}
+	var xy plotter.XYs
+	for _, pt := range run.CDF {
+		if pt.LatencyMs > 0 {
+			xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
+		}
+	}
+	l, err := plotter.NewLine(xy)
+	if err != nil {
+		return nil, err
+	}
+	l.Color = c
+	l.Width = vg.Points(1.5)
+	return l, nil
 }
 
 // curveChart: get latency (p50) against the number of keys, the seed's
@@ -159,15 +180,7 @@ var issue16Scenarios = []struct{ prefix, label string }{
 // (e.g. "@1M") of before (dashed) and after (solid) to path; it returns
 // false if neither has such runs.
 func CompareChart(before, after *Results, tag, title, path string) (bool, error) {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "latency (ms, log scale)"
-	p.Y.Label.Text = "fraction of requests"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top = false
-	p.Legend.Left = false
-	p.Add(plotter.NewGrid())
+	p := cdfPlot(title)
 	n := 0
 	for i, s := range issue16Scenarios {
 		for _, side := range []struct {
@@ -179,21 +192,13 @@ func CompareChart(before, after *Results, tag, title, path string) (bool, error)
 				continue
 			}
 			run := side.r.Run(s.prefix+tag, "srdd")
-			if run == nil || len(run.CDF) == 0 {
-				continue
-			}
-			var xy plotter.XYs
-			for _, pt := range run.CDF {
-				if pt.LatencyMs > 0 {
-					xy = append(xy, plotter.XY{X: pt.LatencyMs, Y: pt.Fraction})
-				}
-			}
-			l, err := plotter.NewLine(xy)
+			l, err := cdfLine(run, palette[i%len(palette)])
 			if err != nil {
 				return false, err
 			}
-			l.Color = palette[i%len(palette)]
-			l.Width = vg.Points(1.5)
+			if l == nil {
+				continue
+			}
 			if side.dash {
 				l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
 			}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -632,23 +631,8 @@ func TestUndecodableEntryHaltsEveryReplica(t *testing.T) {
 	}
 }
 
-// callHeaders is call with arbitrary headers ("" values are not sent).
+// callHeaders is call with arbitrary headers ("" values are not sent)
+// and no timeout.
 func callHeaders(method, url, body string, hdr map[string]string) (int, []byte, error) {
-	req, err := http.NewRequest(method, url, bytes.NewReader([]byte(body)))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range hdr {
-		if v != "" {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
+	return callVia(http.DefaultClient, method, url, body, hdr)
 }

@@ -26,9 +26,12 @@ type clusterView struct {
 	} `json:"members"`
 }
 
-func viewOf(addr string) (clusterView, error) {
+func viewOf(addr string) (clusterView, error) { return viewVia(http.DefaultClient, addr) }
+
+// viewVia is GET /v1/cluster through addr with hc.
+func viewVia(hc *http.Client, addr string) (clusterView, error) {
 	var v clusterView
-	resp, err := http.Get("http://" + addr + "/v1/cluster")
+	resp, err := hc.Get("http://" + addr + "/v1/cluster")
 	if err != nil {
 		return v, err
 	}
@@ -109,38 +112,28 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 	var mu sync.Mutex
 	var errs []string
 	written := map[string]string{}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var load testutil.Workers
 	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				via := survivors[i%2].http
-				key := fmt.Sprintf("w%d-%d", w, i)
-				val := fmt.Sprintf(`"v%d"`, i)
-				err := tryPut(via, key, val)
-				if err == nil {
-					_, err = tryGet(survivors[(i+1)%2].http, key, val)
-				}
-				ops.Add(1)
-				if err != nil {
-					failures.Add(1)
-					mu.Lock()
-					errs = append(errs, err.Error())
-					mu.Unlock()
-					continue
-				}
-				mu.Lock()
-				written[key] = val
-				mu.Unlock()
+		load.Repeat(func(i int) {
+			via := survivors[i%2].http
+			key := fmt.Sprintf("w%d-%d", w, i)
+			val := fmt.Sprintf(`"v%d"`, i)
+			err := tryPut(via, key, val)
+			if err == nil {
+				_, err = tryGet(survivors[(i+1)%2].http, key, val)
 			}
-		}()
+			ops.Add(1)
+			if err != nil {
+				failures.Add(1)
+				mu.Lock()
+				errs = append(errs, err.Error())
+				mu.Unlock()
+				return
+			}
+			mu.Lock()
+			written[key] = val
+			mu.Unlock()
+		})
 	}
 	time.Sleep(2 * time.Second)
 	killed := time.Now()
@@ -158,8 +151,7 @@ func TestThreeProcessesSurviveLeaderKill(t *testing.T) {
 	}
 	failover := time.Since(killed)
 	time.Sleep(3 * time.Second)
-	close(stop)
-	wg.Wait()
+	load.Halt()
 	t.Logf("new leader %s %s after kill -9 of %s; %d calls during the test, %d failed", newLeader, failover, leader.id, ops.Load(), failures.Load())
 	if failures.Load() > 0 {
 		t.Fatalf("%d of %d calls failed around the leader kill, e.g. %v", failures.Load(), ops.Load(), errs[:min(3, len(errs))])

@@ -135,13 +135,21 @@ func call(method, url, body, idem string) (int, []byte, error) {
 
 // callWith makes one call with hc; idem, if set, is its Idempotency-Key.
 func callWith(hc *http.Client, method, url, body, idem string) (int, []byte, error) {
+	return callVia(hc, method, url, body, map[string]string{"Idempotency-Key": idem})
+}
+
+// callVia makes one JSON call with hc and the headers in hdr ("" values
+// are not sent), and reads the answer.
+func callVia(hc *http.Client, method, url, body string, hdr map[string]string) (int, []byte, error) {
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if idem != "" {
-		req.Header.Set("Idempotency-Key", idem)
+	for k, v := range hdr {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -124,28 +124,18 @@ func newCluster(t *testing.T, bin string, n int) *cluster3 {
 }
 
 // knock keeps calling GET /v1/rdds on addr from before the node listens
-// until stop is closed; once the port accepts, every answer must be 200
-// (a node that is starting answers reads, it does not fail them).
-func knock(addr string, stop <-chan struct{}) (bad *atomic.Value, done *sync.WaitGroup) {
-	bad = &atomic.Value{}
-	done = &sync.WaitGroup{}
-	done.Add(1)
-	go func() {
-		defer done.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			st, b, err := call("GET", "http://"+addr+"/v1/rdds", "", "")
-			if err == nil && st != 200 && bad.Load() == nil {
-				bad.Store(fmt.Sprintf("GET /v1/rdds during start-up answered %d: %s", st, b))
-			}
-			time.Sleep(5 * time.Millisecond)
+// until the caller halts it; once the port accepts, every answer must be
+// 200 (a node that is starting answers reads, it does not fail them).
+func knock(addr string) (bad *atomic.Value, w *testutil.Workers) {
+	bad, w = &atomic.Value{}, &testutil.Workers{}
+	w.Repeat(func(int) {
+		st, b, err := call("GET", "http://"+addr+"/v1/rdds", "", "")
+		if err == nil && st != 200 && bad.Load() == nil {
+			bad.Store(fmt.Sprintf("GET /v1/rdds during start-up answered %d: %s", st, b))
 		}
-	}()
-	return bad, done
+		time.Sleep(5 * time.Millisecond)
+	})
+	return bad, w
 }
 
 // A fresh node, edgeRounds times: wait for /readyz only, then create a
@@ -158,14 +148,12 @@ func TestFreshNodeTakesFirstCallsAfterReadyz(t *testing.T) {
 	for round := 0; round < edgeRounds(t); round++ {
 		c := newCluster(t, bin, 1)
 		p := c.nodes[0]
-		stop := make(chan struct{})
-		bad, done := knock(p.http, stop)
+		bad, knocks := knock(p.http)
 		began := time.Now()
 		c.start(p, true)
 		toReady = append(toReady, awaitReadyz(t, c, p.http).Sub(began))
 		firstCalls(t, c, p.http, fmt.Sprintf("fresh%d", round))
-		close(stop)
-		done.Wait()
+		knocks.Halt()
 		if msg := bad.Load(); msg != nil {
 			t.Fatalf("round %d: %s", round, msg)
 		}
@@ -273,22 +261,21 @@ func (c *cluster3) leaderSeen(not string) (string, time.Time) {
 // Reads must never fail; a write may answer 503 outcome_unknown (it was
 // in flight to a leader that died) but never anything else.
 type steadyLoad struct {
-	stop          chan struct{}
-	wg            sync.WaitGroup
+	testutil.Workers
 	reads, writes atomic.Int64
 	failure       atomic.Value
 	slowestRead   atomic.Int64 // ns
 }
 
 func startLoad(addr, rdd string) *steadyLoad {
-	l := &steadyLoad{stop: make(chan struct{})}
+	l := &steadyLoad{}
 	base := "http://" + addr + "/v1/rdds/" + rdd + "/keys/"
 	fail := func(msg string) {
 		if l.failure.Load() == nil {
 			l.failure.Store(msg)
 		}
 	}
-	l.repeat(func(i int) {
+	l.Repeat(func(i int) {
 		st, b, err := call("PUT", base+fmt.Sprintf("w%d", i%64), strconv.Itoa(i), "")
 		switch {
 		case err != nil:
@@ -300,7 +287,7 @@ func startLoad(addr, rdd string) *steadyLoad {
 			fail(fmt.Sprintf("write answered %d: %s", st, b))
 		}
 	})
-	l.repeat(func(i int) {
+	l.Repeat(func(i int) {
 		began := time.Now()
 		st, b, err := call("GET", base+fmt.Sprintf("w%d", i%64), "", "")
 		if d := int64(time.Since(began)); d > l.slowestRead.Load() {
@@ -316,22 +303,6 @@ func startLoad(addr, rdd string) *steadyLoad {
 		}
 	})
 	return l
-}
-
-// repeat calls f(0), f(1), ... on a goroutine of its own until stopped.
-func (l *steadyLoad) repeat(f func(i int)) {
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-l.stop:
-				return
-			default:
-			}
-			f(i)
-		}
-	}()
 }
 
 // awaitProgress waits until the load has read and written something.
@@ -351,8 +322,7 @@ func (l *steadyLoad) awaitProgress(t *testing.T) {
 
 func (l *steadyLoad) end(t *testing.T, what string) {
 	t.Helper()
-	close(l.stop)
-	l.wg.Wait()
+	l.Halt()
 	if msg := l.failure.Load(); msg != nil {
 		t.Fatalf("%s: the load under way failed: %s", what, msg)
 	}

@@ -172,8 +172,7 @@ type kvLoad struct {
 	keys   int
 	hist   *lincheck.History
 	counts *statusCounts
-	stop   chan struct{}
-	wg     sync.WaitGroup
+	testutil.Workers
 }
 
 func startKVLoad(n *faultNode, rdd string, keys, writers, readers int, counts *statusCounts) *kvLoad {
@@ -189,51 +188,35 @@ func startKVLoadInto(hist *lincheck.History, n *faultNode, rdd string, keys, wri
 // startKVLoadTimeout is startKVLoadInto whose clients give up on a call
 // after timeout (status 0).
 func startKVLoadTimeout(timeout time.Duration, hist *lincheck.History, n *faultNode, rdd string, keys, writers, readers int, counts *statusCounts) *kvLoad {
-	l := &kvLoad{n: n, rdd: rdd, keys: keys, hist: hist, counts: counts, stop: make(chan struct{})}
+	l := &kvLoad{n: n, rdd: rdd, keys: keys, hist: hist, counts: counts}
 	hc := &http.Client{Timeout: timeout}
 	for w := 0; w < writers; w++ {
-		l.wg.Add(1)
-		go func(client int) {
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("k%d", (client*7+i)%keys)
-				val := fmt.Sprintf(`{"c":%d,"i":%d}`, client, i)
-				phase := counts.current()
-				call := l.hist.Now()
-				st := l.do(hc, "PUT", key, val)
-				counts.add(phase, "put", st)
-				switch {
-				case st/100 == 2:
-					l.hist.Put(client, key, val, call, true)
-				case st == http.StatusInsufficientStorage || (st >= 400 && st < 500):
-					// Refused: it never happened.
-				default:
-					l.hist.Put(client, key, val, call, false)
-				}
-				time.Sleep(20 * time.Millisecond)
+		client := int(loadClients.Add(1))
+		l.Repeat(func(i int) {
+			key := fmt.Sprintf("k%d", (client*7+i)%keys)
+			val := fmt.Sprintf(`{"c":%d,"i":%d}`, client, i)
+			phase := counts.current()
+			call := l.hist.Now()
+			st := l.do(hc, "PUT", key, val)
+			counts.add(phase, "put", st)
+			switch {
+			case st/100 == 2:
+				l.hist.Put(client, key, val, call, true)
+			case st == http.StatusInsufficientStorage || (st >= 400 && st < 500):
+				// Refused: it never happened.
+			default:
+				l.hist.Put(client, key, val, call, false)
 			}
-		}(int(loadClients.Add(1)))
+			time.Sleep(20 * time.Millisecond)
+		})
 	}
 	for r := 0; r < readers; r++ {
-		l.wg.Add(1)
-		go func(client int) {
-			defer l.wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				phase := counts.current()
-				l.get(hc, client, fmt.Sprintf("k%d", i%keys), phase)
-				time.Sleep(20 * time.Millisecond)
-			}
-		}(int(loadClients.Add(1)))
+		client := int(loadClients.Add(1))
+		l.Repeat(func(i int) {
+			phase := counts.current()
+			l.get(hc, client, fmt.Sprintf("k%d", i%keys), phase)
+			time.Sleep(20 * time.Millisecond)
+		})
 	}
 	return l
 }
@@ -277,11 +260,6 @@ func (l *kvLoad) do(hc *http.Client, method, key, val string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func (l *kvLoad) halt() {
-	close(l.stop)
-	l.wg.Wait()
 }
 
 // readAll reads every key once more (after the load, or a restart).
@@ -405,7 +383,7 @@ func runDiskFull(t *testing.T, full string, onFull func(*faultNode) func(), args
 	recovered := counts.firstOK["4-freed"].Sub(freed)
 	counts.mu.Unlock()
 	time.Sleep(3 * time.Second)
-	load.halt()
+	load.Halt()
 	if st, body := readyz(n); st != http.StatusOK {
 		t.Errorf("/readyz after space returned: %d %s", st, body)
 	}

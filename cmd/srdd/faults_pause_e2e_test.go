@@ -77,15 +77,7 @@ func startPauseCluster(t *testing.T) []*pauseNode {
 // pauseView is GET /v1/cluster through addr, with a short timeout (a
 // paused node never answers).
 func pauseView(addr string) (clusterView, error) {
-	var v clusterView
-	hc := &http.Client{Timeout: 2 * time.Second}
-	resp, err := hc.Get("http://" + addr + "/v1/cluster")
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v, err
+	return viewVia(&http.Client{Timeout: 2 * time.Second}, addr)
 }
 
 func memberStatus(v clusterView, id string) string {
@@ -221,9 +213,9 @@ func TestFaultPausedOwner(t *testing.T) {
 	})
 	t.Logf("%s up again %s after SIGCONT", owner.id, time.Since(resumed).Round(time.Millisecond))
 	time.Sleep(8 * time.Second)
-	back.halt()
+	back.Halt()
 	for _, l := range loads {
-		l.halt()
+		l.Halt()
 	}
 	if r, err := rddOn(owner.http, name); err != nil || r.Node == owner.id {
 		t.Errorf("after the resume %s answers %s: %+v %v; want it served by the survivor", owner.id, name, r, err)

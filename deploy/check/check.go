@@ -132,8 +132,10 @@ func Start(opts Options) (*Env, error) {
 	}
 	// The first call waits for Spark to come up (sessions start in the
 	// background; on a busy machine that takes over 30 s, hence the
-	// client's generous timeout).
-	if err := e.do("PUT", "/v1/rdds/"+LoadRDD+"/keys/warmup", `1`, http.StatusNoContent); err != nil {
+	// client's generous timeout). A start that failed is retried by the
+	// node with back-off, and the call answers 503 meanwhile: ask again
+	// until the node's ready timeout.
+	if err := e.doUntilReady("PUT", "/v1/rdds/"+LoadRDD+"/keys/warmup", `1`, http.StatusNoContent, 3*time.Minute); err != nil {
 		return nil, err
 	}
 	// A bulk load puts the load's keys in Spark partitions (and not in the
@@ -258,6 +260,19 @@ func (e *Env) do(method, path, body string, want int) error {
 		return fmt.Errorf("%s %s = %d %s, want %d", method, path, resp.StatusCode, b, want)
 	}
 	return nil
+}
+
+// doUntilReady is do, asked again while the node answers 503 (a session
+// still starting), until wait has passed.
+func (e *Env) doUntilReady(method, path, body string, want int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := e.do(method, path, body, want)
+		if err == nil || !strings.Contains(err.Error(), " = 503 ") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // preload bulk-loads keys k0..k(n-1) into LoadRDD and waits for the load.

@@ -1,7 +1,7 @@
 // Package testutil holds the helpers that tests of several packages share:
 // free loopback addresses, waiting for a condition instead of sleeping,
-// the Python with pyspark that real-interpreter tests run, and loggers
-// that write to t.Log. It is imported by _test.go files only.
+// the Python with pyspark that real-interpreter tests run, loggers that
+// write to t.Log, and the goroutines of a load (Workers). It is imported by _test.go files only.
 //
 // Every helper may be called from any goroutine, except those taking a
 // testing.TB that fail the test, which must be called from the test's

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -94,4 +95,44 @@ func (r recorder) Log(args ...any) {
 	for _, a := range args {
 		*r.lines = append(*r.lines, a.(string))
 	}
+}
+
+func TestWorkersRepeatUntilHalt(t *testing.T) {
+	var w Workers
+	var mu sync.Mutex
+	seen := map[int][]int{}
+	for g := 0; g < 3; g++ {
+		w.Repeat(func(i int) {
+			mu.Lock()
+			seen[g] = append(seen[g], i)
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+		})
+	}
+	if err := WaitFor(10*time.Second, func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[0]) > 2 && len(seen[1]) > 2 && len(seen[2]) > 2, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.Halt()
+	mu.Lock()
+	after := len(seen[0]) + len(seen[1]) + len(seen[2])
+	for g, is := range seen {
+		for j, i := range is {
+			if i != j {
+				t.Fatalf("goroutine %d: step %d was called with %d", g, j, i)
+			}
+		}
+	}
+	mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(seen[0]) + len(seen[1]) + len(seen[2]); n != after {
+		t.Fatalf("%d steps ran after Halt returned", n-after)
+	}
+	var idle Workers
+	idle.Halt() // no goroutine: returns at once
 }

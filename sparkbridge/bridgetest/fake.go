@@ -27,6 +27,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -369,26 +370,13 @@ func checkGroups(groups []any, n int) ([]int, error) {
 	out := make([]int, 0, len(groups))
 	sum := 0
 	for _, g := range groups {
+		// msgpack decodes a size as one of the sized integer types.
 		var v int
-		switch x := g.(type) {
-		case int8:
-			v = int(x)
-		case int16:
-			v = int(x)
-		case int32:
-			v = int(x)
-		case int64:
-			v = int(x)
-		case uint8:
-			v = int(x)
-		case uint16:
-			v = int(x)
-		case uint32:
-			v = int(x)
-		case uint64:
-			v = int(x)
-		case int:
-			v = x
+		switch x := reflect.ValueOf(g); {
+		case x.CanInt():
+			v = int(x.Int())
+		case x.CanUint():
+			v = int(x.Uint())
 		default:
 			return nil, bad("groups must be sizes that add up to the number of items")
 		}

@@ -2,16 +2,15 @@ package bridgetest
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/srdd/srdd/kvstore"
+	"github.com/srdd/srdd/kvstore/datarules"
 	"github.com/srdd/srdd/sparkbridge"
 )
 
@@ -52,37 +51,6 @@ func call(t *testing.T, it *sparkbridge.Interpreter, op string, args, out any) e
 	return it.Call(ctx, op, args, out)
 }
 
-// ruleInput decodes an input of testdata/data_rules.json (see
-// kvstore/validate_test.go): a string, or its parts concatenated.
-type ruleInput string
-
-func (r *ruleInput) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*r = ruleInput(s)
-		return nil
-	}
-	var g struct {
-		Before, Hex, Repeat, After string
-		Times, Nest                int
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		return err
-	}
-	raw, err := hex.DecodeString(g.Hex)
-	if err != nil {
-		return err
-	}
-	*r = ruleInput(g.Before + string(raw) + strings.Repeat(g.Repeat, g.Times) + g.After +
-		strings.Repeat("[", g.Nest) + strings.Repeat("]", g.Nest))
-	return nil
-}
-
-type ruleCase struct {
-	In   ruleInput `json:"in"`
-	Want string    `json:"want"`
-}
-
 // The shared vectors (kvstore/testdata/data_rules.json) hold for the fake
 // as for the real interpreter: names on rdd.create, keys and values on
 // kv.set and kv.apply, group sizes on grouped writes.
@@ -92,7 +60,7 @@ func TestFakeKeepsTheDataRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	var d struct {
-		Names, Keys, Values []ruleCase
+		Names, Keys, Values []datarules.Case
 		Groups              []struct {
 			Groups []any  `json:"groups"`
 			N      int    `json:"n"`
@@ -106,7 +74,7 @@ func TestFakeKeepsTheDataRules(t *testing.T) {
 		t.Fatal("data_rules.json has an empty section")
 	}
 	it := start(t)
-	okErr := func(what string, in ruleInput, want string, err error) {
+	okErr := func(what string, in datarules.Input, want string, err error) {
 		t.Helper()
 		if (want == "ok") != (err == nil) || (err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeInvalid)) {
 			t.Errorf("%s %.60q: %v, want %s", what, string(in), err, want)
@@ -149,7 +117,7 @@ func TestFakeKeepsTheDataRules(t *testing.T) {
 				groups[i] = int64(f)
 			}
 		}
-		in := ruleInput(fmt.Sprint(c.Groups))
+		in := datarules.Input(fmt.Sprint(c.Groups))
 		okErr("kv.set groups", in, c.Want, call(t, it, "kv.set", map[string]any{"name": "v", "items": items, "groups": groups}, nil))
 	}
 }

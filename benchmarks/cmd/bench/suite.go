@@ -429,18 +429,25 @@ func (s *suite) srdd100k() error {
 	if err := s.warm("kv100k", s.keys); err != nil {
 		return err
 	}
+	s.getsAndSets("get-cached", "cached", t)
+	mixed := s.cfg("mixed", 64)
+	mixed.Dist, mixed.ReadRatio = "zipfian", 0.9
+	s.run("mixed-90-10-zipfian-c64", mixed, t)
+	return nil
+}
+
+// getsAndSets runs gets of scenario getScenario at 8 and 64 clients (runs
+// named get+"-c8" and get+"-c64"), then sets (set-c8, set-c64), against t:
+// the runs srdd and redis both have.
+func (s *suite) getsAndSets(get, getScenario string, t loadgen.Target) {
 	for _, c := range []int{8, 64} {
-		s.run(fmt.Sprintf("get-cached-c%d", c), s.cfg("cached", c), t)
+		s.run(fmt.Sprintf("%s-c%d", get, c), s.cfg(getScenario, c), t)
 	}
 	for _, c := range []int{8, 64} {
 		cfg := s.cfg("set", c)
 		cfg.ReadRatio = 0
 		s.run(fmt.Sprintf("set-c%d", c), cfg, t)
 	}
-	mixed := s.cfg("mixed", 64)
-	mixed.Dist, mixed.ReadRatio = "zipfian", 0.9
-	s.run("mixed-90-10-zipfian-c64", mixed, t)
-	return nil
 }
 
 func (s *suite) redisRuns() error {
@@ -449,14 +456,7 @@ func (s *suite) redisRuns() error {
 	if err := r.Load("", s.keys, s.valueSize); err != nil {
 		return err
 	}
-	for _, c := range []int{8, 64} {
-		s.run(fmt.Sprintf("get-c%d", c), s.cfg("get", c), r)
-	}
-	for _, c := range []int{8, 64} {
-		cfg := s.cfg("set", c)
-		cfg.ReadRatio = 0
-		s.run(fmt.Sprintf("set-c%d", c), cfg, r)
-	}
+	s.getsAndSets("get", "get", r)
 	for _, test := range []string{"get", "set"} {
 		for _, c := range []int{8, 64} {
 			if rb, ok := s.redisBenchmark(s.redisAddr, test, c, 0); ok {

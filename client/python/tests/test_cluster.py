@@ -12,30 +12,18 @@ from collections.abc import Iterator
 import pytest
 
 import srdd
-from conftest import PATIENCE, Cluster, Proc, members
+from conftest import PATIENCE, Cluster, Proc, SocketServer, members
 
 
-class DroppingProxy:
+class DroppingProxy(SocketServer):
     """Forwards requests to a node and drops the connection as soon as the
     node starts to answer: the request was served, its answer is lost."""
 
     def __init__(self, upstream: str) -> None:
         host, port = upstream.removeprefix("http://").rsplit(":", 1)
         self.upstream = (host, int(port))
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.served = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(client,), daemon=True).start()
+        super().__init__(8)
 
     def _one(self, client: socket.socket) -> None:
         up = socket.create_connection(self.upstream)
@@ -59,9 +47,6 @@ class DroppingProxy:
             except OSError:
                 pass
             s.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,36 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 from collections.abc import Iterator
 
 import pytest
 
 import srdd
-from conftest import free_addr
+from conftest import SocketServer, free_addr
 
 
-class TinyServer:
+class TinyServer(SocketServer):
     """Answers each request with a fixed response, or (drop=True) reads the
     request and closes the connection without a word."""
 
     def __init__(self, body: bytes = b'{"rdds":[{"name":"states"}]}', drop: bool = False) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
         self.body, self.drop = body, drop
         self.requests: list[bytes] = []
-        self._t = threading.Thread(target=self._serve, daemon=True)
-        self._t.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+        super().__init__(16)
 
     def _one(self, conn: socket.socket) -> None:
         with conn:
@@ -61,9 +47,6 @@ class TinyServer:
                     return  # took the request, then vanished
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(self.body), self.body))
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

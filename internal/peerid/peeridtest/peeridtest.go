@@ -35,22 +35,29 @@ var serial int64 = time.Now().UnixNano()
 
 func next() *big.Int { serial++; return big.NewInt(serial) }
 
-// NewCA makes a CA named name and writes its certificate to a temp dir.
-func NewCA(t testing.TB, name string) *CA {
+// newKey makes a P-256 key and the template of a certificate for it
+// with CommonName cn, valid from an hour ago for a day.
+func newKey(t testing.TB, cn string) (*ecdsa.PrivateKey, *x509.Certificate) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          next(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
+	return key, &x509.Certificate{
+		SerialNumber: next(),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
 	}
+}
+
+// NewCA makes a CA named name and writes its certificate to a temp dir.
+func NewCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key, tmpl := newKey(t, name)
+	tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
+	tmpl.BasicConstraintsValid = true
+	tmpl.IsCA = true
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -88,20 +95,11 @@ func (ca *CA) Client(t testing.TB, name string) Files {
 // ("" for none) and the extended key usages given.
 func (ca *CA) Issue(t testing.TB, cn, uriID string, usages ...x509.ExtKeyUsage) Files {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: next(),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  usages,
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback},
-		DNSNames:     []string{"localhost"},
-	}
+	key, tmpl := newKey(t, cn)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = usages
+	tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback}
+	tmpl.DNSNames = []string{"localhost"}
 	if uriID != "" {
 		tmpl.URIs = append(tmpl.URIs, peerid.URI(uriID))
 	}

@@ -17,17 +17,17 @@ from ._model import (
     Op,
     Ops,
     Out,
-    ProgressBar,
     RDDInfo,
     Request,
     Response,
     SaveResult,
     Sleep,
+    progress_callback,
 )
-from ._transport import NOT_SENT, Nodes, Nodes_, http_options, maybe_sent_error, not_sent_error, parse_nodes
+from ._transport import NOT_SENT, ClientBase, maybe_sent_error, not_sent_error
 
 
-class AsyncClient:
+class AsyncClient(ClientBase):
     """The asyncio twin of :class:`srdd.Client` (same arguments, same
     failover rule); every call is a coroutine::
 
@@ -37,28 +37,8 @@ class AsyncClient:
             print(await states.get("hi"))
     """
 
-    def __init__(
-        self,
-        nodes: Nodes = "http://127.0.0.1:8998",
-        *,
-        token: Optional[str] = None,
-        auth: Optional[tuple[str, str]] = None,
-        ca_cert: Optional[str] = None,
-        timeout: float = 300.0,
-        connect_timeout: float = 5.0,
-        retry_timeout: float = 30.0,
-        consistency: Optional[str] = None,
-        trust_env: bool = True,
-        max_batch_keys: int = 10_000,
-    ) -> None:
-        self._nodes = Nodes_(parse_nodes(nodes, https=ca_cert is not None))
-        self._ops = Ops(retry_timeout=retry_timeout, consistency=consistency, max_batch_keys=max_batch_keys)
-        self._http = httpx.AsyncClient(
-            **http_options(
-                token=token, auth=auth, ca_cert=ca_cert, timeout=timeout,
-                connect_timeout=connect_timeout, trust_env=trust_env,
-            )
-        )
+    _HTTP = httpx.AsyncClient
+    _http: httpx.AsyncClient
 
     async def _send(self, req: Request) -> Response:
         last: Optional[BaseException] = None
@@ -110,16 +90,6 @@ class AsyncClient:
                 yield step.value
             else:
                 sent = await self._step(step)
-
-    @property
-    def nodes(self) -> list[str]:
-        """The nodes' base URLs, in the order given."""
-        return list(self._nodes.bases)
-
-    @property
-    def current_node(self) -> str:
-        """The node the next request goes to first (the last that answered)."""
-        return self._nodes.bases[self._nodes.good]
 
     def rdd(self, name: str) -> "AsyncRDD":
         """A handle on the shared RDD ``name`` (no request is sent)."""
@@ -236,15 +206,7 @@ class AsyncRDD:
         timeout: Optional[float] = None,
     ) -> LoadStatus:
         """See :meth:`srdd.RDD.load`."""
-        bar: Optional[ProgressBar] = None
-        cb: Optional[Callable[[LoadStatus], None]]
-        if progress is True and wait:
-            bar = ProgressBar(self.name)
-            cb = bar
-        elif callable(progress):
-            cb = progress
-        else:
-            cb = None
+        bar, cb = progress_callback(self.name, progress, wait)
         try:
             return await self.client._run(  # type: ignore[no-any-return]
                 self._ops.load(

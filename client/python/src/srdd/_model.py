@@ -540,3 +540,17 @@ class ProgressBar:
 
     def close(self) -> None:
         self._bar.close()
+
+
+def progress_callback(
+    name: str, progress: Union[bool, Callable[[LoadStatus], None]], wait: bool
+) -> tuple[Optional[ProgressBar], Optional[Callable[[LoadStatus], None]]]:
+    """A load's ``on_status``: a :class:`ProgressBar` for ``progress=True``
+    when the call waits, the callable given, or None; with the bar to close
+    once the load returns (None if there is none)."""
+    if progress is True and wait:
+        bar = ProgressBar(name)
+        return bar, bar
+    if callable(progress):
+        return None, progress
+    return None, None

@@ -16,19 +16,19 @@ from ._model import (
     Op,
     Ops,
     Out,
-    ProgressBar,
     RDDInfo,
     Request,
     Response,
     SaveResult,
     Sleep,
+    progress_callback,
 )
-from ._transport import NOT_SENT, Nodes, Nodes_, http_options, maybe_sent_error, not_sent_error, parse_nodes
+from ._transport import NOT_SENT, ClientBase, maybe_sent_error, not_sent_error
 
 _MISSING = object()
 
 
-class Client:
+class Client(ClientBase):
     """A client for an srdd cluster.
 
     Args:
@@ -53,28 +53,8 @@ class Client:
     Use it as a context manager, or call :meth:`close`.
     """
 
-    def __init__(
-        self,
-        nodes: Nodes = "http://127.0.0.1:8998",
-        *,
-        token: Optional[str] = None,
-        auth: Optional[tuple[str, str]] = None,
-        ca_cert: Optional[str] = None,
-        timeout: float = 300.0,
-        connect_timeout: float = 5.0,
-        retry_timeout: float = 30.0,
-        consistency: Optional[str] = None,
-        trust_env: bool = True,
-        max_batch_keys: int = 10_000,
-    ) -> None:
-        self._nodes = Nodes_(parse_nodes(nodes, https=ca_cert is not None))
-        self._ops = Ops(retry_timeout=retry_timeout, consistency=consistency, max_batch_keys=max_batch_keys)
-        self._http = httpx.Client(
-            **http_options(
-                token=token, auth=auth, ca_cert=ca_cert, timeout=timeout,
-                connect_timeout=connect_timeout, trust_env=trust_env,
-            )
-        )
+    _HTTP = httpx.Client
+    _http: httpx.Client
 
     # I/O: the only part that differs from AsyncClient.
 
@@ -122,16 +102,6 @@ class Client:
                 return stop.value
 
     # Public API.
-
-    @property
-    def nodes(self) -> list[str]:
-        """The nodes' base URLs, in the order given."""
-        return list(self._nodes.bases)
-
-    @property
-    def current_node(self) -> str:
-        """The node the next request goes to first (the last that answered)."""
-        return self._nodes.bases[self._nodes.good]
 
     def rdd(self, name: str) -> "RDD":
         """A handle on the shared RDD ``name`` (no request is sent)."""
@@ -335,15 +305,7 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
             LoadFailed: the load ended in state ``failed``.
             Busy: a load is already running.
         """
-        bar: Optional[ProgressBar] = None
-        cb: Optional[Callable[[LoadStatus], None]]
-        if progress is True and wait:
-            bar = ProgressBar(self.name)
-            cb = bar
-        elif callable(progress):
-            cb = progress
-        else:
-            cb = None
+        bar, cb = progress_callback(self.name, progress, wait)
         try:
             return self._run(  # type: ignore[no-any-return]
                 self._ops.load(

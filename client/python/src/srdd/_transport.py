@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence, Union
 import httpx
 
 from ._errors import ConnectionFailed, OutcomeUnknown, SrddError
-from ._model import Request
+from ._model import Ops, Request
 from ._version import __version__
 
 Nodes = Union[str, Sequence[str]]
@@ -115,3 +115,46 @@ def maybe_sent_error(req: Request, base: str, err: BaseException) -> SrddError:
         code="outcome_unknown",
         idempotency_key=req.retry_key,
     )
+
+
+class ClientBase:
+    """What :class:`srdd.Client` and :class:`srdd.AsyncClient` share: their
+    arguments (documented on :class:`srdd.Client`), the nodes they fail over
+    between, the operations (``_model.Ops``) and an httpx client of the
+    subclass's kind (``_HTTP``)."""
+
+    _HTTP: Any  # httpx.Client or httpx.AsyncClient
+    _http: Any
+
+    def __init__(
+        self,
+        nodes: Nodes = "http://127.0.0.1:8998",
+        *,
+        token: Optional[str] = None,
+        auth: Optional[tuple[str, str]] = None,
+        ca_cert: Optional[str] = None,
+        timeout: float = 300.0,
+        connect_timeout: float = 5.0,
+        retry_timeout: float = 30.0,
+        consistency: Optional[str] = None,
+        trust_env: bool = True,
+        max_batch_keys: int = 10_000,
+    ) -> None:
+        self._nodes = Nodes_(parse_nodes(nodes, https=ca_cert is not None))
+        self._ops = Ops(retry_timeout=retry_timeout, consistency=consistency, max_batch_keys=max_batch_keys)
+        self._http = self._HTTP(
+            **http_options(
+                token=token, auth=auth, ca_cert=ca_cert, timeout=timeout,
+                connect_timeout=connect_timeout, trust_env=trust_env,
+            )
+        )
+
+    @property
+    def nodes(self) -> list[str]:
+        """The nodes' base URLs, in the order given."""
+        return list(self._nodes.bases)
+
+    @property
+    def current_node(self) -> str:
+        """The node the next request goes to first (the last that answered)."""
+        return self._nodes.bases[self._nodes.good]
