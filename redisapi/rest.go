@@ -89,6 +89,12 @@ func errorOf(status int, body []byte, rdd string) restErr {
 		return restErr("NOPERM " + msg)
 	case e.Error.Code == "rdd_not_found":
 		return restErr("ERR no such shared RDD '" + rdd + "'")
+	case status == http.StatusServiceUnavailable && e.Error.Code != "outcome_unknown":
+		// The RDD's session is starting or recovering, or its node is
+		// down a moment: Redis's LOADING, which clients retry after a
+		// pause (go-redis does by itself). A write whose outcome is
+		// unknown is not retried for the caller: it is an ERR.
+		return restErr("LOADING " + msg)
 	}
 	return restErr("ERR " + msg)
 }

@@ -112,3 +112,24 @@ func TestServerLargeRepliesLate(t *testing.T) {
 		}
 	}
 }
+
+// TestServerErrors: the REST refusals become Redis's error codes.
+func TestServerErrors(t *testing.T) {
+	f := func(status int, body, want string) {
+		t.Helper()
+		api := &fakeAPI{status: status, body: body, calls: make(chan string, 16)}
+		_, addr := serve(t, Config{API: api})
+		c, r := dial(t, addr)
+		_, _ = io.WriteString(c, "SET states:ak Alaska\r\n")
+		if line, _ := r.ReadString('\n'); line != want+"\r\n" {
+			t.Fatalf("%d %s: %q, want %q", status, body, line, want)
+		}
+	}
+	f(401, `{"error":{"code":"unauthorized","message":"unknown token"}}`, "-NOAUTH unknown token")
+	f(403, `{"error":{"code":"forbidden","message":"no write"}}`, "-NOPERM no write")
+	f(404, `{"error":{"code":"rdd_not_found","message":"x"}}`, "-ERR no such shared RDD 'states'")
+	f(400, `{"error":{"code":"invalid","message":"key too long\nreally"}}`, "-ERR key too long really")
+	f(503, `{"error":{"code":"starting","message":"session 0 is starting"}}`, "-LOADING session 0 is starting")
+	f(503, `{"error":{"code":"outcome_unknown","message":"logged, answer lost"}}`, "-ERR logged, answer lost")
+	f(500, `not json`, "-ERR Internal Server Error")
+}
