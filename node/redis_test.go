@@ -305,6 +305,10 @@ func TestRedisHostileKeys(t *testing.T) {
 			t.Fatalf("REST GET %q = %s", k, b)
 		}
 	}
+	// Hostile RDD names stay names: no path of another route is reached.
+	for _, name := range []string{".", "..", "a/b", "%2e%2e", "x?y", "#", "..%2F..%2Fv1%2Fcluster", "sessions"} {
+		wantErr(t, "SET of RDD "+name, rc.Set(ctx, name+":k", "v", 0).Err(), "ERR no such shared RDD '"+name+"'")
+	}
 }
 
 // rawRedis sends raw bytes to the Redis port and returns what comes
