@@ -61,6 +61,10 @@ const (
 	// read from one burst of a pipelining client before they run.
 	maxPipeline   = 1024
 	pipelineBytes = 4 << 20
+	// argOverhead is what an argument costs beyond its bytes (its slice
+	// header and allocation), counted against pipelineBytes so a burst of
+	// empty arguments is bounded too.
+	argOverhead = 32
 	// Before AUTH, on a node with auth, a command is small (as Redis
 	// bounds unauthenticated clients).
 	preAuthArgs  = 16
@@ -146,9 +150,14 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		if s.nconns.Add(1) > int64(s.cfg.MaxConns) {
 			s.nconns.Add(-1)
-			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = io.WriteString(nc, "-ERR max number of clients reached\r\n")
-			_ = nc.Close()
+			// Off the accept loop and under a deadline both ways: on a
+			// TLS connection the write first runs the handshake, which
+			// reads, and a silent client would hold the loop.
+			go func() {
+				_ = nc.SetDeadline(time.Now().Add(time.Second))
+				_, _ = io.WriteString(nc, "-ERR max number of clients reached\r\n")
+				_ = nc.Close()
+			}()
 			continue
 		}
 		c := s.newConn(nc)
@@ -280,7 +289,7 @@ func (s *Server) serveConn(c *conn) {
 			}
 			batch = append(batch, args)
 			for _, a := range args {
-				size += len(a)
+				size += len(a) + argOverhead // an empty argument is not free
 			}
 			// Before AUTH each command runs alone: what follows it is
 			// read under the limits its outcome sets.

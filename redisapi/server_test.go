@@ -2,6 +2,7 @@ package redisapi
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/internal/peerid/peeridtest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -132,4 +134,43 @@ func TestServerErrors(t *testing.T) {
 	f(503, `{"error":{"code":"starting","message":"session 0 is starting"}}`, "-LOADING session 0 is starting")
 	f(503, `{"error":{"code":"outcome_unknown","message":"logged, answer lost"}}`, "-ERR logged, answer lost")
 	f(500, `not json`, "-ERR Internal Server Error")
+}
+
+// TestServerCapDoesNotWaitForASilentTLSClient: at the cap, a TCP client
+// that never starts its TLS handshake must not hold the accept loop (the
+// refusal's write runs the handshake, which reads): a later client is
+// still refused at once.
+func TestServerCapDoesNotWaitForASilentTLSClient(t *testing.T) {
+	ca := peeridtest.NewCA(t, "redis-test-ca")
+	f := ca.Node(t, "n1")
+	kp, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &fakeAPI{status: 200, body: `{}`, calls: make(chan string, 16)}
+	_, addr := serve(t, Config{API: api, MaxConns: 1, TLS: &tls.Config{Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS12}})
+	client := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // a test client of a test certificate
+	first, err := tls.Dial("tcp", addr, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	_ = first.SetDeadline(time.Now().Add(30 * time.Second))
+	_, _ = io.WriteString(first, "PING\r\n")
+	if line, _ := bufio.NewReader(first).ReadString('\n'); line != "+PONG\r\n" {
+		t.Fatalf("the first client: %q", line)
+	}
+	silent, _ := dial(t, addr) // over the cap, and it never speaks
+	defer silent.Close()
+	late, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	_ = late.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := tls.Client(late, client)
+	line, err := bufio.NewReader(tc).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "-ERR max number of clients reached") {
+		t.Fatalf("a client after a silent one, over the cap: %q %v; want refused at once", line, err)
+	}
 }
