@@ -200,9 +200,21 @@ func (c *conn) setRun(batch [][][]byte) int {
 		items[k], _ = jsonString(batch[i][2]) // a key set twice: the last value, as in order
 	}
 	began := time.Now()
-	if err := c.setMany(rdd, items); err != nil {
-		for _, args := range batch[:len(keys)] {
-			c.command(args)
+	if status, err := c.setManyStatus(rdd, items); err != nil {
+		if status/100 == 4 {
+			// Refused whole: nothing was written, and each SET runs
+			// alone for its own answer.
+			for _, args := range batch[:len(keys)] {
+				c.command(args)
+			}
+		} else {
+			// Not refused (e.g. the outcome is unknown, or the node is
+			// busy): the batch may have been applied, so no SET is sent
+			// again; each gets the batch's error.
+			for range keys {
+				c.w.Error(err.Error())
+			}
+			c.s.metrics.observeN("SET", len(keys), "error", time.Since(began))
 		}
 		return len(keys)
 	}

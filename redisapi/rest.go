@@ -51,23 +51,30 @@ func (c *conn) rest(method, uri string, body []byte) (int, []byte) {
 // restJSON makes a call and decodes a 2xx answer into out (if set); any
 // other answer is a restErr about rdd.
 func (c *conn) restJSON(method, uri string, in, out any, rdd string) error {
+	_, err := c.restJSONStatus(method, uri, in, out, rdd)
+	return err
+}
+
+// restJSONStatus is restJSON that also returns the answer's status (0 if
+// the call was not made).
+func (c *conn) restJSONStatus(method, uri string, in, out any, rdd string) (int, error) {
 	var body []byte
 	if in != nil {
 		var err error
 		if body, err = json.Marshal(in); err != nil {
-			return restErr("ERR " + err.Error())
+			return 0, restErr("ERR " + err.Error())
 		}
 	}
 	status, resp := c.rest(method, uri, body)
 	if status/100 != 2 {
-		return errorOf(status, resp, rdd)
+		return status, errorOf(status, resp, rdd)
 	}
 	if out != nil && len(resp) > 0 {
 		if err := json.Unmarshal(resp, out); err != nil {
-			return restErr("ERR cannot read the node's answer: " + err.Error())
+			return status, restErr("ERR cannot read the node's answer: " + err.Error())
 		}
 	}
-	return nil
+	return status, nil
 }
 
 func (e restErr) Error() string { return string(e) }
@@ -115,7 +122,13 @@ func (c *conn) getMany(rdd string, keys []string) (map[string]json.RawMessage, e
 
 // setMany writes items to rdd, all or none.
 func (c *conn) setMany(rdd string, items map[string]json.RawMessage) error {
-	return c.restJSON("POST", rddPath(rdd, "set"), map[string]any{"items": items}, nil, rdd)
+	_, err := c.setManyStatus(rdd, items)
+	return err
+}
+
+// setManyStatus is setMany that also returns the REST answer's status.
+func (c *conn) setManyStatus(rdd string, items map[string]json.RawMessage) (int, error) {
+	return c.restJSONStatus("POST", rddPath(rdd, "set"), map[string]any{"items": items}, nil, rdd)
 }
 
 // deleteMany deletes keys of rdd and returns how many there were.
