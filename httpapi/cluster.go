@@ -179,15 +179,23 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 		resp.CopyTo(&ctx.Response)
 	}
 	handoff.Unlock()
+	readOnly := ctx.IsGet() || ctx.IsHead()
 	switch {
+	case down && !readOnly:
+		// The call reached the owner, which may still apply it: not a
+		// refusal, so no Retry-After (a client must not just resend it).
+		ctx.Response.Reset()
+		writeError(ctx, http.StatusServiceUnavailable, "outcome_unknown",
+			fmt.Sprintf("%s is on node %s (%s), which was marked down while this request waited for it; the request may still take effect there", what, id, m.HTTPAddr))
 	case down:
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
-		msg := fmt.Sprintf("%s is on node %s (%s), which was marked down while this request waited for it", what, id, m.HTTPAddr)
-		if !ctx.IsGet() && !ctx.IsHead() {
-			msg += "; the request may still take effect there"
-		}
-		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable", msg)
+		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable",
+			fmt.Sprintf("%s is on node %s (%s), which was marked down while this request waited for it", what, id, m.HTTPAddr))
+	case err != nil && !readOnly && errors.Is(err, fasthttp.ErrTimeout):
+		ctx.Response.Reset()
+		writeError(ctx, http.StatusServiceUnavailable, "outcome_unknown",
+			fmt.Sprintf("%s is on node %s (%s), which did not answer in time; the request may still take effect there: %v", what, id, m.HTTPAddr, err))
 	case err != nil:
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
@@ -215,6 +223,11 @@ func (s *Server) awaitForward(done <-chan error, id string) (err error, down boo
 		case <-s.base.Done():
 			return errors.New("this node is shutting down"), false
 		case <-t.C:
+			select {
+			case err := <-done: // an answer that came with the tick wins
+				return err, false
+			default:
+			}
 			if m, ok := s.cfg.Cluster.Member(id); !ok || m.Status == cluster.NodeDown || m.Status == cluster.NodeRemoved {
 				return nil, true
 			}
