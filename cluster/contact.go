@@ -140,15 +140,17 @@ func (n *Node) checkContact() {
 
 // watchPause notices that this process stopped running for longer than
 // half of DownAfter (its ticker fell behind): FreshRead then confirms the
-// registry with the leader before the next read. The flag is set before
-// lastTick moves on, and FreshRead reads them in the other order, so a
-// read never misses a pause. The gap is measured with time.Now, not the
-// tick's value: since Go 1.23 a late tick carries the time it was due,
-// so a tick overdue by the whole pause looked punctual and the pause went
-// unnoticed whenever this goroutine ran before the first read.
+// registry with the leader before the next read. pauses is counted up
+// before lastTick moves on, and FreshRead reads them in the other order,
+// so a read never misses a pause. The gap is measured on the monotonic
+// clock (monoNow: a wall clock stepped back during the pause hides
+// nothing), never with the tick's value: since Go 1.23 a late tick
+// carries the time it was due, so a tick overdue by the whole pause
+// looked punctual and the pause went unnoticed whenever this goroutine
+// ran before the first read.
 func (n *Node) watchPause() {
 	defer n.wg.Done()
-	n.lastTick.Store(time.Now().UnixNano())
+	n.lastTick.Store(monoNow())
 	t := time.NewTicker(pauseTick)
 	defer t.Stop()
 	for {
@@ -156,14 +158,20 @@ func (n *Node) watchPause() {
 		case <-n.stop:
 			return
 		case <-t.C:
-			now := time.Now()
-			if now.Sub(time.Unix(0, n.lastTick.Load())) > n.cfg.DownAfter/2 {
-				n.suspect.Store(true)
+			now := monoNow()
+			if time.Duration(now-n.lastTick.Load()) > n.cfg.DownAfter/2 {
+				n.pauses.Add(1)
 			}
-			n.lastTick.Store(now.UnixNano())
+			n.lastTick.Store(now)
 		}
 	}
 }
+
+// processStart is the origin of monoNow.
+var processStart = time.Now()
+
+// monoNow is the time since this process started, on the monotonic clock.
+func monoNow() int64 { return int64(time.Since(processStart)) }
 
 // pauseTick is watchPause's period.
 const pauseTick = 100 * time.Millisecond
@@ -179,19 +187,30 @@ func (n *Node) FreshRead(ctx context.Context) error {
 		return err
 	}
 	lease := n.cfg.DownAfter / 2
-	// lastTick first, then suspect: watchPause sets suspect before it
-	// moves lastTick on, so one of the two shows a pause.
-	last := time.Unix(0, n.lastTick.Load())
-	if time.Since(last) > lease || n.suspect.Load() {
+	// lastTick first, then pauses: watchPause counts a pause before it
+	// moves lastTick on, so one of the two shows it.
+	last := n.lastTick.Load()
+	p := n.pauses.Load()
+	gap := time.Duration(monoNow()-last) > lease
+	if gap || p != n.cleared.Load() {
 		// This process did not run for a while (SIGSTOP, a frozen VM): what
 		// it received meanwhile, even a "fresh" heartbeat still buffered
 		// in its socket, may be old. Ask the leader (a quorum, if this node
 		// believes it leads) before serving again.
-		n.suspect.Store(true)
+		if gap { // noticed here before watchPause did
+			p = n.pauses.Add(1)
+		}
 		if err := n.ReadBarrier(); err != nil {
 			return fmt.Errorf("%w: this node was not running for a while and cannot confirm the registry with the leader: %v", ErrNoLeader, err)
 		}
-		n.suspect.Store(false)
+		// The barrier covers the pauses counted before it began; one
+		// noticed meanwhile (the process stopped again) needs its own.
+		for {
+			c := n.cleared.Load()
+			if c >= p || n.cleared.CompareAndSwap(c, p) {
+				break
+			}
+		}
 		return nil
 	}
 	// A follower that was not paused serves as before: waiting here to

@@ -27,7 +27,7 @@ func (n *Node) startHealthWatch() {
 		return false
 	})
 	n.raft.RegisterObserver(n.observer)
-	n.lastTick.Store(time.Now().UnixNano())
+	n.lastTick.Store(monoNow())
 	n.wg.Add(2)
 	go n.watchPause()
 	go func() {

@@ -169,9 +169,12 @@ type Node struct {
 	disk *DiskGuard
 	// contact: when each peer last answered the leader (contact.go).
 	contact peerContact
-	// lastTick and suspect: watchPause's record of this process running.
+	// watchPause's record of this process running: lastTick (monoNow of
+	// its last tick), pauses (how many pauses were noticed) and cleared
+	// (the pauses a passed read barrier covers; FreshRead).
 	lastTick atomic.Int64
-	suspect  atomic.Bool
+	pauses   atomic.Uint64
+	cleared  atomic.Uint64
 	// bootstrapped: this Open made a new one-node cluster.
 	bootstrapped bool
 	// nudging/nudgeAgain: see nudgeFollowers.
