@@ -315,6 +315,12 @@ type chanListener struct {
 func (l chanListener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.m.httpCh:
+		select {
+		case <-l.m.httpDone: // closed meanwhile: select picked at random
+			c.Close()
+			return nil, net.ErrClosed
+		default:
+		}
 		return c, nil
 	case <-l.m.closed:
 		return nil, net.ErrClosed
