@@ -50,7 +50,7 @@ func TestSlowClients(t *testing.T) {
 		if err != nil {
 			return "", err
 		}
-		for { // the rest of the head, then the body it announces
+		for { // the rest of the head; the body is left unread (no connection reads a second answer)
 			h, err := br.ReadString('\n')
 			if err != nil {
 				return "", err
