@@ -86,8 +86,9 @@ func (f *forwarder) client(id, addr string) *fasthttp.HostClient {
 			c = &fasthttp.HostClient{
 				Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
 				ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
-				Dial:       func(string) (net.Conn, error) { return f.peers.DialPeer(id, 10*time.Second) },
-				RetryIfErr: retryForward,
+				DisablePathNormalizing: true, // the owner routes the path the client sent
+				Dial:                   func(string) (net.Conn, error) { return f.peers.DialPeer(id, 10*time.Second) },
+				RetryIfErr:             retryForward,
 			}
 			f.clients["peer/"+id] = c
 		}
@@ -98,7 +99,10 @@ func (f *forwarder) client(id, addr string) *fasthttp.HostClient {
 		c = &fasthttp.HostClient{
 			Addr: addr, MaxConns: 512, MaxIdleConnDuration: time.Minute,
 			ReadTimeout: proxyTimeout, WriteTimeout: time.Minute,
-			Dial: dialChecked, RetryIfErr: retryForward,
+			// Sent as the client sent it: a normalised path turned a key
+			// with an encoded slash or dot segment into another route.
+			DisablePathNormalizing: true,
+			Dial:                   dialChecked, RetryIfErr: retryForward,
 			IsTLS: f.tls != nil, TLSConfig: f.tls,
 		}
 		f.clients[addr] = c
