@@ -22,9 +22,8 @@ from ._model import (
     Response,
     SaveResult,
     Sleep,
-    progress_callback,
 )
-from ._transport import NOT_SENT, ClientBase, maybe_sent_error, not_sent_error
+from ._transport import ClientBase
 
 
 class AsyncClient(ClientBase):
@@ -42,23 +41,12 @@ class AsyncClient(ClientBase):
 
     async def _send(self, req: Request) -> Response:
         last: Optional[BaseException] = None
-        for at in self._nodes.order(req):
-            base = self._nodes.bases[at]
+        for at, base in self._tries(req):
             try:
-                r = await self._http.request(
-                    req.method, base + req.path, params=req.params, content=req.body, headers=req.headers()
-                )
-            except NOT_SENT as e:
-                last = e
-                continue
+                return self._answered(at, await self._http.request(**self._request_args(req, base)))
             except httpx.TransportError as e:
-                if not req.idempotent:
-                    raise maybe_sent_error(req, base, e) from e
-                last = e
-                continue
-            self._nodes.answered(at)
-            return Response(r.status_code, r.headers, r.content)
-        raise not_sent_error(self._nodes.bases, last) from last
+                last = self._failed(req, base, e)
+        raise self._none_answered(last) from last
 
     async def _step(self, step: Any) -> Any:
         if isinstance(step, Request):
@@ -68,28 +56,34 @@ class AsyncClient(ClientBase):
         return None
 
     async def _run(self, op: Op) -> Any:
-        sent: Any = None
-        while True:
-            try:
-                step = op.send(sent)
-            except StopIteration as stop:
-                return stop.value
-            if isinstance(step, Out):
-                raise RuntimeError("srdd: an operation produced items outside a scan")
-            sent = await self._step(step)
+        try:
+            sent: Any = None
+            while True:
+                try:
+                    step = op.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                if isinstance(step, Out):
+                    raise RuntimeError("srdd: an operation produced items outside a scan")
+                sent = await self._step(step)
+        finally:
+            op.close()  # e.g. a load's progress bar, when the I/O raised
 
     async def _iter(self, op: Op) -> AsyncIterator[Any]:
-        sent: Any = None
-        while True:
-            try:
-                step = op.send(sent)
-            except StopIteration:
-                return
-            if isinstance(step, Out):
-                sent = None
-                yield step.value
-            else:
-                sent = await self._step(step)
+        try:
+            sent: Any = None
+            while True:
+                try:
+                    step = op.send(sent)
+                except StopIteration:
+                    return
+                if isinstance(step, Out):
+                    sent = None
+                    yield step.value
+                else:
+                    sent = await self._step(step)
+        finally:
+            op.close()  # e.g. a load's progress bar, when the I/O raised
 
     def rdd(self, name: str) -> "AsyncRDD":
         """A handle on the shared RDD ``name`` (no request is sent)."""
@@ -206,17 +200,12 @@ class AsyncRDD:
         timeout: Optional[float] = None,
     ) -> LoadStatus:
         """See :meth:`srdd.RDD.load`."""
-        bar, cb = progress_callback(self.name, progress, wait)
-        try:
-            return await self.client._run(  # type: ignore[no-any-return]
-                self._ops.load(
-                    self.name, path, fmt, mode=mode, key_column=key_column, value_column=value_column,
-                    wait=wait, poll=poll, on_status=cb, timeout=timeout,
-                )
+        return await self.client._run(  # type: ignore[no-any-return]
+            self._ops.load(
+                self.name, path, fmt, mode=mode, key_column=key_column, value_column=value_column,
+                progress=progress, wait=wait, poll=poll, timeout=timeout,
             )
-        finally:
-            if bar is not None:
-                bar.close()
+        )
 
     async def save(self, path: str, fmt: Optional[str] = None, *, overwrite: bool = False) -> SaveResult:
         return await self.client._run(self._ops.save(self.name, path, fmt, overwrite))  # type: ignore[no-any-return]

@@ -474,40 +474,48 @@ class Ops:
         mode: Optional[str] = None,
         key_column: Optional[str] = None,
         value_column: Optional[str] = None,
+        progress: Union[bool, Callable[[LoadStatus], None]] = True,
         wait: bool = True,
         poll: float = 0.5,
-        on_status: Optional[Callable[[LoadStatus], None]] = None,
         timeout: Optional[float] = None,
     ) -> Op:
         """Starts a load; with wait, polls the RDD until the load is over and
         (durable RDDs) its checkpoint is recorded, or raises TimeoutError
-        after timeout seconds (the load goes on). -> the last LoadStatus."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        body: dict[str, Any] = {"path": path}
-        for k, v in (("format", fmt), ("mode", mode), ("key_column", key_column), ("value_column", value_column)):
-            if v is not None:
-                body[k] = v
-        d = yield from self._call(Request("POST", rdd_path(name) + "/load", body=_json(body)))
-        st = LoadStatus.from_json(d or {})
-        if on_status is not None:
-            on_status(st)
-        if not wait:
-            return st
-        while True:
-            info = yield from self.describe(name)
-            if info.load is not None:
-                st = info.load
-                if on_status is not None:
-                    on_status(st)
-            if st.state == "failed":
-                raise LoadFailed(f"load of {st.path} failed: {st.error}", code="load_failed")
-            if st.state != "running" and info.state != "loading":
+        after timeout seconds (the load goes on). -> the last LoadStatus.
+        progress is the clients' (see :func:`progress_callback`); a bar is
+        closed when the operation ends (a driver closes an operation it
+        leaves on an error of its own)."""
+        bar, on_status = progress_callback(name, progress, wait)
+        try:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            body: dict[str, Any] = {"path": path}
+            for k, v in (("format", fmt), ("mode", mode), ("key_column", key_column), ("value_column", value_column)):
+                if v is not None:
+                    body[k] = v
+            d = yield from self._call(Request("POST", rdd_path(name) + "/load", body=_json(body)))
+            st = LoadStatus.from_json(d or {})
+            if on_status is not None:
+                on_status(st)
+            if not wait:
                 return st
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"load of {st.path} into {name!r} still {st.state} ({info.state}) after {timeout} s: {info.message}"
-                )
-            yield Sleep(poll)
+            while True:
+                info = yield from self.describe(name)
+                if info.load is not None:
+                    st = info.load
+                    if on_status is not None:
+                        on_status(st)
+                if st.state == "failed":
+                    raise LoadFailed(f"load of {st.path} failed: {st.error}", code="load_failed")
+                if st.state != "running" and info.state != "loading":
+                    return st
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(
+                        f"load of {st.path} into {name!r} still {st.state} ({info.state}) after {timeout} s: {info.message}"
+                    )
+                yield Sleep(poll)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def save(self, name: str, path: str, fmt: Optional[str], overwrite: bool) -> Op:
         body: dict[str, Any] = {"path": path, "overwrite": overwrite}

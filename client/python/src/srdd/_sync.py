@@ -21,9 +21,8 @@ from ._model import (
     Response,
     SaveResult,
     Sleep,
-    progress_callback,
 )
-from ._transport import NOT_SENT, ClientBase, maybe_sent_error, not_sent_error
+from ._transport import ClientBase
 
 _MISSING = object()
 
@@ -60,38 +59,30 @@ class Client(ClientBase):
 
     def _send(self, req: Request) -> Response:
         last: Optional[BaseException] = None
-        for at in self._nodes.order(req):
-            base = self._nodes.bases[at]
+        for at, base in self._tries(req):
             try:
-                r = self._http.request(
-                    req.method, base + req.path, params=req.params, content=req.body, headers=req.headers()
-                )
-            except NOT_SENT as e:
-                last = e
-                continue
+                return self._answered(at, self._http.request(**self._request_args(req, base)))
             except httpx.TransportError as e:
-                if not req.idempotent:
-                    raise maybe_sent_error(req, base, e) from e
-                last = e
-                continue
-            self._nodes.answered(at)
-            return Response(r.status_code, r.headers, r.content)
-        raise not_sent_error(self._nodes.bases, last) from last
+                last = self._failed(req, base, e)
+        raise self._none_answered(last) from last
 
     def _drive(self, op: Op) -> Iterator[Any]:
-        sent: Any = None
-        while True:
-            try:
-                step = op.send(sent)
-            except StopIteration as stop:
-                return stop.value
-            sent = None
-            if isinstance(step, Request):
-                sent = self._send(step)
-            elif isinstance(step, Sleep):
-                time.sleep(step.seconds)
-            elif isinstance(step, Out):
-                yield step.value
+        try:
+            sent: Any = None
+            while True:
+                try:
+                    step = op.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                sent = None
+                if isinstance(step, Request):
+                    sent = self._send(step)
+                elif isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                elif isinstance(step, Out):
+                    yield step.value
+        finally:
+            op.close()  # e.g. a load's progress bar, when the I/O raised
 
     def _run(self, op: Op) -> Any:
         it = self._drive(op)
@@ -305,17 +296,12 @@ class RDD(MutableMapping):  # type: ignore[type-arg]
             LoadFailed: the load ended in state ``failed``.
             Busy: a load is already running.
         """
-        bar, cb = progress_callback(self.name, progress, wait)
-        try:
-            return self._run(  # type: ignore[no-any-return]
-                self._ops.load(
-                    self.name, path, fmt, mode=mode, key_column=key_column, value_column=value_column,
-                    wait=wait, poll=poll, on_status=cb, timeout=timeout,
-                )
+        return self._run(  # type: ignore[no-any-return]
+            self._ops.load(
+                self.name, path, fmt, mode=mode, key_column=key_column, value_column=value_column,
+                progress=progress, wait=wait, poll=poll, timeout=timeout,
             )
-        finally:
-            if bar is not None:
-                bar.close()
+        )
 
     def save(self, path: str, fmt: Optional[str] = None, *, overwrite: bool = False) -> SaveResult:
         """Writes the data to path (a directory of part files in a file

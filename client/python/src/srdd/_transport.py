@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Iterator
 from typing import Any, Optional, Sequence, Union
 
 import httpx
 
 from ._errors import ConnectionFailed, OutcomeUnknown, SrddError
-from ._model import Ops, Request
+from ._model import Ops, Request, Response
 from ._version import __version__
 
 Nodes = Union[str, Sequence[str]]
@@ -158,3 +159,34 @@ class ClientBase:
     def current_node(self) -> str:
         """The node the next request goes to first (the last that answered)."""
         return self._nodes.bases[self._nodes.good]
+
+    # One request's tries, the same for both clients: only the I/O in their
+    # _send loops (blocking or awaited) differs.
+
+    def _tries(self, req: Request) -> Iterator[tuple[int, str]]:
+        """(index, base URL) of each node to try req on, in order."""
+        for at in self._nodes.order(req):
+            yield at, self._nodes.bases[at]
+
+    @staticmethod
+    def _request_args(req: Request, base: str) -> dict[str, Any]:
+        """Keyword arguments of httpx's request() for req sent to base."""
+        return {"method": req.method, "url": base + req.path, "params": req.params,
+                "content": req.body, "headers": req.headers()}
+
+    def _answered(self, at: int, r: httpx.Response) -> Response:
+        """The node at index at answered r: the next request goes there first."""
+        self._nodes.answered(at)
+        return Response(r.status_code, r.headers, r.content)
+
+    @staticmethod
+    def _failed(req: Request, base: str, err: httpx.TransportError) -> httpx.TransportError:
+        """A try that failed: err is returned when the next node may take
+        the request (it was not sent, or it is a read); a write that may
+        have reached base raises OutcomeUnknown."""
+        if not isinstance(err, NOT_SENT) and not req.idempotent:
+            raise maybe_sent_error(req, base, err) from err
+        return err
+
+    def _none_answered(self, last: Optional[BaseException]) -> SrddError:
+        return not_sent_error(self._nodes.bases, last)
