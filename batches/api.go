@@ -18,7 +18,7 @@ import (
 type View struct {
 	ID        int64           `json:"id"`
 	Name      *string         `json:"name"`
-	Owner     *string         `json:"owner"`
+	Principal *string         `json:"owner"` // Livy's name for the principal that created it
 	ProxyUser *string         `json:"proxyUser"`
 	State     string          `json:"state"`
 	AppID     *string         `json:"appId"`
@@ -29,7 +29,7 @@ type View struct {
 }
 
 func (m *Manager) view(b cluster.Batch) View {
-	v := View{ID: b.ID, Name: livyapp.OrNil(b.Name), Owner: livyapp.OrNil(b.Owner), ProxyUser: livyapp.OrNil(b.ProxyUser),
+	v := View{ID: b.ID, Name: livyapp.OrNil(b.Name), Principal: livyapp.OrNil(b.Principal), ProxyUser: livyapp.OrNil(b.ProxyUser),
 		State: b.State, AppID: livyapp.OrNil(b.AppID), Node: b.Node, Reason: b.Reason, Log: []string{}}
 	v.AppInfo.SparkUIURL = livyapp.OrNil(b.SparkUIURL)
 	if mem, ok := m.reg.Member(b.Node); ok && mem.HTTPAddr != "" {

@@ -1,6 +1,6 @@
 // Package batches runs Livy batches: a client's application file run by
 // the spark-submit bundled with pyspark, against the node's Spark master.
-// The record of each batch (state, app id, owner) lives in the Raft
+// The record of each batch (state, app id, principal) lives in the Raft
 // registry (cluster/batches.go); the driver process and its log live on
 // the node the batch was placed on (docs/ARCHITECTURE.md, "Batches").
 package batches
@@ -164,8 +164,8 @@ type Request struct {
 	// Livy's ACLs, as for sessions (srdd's extension of the body).
 	ViewUsers   []string `json:"viewUsers"`
 	ModifyUsers []string `json:"modifyUsers"`
-	// Owner is the authenticated principal (set by the HTTP layer).
-	Owner string `json:"-"`
+	// Principal is the authenticated principal (set by the HTTP layer).
+	Principal string `json:"-"`
 }
 
 // Bounds of a request, beyond the body size limit of the HTTP layer.
@@ -277,7 +277,7 @@ func (m *Manager) Create(req Request) (View, error) {
 	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateBatch, Body: &cluster.CreateBatch{
 		Name: req.Name, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), ProxyUser: req.ProxyUser,
-		Owner: req.Owner, ViewUsers: req.ViewUsers, ModifyUsers: req.ModifyUsers,
+		Principal: req.Principal, ViewUsers: req.ViewUsers, ModifyUsers: req.ModifyUsers,
 	}})
 	if err != nil {
 		return View{}, err

@@ -107,11 +107,11 @@ func (f *fixture) wait(t *testing.T, id int64, state string) cluster.Batch {
 
 func TestBatchRunsToSuccessWithItsLog(t *testing.T) {
 	f := newFixture(t, nil)
-	v, err := f.m.Create(Request{File: f.app(t, "ok.py", "ok"), Name: "etl", Owner: "ana", Conf: map[string]string{"spark.sql.shuffle.partitions": "2"}})
+	v, err := f.m.Create(Request{File: f.app(t, "ok.py", "ok"), Name: "etl", Principal: "ana", Conf: map[string]string{"spark.sql.shuffle.partitions": "2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.State != cluster.BatchStarting || v.Name == nil || *v.Name != "etl" || *v.Owner != "ana" ||
+	if v.State != cluster.BatchStarting || v.Name == nil || *v.Name != "etl" || *v.Principal != "ana" ||
 		v.AppInfo.DriverLogURL == nil || *v.AppInfo.DriverLogURL != "http://127.0.0.1:8998/batches/0/log" {
 		t.Fatalf("new batch = %+v", v)
 	}

@@ -38,7 +38,7 @@ type Batch struct {
 	SparkUIURL string `msgpack:"spark_ui,omitempty" json:"spark_ui,omitempty"`
 	ProxyUser  string `msgpack:"proxy_user,omitempty" json:"proxy_user,omitempty"`
 	// Access, as for sessions (CreateSession).
-	Owner       string   `msgpack:"owner,omitempty" json:"owner,omitempty"`
+	Principal   string   `msgpack:"owner,omitempty" json:"owner,omitempty"`
 	ViewUsers   []string `msgpack:"view_users,omitempty" json:"view_users,omitempty"`
 	ModifyUsers []string `msgpack:"modify_users,omitempty" json:"modify_users,omitempty"`
 }
@@ -56,7 +56,7 @@ type CreateBatch struct {
 	Node        string   `msgpack:"node"`
 	CreatedAt   int64    `msgpack:"created_at"`
 	ProxyUser   string   `msgpack:"proxy_user,omitempty"`
-	Owner       string   `msgpack:"owner,omitempty"`
+	Principal   string   `msgpack:"owner,omitempty"`
 	ViewUsers   []string `msgpack:"view_users,omitempty"`
 	ModifyUsers []string `msgpack:"modify_users,omitempty"`
 }
@@ -72,8 +72,8 @@ func (b *CreateBatch) validate() error {
 			return err
 		}
 	}
-	if len(b.ViewUsers)+len(b.ModifyUsers) > 256 || len(b.Owner) > 128 || len(b.ProxyUser) > 128 {
-		return fmt.Errorf("batch owner, proxy user or user lists are too long")
+	if len(b.ViewUsers)+len(b.ModifyUsers) > 256 || len(b.Principal) > 128 || len(b.ProxyUser) > 128 {
+		return fmt.Errorf("batch principal, proxy user or user lists are too long")
 	}
 	return nil
 }
@@ -128,7 +128,7 @@ func (s *State) applyCreateBatch(b *CreateBatch, _ uint64) (any, error) {
 	id := s.NextBatchID
 	s.NextBatchID++
 	s.Batches[id] = &Batch{ID: id, Name: b.Name, Node: b.Node, State: BatchStarting, CreatedAt: b.CreatedAt,
-		UpdatedAt: b.CreatedAt, ProxyUser: b.ProxyUser, Owner: b.Owner, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}
+		UpdatedAt: b.CreatedAt, ProxyUser: b.ProxyUser, Principal: b.Principal, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}
 	return id, nil
 }
 

@@ -22,7 +22,7 @@ func TestBatchRules(t *testing.T) {
 		}
 		return v
 	}
-	if id := f(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 1, Owner: "ana"}, nil); id != int64(0) {
+	if id := f(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 1, Principal: "ana"}, nil); id != int64(0) {
 		t.Fatalf("first batch id = %v, want 0", id)
 	}
 	f(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n2"}, ErrBatchExists)
@@ -39,7 +39,7 @@ func TestBatchRules(t *testing.T) {
 	f(CmdSetBatchState, &SetBatchState{ID: 0, State: BatchKilled, Reason: "deleted", At: 4}, nil)
 	// Final states never change: a late report of the driver loses.
 	f(CmdSetBatchState, &SetBatchState{ID: 0, State: BatchSuccess, At: 5}, ErrBatchFinished)
-	if b := s.Batches[0]; b.State != BatchKilled || b.AppID != "local-1" || b.UpdatedAt != 4 || b.Owner != "ana" {
+	if b := s.Batches[0]; b.State != BatchKilled || b.AppID != "local-1" || b.UpdatedAt != 4 || b.Principal != "ana" {
 		t.Fatalf("batch 0 = %+v", b)
 	}
 	// The node of batch 1 goes down: the batch is dead, with the reason.

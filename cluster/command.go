@@ -126,8 +126,9 @@ type CreateSession struct {
 	Conf      map[string]string `msgpack:"conf"`
 	// Access (Livy's session ACLs): the authenticated principal that
 	// created it, and who else may read it or run code in it. Empty
-	// without auth; omitted then, so old entries encode as before.
-	Owner       string   `msgpack:"owner,omitempty"`
+	// without auth; omitted then, so old entries encode as before. The
+	// principal is encoded as "owner", Livy's name for it, as before.
+	Principal   string   `msgpack:"owner,omitempty"`
 	ViewUsers   []string `msgpack:"view_users,omitempty"`
 	ModifyUsers []string `msgpack:"modify_users,omitempty"`
 }

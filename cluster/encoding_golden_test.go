@@ -17,9 +17,9 @@ var goldenCommands = []struct {
 		"010184a26964a26e31a9726166745f61646472ae3132372e302e302e313a37303030a9687474705f61646472ae3132372e302e302e313a38393938a7726561646d6974c3"},
 	{Command{CmdCreateSession, &CreateSession{Name: "s", Kind: "pyspark", Node: "n1", CreatedAt: 1700000000000, Conf: map[string]string{"spark.x": "1"}}},
 		"010285a46e616d65a173a46b696e64a77079737061726ba46e6f6465a26e31aa637265617465645f6174d30000018bcfe56800a4636f6e6681a7737061726b2e78a131"},
-	// Since issue 13: the owner and the session's ACLs (absent above).
+	// Since issue 13: the principal ("owner") and the session's ACLs (absent above).
 	{Command{CmdCreateSession, &CreateSession{Name: "s", Kind: "pyspark", Node: "n1", CreatedAt: 1700000000000,
-		Owner: "ana", ViewUsers: []string{"bo"}, ModifyUsers: []string{"cy"}}},
+		Principal: "ana", ViewUsers: []string{"bo"}, ModifyUsers: []string{"cy"}}},
 		"010288a46e616d65a173a46b696e64a77079737061726ba46e6f6465a26e31aa637265617465645f6174d30000018bcfe56800a4636f6e66c0a56f776e6572a3616e61aa766965775f757365727391a2626fac6d6f646966795f757365727391a26379"},
 	{Command{CmdSetSessionStatus, &SetSessionStatus{ID: 3, Status: SessionDead, Reason: "gone"}},
 		"010383a26964d30000000000000003a6737461747573a464656164a6726561736f6ea4676f6e65"},
@@ -43,7 +43,7 @@ var goldenCommands = []struct {
 	{Command{CmdMoveRDD, &MoveRDD{RDD: "states", From: 3, To: 4}},
 		"010b83a3726464a6737461746573a466726f6dd30000000000000003a2746fd30000000000000004"},
 	// Since issue 15: Livy batches.
-	{Command{CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 1700000000004, ProxyUser: "bo", Owner: "ana",
+	{Command{CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 1700000000004, ProxyUser: "bo", Principal: "ana",
 		ViewUsers: []string{"cy"}, ModifyUsers: []string{"di"}}}, "010c87a46e616d65a365746ca46e6f6465a26e31aa637265617465645f6174d30000018bcfe56804aa70726f78795f75736572a2626fa56f776e6572a3616e61aa766965775f757365727391a26379ac6d6f646966795f757365727391a26469"},
 	{Command{CmdSetBatchState, &SetBatchState{ID: 3, State: BatchRunning, Reason: "", AppID: "local-1", SparkUIURL: "http://127.0.0.1:4040", At: 1700000000005}},
 		"010d85a26964d30000000000000003a57374617465a772756e6e696e67a66170705f6964a76c6f63616c2d31a8737061726b5f7569b5687474703a2f2f3132372e302e302e313a34303430a26174d30000018bcfe56805"},

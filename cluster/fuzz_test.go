@@ -236,7 +236,7 @@ func fuzzSeeds() map[string][]byte {
 		"batches": joinEntries(
 			forged(CmdCreateBatch, &CreateBatch{Node: "evil-node"}),
 			forged(CmdCreateBatch, &CreateBatch{Name: "../x", Node: "n1"}),
-			forged(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 5, Owner: "ana"}),
+			forged(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 5, Principal: "ana"}),
 			forged(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1"}),
 			forged(CmdSetBatchState, &SetBatchState{ID: 0, State: "exploded"}),
 			forged(CmdSetBatchState, &SetBatchState{ID: -4, State: BatchRunning}),

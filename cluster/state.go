@@ -43,7 +43,7 @@ type Session struct {
 	CreatedAt int64             `msgpack:"created_at" json:"created_at"`
 	Conf      map[string]string `msgpack:"conf" json:"conf,omitempty"`
 	// Access: see CreateSession.
-	Owner       string   `msgpack:"owner,omitempty" json:"owner,omitempty"`
+	Principal   string   `msgpack:"owner,omitempty" json:"owner,omitempty"`
 	ViewUsers   []string `msgpack:"view_users,omitempty" json:"view_users,omitempty"`
 	ModifyUsers []string `msgpack:"modify_users,omitempty" json:"modify_users,omitempty"`
 }
@@ -166,7 +166,7 @@ func (s *State) applyCreateSession(b *CreateSession, _ uint64) (any, error) {
 	s.NextSessionID++
 	s.Sessions[id] = &Session{ID: id, Name: b.Name, Kind: b.Kind, Node: b.Node,
 		Status: SessionActive, CreatedAt: b.CreatedAt, Conf: b.Conf,
-		Owner: b.Owner, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}
+		Principal: b.Principal, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}
 	return id, nil
 }
 

@@ -26,8 +26,8 @@ const (
 	ruleWrite                         // write:GLOB over the RDD in the path
 	ruleCreate                        // create:GLOB over the RDD named in the body
 	ruleCode                          // the code role (create a session)
-	ruleSessionView                   // owner, view or modify user of the session, or admin
-	ruleSessionModify                 // owner or modify user of the session, or admin
+	ruleSessionView                   // principal, view or modify user of the session, or admin
+	ruleSessionModify                 // principal or modify user of the session, or admin
 	ruleSessionCode                   // the code role and ruleSessionModify: runs code
 	ruleAdmin                         // admin
 	ruleCluster                       // node-to-node: the cluster key (checked before routing); with auth and no key, admin
@@ -240,7 +240,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool
 		// session's namespace: it takes the right to run code there too
 		// (issue 25). A session that does not exist is the handler's 404.
 		if rec, found := s.sessionRecord([]string{"sessions", string(req.Session)}); allowed && req.Session != "" && found {
-			modify := p.IsAdmin() || (rec.Owner != "" && rec.Owner == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+			modify := p.IsAdmin() || (rec.Principal != "" && rec.Principal == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
 			allowed = modify && p.Can(auth.PermCode, "")
 			what = "create for shared rdd " + quote(req.Name) + ", and the code role with modify access to session " + string(req.Session)
 		}
@@ -250,7 +250,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool
 		if !found {
 			return true // the handler answers 404
 		}
-		modify := p.IsAdmin() || (rec.Owner != "" && rec.Owner == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+		modify := p.IsAdmin() || (rec.Principal != "" && rec.Principal == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
 		switch r {
 		case ruleSessionView:
 			allowed, what = modify || slices.Contains(rec.ViewUsers, p.Name), "view access to this session"
@@ -300,12 +300,12 @@ func (s *Server) sessionRecord(seg []string) (cluster.Session, bool) {
 	return s.cfg.Cluster.Session(id)
 }
 
-// aclRecord is the owner and ACLs of the session or batch in the path
+// aclRecord is the principal and ACLs of the session or batch in the path
 // (/sessions/{id}/... or /batches/{id}/...).
 func (s *Server) aclRecord(seg []string) (cluster.Session, bool) {
 	if len(seg) >= 2 && seg[0] == "batches" {
 		b, ok := s.batchRecord(seg[1])
-		return cluster.Session{Owner: b.Owner, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}, ok
+		return cluster.Session{Principal: b.Principal, ViewUsers: b.ViewUsers, ModifyUsers: b.ModifyUsers}, ok
 	}
 	return s.sessionRecord(seg)
 }

@@ -50,7 +50,7 @@ func (s *Server) listBatches(ctx *fasthttp.RequestCtx) {
 	}
 	views, total := s.cfg.Batches.List(from, size)
 	for i := range views {
-		if b, ok := s.cfg.Cluster.Batch(views[i].ID); ok && !s.mayView(ctx, b.Owner, b.ViewUsers, b.ModifyUsers) {
+		if b, ok := s.cfg.Cluster.Batch(views[i].ID); ok && !s.mayView(ctx, b.Principal, b.ViewUsers, b.ModifyUsers) {
 			views[i].Log = []string{}
 		}
 	}
@@ -63,7 +63,7 @@ func (s *Server) createBatch(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var ok bool
-	if req.Owner, ok = s.creator(ctx, req.ProxyUser); !ok {
+	if req.Principal, ok = s.creator(ctx, req.ProxyUser); !ok {
 		return
 	}
 	v, err := s.cfg.Batches.Create(req)

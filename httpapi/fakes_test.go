@@ -17,7 +17,7 @@ import (
 // Raft, interpreters or a JVM (the rqlite pattern: http/service_test.go
 // against a mock Store). They hold one node "n1" with session 1 (named
 // "s1", owned by alice, viewer vic, modifier max), its RDD "r1" with
-// key "k", and batch 1 with the same owner and ACLs.
+// key "k", and batch 1 with the same principal and ACLs.
 
 type fakeKV struct{}
 
@@ -103,8 +103,8 @@ type fakeCluster struct{}
 
 var (
 	fakeSession = cluster.Session{ID: 1, Name: "s1", Node: "n1", Status: cluster.SessionActive,
-		Owner: "alice", ViewUsers: []string{"vic"}, ModifyUsers: []string{"max"}}
-	fakeBatch = cluster.Batch{ID: 1, Node: "n1", Owner: "alice", ViewUsers: []string{"vic"}, ModifyUsers: []string{"max"}}
+		Principal: "alice", ViewUsers: []string{"vic"}, ModifyUsers: []string{"max"}}
+	fakeBatch = cluster.Batch{ID: 1, Node: "n1", Principal: "alice", ViewUsers: []string{"vic"}, ModifyUsers: []string{"max"}}
 )
 
 func (fakeCluster) ID() string                                    { return "n1" }

@@ -64,11 +64,11 @@ func (s *Server) listSessions(ctx *fasthttp.RequestCtx) {
 // open to every user; the logs in them are not (issue 25).
 func (s *Server) mayViewSession(ctx *fasthttp.RequestCtx, id int64) bool {
 	rec, ok := s.cfg.Cluster.Session(id)
-	return !ok || s.mayView(ctx, rec.Owner, rec.ViewUsers, rec.ModifyUsers)
+	return !ok || s.mayView(ctx, rec.Principal, rec.ViewUsers, rec.ModifyUsers)
 }
 
-// mayView applies ruleSessionView to a record's owner and ACLs.
-func (s *Server) mayView(ctx *fasthttp.RequestCtx, owner string, viewUsers, modifyUsers []string) bool {
+// mayView applies ruleSessionView to a record's principal and ACLs.
+func (s *Server) mayView(ctx *fasthttp.RequestCtx, principal string, viewUsers, modifyUsers []string) bool {
 	if s.cfg.Auth == nil {
 		return true
 	}
@@ -76,7 +76,7 @@ func (s *Server) mayView(ctx *fasthttp.RequestCtx, owner string, viewUsers, modi
 	switch {
 	case p == nil || p.Capability:
 		return false
-	case p.IsAdmin(), owner != "" && owner == p.Name:
+	case p.IsAdmin(), principal != "" && principal == p.Name:
 		return true
 	}
 	return slices.Contains(viewUsers, p.Name) || slices.Contains(modifyUsers, p.Name)
@@ -91,7 +91,7 @@ func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	var ok bool
-	if req.Owner, ok = s.creator(ctx, req.ProxyUser); !ok {
+	if req.Principal, ok = s.creator(ctx, req.ProxyUser); !ok {
 		return
 	}
 	info, err := s.cfg.Sessions.Create(req)
@@ -240,7 +240,7 @@ func (s *Server) complete(ctx *fasthttp.RequestCtx, id int64) {
 	writeJSON(ctx, http.StatusOK, map[string]any{"candidates": cands})
 }
 
-// creator is the owner of a session or batch the caller creates (""
+// creator is the principal of a session or batch the caller creates (""
 // without authentication). As Livy, proxyUser (impersonation) is for
 // admins only; otherwise it answers 403 and returns false.
 func (s *Server) creator(ctx *fasthttp.RequestCtx, proxyUser string) (string, bool) {

@@ -260,7 +260,7 @@ func processRunning(arg string) bool {
 	return false
 }
 
-// TestBatchAuth: running a batch takes the code role; its owner and ACLs
+// TestBatchAuth: running a batch takes the code role; its principal and ACLs
 // rule who may read or kill it, as for sessions.
 func TestBatchAuth(t *testing.T) {
 	spark(t)

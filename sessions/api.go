@@ -20,7 +20,7 @@ type Info struct {
 	ID        int64           `json:"id"`
 	Name      *string         `json:"name"`
 	AppID     *string         `json:"appId"`
-	Owner     *string         `json:"owner"`
+	Principal *string         `json:"owner"` // Livy's name for the principal that created it
 	ProxyUser *string         `json:"proxyUser"`
 	State     string          `json:"state"`
 	Kind      string          `json:"kind"`
@@ -33,7 +33,7 @@ func (m *Manager) info(s *session) Info {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return Info{ID: s.id, Name: livyapp.OrNil(s.name), AppID: livyapp.OrNil(s.appID), ProxyUser: livyapp.OrNil(s.proxyUser),
-		Owner: livyapp.OrNil(s.owner), State: s.state, Kind: s.kind, Log: s.log.Tail(livyapp.ViewLogLines), Node: m.reg.ID()}
+		Principal: livyapp.OrNil(s.principal), State: s.state, Kind: s.kind, Log: s.log.Tail(livyapp.ViewLogLines), Node: m.reg.ID()}
 }
 
 func recordInfo(rec cluster.Session) Info {
@@ -48,7 +48,7 @@ func recordInfo(rec cluster.Session) Info {
 	case cluster.SessionKilled:
 		state = StateKilled
 	}
-	return Info{ID: rec.ID, Name: livyapp.OrNil(rec.Name), Owner: livyapp.OrNil(rec.Owner), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
+	return Info{ID: rec.ID, Name: livyapp.OrNil(rec.Name), Principal: livyapp.OrNil(rec.Principal), State: state, Kind: rec.Kind, Log: log, Node: rec.Node}
 }
 
 // Get describes one session.

@@ -85,19 +85,19 @@ func TestLogIsBounded(t *testing.T) {
 	}
 }
 
-// Sessions per node and per owner are capped; dead sessions and the
-// node's own KV session do not count against an owner.
+// Sessions per node and per principal are capped; dead sessions and the
+// node's own KV session do not count against a principal.
 func TestSessionLimits(t *testing.T) {
 	m := &Manager{cfg: Config{MaxSessions: 3, MaxSessionsPerPrincipal: 1}, live: map[int64]*session{},
-		creatingByOwner: map[string]int{}}
-	m.live[1] = &session{state: StateIdle, owner: "alice"}
-	m.live[2] = &session{state: StateDead, owner: "bob"}
+		creatingByPrincipal: map[string]int{}}
+	m.live[1] = &session{state: StateIdle, principal: "alice"}
+	m.live[2] = &session{state: StateDead, principal: "bob"}
 	m.live[3] = &session{state: StateBusy, internal: true}
-	f := func(owner string, internal bool, want error) func() {
+	f := func(principal string, internal bool, want error) func() {
 		t.Helper()
-		release, err := m.reserve(owner, internal)
+		release, err := m.reserve(principal, internal)
 		if !errors.Is(err, want) {
-			t.Fatalf("reserve(%q, %v) = %v, want %v", owner, internal, err, want)
+			t.Fatalf("reserve(%q, %v) = %v, want %v", principal, internal, err, want)
 		}
 		return release
 	}

@@ -45,7 +45,7 @@ type Config struct {
 	LogBytes         int           // and their bytes; default 1 MiB
 	History          HistoryLimits // statements kept per session
 	// MaxSessions bounds the live sessions of this node (default 16), and
-	// MaxSessionsPerPrincipal those of one principal, CreateRequest.Owner
+	// MaxSessionsPerPrincipal those of one principal, CreateRequest.Principal
 	// (default 8; "" is one anonymous principal). The node's default KV
 	// session counts towards MaxSessions only.
 	MaxSessions, MaxSessionsPerPrincipal int
@@ -85,9 +85,9 @@ type Manager struct {
 	live   map[int64]*session
 	closed bool
 	// creating counts creates under way (reserved against the session
-	// limits), in all and per owner.
-	creating        int
-	creatingByOwner map[string]int
+	// limits), in all and per principal.
+	creating            int
+	creatingByPrincipal map[string]int
 
 	defaultMu sync.Mutex // serialises creation of the default KV session
 	hydrate   Hydrator   // set before any session is created; may be nil
@@ -127,7 +127,7 @@ func NewManager(cfg Config, reg Registry) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByOwner: map[string]int{}, startedAt: time.Now().UnixMilli(),
+	m := &Manager{cfg: cfg, reg: reg, live: map[int64]*session{}, creatingByPrincipal: map[string]int{}, startedAt: time.Now().UnixMilli(),
 		stopReaper: make(chan struct{}), reaperDone: make(chan struct{})}
 	go m.reapLoop()
 	return m
@@ -178,7 +178,7 @@ func (m *Manager) Create(req CreateRequest) (Info, error) {
 
 // reserve takes a slot under the session limits for a create, or says
 // which limit is reached; release gives it back.
-func (m *Manager) reserve(owner string, internal bool) (release func(), err error) {
+func (m *Manager) reserve(principal string, internal bool) (release func(), err error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -187,16 +187,16 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 	live := slices.Collect(maps.Values(m.live))
 	m.creating++
 	if !internal {
-		m.creatingByOwner[owner]++
+		m.creatingByPrincipal[principal]++
 	}
-	total, mine := m.creating, m.creatingByOwner[owner]
+	total, mine := m.creating, m.creatingByPrincipal[principal]
 	m.mu.Unlock()
 	release = func() {
 		m.mu.Lock()
 		m.creating--
 		if !internal {
-			if m.creatingByOwner[owner]--; m.creatingByOwner[owner] == 0 {
-				delete(m.creatingByOwner, owner)
+			if m.creatingByPrincipal[principal]--; m.creatingByPrincipal[principal] == 0 {
+				delete(m.creatingByPrincipal, principal)
 			}
 		}
 		m.mu.Unlock()
@@ -207,7 +207,7 @@ func (m *Manager) reserve(owner string, internal bool) (release func(), err erro
 		s.mu.Unlock()
 		if active {
 			total++
-			if !s.internal && s.owner == owner {
+			if !s.internal && s.principal == principal {
 				mine++
 			}
 		}
@@ -230,7 +230,7 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	release, err := m.reserve(req.Owner, internal)
+	release, err := m.reserve(req.Principal, internal)
 	if err != nil {
 		return Info{}, err
 	}
@@ -247,14 +247,14 @@ func (m *Manager) create(req CreateRequest, internal bool) (Info, error) {
 	}
 	v, err := m.reg.Apply(cluster.Command{Type: cluster.CmdCreateSession, Body: &cluster.CreateSession{
 		Name: spec.name, Kind: spec.kind, Node: m.reg.ID(), CreatedAt: time.Now().UnixMilli(), Conf: spec.conf,
-		Owner: spec.owner, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
+		Principal: spec.principal, ViewUsers: spec.viewUsers, ModifyUsers: spec.modUsers,
 	}})
 	if err != nil {
 		return Info{}, err
 	}
 	id := v.(int64)
 	s := &session{id: id, name: spec.name, kind: spec.kind, proxyUser: spec.proxyUser, state: StateStarting, histLim: m.cfg.History,
-		owner: req.Owner, internal: internal,
+		principal: req.Principal, internal: internal,
 		inactivity: spec.inactivity, inactivityWhy: spec.inactivityWhy, heartbeat: spec.heartbeat,
 		kvReady: make(chan struct{}), queue: make(chan *Statement, m.cfg.QueueSize)}
 	s.touch()

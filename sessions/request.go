@@ -33,14 +33,14 @@ type CreateRequest struct {
 	Archives                 []string          `json:"archives"`
 	Queue                    string            `json:"queue"`
 	// Livy's session ACLs (srdd's extension of the request body): who
-	// besides the owner may read the session, and who may run code in it
+	// besides its principal may read the session, and who may run code in it
 	// or delete it.
 	ViewUsers   []string `json:"viewUsers"`
 	ModifyUsers []string `json:"modifyUsers"`
-	// Owner is the authenticated principal creating the session (set by
+	// Principal is the authenticated principal creating the session (set by
 	// the HTTP layer, never from the body); "" is the anonymous one. It
 	// counts against Config.MaxSessionsPerPrincipal.
-	Owner string `json:"-"`
+	Principal string `json:"-"`
 }
 
 // Session kinds srdd runs. Every kind runs the same interpreter: PySpark,
@@ -71,7 +71,7 @@ func invalid(format string, args ...any) error {
 // sessionSpec is a validated CreateRequest.
 type sessionSpec struct {
 	name, kind, proxyUser string
-	owner                 string
+	principal             string
 	viewUsers, modUsers   []string
 	conf                  map[string]string // requested Spark settings, sizing included
 	inactivity            time.Duration     // ttl/idleTimeout; 0: none
@@ -81,7 +81,7 @@ type sessionSpec struct {
 
 func (r *CreateRequest) spec(p *Policy) (sessionSpec, error) {
 	s := sessionSpec{name: r.Name, kind: r.Kind, proxyUser: r.ProxyUser, conf: map[string]string{},
-		owner: r.Owner, viewUsers: r.ViewUsers, modUsers: r.ModifyUsers}
+		principal: r.Principal, viewUsers: r.ViewUsers, modUsers: r.ModifyUsers}
 	for _, u := range append(append([]string{}, r.ViewUsers...), r.ModifyUsers...) {
 		if u == "" || len(u) > 128 {
 			return s, invalid("viewUsers and modifyUsers must be user names of 1 to 128 characters")

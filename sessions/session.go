@@ -59,8 +59,8 @@ type session struct {
 	name      string
 	kind      string
 	proxyUser string
-	owner     string // the authenticated principal that created it ("" without auth)
-	internal  bool   // the node's default KV session: no owner's quota
+	principal string // the authenticated principal that created it ("" without auth)
+	internal  bool   // the node's default KV session: no principal's quota
 	it        *sparkbridge.Interpreter
 	hist      *history
 	// revoke ends the session's capability (Config.MintToken); it runs

@@ -28,7 +28,7 @@ const ViewLogLines = 10
 // Log is an application's recent output: at most a number of lines and
 // of bytes (a longer line is cut), oldest dropped first, counting what
 // was dropped so line numbers stay absolute. Not safe for concurrent
-// use: its owner locks.
+// use: the manager holding it locks.
 type Log struct {
 	lines []string
 	start int // absolute number of lines[0]: lines dropped before it
