@@ -59,11 +59,7 @@ func (s *Server) listBatches(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) createBatch(ctx *fasthttp.RequestCtx) {
 	var req batches.Request
-	if !decodeBody(ctx, &req) {
-		return
-	}
-	var ok bool
-	if req.Principal, ok = s.creator(ctx, req.ProxyUser); !ok {
+	if !s.decodeCreation(ctx, &req, &req.Principal, &req.ProxyUser) {
 		return
 	}
 	v, err := s.cfg.Batches.Create(req)

@@ -87,11 +87,7 @@ func (s *Server) createSession(ctx *fasthttp.RequestCtx) {
 	if len(ctx.PostBody()) == 0 {
 		ctx.Request.SetBodyString("{}")
 	}
-	if !decodeBody(ctx, &req) {
-		return
-	}
-	var ok bool
-	if req.Principal, ok = s.creator(ctx, req.ProxyUser); !ok {
+	if !s.decodeCreation(ctx, &req, &req.Principal, &req.ProxyUser) {
 		return
 	}
 	info, err := s.cfg.Sessions.Create(req)
@@ -238,6 +234,21 @@ func (s *Server) complete(ctx *fasthttp.RequestCtx, id int64) {
 		return
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"candidates": cands})
+}
+
+// decodeCreation decodes the body of a session or batch creation into
+// req and sets *principal, the creator, from the caller and *proxyUser
+// (fields of req). It answers and returns false on a bad body or a
+// refused proxy user.
+func (s *Server) decodeCreation(ctx *fasthttp.RequestCtx, req any, principal, proxyUser *string) bool {
+	if !decodeBody(ctx, req) {
+		return false
+	}
+	p, ok := s.creator(ctx, *proxyUser)
+	if ok {
+		*principal = p
+	}
+	return ok
 }
 
 // creator is the principal of a session or batch the caller creates (""
