@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/internal/testutil"
 )
 
@@ -20,18 +19,7 @@ import (
 // the cluster key.
 func TestAuthInACluster(t *testing.T) {
 	users := filepath.Join(t.TempDir(), "users.json")
-	tokens := map[string]string{}
-	var f auth.File
-	for name, roles := range map[string][]string{"ana": {"code"}, "sam": {"code"}, "root": {"admin"}} {
-		tok, _ := auth.NewToken()
-		tokens[name] = "Bearer " + tok
-		if err := f.AddUser(name, roles, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
+	tokens := writeUsers(t, users, map[string][]string{"ana": {"code"}, "sam": {"code"}, "root": {"admin"}}, nil)
 	a := &member{id: "n1", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	b := &member{id: "n2", http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t), dir: t.TempDir()}
 	noKey := b.cfg(t, []string{a.http})
@@ -56,17 +44,11 @@ func TestAuthInACluster(t *testing.T) {
 	}
 	waitMembers(t, []*member{a, b}, 2)
 
-	st, _, body := authDo("POST", a.base()+"/sessions", `{"kind":"pyspark"}`, tokens["ana"])
-	if st != 201 {
-		t.Fatalf("create session: %d %s", st, body)
-	}
 	var sess struct {
 		ID   int64  `json:"id"`
 		Node string `json:"node"`
 	}
-	if err := json.Unmarshal(body, &sess); err != nil {
-		t.Fatal(err)
-	}
+	postCreated(t, a.base()+"/sessions", `{"kind":"pyspark"}`, tokens["ana"], &sess)
 	// Every call below goes through the node that does not run it.
 	other := a
 	if sess.Node == a.id {

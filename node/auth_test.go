@@ -246,24 +246,7 @@ func TestSafeDefaults(t *testing.T) {
 func authNode(t *testing.T, dir string, roles map[string][]string, extra func(*auth.File)) (n *Node, base string, tokens map[string]string) {
 	t.Helper()
 	users := filepath.Join(dir, "users.json")
-	var f auth.File
-	tokens = map[string]string{}
-	for name, r := range roles {
-		tok, err := auth.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tokens[name] = "Bearer " + tok
-		if err := f.AddUser(name, r, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if extra != nil {
-		extra(&f)
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
+	tokens = writeUsers(t, users, roles, extra)
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile = users
 	n, err := Start(cfg)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/testutil"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
@@ -230,4 +231,69 @@ func jsonEq(t *testing.T, got []byte, want string) {
 	if !bytes.Equal(ga, gb) {
 		t.Fatalf("got %s, want %s", ga, gb)
 	}
+}
+
+// postCreated POSTs body to url as cred (authDo), fails the test unless
+// the answer is 201 and decodes it into v.
+func postCreated(t *testing.T, url, body, cred string, v any) {
+	t.Helper()
+	st, _, b := authDo("POST", url, body, cred)
+	if st != http.StatusCreated {
+		t.Fatalf("POST %s %s: %d %s", url, body, st, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runBatchAs submits a batch of file as cred and waits, up to 5 minutes,
+// until it ends: its final state and its log (1000 lines at most).
+func runBatchAs(t *testing.T, base, file, cred string) (state string, log []byte) {
+	t.Helper()
+	var batch struct {
+		ID    int64  `json:"id"`
+		State string `json:"state"`
+	}
+	postCreated(t, base+"/batches", fmt.Sprintf(`{"file":%q}`, file), cred, &batch)
+	err := testutil.Poll(5*time.Minute, 500*time.Millisecond, func() (bool, error) {
+		st, _, b := authDo("GET", fmt.Sprintf("%s/batches/%d/state", base, batch.ID), "", cred)
+		if st != http.StatusOK {
+			return false, fmt.Errorf("batch state: %d %s", st, b)
+		}
+		if err := json.Unmarshal(b, &batch); err != nil {
+			return false, err
+		}
+		return batch.State == "success" || batch.State == "dead" || batch.State == "killed", nil
+	})
+	if err != nil {
+		t.Fatalf("batch %d (%s): %v", batch.ID, batch.State, err)
+	}
+	_, _, log = authDo("GET", fmt.Sprintf("%s/batches/%d/log?size=1000", base, batch.ID), "", cred)
+	return batch.State, log
+}
+
+// writeUsers writes a users file at path with a token user for each entry
+// of roles (name: roles); extra, if not nil, adds to the file before it is
+// written. It returns each user's "Bearer <token>" credential.
+func writeUsers(t testing.TB, path string, roles map[string][]string, extra func(*auth.File)) map[string]string {
+	t.Helper()
+	var f auth.File
+	creds := map[string]string{}
+	for name, r := range roles {
+		tok, err := auth.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds[name] = "Bearer " + tok
+		if err := f.AddUser(name, r, tok, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if extra != nil {
+		extra(&f)
+	}
+	if err := auth.WriteFile(path, &f); err != nil {
+		t.Fatal(err)
+	}
+	return creds
 }

@@ -79,22 +79,7 @@ func runProbe(t *testing.T, base, cred string, id int64, files []string) probe {
 func secretUsers(t *testing.T, dir string) (string, map[string]string) {
 	t.Helper()
 	users := filepath.Join(dir, "users.json")
-	var f auth.File
-	creds := map[string]string{}
-	for name, roles := range map[string][]string{"ana": {"code", "create:*", "write:*", "read:*"}, "root": {"admin"}} {
-		tok, err := auth.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds[name] = "Bearer " + tok
-		if err := f.AddUser(name, roles, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
-	return users, creds
+	return users, writeUsers(t, users, map[string][]string{"ana": {"code", "create:*", "write:*", "read:*"}, "root": {"admin"}}, nil)
 }
 
 // newSession creates a session as cred and waits until it is idle.
@@ -416,33 +401,9 @@ func TestInterpreterUser(t *testing.T) {
 	if err := os.Chmod(probe, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, _, b := authDo("POST", base+"/batches", fmt.Sprintf(`{"file":%q}`, probe), ana)
-	if st != 201 {
-		t.Fatalf("submit batch: %d %s", st, b)
-	}
-	var batch struct {
-		ID    int64  `json:"id"`
-		State string `json:"state"`
-	}
-	if err := json.Unmarshal(b, &batch); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for batch.State != "success" && batch.State != "dead" && batch.State != "killed" {
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %d still %s after 5 minutes", batch.ID, batch.State)
-		}
-		time.Sleep(500 * time.Millisecond)
-		if st, _, b = authDo("GET", fmt.Sprintf("%s/batches/%d/state", base, batch.ID), "", ana); st != 200 {
-			t.Fatalf("batch state: %d %s", st, b)
-		}
-		if err := json.Unmarshal(b, &batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	_, _, logBody := authDo("GET", fmt.Sprintf("%s/batches/%d/log?size=1000", base, batch.ID), "", ana)
-	if batch.State != "success" {
-		t.Fatalf("batch ended %s: %s", batch.State, logBody)
+	state, logBody := runBatchAs(t, base, probe, ana)
+	if state != "success" {
+		t.Fatalf("batch ended %s: %s", state, logBody)
 	}
 	if !strings.Contains(string(logBody), fmt.Sprintf("UID %d", uid)) {
 		t.Errorf("the batch's driver did not run as nobody (uid %d): %s", uid, logBody)

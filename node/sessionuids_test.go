@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/internal/testutil"
 )
 
@@ -175,21 +174,11 @@ func TestSessionUIDs(t *testing.T) {
 	uidAccounts(t, uidTestFirst, uidTestLast)
 	python, dir := otherUserSetup(t, uidTestFirst, uidTestFirst, "srdd-uids-")
 	users := filepath.Join(dir, "users.json")
-	var f auth.File
-	creds := map[string]string{}
+	roles := map[string][]string{}
 	for name, glob := range map[string]string{"alice": "a*", "bob": "b*"} {
-		tok, err := auth.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		creds[name] = "Bearer " + tok
-		if err := f.AddUser(name, []string{"code", "create:" + glob, "read:" + glob, "write:" + glob}, tok, ""); err != nil {
-			t.Fatal(err)
-		}
+		roles[name] = []string{"code", "create:" + glob, "read:" + glob, "write:" + glob}
 	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
+	creds := writeUsers(t, users, roles, nil)
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.Python, cfg.AuthFile = python, users
 	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", uidTestFirst, uidTestLast)
@@ -324,25 +313,9 @@ print(json.dumps(r))
 	if err := os.WriteFile(probe, []byte(code), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, _, b = authDo("POST", base+"/batches", fmt.Sprintf(`{"file":%q}`, probe), alice)
-	if st != 201 {
-		t.Fatalf("submit batch: %d %s", st, b)
-	}
-	var batch struct {
-		ID    int64  `json:"id"`
-		State string `json:"state"`
-	}
-	if err := json.Unmarshal(b, &batch); err != nil {
-		t.Fatal(err)
-	}
-	err := testutil.WaitFor(5*time.Minute, func() (bool, error) {
-		_, _, b := authDo("GET", fmt.Sprintf("%s/batches/%d/state", base, batch.ID), "", alice)
-		_ = json.Unmarshal(b, &batch)
-		return batch.State == "success" || batch.State == "dead" || batch.State == "killed", nil
-	})
-	_, _, logBody := authDo("GET", fmt.Sprintf("%s/batches/%d/log?size=1000", base, batch.ID), "", alice)
-	if err != nil || batch.State != "success" {
-		t.Fatalf("batch ended %s (%v): %s", batch.State, err, logBody)
+	state, logBody := runBatchAs(t, base, probe, alice)
+	if state != "success" {
+		t.Fatalf("batch ended %s: %s", state, logBody)
 	}
 	var uidBatch uint32
 	for _, l := range strings.Split(string(logBody), `"`) {
@@ -367,7 +340,7 @@ print(json.dumps(r))
 	if st, _, _ := authDo("GET", base+"/v1/rdds/bstates/keys/k", "", "Bearer "+bobProbe.Token); st == 200 {
 		t.Error("bob's session token still reads bstates after the session ended")
 	}
-	err = testutil.WaitFor(4*time.Minute, func() (bool, error) {
+	err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		st, _, b := authDo("GET", base+"/v1/rdds/bstates/keys/k", "", bob)
 		return st == 200 && strings.Contains(string(b), "bob-secret"), nil
 	})

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/srdd/srdd/auth"
 )
 
 // Slow clients (issue 25): before authentication a body is not read; after
@@ -17,14 +15,7 @@ import (
 func TestSlowClients(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
-	var f auth.File
-	tok, _ := auth.NewToken()
-	if err := f.AddUser("ana", []string{"admin"}, tok, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
+	tok := strings.TrimPrefix(writeUsers(t, users, map[string][]string{"ana": {"admin"}}, nil)["ana"], "Bearer ")
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	// 3 s: long enough that the held connections below are not timed out
 	// on a loaded machine before the one over the cap arrives.

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/srdd/srdd/auth"
 	srddclient "github.com/srdd/srdd/client/go"
 	"github.com/srdd/srdd/internal/testutil"
 )
@@ -93,14 +92,7 @@ func TestTLS(t *testing.T) {
 	c1, k1 := ca.issue(t, "127.0.0.1", 10, true)
 	certFile, keyFile := writeFile(t, filepath.Join(dir, "cert.pem"), c1), writeFile(t, filepath.Join(dir, "key.pem"), k1)
 	users := filepath.Join(dir, "users.json")
-	tok, _ := auth.NewToken()
-	var f auth.File
-	if err := f.AddUser("ana", []string{"code", "create:*", "read:*", "write:*"}, tok, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
+	tok := strings.TrimPrefix(writeUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"], "Bearer ")
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile, cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA, cfg.TLSCA = users, certFile, keyFile, caFile, caFile
 	n, err := Start(cfg)

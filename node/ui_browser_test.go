@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/internal/testutil"
 )
 
@@ -46,21 +45,11 @@ func TestConsoleInABrowser(t *testing.T) {
 	shots := os.Getenv("SRDD_UI_SCREENSHOTS")
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
-	tok, err := auth.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f auth.File
-	if err := f.AddUser("ana", []string{"code", "create:*", "read:*", "write:*"}, tok, ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		t.Fatal(err)
-	}
+	bearer := writeUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"]
+	tok := strings.TrimPrefix(bearer, "Bearer ")
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile = users
 	_, base := startNode(t, cfg)
-	bearer := "Bearer " + tok
 	call := func(method, path, body string, want int) []byte {
 		t.Helper()
 		st, _, b := authDo(method, base+path, body, bearer)
