@@ -574,22 +574,10 @@ class Server:
         return {"values": store.get_json(keys)}
 
     def _op_kv_set(self, args: dict[str, Any]) -> dict[str, Any]:
-        store = self._store(args)
-        items = _arg(args, "items", list)
-        groups = _opt(args, "groups", list, None)
-        if groups is None:
-            return {"written": store.set_json(items)}
-        written, errors = store.set_json_groups(items, groups)
-        return {"written": written, "errors": errors}
+        return self._kv_set(args, fast=False)
 
     def _op_kv_delete(self, args: dict[str, Any]) -> dict[str, Any]:
-        store = self._store(args)
-        keys = _arg(args, "keys", list)
-        groups = _opt(args, "groups", list, None)
-        if groups is None:
-            return {"deleted": store.delete_many(keys)}
-        counts = store.delete_groups(keys, groups)
-        return {"deleted": sum(counts), "counts": counts}
+        return self._kv_delete(args, fast=False)
 
     def _fast_kv_get(self, args: dict[str, Any]) -> dict[str, Any]:
         if not _opt(args, "local", bool, False):
@@ -597,21 +585,34 @@ class Server:
         return self._op_kv_get(args)
 
     def _fast_kv_set(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._kv_set(args, fast=True)
+
+    def _fast_kv_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self._kv_delete(args, fast=True)
+
+    # kv.set and kv.delete, on the pool or (fast) on the reader thread:
+    # there only coalesced groups are taken, without waiting for room.
+
+    def _kv_set(self, args: dict[str, Any], fast: bool) -> dict[str, Any]:
         store = self._store(args)
         items = _arg(args, "items", list)
         groups = _opt(args, "groups", list, None)
         if groups is None:
-            raise WouldBlock()
-        written, errors = store.set_json_groups(items, groups, wait=False)
+            if fast:
+                raise WouldBlock()
+            return {"written": store.set_json(items)}
+        written, errors = store.set_json_groups(items, groups, wait=not fast)
         return {"written": written, "errors": errors}
 
-    def _fast_kv_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+    def _kv_delete(self, args: dict[str, Any], fast: bool) -> dict[str, Any]:
         store = self._store(args)
         keys = _arg(args, "keys", list)
         groups = _opt(args, "groups", list, None)
         if groups is None:
-            raise WouldBlock()
-        counts = store.delete_groups(keys, groups, wait=False)
+            if fast:
+                raise WouldBlock()
+            return {"deleted": store.delete_many(keys)}
+        counts = store.delete_groups(keys, groups, wait=not fast)
         return {"deleted": sum(counts), "counts": counts}
 
     # -- durable RDDs (see durable.py)
