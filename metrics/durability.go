@@ -137,10 +137,7 @@ func (d *Durability) CheckpointDone(rdd string, took time.Duration, n int64, err
 	if d == nil {
 		return
 	}
-	ok := err == nil
-	d.ckptSeconds[ok].Observe(took.Seconds())
-	d.ckptTotal[ok].Inc()
-	if ok {
+	if attempt(d.ckptSeconds, d.ckptTotal, took, err) {
 		d.mu.Lock()
 		r := d.rdd(rdd)
 		r.last, r.lastBytes = d.now(), n
@@ -165,12 +162,18 @@ func (d *Durability) RecoveryDone(rdd string, took time.Duration, entries int64,
 	if d == nil {
 		return
 	}
-	ok := err == nil
-	d.recSeconds[ok].Observe(took.Seconds())
-	d.recTotal[ok].Inc()
-	if ok {
+	if attempt(d.recSeconds, d.recTotal, took, err) {
 		d.recEntries.Add(float64(entries))
 	}
+}
+
+// attempt observes one checkpoint or recovery that took took, in the
+// series of its outcome (by err == nil, which it returns).
+func attempt(seconds map[bool]prometheus.Observer, total map[bool]prometheus.Counter, took time.Duration, err error) bool {
+	ok := err == nil
+	seconds[ok].Observe(took.Seconds())
+	total[ok].Inc()
+	return ok
 }
 
 // InterpreterRestarted counts an interpreter started to replace a crashed one.
