@@ -143,14 +143,7 @@ func TestBatchOnKilledNode(t *testing.T) {
 	if v.Node == "" || (leader != nil && v.Node == leader.id) {
 		t.Fatalf("batch placed on %q, want a follower (leader %v)", v.Node, leader.id)
 	}
-	var owner, other *member
-	for _, m := range ms {
-		if m.id == v.Node {
-			owner = m
-		} else if other == nil {
-			other = m
-		}
-	}
+	owner, other := ownerAndOther(ms, v.Node)
 	waitBatch(t, other.base(), v.ID, "running")
 	// Through a node that does not run it: the view and log come from
 	// the owner.

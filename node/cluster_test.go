@@ -56,6 +56,19 @@ func (m *member) start(t testing.TB, join []string) {
 
 func (m *member) base() string { return "http://" + m.http }
 
+// ownerAndOther picks, of ms, the member with id node (where a session or
+// batch runs) and the first other one.
+func ownerAndOther(ms []*member, node string) (owner, other *member) {
+	for _, m := range ms {
+		if m.id == node {
+			owner = m
+		} else if other == nil {
+			other = m
+		}
+	}
+	return owner, other
+}
+
 // startCluster starts three nodes: n1 bootstraps, n2 and n3 join through it.
 func startCluster(t testing.TB) []*member { return startClusterWith(t, nil) }
 

@@ -31,14 +31,7 @@ func BenchmarkForwardedGet(b *testing.B) {
 	}
 	mustStatus(b, "POST", ms[0].base()+"/v1/rdds", fmt.Sprintf(`{"name":"bench","session":%d}`, s.ID), 201)
 	mustStatus(b, "PUT", ms[0].base()+"/v1/rdds/bench/keys/k", `"a value of about twenty bytes"`, 204)
-	var owner, other *member
-	for _, m := range ms {
-		if m.id == s.Node {
-			owner = m
-		} else if other == nil {
-			other = m
-		}
-	}
+	owner, other := ownerAndOther(ms, s.Node)
 	client := &http.Client{}
 	measure := func(base string) []time.Duration {
 		lat := make([]time.Duration, 0, b.N)
