@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
 
@@ -19,22 +20,8 @@ func fakeServer(t testing.TB) (*Server, map[string]string) {
 		"creator": {"create:*"}, "coder": {"code"}, "metrics": {"metrics"},
 		"alice": {"code"}, "vic": {"read:other-*"}, "max": {"read:other-*"}, // session 1's owner, viewer, modifier
 	}
-	var f auth.File
-	tokens := map[string]string{}
-	for name, roles := range users {
-		tok, err := auth.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.AddUser(name, roles, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-		tokens[name] = tok
-	}
 	path := filepath.Join(t.TempDir(), "users.json")
-	if err := auth.WriteFile(path, &f); err != nil {
-		t.Fatal(err)
-	}
+	tokens := testutil.WriteUsers(t, path, users, nil)
 	a, err := auth.New(path, nil)
 	if err != nil {
 		t.Fatal(err)

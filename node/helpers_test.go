@@ -272,28 +272,13 @@ func runBatchAs(t *testing.T, base, file, cred string) (state string, log []byte
 	return batch.State, log
 }
 
-// writeUsers writes a users file at path with a token user for each entry
-// of roles (name: roles); extra, if not nil, adds to the file before it is
-// written. It returns each user's "Bearer <token>" credential.
+// writeUsers is testutil.WriteUsers returning each user's
+// "Bearer <token>" credential.
 func writeUsers(t testing.TB, path string, roles map[string][]string, extra func(*auth.File)) map[string]string {
 	t.Helper()
-	var f auth.File
-	creds := map[string]string{}
-	for name, r := range roles {
-		tok, err := auth.NewToken()
-		if err != nil {
-			t.Fatal(err)
-		}
+	creds := testutil.WriteUsers(t, path, roles, extra)
+	for name, tok := range creds {
 		creds[name] = "Bearer " + tok
-		if err := f.AddUser(name, r, tok, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if extra != nil {
-		extra(&f)
-	}
-	if err := auth.WriteFile(path, &f); err != nil {
-		t.Fatal(err)
 	}
 	return creds
 }

@@ -393,24 +393,14 @@ func TestRedisProtectedMode(t *testing.T) {
 func redisUsers(t *testing.T) (path string, tokens map[string]string) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "users.json")
-	tokens = map[string]string{}
-	var f auth.File
-	for name, roles := range map[string][]string{
+	tokens = testutil.WriteUsers(t, path, map[string][]string{
 		"ana": {"code", "create:states*", "read:states*", "write:states*"},
 		"bob": {"read:states*"},
-	} {
-		tok, _ := auth.NewToken()
-		tokens[name] = tok
-		if err := f.AddUser(name, roles, tok, ""); err != nil {
+	}, func(f *auth.File) {
+		if err := f.AddUser("cody", []string{"read:*", "write:*"}, "", "cody-pw"); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := f.AddUser("cody", []string{"read:*", "write:*"}, "", "cody-pw"); err != nil {
-		t.Fatal(err)
-	}
-	if err := auth.WriteFile(path, &f); err != nil {
-		t.Fatal(err)
-	}
+	})
 	return path, tokens
 }
 

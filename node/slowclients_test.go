@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/srdd/srdd/internal/testutil"
 )
 
 // Slow clients (issue 25): before authentication a body is not read; after
@@ -15,7 +17,7 @@ import (
 func TestSlowClients(t *testing.T) {
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
-	tok := strings.TrimPrefix(writeUsers(t, users, map[string][]string{"ana": {"admin"}}, nil)["ana"], "Bearer ")
+	tok := testutil.WriteUsers(t, users, map[string][]string{"ana": {"admin"}}, nil)["ana"]
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	// 3 s: long enough that the held connections below are not timed out
 	// on a loaded machine before the one over the cap arrives.

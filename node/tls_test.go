@@ -92,7 +92,7 @@ func TestTLS(t *testing.T) {
 	c1, k1 := ca.issue(t, "127.0.0.1", 10, true)
 	certFile, keyFile := writeFile(t, filepath.Join(dir, "cert.pem"), c1), writeFile(t, filepath.Join(dir, "key.pem"), k1)
 	users := filepath.Join(dir, "users.json")
-	tok := strings.TrimPrefix(writeUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"], "Bearer ")
+	tok := testutil.WriteUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"]
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile, cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA, cfg.TLSCA = users, certFile, keyFile, caFile, caFile
 	n, err := Start(cfg)

@@ -45,11 +45,11 @@ func TestConsoleInABrowser(t *testing.T) {
 	shots := os.Getenv("SRDD_UI_SCREENSHOTS")
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users.json")
-	bearer := writeUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"]
-	tok := strings.TrimPrefix(bearer, "Bearer ")
+	tok := testutil.WriteUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"]
 	cfg := testConfig(t, filepath.Join(dir, "data"))
 	cfg.AuthFile = users
 	_, base := startNode(t, cfg)
+	bearer := "Bearer " + tok
 	call := func(method, path, body string, want int) []byte {
 		t.Helper()
 		st, _, b := authDo(method, base+path, body, bearer)
