@@ -43,8 +43,11 @@ func addClientCmds(root *cobra.Command) {
 				if r.Keys != nil {
 					keys = fmt.Sprint(*r.Keys)
 				}
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d/%d\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys,
-					len(r.Copies), r.Replicas, rddDetail(r))
+				copies := "-" // a server from before copies were reported
+				if r.Replicas > 0 {
+					copies = fmt.Sprintf("%d/%d", len(r.Copies), r.Replicas)
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys, copies, rddDetail(r))
 			}
 			return w.Flush()
 		},
