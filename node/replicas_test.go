@@ -63,6 +63,10 @@ func refusedCreate(t *testing.T, base, body string, want ...string) {
 // answers 400 and creates nothing.
 func TestReplicasOnOneNode(t *testing.T) {
 	_, base := sharedNode(t)
+	t.Cleanup(func() {
+		rawDo("DELETE", base+"/v1/rdds/rep_one", "")
+		rawDo("DELETE", base+"/v1/rdds/rep_one_mem", "")
+	})
 	do(t, "POST", base+"/v1/rdds", `{"name":"rep_one","session":0}`, 201)
 	do(t, "POST", base+"/v1/rdds", `{"name":"rep_one_mem","session":0,"mode":"memory","replicas":1}`, 201)
 	for _, name := range []string{"rep_one", "rep_one_mem"} {
