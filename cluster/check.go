@@ -79,7 +79,7 @@ func (s *State) checkRDD(name string, r *RDD) error {
 		return fmt.Errorf("rdd record %q is missing or misfiled", name)
 	}
 	if err := first(ValidRDDName(name), sessionID("session id", r.SessionID),
-		oneOf("rdd mode", r.Mode, ModeDurable, ModeMemory, "")); err != nil {
+		oneOf("rdd mode", r.Mode, ModeDurable, ModeMemory, ""), replicas(r.Replicas)); err != nil {
 		return fmt.Errorf("rdd %q: %w", name, err)
 	}
 	if s.Index != 0 && r.Incarnation > s.Index {

@@ -72,6 +72,8 @@ func TestRestoreRefusesBrokenSnapshots(t *testing.T) {
 	f("checkpoint outside its dir", func(s *State) { d(s).Checkpoint.Path = "/ck/../etc/15" })
 	f("checkpoint past the snapshot", func(s *State) { d(s).Checkpoint.Index = 1_000_000_000 })
 	f("incarnation past the snapshot", func(s *State) { d(s).Incarnation = 101 })
+	f("negative replicas", func(s *State) { d(s).Replicas = -1 })
+	f("replicas past the bound", func(s *State) { d(s).Replicas = MaxReplicas + 1 })
 	f("bad session name", func(s *State) { s.Sessions[2].Name = "../x" })
 	f("session name twice", func(s *State) { s.Sessions[1].Name = "named" })
 	f("session never allocated", func(s *State) { s.NextSessionID = 2 })

@@ -167,14 +167,28 @@ type CreateRDD struct {
 	SessionID int64  `msgpack:"session_id"`
 	Mode      string `msgpack:"mode"`
 	CreatedAt int64  `msgpack:"created_at"`
+	// Replicas is the number of copies wanted (issue 24; RDD.Replicas).
+	// 0, and absent in entries from before it, means 1; omitted then, so
+	// such entries encode as before.
+	Replicas int `msgpack:"replicas,omitempty"`
 }
 
 // validate checks the name by the API's rule (ValidRDDName: it becomes a
-// directory of the checkpoint root, so ".." must never get in) and the
-// mode ("" in tests and the oldest records).
+// directory of the checkpoint root, so ".." must never get in), the
+// mode ("" in tests and the oldest records) and the copies wanted.
 func (b *CreateRDD) validate() error {
 	return first(ValidRDDName(b.Name), sessionID("session id", b.SessionID),
-		oneOf("rdd mode", b.Mode, ModeDurable, ModeMemory, ""))
+		oneOf("rdd mode", b.Mode, ModeDurable, ModeMemory, ""), replicas(b.Replicas))
+}
+
+// replicas checks a wanted copy count: 0 (absent: 1) up to MaxReplicas.
+// The API's own bound, the cluster's node count, is kvstore's: it
+// changes with membership, so a record never breaks it after the fact.
+func replicas(n int) error {
+	if n < 0 || n > MaxReplicas {
+		return fmt.Errorf("replicas %d is not between 0 and %d", n, MaxReplicas)
+	}
+	return nil
 }
 
 // DropRDD removes a named shared RDD from the registry.

@@ -49,6 +49,9 @@ var goldenCommands = []struct {
 		"010d85a26964d30000000000000003a57374617465a772756e6e696e67a66170705f6964a76c6f63616c2d31a8737061726b5f7569b5687474703a2f2f3132372e302e302e313a34303430a26174d30000018bcfe56805"},
 	// Since issue 21: admission.
 	{Command{CmdAdmitNode, &AdmitNode{ID: "n2", Voter: true, By: "admin", At: 1700000000006}}, "010e84a26964a26e32a5766f746572c3a26279a561646d696ea26174d30000018bcfe56806"},
+	// Since issue 24: the copies wanted (absent above: 1).
+	{Command{CmdCreateRDD, &CreateRDD{Name: "states", SessionID: 3, Mode: ModeDurable, CreatedAt: 1700000000001, Replicas: 2}},
+		"010585a46e616d65a6737461746573aa73657373696f6e5f6964d30000000000000003a46d6f6465a764757261626c65aa637265617465645f6174d30000018bcfe56801a87265706c6963617302"},
 }
 
 // TestEncodingIsStable checks that every command type encodes to the

@@ -257,6 +257,15 @@ func fuzzSeeds() map[string][]byte {
 			forged(CmdRegisterNode, &RegisterNode{ID: "n2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8992", Readmit: true}),
 			forged(CmdRemoveNode, &RemoveNode{ID: "n2"}),
 			forged(CmdAdmitNode, &AdmitNode{ID: "n2", Voter: true, At: 7})),
+		// Copies wanted (issue 24): out of bounds both ways, then in
+		// bounds, absent, and dropped.
+		"replicas": joinEntries(
+			forged(CmdCreateRDD, &CreateRDD{Name: "r", SessionID: 0, Mode: ModeDurable, Replicas: -1}),
+			forged(CmdCreateRDD, &CreateRDD{Name: "r", SessionID: 0, Mode: ModeDurable, Replicas: MaxReplicas + 1}),
+			forged(CmdCreateRDD, &CreateRDD{Name: "r", SessionID: 0, Mode: ModeDurable, Replicas: 3}),
+			forged(CmdCreateRDD, &CreateRDD{Name: "r1", SessionID: 1, Mode: ModeMemory}),
+			forged(CmdCreateRDD, &CreateRDD{Name: "r2", SessionID: 1, Mode: ModeMemory, Replicas: MaxReplicas}),
+			forged(CmdDropRDD, &DropRDD{Name: "r"})),
 		"valid-sequence": joinEntries(write, goodCkpt, write,
 			forged(CmdMoveRDD, &MoveRDD{RDD: "d", From: 0, To: 1}),
 			forged(CmdDeleteSession, &DeleteSession{ID: 0}),

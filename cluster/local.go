@@ -103,6 +103,13 @@ func (l *Local) Member(id string) (Member, bool) {
 	return *m, true
 }
 
+// NodeCount is Node.NodeCount: this node, and any a test's Update added.
+func (l *Local) NodeCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.s.nodeCount()
+}
+
 // LeastLoaded is this node.
 func (l *Local) LeastLoaded() (string, bool) { return l.id, true }
 

@@ -215,6 +215,14 @@ func (n *Node) Placement() []string {
 	return out
 }
 
+// NodeCount is the number of nodes the registry has, up or down; removed
+// ones are not counted.
+func (n *Node) NodeCount() int {
+	var c int
+	n.fsm.read(func(s *State) { c = s.nodeCount() })
+	return c
+}
+
 // LeastLoaded returns the first node of Placement.
 func (n *Node) LeastLoaded() (string, bool) {
 	p := n.Placement()

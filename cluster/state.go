@@ -65,7 +65,17 @@ type RDD struct {
 	TailOps     int            `msgpack:"tail_ops,omitempty" json:"tail_writes"`
 	TailBytes   int64          `msgpack:"tail_bytes,omitempty" json:"tail_bytes"`
 	LastWrite   uint64         `msgpack:"last_write,omitempty" json:"last_write_index"`
+	// Replicas is the number of copies wanted (issue 24): 0, as in
+	// records from before it, means 1 (Wanted). Only the wish is
+	// recorded: copies beyond the owner's session are not built yet.
+	Replicas int `msgpack:"replicas,omitempty" json:"replicas,omitempty"`
 }
+
+// MaxReplicas bounds the copies a record may want (State.check keeps it).
+const MaxReplicas = 256
+
+// Wanted is the number of copies the RDD wants, at least 1.
+func (r RDD) Wanted() int { return max(r.Replicas, 1) }
 
 // State is the whole replicated registry. It is mutated only by apply,
 // which is deterministic: the same entries give the same state on every node.
@@ -206,7 +216,8 @@ func (s *State) applyCreateRDD(b *CreateRDD, index uint64) (any, error) {
 	if sess.Status != SessionActive {
 		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.SessionID, sess.Status)
 	}
-	s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt, Incarnation: index}
+	s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt, Incarnation: index,
+		Replicas: b.Replicas}
 	return nil, nil
 }
 
@@ -347,6 +358,18 @@ func sortedCopies[K cmp.Ordered, V any](m map[K]*V) []V {
 
 // sortedSessions lists sessions by id.
 func (s *State) sortedSessions() []Session { return sortedCopies(s.Sessions) }
+
+// nodeCount is the number of registered nodes, up or down (removed ones
+// are not counted).
+func (s *State) nodeCount() int {
+	n := 0
+	for _, m := range s.Nodes {
+		if m.Status != NodeRemoved {
+			n++
+		}
+	}
+	return n
+}
 
 // sortedRDDs lists shared RDDs by name.
 func (s *State) sortedRDDs() []RDD { return sortedCopies(s.RDDs) }

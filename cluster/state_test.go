@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"testing"
@@ -66,6 +67,44 @@ func TestApplyRules(t *testing.T) {
 	// Ids are never reused, even after deletes.
 	if id := mustApply(t, s, CmdCreateSession, &CreateSession{Name: "a"}); id != int64(2) {
 		t.Fatalf("id after delete = %v, want 2", id)
+	}
+}
+
+// TestReplicasRecorded: the copies wanted are recorded as created; a
+// count out of the registry's bounds is refused and changes nothing; an
+// entry written before the field existed (the golden bytes of issue 23's
+// create) decodes to 0, which means 1; removed nodes are not counted.
+func TestReplicasRecorded(t *testing.T) {
+	s := NewState()
+	mustApply(t, s, CmdCreateSession, &CreateSession{Name: "a", Kind: "pyspark", Node: "n1"})
+	mustApply(t, s, CmdCreateRDD, &CreateRDD{Name: "three", SessionID: 0, Mode: ModeDurable, Replicas: 3})
+	if r := s.RDDs["three"]; r.Replicas != 3 || r.Wanted() != 3 {
+		t.Fatalf("recorded %+v, want 3 copies", r)
+	}
+	for _, n := range []int{-1, MaxReplicas + 1} {
+		before := s.clone()
+		_, err := s.apply(roundTrip(t, Command{Type: CmdCreateRDD, Body: &CreateRDD{Name: "bad", SessionID: 0, Replicas: n}}), 0)
+		if !errors.Is(err, ErrInvalidCommand) || !equalStates(t, before, s) {
+			t.Fatalf("replicas %d: err = %v (or the state changed), want ErrInvalidCommand", n, err)
+		}
+	}
+	old, _ := hex.DecodeString("010584a46e616d65a6737461746573aa73657373696f6e5f6964d30000000000000003a46d6f6465a764757261626c65aa637265617465645f6174d30000018bcfe56801")
+	c, err := Decode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, s, CmdCreateSession, &CreateSession{})
+	mustApply(t, s, CmdCreateSession, &CreateSession{})
+	mustApply(t, s, CmdCreateSession, &CreateSession{})
+	mustApply(t, s, c.Type, c.Body)
+	if r := s.RDDs["states"]; r.Replicas != 0 || r.Wanted() != 1 {
+		t.Fatalf("an old entry recorded %+v, want 0 copies (1 wanted)", r)
+	}
+	s.Nodes["n1"] = &Member{ID: "n1", Status: NodeUp}
+	s.Nodes["n2"] = &Member{ID: "n2", Status: NodeDown}
+	s.Nodes["n3"] = &Member{ID: "n3", Status: NodeRemoved}
+	if n := s.nodeCount(); n != 2 {
+		t.Fatalf("nodeCount = %d, want 2 (up and down count, removed does not)", n)
 	}
 }
 

@@ -73,6 +73,13 @@ func obj(props js, required ...string) js {
 	return o
 }
 
+// closed is o with no further properties: a request body whose route
+// refuses a field it does not take.
+func closed(o js) js {
+	o["additionalProperties"] = false
+	return o
+}
+
 func jsonResp(desc string, schema js) js {
 	return js{"description": desc, "content": js{"application/json": js{"schema": schema}}}
 }
@@ -158,8 +165,9 @@ var docRDDList = always(apiOp{tag: "rdds", summary: "List shared RDDs", params: 
 	ok: okJSON("shared RDDs", obj(js{"rdds": arr(ref("RDD"))}, "rdds"))})
 
 var docRDDCreate = always(apiOp{tag: "rdds", summary: "Create a shared RDD (in the named session, or this node's default one)",
-	body: obj(js{"name": rddNameSchema, "session": js{"type": []string{"string", "integer"}},
-		"mode": js{"type": "string", "enum": []string{"durable", "memory"}}}, "name"),
+	body: closed(obj(js{"name": rddNameSchema, "session": js{"type": []string{"string", "integer"}},
+		"mode":     js{"type": "string", "enum": []string{"durable", "memory"}},
+		"replicas": js{"type": "integer", "minimum": 1, "description": "copies wanted, at most the cluster's node count (400 above it); default 2 for a durable RDD in a cluster of 2 or more nodes, else 1. Recorded only: copies beyond the owner's are not built yet"}}, "name")),
 	ok: map[string]js{"201": jsonResp("created", ref("RDD"))}, errs: []int{404, 409, 429, 503}})
 
 var docRDDGet = always(apiOp{tag: "rdds", summary: "Describe a shared RDD (state, keys, load progress, checkpoint)", params: []js{pName}, ok: okJSON("the RDD", ref("RDD")), errs: []int{404, 410, 503}})
@@ -278,6 +286,10 @@ func apiSchemas() js {
 			"last_write_index": integer(),
 			"last_error":       str(),
 			"next_attempt_at":  integer(),
+			"replicas":         integer(),
+			"copies":           arr(obj(js{"node": str(), "session": integer(), "applied_index": integer()}, "node", "session")),
+			"under_replicated": boolean(),
+			"at_risk":          js{"type": "string", "description": "why one lost machine would lose acknowledged writes (\"one copy on node-local storage\"); absent when it would not"},
 		}, "name", "mode", "state"),
 		"LoadStatus": obj(js{"state": str(), "path": str(), "format": str(), "mode": str(), "rows": integer(),
 			"percent": number(), "rows_per_sec": number(), "seconds": number(), "error": str()}, "state"),

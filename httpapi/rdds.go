@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/srdd/srdd/kvstore"
@@ -36,21 +38,47 @@ func (r *sessionRef) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// createRDDFields are the fields POST /v1/rdds takes; any other is
+// refused (a misspelt "replica" must not create an RDD with one copy).
+const createRDDFields = "name, session, mode, replicas"
+
 func (s *Server) createRDD(ctx *fasthttp.RequestCtx) {
 	var req struct {
-		Name    string     `json:"name"`
-		Session sessionRef `json:"session"`
-		Mode    string     `json:"mode"`
+		Name     string     `json:"name"`
+		Session  sessionRef `json:"session"`
+		Mode     string     `json:"mode"`
+		Replicas *int       `json:"replicas"`
 	}
-	if !decodeBody(ctx, &req) {
+	if !decodeStrict(ctx, &req, createRDDFields) {
 		return
 	}
-	info, err := s.cfg.Store.Create(kvstore.CreateRequest{Name: req.Name, Session: string(req.Session), Mode: req.Mode})
+	info, err := s.cfg.Store.Create(kvstore.CreateRequest{Name: req.Name, Session: string(req.Session), Mode: req.Mode,
+		Replicas: req.Replicas})
 	if err != nil {
 		fail(ctx, err)
 		return
 	}
 	writeJSON(ctx, http.StatusCreated, info)
+}
+
+// decodeStrict is decodeBody for a body that must hold only the fields
+// of v: an unknown one answers 400 invalid naming it and the fields the
+// route takes (fields).
+func decodeStrict(ctx *fasthttp.RequestCtx, v any, fields string) bool {
+	if !decodeBody(ctx, v) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(ctx.PostBody()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+			badRequest(ctx, "unknown field "+name+" in the request body; this route takes "+fields)
+		} else {
+			badRequest(ctx, jsonProblem(err))
+		}
+		return false
+	}
+	return true
 }
 
 func (s *Server) describeRDD(ctx *fasthttp.RequestCtx, name string) {

@@ -23,7 +23,7 @@ func (s *Store) Instrument(reg prometheus.Registerer) {
 		Help:    "Keys in one interpreter call, by op.",
 		Buckets: prometheus.ExponentialBuckets(1, 2, 15), // 1 .. 16384
 	}, []string{"op"})
-	reg.MustRegister(reqs, keys, queueCollector{s})
+	reg.MustRegister(reqs, keys, queueCollector{s}, atRiskCollector{s})
 	m := &metrics{requests: map[string]prometheus.Observer{}, keys: map[string]prometheus.Observer{}}
 	for _, op := range []string{"get", "get_cold", "set", "delete"} {
 		m.requests[op] = reqs.WithLabelValues(op)

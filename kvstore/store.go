@@ -83,6 +83,8 @@ type Registry interface {
 	RDDs() []cluster.RDD
 	Session(id int64) (cluster.Session, bool)
 	Member(id string) (cluster.Member, bool)
+	// NodeCount is the number of registered nodes, up or down.
+	NodeCount() int
 	LeastLoaded() (string, bool)
 	TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool)
 	WatchRDDs(fn func(rdd string, index uint64, write bool))
@@ -157,6 +159,25 @@ type RDDInfo struct {
 	// under way or due now). Failing session starts back off.
 	LastError     string `json:"last_error,omitempty"`
 	NextAttemptAt int64  `json:"next_attempt_at,omitempty"`
+	// Replicas is the number of copies the RDD wants (its registry
+	// record); Copies are the ones that exist. Only the owner's session
+	// holds a copy today (issue 24: copies on other nodes are not built
+	// yet), so a durable RDD that wants 2 is under-replicated.
+	Replicas        int    `json:"replicas"`
+	Copies          []Copy `json:"copies"`
+	UnderReplicated bool   `json:"under_replicated"`
+	// AtRisk says why losing one machine would lose the RDD's
+	// acknowledged writes (AtRiskOneLocalCopy), or is empty.
+	AtRisk string `json:"at_risk,omitempty"`
+}
+
+// Copy is one copy of a shared RDD: a session that holds its data.
+type Copy struct {
+	Node    string `json:"node"`
+	Session int64  `json:"session"`
+	// AppliedIndex is the last write-log index the copy holds, when the
+	// node answering knows it (it runs the copy's pusher); durable only.
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
 }
 
 // startFailures is what the store asks of the session manager about its
@@ -221,11 +242,13 @@ func New(reg Registry, sess Sessions, limits Limits) *Store {
 func (s *Store) Limits() Limits { return s.limits }
 
 // CreateRequest asks for a new shared RDD. Session is an id or a name;
-// empty means this node's default session.
+// empty means this node's default session. Replicas is the number of
+// copies wanted; nil means the default (defaultReplicas).
 type CreateRequest struct {
-	Name    string
-	Session string
-	Mode    string
+	Name     string
+	Session  string
+	Mode     string
+	Replicas *int
 }
 
 // Create registers a shared RDD and makes it exist in its session.
@@ -247,11 +270,14 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 	default:
 		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q or %q", ErrInvalid, req.Mode, cluster.ModeDurable, cluster.ModeMemory)
 	}
+	replicas, err := s.replicasFor(req)
+	if err != nil {
+		return RDDInfo{}, err
+	}
 	if _, ok := s.reg.RDD(req.Name); ok {
 		return RDDInfo{}, fmt.Errorf("%w: %q", cluster.ErrRDDExists, req.Name)
 	}
 	var sid int64
-	var err error
 	if req.Session == "" {
 		sid, err = s.sess.DefaultSession()
 	} else {
@@ -268,7 +294,7 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 		return RDDInfo{}, err
 	}
 	_, err = s.reg.Apply(cluster.Command{Type: cluster.CmdCreateRDD, Body: &cluster.CreateRDD{
-		Name: req.Name, SessionID: sid, Mode: req.Mode, CreatedAt: time.Now().UnixMilli(),
+		Name: req.Name, SessionID: sid, Mode: req.Mode, CreatedAt: time.Now().UnixMilli(), Replicas: replicas,
 	}})
 	s.createMu.Unlock()
 	if err != nil {
@@ -281,6 +307,29 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 		return RDDInfo{}, fmt.Errorf("cannot create %q in session %d: %w", req.Name, sid, err)
 	}
 	return s.Describe(context.Background(), req.Name)
+}
+
+// replicasFor checks the copies a create asks for against the cluster's
+// node count (registered nodes, up or down: a create with too few live
+// ones is taken, and the RDD reported under-replicated), or gives the
+// default: 2 for a durable RDD in a cluster of 2 or more nodes, else 1.
+// req.Mode is already filled.
+func (s *Store) replicasFor(req CreateRequest) (int, error) {
+	nodes := max(s.reg.NodeCount(), 1)
+	if req.Replicas == nil {
+		if req.Mode == cluster.ModeDurable && nodes >= 2 {
+			return 2, nil
+		}
+		return 1, nil
+	}
+	limit, why := nodes, "the cluster's node count"
+	if limit > cluster.MaxReplicas {
+		limit, why = cluster.MaxReplicas, "the most an RDD may want"
+	}
+	if n := *req.Replicas; n < 1 || n > limit {
+		return 0, fmt.Errorf("%w: replicas must be between 1 and %d (%s), not %d", ErrInvalid, limit, why, n)
+	}
+	return *req.Replicas, nil
 }
 
 // checkRDDLimit refuses a new RDD in session sid when the node that runs
@@ -338,6 +387,9 @@ func (s *Store) Describe(ctx context.Context, name string) (RDDInfo, error) {
 
 func (s *Store) describe(r cluster.RDD, counts map[string]ownerInfo) RDDInfo {
 	info := RDDInfo{Name: r.Name, SessionID: r.SessionID, Mode: r.Mode, CreatedAt: r.CreatedAt, State: StateStarting}
+	info.Replicas, info.Copies = r.Wanted(), s.copies(r)
+	info.UnderReplicated = len(info.Copies) < info.Replicas
+	info.AtRisk = s.atRisk(r, len(info.Copies), s.reg.NodeCount())
 	if r.Mode == cluster.ModeDurable {
 		tail := r.TailOps
 		info.Checkpoint, info.TailWrites, info.LastWrite = r.Checkpoint, &tail, r.LastWrite

@@ -158,8 +158,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(row, "states") || !strings.Contains(row, "27") || !strings.Contains(row, "ana") {
-		t.Fatalf("RDD row %q lacks name, key count or owner", row)
+	if !strings.Contains(row, "states") || !strings.Contains(row, "27") || !strings.Contains(row, "ana") || !strings.Contains(row, "1/1") {
+		t.Fatalf("RDD row %q lacks name, key count, owner or copies (1/1)", row)
 	}
 	if strings.Contains(href, tok) {
 		t.Fatal("the token is in the URL")

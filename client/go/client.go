@@ -121,6 +121,21 @@ type RDD struct {
 	// NextAttemptAt (unix ms) when the next one may start.
 	LastError     string `json:"last_error,omitempty"`
 	NextAttemptAt int64  `json:"next_attempt_at,omitempty"`
+	// Replicas is the number of copies wanted; Copies are the ones that
+	// exist (only the owner's today); AtRisk says why one lost machine
+	// would lose acknowledged writes ("one copy on node-local storage").
+	Replicas        int       `json:"replicas,omitempty"`
+	Copies          []RDDCopy `json:"copies,omitempty"`
+	UnderReplicated bool      `json:"under_replicated,omitempty"`
+	AtRisk          string    `json:"at_risk,omitempty"`
+}
+
+// RDDCopy is one copy of a shared RDD: a session that holds its data, and
+// the write-log index it applied when the node answering knows it.
+type RDDCopy struct {
+	Node         string `json:"node"`
+	Session      int64  `json:"session"`
+	AppliedIndex uint64 `json:"applied_index,omitempty"`
 }
 
 // LoadStatus is a bulk load's progress or outcome.
@@ -254,12 +269,30 @@ func (c *Client) CreateRDD(ctx context.Context, name, session string) (RDD, erro
 // CreateRDDMode creates a shared RDD in a mode: "durable", "memory" or ""
 // (the server's default, durable).
 func (c *Client) CreateRDDMode(ctx context.Context, name, session, mode string) (RDD, error) {
+	return c.CreateRDDWith(ctx, name, CreateRDDOptions{Session: session, Mode: mode})
+}
+
+// CreateRDDOptions are a create's optional fields; zero values are the
+// server's defaults.
+type CreateRDDOptions struct {
+	Session string // an id or name; "": the node's default session
+	Mode    string // "durable", "memory" or "" (durable)
+	// Replicas is the number of copies wanted, 1 up to the cluster's node
+	// count; 0: the default (2 for a durable RDD on 2 or more nodes, else 1).
+	Replicas int
+}
+
+// CreateRDDWith creates a shared RDD with options.
+func (c *Client) CreateRDDWith(ctx context.Context, name string, o CreateRDDOptions) (RDD, error) {
 	req := map[string]any{"name": name}
-	if session != "" {
-		req["session"] = session
+	if o.Session != "" {
+		req["session"] = o.Session
 	}
-	if mode != "" {
-		req["mode"] = mode
+	if o.Mode != "" {
+		req["mode"] = o.Mode
+	}
+	if o.Replicas != 0 {
+		req["replicas"] = o.Replicas
 	}
 	var out RDD
 	err := c.Do(ctx, http.MethodPost, "/v1/rdds", req, &out)

@@ -37,22 +37,30 @@ func addClientCmds(root *cobra.Command) {
 				return err
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSESSION\tNODE\tMODE\tSTATE\tKEYS\tDETAIL")
+			fmt.Fprintln(w, "NAME\tSESSION\tNODE\tMODE\tSTATE\tKEYS\tCOPIES\tDETAIL")
 			for _, r := range rdds {
 				keys := "-"
 				if r.Keys != nil {
 					keys = fmt.Sprint(*r.Keys)
 				}
-				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys, rddDetail(r))
+				copies := "-" // a server from before copies were reported
+				if r.Replicas > 0 {
+					copies = fmt.Sprintf("%d/%d", len(r.Copies), r.Replicas)
+				}
+				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys, copies, rddDetail(r))
 			}
 			return w.Flush()
 		},
 	})
 	var session, mode string
+	var replicas int
 	create := &cobra.Command{
 		Use: "create NAME", Short: "Create a shared RDD", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := cl().CreateRDDMode(ctx, args[0], session, mode)
+			if cmd.Flags().Changed("replicas") && replicas < 1 {
+				return fmt.Errorf("--replicas must be 1 or more, not %d", replicas)
+			}
+			r, err := cl().CreateRDDWith(ctx, args[0], srddclient.CreateRDDOptions{Session: session, Mode: mode, Replicas: replicas})
 			if err != nil {
 				return err
 			}
@@ -61,6 +69,7 @@ func addClientCmds(root *cobra.Command) {
 	}
 	create.Flags().StringVar(&session, "session", "", "session id or name to place the RDD in (default: the node's default session)")
 	create.Flags().StringVar(&mode, "mode", "", "durable (the default: writes logged through Raft, checkpointed, rebuilt after failures) or memory (faster, lost with its interpreter)")
+	create.Flags().IntVar(&replicas, "replicas", 0, "copies wanted, 1 up to the cluster's node count (default: 2 for a durable RDD on 2 or more nodes, else 1); recorded, but copies beyond the owner's are not built yet")
 	rdd.AddCommand(create)
 	rdd.AddCommand(&cobra.Command{
 		Use: "describe NAME", Short: "Describe a shared RDD", Args: cobra.ExactArgs(1),
@@ -234,9 +243,12 @@ func envOr(k, def string) string {
 }
 
 // rddDetail says why a recovering RDD is not back yet and when it is
-// tried next, for srdd rdd ls.
+// tried next, or why it is at risk, for srdd rdd ls.
 func rddDetail(r srddclient.RDD) string {
 	if r.LastError == "" {
+		if r.AtRisk != "" {
+			return "at risk: " + r.AtRisk
+		}
 		return ""
 	}
 	d := r.LastError

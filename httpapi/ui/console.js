@@ -148,15 +148,29 @@ async function rddsPage() {
         el("td", { class: "num", text: r.keys === null || r.keys === undefined ? "?" : String(r.keys) }),
         el("td", { text: owners[r.session] || "" }),
         el("td", { text: r.mode === "durable" ? age(r.checkpoint && r.checkpoint.at) : "—" }),
+        el("td", {}, copiesCell(r)),
         el("td", {}, load));
     });
     holder.replaceChildren(
-      list.length ? table("rdds-table", ["name", "mode", "state", "keys", "owner", "checkpoint", "load"], rows)
+      list.length ? table("rdds-table", ["name", "mode", "state", "keys", "owner", "checkpoint", "copies", "load"], rows)
         : el("p", { class: "muted", id: "rdds-empty" }, "No shared RDDs yet."),
       el("p", { class: "muted" }, "Refreshed " + new Date().toLocaleTimeString() + "; every 2 s."));
   };
   await refresh();
   timer = setInterval(refresh, 2000);
+}
+
+// copiesText is "copies that exist / copies wanted" (only the owner's
+// copy is built so far: issue 24).
+function copiesText(r) {
+  return (r.copies || []).length + " of " + (r.replicas || 1) + (r.under_replicated ? " (under-replicated)" : "");
+}
+
+// copiesCell shows an RDD's copies, and in red why it is at risk.
+function copiesCell(r) {
+  const cell = el("span", { text: (r.copies || []).length + "/" + (r.replicas || 1) });
+  if (r.at_risk) cell.append(" ", el("span", { class: "error at-risk", title: "losing one machine would lose acknowledged writes" }, "at risk: " + r.at_risk));
+  return cell;
 }
 
 async function rddPage(name) {
@@ -203,6 +217,8 @@ async function rddPage(name) {
     const rows = [["mode", r.mode], ["state", r.state], ["keys", r.keys], ["session", r.session], ["node", r.node],
       ["created", r.created_at ? new Date(r.created_at).toLocaleString() : ""],
       ["checkpoint", r.checkpoint ? "index " + r.checkpoint.index + ", " + age(r.checkpoint.at) : (r.mode === "durable" ? "none yet" : "—")]];
+    rows.push(["copies", copiesText(r) + ((r.copies || []).length ? " on " + r.copies.map(c => c.node + (c.applied_index ? " (applied " + c.applied_index + ")" : "")).join(", ") : "")]);
+    if (r.at_risk) rows.push(["at risk", r.at_risk]);
     if (r.load) rows.push(["load", r.load.state + " " + Math.round(r.load.percent || 0) + "% (" + r.load.rows + " rows)"]);
     if (r.message) rows.push(["message", r.message]);
     if (r.last_error) rows.push(["last error", r.last_error]);

@@ -209,6 +209,10 @@ def test_errors_from_the_server(node: Node, client: srdd.Client, states: srdd.RD
     with pytest.raises(srdd.BadRequest) as bi:
         client.create_rdd("not a name")
     assert bi.value.code == "invalid" and bi.value.message
+    # One node: one copy is the most an RDD may want.
+    with pytest.raises(srdd.BadRequest) as bi:
+        client.create_rdd(name("two_copies"), replicas=2)
+    assert "between 1 and 1" in bi.value.message
     with pytest.raises(srdd.TooLarge):
         states.set("k" * 2000, 1)
     # Authentication and roles.
@@ -251,8 +255,10 @@ def test_async_client(node: Node, states: srdd.RDD):
             assert not await s.contains("async:00")
             assert await s.count() >= 39
             assert states.name in [r.name for r in await c.rdds()]
-            m = await c.create_rdd(name("amem"), mode="memory")
-            assert (await m.describe()).mode == "memory"
+            m = await c.create_rdd(name("amem"), mode="memory", replicas=1)
+            info = await m.describe()
+            assert info.mode == "memory" and info.replicas == 1 and len(info.copies) == 1
+            assert not info.under_replicated and info.at_risk == ""
             await m.drop()
             with pytest.raises(srdd.NotFound):
                 await c.describe_rdd(m.name)

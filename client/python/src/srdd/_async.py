@@ -94,10 +94,16 @@ class AsyncClient(ClientBase):
         return await self._run(self._ops.list_rdds())  # type: ignore[no-any-return]
 
     async def create_rdd(
-        self, name: str, *, mode: Optional[str] = None, session: Union[int, str, None] = None
+        self,
+        name: str,
+        *,
+        mode: Optional[str] = None,
+        session: Union[int, str, None] = None,
+        replicas: Optional[int] = None,
     ) -> "AsyncRDD":
-        """Creates a shared RDD (``mode`` ``"durable"`` or ``"memory"``)."""
-        await self._run(self._ops.create_rdd(name, mode, session))
+        """Creates a shared RDD (``mode`` ``"durable"`` or ``"memory"``;
+        ``replicas`` as in :meth:`srdd.Client.create_rdd`)."""
+        await self._run(self._ops.create_rdd(name, mode, session, replicas))
         return AsyncRDD(self, name)
 
     async def describe_rdd(self, name: str) -> RDDInfo:

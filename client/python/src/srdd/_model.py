@@ -122,8 +122,11 @@ class RDDInfo:
     """A shared RDD as ``GET /v1/rdds[/{name}]`` describes it.
 
     ``keys`` is ``None`` when the owner could not be asked; ``checkpoint``
-    and ``tail_writes`` are set for durable RDDs; ``raw`` is the whole JSON
-    object (fields a newer server adds are there)."""
+    and ``tail_writes`` are set for durable RDDs; ``replicas`` is the
+    number of copies wanted and ``copies`` the ones that exist (only the
+    owner's today); ``at_risk`` says why one lost machine would lose
+    acknowledged writes, or is ``""``; ``raw`` is the whole JSON object
+    (fields a newer server adds are there)."""
 
     name: str
     session: int
@@ -137,6 +140,10 @@ class RDDInfo:
     engine: dict[str, Any] = field(default_factory=dict)
     checkpoint: Optional[dict[str, Any]] = None
     tail_writes: Optional[int] = None
+    replicas: int = 1
+    copies: list[dict[str, Any]] = field(default_factory=list)
+    under_replicated: bool = False
+    at_risk: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -155,6 +162,10 @@ class RDDInfo:
             engine=d.get("engine") or {},
             checkpoint=d.get("checkpoint"),
             tail_writes=d.get("tail_writes"),
+            replicas=int(d.get("replicas") or 1),
+            copies=list(d.get("copies") or []),
+            under_replicated=bool(d.get("under_replicated")),
+            at_risk=d.get("at_risk", "") or "",
             raw=dict(d),
         )
 
@@ -335,12 +346,16 @@ class Ops:
         d = yield from self._call(Request("GET", "/v1/rdds", idempotent=True))
         return [RDDInfo.from_json(r) for r in (d or {}).get("rdds") or []]
 
-    def create_rdd(self, name: str, mode: Optional[str], session: Union[int, str, None]) -> Op:
+    def create_rdd(
+        self, name: str, mode: Optional[str], session: Union[int, str, None], replicas: Optional[int] = None
+    ) -> Op:
         body: dict[str, Any] = {"name": name}
         if mode is not None:
             body["mode"] = mode
         if session is not None:
             body["session"] = session
+        if replicas is not None:
+            body["replicas"] = replicas
         d = yield from self._call(Request("POST", "/v1/rdds", body=_json(body)))
         return RDDInfo.from_json(d)
 

@@ -102,18 +102,30 @@ class Client(ClientBase):
         """Every shared RDD of the cluster."""
         return self._run(self._ops.list_rdds())
 
-    def create_rdd(self, name: str, *, mode: Optional[str] = None, session: Union[int, str, None] = None) -> "RDD":
+    def create_rdd(
+        self,
+        name: str,
+        *,
+        mode: Optional[str] = None,
+        session: Union[int, str, None] = None,
+        replicas: Optional[int] = None,
+    ) -> "RDD":
         """Creates a shared RDD and returns its handle.
 
         Args:
             mode: ``"durable"`` (the server's default) or ``"memory"``.
             session: a session id or name to place it in (default: the
                 node's default session).
+            replicas: copies wanted, 1 up to the cluster's node count
+                (default: 2 for a durable RDD on 2 or more nodes, else 1).
+                Recorded; copies beyond the owner's are not built yet.
 
         Raises:
             Exists: an RDD of that name exists.
+            BadRequest: ``replicas`` is out of range (the message
+                names the limit).
         """
-        self._run(self._ops.create_rdd(name, mode, session))
+        self._run(self._ops.create_rdd(name, mode, session, replicas))
         return RDD(self, name)
 
     def describe_rdd(self, name: str) -> RDDInfo:
