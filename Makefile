@@ -85,6 +85,13 @@ screenshots: check-java check-chromium venv
 LIVY_GO_TESTS := TestBatchOnKilledNode|TestBatchRestartedNode|TestBatchJar
 LIVY_PY_TESTS := client/livy/test_livy_scala.py client/livy/test_livy_batches.py
 
+# The JVMs that tests start (PySpark's drivers, through the nodes' and the
+# tests' own environment) run with the C1 compiler only and the serial
+# GC: a PySpark start then costs about a third less CPU on this 2-core
+# machine (benchmarks/jvm-start-cpu.sh measures it). Tests only: `make run`,
+# the benchmarks and a deployed node keep the JVM's defaults.
+TEST_JVM := JAVA_TOOL_OPTIONS="$(strip $(JAVA_TOOL_OPTIONS) -XX:TieredStopAtLevel=1 -XX:+UseSerialGC)"
+
 # The fast tier (README, "Tests"): every Go test that does not need Spark,
 # sessions on the fake interpreter (sparkbridge/bridgetest); tests that
 # call spark(t) and the deploy check are skipped. It needs no Java and
@@ -96,15 +103,15 @@ test-fast: check-redis
 # Both tiers: the fast tier's tests on the fake interpreter, the Spark
 # tier's (spark(t)) on shared PySpark nodes where they can.
 test-go: check-java check-prometheus check-chromium check-redis venv
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
+	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
 
 # The interpreter's own tests, then real Livy clients, srdd's own
 # Python client (client/python/tests) and redis-py (tests/redis) against
 # bin/srdd.
 test-python: check-java venv build $(PYCLIENT)
-	$(VPY) -m pytest -q sparkbridge/python/tests client/livy $(addprefix --ignore=,$(LIVY_PY_TESTS))
-	$(VPY) -m pytest -q client/python/tests
-	$(VPY) -m pytest -q -p no:cacheprovider tests/redis
+	$(TEST_JVM) $(VPY) -m pytest -q sparkbridge/python/tests client/livy $(addprefix --ignore=,$(LIVY_PY_TESTS))
+	$(TEST_JVM) $(VPY) -m pytest -q client/python/tests
+	$(TEST_JVM) $(VPY) -m pytest -q -p no:cacheprovider tests/redis
 
 # Airflow's Livy provider against bin/srdd, in its own virtualenv (Airflow
 # is a large install, so it is not part of `make test`; .ci/run runs it
@@ -117,11 +124,11 @@ $(AIRFLOW_STAMP): client/airflow/requirements.txt
 	touch $@
 
 test-livy: check-java venv build
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 30m -run '^($(LIVY_GO_TESTS))$$' ./node/
-	$(VPY) -m pytest -q $(LIVY_PY_TESTS)
+	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 30m -run '^($(LIVY_GO_TESTS))$$' ./node/
+	$(TEST_JVM) $(VPY) -m pytest -q $(LIVY_PY_TESTS)
 
 test-airflow: check-java venv build $(AIRFLOW_STAMP)
-	SRDD_NODE_PYTHON=$(abspath $(VPY)) $(AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider client/airflow
+	$(TEST_JVM) SRDD_NODE_PYTHON=$(abspath $(VPY)) $(AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider client/airflow
 
 # The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
 # FuzzApply over decode + apply, from its seed corpus
@@ -145,7 +152,7 @@ fuzz:
 API_EXAMPLES ?= 10
 FUZZ_API_EXAMPLES ?= 100
 test-api: check-java venv build
-	scripts/api-contract.sh $(abspath $(VPY)) $(API_EXAMPLES)
+	$(TEST_JVM) scripts/api-contract.sh $(abspath $(VPY)) $(API_EXAMPLES)
 
 fuzz-api: check-java venv build
 	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) $(FUZZ_API_EXAMPLES)
@@ -191,7 +198,7 @@ bench-durable: check-java venv build
 # after /readyz, and 5 kills each of the leader and of a follower, on real
 # PySpark (SRDD_TEST_TIER=robust; make test runs 3 and 2 on the fake).
 test-edges: check-java venv build
-	SRDD_TEST_TIER=robust SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
+	$(TEST_JVM) SRDD_TEST_TIER=robust SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 45m \
 	  -run 'TestFreshNodeTakesFirstCallsAfterReadyz|TestFreshClusterTakesFirstCallsAfterReadyz|TestCreatesThroughSurvivorsAfter' ./cmd/srdd
 
 # The fault tests (issue 22; a CI step of its own, build tag `faults`,
@@ -202,12 +209,12 @@ test-edges: check-java venv build
 # sessions pruned, Ctrl-C during a traceback, srdd doctor, full disks, a
 # driver out of memory and a paused owner (~5 min).
 test-faults: check-java venv build
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 20m -run '^TestFault' ./cmd/srdd
+	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 20m -run '^TestFault' ./cmd/srdd
 
 # The paused owner (issue 22, part 5) alone: SIGSTOP and SIGCONT of an
 # owner under load, porcupine over the reads through the resumed node.
 test-fault-pause: check-java venv build
-	SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 10m -run '^TestFaultPausedOwner$$' ./cmd/srdd
+	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 10m -run '^TestFaultPausedOwner$$' ./cmd/srdd
 
 # The edges (issue 11): process start to /readyz (1 and 3 nodes), and the
 # time from kill -9 of the leader or a follower to the first successful

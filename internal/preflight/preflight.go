@@ -236,9 +236,17 @@ func Java() Check {
 	return c
 }
 
+// firstLine is the first line of a command's output, past the lines a
+// JVM prints about JAVA_TOOL_OPTIONS or JDK_JAVA_OPTIONS in its
+// environment.
 func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(line)
+	for _, line := range strings.Split(strings.TrimSpace(s), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "Picked up ") && !strings.HasPrefix(line, "NOTE: Picked up ") {
+			return line
+		}
+	}
+	return ""
 }
 
 // dirCheck checks that dir is a writable directory, or (create) makes it

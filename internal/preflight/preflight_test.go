@@ -71,3 +71,13 @@ func TestPythonAsInterpreterAccount(t *testing.T) {
 		t.Fatalf("a Python the interpreters' uid cannot reach: %+v", c)
 	}
 }
+
+func TestFirstLineSkipsJVMOptionNotes(t *testing.T) {
+	out := "Picked up JAVA_TOOL_OPTIONS: -XX:+UseSerialGC\nNOTE: Picked up JDK_JAVA_OPTIONS: -Xss4m\nopenjdk version \"17.0.13\" 2024-10-15\nOpenJDK Runtime Environment\n"
+	if got := firstLine(out); got != `openjdk version "17.0.13" 2024-10-15` {
+		t.Errorf("firstLine = %q", got)
+	}
+	if got := firstLine("one line"); got != "one line" {
+		t.Errorf("firstLine = %q", got)
+	}
+}
