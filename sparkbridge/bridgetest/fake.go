@@ -13,7 +13,8 @@
 //
 // Served: ping, shutdown, rdd.create/drop/list, kv.get/set/delete/scan/
 // count, kv.apply, rdd.checkpoint/restore (a JSON file instead of
-// Parquet), path.gc/delete, stats, progress, cancel, complete. Not
+// Parquet), path.gc/delete, stats, progress, cancel, complete,
+// connect.start (an echoing gRPC server: connect.go) and connect.views. Not
 // served (they need Spark): execute answers every statement with an
 // error output, rdd.load and rdd.save answer an internal error.
 package bridgetest
@@ -30,7 +31,9 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/srdd/srdd/kvstore"
 	"github.com/srdd/srdd/sparkbridge"
@@ -171,6 +174,10 @@ type Store struct {
 	limits kvstore.Limits
 	rdds   map[string]*rdd
 	count  int // statements run
+
+	connect      *EchoServer // started by connect.start
+	connectToken string
+	views        atomic.Int64 // connect.views calls
 }
 
 type rdd struct {
@@ -208,6 +215,7 @@ type args struct {
 	Details bool     `msgpack:"details"`
 	Entries []entry  `msgpack:"entries"`
 	Code    string   `msgpack:"code"`
+	Token   string   `msgpack:"token"`
 }
 
 type entry struct {
@@ -272,6 +280,11 @@ func (s *Store) Do(op string, raw msgpack.RawMessage) (any, error) {
 			return map[string]any{"deleted": false}, nil
 		}
 		return map[string]any{"deleted": os.RemoveAll(p) == nil}, nil
+	case "connect.start":
+		return s.connectStart(a.Token)
+	case "connect.views":
+		s.views.Add(1)
+		return map[string]any{"changed": 0}, nil
 	case "rdd.load", "rdd.save":
 		return nil, &sparkbridge.RemoteError{Code: sparkbridge.CodeInternal,
 			Message: op + " needs Spark: this session runs the fake interpreter (tests only)"}
@@ -626,4 +639,23 @@ func (s *Store) pathGC(dir string, keep []string) (any, error) {
 		}
 	}
 	return map[string]any{"deleted": n}, nil
+}
+
+// connectStart starts the fake Spark Connect once, as connect.py does.
+func (s *Store) connectStart(token string) (any, error) {
+	if len(token) < 16 {
+		return nil, bad("the Spark Connect token must be at least 16 characters")
+	}
+	if s.connect == nil {
+		e, err := StartEcho(token, &s.views)
+		if err != nil {
+			return nil, err
+		}
+		s.connect, s.connectToken = e, token
+	} else if token != s.connectToken {
+		return nil, bad("Spark Connect already runs in this session with another token")
+	}
+	_, port, _ := net.SplitHostPort(s.connect.Addr)
+	n, _ := strconv.Atoi(port)
+	return map[string]any{"port": n}, nil
 }

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, NoReturn, Optional
 
 from . import PROTOCOL_NAME, PROTOCOL_VERSION, stats
 from .protocol import FrameTooLarge, ProtocolError, encode_frame, read_frame
+from .connect import Connect, ConnectError
 from .scala import ScalaRepl
 from .statements import StatementRunner, install_stdout_capture
 from . import durable
@@ -215,6 +216,7 @@ class Server:
         self.tables: Optional[RDDTable] = None
         self.runner: Optional[StatementRunner] = None
         self.scala: Optional[ScalaRepl] = None
+        self.connect: Optional[Connect] = None  # Spark Connect (connect.py), started on demand
         # Shared RDDs registered as temp views for Scala and SQL statements:
         # name -> the DataFrame (kept referenced so its data stays cached).
         self._views: dict[str, Any] = {}
@@ -246,6 +248,8 @@ class Server:
             "path.gc": self._op_path_gc,
             "path.delete": self._op_path_delete,
             "stats": self._op_stats,
+            "connect.start": self._op_connect_start,
+            "connect.views": self._op_connect_views,
         }
         # KV ops answered on the reader thread when they cannot block.
         self._fast: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -290,6 +294,7 @@ class Server:
                 "shared_rdds": tables.view,
             }
             self.tables = tables
+            self.connect = Connect(spark)
             self.scala = ScalaRepl(spark, spark_conf(self.cfg).get("spark.repl.class.outputDir"))
             self.runner = StatementRunner(namespace, sc, scala=self.scala, views=self._register_views)
             data = {"spark_version": str(spark.version), "app_id": str(sc.applicationId), "master": str(sc.master)}
@@ -470,6 +475,20 @@ class Server:
                 continue
             df.createOrReplaceTempView(name)
             self._views[name] = df
+
+    def _op_connect_start(self, args: dict[str, Any]) -> dict[str, Any]:
+        token = _arg(args, "token", str)
+        assert self.connect is not None and self.tables is not None
+        try:
+            port = self.connect.start(token)
+        except ConnectError as exc:
+            raise OpError("invalid", str(exc)) from None
+        self.connect.refresh_views(self.tables)
+        return {"port": port}
+
+    def _op_connect_views(self, args: dict[str, Any]) -> dict[str, Any]:
+        assert self.connect is not None and self.tables is not None
+        return {"changed": self.connect.refresh_views(self.tables)}
 
     def _op_stats(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None and self.spark is not None
