@@ -107,29 +107,39 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, anonymous bool) bool {
 		}
 		unauthorized(ctx, "this call needs credentials: a bearer token or HTTP Basic")
 		return false
-	case hasPrefixFold(h, "Bearer "):
-		var ok bool
-		if p, ok = a.Token(string(bytes.TrimSpace(h[len("Bearer "):]))); !ok {
-			unauthorized(ctx, "unknown token")
-			return false
-		}
-	case hasPrefixFold(h, "Basic "):
-		raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(h[len("Basic "):])))
-		name, pw, found := bytes.Cut(raw, []byte(":"))
-		var ok bool
-		if err == nil && found {
-			p, ok = a.Basic(string(name), string(pw))
-		}
-		if !ok {
-			unauthorized(ctx, "wrong user name or password")
-			return false
-		}
 	default:
-		unauthorized(ctx, "unsupported Authorization scheme; use Bearer or Basic")
-		return false
+		var refusal string
+		if p, refusal = Credentials(a, h); p == nil {
+			unauthorized(ctx, refusal)
+			return false
+		}
 	}
 	ctx.SetUserValue(principalKey, p)
 	return true
+}
+
+// Credentials resolves an Authorization value (a bearer token or HTTP
+// Basic) with the users file. It answers the principal, or nil and why
+// the credentials were refused. The Spark Connect port (connectapi)
+// reads its authorization metadata with it.
+func Credentials(a *auth.Authenticator, h []byte) (*auth.Principal, string) {
+	switch {
+	case hasPrefixFold(h, "Bearer "):
+		if p, ok := a.Token(string(bytes.TrimSpace(h[len("Bearer "):]))); ok {
+			return p, ""
+		}
+		return nil, "unknown token"
+	case hasPrefixFold(h, "Basic "):
+		raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(h[len("Basic "):])))
+		name, pw, found := bytes.Cut(raw, []byte(":"))
+		if err == nil && found {
+			if p, ok := a.Basic(string(name), string(pw)); ok {
+				return p, ""
+			}
+		}
+		return nil, "wrong user name or password"
+	}
+	return nil, "unsupported Authorization scheme; use Bearer or Basic"
 }
 
 // certPrincipal maps a verified TLS client certificate's CN to the
@@ -240,8 +250,7 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool
 		// session's namespace: it takes the right to run code there too
 		// (issue 25). A session that does not exist is the handler's 404.
 		if rec, found := s.sessionRecord([]string{"sessions", string(req.Session)}); allowed && req.Session != "" && found {
-			modify := p.IsAdmin() || (rec.Principal != "" && rec.Principal == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
-			allowed = modify && p.Can(auth.PermCode, "")
+			allowed = SessionCodeAllowed(p, rec)
 			what = "create for shared rdd " + quote(req.Name) + ", and the code role with modify access to session " + string(req.Session)
 		}
 	case ruleSessionView, ruleSessionModify, ruleSessionCode:
@@ -250,20 +259,34 @@ func (s *Server) authorize(ctx *fasthttp.RequestCtx, rt *route, rdd string) bool
 		if !found {
 			return true // the handler answers 404
 		}
-		modify := p.IsAdmin() || (rec.Principal != "" && rec.Principal == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+		modify := sessionModify(p, rec)
 		switch r {
 		case ruleSessionView:
 			allowed, what = modify || slices.Contains(rec.ViewUsers, p.Name), "view access to this session"
 		case ruleSessionModify:
 			allowed, what = modify, "modify access to this session"
 		default:
-			allowed, what = modify && p.Can(auth.PermCode, ""), "the code role and modify access to this session"
+			allowed, what = SessionCodeAllowed(p, rec), "the code role and modify access to this session"
 		}
 	}
 	if !allowed {
 		forbidden(ctx, p.Name+" may not make this call: it needs "+what)
 	}
 	return allowed
+}
+
+// sessionModify reports whether p may change session rec (its owner, a
+// modify user or an admin; Livy's ACLs).
+func sessionModify(p *auth.Principal, rec cluster.Session) bool {
+	return p.IsAdmin() || (rec.Principal != "" && rec.Principal == p.Name) || slices.Contains(rec.ModifyUsers, p.Name)
+}
+
+// SessionCodeAllowed is ruleSessionCode, what POST /sessions/{id}/statements
+// needs: p has the code role and modify access to session rec. A session
+// capability never has it. The Spark Connect port (connectapi) asks it
+// for every stream.
+func SessionCodeAllowed(p *auth.Principal, rec cluster.Session) bool {
+	return !p.Capability && sessionModify(p, rec) && p.Can(auth.PermCode, "")
 }
 
 // A session capability (auth.Authenticator.MintSession) may call only
