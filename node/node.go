@@ -22,6 +22,7 @@ import (
 	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/batches"
 	"github.com/srdd/srdd/cluster"
+	"github.com/srdd/srdd/connectapi"
 	"github.com/srdd/srdd/httpapi"
 	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/fileroot"
@@ -131,6 +132,13 @@ type Config struct {
 	// RedisTLS asks for that explicitly (an error without TLSCert).
 	RedisAddr string
 	RedisTLS  bool
+	// ConnectAddr, if set, serves Spark Connect there (connectapi, issue
+	// 27): each stream is proxied to the Spark Connect server inside the
+	// session its x-srdd-session metadata names, with the API's users
+	// file and the code rule of POST /sessions/{id}/statements. Without
+	// AuthFile it must be loopback unless Insecure (protected mode). With
+	// TLSCert it speaks TLS, with the API's certificate and client CA.
+	ConnectAddr string
 	// AllowedHosts, if set, are the only Host header names the API answers
 	// (on any bind; it stops DNS rebinding beyond loopback).
 	AllowedHosts []string
@@ -275,6 +283,9 @@ func (c *Config) Validate() error {
 	case c.AuthFile == "" && !c.Insecure && c.RedisAddr != "" && !httpapi.IsLoopbackAddr(c.RedisAddr):
 		return fmt.Errorf("%w: refusing to serve the Redis port on %s without --auth-file: anyone who reaches it could read or change every RDD; "+
 			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.RedisAddr)
+	case c.AuthFile == "" && !c.Insecure && c.ConnectAddr != "" && !httpapi.IsLoopbackAddr(c.ConnectAddr):
+		return fmt.Errorf("%w: refusing to serve Spark Connect on %s without --auth-file: anyone who reaches it could run code in every session; "+
+			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.ConnectAddr)
 	case c.AuthFile == "" && !c.Insecure && !httpapi.IsLoopbackAddr(c.HTTPAddr):
 		return fmt.Errorf("%w: refusing to serve %s without --auth-file: anyone who reaches it could run code as this node's user; "+
 			"give --auth-file (README, \"Securing srdd\"), bind 127.0.0.1, or pass --insecure on a network you trust", ErrProtectedMode, c.HTTPAddr)
@@ -312,10 +323,12 @@ type Node struct {
 	Batches  *batches.Manager
 	Store    *kvstore.Store
 	HTTP     *httpapi.Server
-	Redis    *redisapi.Server // nil without RedisAddr
+	Redis    *redisapi.Server   // nil without RedisAddr
+	Connect  *connectapi.Server // nil without ConnectAddr
 	Metrics  *prometheus.Registry
 	ln       net.Listener
 	redisLn  net.Listener        // nil without RedisAddr
+	connLn   net.Listener        // nil without ConnectAddr
 	auth     *auth.Authenticator // nil without AuthFile
 	cert     *tlsconf.Cert       // nil without TLS
 	peer     *cluster.PeerCreds  // nil without peer TLS
@@ -405,6 +418,14 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.RedisAddr != "" {
 		if n.redisLn, err = net.Listen("tcp", cfg.RedisAddr); err != nil {
 			return nil, fmt.Errorf("cannot listen for redis on %s: %w", cfg.RedisAddr, err)
+		}
+	}
+	if cfg.ConnectAddr != "" {
+		if n.connLn, err = net.Listen("tcp", cfg.ConnectAddr); err != nil {
+			return nil, fmt.Errorf("cannot listen for Spark Connect on %s: %w", cfg.ConnectAddr, err)
+		}
+		if cfg.AuthFile == "" && !httpapi.IsLoopbackAddr(n.connLn.Addr().String()) {
+			cfg.Logger.Warn("INSECURE: serving Spark Connect on " + n.connLn.Addr().String() + " without --auth-file: anyone who can reach it can run code in every session (--insecure)")
 		}
 	}
 	if n.redisLn != nil && cfg.AuthFile == "" && !httpapi.IsLoopbackAddr(n.redisLn.Addr().String()) {
@@ -591,6 +612,17 @@ func Start(cfg Config) (*Node, error) {
 			}
 		}()
 	}
+	if n.connLn != nil {
+		n.Connect = connectapi.New(connectapi.Config{
+			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
+			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
+		})
+		go func() {
+			if err := n.Connect.Serve(n.connLn); err != nil {
+				cfg.Logger.Error("Spark Connect port stopped", "error", err)
+			}
+		}()
+	}
 	if pl := n.Registry.PeerListener(); pl != nil {
 		go func() {
 			if err := n.HTTP.ServePeer(pl); err != nil {
@@ -654,7 +686,7 @@ func Start(cfg Config) (*Node, error) {
 	// their durable RDDs are adopted and rebuilt.
 	n.Store.StartDurable()
 	n.started.Store(true)
-	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(), "redis", n.RedisAddr(),
+	cfg.Logger.Info("srdd node serving", "node", cfg.NodeID, "http", n.ln.Addr().String(), "redis", n.RedisAddr(), "connect", n.ConnectAddr(),
 		"raft", n.Registry.RaftAddr(), "data", dataDir, "spark_master", master)
 	ok = true
 	return n, nil
@@ -753,6 +785,14 @@ func (n *Node) RedisAddr() string {
 	return n.redisLn.Addr().String()
 }
 
+// ConnectAddr returns the address of the Spark Connect port ("" without one).
+func (n *Node) ConnectAddr() string {
+	if n.connLn == nil {
+		return ""
+	}
+	return n.connLn.Addr().String()
+}
+
 // ServeErr delivers the HTTP server's error if it stops on its own.
 func (n *Node) ServeErr() <-chan error { return n.serveErr }
 
@@ -796,6 +836,11 @@ func (n *Node) Close() {
 	n.closeOnce.Do(func() {
 		if n.nonVoter && n.Registry != nil {
 			n.leave()
+		}
+		if n.Connect != nil {
+			n.Connect.Close()
+		} else if n.connLn != nil {
+			_ = n.connLn.Close()
 		}
 		if n.Redis != nil {
 			_ = n.Redis.Close()

@@ -66,10 +66,11 @@ func (o *serverOpts) register(f *pflag.FlagSet) {
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&cfg.TLSClientCA, "tls-client-ca", "", "accept client certificates signed by this CA (PEM): a certificate's CN names a user of --auth-file")
 	f.StringVar(&cfg.TLSCA, "tls-ca", "", "CA (PEM) other nodes' certificates are checked against, and session code's calls to this node (default: the system's roots)")
-	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr or --redis-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
+	f.BoolVar(&cfg.Insecure, "insecure", false, "allow a non-loopback --http-addr, --redis-addr or --connect-addr without --auth-file (protected mode refuses it otherwise) and, without peer TLS, a plaintext cluster (Raft off loopback, joining and being joined); only on a network you trust")
 	f.DurationVar(&cfg.ReadTimeout, "read-timeout", d.ReadTimeout, "a whole API request, body included, must arrive within this; a body is read only once the caller is authenticated (else 408, and the connection closes)")
 	f.IntVar(&cfg.MaxConns, "max-conns", d.MaxConns, "most open API connections; a client over it gets a fast 503")
 	f.StringVar(&cfg.RedisAddr, "redis-addr", d.RedisAddr, "also serve the Redis protocol (RESP2/RESP3) on HOST:PORT: key rdd:key is key of shared RDD rdd, with the API's users, rules and forwarding (README, \"Redis clients\"); off when empty; loopback only without --auth-file")
+	f.StringVar(&cfg.ConnectAddr, "connect-addr", d.ConnectAddr, "also serve Spark Connect on HOST:PORT (15002 is Spark's own): a client names its session with sc://HOST:PORT/;x-srdd-session=ID and runs in that session's SparkContext, with the API's users and rules (README, \"Spark Connect\"); off when empty; loopback only without --auth-file")
 	f.BoolVar(&cfg.RedisTLS, "redis-tls", d.RedisTLS, "require TLS on the Redis port (it speaks TLS whenever --tls-cert is given; this makes a missing --tls-cert an error)")
 	f.StringSliceVar(&cfg.AllowedHosts, "allowed-hosts", nil, "the only Host header names the API answers (comma-separated, e.g. srdd.example.com); on a non-loopback bind without it any Host is served, and a web page could reach the node under a name of its own (DNS rebinding)")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
@@ -188,6 +189,9 @@ func serverCmd() *cobra.Command {
 				scheme = "https"
 			}
 			fmt.Fprintf(os.Stderr, "srdd: serving on %s://%s (Ctrl-C to stop)\n", scheme, n.HTTPAddr())
+			if a := n.ConnectAddr(); a != "" {
+				fmt.Fprintf(os.Stderr, "srdd: Spark Connect on sc://%s/;x-srdd-session=ID\n", a)
+			}
 			// Start returned: the node has caught up, registered and can
 			// take a write (GET /readyz). Tell systemd (Type=notify).
 			if _, err := sdnotify.Ready(); err != nil {
