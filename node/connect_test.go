@@ -1,0 +1,167 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srdd/srdd/connectapi"
+	"github.com/srdd/srdd/internal/rawgrpc"
+	"github.com/srdd/srdd/internal/testutil"
+	"github.com/srdd/srdd/sparkbridge/bridgetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// The Spark Connect port (issue 27) on the fast tier: the fake
+// interpreter's connect.start serves an echoing gRPC server
+// (bridgetest/connect.go), so the whole path — srdd's auth, the session
+// lookup, starting Spark Connect in the session, the proxy — runs without
+// a JVM. tests/connect runs pyspark's own client on real PySpark.
+
+const connectExecute = "/spark.connect.SparkConnectService/ExecutePlan"
+
+type connectAnswer struct {
+	msgs   []string
+	header metadata.MD
+	err    error
+}
+
+// connectCall opens one stream of method to addr with metadata md
+// (pairs), sends msgs and reads the answer to the end. hold, if set, is
+// called with the open stream after the first answer, before the rest is read.
+func connectCall(t *testing.T, addr, method string, msgs []string, hold func(), md ...string) connectAnswer {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(md...)), time.Minute)
+	defer cancel()
+	var a connectAnswer
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method, grpc.ForceCodec(rawgrpc.Codec{}))
+	if err != nil {
+		a.err = err
+		return a
+	}
+	for _, m := range msgs {
+		f := rawgrpc.Frame(m)
+		if cs.SendMsg(&f) != nil {
+			break
+		}
+	}
+	if hold == nil {
+		_ = cs.CloseSend()
+	}
+	for {
+		var f rawgrpc.Frame
+		if err := cs.RecvMsg(&f); err != nil {
+			if !errors.Is(err, io.EOF) {
+				a.err = err
+			}
+			break
+		}
+		a.msgs = append(a.msgs, string(f))
+		if hold != nil {
+			hold()
+			hold = nil
+		}
+	}
+	a.header, _ = cs.Header()
+	return a
+}
+
+func TestConnectPortOnTheFake(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.json")
+	tokens := testutil.WriteUsers(t, users, map[string][]string{
+		"ana": {"code", "create:*", "read:*", "write:*"},
+		"bob": {"code"},
+		"eve": {"read:*"},
+	}, nil)
+	c := testConfig(t, t.TempDir())
+	c.AuthFile, c.ConnectAddr = users, "127.0.0.1:0"
+	n, base := startNode(t, c)
+	addr := n.ConnectAddr()
+	if addr == "" {
+		t.Fatal("no Spark Connect address")
+	}
+	ana := "Bearer " + tokens["ana"]
+	st, _, b := authDo2(http.DefaultClient, "POST", base+"/sessions", `{"kind":"pyspark","name":"etl"}`, tokens["ana"])
+	if st != http.StatusCreated {
+		t.Fatalf("create session: %d %s", st, b)
+	}
+	var sess struct{ ID int64 }
+	_ = json.Unmarshal(b, &sess)
+	id := fmt.Sprint(sess.ID)
+
+	// A client may come before the session is up: the stream waits for it.
+	a := connectCall(t, addr, connectExecute, []string{"plan"}, nil, connectapi.SessionHeader, "etl", "authorization", ana)
+	if a.err != nil || strings.Join(a.msgs, ",") != "plan" {
+		t.Fatalf("ExecutePlan by name: %q %v", a.msgs, a.err)
+	}
+	// The views were refreshed before each plan, not before other calls.
+	if v := a.header.Get(bridgetest.EchoHeaderViews); len(v) != 1 || v[0] != "1" {
+		t.Fatalf("views refreshes seen by the first plan: %v", v)
+	}
+	a = connectCall(t, addr, "/spark.connect.SparkConnectService/Config", []string{"c"}, nil, connectapi.SessionHeader, id, "authorization", ana)
+	if a.err != nil || a.header.Get(bridgetest.EchoHeaderViews)[0] != "1" {
+		t.Fatalf("Config: %v %v", a.err, a.header)
+	}
+
+	for _, tc := range []struct {
+		md   []string
+		code codes.Code
+		in   string
+	}{
+		{[]string{connectapi.SessionHeader, id}, codes.Unauthenticated, "credentials"},
+		{[]string{connectapi.SessionHeader, id, "authorization", "Bearer nope"}, codes.Unauthenticated, "unknown token"},
+		{[]string{"authorization", ana}, codes.InvalidArgument, connectapi.SessionHeader},
+		{[]string{connectapi.SessionHeader, "nope", "authorization", ana}, codes.NotFound, "nope"},
+		{[]string{connectapi.SessionHeader, id, "authorization", "Bearer " + tokens["bob"]}, codes.PermissionDenied, "modify access"},
+		{[]string{connectapi.SessionHeader, id, "authorization", "Bearer " + tokens["eve"]}, codes.PermissionDenied, "code role"},
+	} {
+		a := connectCall(t, addr, connectExecute, nil, nil, tc.md...)
+		if s := status.Convert(a.err); s.Code() != tc.code || !strings.Contains(s.Message(), tc.in) {
+			t.Errorf("metadata %v: %v %q, want %v with %q", tc.md[:2], s.Code(), s.Message(), tc.code, tc.in)
+		}
+	}
+
+	// Deleting the session ends its open streams, with a status.
+	a = connectCall(t, addr, connectExecute, []string{"first"}, func() {
+		if st, _, b := authDo2(http.DefaultClient, "DELETE", base+"/sessions/"+id, "", tokens["ana"]); st != http.StatusOK {
+			t.Errorf("delete session: %d %s", st, b)
+		}
+	}, connectapi.SessionHeader, id, "authorization", ana)
+	if c := status.Code(a.err); c != codes.FailedPrecondition && c != codes.Unavailable {
+		t.Fatalf("stream of a deleted session ended with %v", a.err)
+	}
+	a = connectCall(t, addr, connectExecute, nil, nil, connectapi.SessionHeader, id, "authorization", ana)
+	if c := status.Code(a.err); c != codes.FailedPrecondition && c != codes.NotFound {
+		t.Fatalf("a deleted session: %v", a.err)
+	}
+}
+
+// TestConnectPortProtectedMode: without a users file the port is
+// loopback only, as the API's and the Redis port's.
+func TestConnectPortProtectedMode(t *testing.T) {
+	c := testConfig(t, t.TempDir())
+	c.ConnectAddr = "0.0.0.0:0"
+	if err := c.Validate(); !errors.Is(err, ErrProtectedMode) || !strings.Contains(err.Error(), "Spark Connect") {
+		t.Fatalf("Validate = %v, want protected mode", err)
+	}
+	c.Insecure = true
+	if err := c.Validate(); err != nil {
+		t.Fatalf("with --insecure: %v", err)
+	}
+}
