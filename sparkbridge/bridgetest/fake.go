@@ -30,8 +30,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
