@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -129,6 +129,21 @@ test-livy: check-java venv build
 
 test-airflow: check-java venv build $(AIRFLOW_STAMP)
 	$(TEST_JVM) SRDD_NODE_PYTHON=$(abspath $(VPY)) $(AIRFLOW_VENV)/bin/python -m pytest -q -p no:cacheprovider client/airflow
+
+# pyspark's Spark Connect client (pyspark-client, pinned in
+# tests/connect/requirements.txt) against bin/srdd's --connect-addr, in
+# its own virtualenv: it conflicts with the full pyspark in .venv. The
+# node runs the project's Python, the tests this one. Not part of
+# `make test`; .ci/run runs it after test-airflow.
+CONNECT_VENV  := .venv-connect
+CONNECT_STAMP := $(CONNECT_VENV)/.srdd-requirements
+$(CONNECT_STAMP): tests/connect/requirements.txt
+	$(PYTHON) -m venv $(CONNECT_VENV)
+	$(CONNECT_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/connect/requirements.txt
+	touch $@
+
+test-connect: check-java venv build $(CONNECT_STAMP)
+	$(TEST_JVM) SRDD_NODE_PYTHON=$(abspath $(VPY)) $(CONNECT_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/connect
 
 # The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
 # FuzzApply over decode + apply, from its seed corpus

@@ -1,0 +1,144 @@
+"""One real srdd node (bin/srdd, real PySpark) with a Spark Connect port,
+a users file and TLS, for pyspark's own Spark Connect client
+(pyspark-client, in its own venv: `make test-connect`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("SRDD_BIN", str(REPO / "bin" / "srdd"))
+ROLES = {
+    "ana": ["code", "create:*", "read:*", "write:*"],  # owns the session
+    "bob": ["code"],  # may run code, but not in ana's session
+    "eve": ["read:*"],  # no code role
+}
+
+
+@dataclass
+class Node:
+    base: str  # https://127.0.0.1:PORT
+    connect: str  # 127.0.0.1:PORT of the Spark Connect port
+    tokens: dict[str, str]
+    session: int  # ana's pyspark session
+    ctx: ssl.SSLContext
+
+    def rest(self, method: str, path: str, body: Any = None, user: str = "ana") -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Authorization": "Bearer " + self.tokens[user], "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, context=self.ctx, timeout=60) as resp:
+                raw = resp.read()
+                return resp.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def url(self, user: Optional[str] = "ana", session: Optional[str] = None) -> str:
+        """The connection string: srdd's token (which makes pyspark use
+        TLS) and the session."""
+        params = ["use_ssl=true"]
+        if user is not None:
+            params.append("token=" + self.tokens.get(user, user))
+        if session != "":
+            params.append("x-srdd-session=" + (session if session is not None else str(self.session)))
+        return "sc://%s/;%s" % (self.connect, ";".join(params))
+
+    def statement(self, code: str) -> dict[str, Any]:
+        st, body = self.rest("POST", "/sessions/%d/statements" % self.session, {"code": code})
+        assert st == 201, body
+        st, body = self.rest("GET", "/sessions/%d/statements/%d?wait=120" % (self.session, body["id"]))
+        assert st == 200 and body["state"] == "available", body
+        return body["output"]
+
+
+def free_addr() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return "127.0.0.1:%d" % s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def node() -> Iterator[Node]:
+    if not Path(BINARY).exists():
+        pytest.fail(f"no srdd binary at {BINARY}; run the tests with `make test-connect`")
+    work = Path(tempfile.mkdtemp(prefix="srdd-connect-test-"))
+    cert, key, users = work / "cert.pem", work / "key.pem", work / "users.json"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    # pyspark's client verifies the node's certificate with gRPC's default
+    # roots: point them at this one.
+    os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(cert)
+    tokens = {name: secrets.token_hex(16) for name in ROLES}
+    for name, roles in ROLES.items():
+        args = [BINARY, "auth", "add", "--file", str(users), "--name", name, "--token", tokens[name]]
+        for r in roles:
+            args += ["--role", r]
+        subprocess.run(args, check=True, capture_output=True)
+    connect = free_addr()
+    log = open(work / "node.log", "w")
+    proc = subprocess.Popen(
+        [BINARY, "server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--data-dir", str(work / "data"),
+         "--python", os.environ.get("SRDD_NODE_PYTHON", "python3"), "--spark-master", "local[2]",
+         "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
+         "--connect-addr", connect, "--log-level", "info"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    base = None
+    for line in proc.stderr:
+        log.write(line)
+        m = re.search(r"serving on (https://\S+)", line)
+        if m:
+            base = m.group(1)
+            break
+    if base is None:
+        proc.kill()
+        pytest.fail("srdd did not start; see %s" % (work / "node.log"))
+
+    def drain() -> None:  # keep the pipe empty; the log is there to read after a failure
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            log.write(line)
+            log.flush()
+
+    threading.Thread(target=drain, daemon=True).start()
+    ctx = ssl.create_default_context(cafile=str(cert))
+    n = Node(base=base, connect=connect, tokens=tokens, session=-1, ctx=ctx)
+    try:
+        st, body = n.rest("POST", "/sessions", {"kind": "pyspark", "name": "connect-test"})
+        assert st == 201, body
+        n.session = body["id"]
+        deadline = time.monotonic() + 300
+        while n.rest("GET", "/sessions/%d/state" % n.session)[1]["state"] != "idle":
+            assert time.monotonic() < deadline, "the session did not start"
+            time.sleep(0.5)
+        yield n
+    finally:
+        proc.send_signal(subprocess.signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

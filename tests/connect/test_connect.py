@@ -1,0 +1,109 @@
+"""pyspark's Spark Connect client (pyspark-client, unchanged) against a
+real srdd node: DataFrames run in a live srdd session's SparkContext,
+next to its Livy statements and shared RDDs (issue 27)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from conftest import Node
+
+
+def connect(url: str) -> SparkSession:
+    # create(), not getOrCreate(): every test gets its own client session.
+    return SparkSession.builder.remote(url).create()
+
+
+@pytest.fixture
+def spark(node: Node):
+    s = connect(node.url())
+    yield s
+    s.stop()
+
+
+def test_range_count(spark: SparkSession) -> None:
+    assert spark.range(100).count() == 100
+
+
+def test_runs_in_the_sessions_own_context(node: Node, spark: SparkSession) -> None:
+    # The Livy statement and the Connect client see one SparkContext.
+    app = node.statement("print(sc.applicationId)")["data"]["text/plain"]
+    assert spark.sql("SELECT 1").count() == 1
+    assert app.startswith("local-")
+    assert spark.conf.get("spark.app.id") == app
+
+
+def test_shared_rdd_is_a_global_temp_view(node: Node, spark: SparkSession) -> None:
+    st, body = node.rest("POST", "/v1/rdds", {"name": "states", "session": node.session, "mode": "memory"})
+    assert st == 201, body
+    for key, value in {"ak": "Alaska", "hi": {"name": "Hawaii"}}.items():
+        st, body = node.rest("PUT", "/v1/rdds/states/keys/" + key, value)
+        assert st == 204, body
+    rows = {r["key"]: r["value"] for r in spark.table("global_temp.states").collect()}
+    assert rows == {"ak": '"Alaska"', "hi": '{"name":"Hawaii"}'}
+    # A write after it is seen by the next query (views are refreshed
+    # before each plan).
+    st, _ = node.rest("PUT", "/v1/rdds/states/keys/ca", "California")
+    assert st == 204
+    df = spark.sql("SELECT key FROM global_temp.states WHERE key < 'd' ORDER BY key")
+    assert [r["key"] for r in df.collect()] == ["ak", "ca"]
+    # Dropped, the view goes too.
+    st, _ = node.rest("DELETE", "/v1/rdds/states")
+    assert st in (200, 204)
+    assert not spark.catalog.tableExists("states", "global_temp")
+
+
+def test_global_view_of_a_livy_statement(node: Node, spark: SparkSession) -> None:
+    node.statement("spark.range(7).createOrReplaceGlobalTempView('seven')")
+    assert spark.table("global_temp.seven").count() == 7
+    # Temp views are each client's own.
+    spark.range(3).createOrReplaceTempView("mine")
+    other = connect(node.url())
+    try:
+        assert not other.catalog.tableExists("mine")
+        assert spark.table("mine").count() == 3
+    finally:
+        other.stop()
+
+
+def test_pandas_round_trip(spark: SparkSession) -> None:
+    pdf = pd.DataFrame({"k": ["a", "b", "c"], "v": [1, 2, 3]})
+    back = spark.createDataFrame(pdf).selectExpr("k", "v * 10 AS v").toPandas()
+    assert back["k"].tolist() == ["a", "b", "c"]
+    assert back["v"].tolist() == [10, 20, 30]
+
+
+@pytest.mark.parametrize("user,code,message", [
+    (None, "UNAUTHENTICATED", "needs srdd credentials"),
+    ("not-a-token", "UNAUTHENTICATED", "unknown token"),
+    ("bob", "PERMISSION_DENIED", "modify access"),  # code role, not ana's session
+    ("eve", "PERMISSION_DENIED", "code role"),
+])
+def test_auth_failures(node: Node, user, code: str, message: str) -> None:
+    s = connect(node.url(user=user))
+    try:
+        with pytest.raises(Exception, match=code) as info:
+            s.range(1).count()
+        assert message in str(info.value)
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("session,code", [("", "INVALID_ARGUMENT"), ("no-such-session", "NOT_FOUND")])
+def test_session_errors(node: Node, session: str, code: str) -> None:
+    s = connect(node.url(session=session))
+    try:
+        with pytest.raises(Exception, match=code):
+            s.range(1).count()
+    finally:
+        s.stop()
+
+
+def test_session_by_name(node: Node) -> None:
+    s = connect(node.url(session="connect-test"))
+    try:
+        assert s.range(5).count() == 5
+    finally:
+        s.stop()
