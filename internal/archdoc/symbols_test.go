@@ -33,9 +33,9 @@ var (
 )
 
 // protocolOps are the namespaces of the interpreter protocol's op names
-// (`kv.get`, `rdd.create`, `path.gc`: sparkbridge/DESIGN.md), which are
+// (`kv.get`, `rdd.create`, `path.gc`, `connect.start`: sparkbridge/DESIGN.md), which are
 // wire names, not code, whatever type shares the word.
-var protocolOps = map[string]bool{"kv": true, "rdd": true, "path": true}
+var protocolOps = map[string]bool{"kv": true, "rdd": true, "path": true, "connect": true}
 
 // symbols is what the tree defines, by scope: a Go package name or a Go
 // or Python type name maps to the names defined in it (functions,
@@ -79,7 +79,7 @@ func index(t *testing.T, root string) (symbols, map[string]bool) {
 		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
 			switch d.Name() {
-			case ".git", ".venv", ".venv-airflow", "node_modules", "__pycache__", ".pytest_cache", "data", "bin":
+			case ".git", ".venv", ".venv-airflow", ".venv-connect", "node_modules", "__pycache__", ".pytest_cache", "data", "bin":
 				if rel != "." {
 					return filepath.SkipDir
 				}
