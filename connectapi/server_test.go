@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -128,8 +127,7 @@ func start(t *testing.T, withAuth bool, cfg Config) *rig {
 	return r
 }
 
-// call opens a stream of method with metadata md (key, value pairs),
-// sends msgs, closes its send side and reads the answer.
+// answer is one stream's answer, the messages as strings.
 type answer struct {
 	msgs    []string
 	header  metadata.MD
@@ -137,6 +135,8 @@ type answer struct {
 	err     error
 }
 
+// call opens a stream of method with metadata md (key, value pairs),
+// sends msgs, closes its send side and reads the answer.
 func (r *rig) call(t *testing.T, method string, msgs []string, md ...string) answer {
 	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -146,31 +146,15 @@ func (r *rig) call(t *testing.T, method string, msgs []string, md ...string) ans
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(md...)), 20*time.Second)
 	defer cancel()
-	var a answer
-	cs, err := conn.NewStream(ctx, anyStream, method, grpc.ForceCodec(rawgrpc.Codec{}))
-	if err != nil {
-		a.err = err
-		return a
+	frames := make([]rawgrpc.Frame, len(msgs))
+	for i, m := range msgs {
+		frames[i] = rawgrpc.Frame(m)
 	}
-	for _, m := range msgs {
-		f := rawgrpc.Frame(m)
-		if err := cs.SendMsg(&f); err != nil {
-			break // the status comes from RecvMsg
-		}
-	}
-	_ = cs.CloseSend()
-	for {
-		var f rawgrpc.Frame
-		if err := cs.RecvMsg(&f); err != nil {
-			if !errors.Is(err, io.EOF) {
-				a.err = err
-			}
-			break
-		}
+	got := rawgrpc.Exchange(ctx, conn, method, frames, nil)
+	a := answer{header: got.Header, trailer: got.Trailer, err: got.Err}
+	for _, f := range got.Msgs {
 		a.msgs = append(a.msgs, string(f))
 	}
-	a.header, _ = cs.Header()
-	a.trailer = cs.Trailer()
 	return a
 }
 

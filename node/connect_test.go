@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -31,16 +30,10 @@ import (
 
 const connectExecute = "/spark.connect.SparkConnectService/ExecutePlan"
 
-type connectAnswer struct {
-	msgs   []string
-	header metadata.MD
-	err    error
-}
-
 // connectCall opens one stream of method to addr with metadata md
-// (pairs), sends msgs and reads the answer to the end. hold, if set, is
-// called with the open stream after the first answer, before the rest is read.
-func connectCall(t *testing.T, addr, method string, msgs []string, hold func(), md ...string) connectAnswer {
+// (pairs), sends msgs and reads the answer to the end; after, if set,
+// runs once the first answer has come (rawgrpc.Exchange).
+func connectCall(t *testing.T, addr, method string, msgs []string, after func(), md ...string) rawgrpc.Answer {
 	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -49,37 +42,11 @@ func connectCall(t *testing.T, addr, method string, msgs []string, hold func(), 
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(md...)), time.Minute)
 	defer cancel()
-	var a connectAnswer
-	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method, grpc.ForceCodec(rawgrpc.Codec{}))
-	if err != nil {
-		a.err = err
-		return a
+	frames := make([]rawgrpc.Frame, len(msgs))
+	for i, m := range msgs {
+		frames[i] = rawgrpc.Frame(m)
 	}
-	for _, m := range msgs {
-		f := rawgrpc.Frame(m)
-		if cs.SendMsg(&f) != nil {
-			break
-		}
-	}
-	if hold == nil {
-		_ = cs.CloseSend()
-	}
-	for {
-		var f rawgrpc.Frame
-		if err := cs.RecvMsg(&f); err != nil {
-			if !errors.Is(err, io.EOF) {
-				a.err = err
-			}
-			break
-		}
-		a.msgs = append(a.msgs, string(f))
-		if hold != nil {
-			hold()
-			hold = nil
-		}
-	}
-	a.header, _ = cs.Header()
-	return a
+	return rawgrpc.Exchange(ctx, conn, method, frames, after)
 }
 
 func TestConnectPortOnTheFake(t *testing.T) {
@@ -107,16 +74,16 @@ func TestConnectPortOnTheFake(t *testing.T) {
 
 	// A client may come before the session is up: the stream waits for it.
 	a := connectCall(t, addr, connectExecute, []string{"plan"}, nil, connectapi.SessionHeader, "etl", "authorization", ana)
-	if a.err != nil || strings.Join(a.msgs, ",") != "plan" {
-		t.Fatalf("ExecutePlan by name: %q %v", a.msgs, a.err)
+	if a.Err != nil || len(a.Msgs) != 1 || string(a.Msgs[0]) != "plan" {
+		t.Fatalf("ExecutePlan by name: %q %v", a.Msgs, a.Err)
 	}
 	// The views were refreshed before each plan, not before other calls.
-	if v := a.header.Get(bridgetest.EchoHeaderViews); len(v) != 1 || v[0] != "1" {
+	if v := a.Header.Get(bridgetest.EchoHeaderViews); len(v) != 1 || v[0] != "1" {
 		t.Fatalf("views refreshes seen by the first plan: %v", v)
 	}
 	a = connectCall(t, addr, "/spark.connect.SparkConnectService/Config", []string{"c"}, nil, connectapi.SessionHeader, id, "authorization", ana)
-	if a.err != nil || a.header.Get(bridgetest.EchoHeaderViews)[0] != "1" {
-		t.Fatalf("Config: %v %v", a.err, a.header)
+	if a.Err != nil || a.Header.Get(bridgetest.EchoHeaderViews)[0] != "1" {
+		t.Fatalf("Config: %v %v", a.Err, a.Header)
 	}
 
 	for _, tc := range []struct {
@@ -132,7 +99,7 @@ func TestConnectPortOnTheFake(t *testing.T) {
 		{[]string{connectapi.SessionHeader, id, "authorization", "Bearer " + tokens["eve"]}, codes.PermissionDenied, "code role"},
 	} {
 		a := connectCall(t, addr, connectExecute, nil, nil, tc.md...)
-		if s := status.Convert(a.err); s.Code() != tc.code || !strings.Contains(s.Message(), tc.in) {
+		if s := status.Convert(a.Err); s.Code() != tc.code || !strings.Contains(s.Message(), tc.in) {
 			t.Errorf("metadata %v: %v %q, want %v with %q", tc.md[:2], s.Code(), s.Message(), tc.code, tc.in)
 		}
 	}
@@ -143,12 +110,12 @@ func TestConnectPortOnTheFake(t *testing.T) {
 			t.Errorf("delete session: %d %s", st, b)
 		}
 	}, connectapi.SessionHeader, id, "authorization", ana)
-	if c := status.Code(a.err); c != codes.FailedPrecondition && c != codes.Unavailable {
-		t.Fatalf("stream of a deleted session ended with %v", a.err)
+	if c := status.Code(a.Err); c != codes.FailedPrecondition && c != codes.Unavailable {
+		t.Fatalf("stream of a deleted session ended with %v", a.Err)
 	}
 	a = connectCall(t, addr, connectExecute, nil, nil, connectapi.SessionHeader, id, "authorization", ana)
-	if c := status.Code(a.err); c != codes.FailedPrecondition && c != codes.NotFound {
-		t.Fatalf("a deleted session: %v", a.err)
+	if c := status.Code(a.Err); c != codes.FailedPrecondition && c != codes.NotFound {
+		t.Fatalf("a deleted session: %v", a.Err)
 	}
 }
 

@@ -4,7 +4,15 @@
 // grpc.ForceServerCodec, the client side with grpc.ForceCodec.
 package rawgrpc
 
-import "fmt"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
 
 // Frame is one message's wire bytes.
 type Frame []byte
@@ -40,3 +48,51 @@ func (Codec) Unmarshal(data []byte, v any) error {
 // Name is "proto": on the wire the messages are the protobuf bytes the
 // peers' own codecs wrote (content-type application/grpc+proto).
 func (Codec) Name() string { return "proto" }
+
+// Answer is what one stream answered: its messages, headers, trailer and
+// final status (nil for OK).
+type Answer struct {
+	Msgs    []Frame
+	Header  metadata.MD
+	Trailer metadata.MD
+	Err     error
+}
+
+// Exchange opens one stream of method on conn, sends msgs, closes its
+// send side and reads the answer to the end. after, if set, is called
+// once the first answer has come, before the rest is read (and then the
+// send side stays open until the stream ends). A client of any service,
+// for tests.
+func Exchange(ctx context.Context, conn *grpc.ClientConn, method string, msgs []Frame, after func()) Answer {
+	var a Answer
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}, method, grpc.ForceCodec(Codec{}))
+	if err != nil {
+		a.Err = err
+		return a
+	}
+	for i := range msgs {
+		if cs.SendMsg(&msgs[i]) != nil {
+			break // the status comes from RecvMsg
+		}
+	}
+	if after == nil {
+		_ = cs.CloseSend()
+	}
+	for {
+		var f Frame
+		if err := cs.RecvMsg(&f); err != nil {
+			if !errors.Is(err, io.EOF) {
+				a.Err = err
+			}
+			break
+		}
+		a.Msgs = append(a.Msgs, f)
+		if after != nil {
+			after()
+			after = nil
+		}
+	}
+	a.Header, _ = cs.Header()
+	a.Trailer = cs.Trailer()
+	return a
+}
