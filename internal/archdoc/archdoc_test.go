@@ -106,7 +106,10 @@ func TestEveryCitedInvariantIsNumbered(t *testing.T) {
 		}
 		if d.IsDir() {
 			switch d.Name() {
-			case ".git", ".venv", "node_modules", "__pycache__", ".pytest_cache":
+			case ".git", "node_modules", "__pycache__", ".pytest_cache", "spark-warehouse":
+				return filepath.SkipDir
+			}
+			if strings.HasPrefix(d.Name(), ".venv") { // .venv, .venv-airflow, .venv-connect: installed packages
 				return filepath.SkipDir
 			}
 			return nil
