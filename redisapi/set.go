@@ -58,11 +58,10 @@ func (c *conn) write(rdd, key string, v json.RawMessage, o setOpts) reply {
 	}
 	var old json.RawMessage
 	if o.conditional() {
-		vals, err := c.getMany(rdd, []string{key})
-		if err != nil {
+		var err error
+		if old, err = c.getKey(rdd, key); err != nil {
 			return fail(err)
 		}
-		old = vals[key]
 	}
 	if (o.nx && old != nil) || (o.xx && old == nil) {
 		if o.get {
