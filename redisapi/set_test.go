@@ -52,6 +52,21 @@ func conditionalSet(t *testing.T, addr, key string, wait time.Duration) string {
 	return line
 }
 
+// slowSet sends SET r:a v NX, whose read of r:a api holds, and returns
+// where its reply will come once api is released.
+func slowSet(t *testing.T, addr string, api *slowKeyAPI) <-chan string {
+	t.Helper()
+	c, r := dial(t, addr)
+	_, _ = io.WriteString(c, "SET r:a v NX\r\n")
+	slow := make(chan string, 1)
+	go func() {
+		line, _ := r.ReadString('\n')
+		slow <- line
+	}()
+	<-api.reading
+	return slow
+}
+
 // TestConditionalSetLocksItsKeyOnly: a conditional SET whose call is
 // slow (an owner that does not answer) does not hold up conditional
 // SETs of other keys. With a fixed set of lock stripes, some key of a
@@ -59,14 +74,7 @@ func conditionalSet(t *testing.T, addr, key string, wait time.Duration) string {
 func TestConditionalSetLocksItsKeyOnly(t *testing.T) {
 	api := newSlowKeyAPI()
 	_, addr := serve(t, Config{API: api})
-	slow := make(chan string, 1)
-	go func() {
-		c, r := dial(t, addr)
-		_, _ = io.WriteString(c, "SET r:a v NX\r\n")
-		line, _ := r.ReadString('\n')
-		slow <- line
-	}()
-	<-api.reading
+	slow := slowSet(t, addr, api)
 	c, r := dial(t, addr)
 	for i := range 1000 {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -89,14 +97,7 @@ func TestConditionalSetWaitIsBounded(t *testing.T) {
 	condWait = 200 * time.Millisecond
 	api := newSlowKeyAPI()
 	s, addr := serve(t, Config{API: api})
-	slow := make(chan string, 1)
-	go func() {
-		c, r := dial(t, addr)
-		_, _ = io.WriteString(c, "SET r:a v NX\r\n")
-		line, _ := r.ReadString('\n')
-		slow <- line
-	}()
-	<-api.reading
+	slow := slowSet(t, addr, api)
 	began := time.Now()
 	if line := conditionalSet(t, addr, "r:a", 5*time.Second); !strings.HasPrefix(line, "-ERR another conditional write") {
 		t.Fatalf("a second SET r:a NX: %q", line)
