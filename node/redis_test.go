@@ -292,7 +292,7 @@ func TestRedisHostileKeys(t *testing.T) {
 	newStates(t, base, "")
 	ctx := context.Background()
 	rc := redisClient(t, n.RedisAddr(), 3, nil)
-	for _, k := range []string{"a b", "a/b", "..", "%2F", "a:b:c", "\"quote'", "ключ", "x\r\ny", "?q=1&r", "#frag", `\`, "tab\there"} {
+	for _, k := range []string{"a b", "a/b", "..", "%2F", "a:b:c", "\"quote'", "ключ", "x\r\ny", "?q=1&r", "#frag", `\`, "tab\there", ".", "./k", "a//b", "a/../../sessions", "%2e%2e"} {
 		if err := rc.Set(ctx, "states:"+k, "v:"+k, 0).Err(); err != nil {
 			t.Fatalf("SET %q: %v", k, err)
 		}
@@ -308,7 +308,10 @@ func TestRedisHostileKeys(t *testing.T) {
 	// Hostile RDD names stay names: no path of another route is reached.
 	for _, name := range []string{".", "..", "a/b", "%2e%2e", "x?y", "#", "..%2F..%2Fv1%2Fcluster", "sessions"} {
 		wantErr(t, "SET of RDD "+name, rc.Set(ctx, name+":k", "v", 0).Err(), "ERR no such shared RDD '"+name+"'")
+		wantErr(t, "GET of RDD "+name, rc.Get(ctx, name+":k").Err(), "ERR no such shared RDD '"+name+"'")
 	}
+	// The empty key has no path of its own: refused as the store refuses it.
+	wantErr(t, "GET of the empty key", rc.Get(ctx, "states:").Err(), "ERR invalid request: key must not be empty")
 }
 
 // rawRedis sends raw bytes to the Redis port and returns what comes

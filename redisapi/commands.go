@@ -108,6 +108,11 @@ func fail(err error) reply {
 // text, any other value's JSON text.
 func text(v json.RawMessage) []byte {
 	v = bytes.TrimSpace(v)
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexAny(v[1:len(v)-1], "\\\"") < 0 {
+		// No escape: the bytes between the quotes are the text (the
+		// store holds valid JSON only), without a decode.
+		return v[1 : len(v)-1]
+	}
 	if len(v) > 0 && v[0] == '"' {
 		var s string
 		if json.Unmarshal(v, &s) == nil {
@@ -252,11 +257,11 @@ func (c *conn) getOne(k []byte) (json.RawMessage, reply) {
 	if r.err != "" {
 		return nil, r
 	}
-	vals, err := c.getMany(rdd, []string{key})
+	v, err := c.getKey(rdd, key)
 	if err != nil {
 		return nil, fail(err)
 	}
-	return vals[key], done
+	return v, done
 }
 
 func (c *conn) get(args [][]byte) reply {

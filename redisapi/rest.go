@@ -1,6 +1,7 @@
 package redisapi
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -108,6 +109,80 @@ func errorOf(status int, body []byte, rdd string) restErr {
 
 func rddPath(rdd, op string) string {
 	return "/v1/rdds/" + url.PathEscape(rdd) + "/" + op
+}
+
+func keyPath(rdd, key string) string {
+	return "/v1/rdds/" + url.PathEscape(rdd) + "/keys/" + url.PathEscape(key)
+}
+
+// getKey reads one key of rdd: nil if it does not exist. It takes the
+// single-key route, GET /v1/rdds/{rdd}/keys/{key}, which answers the
+// value's bytes in a small envelope: no JSON body to encode, no map to
+// decode, no per-request timer (httpapi's keyContext), where a batch of
+// one costs all three (benchmarks/REDIS.md, "Profile"). The value is the
+// caller's (a copy, not the call's buffer).
+func (c *conn) getKey(rdd, key string) (json.RawMessage, error) {
+	if key == "" {
+		// "rdd:" names the empty key, which has no path of its own: the
+		// batch route refuses it as the store does.
+		vals, err := c.getMany(rdd, []string{key})
+		return vals[key], err
+	}
+	status, body := c.rest("GET", keyPath(rdd, key), nil)
+	switch {
+	case status == http.StatusOK:
+		v, ok := keyValue(body)
+		if !ok {
+			var out struct {
+				Value json.RawMessage `json:"value"`
+			}
+			if err := json.Unmarshal(body, &out); err != nil || out.Value == nil {
+				return nil, restErr("ERR cannot read the node's answer: " + printable(body, 64))
+			}
+			return out.Value, nil
+		}
+		return bytes.Clone(v), nil
+	case status == http.StatusNotFound && errorCode(body) == "key_not_found":
+		return nil, nil
+	}
+	return nil, errorOf(status, body, rdd)
+}
+
+// keyValue reads the single-key route's answer, {"key":<string>,"value":
+// <json>} as httpapi's getKey writes it, without decoding it: it returns
+// the value's bytes, or false if the answer is shaped otherwise (the
+// caller then decodes it whole).
+func keyValue(body []byte) ([]byte, bool) {
+	const head, mid = `{"key":"`, `,"value":`
+	if !bytes.HasPrefix(body, []byte(head)) || len(body) < len(head)+len(mid)+2 || body[len(body)-1] != '}' {
+		return nil, false
+	}
+	i := len(head)
+	for ; i < len(body); i++ {
+		if body[i] == '\\' {
+			i++
+		} else if body[i] == '"' {
+			break
+		}
+	}
+	rest := body[min(i+1, len(body)):]
+	if !bytes.HasPrefix(rest, []byte(mid)) {
+		return nil, false
+	}
+	v := rest[len(mid) : len(rest)-1]
+	if len(v) == 0 {
+		return nil, false
+	}
+	return v, true
+}
+
+// errorCode is the code of a REST error answer ("" if none).
+func errorCode(body []byte) string {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.Error.Code
 }
 
 // getMany reads keys of rdd in one batched lookup; a missing key has no

@@ -10,11 +10,19 @@ import (
 
 // SCAN and KEYS walk one shared RDD's keys in key order, through the
 // REST scan route. A Redis cursor is a number; the REST cursor it stands
-// for is kept in a table of this node's (bounded: the oldest cursors are
-// forgotten first, and a forgotten one is an error, not a restart).
+// for is kept in a table of this node's, per caller, so that one caller's
+// scans never push out another's cursors. The table is bounded per caller
+// and in total: a caller's oldest cursors are forgotten first, and past
+// the total the caller holding the most loses its oldest. A forgotten
+// cursor is an error, not a restart.
 
-// maxCursors bounds the table of open SCAN cursors of a node.
-const maxCursors = 4096
+// maxCursors bounds the open SCAN cursors of a node, and
+// maxCursorsPerCaller those of one caller (a user, a token's user, a
+// session's capability; everyone, on a node without auth).
+const (
+	maxCursors          = 4096
+	maxCursorsPerCaller = 1024
+)
 
 // maxKeysReply bounds what one KEYS answers; more is an error (use SCAN).
 // KEYS reads keysPage keys at a time (a scan page carries the values too).
@@ -28,40 +36,104 @@ type cursorState struct {
 	after       string // the REST cursor
 }
 
+// cursorTable is the open cursors of a node, by caller.
 type cursorTable struct {
 	mu    sync.Mutex
+	by    map[string]*callerCursors
+	total int
+	// Bounds (maxCursors, maxCursorsPerCaller; smaller in tests).
+	max, perCaller int
+}
+
+// callerCursors is one caller's open cursors, oldest first.
+type callerCursors struct {
 	m     map[uint64]cursorState
-	order []uint64 // ring of ids, oldest at next
-	next  int
+	order []uint64 // FIFO of ids, oldest at order[0]
 }
 
 func (t *cursorTable) init() {
-	t.m = make(map[uint64]cursorState)
-	t.order = make([]uint64, maxCursors)
+	t.by = make(map[string]*callerCursors)
+	t.max, t.perCaller = maxCursors, maxCursorsPerCaller
 }
 
-// put stores st and returns its cursor: a random number > 0 that fits
-// an int64, so every client's integer parsing takes it.
-func (t *cursorTable) put(st cursorState) uint64 {
+// put stores st as one of caller's cursors and returns its cursor: a
+// random number > 0 that fits an int64, so every client's integer
+// parsing takes it.
+func (t *cursorTable) put(caller string, st cursorState) uint64 {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	id := binary.LittleEndian.Uint64(b[:])>>1 | 1
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if old := t.order[t.next]; old != 0 {
-		delete(t.m, old)
+	cc := t.by[caller]
+	if cc == nil {
+		cc = &callerCursors{m: make(map[uint64]cursorState)}
+		t.by[caller] = cc
 	}
-	t.order[t.next] = id
-	t.next = (t.next + 1) % len(t.order)
-	t.m[id] = st
+	if len(cc.order) >= t.perCaller {
+		t.dropOldest(caller, cc)
+	}
+	if t.total >= t.max {
+		t.dropOldest(t.largest())
+	}
+	if cc = t.by[caller]; cc == nil { // emptied by the line above
+		cc = &callerCursors{m: make(map[uint64]cursorState)}
+		t.by[caller] = cc
+	}
+	cc.order = append(cc.order, id)
+	cc.m[id] = st
+	t.total++
 	return id
 }
 
-func (t *cursorTable) get(id uint64) (cursorState, bool) {
+// largest finds the caller holding the most cursors.
+func (t *cursorTable) largest() (string, *callerCursors) {
+	var name string
+	var most *callerCursors
+	for n, cc := range t.by {
+		if most == nil || len(cc.order) > len(most.order) {
+			name, most = n, cc
+		}
+	}
+	return name, most
+}
+
+// dropOldest forgets caller's oldest cursor.
+func (t *cursorTable) dropOldest(caller string, cc *callerCursors) {
+	if cc == nil || len(cc.order) == 0 {
+		return
+	}
+	delete(cc.m, cc.order[0])
+	cc.order[0] = 0
+	cc.order = cc.order[1:]
+	t.total--
+	if len(cc.order) == 0 {
+		delete(t.by, caller)
+	}
+}
+
+// get finds one of caller's cursors: another caller's is unknown.
+func (t *cursorTable) get(caller string, id uint64) (cursorState, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	st, ok := t.m[id]
+	cc := t.by[caller]
+	if cc == nil {
+		return cursorState{}, false
+	}
+	st, ok := cc.m[id]
 	return st, ok
+}
+
+// caller names the connection's caller in the cursor table.
+func (c *conn) caller() string {
+	switch p := c.principal; {
+	case p == nil:
+		return ""
+	case p.Capability:
+		return "session:" + strconv.FormatInt(p.Session, 10)
+	default:
+		return "user:" + p.Name
+	}
 }
 
 // pattern reads a MATCH pattern: rdd:prefix*, a literal prefix of one
@@ -112,7 +184,7 @@ func (c *conn) scan(args [][]byte) reply {
 	}
 	var after string
 	if id != 0 {
-		st, found := c.s.cursors.get(id)
+		st, found := c.s.cursors.get(c.caller(), id)
 		if !found || st.rdd != rdd || st.prefix != prefix {
 			return errReply("ERR invalid cursor (unknown, expired, or of another MATCH)")
 		}
@@ -124,7 +196,7 @@ func (c *conn) scan(args [][]byte) reply {
 	}
 	cursor := "0"
 	if next != "" {
-		cursor = strconv.FormatUint(c.s.cursors.put(cursorState{rdd: rdd, prefix: prefix, after: next}), 10)
+		cursor = strconv.FormatUint(c.s.cursors.put(c.caller(), cursorState{rdd: rdd, prefix: prefix, after: next}), 10)
 	}
 	c.w.Array(2)
 	c.w.BulkString(cursor)

@@ -73,12 +73,12 @@ const (
 
 // Server is the Redis port of one node.
 type Server struct {
-	cfg     Config
-	limits  Limits // of an authenticated connection
-	audit   hclog.Logger
-	metrics *redisMetrics
-	cursors cursorTable
-	stripes [64]sync.Mutex // conditional SETs of this node (set.go)
+	cfg      Config
+	limits   Limits // of an authenticated connection
+	audit    hclog.Logger
+	metrics  *redisMetrics
+	cursors  cursorTable
+	keyLocks keyLocks // conditional SETs of this node (set.go)
 
 	mu     sync.Mutex
 	ln     net.Listener

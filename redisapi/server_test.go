@@ -14,18 +14,26 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// fakeAPI answers every call with status and body, and records the
-// calls it was given.
+// fakeAPI answers every call with status and body (a GET of a key, if
+// keyBody is set, with keyStatus and keyBody), and records the calls it
+// was given.
 type fakeAPI struct {
-	status int
-	body   string
-	calls  chan string
+	status    int
+	body      string
+	keyStatus int
+	keyBody   string
+	calls     chan string
 }
 
 func (f *fakeAPI) Local(ctx *fasthttp.RequestCtx, _ *auth.Principal) {
 	select {
 	case f.calls <- string(ctx.Method()) + " " + string(ctx.RequestURI()) + " " + string(ctx.PostBody()):
 	default:
+	}
+	if f.keyBody != "" && ctx.IsGet() && strings.Contains(string(ctx.RequestURI()), "/keys/") {
+		ctx.SetStatusCode(f.keyStatus)
+		ctx.SetBodyString(f.keyBody)
+		return
 	}
 	ctx.SetStatusCode(f.status)
 	ctx.SetBodyString(f.body)
@@ -55,18 +63,63 @@ func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 }
 
 // TestServerCalls: each command is the REST call the design names, with
-// the key split at the first ':' and escaped into the path.
+// the key split at the first ':' and escaped into the path: one GET is
+// the single-key route, a pipelined run of GETs one batched lookup.
 func TestServerCalls(t *testing.T) {
-	api := &fakeAPI{status: 200, body: `{"values":{"a:b/c":"x\ny"},"missing":[]}`, calls: make(chan string, 16)}
+	api := &fakeAPI{status: 200, body: `{"values":{"a:b/c":"x\ny"},"missing":[]}`,
+		keyStatus: 200, keyBody: `{"key":"a:b/c","value":"x\ny"}`, calls: make(chan string, 16)}
 	_, addr := serve(t, Config{API: api})
 	c, r := dial(t, addr)
 	_, _ = io.WriteString(c, "*2\r\n$3\r\nGET\r\n$12\r\nstates:a:b/c\r\n")
 	if line, _ := r.ReadString('\n'); line != "$3\r\n" { // the JSON string's text: x, LF, y
 		t.Fatalf("GET answered %q", line)
 	}
-	if got := <-api.calls; got != `POST /v1/rdds/states/get {"keys":["a:b/c"]}` {
+	_, _ = r.ReadString('\n')
+	_, _ = r.ReadString('\n')
+	if got := <-api.calls; got != `GET /v1/rdds/states/keys/a:b%2Fc ` {
 		t.Fatalf("GET called %q", got)
 	}
+	_, _ = io.WriteString(c, "*2\r\n$3\r\nGET\r\n$12\r\nstates:a:b/c\r\n*2\r\n$3\r\nGET\r\n$12\r\nstates:a:b/c\r\n")
+	for range 2 {
+		if line, _ := r.ReadString('\n'); line != "$3\r\n" {
+			t.Fatalf("pipelined GET answered %q", line)
+		}
+		_, _ = r.ReadString('\n')
+		_, _ = r.ReadString('\n')
+	}
+	if got := <-api.calls; got != `POST /v1/rdds/states/get {"keys":["a:b/c"]}` {
+		t.Fatalf("pipelined GETs called %q", got)
+	}
+}
+
+// TestServerGetKey: the single-key route's answers: a value (its
+// envelope read without a decode, or decoded if shaped otherwise), a
+// missing key (null), and refusals (errors, a missing RDD included).
+func TestServerGetKey(t *testing.T) {
+	f := func(status int, body, want string) {
+		t.Helper()
+		api := &fakeAPI{keyStatus: status, keyBody: body, calls: make(chan string, 16)}
+		_, addr := serve(t, Config{API: api})
+		c, r := dial(t, addr)
+		_, _ = io.WriteString(c, "GET states:ak\r\n")
+		got, _ := r.ReadString('\n')
+		if strings.HasPrefix(got, "$") && got != "$-1\r\n" {
+			rest, _ := r.ReadString('\n')
+			got += rest
+		}
+		if got != want {
+			t.Fatalf("%d %s: %q, want %q", status, body, got, want)
+		}
+	}
+	f(200, `{"key":"ak","value":"Alaska"}`, "$6\r\nAlaska\r\n")
+	f(200, `{"key":"a\"k\\","value":"x\"y"}`, "$3\r\nx\"y\r\n")
+	f(200, `{"key":"ak","value":{"pop":733391}}`, "$14\r\n{\"pop\":733391}\r\n")
+	f(200, `{"value":"Alaska","key":"ak"}`, "$6\r\nAlaska\r\n")
+	f(200, `{"key":"ak","value":"Al\u0061ska"}`, "$6\r\nAlaska\r\n")
+	f(404, `{"error":{"code":"key_not_found","message":"x"}}`, "$-1\r\n")
+	f(404, `{"error":{"code":"rdd_not_found","message":"x"}}`, "-ERR no such shared RDD 'states'\r\n")
+	f(403, `{"error":{"code":"forbidden","message":"bob may not"}}`, "-NOPERM bob may not\r\n")
+	f(200, `not json`, "-ERR cannot read the node's answer: not json\r\n")
 }
 
 // TestServerBounds: connections over MaxConns are refused, an idle one
@@ -94,7 +147,8 @@ func TestServerBounds(t *testing.T) {
 // has its own deadline).
 func TestServerLargeRepliesLate(t *testing.T) {
 	big := strings.Repeat("v", 100<<10)
-	api := &fakeAPI{status: 200, body: `{"values":{"k":"` + big + `"},"missing":[]}`, calls: make(chan string, 16)}
+	api := &fakeAPI{status: 200, body: `{"values":{"k":"` + big + `"},"missing":[]}`,
+		keyStatus: 200, keyBody: `{"key":"k","value":"` + big + `"}`, calls: make(chan string, 16)}
 	t.Cleanup(func(d time.Duration) func() { return func() { writeTimeout = d } }(writeTimeout)) // after the server's Close
 	writeTimeout = 200 * time.Millisecond
 	_, addr := serve(t, Config{API: api})

@@ -2,8 +2,9 @@ package redisapi
 
 import (
 	"encoding/json"
-	"hash/maphash"
 	"strings"
+	"sync"
+	"time"
 )
 
 // setOpts are SET's and JSON.SET's conditions.
@@ -40,29 +41,87 @@ func parseSetOpts(args [][]byte, withGet bool) (setOpts, reply) {
 	return o, done
 }
 
-var stripeSeed = maphash.MakeSeed()
+// condWait bounds how long a conditional write waits for another
+// conditional write of the same key through this node (a variable for
+// tests). The one it waits for may be a call forwarded to a slow owner,
+// which can take minutes; past condWait the waiting one answers an
+// error, having done nothing.
+var condWait = 5 * time.Second
+
+// keyLocks are this node's conditional writes in progress: one lock per
+// key (rdd:key), in the map only while someone holds or waits for it.
+// A slow call on one key holds up the conditional writes of that key
+// only (a fixed set of stripes made it hold up every key of its stripe).
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	held chan struct{} // a token in it while the key is locked
+	refs int           // holders and waiters, under keyLocks.mu
+}
+
+// lock takes k's lock, waiting at most condWait, and returns its unlock
+// (ok false: not taken, nothing to unlock).
+func (l *keyLocks) lock(k string) (unlock func(), ok bool) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*keyLock{}
+	}
+	kl := l.m[k]
+	if kl == nil {
+		kl = &keyLock{held: make(chan struct{}, 1)}
+		l.m[k] = kl
+	}
+	kl.refs++
+	l.mu.Unlock()
+	release := func() {
+		l.mu.Lock()
+		if kl.refs--; kl.refs == 0 {
+			delete(l.m, k)
+		}
+		l.mu.Unlock()
+	}
+	unlock = func() { <-kl.held; release() }
+	select {
+	case kl.held <- struct{}{}:
+		return unlock, true
+	default:
+	}
+	t := time.NewTimer(condWait)
+	defer t.Stop()
+	select {
+	case kl.held <- struct{}{}:
+		return unlock, true
+	case <-t.C:
+		release()
+		return nil, false
+	}
+}
 
 // write stores v at rdd:key under o's conditions and writes the reply:
 // OK, or a null when a condition fails; with GET, the old value.
 //
 // NX, XX and GET read the key first, then write it. The two calls hold
-// a lock of this node's, so conditional writes through this node's
-// Redis port do not interleave; a write through another node or the
-// REST API between the two calls is not seen (srdd has no
-// compare-and-set yet).
+// a lock of this node's on the key, so conditional writes of one key
+// through this node's Redis port do not interleave; a write through
+// another node or the REST API between the two calls is not seen (srdd
+// has no compare-and-set yet).
 func (c *conn) write(rdd, key string, v json.RawMessage, o setOpts) reply {
 	if o.conditional() {
-		mu := &c.s.stripes[maphash.String(stripeSeed, rdd+":"+key)%uint64(len(c.s.stripes))]
-		mu.Lock()
-		defer mu.Unlock()
+		unlock, ok := c.s.keyLocks.lock(rdd + ":" + key)
+		if !ok {
+			return errReply("ERR another conditional write (NX, XX or GET) of this key through this node is still running after %v: nothing was written, try again", condWait)
+		}
+		defer unlock()
 	}
 	var old json.RawMessage
 	if o.conditional() {
-		vals, err := c.getMany(rdd, []string{key})
-		if err != nil {
+		var err error
+		if old, err = c.getKey(rdd, key); err != nil {
 			return fail(err)
 		}
-		old = vals[key]
 	}
 	if (o.nx && old != nil) || (o.xx && old == nil) {
 		if o.get {

@@ -1,0 +1,108 @@
+package node
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/srdd/srdd/internal/testutil"
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkRedisGet is redis-benchmark's GET without pipelining, on the
+// fake interpreter: 64 connections over real TCP, each sending one GET
+// and reading its reply, beside the same read as a REST client's
+// single-key GET (fasthttp, 64 connections). Profile it with
+// -cpuprofile to see what the Redis port costs above REST's path.
+func BenchmarkRedisGet(b *testing.B) {
+	cfg := testConfig(b, b.TempDir())
+	cfg.RedisAddr = "127.0.0.1:0"
+	n, err := Start(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close()
+	base := "http://" + n.HTTPAddr()
+	if st, _, body := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ""); st != 201 {
+		b.Fatalf("create session: %d %s", st, body)
+	}
+	err = testutil.WaitFor(4*time.Minute, func() (bool, error) {
+		_, _, body := authDo("GET", base+"/sessions/0/state", "", "")
+		if strings.Contains(string(body), `"dead"`) || strings.Contains(string(body), `"error"`) {
+			return false, fmt.Errorf("session failed: %s", body)
+		}
+		return strings.Contains(string(body), `"idle"`), nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st, _, body := authDo("POST", base+"/v1/rdds", `{"name":"key","session":0,"mode":"memory"}`, ""); st != 201 {
+		b.Fatalf("create: %d %s", st, body)
+	}
+	value := `"` + strings.Repeat("x", 3) + `"` // redis-benchmark's -d 3
+	if st, _, body := authDo("PUT", base+"/v1/rdds/key/keys/k", value, ""); st != 204 {
+		b.Fatalf("put: %d %s", st, body)
+	}
+	const clients = 64
+	par := max(1, clients/runtime.GOMAXPROCS(0))
+
+	b.Run("redis", func(b *testing.B) {
+		b.SetParallelism(par)
+		b.RunParallel(func(pb *testing.PB) {
+			nc, err := net.Dial("tcp", n.RedisAddr())
+			if err != nil {
+				panic(err)
+			}
+			defer nc.Close()
+			r := bufio.NewReader(nc)
+			cmd := []byte("*2\r\n$3\r\nGET\r\n$5\r\nkey:k\r\n")
+			for pb.Next() {
+				if _, err := nc.Write(cmd); err != nil {
+					panic(err)
+				}
+				if err := readBulk(r); err != nil {
+					panic(err)
+				}
+			}
+		})
+	})
+	b.Run("rest", func(b *testing.B) {
+		c := &fasthttp.Client{MaxConnsPerHost: clients}
+		b.SetParallelism(par)
+		b.RunParallel(func(pb *testing.PB) {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI("http://" + n.HTTPAddr() + "/v1/rdds/key/keys/k")
+			req.Header.SetHost("localhost")
+			for pb.Next() {
+				if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					panic(fmt.Sprintf("%v %d %s", err, resp.StatusCode(), resp.Body()))
+				}
+			}
+		})
+	})
+}
+
+// readBulk reads one bulk string reply; an error reply is an error.
+func readBulk(r *bufio.Reader) error {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if len(line) < 3 || line[0] != '$' {
+		return fmt.Errorf("reply %q", line)
+	}
+	size, err := strconv.Atoi(strings.TrimSpace(line[1:]))
+	if err != nil || size < 0 {
+		return fmt.Errorf("reply %q", line)
+	}
+	_, err = io.CopyN(io.Discard, r, int64(size)+2)
+	return err
+}
