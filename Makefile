@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-fast test-go test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-go-node test-go-pkgs test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -101,9 +101,20 @@ test-fast: check-redis
 	  $(GO) test -race -count=1 -timeout 10m ./...
 
 # Both tiers: the fast tier's tests on the fake interpreter, the Spark
-# tier's (spark(t)) on shared PySpark nodes where they can.
-test-go: check-java check-prometheus check-chromium check-redis venv
-	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2 $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$' ./...
+# tier's (spark(t)) on shared PySpark nodes where they can. The node
+# package, the long pole, runs in a `go test` of its own so that
+# `make test` starts it first (go test ./... reached it last).
+GO_TEST_ENV := $(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_EDGE_ROUNDS=3 SRDD_KILL_ROUNDS=2
+GO_TEST     := $(GO) test -race -count=1 -timeout 25m -skip '^($(LIVY_GO_TESTS))$$'
+TEST_SETUP  := check-java check-prometheus check-chromium check-redis venv
+
+test-go: test-go-node test-go-pkgs
+
+test-go-node: $(TEST_SETUP)
+	$(GO_TEST_ENV) $(GO_TEST) ./node/
+
+test-go-pkgs: $(TEST_SETUP)
+	$(GO_TEST_ENV) $(GO_TEST) $$($(GO) list ./... | grep -v '/node$$')
 
 # The interpreter's own tests, then real Livy clients, srdd's own
 # Python client (client/python/tests) and redis-py (tests/redis) against
@@ -173,11 +184,15 @@ fuzz-api: check-java venv build
 	SEED=$$(date +%s) scripts/api-contract.sh $(abspath $(VPY)) $(FUZZ_API_EXAMPLES)
 
 # The Go tests' long pole is the node package (whole nodes; the Spark
-# tier's on real PySpark, the rest on the fake interpreter); the fuzz run,
-# the Python suites and the API contract run beside it, one at a time.
+# tier's on real PySpark, the rest on the fake interpreter): it starts
+# first, beside the other Go packages and, third, the fuzz run, the
+# Python suites and the API contract, one at a time. The set-up (Java,
+# Prometheus, Chromium, redis-cli, the venv, bin/srdd) runs before, once,
+# so no two installs run at the same time.
 # `make test-fast` is the inner loop: the Go tests that need no Spark.
 test: lint
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-go test-rest
+	$(MAKE) --no-print-directory $(TEST_SETUP) build
+	$(MAKE) --no-print-directory -j3 --output-sync=target test-go-node test-go-pkgs test-rest
 
 test-rest: test-fuzz test-python test-api
 	@:
