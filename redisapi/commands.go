@@ -108,7 +108,7 @@ func fail(err error) reply {
 // text, any other value's JSON text.
 func text(v json.RawMessage) []byte {
 	v = bytes.TrimSpace(v)
-	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexAny(v[1:len(v)-1], "\\\"") < 0 {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && !bytes.ContainsAny(v[1:len(v)-1], "\\\"") {
 		// No escape: the bytes between the quotes are the text (the
 		// store holds valid JSON only), without a decode.
 		return v[1 : len(v)-1]
