@@ -306,7 +306,28 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 		_, _ = s.reg.Apply(cluster.Command{Type: cluster.CmdDropRDD, Body: &cluster.DropRDD{Name: req.Name}})
 		return RDDInfo{}, fmt.Errorf("cannot create %q in session %d: %w", req.Name, sid, err)
 	}
+	if req.Mode == cluster.ModeDurable {
+		local := false
+		_ = s.sess.IfStarted(sid, func(context.Context, Interpreter) error { local = true; return nil })
+		if local {
+			s.awaitPusherReady(req.Name, sid)
+		}
+	}
 	return s.Describe(context.Background(), req.Name)
+}
+
+// awaitPusherReady waits, up to ownedWait, for the pusher of a durable
+// RDD just created in a session of this node to mark it ready, so the
+// create answers "ready" rather than racing the pusher. A pusher slower
+// than that leaves the RDD described as it is (recovering).
+func (s *Store) awaitPusherReady(name string, sid int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), ownedWait)
+	defer cancel()
+	o, err := s.dur.ownedHere(ctx, name, sid)
+	if err != nil {
+		return
+	}
+	_ = o.await(ctx, func() bool { return o.ready })
 }
 
 // replicasFor checks the copies a create asks for against the cluster's
