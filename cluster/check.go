@@ -88,7 +88,6 @@ func (s *State) checkRDD(name string, r *RDD) error {
 	if r.Mode != ModeDurable && (r.Checkpoint != nil || len(r.Tail) != 0 || r.TailOps != 0 || r.TailBytes != 0) {
 		return fmt.Errorf("rdd %q: a checkpoint or tail on a %q rdd", name, r.Mode)
 	}
-	var after uint64
 	if ck := r.Checkpoint; ck != nil {
 		if err := first(checkpointPath(name, ck.Path), nonNegative("row count", ck.Rows)); err != nil {
 			return fmt.Errorf("rdd %q: %w", name, err)
@@ -96,7 +95,14 @@ func (s *State) checkRDD(name string, r *RDD) error {
 		if s.Index != 0 && ck.Index > s.Index {
 			return fmt.Errorf("rdd %q: checkpoint index %d is past the snapshot's index %d", name, ck.Index, s.Index)
 		}
-		after = ck.Index
+	}
+	if err := s.checkCopies(name, r); err != nil {
+		return err
+	}
+	// The tail holds the writes after the trim point.
+	after := r.Trim()
+	if s.Index != 0 && after > s.Index {
+		return fmt.Errorf("rdd %q: trimmed up to %d, past the snapshot's index %d", name, after, s.Index)
 	}
 	ops, size := 0, int64(0)
 	for _, e := range r.Tail {

@@ -33,6 +33,7 @@ const (
 	CmdCreateBatch      CommandType = 12
 	CmdSetBatchState    CommandType = 13
 	CmdAdmitNode        CommandType = 14
+	CmdAddCopy          CommandType = 15
 )
 
 // String returns the registered name of the type, or "unknown(N)".

@@ -57,6 +57,9 @@ var commands = mustCommandTable(
 		validate: (*SetBatchState).validate, apply: (*State).applySetBatchState}),
 	row(CmdAdmitNode, rules[AdmitNode]{name: "admit_node",
 		validate: (*AdmitNode).validate, apply: (*State).applyAdmitNode}),
+	row(CmdAddCopy, rules[AddCopy]{name: "add_copy",
+		validate: (*AddCopy).validate, apply: (*State).applyAddCopy,
+		rdd: func(b *AddCopy) string { return b.RDD }}),
 )
 
 // rules is what a row says about a command whose body type is B.

@@ -105,6 +105,9 @@ type CheckpointRef struct {
 	Path  string `msgpack:"path" json:"path"`
 	Rows  int64  `msgpack:"rows" json:"rows"`
 	At    int64  `msgpack:"at" json:"at"`
+	// Node is the node whose session wrote it, where a node-local path
+	// is (empty in records from before copies).
+	Node string `msgpack:"node,omitempty" json:"node,omitempty"`
 }
 
 // TailEntry is one logged write still to be covered by a checkpoint. Only
@@ -246,9 +249,10 @@ func (s *State) remember(key string, rec *IdemRecord) {
 	}
 }
 
-// applyCheckpoint records a checkpoint and trims the tail it covers. Its
-// index must not be past the entry's own: the owner checkpoints what it
-// has applied, which is older than the entry recording it. (A forged
+// applyCheckpoint records a checkpoint of the owner or of a copy, and
+// trims the tail every live copy has covered (trimTail). Its index must
+// not be past the entry's own: a session checkpoints what it has
+// applied, which is older than the entry recording it. (A forged
 // checkpoint at index 10^9 made the interpreter skip every later write.)
 func (s *State) applyCheckpoint(b *Checkpoint, index uint64) (any, error) {
 	if b.Index > index {
@@ -258,30 +262,35 @@ func (s *State) applyCheckpoint(b *Checkpoint, index uint64) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.SessionID != b.Session || r.Incarnation != b.Incarnation {
-		// Written by a former owner (its log may lack what the current
-		// owner applied since) or for an earlier RDD of this name.
-		return nil, fmt.Errorf("%w: checkpoint of %q by session %d; it is owned by session %d", ErrNotOwner, b.RDD, b.Session, r.SessionID)
-	}
-	if r.Checkpoint != nil && b.Index <= r.Checkpoint.Index {
-		return nil, fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, r.Checkpoint.Index, b.Index)
-	}
-	r.Checkpoint = &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At}
-	cut := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > b.Index })
-	if cut > 0 {
-		// A new slice: readers may still hold the old one.
-		rest := make([]*TailEntry, len(r.Tail)-cut)
-		copy(rest, r.Tail[cut:])
-		r.Tail = rest
-		r.TailOps, r.TailBytes = 0, 0
-		for _, e := range rest {
-			r.TailOps += e.Ops()
-			r.TailBytes += e.Bytes()
+	slot := &r.Checkpoint
+	if b.Session != r.SessionID {
+		c, _ := copyOf(r, b.Session)
+		if c == nil {
+			// Written by a former owner (its log may lack what the
+			// current owner applied since) or by no copy.
+			return nil, fmt.Errorf("%w: checkpoint of %q by session %d; it is owned by session %d", ErrNotOwner, b.RDD, b.Session, r.SessionID)
 		}
+		slot = &c.Checkpoint
 	}
+	if r.Incarnation != b.Incarnation {
+		// For an earlier RDD of this name.
+		return nil, fmt.Errorf("%w: checkpoint of %q for an earlier rdd of that name", ErrNotOwner, b.RDD)
+	}
+	if *slot != nil && b.Index <= (*slot).Index {
+		return nil, fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, (*slot).Index, b.Index)
+	}
+	node := ""
+	if sess, ok := s.Sessions[b.Session]; ok {
+		node = sess.Node
+	}
+	*slot = &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At, Node: node}
+	s.trimTail(r)
 	return nil, nil
 }
 
+// applyMove hands the RDD to session To. When To holds a copy, the copy
+// is promoted: its checkpoint becomes the owner's, and it is no longer
+// listed among the copies.
 func (s *State) applyMove(b *MoveRDD, _ uint64) (any, error) {
 	r, err := s.durableRDD(b.RDD)
 	if err != nil {
@@ -297,32 +306,47 @@ func (s *State) applyMove(b *MoveRDD, _ uint64) (any, error) {
 	if sess.Status != SessionActive {
 		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.To, sess.Status)
 	}
+	r.Trimmed = r.Trim() // explicit from now on
+	if c, i := copyOf(r, b.To); c != nil {
+		r.Checkpoint = c.Checkpoint
+		r.Copies = append(r.Copies[:i:i], r.Copies[i+1:]...)
+	} else {
+		// A session on a node that holds another copy becomes the owner
+		// there: that copy is dropped, so no node holds two.
+		kept := r.Copies[:0:0]
+		for _, c := range r.Copies {
+			if c.Node != sess.Node {
+				kept = append(kept, c)
+			}
+		}
+		r.Copies = kept
+	}
+	if len(r.Copies) == 0 {
+		r.Copies = nil
+	}
 	r.SessionID = b.To
+	s.trimTail(r)
 	return nil, nil
 }
 
 // TailAfter returns the logged writes of a durable RDD with an index above
 // after (at most maxKeys keys and maxBytes bytes' worth, but at least one
-// entry), its checkpoint, and whether the RDD exists. The entries must not
+// entry), the index the tail was trimmed up to (RDD.Trim: entries at or
+// below it are gone), and whether the RDD exists. The entries must not
 // be modified.
-func (n *Node) TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, *CheckpointRef, bool) {
+func (n *Node) TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, uint64, bool) {
 	var out []*TailEntry
-	var ck *CheckpointRef
+	var trim uint64
 	var ok bool
-	n.fsm.read(func(s *State) { out, ck, ok = s.tailAfter(name, after, maxKeys, maxBytes) })
-	return out, ck, ok
+	n.fsm.read(func(s *State) { out, trim, ok = s.tailAfter(name, after, maxKeys, maxBytes) })
+	return out, trim, ok
 }
 
 // tailAfter is TailAfter over s (the caller holds its lock).
-func (s *State) tailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, *CheckpointRef, bool) {
+func (s *State) tailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, uint64, bool) {
 	r, found := s.RDDs[name]
 	if !found {
-		return nil, nil, false
-	}
-	var ck *CheckpointRef
-	if r.Checkpoint != nil {
-		c := *r.Checkpoint
-		ck = &c
+		return nil, 0, false
 	}
 	var out []*TailEntry
 	i := sort.Search(len(r.Tail), func(i int) bool { return r.Tail[i].Index > after })
@@ -336,7 +360,7 @@ func (s *State) tailAfter(name string, after uint64, maxKeys int, maxBytes int64
 		ops += e.Ops()
 		size += e.Bytes()
 	}
-	return out, ck, true
+	return out, r.Trim(), true
 }
 
 // WatchRDDs registers fn to hear of every applied change to a shared RDD

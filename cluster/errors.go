@@ -31,6 +31,9 @@ var (
 	ErrIdempotencyMismatch = errors.New("idempotency key already used for a different request")
 	// ErrStaleCheckpoint: a checkpoint older than the one recorded.
 	ErrStaleCheckpoint = errors.New("a newer checkpoint is already recorded")
+	// ErrCopyExists: a copy for an RDD that has the copies it wants, or
+	// one on that node already (copies.go).
+	ErrCopyExists = errors.New("the shared rdd has that copy already")
 	// ErrInvalidCommand: a command whose type is not registered, whose
 	// body has the wrong type, or whose body fails its validation. It is
 	// refused when proposed and, should one reach the log, when applied.
@@ -69,7 +72,7 @@ var errorKinds = map[string]error{
 	"invalid_command": ErrInvalidCommand, "halted": ErrHalted, "not_admitted": ErrNotAdmitted,
 	"plaintext_cluster": ErrPlaintextCluster, "member_exists": ErrMemberExists, "admit_limit": ErrAdmitLimit,
 	"batch_not_found": ErrBatchNotFound, "batch_exists": ErrBatchExists, "batch_finished": ErrBatchFinished,
-	"batch_limit": ErrBatchLimit, "insufficient_storage": ErrInsufficientStorage,
+	"batch_limit": ErrBatchLimit, "insufficient_storage": ErrInsufficientStorage, "copy_exists": ErrCopyExists,
 }
 
 // errorKind returns the wire name of err's sentinel, or "" for others.

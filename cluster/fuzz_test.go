@@ -266,6 +266,24 @@ func fuzzSeeds() map[string][]byte {
 			forged(CmdCreateRDD, &CreateRDD{Name: "r1", SessionID: 1, Mode: ModeMemory}),
 			forged(CmdCreateRDD, &CreateRDD{Name: "r2", SessionID: 1, Mode: ModeMemory, Replicas: MaxReplicas}),
 			forged(CmdDropRDD, &DropRDD{Name: "r"})),
+		// Copies (issue 24): refused ones (no such rdd, a memory rdd, a
+		// session on another node, the owner's node, one too many), one
+		// taken, its checkpoint, the owner's, and its promotion.
+		"copies": joinEntries(
+			forged(CmdRegisterNode, &RegisterNode{ID: "n2", RaftAddr: "127.0.0.1:7002", HTTPAddr: "127.0.0.1:8992"}),
+			forged(CmdCreateSession, &CreateSession{Name: "c2", Kind: "pyspark", Node: "n2", CreatedAt: 5}),
+			forged(CmdAddCopy, &AddCopy{RDD: "nope", Node: "n2", Session: 2}),
+			forged(CmdAddCopy, &AddCopy{RDD: "m", Node: "n2", Session: 2}),
+			forged(CmdAddCopy, &AddCopy{RDD: "d", Node: "n1", Session: 2}),
+			forged(CmdAddCopy, &AddCopy{RDD: "d", Node: "n1", Session: 1}),
+			forged(CmdAddCopy, &AddCopy{RDD: "d", Node: "n2", Session: 2}),
+			forged(CmdCreateRDD, &CreateRDD{Name: "r", SessionID: 0, Mode: ModeDurable, Replicas: 2}),
+			forged(CmdAddCopy, &AddCopy{RDD: "r", Node: "n2", Session: 2}),
+			forged(CmdAddCopy, &AddCopy{RDD: "r", Node: "n2", Session: 2}),
+			write, forged(CmdCheckpoint, &Checkpoint{RDD: "r", Session: 2, Incarnation: 12, Index: 14, Path: "/ck/r/14"}),
+			forged(CmdCheckpoint, &Checkpoint{RDD: "r", Session: 0, Incarnation: 12, Index: 15, Path: "/ck/r/15"}),
+			forged(CmdMoveRDD, &MoveRDD{RDD: "r", From: 0, To: 2}),
+			forged(CmdSetSessionStatus, &SetSessionStatus{ID: 2, Status: SessionDead, Reason: "gone"})),
 		"valid-sequence": joinEntries(write, goodCkpt, write,
 			forged(CmdMoveRDD, &MoveRDD{RDD: "d", From: 0, To: 1}),
 			forged(CmdDeleteSession, &DeleteSession{ID: 0}),

@@ -113,8 +113,11 @@ func (l *Local) NodeCount() int {
 // LeastLoaded is this node.
 func (l *Local) LeastLoaded() (string, bool) { return l.id, true }
 
+// Placement is this node.
+func (l *Local) Placement() []string { return []string{l.id} }
+
 // TailAfter is Node.TailAfter.
-func (l *Local) TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, *CheckpointRef, bool) {
+func (l *Local) TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*TailEntry, uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.s.tailAfter(name, after, maxKeys, maxBytes)

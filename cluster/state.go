@@ -65,10 +65,14 @@ type RDD struct {
 	TailOps     int            `msgpack:"tail_ops,omitempty" json:"tail_writes"`
 	TailBytes   int64          `msgpack:"tail_bytes,omitempty" json:"tail_bytes"`
 	LastWrite   uint64         `msgpack:"last_write,omitempty" json:"last_write_index"`
-	// Replicas is the number of copies wanted (issue 24): 0, as in
-	// records from before it, means 1 (Wanted). Only the wish is
-	// recorded: copies beyond the owner's session are not built yet.
+	// Replicas is the number of copies wanted, the owner's included: 0,
+	// as in records from before it, means 1 (Wanted).
 	Replicas int `msgpack:"replicas,omitempty" json:"replicas,omitempty"`
+	// Copies are the copies besides the owner's (copies.go), and Trimmed
+	// the index up to which the tail was trimmed (0 in records from
+	// before copies: see Trim).
+	Copies  []*CopyRef `msgpack:"copies,omitempty" json:"copies,omitempty"`
+	Trimmed uint64     `msgpack:"trimmed,omitempty" json:"-"`
 }
 
 // MaxReplicas bounds the copies a record may want (State.check keeps it).
@@ -186,6 +190,9 @@ func (s *State) applySetSessionStatus(b *SetSessionStatus, _ uint64) (any, error
 		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
 	}
 	sess.Status, sess.Reason = b.Status, b.Reason
+	if b.Status != SessionActive {
+		s.pruneCopies()
+	}
 	return nil, nil
 }
 
@@ -194,6 +201,7 @@ func (s *State) applyDeleteSession(b *DeleteSession, _ uint64) (any, error) {
 		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.ID)
 	}
 	delete(s.Sessions, b.ID)
+	s.pruneCopies()
 	for name, r := range s.RDDs {
 		// A durable RDD outlives its session: it is moved to another
 		// (kvstore adopts orphans). Only DropRDD deletes it.
@@ -236,6 +244,7 @@ func (s *State) loseSessions(node, reason string) {
 			sess.Status, sess.Reason = SessionDead, reason
 		}
 	}
+	s.pruneCopies()
 }
 
 // load is how busy a node is for placement: its active sessions plus the
@@ -342,6 +351,7 @@ func (s *State) clone() *State {
 			ck := *v.Checkpoint
 			n.Checkpoint = &ck
 		}
+		n.Copies = cloneCopies(v.Copies)
 		c.RDDs[k] = &n
 	}
 	return c

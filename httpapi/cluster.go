@@ -288,13 +288,18 @@ func (s *Server) resolveSession(ref string) (int64, error) {
 // session holds the RDD. A name this node does not know may have been
 // created through another node a moment ago: it catches up with the
 // leader before the handler answers 404.
-func (s *Server) rddOwner(_ *fasthttp.RequestCtx, seg []string) target {
+func (s *Server) rddOwner(ctx *fasthttp.RequestCtx, seg []string) target {
 	name := seg[2]
 	r, ok := s.cfg.Cluster.RDD(name)
 	if !ok && s.cfg.Cluster.CatchUp() == nil {
 		r, ok = s.cfg.Cluster.RDD(name)
 	}
 	if !ok {
+		return target{}
+	}
+	if ctx.IsGet() && len(seg) > 3 && seg[3] == "keys" && s.cfg.Store.ServesCopy(name) {
+		// A read of keys, and this node holds a copy: served here
+		// (kvstore's read gate holds it to its consistency level).
 		return target{}
 	}
 	t := s.sessionNode(r.SessionID)

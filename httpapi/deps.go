@@ -19,6 +19,9 @@ import (
 // KV is the shared-RDD store (kvstore.Store).
 type KV interface {
 	Limits() kvstore.Limits
+	// ServesCopy: this node holds a copy of the RDD that may serve reads
+	// of its keys (they are not forwarded to the owner).
+	ServesCopy(name string) bool
 	Create(req kvstore.CreateRequest) (kvstore.RDDInfo, error)
 	Drop(name string) error
 	List(ctx context.Context) []kvstore.RDDInfo

@@ -22,6 +22,7 @@ import (
 type fakeKV struct{}
 
 func (fakeKV) Limits() kvstore.Limits { return kvstore.DefaultLimits() }
+func (fakeKV) ServesCopy(string) bool { return false }
 func (fakeKV) Create(req kvstore.CreateRequest) (kvstore.RDDInfo, error) {
 	return kvstore.RDDInfo{Name: req.Name}, nil
 }

@@ -167,7 +167,7 @@ var docRDDList = always(apiOp{tag: "rdds", summary: "List shared RDDs", params: 
 var docRDDCreate = always(apiOp{tag: "rdds", summary: "Create a shared RDD (in the named session, or this node's default one)",
 	body: closed(obj(js{"name": rddNameSchema, "session": js{"type": []string{"string", "integer"}},
 		"mode":     js{"type": "string", "enum": []string{"durable", "memory"}},
-		"replicas": js{"type": "integer", "minimum": 1, "description": "copies wanted, at most the cluster's node count (400 above it); default 2 for a durable RDD in a cluster of 2 or more nodes, else 1. Recorded only: copies beyond the owner's are not built yet"}}, "name")),
+		"replicas": js{"type": "integer", "minimum": 1, "description": "copies wanted, at most the cluster's node count (400 above it); default 2 for a durable RDD in a cluster of 2 or more nodes, else 1. Each copy is a session on a different node; one takes over when the owner's node is lost"}}, "name")),
 	ok: map[string]js{"201": jsonResp("created", ref("RDD"))}, errs: []int{404, 409, 429, 503}})
 
 var docRDDGet = always(apiOp{tag: "rdds", summary: "Describe a shared RDD (state, keys, load progress, checkpoint)", params: []js{pName}, ok: okJSON("the RDD", ref("RDD")), errs: []int{404, 410, 503}})
@@ -287,7 +287,7 @@ func apiSchemas() js {
 			"last_error":       str(),
 			"next_attempt_at":  integer(),
 			"replicas":         integer(),
-			"copies":           arr(obj(js{"node": str(), "session": integer(), "applied_index": integer()}, "node", "session")),
+			"copies":           arr(obj(js{"node": str(), "session": integer(), "role": js{"type": "string", "enum": []string{"owner", "copy"}}, "applied_index": integer(), "checkpoint_index": integer()}, "node", "session", "role")),
 			"under_replicated": boolean(),
 			"at_risk":          js{"type": "string", "description": "why one lost machine would lose acknowledged writes (\"one copy on node-local storage\"); absent when it would not"},
 		}, "name", "mode", "state"),

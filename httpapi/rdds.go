@@ -106,6 +106,9 @@ func keyNotFound(ctx *fasthttp.RequestCtx, name, key string) {
 	writeError(ctx, http.StatusNotFound, "key_not_found", "key "+strconv.Quote(key)+" not found in shared rdd "+strconv.Quote(name))
 }
 
+// servedByHeader names the node whose copy answered a read of a key.
+const servedByHeader = "X-Srdd-Served-By"
+
 func (s *Server) getKey(ctx *fasthttp.RequestCtx, name, key string) {
 	c := keyContext()
 	vals, err := s.cfg.Store.GetManyWith(c, name, []string{key}, readOptions(ctx))
@@ -121,6 +124,9 @@ func (s *Server) getKey(ctx *fasthttp.RequestCtx, name, key string) {
 	// Written straight into the response buffer: no intermediate copy.
 	resp := &ctx.Response
 	resp.Header.SetContentType("application/json")
+	// Which node's copy answered (the owner's, or a copy's: reads of
+	// keys may be served by a copy, docs/ARCHITECTURE.md "Copies").
+	resp.Header.Set(servedByHeader, s.cfg.Cluster.ID())
 	resp.AppendBodyString(`{"key":`)
 	appendJSONString(resp, key)
 	resp.AppendBodyString(`,"value":`)

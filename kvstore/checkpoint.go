@@ -98,6 +98,12 @@ func (o *owned) maybeCheckpoint(force bool) *ckptRun {
 	tailBytes := int64(0)
 	if r, ok := o.d.s.reg.RDD(o.name); ok {
 		tailBytes = r.TailBytes
+		if r.SessionID != o.sid && !nodeLocal(cfg.CheckpointURI) {
+			// A copy on shared storage rebuilds from the owner's
+			// checkpoints and holds no tail: it writes none.
+			o.mu.Unlock()
+			return nil
+		}
 	}
 	due := o.since >= cfg.CheckpointEvery || (o.since > 0 && time.Since(o.lastCkpt) >= cfg.CheckpointInterval) ||
 		(o.since > 0 && tailBytes >= cfg.CheckpointBytes)
@@ -164,6 +170,7 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 		close(run.done)
 	}()
 	prev, _ := s.reg.RDD(o.name)
+	prevCkpt := ownCheckpoint(prev, o.sid)
 	dir := o.d.checkpointDir(o.name)
 	path := fmt.Sprintf("%s/%020d-%d", dir, idx, began.UnixMilli())
 	it, err := o.interp()
@@ -212,8 +219,8 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	s.reportTail(o.name)
 	// Keep this checkpoint and the one before it; delete the rest.
 	keep := []string{path}
-	if prev.Checkpoint != nil {
-		keep = append(keep, prev.Checkpoint.Path)
+	if prevCkpt != nil {
+		keep = append(keep, prevCkpt.Path)
 	}
 	_ = it.Call(ctx, "path.gc", map[string]any{"dir": dir, "keep": keep}, nil)
 }

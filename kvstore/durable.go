@@ -145,9 +145,11 @@ type durable struct {
 	// adoptErr is why adopting an RDD last failed (one line), by name;
 	// cleared when it is adopted.
 	adoptErr map[string]string
-	wake     chan struct{}
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// claimNext is when a failed copy claim may be tried again, by name.
+	claimNext map[string]time.Time
+	wake      chan struct{}
+	stop      chan struct{}
+	wg        sync.WaitGroup
 	// disk refuses writes while a local checkpoint dir's filesystem is
 	// full (nil: remote checkpoints, or no check).
 	disk *cluster.DiskGuard
@@ -156,7 +158,7 @@ type durable struct {
 }
 
 func newDurable(s *Store) *durable {
-	return &durable{s: s, owned: map[string]*owned{}, adoptErr: map[string]string{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	return &durable{s: s, owned: map[string]*owned{}, adoptErr: map[string]string{}, claimNext: map[string]time.Time{}, wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // EnableDurable turns durable RDDs on (call it before serving, so the
@@ -250,14 +252,21 @@ func (d *durable) reconcileLoop() {
 }
 
 // reconcile starts a pusher for every durable RDD a live session of this
-// node owns, stops the others, and adopts orphans this node should take.
+// node owns or holds a copy of, stops the others, adopts orphans this
+// node should take, and claims copies this node should make.
 func (d *durable) reconcile() {
 	reg := d.s.reg
 	me := reg.ID()
 	want := map[string]int64{}
-	for _, r := range reg.RDDs() {
+	rdds := reg.RDDs()
+	for _, r := range rdds {
 		if r.Mode != cluster.ModeDurable {
 			continue
+		}
+		for _, c := range r.Copies {
+			if cs, ok := reg.Session(c.Session); ok && c.Node == me && cs.Node == me && cs.Status == cluster.SessionActive {
+				want[r.Name] = c.Session
+			}
 		}
 		sess, ok := reg.Session(r.SessionID)
 		if ok && sess.Status == cluster.SessionActive {
@@ -268,10 +277,16 @@ func (d *durable) reconcile() {
 		}
 		d.maybeAdopt(r, sess, ok)
 	}
+	d.claimCopies(rdds)
 	d.mu.Lock()
 	for name := range d.adoptErr {
 		if r, ok := reg.RDD(name); !ok || r.Mode != cluster.ModeDurable {
 			delete(d.adoptErr, name)
+		}
+	}
+	for name := range d.claimNext {
+		if _, ok := reg.RDD(name); !ok {
+			delete(d.claimNext, name)
 		}
 	}
 	var stopped []*owned
@@ -294,13 +309,30 @@ func (d *durable) reconcile() {
 	}
 }
 
-// maybeAdopt moves an RDD whose session is gone into this node's default
-// session, if this node is the one to take it: the old node while it is
-// up (an interpreter crash or a restart), else the least loaded up node.
-// The move is a compare-and-set in the registry, so two adopters agree.
+// maybeAdopt moves an RDD whose session is gone: to its best live copy
+// (bestCopy), which serves at once, if this node holds it; with no such
+// copy, into this node's default session, if this node is the one to
+// take it: the old node while it is up (an interpreter crash or a
+// restart), else the least loaded up node. The move is a compare-and-set
+// in the registry, so two adopters agree.
 func (d *durable) maybeAdopt(r cluster.RDD, old cluster.Session, known bool) {
 	s := d.s
 	me := s.reg.ID()
+	if c, ok := d.bestCopy(r); ok {
+		if c.Node != me {
+			return
+		}
+		_, err := s.reg.Apply(cluster.Command{Type: cluster.CmdMoveRDD, Body: &cluster.MoveRDD{RDD: r.Name, From: r.SessionID, To: c.Session}})
+		if err != nil {
+			if !errors.Is(err, cluster.ErrNotOwner) && !errors.Is(err, cluster.ErrRDDNotFound) {
+				d.setAdoptError(r.Name, fmt.Sprintf("cannot promote the copy of %q here: %v", r.Name, err))
+			}
+			return
+		}
+		d.setAdoptError(r.Name, "")
+		s.logf("promoted the copy of durable rdd %q in session %d: session %d is gone", r.Name, c.Session, r.SessionID)
+		return
+	}
 	adopter := ""
 	if known {
 		if m, ok := s.reg.Member(old.Node); ok && m.Status == cluster.NodeUp {

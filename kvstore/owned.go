@@ -243,9 +243,13 @@ func (o *owned) rebuild() (int64, error) {
 	if err != nil && !sparkbridge.IsCode(err, sparkbridge.CodeExists) {
 		return 0, fmt.Errorf("cannot create it in session %d: %w", o.sid, err)
 	}
-	_, ck, ok := s.reg.TailAfter(o.name, 0, 0, 0)
+	r, ok := s.reg.RDD(o.name)
 	if !ok {
 		return 0, fmt.Errorf("%w: shared rdd %q", ErrNotFound, o.name)
+	}
+	ck, peer, err := o.d.restoreSource(r)
+	if err != nil {
+		return 0, err
 	}
 	var from uint64
 	rows := int64(0)
@@ -253,14 +257,25 @@ func (o *owned) rebuild() (int64, error) {
 		var res struct {
 			Rows int64 `msgpack:"rows"`
 		}
-		if err := o.d.ownCheckpoints(o.name, it); err != nil {
-			return 0, fmt.Errorf("cannot hand checkpoint %s to session %d: %w", ck.Path, o.sid, err)
+		path := ck.Path
+		if peer != "" {
+			// Written on another node, to its own storage: streamed
+			// over the peer channel into ours (never read off its disk).
+			if path, err = o.d.fetchCheckpoint(ctx, it, peer, o.name, ck.Path); err != nil {
+				return 0, fmt.Errorf("cannot fetch checkpoint %s from node %s: %w", ck.Path, peer, err)
+			}
 		}
-		if err := it.Call(ctx, "rdd.restore", map[string]any{"name": o.name, "path": ck.Path, "index": ck.Index}, &res); err != nil {
-			return 0, fmt.Errorf("cannot load checkpoint %s: %w", ck.Path, err)
+		if err := o.d.ownCheckpoints(o.name, it); err != nil {
+			return 0, fmt.Errorf("cannot hand checkpoint %s to session %d: %w", path, o.sid, err)
+		}
+		if err := it.Call(ctx, "rdd.restore", map[string]any{"name": o.name, "path": path, "index": ck.Index}, &res); err != nil {
+			return 0, fmt.Errorf("cannot load checkpoint %s: %w", path, err)
 		}
 		from, rows = ck.Index, res.Rows
 		o.restored = true
+		if peer != "" {
+			o.recordFetched(r, path, ck.Index, res.Rows)
+		}
 	}
 	o.mu.Lock()
 	o.applied, o.created = from, true
@@ -305,12 +320,12 @@ func (o *owned) push() (int, error) {
 	o.mu.Lock()
 	after := o.applied
 	o.mu.Unlock()
-	entries, ck, ok := s.reg.TailAfter(o.name, after, pushBatch, pushBytes)
+	entries, trim, ok := s.reg.TailAfter(o.name, after, pushBatch, pushBytes)
 	if !ok {
 		return 0, nil // dropped; reconcile stops us
 	}
-	if ck != nil && ck.Index > after {
-		return 0, fmt.Errorf("%w (checkpoint at %d, applied %d)", errGap, ck.Index, after)
+	if trim > after {
+		return 0, fmt.Errorf("%w (trimmed up to %d, applied %d)", errGap, trim, after)
 	}
 	if len(entries) == 0 {
 		return 0, nil

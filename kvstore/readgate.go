@@ -45,6 +45,11 @@ type freshReader interface {
 // readGate is ReadGate for a durable RDD r.
 func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency string) error {
 	s, name := d.s, r.Name
+	if _, ok := d.localCopy(r); ok {
+		if o, ok := d.lookup(name); ok && o.sid != r.SessionID {
+			return d.copyGate(ctx, o, name, consistency)
+		}
+	}
 	if fr, ok := s.reg.(freshReader); ok && consistency != ConsistencyStale && consistency != ConsistencyLinearizable {
 		// A node that was paused (SIGSTOP) may have been marked down and
 		// replaced meanwhile: it first hears from the leader and applies

@@ -5,10 +5,15 @@ import (
 	"github.com/srdd/srdd/cluster"
 )
 
-// Copies of shared RDDs (issue 24), as far as they are built: an RDD
-// records how many copies it wants (cluster.RDD.Replicas), and the only
-// copy that exists is the one in its owner's session. Nothing here makes
-// a copy; it reports honestly what is there.
+// Copies of durable shared RDDs (cluster/copies.go; docs/ARCHITECTURE.md,
+// "Copies"). A copy is a pusher (owned) on a node other than the owner's,
+// in that node's default session: it applies the RDD's log from this
+// node's registry like the owner's pusher does, checkpoints to this
+// node's storage, and holds the tail for itself until it has. Reads may
+// be served by it (readOp, copyGate). When the owner's session is lost,
+// maybeAdopt promotes the best live copy with one registry command; its
+// pusher goes on as the owner's, without a rebuild. claimCopies makes
+// new copies until the RDD has as many as it wants.
 
 // AtRiskOneLocalCopy is RDDInfo.AtRisk of a durable RDD whose only copy
 // checkpoints to node-local storage in a cluster of two or more nodes:
@@ -16,21 +21,34 @@ import (
 // write that a checkpoint trimmed from the replicated log.
 const AtRiskOneLocalCopy = "one copy on node-local storage"
 
-// copies lists the copies of r that exist: the owner's session while the
-// registry has it active, with the log index it applied when this node
-// runs its pusher. A dead owner's session holds nothing (a durable RDD
-// is then recovering: its data is in checkpoints and the log, not in a
-// copy).
+// copies lists the copies of r that hold its data: the owner's session
+// while the registry has it active, then the live copies'. The log index
+// a copy applied is known where its pusher runs (this node).
 func (s *Store) copies(r cluster.RDD) []Copy {
-	rec, ok := s.reg.Session(r.SessionID)
-	if !ok || rec.Status != cluster.SessionActive {
-		return []Copy{}
+	out := []Copy{}
+	if rec, ok := s.reg.Session(r.SessionID); ok && rec.Status == cluster.SessionActive {
+		c := Copy{Node: rec.Node, Session: r.SessionID, Role: "owner"}
+		if r.Mode == cluster.ModeDurable {
+			c.AppliedIndex, _ = s.dur.applied(r.Name, r.SessionID)
+			if r.Checkpoint != nil {
+				c.CheckpointIndex = r.Checkpoint.Index
+			}
+		}
+		out = append(out, c)
 	}
-	c := Copy{Node: rec.Node, Session: r.SessionID}
-	if r.Mode == cluster.ModeDurable {
-		c.AppliedIndex, _ = s.dur.applied(r.Name, r.SessionID)
+	for _, cp := range r.Copies {
+		rec, ok := s.reg.Session(cp.Session)
+		if !ok || rec.Status != cluster.SessionActive {
+			continue
+		}
+		c := Copy{Node: cp.Node, Session: cp.Session, Role: "copy"}
+		c.AppliedIndex, _ = s.dur.applied(r.Name, cp.Session)
+		if cp.Checkpoint != nil {
+			c.CheckpointIndex = cp.Checkpoint.Index
+		}
+		out = append(out, c)
 	}
-	return []Copy{c}
+	return out
 }
 
 // atRisk is RDDInfo.AtRisk for r with copies copies in a cluster of

@@ -86,7 +86,9 @@ type Registry interface {
 	// NodeCount is the number of registered nodes, up or down.
 	NodeCount() int
 	LeastLoaded() (string, bool)
-	TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*cluster.TailEntry, *cluster.CheckpointRef, bool)
+	// Placement lists the nodes new work may go to, least loaded first.
+	Placement() []string
+	TailAfter(name string, after uint64, maxKeys int, maxBytes int64) ([]*cluster.TailEntry, uint64, bool)
 	WatchRDDs(fn func(rdd string, index uint64, write bool))
 	CatchUp() error
 	ReadBarrier() error
@@ -160,9 +162,7 @@ type RDDInfo struct {
 	LastError     string `json:"last_error,omitempty"`
 	NextAttemptAt int64  `json:"next_attempt_at,omitempty"`
 	// Replicas is the number of copies the RDD wants (its registry
-	// record); Copies are the ones that exist. Only the owner's session
-	// holds a copy today (issue 24: copies on other nodes are not built
-	// yet), so a durable RDD that wants 2 is under-replicated.
+	// record), the owner's included; Copies are the ones that exist.
 	Replicas        int    `json:"replicas"`
 	Copies          []Copy `json:"copies"`
 	UnderReplicated bool   `json:"under_replicated"`
@@ -175,9 +175,13 @@ type RDDInfo struct {
 type Copy struct {
 	Node    string `json:"node"`
 	Session int64  `json:"session"`
+	// Role is "owner" (writes go to it) or "copy".
+	Role string `json:"role"`
 	// AppliedIndex is the last write-log index the copy holds, when the
 	// node answering knows it (it runs the copy's pusher); durable only.
 	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	// CheckpointIndex is the log index of the copy's last checkpoint.
+	CheckpointIndex uint64 `json:"checkpoint_index,omitempty"`
 }
 
 // startFailures is what the store asks of the session manager about its
@@ -523,11 +527,18 @@ func (s *Store) readyInterpreter(ctx context.Context, sid int64) (Interpreter, e
 	return s.sess.Interpreter(ctx, sid)
 }
 
-// route finds the interpreter that holds a shared RDD.
-func (s *Store) route(ctx context.Context, name string) (Interpreter, error) {
+// route finds the interpreter that holds a shared RDD: its owner's, or
+// for a read (readOp) on a node that holds a copy of it, the copy's
+// (the read gate has checked that the copy holds what the read needs).
+func (s *Store) route(ctx context.Context, name, op string) (Interpreter, error) {
 	r, ok := s.reg.RDD(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	if readOp(op) {
+		if sid, ok := s.dur.localCopy(r); ok {
+			return s.sess.Interpreter(ctx, sid)
+		}
 	}
 	b := s.backendFor(r)
 	if err := b.admit(r); err != nil {
@@ -549,7 +560,7 @@ func (s *Store) call(ctx context.Context, name, op string, args any, out any) er
 func (s *Store) callWithin(ctx context.Context, timeout time.Duration, name, op string, args any, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	it, err := s.route(ctx, name)
+	it, err := s.route(ctx, name, op)
 	if err != nil {
 		return err
 	}

@@ -122,8 +122,8 @@ type RDD struct {
 	LastError     string `json:"last_error,omitempty"`
 	NextAttemptAt int64  `json:"next_attempt_at,omitempty"`
 	// Replicas is the number of copies wanted; Copies are the ones that
-	// exist (only the owner's today); AtRisk says why one lost machine
-	// would lose acknowledged writes ("one copy on node-local storage").
+	// exist, the owner's first; AtRisk says why one lost machine would
+	// lose acknowledged writes ("one copy on node-local storage").
 	Replicas        int       `json:"replicas,omitempty"`
 	Copies          []RDDCopy `json:"copies,omitempty"`
 	UnderReplicated bool      `json:"under_replicated,omitempty"`
@@ -135,7 +135,10 @@ type RDD struct {
 type RDDCopy struct {
 	Node         string `json:"node"`
 	Session      int64  `json:"session"`
+	Role         string `json:"role,omitempty"` // "owner" or "copy"
 	AppliedIndex uint64 `json:"applied_index,omitempty"`
+	// CheckpointIndex is the log index of the copy's last checkpoint.
+	CheckpointIndex uint64 `json:"checkpoint_index,omitempty"`
 }
 
 // LoadStatus is a bulk load's progress or outcome.

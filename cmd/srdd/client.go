@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +47,13 @@ func addClientCmds(root *cobra.Command) {
 				copies := "-" // a server from before copies were reported
 				if r.Replicas > 0 {
 					copies = fmt.Sprintf("%d/%d", len(r.Copies), r.Replicas)
+					if len(r.Copies) > 0 {
+						nodes := make([]string, len(r.Copies))
+						for i, c := range r.Copies {
+							nodes[i] = c.Node
+						}
+						copies += " " + strings.Join(nodes, ",")
+					}
 				}
 				fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Session, r.Node, r.Mode, r.State, keys, copies, rddDetail(r))
 			}
@@ -69,7 +77,7 @@ func addClientCmds(root *cobra.Command) {
 	}
 	create.Flags().StringVar(&session, "session", "", "session id or name to place the RDD in (default: the node's default session)")
 	create.Flags().StringVar(&mode, "mode", "", "durable (the default: writes logged through Raft, checkpointed, rebuilt after failures) or memory (faster, lost with its interpreter)")
-	create.Flags().IntVar(&replicas, "replicas", 0, "copies wanted, 1 up to the cluster's node count (default: 2 for a durable RDD on 2 or more nodes, else 1); recorded, but copies beyond the owner's are not built yet")
+	create.Flags().IntVar(&replicas, "replicas", 0, "copies wanted, 1 up to the cluster's node count (default: 2 for a durable RDD on 2 or more nodes, else 1); each copy is on a different node, and one takes over when the owner's node is lost")
 	rdd.AddCommand(create)
 	rdd.AddCommand(&cobra.Command{
 		Use: "describe NAME", Short: "Describe a shared RDD", Args: cobra.ExactArgs(1),

@@ -160,10 +160,25 @@ async function rddsPage() {
   timer = setInterval(refresh, 2000);
 }
 
-// copiesText is "copies that exist / copies wanted" (only the owner's
-// copy is built so far: issue 24).
+// copiesText is "copies that exist / copies wanted".
 function copiesText(r) {
   return (r.copies || []).length + " of " + (r.replicas || 1) + (r.under_replicated ? " (under-replicated)" : "");
+}
+
+// copyText describes one copy of r: its node and role, the log index it
+// applied and its lag behind r's last write (where the answering node
+// knows them), and its last checkpoint's index.
+function copyText(r) {
+  return c => {
+    const parts = [];
+    if (c.role) parts.push(c.role);
+    if (c.applied_index) {
+      parts.push("applied " + c.applied_index);
+      if (r.last_write_index) parts.push("lag " + Math.max(r.last_write_index - c.applied_index, 0));
+    }
+    if (c.checkpoint_index) parts.push("checkpoint " + c.checkpoint_index);
+    return c.node + (parts.length ? " (" + parts.join(", ") + ")" : "");
+  };
 }
 
 // copiesCell shows an RDD's copies, and in red why it is at risk.
@@ -217,7 +232,7 @@ async function rddPage(name) {
     const rows = [["mode", r.mode], ["state", r.state], ["keys", r.keys], ["session", r.session], ["node", r.node],
       ["created", r.created_at ? new Date(r.created_at).toLocaleString() : ""],
       ["checkpoint", r.checkpoint ? "index " + r.checkpoint.index + ", " + age(r.checkpoint.at) : (r.mode === "durable" ? "none yet" : "—")]];
-    rows.push(["copies", copiesText(r) + ((r.copies || []).length ? " on " + r.copies.map(c => c.node + (c.applied_index ? " (applied " + c.applied_index + ")" : "")).join(", ") : "")]);
+    rows.push(["copies", copiesText(r) + ((r.copies || []).length ? " on " + r.copies.map(copyText(r)).join(", ") : "")]);
     if (r.at_risk) rows.push(["at risk", r.at_risk]);
     if (r.load) rows.push(["load", r.load.state + " " + Math.round(r.load.percent || 0) + "% (" + r.load.rows + " rows)"]);
     if (r.message) rows.push(["message", r.message]);

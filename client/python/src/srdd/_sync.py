@@ -118,7 +118,8 @@ class Client(ClientBase):
                 node's default session).
             replicas: copies wanted, 1 up to the cluster's node count
                 (default: 2 for a durable RDD on 2 or more nodes, else 1).
-                Recorded; copies beyond the owner's are not built yet.
+                Each copy is on a different node; one takes over when
+                the owner's node is lost.
 
         Raises:
             Exists: an RDD of that name exists.

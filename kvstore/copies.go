@@ -1,0 +1,270 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/srdd/srdd/cluster"
+)
+
+// claimRetry bounds how often this node tries again to make a copy of
+// one RDD after a try failed (a default session that cannot start, a
+// registry that refused).
+const claimRetry = 5 * time.Second
+
+// readOp says whether an interpreter op only reads an RDD, so a copy may
+// serve it.
+func readOp(op string) bool { return op == "kv.get" || op == "kv.scan" || op == "kv.count" }
+
+// localCopy returns the session of the copy of r whose pusher runs on
+// this node, if one does and holds the RDD.
+func (d *durable) localCopy(r cluster.RDD) (int64, bool) {
+	if r.Mode != cluster.ModeDurable || len(r.Copies) == 0 {
+		return 0, false
+	}
+	o, ok := d.lookup(r.Name)
+	if !ok || o.sid == r.SessionID {
+		return 0, false
+	}
+	o.mu.Lock()
+	created := o.created
+	o.mu.Unlock()
+	return o.sid, created
+}
+
+// ServesCopy reports whether a read of the named RDD's keys may be served
+// on this node from a copy (the HTTP layer then does not forward it to
+// the owner).
+func (s *Store) ServesCopy(name string) bool {
+	r, ok := s.reg.RDD(name)
+	if !ok {
+		return false
+	}
+	_, ok = s.dur.localCopy(r)
+	return ok
+}
+
+// copyGate is the read gate of a copy: stale reads take what it holds;
+// default and linearizable ones first learn the leader's commit index
+// (a Raft read index) and wait until the copy has applied every write
+// logged up to it, so they see every acknowledged write.
+func (d *durable) copyGate(ctx context.Context, o *owned, name, consistency string) error {
+	s := d.s
+	if consistency != ConsistencyStale {
+		if err := s.reg.ReadBarrier(); err != nil {
+			return err
+		}
+	}
+	r, ok := s.reg.RDD(name)
+	if !ok {
+		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
+	}
+	wait, cancel := context.WithTimeout(ctx, s.recoveryWait)
+	defer cancel()
+	cond := func() bool { return o.created }
+	if consistency != ConsistencyStale {
+		cond = func() bool { return o.ready && o.applied >= r.LastWrite }
+	}
+	if err := o.await(wait, cond); err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		o.mu.Lock()
+		status := o.statusLocked()
+		o.mu.Unlock()
+		return fmt.Errorf("%w: the copy of %q here: %s", ErrRecovering, name, status)
+	}
+	return nil
+}
+
+// holders lists the nodes that hold a live copy of r, the owner's
+// included.
+func (d *durable) holders(r cluster.RDD) map[string]bool {
+	reg := d.s.reg
+	out := map[string]bool{}
+	if sess, ok := reg.Session(r.SessionID); ok && sess.Status == cluster.SessionActive {
+		out[sess.Node] = true
+	}
+	for _, c := range r.Copies {
+		if sess, ok := reg.Session(c.Session); ok && sess.Status == cluster.SessionActive {
+			out[c.Node] = true
+		}
+	}
+	return out
+}
+
+// claimCopies makes this node a copy of each durable RDD that has fewer
+// live copies than it wants, when this node is the first placement
+// candidate that holds none. The registry refuses a claim past the
+// wanted count, so two nodes claiming at once agree.
+func (d *durable) claimCopies(rdds []cluster.RDD) {
+	s := d.s
+	me := s.reg.ID()
+	if m, ok := s.reg.Member(me); !ok || m.Status != cluster.NodeUp {
+		return
+	}
+	var placement []string
+	for _, r := range rdds {
+		if r.Mode != cluster.ModeDurable || r.Wanted() < 2 {
+			continue
+		}
+		owner, ok := s.reg.Session(r.SessionID)
+		if !ok || owner.Status != cluster.SessionActive {
+			continue // the owner is replaced first (maybeAdopt)
+		}
+		have := d.holders(r)
+		if len(have) >= r.Wanted() || have[me] || !d.claimDue(r.Name) {
+			continue
+		}
+		if placement == nil {
+			placement = s.reg.Placement()
+		}
+		next := ""
+		for _, n := range placement {
+			if !have[n] {
+				next = n
+				break
+			}
+		}
+		if next != me {
+			continue
+		}
+		d.claim(r)
+	}
+}
+
+// claimDue says whether a claim for name may be tried now (claimRetry
+// after a failed one).
+func (d *durable) claimDue(name string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return time.Now().After(d.claimNext[name])
+}
+
+func (d *durable) claim(r cluster.RDD) {
+	s := d.s
+	fail := func(msg string) {
+		d.mu.Lock()
+		d.claimNext[r.Name] = time.Now().Add(claimRetry)
+		d.mu.Unlock()
+		d.setAdoptError(r.Name, msg)
+	}
+	sid, err := s.sess.DefaultSession()
+	if err != nil {
+		fail(fmt.Sprintf("cannot make a copy of %q here: no session: %v", r.Name, err))
+		return
+	}
+	_, err = s.reg.Apply(cluster.Command{Type: cluster.CmdAddCopy, Body: &cluster.AddCopy{
+		RDD: r.Name, Node: s.reg.ID(), Session: sid, Shared: !nodeLocal(d.cfg.CheckpointURI)}})
+	if err != nil {
+		if !errors.Is(err, cluster.ErrCopyExists) && !errors.Is(err, cluster.ErrRDDNotFound) {
+			fail(fmt.Sprintf("cannot make a copy of %q here: %v", r.Name, err))
+		}
+		return
+	}
+	d.mu.Lock()
+	delete(d.claimNext, r.Name)
+	d.mu.Unlock()
+	s.logf("making a copy of durable rdd %q in session %d", r.Name, sid)
+}
+
+// bestCopy is the live copy of r to promote when its owner's session is
+// lost: on an up node, able to rebuild without the lost owner (it has a
+// checkpoint of its own, or the log still reaches back to the start),
+// the one with the newest checkpoint first.
+func (d *durable) bestCopy(r cluster.RDD) (*cluster.CopyRef, bool) {
+	reg := d.s.reg
+	var best *cluster.CopyRef
+	for _, c := range r.Copies {
+		sess, ok := reg.Session(c.Session)
+		if !ok || sess.Status != cluster.SessionActive {
+			continue
+		}
+		if m, ok := reg.Member(c.Node); !ok || m.Status != cluster.NodeUp {
+			continue
+		}
+		if c.Checkpoint == nil && r.Trim() > c.Base {
+			continue
+		}
+		if best == nil || ckIndex(c.Checkpoint) > ckIndex(best.Checkpoint) {
+			best = c
+		}
+	}
+	return best, best != nil
+}
+
+func ckIndex(c *cluster.CheckpointRef) uint64 {
+	if c == nil {
+		return 0
+	}
+	return c.Index
+}
+
+// restoreSource picks the checkpoint a rebuild of r in session sid
+// starts from: nil to replay the whole log (nothing was trimmed yet, and
+// no checkpoint is on this node), else the newest one that covers the
+// trimmed part and can be read here (ours, on shared storage, or from a
+// record of before copies), else one to fetch from the up node that
+// wrote it (fetch names it).
+func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch string, err error) {
+	reg := d.s.reg
+	me := reg.ID()
+	trim := r.Trim()
+	var all []*cluster.CheckpointRef
+	if r.Checkpoint != nil {
+		all = append(all, r.Checkpoint)
+	}
+	for _, c := range r.Copies {
+		if c.Checkpoint != nil {
+			all = append(all, c.Checkpoint)
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].Index > all[j].Index })
+	for _, c := range all {
+		if c.Index >= trim && (c.Node == "" || c.Node == me || !nodeLocal(c.Path)) {
+			return c, "", nil
+		}
+	}
+	if trim == 0 {
+		return nil, "", nil
+	}
+	for _, c := range all {
+		if c.Index < trim {
+			continue
+		}
+		if m, ok := reg.Member(c.Node); ok && m.Status == cluster.NodeUp {
+			return c, c.Node, nil
+		}
+	}
+	return nil, "", fmt.Errorf("no checkpoint of %q that covers its log up to index %d can be read: the nodes that wrote one are down", r.Name, trim)
+}
+
+// recordFetched records a checkpoint fetched from a peer as this
+// session's own, now that it is on this node's storage: the copy then
+// holds the tail from its index on, and a later rebuild here needs no
+// peer. A registry that refuses it (a newer checkpoint of ours) is fine.
+func (o *owned) recordFetched(r cluster.RDD, path string, index uint64, rows int64) {
+	s := o.d.s
+	_, err := s.reg.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
+		RDD: o.name, Session: o.sid, Incarnation: r.Incarnation, Index: index, Path: path, Rows: rows, At: time.Now().UnixMilli()}})
+	if err != nil && !errors.Is(err, cluster.ErrStaleCheckpoint) {
+		s.logf("cannot record the fetched checkpoint of %q: %v", o.name, err)
+	}
+}
+
+// ownCheckpoint is the checkpoint r records for session sid: the owner's
+// or that copy's (nil: none).
+func ownCheckpoint(r cluster.RDD, sid int64) *cluster.CheckpointRef {
+	if r.SessionID == sid {
+		return r.Checkpoint
+	}
+	for _, c := range r.Copies {
+		if c.Session == sid {
+			return c.Checkpoint
+		}
+	}
+	return nil
+}
