@@ -310,6 +310,9 @@ func (d *durable) fetchCheckpoint(ctx context.Context, it Interpreter, node, rdd
 	if err != nil {
 		return "", err
 	}
+	if node == d.s.reg.ID() {
+		return "", fmt.Errorf("%w: checkpoint %s of %q is this node's own; nothing to fetch", ErrInvalid, base, rdd)
+	}
 	if d.fetcher == nil {
 		return "", errors.New("this node cannot fetch checkpoints from peers (no fetcher set)")
 	}

@@ -454,6 +454,9 @@ func TestFetchCheckpointRefusesBadPaths(t *testing.T) {
 			t.Errorf("%s %s: %v, want ErrInvalid", c.rdd, c.path, err)
 		}
 	}
+	if _, err := p.fetcher.dur.fetchCheckpoint(context.Background(), nil, "n1", "d", "/x/d/"+ckBase); !errors.Is(err, ErrInvalid) {
+		t.Errorf("from this node itself: %v, want ErrInvalid", err)
+	}
 	if _, err := p.fetcher.dur.fetchCheckpoint(context.Background(), nil, "n2", "nope", "/x/nope/"+ckBase); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown rdd: %v, want ErrNotFound", err)
 	}
