@@ -24,6 +24,7 @@ import (
 //	POST   ApplyPath   ServeApply   Node.forward   a follower's registry command (msgpack)
 //	GET    IndexPath   ServeIndex   Node.CatchUp   the leader's applied index (a read index)
 //	GET    SilentPath  ServeSilent  Node.askSilent peers the leader cannot reach now
+//	GET    CheckpointPath (kvstore.Store.ServeCheckpoint) Node.FetchCheckpoint  a checkpoint held on a node's disk (ckptfetch.go)
 //	POST   JoinPath    Node.Join    Node.JoinVia   add a node (join.go)
 //	DELETE NodesPath+id Node.Remove Node.Leave     remove a node (join.go)
 const (
@@ -36,6 +37,10 @@ const (
 	// cannot reach right now, so that placement through any node avoids
 	// a node that just died.
 	SilentPath = "/internal/v1/silent"
+	// CheckpointPath is where a node streams a durable RDD's checkpoint
+	// held on its own disk to a peer building a copy of the RDD
+	// (?rdd=NAME&path=PATH; a tar stream).
+	CheckpointPath = "/internal/v1/checkpoint"
 	// JoinPath is where a member takes a join (the leader decides it).
 	JoinPath = "/v1/cluster/join"
 	// NodesPath + id is where a member takes the removal of node id.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"io"
 	"time"
 
 	"github.com/srdd/srdd/batches"
@@ -34,6 +35,7 @@ type KV interface {
 	Load(ctx context.Context, name string, req kvstore.LoadRequest) (kvstore.LoadStatus, error)
 	Save(ctx context.Context, name string, req kvstore.SaveRequest) (kvstore.SaveResult, error)
 	Checkpoint(ctx context.Context, name string) (kvstore.CheckpointResult, error)
+	ServeCheckpoint(rdd, path string, w io.Writer) error
 }
 
 // Sessions are the Livy sessions of this node (sessions.Manager).

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -60,6 +62,18 @@ func (fakeKV) Save(context.Context, string, kvstore.SaveRequest) (kvstore.SaveRe
 }
 func (fakeKV) Checkpoint(context.Context, string) (kvstore.CheckpointResult, error) {
 	return kvstore.CheckpointResult{}, nil
+}
+func (fakeKV) ServeCheckpoint(rdd, path string, w io.Writer) error {
+	if rdd != "d" {
+		return fmt.Errorf("%w: shared rdd %q", kvstore.ErrNotFound, rdd)
+	}
+	if _, err := io.WriteString(w, "tar of "+path); err != nil {
+		return err
+	}
+	if path == "breaks" {
+		return errors.New("disk read error") // after the first bytes
+	}
+	return nil
 }
 
 type fakeSessions struct{}

@@ -161,6 +161,14 @@ var docInternalIndex = always(apiOp{tag: "internal", summary: "The leader's comm
 var docInternalSilent = always(apiOp{tag: "internal", summary: "Peers this leader cannot reach (node-to-node)",
 	ok: okJSON("silent peers", js{}), errs: []int{503}, extra: map[string]any{"x-internal": true}})
 
+var docInternalCheckpoint = always(apiOp{tag: "internal", summary: "A durable RDD's checkpoint held on this node's disk, as a tar stream (node-to-node)",
+	params: []js{
+		{"name": "rdd", "in": "query", "required": true, "description": "shared RDD name", "schema": rddNameSchema},
+		{"name": "path", "in": "query", "required": true, "description": "the checkpoint's path, as this node wrote it", "schema": str()},
+	},
+	ok:   map[string]js{"200": {"description": "the checkpoint: a tar of its file or directory, then a trailer entry", "content": js{"application/x-tar": js{"schema": str()}}}},
+	errs: []int{400, 404}, extra: map[string]any{"x-internal": true}})
+
 var docRDDList = always(apiOp{tag: "rdds", summary: "List shared RDDs", params: []js{qScope},
 	ok: okJSON("shared RDDs", obj(js{"rdds": arr(ref("RDD"))}, "rdds"))})
 

@@ -153,6 +153,8 @@ func routeTable() []*route {
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.internalIndex(c) }},
 		{method: "GET", pattern: cluster.SilentPath, rule: ruleCluster, node: nodePath, doc: docInternalSilent,
 			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.internalSilent(c) }},
+		{method: "GET", pattern: cluster.CheckpointPath, rule: ruleCluster, node: nodePath, doc: docInternalCheckpoint,
+			serve: func(s *Server, c *fasthttp.RequestCtx, _ args) { s.internalCheckpoint(c) }},
 
 		// Shared RDDs and their keys.
 		{method: "GET", pattern: "/v1/rdds", rule: ruleAny, doc: docRDDList,

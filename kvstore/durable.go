@@ -155,6 +155,7 @@ type durable struct {
 	disk *cluster.DiskGuard
 	// ckptOwner hands checkpoint dirs to their session (ckptowner.go).
 	ckptOwner CheckpointOwner
+	fetcher   CheckpointFetcher // fetches a peer's checkpoint (ckptxfer.go)
 }
 
 func newDurable(s *Store) *durable {

@@ -571,6 +571,9 @@ func Start(cfg Config) (*Node, error) {
 	if uids != nil {
 		n.Store.SetCheckpointOwner(ownCheckpointDir)
 	}
+	// A copy of a durable RDD catches up from a peer's checkpoint over the
+	// peer channel (kvstore/ckptxfer.go).
+	n.Store.SetCheckpointFetcher(n.Registry.FetchCheckpoint)
 	n.Store.SetFileRoots(files)
 	n.Sessions.SetFileRoots(files)
 	storeLog := cfg.Logger.Named("kvstore")
