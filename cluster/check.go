@@ -99,6 +99,9 @@ func (s *State) checkRDD(name string, r *RDD) error {
 	if err := s.checkCopies(name, r); err != nil {
 		return err
 	}
+	if s.Index != 0 && r.Loaded > s.Index {
+		return fmt.Errorf("rdd %q: loaded at index %d, past the snapshot's index %d", name, r.Loaded, s.Index)
+	}
 	// The tail holds the writes after the trim point.
 	after := r.Trim()
 	if s.Index != 0 && after > s.Index {

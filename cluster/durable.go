@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -52,6 +53,9 @@ type Checkpoint struct {
 	Path        string `msgpack:"path"`
 	Rows        int64  `msgpack:"rows"`
 	At          int64  `msgpack:"at"` // unix ms, chosen by the proposer
+	// Load: it holds the rows of a bulk load, which are in no log
+	// entry; copies must rebuild from it (RDD.Loaded).
+	Load bool `msgpack:"load,omitempty"`
 }
 
 // MoveRDD hands a durable RDD from session From to session To, if it is
@@ -262,28 +266,40 @@ func (s *State) applyCheckpoint(b *Checkpoint, index uint64) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	slot := &r.Checkpoint
+	prev, copyAt := r.Checkpoint, -1
 	if b.Session != r.SessionID {
-		c, _ := copyOf(r, b.Session)
+		c, i := copyOf(r, b.Session)
 		if c == nil {
 			// Written by a former owner (its log may lack what the
 			// current owner applied since) or by no copy.
 			return nil, fmt.Errorf("%w: checkpoint of %q by session %d; it is owned by session %d", ErrNotOwner, b.RDD, b.Session, r.SessionID)
 		}
-		slot = &c.Checkpoint
+		prev, copyAt = c.Checkpoint, i
 	}
 	if r.Incarnation != b.Incarnation {
 		// For an earlier RDD of this name.
 		return nil, fmt.Errorf("%w: checkpoint of %q for an earlier rdd of that name", ErrNotOwner, b.RDD)
 	}
-	if *slot != nil && b.Index <= (*slot).Index {
-		return nil, fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, (*slot).Index, b.Index)
+	if prev != nil && b.Index <= prev.Index {
+		return nil, fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, prev.Index, b.Index)
 	}
 	node := ""
 	if sess, ok := s.Sessions[b.Session]; ok {
 		node = sess.Node
 	}
-	*slot = &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At, Node: node}
+	ref := &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At, Node: node}
+	if copyAt < 0 {
+		r.Checkpoint = ref
+		if b.Load {
+			r.Loaded = max(r.Loaded, b.Index)
+		}
+	} else {
+		// Copy on write: readers share the records of the old slice.
+		c := *r.Copies[copyAt]
+		c.Checkpoint = ref
+		r.Copies = slices.Clone(r.Copies)
+		r.Copies[copyAt] = &c
+	}
 	s.trimTail(r)
 	return nil, nil
 }
@@ -308,7 +324,11 @@ func (s *State) applyMove(b *MoveRDD, _ uint64) (any, error) {
 	}
 	r.Trimmed = r.Trim() // explicit from now on
 	if c, i := copyOf(r, b.To); c != nil {
-		r.Checkpoint = c.Checkpoint
+		if c.Checkpoint != nil || !c.Shared {
+			// A copy on shared storage with no checkpoint of its own
+			// rebuilds from the owner's, which stays.
+			r.Checkpoint = c.Checkpoint
+		}
 		r.Copies = append(r.Copies[:i:i], r.Copies[i+1:]...)
 	} else {
 		// A session on a node that holds another copy becomes the owner

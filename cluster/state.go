@@ -73,6 +73,10 @@ type RDD struct {
 	// before copies: see Trim).
 	Copies  []*CopyRef `msgpack:"copies,omitempty" json:"copies,omitempty"`
 	Trimmed uint64     `msgpack:"trimmed,omitempty" json:"-"`
+	// Loaded is the index of the owner's newest checkpoint that holds a
+	// bulk load (rows in no log entry): a copy built from an older state
+	// rebuilds from a checkpoint at or past it.
+	Loaded uint64 `msgpack:"loaded,omitempty" json:"-"`
 }
 
 // MaxReplicas bounds the copies a record may want (State.check keeps it).

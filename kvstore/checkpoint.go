@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/srdd/srdd/cluster"
@@ -172,7 +173,7 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	prev, _ := s.reg.RDD(o.name)
 	prevCkpt := ownCheckpoint(prev, o.sid)
 	dir := o.d.checkpointDir(o.name)
-	path := fmt.Sprintf("%s/%020d-%d", dir, idx, began.UnixMilli())
+	path := dir + "/" + checkpointName(fmt.Sprintf("%020d", idx), began, s.reg.ID())
 	it, err := o.interp()
 	if err != nil {
 		run.err = err
@@ -208,7 +209,8 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	}
 	ref := cluster.CheckpointRef{Index: idx, Path: path, Rows: res.Rows, At: time.Now().UnixMilli()}
 	if _, err := s.reg.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
-		RDD: o.name, Session: o.sid, Incarnation: prev.Incarnation, Index: idx, Path: path, Rows: res.Rows, At: ref.At}}); err != nil {
+		RDD: o.name, Session: o.sid, Incarnation: prev.Incarnation, Index: idx, Path: path, Rows: res.Rows, At: ref.At,
+		Load: coversLoad}}); err != nil {
 		// Not recorded (a former owner, a newer checkpoint): this one is
 		// garbage; the next GC of the owner deletes it.
 		run.err = fmt.Errorf("cannot record checkpoint of %q: %w", o.name, err)
@@ -222,7 +224,16 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	if prevCkpt != nil {
 		keep = append(keep, prevCkpt.Path)
 	}
-	_ = it.Call(ctx, "path.gc", map[string]any{"dir": dir, "keep": keep}, nil)
+	// Only this node's own (on a checkpoint URI that several nodes
+	// share, the others' are theirs to delete).
+	_ = it.Call(ctx, "path.gc", map[string]any{"dir": dir, "keep": keep, "suffix": "-" + s.reg.ID()}, nil)
+}
+
+// checkpointName is the file name of a checkpoint at log index index
+// (20 digits) that node began at t: unique among the nodes that may
+// share a checkpoint directory.
+func checkpointName(index string, t time.Time, node string) string {
+	return index + "-" + strconv.FormatInt(t.UnixMilli(), 10) + "-" + node
 }
 
 // removeCheckpoints deletes a dropped RDD's checkpoints.

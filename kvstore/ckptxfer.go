@@ -341,15 +341,18 @@ func (d *durable) fetchCheckpoint(ctx context.Context, it Interpreter, node, rdd
 	if err := d.receive(ctx, root, tmp, node, rdd, path, base); err != nil {
 		return "", fmt.Errorf("cannot fetch checkpoint %s of %q from %s: %w", base, rdd, node, err)
 	}
+	// It is named as this node names its own (checkpointName), so this
+	// node's garbage collection of old checkpoints covers it.
+	local := checkpointName(base[:20], time.Now(), d.s.reg.ID())
 	// The old copy, if any, goes into the temp dir, which is removed.
-	if _, err := root.Lstat(base); err == nil {
-		if err := root.Rename(base, tmp+"/.old"); err != nil {
-			return "", fmt.Errorf("cannot replace checkpoint %s of %q: %w", base, rdd, err)
+	if _, err := root.Lstat(local); err == nil {
+		if err := root.Rename(local, tmp+"/.old"); err != nil {
+			return "", fmt.Errorf("cannot replace checkpoint %s of %q: %w", local, rdd, err)
 		}
 	}
-	if err := root.Rename(tmp+"/"+base, base); err != nil {
-		_ = root.Rename(tmp+"/.old", base) // the old copy back, if there was one
-		return "", fmt.Errorf("cannot move checkpoint %s of %q into place: %w", base, rdd, err)
+	if err := root.Rename(tmp+"/"+base, local); err != nil {
+		_ = root.Rename(tmp+"/.old", local) // the old copy back, if there was one
+		return "", fmt.Errorf("cannot move checkpoint %s of %q into place: %w", local, rdd, err)
 	}
 	ok = true
 	syncDir(root, ".")
@@ -357,7 +360,7 @@ func (d *durable) fetchCheckpoint(ctx context.Context, it Interpreter, node, rdd
 	if err := d.ownCheckpoints(rdd, it); err != nil {
 		return "", fmt.Errorf("fetched checkpoint %s of %q: %w", base, rdd, err)
 	}
-	return d.checkpointDir(rdd) + "/" + base, nil
+	return d.checkpointDir(rdd) + "/" + local, nil
 }
 
 // receive runs the fetcher and unpacks its stream into root's dir tmp.

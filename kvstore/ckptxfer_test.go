@@ -111,6 +111,21 @@ func readTree(t *testing.T, dir string) (map[string]string, map[string]fs.FileMo
 	return files, modes
 }
 
+// renamedTree is readTree of dir with the entry from (and what is in
+// it) named to instead.
+func renamedTree(t *testing.T, dir, from, to string) map[string]string {
+	t.Helper()
+	files, _ := readTree(t, dir)
+	out := map[string]string{}
+	for k, v := range files {
+		if k == from || strings.HasPrefix(k, from+"/") {
+			k = to + k[len(from):]
+		}
+		out[k] = v
+	}
+	return out
+}
+
 func equalTrees(a, b map[string]string) bool {
 	if len(a) != len(b) {
 		return false
@@ -152,10 +167,11 @@ func TestCheckpointTransfer(t *testing.T) {
 				t.Fatal(err)
 			}
 			dir := p.fetcher.dur.checkpointDir("d")
-			if want := dir + "/" + ckBase; got != want {
-				t.Fatalf("fetched to %s, want %s", got, want)
+			// Named as the fetching node (n1) names its own checkpoints.
+			if !strings.HasPrefix(got, dir+"/"+ckBase[:20]+"-") || !strings.HasSuffix(got, "-n1") {
+				t.Fatalf("fetched to %s, want %s/%s-<ms>-n1", got, dir, ckBase[:20])
 			}
-			want, _ := readTree(t, p.holderDir())
+			want := renamedTree(t, p.holderDir(), ckBase, filepath.Base(got))
 			have, modes := readTree(t, localPath(dir))
 			if !equalTrees(have, want) {
 				t.Fatalf("fetched tree %v, want %v", have, want)
@@ -179,10 +195,13 @@ func TestCheckpointTransfer(t *testing.T) {
 				}
 			}
 			writeTree(t, p.holderDir(), changed)
-			if _, err := p.fetcher.dur.fetchCheckpoint(ctx, nil, "n2", "d", src); err != nil {
+			if err := os.RemoveAll(localPath(got)); err != nil {
 				t.Fatal(err)
 			}
-			want, _ = readTree(t, p.holderDir())
+			if got, err = p.fetcher.dur.fetchCheckpoint(ctx, nil, "n2", "d", src); err != nil {
+				t.Fatal(err)
+			}
+			want = renamedTree(t, p.holderDir(), ckBase, filepath.Base(got))
 			if have, _ = readTree(t, localPath(dir)); !equalTrees(have, want) {
 				t.Fatalf("second fetch: %v, want %v", have, want)
 			}
@@ -208,10 +227,12 @@ func TestCheckpointTransferGivesDirOwner(t *testing.T) {
 	if err := os.Chown(dir, 4242, 4343); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.fetcher.dur.fetchCheckpoint(context.Background(), nil, "n2", "d", p.holder.dur.checkpointDir("d")+"/"+ckBase); err != nil {
+	got, err := p.fetcher.dur.fetchCheckpoint(context.Background(), nil, "n2", "d", p.holder.dur.checkpointDir("d")+"/"+ckBase)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{ckBase, ckBase + "/a", ckBase + "/s", ckBase + "/s/b"} {
+	local := filepath.Base(got)
+	for _, name := range []string{local, local + "/a", local + "/s", local + "/s/b"} {
 		fi, err := os.Lstat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -186,14 +187,27 @@ func (d *durable) bestCopy(r cluster.RDD) (*cluster.CopyRef, bool) {
 		if m, ok := reg.Member(c.Node); !ok || m.Status != cluster.NodeUp {
 			continue
 		}
-		if c.Checkpoint == nil && r.Trim() > c.Base {
-			continue
+		if !c.Shared && c.Checkpoint == nil && r.Trim() > c.Base {
+			continue // it cannot rebuild without the lost owner
 		}
 		if best == nil || ckIndex(c.Checkpoint) > ckIndex(best.Checkpoint) {
 			best = c
 		}
 	}
 	return best, best != nil
+}
+
+// existsHere reports whether a checkpoint another node wrote to a path
+// is on this node's filesystem too: a shared filesystem mounted at the
+// same path (checkpoint names hold their index and a timestamp, so a
+// node's own files never bear another's name).
+func existsHere(path string) bool {
+	p := localPath(path)
+	if p == "" {
+		return false
+	}
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 func ckIndex(c *cluster.CheckpointRef) uint64 {
@@ -212,7 +226,9 @@ func ckIndex(c *cluster.CheckpointRef) uint64 {
 func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch string, err error) {
 	reg := d.s.reg
 	me := reg.ID()
-	trim := r.Trim()
+	// Rows of a bulk load are in no log entry: only a checkpoint at or
+	// past the one that recorded them has them.
+	trim := max(r.Trim(), r.Loaded)
 	var all []*cluster.CheckpointRef
 	if r.Checkpoint != nil {
 		all = append(all, r.Checkpoint)
@@ -224,7 +240,7 @@ func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Index > all[j].Index })
 	for _, c := range all {
-		if c.Index >= trim && (c.Node == "" || c.Node == me || !nodeLocal(c.Path)) {
+		if c.Index >= trim && (c.Node == "" || c.Node == me || !nodeLocal(c.Path) || existsHere(c.Path)) {
 			return c, "", nil
 		}
 	}

@@ -45,6 +45,7 @@ type owned struct {
 	loading  bool      // a bulk load runs; checkpoint when it ends
 	loadCkpt bool      // a load ended; its rows are durable once a checkpoint succeeds
 	restored bool      // the last rebuild loaded a checkpoint
+	from     uint64    // the log index of the checkpoint the last rebuild loaded (0: none)
 
 	// ckptFails counts checkpoints that failed in a row; the policy tries
 	// none before ckptNext (backing off: a full disk, a broken URI).
@@ -278,7 +279,7 @@ func (o *owned) rebuild() (int64, error) {
 		}
 	}
 	o.mu.Lock()
-	o.applied, o.created = from, true
+	o.applied, o.created, o.from = from, true, from
 	o.broadcastLocked()
 	o.mu.Unlock()
 	// Ready once the log up to its end as of now is applied: under a
@@ -326,6 +327,11 @@ func (o *owned) push() (int, error) {
 	}
 	if trim > after {
 		return 0, fmt.Errorf("%w (trimmed up to %d, applied %d)", errGap, trim, after)
+	}
+	if r, ok := s.reg.RDD(o.name); ok && r.SessionID != o.sid && r.Loaded > o.from {
+		// A copy, and the owner loaded rows that are in no log entry:
+		// only its checkpoint has them.
+		return 0, fmt.Errorf("%w (a bulk load checkpointed at %d; this copy was built from %d)", errGap, r.Loaded, o.from)
 	}
 	if len(entries) == 0 {
 		return 0, nil

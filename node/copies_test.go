@@ -180,3 +180,40 @@ func TestCopyServesReadsAndTakesOver(t *testing.T) {
 		t.Logf("%s data dir: %s", m.id, strings.Join(names, " "))
 	}
 }
+
+// TestCopyTakesABulkLoad: rows of a bulk load are in no log entry; the
+// copy rebuilds from the owner's checkpoint that holds them (streamed
+// over the peer channel) and then serves them.
+func TestCopyTakesABulkLoad(t *testing.T) {
+	spark(t) // bulk loads need Spark
+	ms := startCluster(t)
+	base := ms[0].base()
+	do(t, "POST", base+"/v1/rdds", `{"name":"bl","replicas":2}`, 201)
+	v := waitCopies(t, base, "bl", 2, false)
+	owner, _ := ownerAndOther(ms, v.Node)
+	var copyNode *member
+	for _, c := range v.Copies {
+		if c.Role == "copy" {
+			copyNode, _ = ownerAndOther(ms, c.Node)
+		}
+	}
+	files := owner.dir + "/files"
+	if err := os.MkdirAll(files, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var lines strings.Builder
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&lines, "{\"key\":\"row%d\",\"value\":%d}\n", i, i)
+	}
+	if err := os.WriteFile(files+"/rows.jsonl", []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	do(t, "POST", owner.base()+"/v1/rdds/bl/load", `{"path":"`+files+`/rows.jsonl"}`, 202)
+	if err := testutil.WaitFor(time.Minute, func() (bool, error) {
+		st, val, by := getServed(copyNode.base(), "bl", "row49", "default")
+		return st == 200 && val == "49" && by == copyNode.id, nil
+	}); err != nil {
+		st, val, by := getServed(copyNode.base(), "bl", "row49", "default")
+		t.Fatalf("the copy on %s never served a loaded row: %d %s by %q", copyNode.id, st, val, by)
+	}
+}

@@ -355,9 +355,12 @@ func killAndCreate(t *testing.T, leader bool) {
 	for _, p := range c.nodes {
 		awaitReadyz(t, c, p.http)
 	}
-	// One durable RDD on each node (scope=local: created where it is sent).
+	// One durable RDD on each node (scope=local: created where it is
+	// sent), with one copy: a lost owner's RDD is adopted by a survivor,
+	// so each round finds one off its victim. (Copies, which move RDDs
+	// to where their copies are, have their own test: faults_copies.)
 	for _, p := range c.nodes {
-		once(t, c, "POST", "http://"+p.http+"/v1/rdds?scope=local", fmt.Sprintf(`{"name":"on_%s"}`, p.id), 201)
+		once(t, c, "POST", "http://"+p.http+"/v1/rdds?scope=local", fmt.Sprintf(`{"name":"on_%s","replicas":1}`, p.id), 201)
 	}
 	for _, p := range c.nodes {
 		c.awaitRDDReady("on_"+p.id, "")

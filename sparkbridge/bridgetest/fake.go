@@ -211,6 +211,7 @@ type args struct {
 	Path    string   `msgpack:"path"`
 	Dir     string   `msgpack:"dir"`
 	Keep    []string `msgpack:"keep"`
+	Suffix  string   `msgpack:"suffix"`
 	Index   uint64   `msgpack:"index"`
 	Details bool     `msgpack:"details"`
 	Entries []entry  `msgpack:"entries"`
@@ -272,7 +273,7 @@ func (s *Store) Do(op string, raw msgpack.RawMessage) (any, error) {
 		}
 		return map[string]any{"rdds": out}, nil
 	case "path.gc":
-		return s.pathGC(a.Dir, a.Keep)
+		return s.pathGC(a.Dir, a.Keep, a.Suffix)
 	case "path.delete":
 		p := localPath(a.Path)
 		_, err := os.Stat(p)
@@ -621,7 +622,7 @@ func restore(r *rdd, path string, index uint64) (any, error) {
 	return map[string]any{"rows": len(r.data), "seconds": 0.0}, nil
 }
 
-func (s *Store) pathGC(dir string, keep []string) (any, error) {
+func (s *Store) pathGC(dir string, keep []string, suffix string) (any, error) {
 	d := filepath.Clean(localPath(dir))
 	kept := map[string]bool{}
 	for _, k := range keep {
@@ -634,6 +635,9 @@ func (s *Store) pathGC(dir string, keep []string) (any, error) {
 	n := 0
 	for _, e := range ents {
 		p := filepath.Join(d, e.Name())
+		if suffix != "" && !strings.HasSuffix(e.Name(), suffix) {
+			continue
+		}
 		if !kept[p] && os.RemoveAll(p) == nil {
 			n++
 		}

@@ -646,7 +646,8 @@ class Server:
 
     def _op_path_gc(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None
-        return {"deleted": self.tables.engine.delete_children(_arg(args, "dir", str), _arg(args, "keep", list))}
+        return {"deleted": self.tables.engine.delete_children(_arg(args, "dir", str), _arg(args, "keep", list),
+                                                             _opt(args, "suffix", str, ""))}
 
     def _op_path_delete(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None
