@@ -9,6 +9,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,25 +183,36 @@ func TestFaultCopiesSurviveOwnerLoss(t *testing.T) {
 			return err == nil && memberStatus(v, owner.id) == "down"
 		})
 		downAt = time.Since(killed)
+		var last string
 		waitFor(t, 2*time.Minute, "a read of "+name+" through a survivor", func() bool {
 			resp, err := probe.Get("http://" + survivors[0].http + "/v1/rdds/" + name + "/keys/k1")
 			if err != nil {
+				last = err.Error()
 				return false
 			}
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			return resp.StatusCode == 200 || resp.StatusCode == 404
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+			return resp.StatusCode == 200
 		})
+		t.Logf("round %d: first read: %s", round, last)
 		readAt = time.Since(killed)
 		counts.setPhase("3-taken-over")
-		waitFor(t, 2*time.Minute, "a write to "+name+" through a survivor", func() bool {
+		if !pollFor(2*time.Minute, func() bool {
 			req, _ := http.NewRequest("PUT", "http://"+survivors[1].http+"/v1/rdds/"+name+"/keys/probe", strings.NewReader(`1`))
+			req.Header.Set("Content-Type", "application/json")
 			resp, err := probe.Do(req)
 			if err != nil {
+				last = err.Error()
 				return false
 			}
+			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
 			return resp.StatusCode == 204
-		})
+		}) {
+			t.Fatalf("round %d: no write to %s through %s within 2 min; the last answer: %s", round, name, survivors[1].id, last)
+		}
 		writeAt = time.Since(killed)
 		time.Sleep(3 * time.Second)
 		for _, l := range loads {
@@ -289,4 +301,14 @@ func killMachine(p *privateNode) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+// pollFor polls cond every 100 ms until it holds (true) or within ends.
+func pollFor(within time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return false
 }

@@ -49,7 +49,8 @@ type durableResults struct {
 		Samples         []int64 `json:"raft_db_bytes_samples"`
 		Checkpoints     uint64  `json:"last_checkpoint_index"`
 	} `json:"soak"`
-	Notes []string `json:"notes"`
+	Failover *failoverResults `json:"failover,omitempty"`
+	Notes    []string         `json:"notes"`
 }
 
 type benchNode struct {
@@ -72,6 +73,8 @@ func durableCmd(args []string) error {
 	dur := fs.Duration("duration", 15*time.Second, "measured time of each latency/throughput run")
 	skipRecovery := fs.Bool("skip-recovery", false, "skip the recovery measurement")
 	peerTLS := fs.String("peer-tls", "off", "peer mutual TLS between the nodes: off, on, or compare (the latency runs on a cluster without, then one with, peer TLS; writes PEERTLS.md and results/peertls.json, and nothing else is measured)")
+	failoverKills := fs.Int("failover-kills", 5, "kills of the owner's machine in the failover step (0: skip it)")
+	failoverOnly := fs.Bool("failover-only", false, "measure only the failover step; the rest comes from --keep")
 	keep := fs.String("keep", "", "a results/durable.json of an earlier run: its recovery and soak figures are kept for the parts skipped now (--skip-recovery, --soak 0), and its runs are listed as earlier")
 	_ = fs.Parse(args)
 
@@ -87,6 +90,30 @@ func durableCmd(args []string) error {
 		return comparePeerTLS(tmp, *srddBin, *python, *every, *dur, *out)
 	default:
 		return fmt.Errorf("--peer-tls %q: want off, on or compare", *peerTLS)
+	}
+	if *failoverOnly {
+		if *keep == "" {
+			return fmt.Errorf("--failover-only needs --keep (the rest of DURABLE.md comes from there)")
+		}
+		b, err := os.ReadFile(*keep)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, res); err != nil {
+			return err
+		}
+		res.Generated, res.Machine = time.Now().UTC().Format("2006-01-02 15:04 UTC"), machineInfo()
+		res.Notes = append(res.Notes, "this run measured the failover step only; the rest is from the run before")
+		if res.Failover, err = measureFailover(tmp, *srddBin, *python, *recoveryKeys, *failoverKills, *dur); err != nil {
+			return err
+		}
+		return writeDurable(res, *out)
+	}
+	if *failoverKills > 0 {
+		// First, on a cluster of its own (node-local checkpoints).
+		if res.Failover, err = measureFailover(tmp, *srddBin, *python, *recoveryKeys, *failoverKills, *dur); err != nil {
+			return err
+		}
 	}
 	nodes, cmds, stop, err := startBenchCluster(filepath.Join(tmp, "c"), *srddBin, *python, *every, *peerTLS == "on")
 	defer stop()
@@ -411,6 +438,8 @@ func writeDurable(res *durableResults, out string) error {
 	for _, v := range sk.Samples {
 		p(" %.1f", float64(v)/(1<<20))
 	}
+	p("\n")
+	writeFailover(&sb, res.Failover)
 	p("\n\nCommands:\n\n```\n%s\n```\n", strings.Join(res.Commands, "\n"))
 	for _, n := range res.Notes {
 		p("\n- %s", n)
