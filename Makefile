@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-fast test-go test-go-node test-go-pkgs test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-go-node test-go-pkgs test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause test-fault-copies lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
 
 all: build
 
@@ -239,7 +239,12 @@ test-edges: check-java venv build
 # sessions pruned, Ctrl-C during a traceback, srdd doctor, full disks, a
 # driver out of memory and a paused owner (~5 min).
 test-faults: check-java venv build
-	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 20m -run '^TestFault' ./cmd/srdd
+	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 35m -run '^TestFault' ./cmd/srdd
+
+# The lost owner (issue 24) alone: 5 kills of the owner's machine with its
+# data dir, copies taking over, porcupine over each round.
+test-fault-copies: check-java venv build
+	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -tags faults -timeout 30m -run '^TestFaultCopiesSurviveOwnerLoss$$' ./cmd/srdd
 
 # The paused owner (issue 22, part 5) alone: SIGSTOP and SIGCONT of an
 # owner under load, porcupine over the reads through the resumed node.

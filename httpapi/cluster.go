@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/peerid"
+	"github.com/srdd/srdd/kvstore"
 	"github.com/valyala/fasthttp"
 )
 
@@ -196,16 +198,27 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 		ctx.Response.Header.Set("Retry-After", "5")
 		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable",
 			fmt.Sprintf("%s is on node %s (%s), which was marked down while this request waited for it", what, id, m.HTTPAddr))
-	case err != nil && !readOnly && errors.Is(err, fasthttp.ErrTimeout):
+	case err != nil && !readOnly && !neverSent(err):
+		// Sent (or maybe sent) and then cut: a timeout, a reset. The
+		// owner may have logged the write; it is no refusal.
 		ctx.Response.Reset()
 		writeError(ctx, http.StatusServiceUnavailable, "outcome_unknown",
-			fmt.Sprintf("%s is on node %s (%s), which did not answer in time; the request may still take effect there: %v", what, id, m.HTTPAddr, err))
+			fmt.Sprintf("%s is on node %s (%s), which did not answer; the request may still take effect there: %v", what, id, m.HTTPAddr, err))
 	case err != nil:
 		ctx.Response.Reset()
 		ctx.Response.Header.Set("Retry-After", "5")
 		writeError(ctx, http.StatusServiceUnavailable, "owner_unavailable",
 			fmt.Sprintf("%s is on node %s (%s), which did not answer: %v", what, id, m.HTTPAddr, err))
 	}
+}
+
+// neverSent reports whether a forward failed before the request could
+// reach the owner: no connection was made (refused, unreachable). Only
+// then is a write's 503 owner_unavailable a refusal a client may retry
+// blindly.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // Forwarded calls that take long look at the target's membership: the
@@ -661,14 +674,78 @@ func (s *Server) listRDDsCluster(ctx *fasthttp.RequestCtx) {
 		var r struct{ Name, Node string }
 		return r.Node, r.Name, json.Unmarshal(raw, &r) == nil
 	})
+	applied := s.copiesApplied(ctx, all)
 	out := make([]any, len(all))
 	for i, r := range all {
 		out[i] = r
 		if raw, ok := owned[r.Node+"/"+r.Name]; ok {
 			out[i] = raw
+			var info kvstore.RDDInfo
+			if len(r.Copies) > 1 && json.Unmarshal(raw, &info) == nil {
+				out[i] = info
+				r = info
+			}
+		}
+		// Each copy's applied index, from the node that runs it.
+		for j, c := range r.Copies {
+			if a, ok := applied[c.Node+"/"+r.Name]; ok && c.Role == "copy" {
+				r.Copies[j].AppliedIndex = a
+				out[i] = r
+			}
 		}
 	}
 	writeJSON(ctx, http.StatusOK, map[string]any{"rdds": out})
+}
+
+// copiesApplied asks the nodes that hold copies (besides owners) what
+// log index each applied, by node/rdd: the registry records copies but
+// not their progress, which only their own node knows.
+func (s *Server) copiesApplied(ctx *fasthttp.RequestCtx, all []kvstore.RDDInfo) map[string]uint64 {
+	out := map[string]uint64{}
+	var nodes []string
+	for _, r := range all {
+		for _, c := range r.Copies {
+			if c.Role != "copy" {
+				continue
+			}
+			if c.AppliedIndex > 0 { // a copy on this node
+				out[c.Node+"/"+r.Name] = c.AppliedIndex
+			} else {
+				nodes = append(nodes, c.Node)
+			}
+		}
+	}
+	if len(nodes) == 0 {
+		return out
+	}
+	got := s.gatherOwned(ctx, nodes, "/v1/rdds?scope=local", "rdds", func(raw json.RawMessage) (string, string, bool) {
+		var r struct {
+			Name   string
+			Copies []kvstore.Copy
+		}
+		if json.Unmarshal(raw, &r) != nil {
+			return "", "", false
+		}
+		for _, c := range r.Copies {
+			if c.Role == "copy" && c.AppliedIndex > 0 {
+				return c.Node, r.Name, true // the answering node's own copy
+			}
+		}
+		return "", "", false
+	})
+	for k, raw := range got {
+		var r struct {
+			Copies []kvstore.Copy
+		}
+		_ = json.Unmarshal(raw, &r)
+		node := k[:strings.IndexByte(k, '/')]
+		for _, c := range r.Copies {
+			if c.Node == node && c.AppliedIndex > 0 {
+				out[k] = c.AppliedIndex
+			}
+		}
+	}
+	return out
 }
 
 // listSessionsCluster is GET /sessions with each session's state from the

@@ -85,6 +85,15 @@ func (s *Server) describeRDD(ctx *fasthttp.RequestCtx, name string) {
 	c, cancel := reqContext(ctx)
 	defer cancel()
 	info, err := s.cfg.Store.Describe(c, name)
+	if err == nil && len(info.Copies) > 1 && !scopeLocal(ctx) {
+		// Each copy's applied index, from the node that runs it.
+		applied := s.copiesApplied(ctx, []kvstore.RDDInfo{info})
+		for i, cp := range info.Copies {
+			if a, ok := applied[cp.Node+"/"+name]; ok && cp.Role == "copy" {
+				info.Copies[i].AppliedIndex = a
+			}
+		}
+	}
 	answer(ctx, info, err)
 }
 

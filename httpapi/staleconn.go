@@ -47,10 +47,14 @@ func dialChecked(addr string) (net.Conn, error) {
 }
 
 // retryForward allows a forwarded request to be sent again when it never
-// left (a stale pooled connection), or when its method is idempotent.
+// left (a stale pooled connection), or when it only reads. A PUT is
+// idempotent by HTTP's rules but not here: sent again later, it could
+// overwrite another client's newer value; and a retry that fails to
+// connect would hide that the first attempt was sent (the caller must
+// then answer outcome_unknown, not owner_unavailable: Server.forward).
 func retryForward(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
 	if errors.Is(err, errStaleConn) {
 		return false, true
 	}
-	return false, req.Header.IsGet() || req.Header.IsHead() || req.Header.IsPut()
+	return false, req.Header.IsGet() || req.Header.IsHead()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/srdd/srdd/cluster"
@@ -63,22 +64,11 @@ func (d *durable) copyGate(ctx context.Context, o *owned, name, consistency stri
 	if !ok {
 		return fmt.Errorf("%w: shared rdd %q", ErrNotFound, name)
 	}
-	wait, cancel := context.WithTimeout(ctx, s.recoveryWait)
-	defer cancel()
 	cond := func() bool { return o.created }
 	if consistency != ConsistencyStale {
 		cond = func() bool { return o.ready && o.applied >= r.LastWrite }
 	}
-	if err := o.await(wait, cond); err != nil {
-		if ctx.Err() != nil {
-			return err
-		}
-		o.mu.Lock()
-		status := o.statusLocked()
-		o.mu.Unlock()
-		return fmt.Errorf("%w: the copy of %q here: %s", ErrRecovering, name, status)
-	}
-	return nil
+	return o.gate(ctx, s.recoveryWait, cond, "the copy of "+strconv.Quote(name)+" here")
 }
 
 // holders lists the nodes that hold a live copy of r, the owner's
@@ -283,4 +273,32 @@ func ownCheckpoint(r cluster.RDD, sid int64) *cluster.CheckpointRef {
 		}
 	}
 	return nil
+}
+
+// promotionFence is the log index a default read on an owner must wait
+// for: 0 for an owner that acknowledged every write it holds itself;
+// for a promoted copy, until its first default read, the RDD's last
+// write as of the leader's commit index (a Raft read index): the former
+// owner acknowledged those writes, and this pusher may be behind them.
+func (o *owned) promotionFence() (uint64, error) {
+	o.mu.Lock()
+	if !o.wasCopy || o.fenced {
+		f := o.fence
+		o.mu.Unlock()
+		return f, nil
+	}
+	o.mu.Unlock()
+	s := o.d.s
+	if err := s.reg.ReadBarrier(); err != nil {
+		return 0, err
+	}
+	r, ok := s.reg.RDD(o.name)
+	if !ok {
+		return 0, fmt.Errorf("%w: shared rdd %q", ErrNotFound, o.name)
+	}
+	o.mu.Lock()
+	o.fence, o.fenced = max(o.fence, r.LastWrite), true
+	f := o.fence
+	o.mu.Unlock()
+	return f, nil
 }

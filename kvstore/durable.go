@@ -259,6 +259,7 @@ func (d *durable) reconcile() {
 	reg := d.s.reg
 	me := reg.ID()
 	want := map[string]int64{}
+	asCopy := map[string]bool{}
 	rdds := reg.RDDs()
 	for _, r := range rdds {
 		if r.Mode != cluster.ModeDurable {
@@ -266,7 +267,7 @@ func (d *durable) reconcile() {
 		}
 		for _, c := range r.Copies {
 			if cs, ok := reg.Session(c.Session); ok && c.Node == me && cs.Node == me && cs.Status == cluster.SessionActive {
-				want[r.Name] = c.Session
+				want[r.Name], asCopy[r.Name] = c.Session, true
 			}
 		}
 		sess, ok := reg.Session(r.SessionID)
@@ -300,6 +301,7 @@ func (d *durable) reconcile() {
 	for name, sid := range want {
 		if _, ok := d.owned[name]; !ok {
 			o := newOwned(d, name, sid)
+			o.wasCopy = asCopy[name]
 			d.owned[name] = o
 			go o.run()
 		}

@@ -46,6 +46,13 @@ type owned struct {
 	loadCkpt bool      // a load ended; its rows are durable once a checkpoint succeeds
 	restored bool      // the last rebuild loaded a checkpoint
 	from     uint64    // the log index of the checkpoint the last rebuild loaded (0: none)
+	// A pusher started as a copy may be promoted to owner: its first
+	// default read then waits for every write committed before it
+	// (fence), since the former owner acknowledged writes this copy may
+	// not have applied yet (promotionFence).
+	wasCopy bool
+	fenced  bool
+	fence   uint64
 
 	// ckptFails counts checkpoints that failed in a row; the policy tries
 	// none before ckptNext (backing off: a full disk, a broken URI).

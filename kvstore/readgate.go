@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/srdd/srdd/cluster"
@@ -83,8 +84,12 @@ func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency strin
 	if err != nil {
 		return err
 	}
-	wait, cancel := context.WithTimeout(ctx, s.recoveryWait)
-	defer cancel()
+	var fence uint64
+	if consistency != ConsistencyStale && consistency != ConsistencyLinearizable {
+		if fence, err = o.promotionFence(); err != nil {
+			return err
+		}
+	}
 	var cond func() bool
 	switch consistency {
 	case ConsistencyStale:
@@ -92,8 +97,16 @@ func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency strin
 	case ConsistencyLinearizable:
 		cond = func() bool { return o.ready && o.applied >= r.LastWrite }
 	default:
-		cond = func() bool { return o.ready }
+		cond = func() bool { return o.ready && o.applied >= fence }
 	}
+	return o.gate(ctx, s.recoveryWait, cond, strconv.Quote(name))
+}
+
+// gate waits, up to within, until cond holds on o (under o.mu), and
+// otherwise answers ErrRecovering saying why what is not ready.
+func (o *owned) gate(ctx context.Context, within time.Duration, cond func() bool, what string) error {
+	wait, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
 	if err := o.await(wait, cond); err != nil {
 		if ctx.Err() != nil {
 			return err
@@ -101,7 +114,7 @@ func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency strin
 		o.mu.Lock()
 		status := o.statusLocked()
 		o.mu.Unlock()
-		return fmt.Errorf("%w: %q: %s", ErrRecovering, name, status)
+		return fmt.Errorf("%w: %s: %s", ErrRecovering, what, status)
 	}
 	return nil
 }

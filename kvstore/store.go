@@ -274,6 +274,12 @@ func (s *Store) Create(req CreateRequest) (RDDInfo, error) {
 	default:
 		return RDDInfo{}, fmt.Errorf("%w: mode %q is unknown; use %q or %q", ErrInvalid, req.Mode, cluster.ModeDurable, cluster.ModeMemory)
 	}
+	// The node count, the name and the sessions are read from this
+	// node's registry: bring it up to the leader's first (a node that
+	// just joined with an empty data dir may still be catching up, and
+	// would count too few nodes). Without a leader the create's own
+	// registry command fails below.
+	_ = s.reg.CatchUp()
 	replicas, err := s.replicasFor(req)
 	if err != nil {
 		return RDDInfo{}, err

@@ -56,6 +56,22 @@ func waitCopies(t *testing.T, base, name string, want int, checkpointed bool) co
 	return v
 }
 
+// ownerAndCopy are the members of ms that hold v's owner and its one
+// copy.
+func ownerAndCopy(t *testing.T, ms []*member, v copiesView) (owner, cp *member) {
+	t.Helper()
+	owner, _ = ownerAndOther(ms, v.Node)
+	for _, c := range v.Copies {
+		if c.Role == "copy" {
+			cp, _ = ownerAndOther(ms, c.Node)
+		}
+	}
+	if owner == nil || cp == nil || owner == cp {
+		t.Fatalf("owner %v, copy %v: %+v", owner, cp, v)
+	}
+	return owner, cp
+}
+
 // getServed reads a key through base at a consistency level; it answers
 // the status, the value and the node whose copy served it.
 func getServed(base, name, key, consistency string) (int, string, string) {
@@ -86,17 +102,7 @@ func TestCopyServesReadsAndTakesOver(t *testing.T) {
 	})
 	base := ms[0].base()
 	do(t, "POST", base+"/v1/rdds", `{"name":"fo","replicas":2}`, 201)
-	v := waitCopies(t, base, "fo", 2, false)
-	owner, _ := ownerAndOther(ms, v.Node)
-	var copyNode *member
-	for _, c := range v.Copies {
-		if c.Role == "copy" {
-			copyNode, _ = ownerAndOther(ms, c.Node)
-		}
-	}
-	if owner == nil || copyNode == nil || owner == copyNode {
-		t.Fatalf("owner %v, copy %v: %+v", owner, copyNode, v)
-	}
+	owner, copyNode := ownerAndCopy(t, ms, waitCopies(t, base, "fo", 2, false))
 	put := func(m *member, k int) error {
 		st, b := rawDo("PUT", m.base()+"/v1/rdds/fo/keys/"+fmt.Sprint("k", k), fmt.Sprintf(`{"v":%d}`, k))
 		if st != 204 {
@@ -111,6 +117,24 @@ func TestCopyServesReadsAndTakesOver(t *testing.T) {
 	}
 	// Both copies checkpoint (every 20 keys), so the log is trimmed.
 	waitCopies(t, base, "fo", 2, true)
+	// The listing through the owner has the copy's applied index, which
+	// only the copy's node knows.
+	if err := testutil.WaitFor(30*time.Second, func() (bool, error) {
+		var l struct {
+			RDDs []copiesView `json:"rdds"`
+		}
+		_ = json.Unmarshal(do(t, "GET", owner.base()+"/v1/rdds", "", 200), &l)
+		for _, r := range l.RDDs {
+			for _, c := range r.Copies {
+				if c.Role == "copy" && c.Node == copyNode.id && c.AppliedIndex > 0 {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatal("the listing through the owner never showed the copy's applied index")
+	}
 
 	for _, level := range []string{"stale", "default", "linearizable"} {
 		st, val, by := getServed(copyNode.base(), "fo", "k59", level)
@@ -155,7 +179,7 @@ func TestCopyServesReadsAndTakesOver(t *testing.T) {
 	if err := testutil.WaitFor(time.Minute, func() (bool, error) { return put(survivors[1], 60) == nil, nil }); err != nil {
 		t.Fatal("no write succeeded after the owner was lost")
 	}
-	v = waitCopies(t, copyNode.base(), "fo", 2, true)
+	v := waitCopies(t, copyNode.base(), "fo", 2, true)
 	if v.Node != copyNode.id {
 		t.Fatalf("owner after failover: %s, want the promoted copy on %s", v.Node, copyNode.id)
 	}
@@ -189,14 +213,7 @@ func TestCopyTakesABulkLoad(t *testing.T) {
 	ms := startCluster(t)
 	base := ms[0].base()
 	do(t, "POST", base+"/v1/rdds", `{"name":"bl","replicas":2}`, 201)
-	v := waitCopies(t, base, "bl", 2, false)
-	owner, _ := ownerAndOther(ms, v.Node)
-	var copyNode *member
-	for _, c := range v.Copies {
-		if c.Role == "copy" {
-			copyNode, _ = ownerAndOther(ms, c.Node)
-		}
-	}
+	owner, copyNode := ownerAndCopy(t, ms, waitCopies(t, base, "bl", 2, false))
 	files := owner.dir + "/files"
 	if err := os.MkdirAll(files, 0o755); err != nil {
 		t.Fatal(err)

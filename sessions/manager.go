@@ -585,7 +585,7 @@ func (m *Manager) DefaultSession() (int64, error) {
 		return 0, fmt.Errorf("%w %d time(s) in a row (%s); next attempt at %s",
 			ErrStartBackoff, f.Failures, f.LastError, f.NextAttempt.UTC().Format(time.RFC3339))
 	}
-	for ; ; next++ {
+	for tries := 0; ; next++ {
 		name := prefix
 		if next > 0 {
 			name = fmt.Sprintf("%s-%d", prefix, next)
@@ -594,9 +594,20 @@ func (m *Manager) DefaultSession() (int64, error) {
 			continue
 		}
 		info, err := m.create(CreateRequest{Name: name, Kind: "pyspark"}, true)
+		if errors.Is(err, cluster.ErrSessionExists) && tries < defaultNameTries {
+			// This node's registry is behind (a node that just joined
+			// with an empty data dir is still catching up): the name is
+			// taken at the leader. The next one.
+			tries++
+			continue
+		}
 		if err != nil {
 			return 0, err
 		}
 		return info.ID, nil
 	}
 }
+
+// defaultNameTries bounds the names DefaultSession tries that its
+// registry thought free but the leader had taken.
+const defaultNameTries = 8

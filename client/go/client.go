@@ -124,10 +124,13 @@ type RDD struct {
 	// Replicas is the number of copies wanted; Copies are the ones that
 	// exist, the owner's first; AtRisk says why one lost machine would
 	// lose acknowledged writes ("one copy on node-local storage").
-	Replicas        int       `json:"replicas,omitempty"`
-	Copies          []RDDCopy `json:"copies,omitempty"`
-	UnderReplicated bool      `json:"under_replicated,omitempty"`
-	AtRisk          string    `json:"at_risk,omitempty"`
+	Replicas int       `json:"replicas,omitempty"`
+	Copies   []RDDCopy `json:"copies,omitempty"`
+	// LastWrite is the log index of a durable RDD's last write: a copy's
+	// lag is LastWrite - AppliedIndex.
+	LastWrite       uint64 `json:"last_write_index,omitempty"`
+	UnderReplicated bool   `json:"under_replicated,omitempty"`
+	AtRisk          string `json:"at_risk,omitempty"`
 }
 
 // RDDCopy is one copy of a shared RDD: a session that holds its data, and

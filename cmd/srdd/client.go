@@ -51,6 +51,9 @@ func addClientCmds(root *cobra.Command) {
 						nodes := make([]string, len(r.Copies))
 						for i, c := range r.Copies {
 							nodes[i] = c.Node
+							if c.Role == "copy" && c.AppliedIndex > 0 && r.LastWrite >= c.AppliedIndex {
+								nodes[i] += fmt.Sprintf("(lag %d)", r.LastWrite-c.AppliedIndex)
+							}
 						}
 						copies += " " + strings.Join(nodes, ",")
 					}

@@ -120,19 +120,7 @@ func TestFaultCopiesSurviveOwnerLoss(t *testing.T) {
 	waitFor(t, time.Minute, "n1 up", func() bool { v, err := pauseView(nodes[0].http); return err == nil && v.Leader != "" })
 	start(nodes[1], nodes[0].http)
 	start(nodes[2], nodes[0].http)
-	allUp := func(via *privateNode) bool {
-		v, err := pauseView(via.http)
-		if err != nil || v.Leader == "" {
-			return false
-		}
-		up := 0
-		for _, m := range v.Members {
-			if m.Status == "up" {
-				up++
-			}
-		}
-		return up == 3
-	}
+	allUp := func(via *privateNode) bool { return threeUp(via.http) }
 	waitFor(t, 2*time.Minute, "3 members up", func() bool { return allUp(nodes[0]) })
 	byID := map[string]*privateNode{}
 	for _, p := range nodes {
@@ -184,22 +172,8 @@ func TestFaultCopiesSurviveOwnerLoss(t *testing.T) {
 		})
 		downAt = time.Since(killed)
 		var last string
-		waitFor(t, 2*time.Minute, "a read of "+name+" through a survivor", func() bool {
-			resp, err := probe.Get("http://" + survivors[0].http + "/v1/rdds/" + name + "/keys/k1")
-			if err != nil {
-				last = err.Error()
-				return false
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-			return resp.StatusCode == 200
-		})
-		t.Logf("round %d: first read: %s", round, last)
-		readAt = time.Since(killed)
-		counts.setPhase("3-taken-over")
-		if !pollFor(2*time.Minute, func() bool {
-			req, _ := http.NewRequest("PUT", "http://"+survivors[1].http+"/v1/rdds/"+name+"/keys/probe", strings.NewReader(`1`))
+		call := func(method, addr, key, body string, want int) bool {
+			req, _ := http.NewRequest(method, "http://"+addr+"/v1/rdds/"+name+"/keys/"+key, strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := probe.Do(req)
 			if err != nil {
@@ -209,8 +183,15 @@ func TestFaultCopiesSurviveOwnerLoss(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
-			return resp.StatusCode == 204
-		}) {
+			return resp.StatusCode == want
+		}
+		waitFor(t, 2*time.Minute, "a read of "+name+" through a survivor", func() bool {
+			return call("GET", survivors[0].http, "k1", "", 200)
+		})
+		t.Logf("round %d: first read: %s", round, last)
+		readAt = time.Since(killed)
+		counts.setPhase("3-taken-over")
+		if !pollFor(2*time.Minute, func() bool { return call("PUT", survivors[1].http, "probe", `1`, 204) }) {
 			t.Fatalf("round %d: no write to %s through %s within 2 min; the last answer: %s", round, name, survivors[1].id, last)
 		}
 		writeAt = time.Since(killed)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -197,12 +198,12 @@ func startKVLoadTimeout(timeout time.Duration, hist *lincheck.History, n *faultN
 			val := fmt.Sprintf(`{"c":%d,"i":%d}`, client, i)
 			phase := counts.current()
 			call := l.hist.Now()
-			st := l.do(hc, "PUT", key, val)
+			st, code := l.do(hc, "PUT", key, val)
 			counts.add(phase, "put", st)
 			switch {
 			case st/100 == 2:
 				l.hist.Put(client, key, val, call, true)
-			case st == http.StatusInsufficientStorage || (st >= 400 && st < 500):
+			case st == http.StatusInsufficientStorage || (st >= 400 && st < 500) || (st == http.StatusServiceUnavailable && refusedCodes[code]):
 				// Refused: it never happened.
 			default:
 				l.hist.Put(client, key, val, call, false)
@@ -251,15 +252,29 @@ func (l *kvLoad) get(hc *http.Client, client int, key, phase string) {
 	}
 }
 
-func (l *kvLoad) do(hc *http.Client, method, key, val string) int {
+// refusedCodes are the 503 codes of a write the server refused before
+// it was logged (docs/ARCHITECTURE.md, "Clients: failover without double
+// writes"): owner_unavailable (the forward never reached the owner),
+// recovering and starting (refused before the log), moved.
+var refusedCodes = map[string]bool{"owner_unavailable": true, "recovering": true, "starting": true, "moved": true}
+
+// do sends one call; it answers the status (0: no answer) and the error
+// code of an error body.
+func (l *kvLoad) do(hc *http.Client, method, key, val string) (int, string) {
 	req, _ := http.NewRequest(method, l.n.base+"/v1/rdds/"+l.rdd+"/keys/"+key, strings.NewReader(val))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0
+		return 0, ""
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	defer resp.Body.Close()
+	var body struct {
+		Error struct {
+			Code string `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&body)
+	return resp.StatusCode, body.Error.Code
 }
 
 // readAll reads every key once more (after the load, or a restart).

@@ -80,6 +80,21 @@ func pauseView(addr string) (clusterView, error) {
 	return viewVia(&http.Client{Timeout: 2 * time.Second}, addr)
 }
 
+// threeUp reports whether addr has a leader and 3 members up.
+func threeUp(addr string) bool {
+	v, err := pauseView(addr)
+	if err != nil || v.Leader == "" {
+		return false
+	}
+	up := 0
+	for _, m := range v.Members {
+		if m.Status == "up" {
+			up++
+		}
+	}
+	return up == 3
+}
+
 func memberStatus(v clusterView, id string) string {
 	for _, m := range v.Members {
 		if m.ID == id {
@@ -118,19 +133,7 @@ func TestFaultPausedOwner(t *testing.T) {
 	for _, p := range nodes {
 		byID[p.id] = p
 	}
-	waitFor(t, 2*time.Minute, "3 members up", func() bool {
-		v, err := pauseView(nodes[0].http)
-		if err != nil || v.Leader == "" {
-			return false
-		}
-		up := 0
-		for _, m := range v.Members {
-			if m.Status == "up" {
-				up++
-			}
-		}
-		return up == 3
-	})
+	waitFor(t, 2*time.Minute, "3 members up", func() bool { return threeUp(nodes[0].http) })
 	// The owner must be a follower: placement prefers one on a tie.
 	var owner *pauseNode
 	var name string
