@@ -153,3 +153,35 @@ func TestPromoteCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCopyCheckpointNeedsTheLoad: a bulk load's rows are in no log
+// entry; once the owner records its load checkpoint, a copy's checkpoint
+// from a state without it is refused, and one that holds it is taken.
+func TestCopyCheckpointNeedsTheLoad(t *testing.T) {
+	s := copiesState(t)
+	if _, err := applyAt(t, s, 10, CmdAddCopy, &AddCopy{RDD: "r", Node: "n2", Session: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// A load into the empty RDD: its checkpoint is at index 0.
+	if _, err := applyAt(t, s, 11, CmdCheckpoint, &Checkpoint{RDD: "r", Session: 0, Incarnation: 5, Index: 0, Path: "/ck/r/0", Load: true}); err != nil {
+		t.Fatal(err)
+	}
+	r := s.RDDs["r"]
+	if r.Loaded != 11 || r.Checkpoint.Loaded != 11 {
+		t.Fatalf("after the load checkpoint: Loaded %d, its checkpoint's %d; want 11 (the entry's index)", r.Loaded, r.Checkpoint.Loaded)
+	}
+	writeAt(t, s, 12, 0)
+	before := mustCanonical(t, s)
+	if _, err := applyAt(t, s, 13, CmdCheckpoint, &Checkpoint{RDD: "r", Session: 1, Incarnation: 5, Index: 12, Path: "/ck/r/12"}); !errors.Is(err, ErrStaleCheckpoint) {
+		t.Fatalf("a copy's checkpoint without the load: %v", err)
+	}
+	if string(before) != string(mustCanonical(t, s)) {
+		t.Fatal("a refused checkpoint changed the registry")
+	}
+	if _, err := applyAt(t, s, 14, CmdCheckpoint, &Checkpoint{RDD: "r", Session: 1, Incarnation: 5, Index: 12, Path: "/ck/r/12", Loaded: 11}); err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Copies[0].Checkpoint; c == nil || c.Loaded != 11 {
+		t.Fatalf("the copy's checkpoint: %+v", c)
+	}
+}

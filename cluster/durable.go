@@ -56,6 +56,10 @@ type Checkpoint struct {
 	// Load: it holds the rows of a bulk load, which are in no log
 	// entry; copies must rebuild from it (RDD.Loaded).
 	Load bool `msgpack:"load,omitempty"`
+	// Loaded (a copy's checkpoint): the RDD.Loaded its state holds, the
+	// index of the owner's load checkpoint it was built from. One below
+	// the RDD's is refused: it lacks a bulk load's rows.
+	Loaded uint64 `msgpack:"loaded,omitempty"`
 }
 
 // MoveRDD hands a durable RDD from session From to session To, if it is
@@ -112,6 +116,8 @@ type CheckpointRef struct {
 	// Node is the node whose session wrote it, where a node-local path
 	// is (empty in records from before copies).
 	Node string `msgpack:"node,omitempty" json:"node,omitempty"`
+	// Loaded is the RDD.Loaded its data holds: the bulk loads in it.
+	Loaded uint64 `msgpack:"loaded,omitempty" json:"-"`
 }
 
 // TailEntry is one logged write still to be covered by a checkpoint. Only
@@ -283,17 +289,25 @@ func (s *State) applyCheckpoint(b *Checkpoint, index uint64) (any, error) {
 	if prev != nil && b.Index <= prev.Index {
 		return nil, fmt.Errorf("%w: %q at index %d, not %d", ErrStaleCheckpoint, b.RDD, prev.Index, b.Index)
 	}
+	if copyAt >= 0 && b.Loaded < r.Loaded {
+		// The copy's state lacks a bulk load the owner checkpointed.
+		return nil, fmt.Errorf("%w: %q: a copy's checkpoint without the bulk load of index %d", ErrStaleCheckpoint, b.RDD, r.Loaded)
+	}
 	node := ""
 	if sess, ok := s.Sessions[b.Session]; ok {
 		node = sess.Node
 	}
 	ref := &CheckpointRef{Index: b.Index, Path: b.Path, Rows: b.Rows, At: b.At, Node: node}
 	if copyAt < 0 {
-		r.Checkpoint = ref
 		if b.Load {
-			r.Loaded = max(r.Loaded, b.Index)
+			// The entry's own index marks the load (the checkpoint's may
+			// be 0: a load into an RDD with no logged write).
+			r.Loaded = index
 		}
+		ref.Loaded = r.Loaded // the owner holds every load it made
+		r.Checkpoint = ref
 	} else {
+		ref.Loaded = b.Loaded
 		// Copy on write: readers share the records of the old slice.
 		c := *r.Copies[copyAt]
 		c.Checkpoint = ref
@@ -326,7 +340,9 @@ func (s *State) applyMove(b *MoveRDD, _ uint64) (any, error) {
 	if c, i := copyOf(r, b.To); c != nil {
 		if c.Checkpoint != nil || !c.Shared {
 			// A copy on shared storage with no checkpoint of its own
-			// rebuilds from the owner's, which stays.
+			// rebuilds from the owner's, which stays. (A node-local copy
+			// without one is promoted only while the log reaches back to
+			// the start: kvstore's bestCopy.)
 			r.Checkpoint = c.Checkpoint
 		}
 		r.Copies = append(r.Copies[:i:i], r.Copies[i+1:]...)

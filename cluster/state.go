@@ -73,9 +73,10 @@ type RDD struct {
 	// before copies: see Trim).
 	Copies  []*CopyRef `msgpack:"copies,omitempty" json:"copies,omitempty"`
 	Trimmed uint64     `msgpack:"trimmed,omitempty" json:"-"`
-	// Loaded is the index of the owner's newest checkpoint that holds a
-	// bulk load (rows in no log entry): a copy built from an older state
-	// rebuilds from a checkpoint at or past it.
+	// Loaded is the log index of the entry that recorded the owner's
+	// newest checkpoint holding a bulk load (rows in no log entry): only
+	// checkpoints whose Loaded is at least this hold every load, and a
+	// copy built from an older one rebuilds.
 	Loaded uint64 `msgpack:"loaded,omitempty" json:"-"`
 }
 

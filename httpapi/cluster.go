@@ -218,7 +218,9 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, id, what string) {
 // blindly.
 func neverSent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	var dns *net.DNSError
+	return (errors.As(err, &op) && op.Op == "dial") || errors.As(err, &dns) ||
+		errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns)
 }
 
 // Forwarded calls that take long look at the target's membership: the

@@ -152,7 +152,7 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	s := o.d.s
 	began := time.Now()
 	o.mu.Lock()
-	coversLoad := o.loadCkpt
+	coversLoad, loaded := o.loadCkpt, o.loaded
 	o.mu.Unlock()
 	defer func() {
 		o.mu.Lock()
@@ -210,7 +210,7 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	ref := cluster.CheckpointRef{Index: idx, Path: path, Rows: res.Rows, At: time.Now().UnixMilli()}
 	if _, err := s.reg.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
 		RDD: o.name, Session: o.sid, Incarnation: prev.Incarnation, Index: idx, Path: path, Rows: res.Rows, At: ref.At,
-		Load: coversLoad}}); err != nil {
+		Load: coversLoad, Loaded: loaded}}); err != nil {
 		// Not recorded (a former owner, a newer checkpoint): this one is
 		// garbage; the next GC of the owner deletes it.
 		run.err = fmt.Errorf("cannot record checkpoint of %q: %w", o.name, err)
@@ -218,6 +218,14 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 		return
 	}
 	run.ref = ref
+	if coversLoad {
+		// Recorded as the owner's load checkpoint: this data holds it.
+		if r, ok := s.reg.RDD(o.name); ok && r.Checkpoint != nil && r.Checkpoint.Path == path {
+			o.mu.Lock()
+			o.loaded = max(o.loaded, r.Loaded)
+			o.mu.Unlock()
+		}
+	}
 	s.reportTail(o.name)
 	// Keep this checkpoint and the one before it; delete the rest.
 	keep := []string{path}
@@ -226,7 +234,7 @@ func (o *owned) writeCheckpoint(run *ckptRun, idx uint64, since int) {
 	}
 	// Only this node's own (on a checkpoint URI that several nodes
 	// share, the others' are theirs to delete).
-	_ = it.Call(ctx, "path.gc", map[string]any{"dir": dir, "keep": keep, "suffix": "-" + s.reg.ID()}, nil)
+	_ = it.Call(ctx, "path.gc", map[string]any{"dir": dir, "keep": keep, "node": s.reg.ID()}, nil)
 }
 
 // checkpointName is the file name of a checkpoint at log index index

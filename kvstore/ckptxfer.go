@@ -343,7 +343,8 @@ func (d *durable) fetchCheckpoint(ctx context.Context, it Interpreter, node, rdd
 	}
 	// It is named as this node names its own (checkpointName), so this
 	// node's garbage collection of old checkpoints covers it.
-	local := checkpointName(base[:20], time.Now(), d.s.reg.ID())
+	// From the source's index and time, so fetching it again replaces it.
+	local := base[:20] + "-" + strings.SplitN(base, "-", 3)[1] + "-" + d.s.reg.ID()
 	// The old copy, if any, goes into the temp dir, which is removed.
 	if _, err := root.Lstat(local); err == nil {
 		if err := root.Rename(local, tmp+"/.old"); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -66,7 +67,9 @@ func (d *durable) copyGate(ctx context.Context, o *owned, name, consistency stri
 	}
 	cond := func() bool { return o.created }
 	if consistency != ConsistencyStale {
-		cond = func() bool { return o.ready && o.applied >= r.LastWrite }
+		// A bulk load adds no log entry: the copy must have rebuilt
+		// from the owner's checkpoint that holds it.
+		cond = func() bool { return o.ready && o.applied >= r.LastWrite && o.loaded >= r.Loaded }
 	}
 	return o.gate(ctx, s.recoveryWait, cond, "the copy of "+strconv.Quote(name)+" here")
 }
@@ -151,9 +154,14 @@ func (d *durable) claim(r cluster.RDD) {
 	_, err = s.reg.Apply(cluster.Command{Type: cluster.CmdAddCopy, Body: &cluster.AddCopy{
 		RDD: r.Name, Node: s.reg.ID(), Session: sid, Shared: !nodeLocal(d.cfg.CheckpointURI)}})
 	if err != nil {
-		if !errors.Is(err, cluster.ErrCopyExists) && !errors.Is(err, cluster.ErrRDDNotFound) {
-			fail(fmt.Sprintf("cannot make a copy of %q here: %v", r.Name, err))
+		if errors.Is(err, cluster.ErrCopyExists) || errors.Is(err, cluster.ErrRDDNotFound) {
+			// Another node was first (or this registry is behind).
+			d.mu.Lock()
+			d.claimNext[r.Name] = time.Now().Add(claimRetry / 5)
+			d.mu.Unlock()
+			return
 		}
+		fail(fmt.Sprintf("cannot make a copy of %q here: %v", r.Name, err))
 		return
 	}
 	d.mu.Lock()
@@ -177,8 +185,12 @@ func (d *durable) bestCopy(r cluster.RDD) (*cluster.CopyRef, bool) {
 		if m, ok := reg.Member(c.Node); !ok || m.Status != cluster.NodeUp {
 			continue
 		}
-		if !c.Shared && c.Checkpoint == nil && r.Trim() > c.Base {
-			continue // it cannot rebuild without the lost owner
+		switch {
+		case c.Shared:
+		case c.Checkpoint == nil && (r.Trim() > 0 || r.Loaded > 0):
+			continue // it cannot rebuild without the lost owner's checkpoint
+		case c.Checkpoint != nil && c.Checkpoint.Loaded < r.Loaded:
+			continue // it may lack a bulk load's rows
 		}
 		if best == nil || ckIndex(c.Checkpoint) > ckIndex(best.Checkpoint) {
 			best = c
@@ -216,9 +228,7 @@ func ckIndex(c *cluster.CheckpointRef) uint64 {
 func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch string, err error) {
 	reg := d.s.reg
 	me := reg.ID()
-	// Rows of a bulk load are in no log entry: only a checkpoint at or
-	// past the one that recorded them has them.
-	trim := max(r.Trim(), r.Loaded)
+	trim := r.Trim()
 	var all []*cluster.CheckpointRef
 	if r.Checkpoint != nil {
 		all = append(all, r.Checkpoint)
@@ -229,21 +239,33 @@ func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Index > all[j].Index })
+	// Only checkpoints that cover the trimmed log and hold every bulk load.
+	all = slices.DeleteFunc(all, func(c *cluster.CheckpointRef) bool { return c.Index < trim || c.Loaded < r.Loaded })
 	for _, c := range all {
-		if c.Index >= trim && (c.Node == "" || c.Node == me || !nodeLocal(c.Path) || existsHere(c.Path)) {
+		if c.Node == "" || !nodeLocal(c.Path) || existsHere(c.Path) {
 			return c, "", nil
 		}
 	}
-	if trim == 0 {
-		return nil, "", nil
+	if trim == 0 && r.Loaded == 0 {
+		return nil, "", nil // the log holds it all
 	}
+	var mine *cluster.CheckpointRef
 	for _, c := range all {
-		if c.Index < trim {
+		if c.Node == me {
+			// Recorded here but not found (a data dir wiped): another
+			// node's first; else try it in place (the interpreter may
+			// read what this process cannot see).
+			if mine == nil {
+				mine = c
+			}
 			continue
 		}
 		if m, ok := reg.Member(c.Node); ok && m.Status == cluster.NodeUp {
 			return c, c.Node, nil
 		}
+	}
+	if mine != nil {
+		return mine, "", nil
 	}
 	return nil, "", fmt.Errorf("no checkpoint of %q that covers its log up to index %d can be read: the nodes that wrote one are down", r.Name, trim)
 }
@@ -252,10 +274,11 @@ func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch
 // session's own, now that it is on this node's storage: the copy then
 // holds the tail from its index on, and a later rebuild here needs no
 // peer. A registry that refuses it (a newer checkpoint of ours) is fine.
-func (o *owned) recordFetched(r cluster.RDD, path string, index uint64, rows int64) {
+func (o *owned) recordFetched(r cluster.RDD, path string, ck *cluster.CheckpointRef, rows int64) {
 	s := o.d.s
 	_, err := s.reg.Apply(cluster.Command{Type: cluster.CmdCheckpoint, Body: &cluster.Checkpoint{
-		RDD: o.name, Session: o.sid, Incarnation: r.Incarnation, Index: index, Path: path, Rows: rows, At: time.Now().UnixMilli()}})
+		RDD: o.name, Session: o.sid, Incarnation: r.Incarnation, Index: ck.Index, Path: path, Rows: rows,
+		At: time.Now().UnixMilli(), Loaded: ck.Loaded}})
 	if err != nil && !errors.Is(err, cluster.ErrStaleCheckpoint) {
 		s.logf("cannot record the fetched checkpoint of %q: %v", o.name, err)
 	}
@@ -301,4 +324,26 @@ func (o *owned) promotionFence() (uint64, error) {
 	f := o.fence
 	o.mu.Unlock()
 	return f, nil
+}
+
+// promotedWithoutCheckpoint reports, once, that this pusher is a promoted
+// copy whose owner record has no checkpoint on this node: it writes one
+// at once rather than by policy, so that its next rebuild needs no other
+// node.
+func (o *owned) promotedWithoutCheckpoint() bool {
+	o.mu.Lock()
+	if !o.wasCopy || o.ownCkpt || !o.ready {
+		o.mu.Unlock()
+		return false
+	}
+	o.mu.Unlock()
+	s := o.d.s
+	r, ok := s.reg.RDD(o.name)
+	if !ok || r.SessionID != o.sid {
+		return false
+	}
+	o.mu.Lock()
+	o.ownCkpt = true
+	o.mu.Unlock()
+	return r.Checkpoint == nil || r.Checkpoint.Node != s.reg.ID()
 }

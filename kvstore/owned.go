@@ -53,6 +53,11 @@ type owned struct {
 	wasCopy bool
 	fenced  bool
 	fence   uint64
+	// loaded is the RDD.Loaded this interpreter's data holds (the bulk
+	// loads in it): a copy with less rebuilds from the owner's checkpoint.
+	loaded uint64
+	// ownCkpt: a promoted copy has asked for a checkpoint of its own.
+	ownCkpt bool
 
 	// ckptFails counts checkpoints that failed in a row; the policy tries
 	// none before ckptNext (backing off: a full disk, a broken URI).
@@ -142,7 +147,9 @@ func (o *owned) run() {
 		defer h.Forget(o.name)
 	}
 	for o.serve() {
-		// The log has a gap before what this pusher applied: rebuild.
+		// The log has a gap before what this pusher applied: rebuild,
+		// once no checkpoint of the old data is still being written.
+		o.waitCheckpoint()
 		o.mu.Lock()
 		o.ready, o.created = false, false
 		o.broadcastLocked()
@@ -201,7 +208,7 @@ func (o *owned) serve() bool {
 			}
 			continue
 		}
-		o.maybeCheckpoint(false)
+		o.maybeCheckpoint(o.promotedWithoutCheckpoint())
 		if n > 0 {
 			continue
 		}
@@ -280,10 +287,15 @@ func (o *owned) rebuild() (int64, error) {
 			return 0, fmt.Errorf("cannot load checkpoint %s: %w", path, err)
 		}
 		from, rows = ck.Index, res.Rows
-		o.restored = true
-		if peer != "" {
-			o.recordFetched(r, path, ck.Index, res.Rows)
+		o.restored, o.loaded = true, ck.Loaded
+		if peer != "" || ck != ownCheckpoint(r, o.sid) {
+			// Not this session's own record: now it is (it is on this
+			// node's storage, or storage all nodes read), so a later
+			// rebuild here, or a promotion, does not depend on its writer.
+			o.recordFetched(r, path, ck, res.Rows)
 		}
+	} else {
+		o.loaded = 0
 	}
 	o.mu.Lock()
 	o.applied, o.created, o.from = from, true, from
@@ -335,10 +347,10 @@ func (o *owned) push() (int, error) {
 	if trim > after {
 		return 0, fmt.Errorf("%w (trimmed up to %d, applied %d)", errGap, trim, after)
 	}
-	if r, ok := s.reg.RDD(o.name); ok && r.SessionID != o.sid && r.Loaded > o.from {
+	if r, ok := s.reg.RDD(o.name); ok && (r.SessionID != o.sid || o.wasCopy) && r.Loaded > o.loaded {
 		// A copy, and the owner loaded rows that are in no log entry:
 		// only its checkpoint has them.
-		return 0, fmt.Errorf("%w (a bulk load checkpointed at %d; this copy was built from %d)", errGap, r.Loaded, o.from)
+		return 0, fmt.Errorf("%w (a bulk load checkpointed at %d; this copy holds loads up to %d)", errGap, r.Loaded, o.loaded)
 	}
 	if len(entries) == 0 {
 		return 0, nil

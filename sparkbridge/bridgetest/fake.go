@@ -211,7 +211,7 @@ type args struct {
 	Path    string   `msgpack:"path"`
 	Dir     string   `msgpack:"dir"`
 	Keep    []string `msgpack:"keep"`
-	Suffix  string   `msgpack:"suffix"`
+	Node    string   `msgpack:"node"`
 	Index   uint64   `msgpack:"index"`
 	Details bool     `msgpack:"details"`
 	Entries []entry  `msgpack:"entries"`
@@ -273,7 +273,7 @@ func (s *Store) Do(op string, raw msgpack.RawMessage) (any, error) {
 		}
 		return map[string]any{"rdds": out}, nil
 	case "path.gc":
-		return s.pathGC(a.Dir, a.Keep, a.Suffix)
+		return s.pathGC(a.Dir, a.Keep, a.Node)
 	case "path.delete":
 		p := localPath(a.Path)
 		_, err := os.Stat(p)
@@ -622,7 +622,7 @@ func restore(r *rdd, path string, index uint64) (any, error) {
 	return map[string]any{"rows": len(r.data), "seconds": 0.0}, nil
 }
 
-func (s *Store) pathGC(dir string, keep []string, suffix string) (any, error) {
+func (s *Store) pathGC(dir string, keep []string, node string) (any, error) {
 	d := filepath.Clean(localPath(dir))
 	kept := map[string]bool{}
 	for _, k := range keep {
@@ -635,8 +635,8 @@ func (s *Store) pathGC(dir string, keep []string, suffix string) (any, error) {
 	n := 0
 	for _, e := range ents {
 		p := filepath.Join(d, e.Name())
-		if suffix != "" && !strings.HasSuffix(e.Name(), suffix) {
-			continue
+		if parts := strings.SplitN(e.Name(), "-", 3); node != "" && (len(parts) != 3 || parts[2] != node) {
+			continue // another node's (INDEX-MILLIS-NODE)
 		}
 		if !kept[p] && os.RemoveAll(p) == nil {
 			n++

@@ -476,7 +476,8 @@ func startBenchCluster(dir, srddBin, python string, every int, peer bool) ([]*be
 		n.http = fmt.Sprintf("127.0.0.1:%d", port)
 		a := []string{"server", "--node-id", n.id, "--http-addr", n.http, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", rport),
 			"--data-dir", n.dir, "--python", python, "--log-level", "warn", "--spark-master", "local[2]",
-			"--checkpoint-uri", ckpt, "--checkpoint-every", fmt.Sprint(every)}
+			"--checkpoint-uri", ckpt, "--checkpoint-every", fmt.Sprint(every),
+			"--file-root", filepath.Dir(dir)} // the benchmark's temp dir, where it writes the files it loads
 		if ca != nil {
 			f := ca.Node(benchTB{dir: dir}, n.id)
 			a = append(a, "--peer-cert", f.Cert, "--peer-key", f.Key, "--peer-ca", ca.File)

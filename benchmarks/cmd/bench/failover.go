@@ -86,7 +86,8 @@ func measureFailover(tmp, srddBin, python string, keys, kills int, dur time.Dura
 		f := ca.Node(benchTB{dir: dir}, n.id)
 		n.args = []string{"server", "--node-id", n.id, "--http-addr", n.http, "--raft-addr", fmt.Sprintf("127.0.0.1:%d", rp),
 			"--data-dir", n.dir, "--python", python, "--log-level", "warn", "--spark-master", "local[2]",
-			"--peer-cert", f.Cert, "--peer-key", f.Key, "--peer-ca", ca.File}
+			"--peer-cert", f.Cert, "--peer-key", f.Key, "--peer-ca", ca.File,
+			"--file-root", tmp} // where the benchmark writes the file it loads
 		a := append([]string(nil), n.args...)
 		if i == 1 {
 			a = append(a, "--bootstrap", "--admit", "n2,n3")

@@ -469,10 +469,11 @@ class Engine:
             raise ValueError("%s file has no column %s" % (fmt, ", ".join(missing)))
         return df.select(key_col, value_col).rdd.mapPartitions(tasks.parse_columns_with(self.rules))
 
-    def delete_children(self, directory: str, keep: list[str], suffix: str = "") -> int:
+    def delete_children(self, directory: str, keep: list[str], node: str = "") -> int:
         """Delete every entry of ``directory`` whose path is not in ``keep``
-        (and, with ``suffix``, whose name ends with it: several nodes may
-        share the directory, each deleting only its own)."""
+        (and, with ``node``, that this node wrote: checkpoints are named
+        ``INDEX-MILLIS-NODE``, and several nodes may share the directory,
+        each deleting only its own)."""
         jvm = self.sc._jvm
         d = jvm.org.apache.hadoop.fs.Path(directory)
         fs = d.getFileSystem(self.sc._jsc.hadoopConfiguration())
@@ -482,7 +483,8 @@ class Engine:
         n = 0
         for st in fs.listStatus(d):
             p = st.getPath()
-            if suffix and not p.getName().endswith(suffix):
+            parts = p.getName().split("-", 2)
+            if node and (len(parts) != 3 or parts[2] != node):
                 continue
             if str(fs.makeQualified(p).toString()) not in kept and fs.delete(p, True):
                 n += 1

@@ -647,7 +647,7 @@ class Server:
     def _op_path_gc(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None
         return {"deleted": self.tables.engine.delete_children(_arg(args, "dir", str), _arg(args, "keep", list),
-                                                             _opt(args, "suffix", str, ""))}
+                                                             _opt(args, "node", str, ""))}
 
     def _op_path_delete(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.tables is not None

@@ -123,8 +123,10 @@ class RDDInfo:
 
     ``keys`` is ``None`` when the owner could not be asked; ``checkpoint``
     and ``tail_writes`` are set for durable RDDs; ``replicas`` is the
-    number of copies wanted and ``copies`` the ones that exist (only the
-    owner's today); ``at_risk`` says why one lost machine would lose
+    number of copies wanted and ``copies`` the ones that exist, each a
+    dict with ``node``, ``session``, ``role`` (``"owner"`` or ``"copy"``),
+    ``applied_index`` and ``checkpoint_index`` where known; ``at_risk``
+    says why one lost machine would lose
     acknowledged writes, or is ``""``; ``raw`` is the whole JSON object
     (fields a newer server adds are there)."""
 
