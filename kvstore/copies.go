@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/srdd/srdd/cluster"
@@ -199,13 +200,16 @@ func (d *durable) bestCopy(r cluster.RDD) (*cluster.CopyRef, bool) {
 	return best, best != nil
 }
 
-// existsHere reports whether a checkpoint another node wrote to a path
-// is on this node's filesystem too: a shared filesystem mounted at the
-// same path (checkpoint names hold their index and a timestamp, so a
-// node's own files never bear another's name).
-func existsHere(path string) bool {
-	p := localPath(path)
-	if p == "" {
+// sharedHere reports whether a checkpoint at a node-local path can be
+// read in place here: it lies under this node's own checkpoint directory
+// (the nodes were given the same --checkpoint-uri: a shared filesystem
+// mounted at the same path) and is there. Checkpoint names hold their
+// index, a timestamp and their node, so a node's own files never bear
+// another's name; another node's directory that happens to be visible
+// (nodes sharing one host) is never read: its checkpoints are fetched.
+func (d *durable) sharedHere(path string) bool {
+	p, mine := localPath(path), localPath(d.cfg.CheckpointURI)
+	if p == "" || mine == "" || !strings.HasPrefix(p, strings.TrimSuffix(mine, "/")+"/") {
 		return false
 	}
 	_, err := os.Stat(p)
@@ -242,7 +246,7 @@ func (d *durable) restoreSource(r cluster.RDD) (ck *cluster.CheckpointRef, fetch
 	// Only checkpoints that cover the trimmed log and hold every bulk load.
 	all = slices.DeleteFunc(all, func(c *cluster.CheckpointRef) bool { return c.Index < trim || c.Loaded < r.Loaded })
 	for _, c := range all {
-		if c.Node == "" || !nodeLocal(c.Path) || existsHere(c.Path) {
+		if c.Node == "" || !nodeLocal(c.Path) || d.sharedHere(c.Path) {
 			return c, "", nil
 		}
 	}
