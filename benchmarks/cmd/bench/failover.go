@@ -112,11 +112,23 @@ func measureFailover(tmp, srddBin, python string, keys, kills int, dur time.Dura
 		return nil
 	}
 	client := func(n *failNode) *srddclient.Client { return srddclient.New(n.http) }
+	hc := &http.Client{Timeout: 5 * time.Second}
+	probeKey := loadgen.KeyName("", keys-1)
+	// waitCopies waits until name has 2 copies, each serving (a stale read
+	// of probe through each copy's node is served by it: the copy is
+	// built, not just recorded).
 	waitCopies := func(via *failNode, name string, limit time.Duration) (srddclient.RDD, error) {
 		deadline := time.Now().Add(limit)
 		for {
 			r, err := client(via).DescribeRDD(ctx, name)
-			if err == nil && r.State == "ready" && len(r.Copies) == 2 && !r.UnderReplicated {
+			serving := err == nil && r.State == "ready" && len(r.Copies) == 2 && !r.UnderReplicated
+			for _, c := range r.Copies {
+				if n := byID(c.Node); serving && n != nil {
+					st, by := getVia(hc, n.http, name, probeKey, "stale")
+					serving = (st == 200 && by == c.Node) || (st == 404 && by == "") // before the load, the key is absent
+				}
+			}
+			if serving {
 				return r, nil
 			}
 			if time.Now().After(deadline) {
@@ -191,14 +203,12 @@ func measureFailover(tmp, srddBin, python string, keys, kills int, dur time.Dura
 	}
 	res.LoadSecs = time.Since(began).Seconds()
 	loaded := time.Now()
-	probeKey := loadgen.KeyName("", keys-1)
 	var copyNode *failNode
 	for _, c := range r.Copies {
 		if c.Node != owner.id {
 			copyNode = byID(c.Node)
 		}
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
 	for {
 		st, by := getVia(hc, copyNode.http, "fo", probeKey, "stale")
 		if st == 200 && by == copyNode.id {
@@ -258,6 +268,7 @@ func measureFailover(tmp, srddBin, python string, keys, kills int, dur time.Dura
 			}
 			if kr.WriteSecs == 0 {
 				req, _ := http.NewRequest("PUT", "http://"+survivors[1].http+"/v1/rdds/fo/keys/failover-probe", strings.NewReader(fmt.Sprint(k)))
+				req.Header.Set("Content-Type", "application/json")
 				if resp, err := hc.Do(req); err == nil {
 					resp.Body.Close()
 					if resp.StatusCode == 204 {
