@@ -7,7 +7,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -249,16 +248,7 @@ type copiesRDD struct {
 
 func copiesOn(addr, name string) (copiesRDD, error) {
 	var v copiesRDD
-	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/v1/rdds/" + name)
-	if err != nil {
-		return v, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return v, fmt.Errorf("GET /v1/rdds/%s: %d", name, resp.StatusCode)
-	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v, err
+	return v, describeInto(addr, name, &v)
 }
 
 // killMachine kills, with SIGKILL, every process of the node's mount

@@ -107,17 +107,22 @@ func memberStatus(v clusterView, id string) string {
 // rddOn is GET /v1/rdds/{name} through addr: its node and state.
 func rddOn(addr, name string) (rddView, error) {
 	var v rddView
+	return v, describeInto(addr, name, &v)
+}
+
+// describeInto decodes GET /v1/rdds/{name} through addr into v, with a
+// short timeout (a paused or killed node never answers).
+func describeInto(addr, name string, v any) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	resp, err := hc.Get("http://" + addr + "/v1/rdds/" + name)
 	if err != nil {
-		return v, err
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return v, fmt.Errorf("GET /v1/rdds/%s: %d", name, resp.StatusCode)
+		return fmt.Errorf("GET /v1/rdds/%s: %d", name, resp.StatusCode)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&v)
-	return v, err
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // TestFaultPausedOwner pauses the node that owns a durable RDD (not the
