@@ -312,14 +312,28 @@ func (s *Server) rddOwner(ctx *fasthttp.RequestCtx, seg []string) target {
 	if !ok {
 		return target{}
 	}
-	if ctx.IsGet() && len(seg) > 3 && seg[3] == "keys" && s.cfg.Store.ServesCopy(name) {
-		// A read of keys, and this node holds a copy: served here
-		// (kvstore's read gate holds it to its consistency level).
+	if ctx.IsGet() && len(seg) > 3 && seg[3] == "keys" && copyMayServe(ctx) && s.cfg.Store.ServesCopy(name) {
+		// A stale or linearizable read of keys, and this node holds a
+		// copy: served here (kvstore's read gate holds it to its level).
 		return target{}
 	}
 	t := s.sessionNode(r.SessionID)
 	t.what = fmt.Sprintf("shared rdd %q", name)
 	return t
+}
+
+// copyMayServe says whether a read's consistency level lets a copy serve
+// it: stale (what the copy holds) and linearizable (a read index) do.
+// A default read goes to the owner: it shows what the owner has
+// acknowledged, and a copy, which may apply a write before the owner
+// acknowledges it, would show it sooner, so a default read through the
+// owner just after could see the older value (porcupine found it).
+func copyMayServe(ctx *fasthttp.RequestCtx) bool {
+	switch string(ctx.QueryArgs().Peek("consistency")) {
+	case kvstore.ConsistencyStale, kvstore.ConsistencyLinearizable:
+		return true
+	}
+	return false
 }
 
 // sessionOwner sends a request about /sessions/{id} to the session's node.

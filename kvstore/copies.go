@@ -52,9 +52,10 @@ func (s *Store) ServesCopy(name string) bool {
 }
 
 // copyGate is the read gate of a copy: stale reads take what it holds;
-// default and linearizable ones first learn the leader's commit index
-// (a Raft read index) and wait until the copy has applied every write
-// logged up to it, so they see every acknowledged write.
+// linearizable ones first learn the leader's commit index (a Raft read
+// index) and wait until the copy has applied every write logged up to
+// it, so they see every acknowledged write. (Default reads go to the
+// owner: readGate.)
 func (d *durable) copyGate(ctx context.Context, o *owned, name, consistency string) error {
 	s := d.s
 	if consistency != ConsistencyStale {

@@ -46,7 +46,9 @@ type freshReader interface {
 // readGate is ReadGate for a durable RDD r.
 func (d *durable) readGate(ctx context.Context, r cluster.RDD, consistency string) error {
 	s, name := d.s, r.Name
-	if _, ok := d.localCopy(r); ok {
+	if _, ok := d.localCopy(r); ok && (consistency == ConsistencyStale || consistency == ConsistencyLinearizable) {
+		// A copy serves stale and linearizable reads; default ones are
+		// the owner's (httpapi.copyMayServe says why).
 		if o, ok := d.lookup(name); ok && o.sid != r.SessionID {
 			return d.copyGate(ctx, o, name, consistency)
 		}
