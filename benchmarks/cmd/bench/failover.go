@@ -390,7 +390,7 @@ func writeFailover(sb *strings.Builder, res *failoverResults) {
 	for i, k := range res.Kills {
 		p("| %d | %s | %.2f | %.2f | %.2f | %.2f | %.1f | %d |\n", i+1, k.Victim, k.DownSecs, k.ReadSecs, k.ReadAfterDownSecs, k.WriteSecs, k.CopiesSecs, k.KeysAfter)
 	}
-	p("\nA negative *read after down mark*: the survivor the reads went through held the copy, which serves `default` reads with a read index while the owner is dead, before the down mark as after it; through the other survivor reads wait for the promotion (the rows with a positive value). *2 copies again*: until a new copy, on the third node, is built from the new owner's checkpoint streamed over the peer channel and serves reads itself.\n")
+	p("\nReads are `default` reads through a survivor, which the owner serves: they answer again once a copy is promoted, after the down mark. *2 copies again*: until a new copy, on the third node, is built from the new owner's checkpoint streamed over the peer channel and serves reads itself.\n")
 	p("\n| from the kill (s) | min | median | max |\n|---|---|---|---|\n")
 	for _, name := range []string{"down_mark", "first_read", "first_read_after_down_mark", "first_write", "copies_back_to_2"} {
 		v := res.Summary[name]
