@@ -64,6 +64,19 @@ type rig struct {
 	authn    *auth.Authenticator
 	tokens   map[string]string // user -> bearer token
 	done     chan struct{}     // closes the backend's session
+	srv      *Server
+}
+
+// waitIdle waits until no stream holds a slot. A client sees a stream's
+// status (a message over the limit, say) before the node's handler has
+// returned and freed its slot, so a test that counts slots waits here.
+func (r *rig) waitIdle(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); len(r.srv.slots) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams still hold a slot", len(r.srv.slots))
+		}
+	}
 }
 
 // start serves the port on a fake node "n1" holding sessions 1 ("etl",
@@ -117,6 +130,7 @@ func start(t *testing.T, withAuth bool, cfg Config) *rig {
 	}
 	cfg.Sessions, cfg.NodeID = fs, "n1"
 	srv := New(cfg)
+	r.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -266,12 +280,15 @@ func TestBoundsAndFailuresCloseOnlyTheirStream(t *testing.T) {
 	r := start(t, false, Config{MaxStreams: 1, MaxMessageBytes: 1 << 10})
 	// A message over the limit ends that stream only.
 	wantCode(t, r.call(t, execute, []string{strings.Repeat("x", 4<<10)}, SessionHeader, "1"), codes.ResourceExhausted, "")
+	r.waitIdle(t)
 	// A panic in the node's code answers Internal and the port serves on.
 	r.sessions.panicOn = "boom"
 	wantCode(t, r.call(t, execute, nil, SessionHeader, "boom"), codes.Internal, "internal error")
+	r.waitIdle(t)
 	if a := r.call(t, execute, []string{"ok"}, SessionHeader, "1"); a.err != nil {
 		t.Fatalf("after a failed stream: %v", a.err)
 	}
+	r.waitIdle(t)
 
 	// One stream open holds the only slot: another is refused.
 	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
