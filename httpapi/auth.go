@@ -338,8 +338,8 @@ func quote(s string) string { b, _ := json.Marshal(s); return string(b) }
 // auditLog writes one line for every mutating call and every statement:
 // who, which route, which RDD or session, and the status.
 func (s *Server) auditLog(ctx *fasthttp.RequestCtx, route string) {
-	if rt := routeByName[route]; ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || (rt != nil && rt.rule == ruleCluster) {
-		return // reads, and registry traffic between nodes
+	if rt := routeByName[route]; ctx.IsGet() || ctx.IsHead() || ctx.IsOptions() || (rt != nil && (rt.rule == ruleCluster || rt.rule == ruleRead)) {
+		return // reads (a batch get is a POST), and registry traffic between nodes
 	}
 	who := "-"
 	if p := principalOf(ctx); p != nil {

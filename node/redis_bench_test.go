@@ -49,6 +49,19 @@ func BenchmarkRedisGet(b *testing.B) {
 	if st, _, body := authDo("PUT", base+"/v1/rdds/key/keys/k", value, ""); st != 204 {
 		b.Fatalf("put: %d %s", st, body)
 	}
+	// 1,000 more keys for the pipelined run, as redis-benchmark's -r.
+	var items strings.Builder
+	items.WriteString(`{"items":{`)
+	for i := range 1000 {
+		if i > 0 {
+			items.WriteByte(',')
+		}
+		fmt.Fprintf(&items, `"k%d":%s`, i, value)
+	}
+	items.WriteString(`}}`)
+	if st, _, body := authDo("POST", base+"/v1/rdds/key/set", items.String(), ""); st != 200 {
+		b.Fatalf("set: %d %s", st, body)
+	}
 	const clients = 64
 	par := max(1, clients/runtime.GOMAXPROCS(0))
 
@@ -68,6 +81,43 @@ func BenchmarkRedisGet(b *testing.B) {
 				}
 				if err := readBulk(r); err != nil {
 					panic(err)
+				}
+			}
+		})
+	})
+	// redis-benchmark -P 16: each connection sends 16 GETs, then reads
+	// the 16 replies; one op is one GET.
+	b.Run("redis-P16", func(b *testing.B) {
+		b.SetParallelism(par)
+		b.RunParallel(func(pb *testing.PB) {
+			nc, err := net.Dial("tcp", n.RedisAddr())
+			if err != nil {
+				panic(err)
+			}
+			defer nc.Close()
+			r := bufio.NewReader(nc)
+			var batch []byte
+			next := 0
+			for more := true; more; {
+				batch, sent := batch[:0], 0
+				for ; sent < 16; sent++ {
+					if more = pb.Next(); !more {
+						break
+					}
+					k := "key:k" + strconv.Itoa(next%1000)
+					next += 7
+					batch = fmt.Appendf(batch, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(k), k)
+				}
+				if sent == 0 {
+					break
+				}
+				if _, err := nc.Write(batch); err != nil {
+					panic(err)
+				}
+				for range sent {
+					if err := readBulk(r); err != nil {
+						panic(err)
+					}
 				}
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -232,8 +233,16 @@ func (c *conn) setRun(batch [][][]byte) int {
 
 // dedupe returns keys without repeats, in order.
 func dedupe(keys []string) []string {
-	seen := make(map[string]struct{}, len(keys))
 	out := make([]string, 0, len(keys))
+	if len(keys) <= 32 { // a pipelined run: searched, no map to build
+		for _, k := range keys {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	seen := make(map[string]struct{}, len(keys))
 	for _, k := range keys {
 		if _, dup := seen[k]; !dup {
 			seen[k] = struct{}{}

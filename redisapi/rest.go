@@ -188,11 +188,148 @@ func errorCode(body []byte) string {
 // getMany reads keys of rdd in one batched lookup; a missing key has no
 // entry.
 func (c *conn) getMany(rdd string, keys []string) (map[string]json.RawMessage, error) {
+	status, body := c.rest("POST", rddPath(rdd, "get"), keysBody(keys))
+	if status/100 != 2 {
+		return nil, errorOf(status, body, rdd)
+	}
+	if vals, ok := readValues(body, len(keys)); ok {
+		return vals, nil
+	}
 	var out struct {
 		Values map[string]json.RawMessage `json:"values"`
 	}
-	err := c.restJSON("POST", rddPath(rdd, "get"), map[string][]string{"keys": keys}, &out, rdd)
-	return out.Values, err
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, restErr("ERR cannot read the node's answer: " + err.Error())
+	}
+	return out.Values, nil
+}
+
+// keysBody is {"keys":[...]}, the batch routes' body, built without an
+// encoder (a pipelined run of GETs makes one a run).
+func keysBody(keys []string) []byte {
+	b := make([]byte, 0, 16+8*len(keys))
+	b = append(b, `{"keys":[`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, k)
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSONString appends s as a JSON string: plain ASCII as it is,
+// anything else as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// readValues reads the "values" member of a batch get's answer as
+// httpapi writes it ({"values":{key:value,...},"missing":[...]}, no
+// white space between members) without a decoder: one copy of the
+// values' bytes, no map of a map. It returns false if the answer is
+// shaped otherwise; the caller then decodes it whole.
+func readValues(body []byte, n int) (map[string]json.RawMessage, bool) {
+	const head = `{"values":{`
+	if !bytes.HasPrefix(body, []byte(head)) || !bytes.HasSuffix(body, []byte("]}")) {
+		return nil, false
+	}
+	b := bytes.Clone(body) // the call's buffer is reused; the values outlive it
+	out := make(map[string]json.RawMessage, n)
+	i := len(head)
+	if i < len(b) && b[i] == '}' {
+		return out, true
+	}
+	for i < len(b) {
+		end, ok := skipString(b, i)
+		if !ok || end >= len(b) || b[end] != ':' {
+			return nil, false
+		}
+		var key string
+		if tok := b[i:end]; bytes.IndexByte(tok, '\\') < 0 {
+			key = string(tok[1 : len(tok)-1])
+		} else if json.Unmarshal(tok, &key) != nil {
+			return nil, false
+		}
+		start := end + 1
+		if end, ok = skipValue(b, start); !ok || end == start || end >= len(b) || space(b[start]) || space(b[end-1]) {
+			return nil, false
+		}
+		out[key] = json.RawMessage(b[start:end:end])
+		switch b[end] {
+		case ',':
+			i = end + 1
+		case '}':
+			return out, true
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func space(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// skipString returns the index just past the JSON string that starts at
+// b[i].
+func skipString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, true
+		}
+	}
+	return 0, false
+}
+
+// skipValue returns the index just past the JSON value that starts at
+// b[i] (valid JSON, as the store holds only valid values): where a ','
+// or a closing bracket of the enclosing object ends it, or past its own
+// closing bracket.
+func skipValue(b []byte, i int) (int, bool) {
+	depth := 0
+	for i < len(b) {
+		switch b[i] {
+		case '"':
+			end, ok := skipString(b, i)
+			if !ok {
+				return 0, false
+			}
+			if depth == 0 {
+				return end, true
+			}
+			i = end
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i, true
+			}
+			if depth--; depth == 0 {
+				return i + 1, true
+			}
+		case ',':
+			if depth == 0 {
+				return i, true
+			}
+		}
+		i++
+	}
+	return 0, false
 }
 
 // setMany writes items to rdd, all or none.
