@@ -396,15 +396,30 @@ func (c *conn) del(args [][]byte) reply {
 		return r
 	}
 	var n int64
-	for _, g := range gs {
+	for i, g := range gs {
 		d, err := c.deleteMany(g.rdd, dedupe(g.keys))
 		if err != nil {
-			return fail(err)
+			if i == 0 {
+				return fail(err) // nothing deleted
+			}
+			return partialDel(fail(err), n, gs[:i])
 		}
 		n += d
 	}
 	c.w.Int(n)
 	return done
+}
+
+// partialDel is the error of a DEL whose RDDs before the failed one were
+// done: the failure's own error (its NOPERM, LOADING or ERR prefix kept,
+// so a client still tells what went wrong), with what was deleted, since
+// there is no count to answer and no transaction across RDDs.
+func partialDel(r reply, n int64, done []group) reply {
+	names := make([]string, len(done))
+	for i, g := range done {
+		names[i] = "'" + g.rdd + "'"
+	}
+	return errReply("%s (DEL stopped there: %d keys of RDD %s were deleted before it)", r.err, n, strings.Join(names, ", "))
 }
 
 // mset writes keys of one RDD, all or none.

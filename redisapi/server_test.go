@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -226,5 +227,57 @@ func TestServerCapDoesNotWaitForASilentTLSClient(t *testing.T) {
 	line, err := bufio.NewReader(tc).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "-ERR max number of clients reached") {
 		t.Fatalf("a client after a silent one, over the cap: %q %v; want refused at once", line, err)
+	}
+}
+
+// delAPI answers batch deletes by RDD: "a" deletes what it is asked,
+// "b" is refused (403), "c" is not reached.
+type delAPI struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (f *delAPI) Local(ctx *fasthttp.RequestCtx, _ *auth.Principal) {
+	uri := string(ctx.RequestURI())
+	f.mu.Lock()
+	f.calls = append(f.calls, uri)
+	f.mu.Unlock()
+	switch uri {
+	case "/v1/rdds/a/delete":
+		ctx.SetStatusCode(200)
+		ctx.SetBodyString(`{"deleted":2}`)
+	case "/v1/rdds/b/delete":
+		ctx.SetStatusCode(403)
+		ctx.SetBodyString(`{"error":{"code":"forbidden","message":"bob may not write shared RDD 'b'"}}`)
+	default:
+		ctx.SetStatusCode(500)
+	}
+}
+
+// TestServerDelAcrossRDDs: DEL goes RDD by RDD; a refusal after the
+// first keeps its own prefix and says what was deleted before it; a
+// refusal of the first RDD is the plain error; nothing is tried after.
+func TestServerDelAcrossRDDs(t *testing.T) {
+	api := &delAPI{}
+	_, addr := serve(t, Config{API: api})
+	c, r := dial(t, addr)
+	_, _ = io.WriteString(c, "DEL a:x b:y a:z c:w\r\n")
+	got, _ := r.ReadString('\n')
+	if want := "-NOPERM bob may not write shared RDD 'b' (DEL stopped there: 2 keys of RDD 'a' were deleted before it)\r\n"; got != want {
+		t.Fatalf("DEL answered %q, want %q", got, want)
+	}
+	_, _ = io.WriteString(c, "DEL b:y a:x\r\n")
+	if got, _ := r.ReadString('\n'); got != "-NOPERM bob may not write shared RDD 'b'\r\n" {
+		t.Fatalf("DEL answered %q", got)
+	}
+	_, _ = io.WriteString(c, "DEL a:x\r\n")
+	if got, _ := r.ReadString('\n'); got != ":2\r\n" {
+		t.Fatalf("DEL answered %q", got)
+	}
+	want := []string{"/v1/rdds/a/delete", "/v1/rdds/b/delete", "/v1/rdds/b/delete", "/v1/rdds/a/delete"}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if strings.Join(api.calls, " ") != strings.Join(want, " ") {
+		t.Fatalf("calls %q, want %q", api.calls, want)
 	}
 }
