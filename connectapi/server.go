@@ -18,12 +18,15 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/httpapi"
+	"github.com/srdd/srdd/internal/defaults"
 	"github.com/srdd/srdd/internal/rawgrpc"
 	"github.com/srdd/srdd/sessions"
 	"golang.org/x/net/netutil"
@@ -48,6 +51,20 @@ const (
 	// DefaultMaxMessageBytes is Spark Connect's own default
 	// (spark.connect.grpc.maxInboundMessageSize).
 	DefaultMaxMessageBytes = 128 << 20
+	// DefaultMaxExecsPerSession and DefaultMaxExecsPerPrincipal cap the
+	// plans (ExecutePlan and ReattachExecute streams) running at once in
+	// one session, and for one principal across sessions.
+	DefaultMaxExecsPerSession   = 32
+	DefaultMaxExecsPerPrincipal = 32
+	// DefaultIdleTimeout closes a client connection with no stream open
+	// for this long (the client reconnects when it next calls).
+	DefaultIdleTimeout = 30 * time.Minute
+	// pingEvery and pingTimeout find a client that went away with streams
+	// open (a laptop that slept): the node pings a connection silent for
+	// pingEvery and closes it, ending its streams and freeing their
+	// slots, if no answer comes within pingTimeout.
+	pingEvery   = time.Minute
+	pingTimeout = 20 * time.Second
 	// refreshTimeout bounds the views refresh before a plan.
 	refreshTimeout = 30 * time.Second
 )
@@ -90,7 +107,16 @@ type Config struct {
 	// MaxStreams caps the streams open at once (RESOURCE_EXHAUSTED over
 	// it); MaxConns the client connections; MaxMessageBytes one message.
 	MaxStreams, MaxConns, MaxMessageBytes int
-	Logger                                hclog.Logger
+	// MaxExecsPerSession and MaxExecsPerPrincipal cap the plans running
+	// at once (ExecutePlan and ReattachExecute streams) in one session and
+	// for one principal (with a users file); RESOURCE_EXHAUSTED over them.
+	MaxExecsPerSession, MaxExecsPerPrincipal int
+	// IdleTimeout closes a client connection with no stream open for this
+	// long.
+	IdleTimeout time.Duration
+	// Registry, if set, gets the port's metrics (metrics.go).
+	Registry prometheus.Registerer
+	Logger   hclog.Logger
 }
 
 // Server is the Spark Connect port of one node.
@@ -99,6 +125,8 @@ type Server struct {
 	srv   *grpc.Server
 	audit hclog.Logger
 	slots chan struct{} // one per open stream
+	execs execCounts
+	m     *connectMetrics
 
 	mu     sync.Mutex
 	closed bool
@@ -118,7 +146,10 @@ func New(cfg Config) *Server {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), slots: make(chan struct{}, cfg.MaxStreams)}
+	defaults.Set(&cfg.MaxExecsPerSession, DefaultMaxExecsPerSession)
+	defaults.Set(&cfg.MaxExecsPerPrincipal, DefaultMaxExecsPerPrincipal)
+	defaults.Set(&cfg.IdleTimeout, DefaultIdleTimeout)
+	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), slots: make(chan struct{}, cfg.MaxStreams), m: newConnectMetrics(cfg.Registry)}
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodec(rawgrpc.Codec{}),
 		grpc.UnknownServiceHandler(s.handle),
@@ -128,6 +159,7 @@ func New(cfg Config) *Server {
 		grpc.ConnectionTimeout(10 * time.Second),
 		// As Spark Connect's own server: clients may ping idle connections.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout, Time: pingEvery, Timeout: pingTimeout}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
@@ -171,13 +203,19 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
 	began := time.Now()
 	method, _ := grpc.MethodFromServerStream(ss)
 	who, session := "-", "-"
+	var st streamStats
+	s.m.open.Inc()
 	defer func() {
 		if r := recover(); r != nil { // a bug must not take the node down
 			s.cfg.Logger.Error("spark connect stream panic", "method", method, "panic", r, "stack", string(debug.Stack()))
 			err = status.Error(codes.Internal, "internal error (logged on node "+s.cfg.NodeID+")")
 		}
+		s.m.open.Dec()
+		in, out, rows := st.in.Load(), st.out.Load(), st.rows.Load()
+		s.m.done(method, status.Code(err), time.Since(began), in, out, rows)
 		s.audit.Info("connect", "principal", who, "session", session, "method", method,
-			"code", status.Code(err).String(), "seconds", time.Since(began).Seconds())
+			"code", status.Code(err).String(), "seconds", time.Since(began).Seconds(),
+			"bytes_in", in, "bytes_out", out, "rows", rows)
 	}()
 	select {
 	case s.slots <- struct{}{}:
@@ -214,6 +252,17 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
 		return status.Errorf(codes.FailedPrecondition, "session %d runs on node %s, not on %s: connect to node %s's Spark Connect port (routing Spark Connect between nodes is not built yet)",
 			rec.ID, rec.Node, s.cfg.NodeID, rec.Node)
 	}
+	if executeMethods[method] {
+		principal := ""
+		if p != nil {
+			principal = p.Name
+		}
+		release, err := s.execs.acquire(rec.ID, principal, s.cfg.MaxExecsPerSession, s.cfg.MaxExecsPerPrincipal)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	b, err := s.cfg.Sessions.Attach(ctx, rec.ID)
 	if err != nil {
 		return statusOf(err, session)
@@ -227,7 +276,7 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
 		}
 		cancel()
 	}
-	return proxy(ctx, ss, method, md, b, rec.ID)
+	return proxy(ctx, ss, method, md, b, rec.ID, &st)
 }
 
 // authenticate finds the caller: nil without a users file.
@@ -300,7 +349,7 @@ var anyStream = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
 // proxy forwards stream ss to the backend: the client's messages up, the
 // backend's messages, headers, trailers and final status down.
-func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata.MD, b *Backend, id int64) error {
+func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata.MD, b *Backend, id int64, st *streamStats) error {
 	out := metadata.MD{}
 	for k, v := range in {
 		if forwardKey(k) {
@@ -316,8 +365,8 @@ func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata
 	}
 	up := make(chan error, 1)
 	down := make(chan error, 1)
-	go func() { up <- forwardUp(ss, cs) }()
-	go func() { down <- forwardDown(cs, ss) }()
+	go func() { up <- forwardUp(ss, cs, st) }()
+	go func() { down <- forwardDown(cs, ss, st, executeMethods[method]) }()
 	for {
 		select {
 		case err := <-up:
@@ -344,7 +393,7 @@ func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata
 
 // forwardUp copies the client's messages to the backend, then closes the
 // backend's send side. nil when the client has sent all it will.
-func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream) error {
+func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream, st *streamStats) error {
 	for {
 		var f rawgrpc.Frame
 		if err := ss.RecvMsg(&f); err != nil {
@@ -353,6 +402,7 @@ func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream) error {
 			}
 			return err
 		}
+		st.in.Add(int64(len(f)))
 		if err := cs.SendMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the backend ended the stream: RecvMsg there says how
@@ -364,7 +414,9 @@ func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream) error {
 
 // forwardDown copies the backend's headers and messages to the client,
 // then its trailer; it answers the backend's final status (nil for OK).
-func forwardDown(cs grpc.ClientStream, ss grpc.ServerStream) error {
+// results: the messages are ExecutePlanResponses, whose Arrow batches'
+// rows are counted.
+func forwardDown(cs grpc.ClientStream, ss grpc.ServerStream, st *streamStats, results bool) error {
 	headerSent := false
 	for {
 		var f rawgrpc.Frame
@@ -394,5 +446,13 @@ func forwardDown(cs grpc.ClientStream, ss grpc.ServerStream) error {
 		if err := ss.SendMsg(&f); err != nil {
 			return err
 		}
+		st.out.Add(int64(len(f)))
+		if results {
+			st.rows.Add(arrowRows(f))
+		}
 	}
 }
+
+// streamStats is what one stream carried: message bytes each way, and
+// result rows.
+type streamStats struct{ in, out, rows atomic.Int64 }

@@ -132,3 +132,19 @@ func TestConnectPortProtectedMode(t *testing.T) {
 		t.Fatalf("with --insecure: %v", err)
 	}
 }
+
+// TestConnectLimitsMustNotBeNegative: a negative cap or idle timeout is
+// refused at start-up, not taken as "refuse every plan".
+func TestConnectLimitsMustNotBeNegative(t *testing.T) {
+	for _, set := range []func(c *Config){
+		func(c *Config) { c.ConnectMaxExecsPerSession = -1 },
+		func(c *Config) { c.ConnectMaxExecsPerPrincipal = -1 },
+		func(c *Config) { c.ConnectIdleTimeout = -time.Second },
+	} {
+		c := testConfig(t, t.TempDir())
+		set(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "negative") {
+			t.Fatalf("Validate = %v, want a refusal", err)
+		}
+	}
+}

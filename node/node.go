@@ -139,6 +139,12 @@ type Config struct {
 	// AuthFile it must be loopback unless Insecure (protected mode). With
 	// TLSCert it speaks TLS, with the API's certificate and client CA.
 	ConnectAddr string
+	// ConnectMaxExecsPerSession and ConnectMaxExecsPerPrincipal cap the
+	// Spark Connect plans running at once in one session and for one
+	// principal; ConnectIdleTimeout closes a Spark Connect client's
+	// connection with no stream open for that long.
+	ConnectMaxExecsPerSession, ConnectMaxExecsPerPrincipal int
+	ConnectIdleTimeout                                     time.Duration
 	// AllowedHosts, if set, are the only Host header names the API answers
 	// (on any bind; it stops DNS rebinding beyond loopback).
 	AllowedHosts []string
@@ -201,34 +207,37 @@ const DefaultKVCacheMiB = 64
 func DefaultConfig() Config {
 	s, b, dur := sessions.DefaultConfig(), batches.DefaultConfig(), kvstore.DefaultDurableConfig()
 	return Config{
-		NodeID:                  "node1",
-		HTTPAddr:                "127.0.0.1:8998",
-		RaftAddr:                "127.0.0.1:8999",
-		DataDir:                 "data",
-		Bootstrap:               true,
-		LeaderTimeout:           30 * time.Second,
-		LeaderWait:              cluster.DefaultConfig().LeaderWait,
-		SparkMaster:             "local[*]",
-		Python:                  "python3",
-		ReadyTimeout:            s.ReadyTimeout,
-		KVCacheMiB:              DefaultKVCacheMiB,
-		MetricsMaxRDDs:          metrics.DefaultMaxRDDs,
-		MaxDriverMemory:         s.Policy.MaxDriverMemory,
-		MaxExecutorMemory:       s.Policy.MaxExecutorMemory,
-		MaxCores:                s.Policy.MaxCores,
-		MaxExecutors:            s.Policy.MaxExecutors,
-		MaxSessions:             s.MaxSessions,
-		MaxSessionsPerPrincipal: s.MaxSessionsPerPrincipal,
-		MaxDeadSessions:         s.MaxDeadSessions,
-		MaxStatements:           s.History.MaxStatements,
-		MaxStatementBytes:       s.History.MaxBytes,
-		MaxLogLines:             s.LogLines,
-		MaxLogBytes:             s.LogBytes,
-		MaxBatches:              b.MaxBatches,
-		MaxRDDs:                 kvstore.DefaultLimits().MaxRDDs,
-		ReadTimeout:             httpapi.DefaultReadTimeout,
-		MaxConns:                httpapi.DefaultMaxConns,
-		Durable:                 kvstore.DurableConfig{CheckpointEvery: dur.CheckpointEvery, CheckpointInterval: dur.CheckpointInterval},
+		NodeID:                      "node1",
+		HTTPAddr:                    "127.0.0.1:8998",
+		RaftAddr:                    "127.0.0.1:8999",
+		DataDir:                     "data",
+		Bootstrap:                   true,
+		LeaderTimeout:               30 * time.Second,
+		LeaderWait:                  cluster.DefaultConfig().LeaderWait,
+		SparkMaster:                 "local[*]",
+		Python:                      "python3",
+		ReadyTimeout:                s.ReadyTimeout,
+		KVCacheMiB:                  DefaultKVCacheMiB,
+		MetricsMaxRDDs:              metrics.DefaultMaxRDDs,
+		MaxDriverMemory:             s.Policy.MaxDriverMemory,
+		MaxExecutorMemory:           s.Policy.MaxExecutorMemory,
+		MaxCores:                    s.Policy.MaxCores,
+		MaxExecutors:                s.Policy.MaxExecutors,
+		MaxSessions:                 s.MaxSessions,
+		MaxSessionsPerPrincipal:     s.MaxSessionsPerPrincipal,
+		MaxDeadSessions:             s.MaxDeadSessions,
+		MaxStatements:               s.History.MaxStatements,
+		MaxStatementBytes:           s.History.MaxBytes,
+		MaxLogLines:                 s.LogLines,
+		MaxLogBytes:                 s.LogBytes,
+		MaxBatches:                  b.MaxBatches,
+		MaxRDDs:                     kvstore.DefaultLimits().MaxRDDs,
+		ReadTimeout:                 httpapi.DefaultReadTimeout,
+		MaxConns:                    httpapi.DefaultMaxConns,
+		ConnectMaxExecsPerSession:   connectapi.DefaultMaxExecsPerSession,
+		ConnectMaxExecsPerPrincipal: connectapi.DefaultMaxExecsPerPrincipal,
+		ConnectIdleTimeout:          connectapi.DefaultIdleTimeout,
+		Durable:                     kvstore.DurableConfig{CheckpointEvery: dur.CheckpointEvery, CheckpointInterval: dur.CheckpointInterval},
 	}
 }
 
@@ -252,12 +261,12 @@ func (c *Config) Validate() error {
 	switch {
 	case len(c.Join) > 0 && c.Bootstrap && c.StrictBootstrap:
 		return errors.New("--bootstrap and --join exclude each other")
-	case c.LeaderTimeout < 0, c.LeaderWait < 0, c.ReadyTimeout < 0:
+	case c.LeaderTimeout < 0, c.LeaderWait < 0, c.ReadyTimeout < 0, c.ConnectIdleTimeout < 0:
 		return errors.New("timeouts must not be negative")
 	case c.MaxDriverMemory < 0, c.MaxExecutorMemory < 0, c.MaxCores < 0, c.MaxExecutors < 0:
 		return errors.New("session size caps must not be negative")
 	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxBatches < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
-		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0:
+		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0, c.ConnectMaxExecsPerSession < 0, c.ConnectMaxExecsPerPrincipal < 0:
 		return errors.New("limits must not be negative")
 	case (c.PeerCert == "") != (c.PeerKey == "") || (c.PeerCert == "") != (c.PeerCA == ""):
 		return errors.New("--peer-cert, --peer-key and --peer-ca go together")
@@ -619,6 +628,8 @@ func Start(cfg Config) (*Node, error) {
 		n.Connect = connectapi.New(connectapi.Config{
 			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
 			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
+			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
+			IdleTimeout: cfg.ConnectIdleTimeout, Registry: n.Metrics,
 		})
 		go func() {
 			if err := n.Connect.Serve(n.connLn); err != nil {

@@ -102,8 +102,9 @@ func Start(opts Options) (*Env, error) {
 	}()
 	e.Node, err = node.Start(node.Config{
 		NodeID: "check1", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", DataDir: filepath.Join(dir, "node"),
-		RedisAddr: "127.0.0.1:0", // the Redis port's series (the dashboard's "Redis port" row)
-		Bootstrap: true, Python: opts.Python, SparkMaster: "local[2]",
+		RedisAddr:   "127.0.0.1:0", // the Redis port's series (the dashboard's "Redis port" row)
+		ConnectAddr: "127.0.0.1:0", // the Spark Connect port's series (its row)
+		Bootstrap:   true, Python: opts.Python, SparkMaster: "local[2]",
 		SparkConf: map[string]string{
 			"spark.driver.memory": "512m",
 			// Small enough that the load compacts, and that reads miss the

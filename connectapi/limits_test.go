@@ -1,0 +1,203 @@
+package connectapi
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/srdd/srdd/internal/rawgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// hold opens a stream of method with metadata md (key, value pairs),
+// sends one message and reads its echo, and leaves the stream open; the
+// returned func ends it.
+func (r *rig) hold(t *testing.T, method string, md ...string) func() {
+	t.Helper()
+	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(md...)), 20*time.Second)
+	end := func() { cancel(); _ = conn.Close() }
+	open, err := conn.NewStream(ctx, anyStream, method, grpc.ForceCodec(rawgrpc.Codec{}))
+	if err != nil {
+		end()
+		t.Fatal(err)
+	}
+	f := rawgrpc.Frame("held")
+	var got rawgrpc.Frame
+	if err := open.SendMsg(&f); err != nil {
+		end()
+		t.Fatal(err)
+	}
+	if err := open.RecvMsg(&got); err != nil {
+		end()
+		t.Fatalf("held stream: %v", err)
+	}
+	return end
+}
+
+// waitExecs waits until session id and principal who have no execution
+// open.
+func (r *rig) waitExecs(t *testing.T, id int64, who string) {
+	t.Helper()
+	want := r.srv.execs.open(id, who)
+	want = want[:strings.Index(want, ":")] + ": 0, " + who + ": 0, entries 0/0"
+	for deadline := time.Now().Add(10 * time.Second); r.srv.execs.open(id, who) != want; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("executions still open: %s", r.srv.execs.open(id, who))
+		}
+	}
+}
+
+// TestExecutionCaps: plans running at once are capped per session and
+// per principal; other calls are not; the count goes back down when a
+// stream ends.
+func TestExecutionCaps(t *testing.T) {
+	r := start(t, false, Config{MaxExecsPerSession: 2})
+	reattach := "/spark.connect.SparkConnectService/ReattachExecute"
+	end1 := r.hold(t, execute, SessionHeader, "1")
+	end2 := r.hold(t, reattach, SessionHeader, "etl")
+	wantCode(t, r.call(t, execute, []string{"m"}, SessionHeader, "1"), codes.ResourceExhausted, "session 1 has 2 Spark Connect executions running")
+	if a := r.call(t, config, []string{"c"}, SessionHeader, "1"); a.err != nil {
+		t.Fatalf("a Config call is no execution: %v", a.err)
+	}
+	end1()
+	end2()
+	r.waitExecs(t, 1, "")
+	if a := r.call(t, execute, []string{"m"}, SessionHeader, "1"); a.err != nil {
+		t.Fatalf("after the executions ended: %v", a.err)
+	}
+
+	// Per principal, with a users file: ana's second plan is refused,
+	// root's runs in the same session.
+	r = start(t, true, Config{MaxExecsPerPrincipal: 1})
+	ana := []string{SessionHeader, "1", "authorization", "Bearer " + r.tokens["ana"]}
+	end := r.hold(t, execute, ana...)
+	wantCode(t, r.call(t, execute, []string{"m"}, ana...), codes.ResourceExhausted, "ana has 1 Spark Connect executions running")
+	if a := r.call(t, execute, []string{"m"}, SessionHeader, "1", "authorization", "Bearer "+r.tokens["root"]); a.err != nil {
+		t.Fatalf("root: %v", a.err)
+	}
+	end()
+	r.waitExecs(t, 1, "ana")
+	if a := r.call(t, execute, []string{"m"}, ana...); a.err != nil {
+		t.Fatalf("ana after her plan ended: %v", a.err)
+	}
+}
+
+// TestIdleClientIsReleased: a connection with no stream open is closed
+// after the idle timeout (the client goes idle and reconnects when it
+// next calls); one with a stream open is not.
+func TestIdleClientIsReleased(t *testing.T) {
+	r := start(t, false, Config{IdleTimeout: 300 * time.Millisecond})
+	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(SessionHeader, "1")), 20*time.Second)
+	defer cancel()
+	if got := rawgrpc.Exchange(ctx, conn, config, []rawgrpc.Frame{rawgrpc.Frame("c")}, nil); got.Err != nil {
+		t.Fatal(got.Err)
+	}
+	if s := conn.GetState(); s != connectivity.Ready {
+		t.Fatalf("after a call: %v", s)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	for s := conn.GetState(); s == connectivity.Ready; s = conn.GetState() {
+		if !conn.WaitForStateChange(wctx, s) {
+			t.Fatal("the idle connection was not released")
+		}
+	}
+	// A held stream keeps its connection past the timeout.
+	end := r.hold(t, execute, SessionHeader, "1")
+	defer end()
+	time.Sleep(time.Second)
+	if a := r.call(t, config, []string{"c"}, SessionHeader, "1"); a.err != nil {
+		t.Fatal(a.err)
+	}
+	if !strings.HasPrefix(r.srv.execs.open(1, ""), "session 1: 1,") {
+		t.Fatalf("the held execution ended: %s", r.srv.execs.open(1, ""))
+	}
+}
+
+// executeResponse is an ExecutePlanResponse with session_id (1) and an
+// Arrow batch (2) of rows rows (its row_count, 1) and some data (2).
+func executeResponse(rows uint64) []byte {
+	var batch []byte
+	batch = protowire.AppendTag(batch, 1, protowire.VarintType)
+	batch = protowire.AppendVarint(batch, rows)
+	batch = protowire.AppendTag(batch, 2, protowire.BytesType)
+	batch = protowire.AppendBytes(batch, []byte("arrow bytes"))
+	var m []byte
+	m = protowire.AppendTag(m, 1, protowire.BytesType)
+	m = protowire.AppendString(m, "session-uuid")
+	m = protowire.AppendTag(m, 2, protowire.BytesType)
+	return protowire.AppendBytes(m, batch)
+}
+
+func TestArrowRows(t *testing.T) {
+	full := executeResponse(42)
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+		want int64
+	}{
+		{"a batch", full, 42},
+		{"an empty batch", executeResponse(0), 0},
+		{"no batch", full[:14], 0},
+		{"truncated", full[:len(full)-3], 0},
+		{"garbage", []byte{0xff, 0xff, 0xff}, 0},
+		{"nothing", nil, 0},
+	} {
+		if got := arrowRows(tc.msg); got != tc.want {
+			t.Errorf("%s: %d rows, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestStreamMetrics: each stream is counted by method and code, with its
+// bytes each way and the rows of the Arrow batches sent back.
+func TestStreamMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r := start(t, false, Config{Registry: reg})
+	msg := string(executeResponse(7)) // the echo sends it back: a result of 7 rows
+	if a := r.call(t, execute, []string{msg, msg}, SessionHeader, "1"); a.err != nil {
+		t.Fatal(a.err)
+	}
+	wantCode(t, r.call(t, execute, nil, SessionHeader, "nope"), codes.NotFound, "")
+	if a := r.call(t, "/x.Y/Z", []string{msg}, SessionHeader, "1"); a.err != nil {
+		t.Fatal(a.err)
+	}
+	r.waitIdle(t) // the handlers have returned and counted
+	m := r.srv.m
+	for _, c := range []struct {
+		what      string
+		got, want float64
+	}{
+		{"ExecutePlan OK", promtest.ToFloat64(m.streams.WithLabelValues("ExecutePlan", "OK")), 1},
+		{"ExecutePlan NotFound", promtest.ToFloat64(m.streams.WithLabelValues("ExecutePlan", "NotFound")), 1},
+		{"other OK", promtest.ToFloat64(m.streams.WithLabelValues("other", "OK")), 1},
+		{"rows", promtest.ToFloat64(m.rows), 14}, // the other method's answer is not a result
+		{"bytes in", promtest.ToFloat64(m.bytesIn), float64(3 * len(msg))},
+		{"bytes out", promtest.ToFloat64(m.bytesOut), float64(3 * len(msg))},
+		{"open", promtest.ToFloat64(m.open), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	if n, err := promtest.GatherAndCount(reg, "srdd_connect_streams_total"); err != nil || n < len(methodNames)+1 {
+		t.Fatalf("srdd_connect_streams_total has %d series (%v): each method's is there before its first call", n, err)
+	}
+}

@@ -1,0 +1,141 @@
+package connectapi
+
+import (
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// methodNames are Spark Connect's methods, the values of the method
+// label; any other method is "other", so a client cannot grow the
+// series by inventing names.
+var methodNames = []string{"ExecutePlan", "ReattachExecute", "ReleaseExecute", "AnalyzePlan", "Config",
+	"AddArtifacts", "ArtifactStatus", "Interrupt", "ReleaseSession", "FetchErrorDetails"}
+
+const (
+	servicePrefix = "/spark.connect.SparkConnectService/"
+	otherMethod   = "other"
+)
+
+// connectMetrics are the port's series, bound once.
+type connectMetrics struct {
+	streams  *prometheus.CounterVec   // method, code
+	seconds  *prometheus.HistogramVec // method
+	open     prometheus.Gauge
+	bytesIn  prometheus.Counter
+	bytesOut prometheus.Counter
+	rows     prometheus.Counter
+}
+
+func newConnectMetrics(reg prometheus.Registerer) *connectMetrics {
+	m := &connectMetrics{
+		streams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "srdd_connect_streams_total",
+			Help: "Spark Connect streams (calls) that ended, by method and gRPC status code.",
+		}, []string{"method", "code"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "srdd_connect_stream_duration_seconds",
+			Help:    "Duration of Spark Connect streams, by method.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"method"}),
+		open: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "srdd_connect_streams_open",
+			Help: "Spark Connect streams open on this node.",
+		}),
+		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "srdd_connect_received_bytes_total",
+			Help: "Bytes of Spark Connect messages received from clients.",
+		}),
+		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "srdd_connect_sent_bytes_total",
+			Help: "Bytes of Spark Connect messages sent to clients.",
+		}),
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "srdd_connect_result_rows_total",
+			Help: "Rows of the Arrow batches that ExecutePlan and ReattachExecute streams sent to clients.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.streams, m.seconds, m.open, m.bytesIn, m.bytesOut, m.rows)
+	}
+	for _, name := range append(methodNames, otherMethod) {
+		m.streams.WithLabelValues(name, codes.OK.String())
+		m.seconds.WithLabelValues(name)
+	}
+	return m
+}
+
+// methodLabel is the method label of a full method name.
+func methodLabel(method string) string {
+	if name, ok := strings.CutPrefix(method, servicePrefix); ok {
+		for _, m := range methodNames {
+			if m == name {
+				return m
+			}
+		}
+	}
+	return otherMethod
+}
+
+// done records an ended stream.
+func (m *connectMetrics) done(method string, code codes.Code, d time.Duration, in, out, rows int64) {
+	label := methodLabel(method)
+	m.streams.WithLabelValues(label, code.String()).Inc()
+	m.seconds.WithLabelValues(label).Observe(d.Seconds())
+	m.bytesIn.Add(float64(in))
+	m.bytesOut.Add(float64(out))
+	m.rows.Add(float64(rows))
+}
+
+// arrowRows is the row count of an ExecutePlanResponse that carries an
+// Arrow batch (field 2, arrow_batch; its field 1, row_count), read from
+// the message's bytes; 0 for any other message or one it cannot read.
+// The port otherwise never parses Spark Connect's messages; these two
+// field numbers are all it knows of the protocol (DESIGN.md).
+func arrowRows(msg []byte) int64 {
+	batch := field(msg, 2, protowire.BytesType)
+	if batch == nil {
+		return 0
+	}
+	v := field(batch, 1, protowire.VarintType)
+	if v == nil {
+		return 0
+	}
+	n, k := protowire.ConsumeVarint(v)
+	if k < 0 || int64(n) < 0 {
+		return 0
+	}
+	return int64(n)
+}
+
+// field returns the value of the first field num of wire type typ in
+// msg: a length-delimited field's contents, a varint's own bytes; nil if
+// there is none or msg is malformed.
+func field(msg []byte, num protowire.Number, typ protowire.Type) []byte {
+	for len(msg) > 0 {
+		n, t, k := protowire.ConsumeTag(msg)
+		if k < 0 {
+			return nil
+		}
+		msg = msg[k:]
+		if n == num && t == typ {
+			if t == protowire.BytesType {
+				b, k := protowire.ConsumeBytes(msg)
+				if k < 0 {
+					return nil
+				}
+				return b
+			}
+			return msg
+		}
+		k = protowire.ConsumeFieldValue(n, t, msg)
+		if k < 0 {
+			return nil
+		}
+		msg = msg[k:]
+	}
+	return nil
+}
