@@ -29,6 +29,7 @@ ROLES = {
     "ana": ["code", "create:*", "read:*", "write:*"],  # owns the session
     "bob": ["code"],  # may run code, but not in ana's session
     "eve": ["read:*"],  # no code role
+    "prom": ["metrics"],  # reads /metrics
 }
 
 
@@ -60,6 +61,14 @@ class Node:
         if session != "":
             params.append("x-srdd-session=" + (session if session is not None else str(self.session)))
         return "sc://%s/;%s" % (self.connect, ";".join(params))
+
+    def metric(self, name: str) -> float:
+        """The sum of a metric's series on GET /metrics."""
+        req = urllib.request.Request(self.base + "/metrics", headers={"Authorization": "Bearer " + self.tokens["prom"]})
+        with urllib.request.urlopen(req, context=self.ctx, timeout=60) as resp:
+            text = resp.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name + " ") or line.startswith(name + "{"))
 
     def statement(self, code: str) -> dict[str, Any]:
         st, body = self.rest("POST", "/sessions/%d/statements" % self.session, {"code": code})

@@ -68,6 +68,17 @@ def test_global_view_of_a_livy_statement(node: Node, spark: SparkSession) -> Non
         other.stop()
 
 
+def test_metrics_count_result_rows(node: Node, spark: SparkSession) -> None:
+    # The port counts the rows of the Arrow batches it passes back, read
+    # from Spark's own ExecutePlanResponse messages.
+    rows, calls = node.metric("srdd_connect_result_rows_total"), node.metric("srdd_connect_streams_total")
+    sent = node.metric("srdd_connect_sent_bytes_total")
+    assert len(spark.range(1234).collect()) == 1234
+    assert node.metric("srdd_connect_result_rows_total") - rows == 1234
+    assert node.metric("srdd_connect_streams_total") > calls
+    assert node.metric("srdd_connect_sent_bytes_total") > sent
+
+
 def test_pandas_round_trip(spark: SparkSession) -> None:
     pdf = pd.DataFrame({"k": ["a", "b", "c"], "v": [1, 2, 3]})
     back = spark.createDataFrame(pdf).selectExpr("k", "v * 10 AS v").toPandas()
