@@ -2,6 +2,7 @@ package connectapi
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/srdd/srdd/internal/rawgrpc"
+	"github.com/srdd/srdd/sessions"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -199,5 +201,71 @@ func TestStreamMetrics(t *testing.T) {
 	}
 	if n, err := promtest.GatherAndCount(reg, "srdd_connect_streams_total"); err != nil || n < len(methodNames)+1 {
 		t.Fatalf("srdd_connect_streams_total has %d series (%v): each method's is there before its first call", n, err)
+	}
+}
+
+// configSet is a ConfigRequest (session_id 1, operation 3) whose
+// operation is a set (1) of pairs (1: KeyValue, key 1, value 2).
+func configSet(pairs ...string) []byte {
+	var set []byte
+	for i := 0; i+1 < len(pairs); i += 2 {
+		var kv []byte
+		kv = protowire.AppendTag(kv, 1, protowire.BytesType)
+		kv = protowire.AppendString(kv, pairs[i])
+		kv = protowire.AppendTag(kv, 2, protowire.BytesType)
+		kv = protowire.AppendString(kv, pairs[i+1])
+		set = protowire.AppendTag(set, 1, protowire.BytesType)
+		set = protowire.AppendBytes(set, kv)
+	}
+	var op []byte
+	op = protowire.AppendTag(op, 1, protowire.BytesType)
+	op = protowire.AppendBytes(op, set)
+	var m []byte
+	m = protowire.AppendTag(m, 1, protowire.BytesType)
+	m = protowire.AppendString(m, "session-uuid")
+	m = protowire.AppendTag(m, 3, protowire.BytesType)
+	return protowire.AppendBytes(m, op)
+}
+
+// TestConfigPolicy: each setting a Config call sets passes the node's
+// policy before Spark sees it; gets and other calls pass; a request the
+// port cannot read is refused, not passed unchecked.
+func TestConfigPolicy(t *testing.T) {
+	var checked []string
+	r := start(t, false, Config{CheckConf: func(k, v string) error {
+		checked = append(checked, k+"="+v)
+		if k == "spark.executorEnv.X" {
+			return fmt.Errorf("%w: cannot be set by a client", sessions.ErrConfNotAllowed)
+		}
+		if k == "spark.task.cpus" {
+			return fmt.Errorf("%w: must be an integer", sessions.ErrInvalid)
+		}
+		return nil
+	}})
+	ok := string(configSet("spark.sql.shuffle.partitions", "3", "my.own", "x"))
+	if a := r.call(t, config, []string{ok}, SessionHeader, "1"); a.err != nil || len(a.msgs) != 1 || a.msgs[0] != ok {
+		t.Fatalf("allowed settings: %v %q", a.err, a.msgs)
+	}
+	if strings.Join(checked, " ") != "spark.sql.shuffle.partitions=3 my.own=x" {
+		t.Fatalf("checked %q", checked)
+	}
+	wantCode(t, r.call(t, config, []string{string(configSet("spark.sql.x", "1", "spark.executorEnv.X", "y"))}, SessionHeader, "1"),
+		codes.PermissionDenied, "cannot be set by a client")
+	wantCode(t, r.call(t, config, []string{string(configSet("spark.task.cpus", "x"))}, SessionHeader, "1"), codes.InvalidArgument, "integer")
+	// A get (operation field 2) has nothing to check.
+	var get []byte
+	get = protowire.AppendTag(get, 3, protowire.BytesType)
+	get = protowire.AppendBytes(get, protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), nil))
+	if a := r.call(t, config, []string{string(get)}, SessionHeader, "1"); a.err != nil {
+		t.Fatalf("a get: %v", a.err)
+	}
+	// Unreadable, or two operations (protobuf would merge them): refused.
+	twice := string(configSet("spark.sql.x", "1")) + string(configSet("spark.executorEnv.X", "y"))[14:]
+	for _, bad := range []string{"\xff\xff", twice} {
+		wantCode(t, r.call(t, config, []string{bad}, SessionHeader, "1"), codes.InvalidArgument, "cannot read")
+	}
+	// Other methods are not Config calls.
+	if a := r.call(t, execute, []string{string(configSet("spark.executorEnv.X", "y"))}, SessionHeader, "1"); a.err != nil {
+		t.Fatalf("an ExecutePlan message: %v", a.err)
 	}
 }

@@ -114,6 +114,10 @@ type Config struct {
 	// IdleTimeout closes a client connection with no stream open for this
 	// long.
 	IdleTimeout time.Duration
+	// CheckConf, if set, rules each setting a Config call sets (the
+	// session conf policy: sessions.Manager.CheckConf); a refusal ends the
+	// call before Spark sees it.
+	CheckConf func(key, val string) error
 	// Registry, if set, gets the port's metrics (metrics.go).
 	Registry prometheus.Registerer
 	Logger   hclog.Logger
@@ -276,7 +280,11 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
 		}
 		cancel()
 	}
-	return proxy(ctx, ss, method, md, b, rec.ID, &st)
+	var inspect func([]byte) error
+	if method == configMethod && s.cfg.CheckConf != nil {
+		inspect = func(msg []byte) error { return checkConfig(msg, s.cfg.CheckConf) }
+	}
+	return proxy(ctx, ss, method, md, b, rec.ID, &st, inspect)
 }
 
 // authenticate finds the caller: nil without a users file.
@@ -349,7 +357,9 @@ var anyStream = &grpc.StreamDesc{ServerStreams: true, ClientStreams: true}
 
 // proxy forwards stream ss to the backend: the client's messages up, the
 // backend's messages, headers, trailers and final status down.
-func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata.MD, b *Backend, id int64, st *streamStats) error {
+// inspect, if set, sees each of the client's messages first; its error
+// ends the stream, and that message goes no further.
+func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata.MD, b *Backend, id int64, st *streamStats, inspect func([]byte) error) error {
 	out := metadata.MD{}
 	for k, v := range in {
 		if forwardKey(k) {
@@ -365,7 +375,7 @@ func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata
 	}
 	up := make(chan error, 1)
 	down := make(chan error, 1)
-	go func() { up <- forwardUp(ss, cs, st) }()
+	go func() { up <- forwardUp(ss, cs, st, inspect) }()
 	go func() { down <- forwardDown(cs, ss, st, executeMethods[method]) }()
 	for {
 		select {
@@ -393,7 +403,7 @@ func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata
 
 // forwardUp copies the client's messages to the backend, then closes the
 // backend's send side. nil when the client has sent all it will.
-func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream, st *streamStats) error {
+func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream, st *streamStats, inspect func([]byte) error) error {
 	for {
 		var f rawgrpc.Frame
 		if err := ss.RecvMsg(&f); err != nil {
@@ -403,6 +413,11 @@ func forwardUp(ss grpc.ServerStream, cs grpc.ClientStream, st *streamStats) erro
 			return err
 		}
 		st.in.Add(int64(len(f)))
+		if inspect != nil {
+			if err := inspect(f); err != nil {
+				return err
+			}
+		}
 		if err := cs.SendMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil // the backend ended the stream: RecvMsg there says how

@@ -629,7 +629,7 @@ func Start(cfg Config) (*Node, error) {
 			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
 			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
 			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
-			IdleTimeout: cfg.ConnectIdleTimeout, Registry: n.Metrics,
+			IdleTimeout: cfg.ConnectIdleTimeout, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf,
 		})
 		go func() {
 			if err := n.Connect.Serve(n.connLn); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,4 +197,32 @@ func TestParseLivyDuration(t *testing.T) {
 	f("10m", 10*time.Minute)
 	f("1h30m", 90*time.Minute)
 	f("2d", 48*time.Hour)
+}
+
+// TestCheckConf: a running session's client (a Spark Connect Config
+// call) gets the same policy as POST /sessions; a path the policy would
+// rewrite is refused with the value to give; keys outside spark.* pass.
+func TestCheckConf(t *testing.T) {
+	p, root := testPolicy(t, false)
+	m := &Manager{cfg: Config{Policy: *p}}
+	for _, c := range []struct {
+		key, val string
+		want     error
+		msg      string
+	}{
+		{"spark.sql.shuffle.partitions", "3", nil, ""},
+		{"my.own.key", "anything", nil, ""},
+		{"spark.executorEnv.SECRET", "x", ErrConfNotAllowed, "cannot be set by a client"},
+		{"spark.executor.memory", "999g", ErrConfTooLarge, "--max-executor-memory"},
+		{"spark.task.cpus", "many", ErrInvalid, "non-negative integer"},
+		{"spark.x y", "1", ErrConfNotAllowed, "not a Spark key"},
+		{"spark.sql.warehouse.dir", "/etc", fileroot.ErrForbidden, "outside the file roots"},
+		{"spark.sql.warehouse.dir", root + "/w/../w", ErrConfNotAllowed, "give the value as the node resolves it"},
+		{"spark.sql.warehouse.dir", "file:" + root + "/w", nil, ""},
+	} {
+		err := m.CheckConf(c.key, c.val)
+		if (c.want == nil) != (err == nil) || (c.want != nil && (!errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg))) {
+			t.Errorf("CheckConf(%s, %s) = %v, want %v %q", c.key, c.val, err, c.want, c.msg)
+		}
+	}
 }

@@ -264,3 +264,24 @@ func FormatSize(n int64) string {
 	}
 	return strconv.FormatInt(n, 10)
 }
+
+// CheckConf applies the policy to one setting that a client of a running
+// session asks for (a Spark Connect Config call: spark.conf.set). A key
+// the policy refuses or caps is refused as at POST /sessions; a value it
+// would have to rewrite (a path it would canonicalise into a file root)
+// is refused with the value to give instead, since the call cannot be
+// changed on its way. Keys outside spark.* are not Spark's settings and
+// pass.
+func (m *Manager) CheckConf(key, val string) error {
+	if !strings.HasPrefix(key, "spark.") {
+		return nil
+	}
+	got, err := m.cfg.Policy.check("spark.conf.set("+key+")", key, val)
+	if err != nil {
+		return err
+	}
+	if got != val {
+		return fmt.Errorf("%w: spark.conf.set(%s, %q): give the value as the node resolves it: %q", ErrConfNotAllowed, key, val, got)
+	}
+	return nil
+}

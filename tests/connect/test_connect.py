@@ -79,6 +79,21 @@ def test_metrics_count_result_rows(node: Node, spark: SparkSession) -> None:
     assert node.metric("srdd_connect_sent_bytes_total") > sent
 
 
+def test_conf_policy(spark: SparkSession) -> None:
+    # spark.conf.set is a Config call: the node's session conf policy
+    # rules it before Spark sees it, as POST /sessions.
+    spark.conf.set("spark.sql.shuffle.partitions", "3")
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+    for key, value, message in [
+        ("spark.executorEnv.SECRET", "x", "cannot be set by a client"),
+        ("spark.executor.memory", "999g", "--max-executor-memory"),
+    ]:
+        with pytest.raises(Exception) as exc:
+            spark.conf.set(key, value)
+        assert "PERMISSION_DENIED" in str(exc.value) and message in str(exc.value), exc.value
+    assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
+
+
 def test_pandas_round_trip(spark: SparkSession) -> None:
     pdf = pd.DataFrame({"k": ["a", "b", "c"], "v": [1, 2, 3]})
     back = spark.createDataFrame(pdf).selectExpr("k", "v * 10 AS v").toPandas()
