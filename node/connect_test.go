@@ -81,7 +81,9 @@ func TestConnectPortOnTheFake(t *testing.T) {
 	if v := a.Header.Get(bridgetest.EchoHeaderViews); len(v) != 1 || v[0] != "1" {
 		t.Fatalf("views refreshes seen by the first plan: %v", v)
 	}
-	a = connectCall(t, addr, "/spark.connect.SparkConnectService/Config", []string{"c"}, nil, connectapi.SessionHeader, id, "authorization", ana)
+	// (An empty ConfigRequest: the port reads what a Config call sets, and
+	// refuses what it cannot read.)
+	a = connectCall(t, addr, "/spark.connect.SparkConnectService/Config", []string{""}, nil, connectapi.SessionHeader, id, "authorization", ana)
 	if a.Err != nil || a.Header.Get(bridgetest.EchoHeaderViews)[0] != "1" {
 		t.Fatalf("Config: %v %v", a.Err, a.Header)
 	}
