@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/auth"
+	srddclient "github.com/srdd/srdd/client/go"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/testutil"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
@@ -82,6 +84,21 @@ func sharedNode(t *testing.T) (*Node, string) {
 		t.Fatalf("shared node: %v", shared.err)
 	}
 	return shared.n, shared.base
+}
+
+// sharedRDD starts a Spark-tier test of one shared RDD: it marks t as of
+// the Spark tier (spark), creates the RDD name in session 0 of the shared
+// node, and returns the node's base URL and a Go client of it.
+func sharedRDD(t *testing.T, name string) (string, *srddclient.Client, context.Context) {
+	t.Helper()
+	spark(t)
+	_, base := sharedNode(t)
+	c := srddclient.New(base)
+	ctx := context.Background()
+	if _, err := c.CreateRDD(ctx, name, "0"); err != nil {
+		t.Fatal(err)
+	}
+	return base, c, ctx
 }
 
 // sharedDir is the data dir of t's shared node.
