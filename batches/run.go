@@ -292,5 +292,3 @@ func (m *Manager) readLogFile(id int64) ([]string, int, error) {
 	}
 	return f.Lines, f.Start, nil
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

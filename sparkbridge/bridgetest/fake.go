@@ -25,10 +25,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -332,14 +334,7 @@ func (s *Store) Do(op string, raw msgpack.RawMessage) (any, error) {
 	}
 }
 
-func (s *Store) names() []string {
-	names := make([]string, 0, len(s.rdds))
-	for n := range s.rdds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (s *Store) names() []string { return slices.Sorted(maps.Keys(s.rdds)) }
 
 func (s *Store) stats() map[string]any {
 	rdds := []map[string]any{}
