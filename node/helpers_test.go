@@ -198,6 +198,18 @@ type statement struct {
 	Output json.RawMessage `json:"output"`
 }
 
+// statusOf sends req with the default client and returns the answer's
+// status; the body is discarded.
+func statusOf(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // run submits code to a session and waits for the statement to finish.
 func run(t *testing.T, base string, session int64, code string) statement {
 	t.Helper()
@@ -222,14 +234,21 @@ func run(t *testing.T, base string, session int64, code string) statement {
 // textOf returns text/plain of a successful statement.
 func textOf(t *testing.T, st statement) string {
 	t.Helper()
+	return outputText(t, st.Output, fmt.Sprintf("statement %d", st.ID))
+}
+
+// outputText returns text/plain of a statement's output (Livy's shape),
+// failing the test unless its status is ok; what names the statement.
+func outputText(t *testing.T, output []byte, what string) string {
+	t.Helper()
 	var out struct {
 		Status string `json:"status"`
 		Data   struct {
 			Text string `json:"text/plain"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(st.Output, &out); err != nil || out.Status != "ok" {
-		t.Fatalf("statement %d output %s is not ok (%v)", st.ID, st.Output, err)
+	if err := json.Unmarshal(output, &out); err != nil || out.Status != "ok" {
+		t.Fatalf("%s output %s is not ok (%v)", what, output, err)
 	}
 	return out.Data.Text
 }
