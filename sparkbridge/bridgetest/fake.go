@@ -402,20 +402,27 @@ func checkGroups(groups []any, n int) ([]int, error) {
 }
 
 func (s *Store) set(r *rdd, a args) (any, error) {
-	if a.Groups == nil {
+	// write writes items, all or none.
+	write := func(items [][]any) error {
 		staged := map[string][]byte{}
-		for _, it := range a.Items {
+		for _, it := range items {
 			if len(it) != 2 {
-				return nil, bad("an item must be [key, value]")
+				return bad("an item must be [key, value]")
 			}
 			k, v, err := s.stage(it[0], it[1])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			staged[k] = v
 		}
 		for k, v := range staged {
 			r.data[k] = v
+		}
+		return nil
+	}
+	if a.Groups == nil {
+		if err := write(a.Items); err != nil {
+			return nil, err
 		}
 		return map[string]any{"written": len(a.Items)}, nil
 	}
@@ -426,26 +433,9 @@ func (s *Store) set(r *rdd, a args) (any, error) {
 	errs := make([]any, len(groups))
 	written, pos := 0, 0
 	for gi, g := range groups {
-		staged := map[string][]byte{}
-		for _, it := range a.Items[pos : pos+g] {
-			if len(it) != 2 {
-				err = bad("an item must be [key, value]")
-				break
-			}
-			var k string
-			var v []byte
-			if k, v, err = s.stage(it[0], it[1]); err != nil {
-				break
-			}
-			staged[k] = v
-		}
-		if err != nil {
+		if err := write(a.Items[pos : pos+g]); err != nil {
 			errs[gi] = err.(*sparkbridge.RemoteError).Message
-			err = nil
 		} else {
-			for k, v := range staged {
-				r.data[k] = v
-			}
 			written += g
 		}
 		pos += g
