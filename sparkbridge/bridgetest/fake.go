@@ -373,6 +373,21 @@ func (s *Store) stage(key any, val any) (string, []byte, error) {
 	return k, buf.Bytes(), nil
 }
 
+// splitGroups cuts xs into the groups of the given sizes (checkGroups).
+func splitGroups[T any](xs []T, sizes []any) ([][]T, error) {
+	groups, err := checkGroups(sizes, len(xs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]T, len(groups))
+	pos := 0
+	for i, g := range groups {
+		out[i] = xs[pos : pos+g]
+		pos += g
+	}
+	return out, nil
+}
+
 // checkGroups is the interpreter's Rules.check_groups: non-negative
 // integer sizes (not booleans) that add up to n.
 func checkGroups(groups []any, n int) ([]int, error) {
@@ -426,19 +441,18 @@ func (s *Store) set(r *rdd, a args) (any, error) {
 		}
 		return map[string]any{"written": len(a.Items)}, nil
 	}
-	groups, err := checkGroups(a.Groups, len(a.Items))
+	groups, err := splitGroups(a.Items, a.Groups)
 	if err != nil {
 		return nil, err
 	}
 	errs := make([]any, len(groups))
-	written, pos := 0, 0
-	for gi, g := range groups {
-		if err := write(a.Items[pos : pos+g]); err != nil {
-			errs[gi] = err.(*sparkbridge.RemoteError).Message
+	written := 0
+	for i, g := range groups {
+		if err := write(g); err != nil {
+			errs[i] = err.(*sparkbridge.RemoteError).Message
 		} else {
-			written += g
+			written += len(g)
 		}
-		pos += g
 	}
 	return map[string]any{"written": written, "errors": errs}, nil
 }
@@ -457,16 +471,15 @@ func (s *Store) del(r *rdd, a args) (any, error) {
 	if a.Groups == nil {
 		return map[string]any{"deleted": drop(a.Keys)}, nil
 	}
-	groups, err := checkGroups(a.Groups, len(a.Keys))
+	groups, err := splitGroups(a.Keys, a.Groups)
 	if err != nil {
 		return nil, err
 	}
 	counts := make([]int, len(groups))
-	total, pos := 0, 0
+	total := 0
 	for i, g := range groups {
-		counts[i] = drop(a.Keys[pos : pos+g])
+		counts[i] = drop(g)
 		total += counts[i]
-		pos += g
 	}
 	return map[string]any{"deleted": total, "counts": counts}, nil
 }
