@@ -76,14 +76,10 @@ func secretUsers(t *testing.T, dir string) (string, map[string]string) {
 // newSession creates a session as cred and waits until it is idle.
 func newSession(t *testing.T, base, cred string) int64 {
 	t.Helper()
-	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, cred)
-	if st != 201 {
-		t.Fatalf("create session: %d %s", st, b)
-	}
 	var s struct {
 		ID int64 `json:"id"`
 	}
-	_ = json.Unmarshal(b, &s)
+	postCreated(t, base+"/sessions", `{"kind":"pyspark"}`, cred, &s)
 	err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		_, _, b := authDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, s.ID), "", cred)
 		if strings.Contains(string(b), `"dead"`) || strings.Contains(string(b), `"error"`) {

@@ -412,14 +412,10 @@ func TestSessionUIDsRunOut(t *testing.T) {
 	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", only, only)
 	_, base := startNode(t, cfg)
 	ana := creds["ana"]
-	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
-	if st != 201 {
-		t.Fatalf("first session: %d %s", st, b)
-	}
 	var first struct {
 		ID int64 `json:"id"`
 	}
-	_ = json.Unmarshal(b, &first)
+	postCreated(t, base+"/sessions", `{"kind":"pyspark"}`, ana, &first)
 	total := func() int {
 		_, _, b := authDo("GET", base+"/sessions", "", ana)
 		var l struct {
@@ -429,7 +425,7 @@ func TestSessionUIDsRunOut(t *testing.T) {
 		return l.Total
 	}
 	before := total()
-	st, _, b = authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
+	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
 	if st != 429 || !strings.Contains(string(b), "limit_reached") || !strings.Contains(string(b), "--interpreter-uids") {
 		t.Fatalf("a session with no uid free: %d %s, want 429 limit_reached naming --interpreter-uids", st, b)
 	}
