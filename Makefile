@@ -18,11 +18,17 @@ build: bin/srdd
 bin/srdd: $(GO_SOURCES) $(PY_SOURCES)
 	$(GO) build -ldflags "-X main.version=$$(git describe --always --dirty 2>/dev/null || echo dev) -X github.com/srdd/srdd/metrics.revision=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o bin/srdd ./cmd/srdd
 
+# make-venv is the recipe of a virtualenv's stamp file: the virtualenv in
+# the stamp's directory, with the requirements files the stamp depends on.
+define make-venv
+$(PYTHON) -m venv $(@D)
+$(@D)/bin/python -m pip install -q --disable-pip-version-check $(addprefix -r ,$^)
+touch $@
+endef
+
 # The virtualenv is rebuilt only when the pinned requirements change.
 $(STAMP): sparkbridge/python/requirements.txt tests/api/requirements.txt tests/redis/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q --disable-pip-version-check -r sparkbridge/python/requirements.txt -r tests/api/requirements.txt -r tests/redis/requirements.txt
-	touch $@
+	$(make-venv)
 
 venv: $(STAMP)
 
@@ -130,9 +136,7 @@ test-python: check-java venv build $(PYCLIENT)
 AIRFLOW_VENV  := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.srdd-requirements
 $(AIRFLOW_STAMP): client/airflow/requirements.txt
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install -q --disable-pip-version-check -r client/airflow/requirements.txt
-	touch $@
+	$(make-venv)
 
 test-livy: check-java venv build
 	$(TEST_JVM) SRDD_TEST_PYTHON=$(abspath $(VPY)) $(GO) test -race -count=1 -timeout 30m -run '^($(LIVY_GO_TESTS))$$' ./node/
@@ -149,9 +153,7 @@ test-airflow: check-java venv build $(AIRFLOW_STAMP)
 CONNECT_VENV  := .venv-connect
 CONNECT_STAMP := $(CONNECT_VENV)/.srdd-requirements
 $(CONNECT_STAMP): tests/connect/requirements.txt
-	$(PYTHON) -m venv $(CONNECT_VENV)
-	$(CONNECT_VENV)/bin/python -m pip install -q --disable-pip-version-check -r tests/connect/requirements.txt
-	touch $@
+	$(make-venv)
 
 test-connect: check-java venv build $(CONNECT_STAMP)
 	$(TEST_JVM) SRDD_NODE_PYTHON=$(abspath $(VPY)) $(CONNECT_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/connect

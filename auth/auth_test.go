@@ -19,17 +19,35 @@ func writeUsers(t *testing.T, path string, f *File) {
 	}
 }
 
-func TestTokenAndBasic(t *testing.T) {
+// oneUser is a users file with one user (File.AddUser's arguments).
+func oneUser(t *testing.T, name string, roles []string, token, password string) *File {
+	t.Helper()
+	var f File
+	if err := f.AddUser(name, roles, token, password); err != nil {
+		t.Fatal(err)
+	}
+	return &f
+}
+
+// newAuth writes f to a fresh users file and loads it: the Authenticator
+// and the file's path.
+func newAuth(t *testing.T, f *File) (*Authenticator, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "users.json")
+	writeUsers(t, path, f)
+	a, err := New(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, path
+}
+
+func TestTokenAndBasic(t *testing.T) {
 	tok, err := NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f File
-	if err := f.AddUser("alice", []string{"read:states*", "code"}, tok, "s3cret"); err != nil {
-		t.Fatal(err)
-	}
-	writeUsers(t, path, &f)
+	a, path := newAuth(t, oneUser(t, "alice", []string{"read:states*", "code"}, tok, "s3cret"))
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("users file mode: %v %v", st.Mode(), err)
 	}
@@ -38,10 +56,6 @@ func TestTokenAndBasic(t *testing.T) {
 		if strings.Contains(string(raw), secret) || len(raw) == 0 {
 			t.Fatal("users file holds a secret in clear")
 		}
-	}
-	a, err := New(path, nil)
-	if err != nil {
-		t.Fatal(err)
 	}
 	if p, ok := a.Token(tok); !ok || p.Name != "alice" {
 		t.Fatalf("token: %v %v", p, ok)
@@ -66,16 +80,8 @@ func TestTokenAndBasic(t *testing.T) {
 }
 
 func TestReloadSwapsAndKeepsOldOnBadFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.json")
-	var f File
-	if err := f.AddUser("alice", []string{"admin"}, "", "pw-one"); err != nil {
-		t.Fatal(err)
-	}
-	writeUsers(t, path, &f)
-	a, err := New(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := oneUser(t, "alice", []string{"admin"}, "", "pw-one")
+	a, path := newAuth(t, f)
 	if _, ok := a.Basic("alice", "pw-one"); !ok {
 		t.Fatal("cannot authenticate")
 	}
@@ -84,7 +90,7 @@ func TestReloadSwapsAndKeepsOldOnBadFile(t *testing.T) {
 	if err := f.AddUser("alice", nil, "", "pw-two"); err != nil {
 		t.Fatal(err)
 	}
-	writeUsers(t, path, &f)
+	writeUsers(t, path, f)
 	if err := a.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -106,16 +112,7 @@ func TestReloadSwapsAndKeepsOldOnBadFile(t *testing.T) {
 }
 
 func TestCacheIsBounded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.json")
-	var f File
-	if err := f.AddUser("alice", []string{"code"}, "", "pw"); err != nil {
-		t.Fatal(err)
-	}
-	writeUsers(t, path, &f)
-	a, err := New(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := newAuth(t, oneUser(t, "alice", []string{"code"}, "", "pw"))
 	tb := a.table.Load()
 	for i := 0; i < CacheSize+10; i++ {
 		tb.verified[[32]byte{byte(i), byte(i >> 8), 1}] = tb.byName["alice"]
@@ -202,12 +199,7 @@ func TestNewTokenIsRandom(t *testing.T) {
 // found by name (it never travels between nodes), survives a reload of
 // the users file, and stops working once revoked.
 func TestSessionCapability(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.json")
-	writeUsers(t, path, &File{Users: []User{{Name: "session-7", Roles: []string{"admin"}}}})
-	a, err := New(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := newAuth(t, &File{Users: []User{{Name: "session-7", Roles: []string{"admin"}}}})
 	tok, revoke, err := a.MintSession(7)
 	if err != nil {
 		t.Fatal(err)
@@ -254,12 +246,7 @@ func TestSessionCapability(t *testing.T) {
 
 // The table of capabilities is bounded.
 func TestSessionCapabilityBound(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.json")
-	writeUsers(t, path, &File{})
-	a, err := New(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ := newAuth(t, &File{})
 	var revokes []func()
 	for i := 0; i < MaxCapabilities; i++ {
 		_, r, err := a.MintSession(int64(i))
@@ -280,18 +267,7 @@ func TestSessionCapabilityBound(t *testing.T) {
 // A users file its group or others may read is refused at start and on
 // reload (which keeps the loaded users), naming the fix (issue 25).
 func TestUsersFileMustBePrivate(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "users.json")
-	var f File
-	if err := f.AddUser("ana", []string{"admin"}, "tok-ana-0123456789-abcdef", ""); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFile(path, &f); err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, path := newAuth(t, oneUser(t, "ana", []string{"admin"}, "tok-ana-0123456789-abcdef", ""))
 	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o620} {
 		if err := os.Chmod(path, mode); err != nil {
 			t.Fatal(err)

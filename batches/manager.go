@@ -350,7 +350,7 @@ func (m *Manager) command(id int64, s spec) []string {
 		conf[k] = v
 	}
 	args := []string{"--master", m.cfg.Master}
-	for _, k := range sortedKeys(conf) {
+	for _, k := range slices.Sorted(maps.Keys(conf)) {
 		args = append(args, "--conf", k+"="+conf[k])
 	}
 	if s.className != "" {
@@ -510,13 +510,4 @@ func (m *Manager) Close() {
 		r.kill(m.cfg.KillGrace)
 	}
 	m.wg.Wait()
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sortStrings(keys)
-	return keys
 }

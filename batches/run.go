@@ -1,10 +1,8 @@
 package batches
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,13 +66,7 @@ func (r *run) start(path string, args, env []string) error {
 	r.pipes.Add(1)
 	go func() {
 		defer r.pipes.Done()
-		defer outR.Close()
-		sc := bufio.NewScanner(outR)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			r.appendLog(sc.Text())
-		}
-		_, _ = io.Copy(io.Discard, outR)
+		sparkbridge.ReadLines(outR, r.appendLog, nil)
 	}()
 	go func() {
 		err := cmd.Wait()
@@ -292,5 +284,3 @@ func (m *Manager) readLogFile(id int64) ([]string, int, error) {
 	}
 	return f.Lines, f.Start, nil
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

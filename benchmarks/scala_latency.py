@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+import srdd_node  # noqa: E402
 
 
 def run(http: requests.Session, base: str, sid: int, code: str, kind: str) -> tuple[float, dict]:
@@ -49,16 +49,10 @@ def main() -> None:
          "--data-dir", str(work / "data"), "--python", sys.executable, "--spark-master", "local[2]",
          "--log-level", "warn"], stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stderr is not None
-        base = None
-        for line in proc.stderr:
-            m = re.search(r"serving on (http://\S+)", line)
-            if m:
-                base = m.group(1)
-                break
+        base = srdd_node.serving_url(proc, "http")
         if base is None:
             sys.exit("srdd did not start")
-        threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+        srdd_node.drain(proc)
         http = requests.Session()
         t0 = time.perf_counter()
         sid = http.post(f"{base}/sessions", json={"kind": "spark"}).json()["id"]
@@ -88,11 +82,7 @@ def main() -> None:
         print(f"| Python `1 + 1` in the same session, {args.n} runs | p50 {ms(py, 50):.0f} ms, "
               f"p90 {ms(py, 90):.0f} ms, min {1000 * min(py):.0f} ms |")
     finally:
-        proc.send_signal(subprocess.signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        srdd_node.stop(proc)
 
 
 if __name__ == "__main__":

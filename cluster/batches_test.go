@@ -12,15 +12,7 @@ func TestBatchRules(t *testing.T) {
 	mustApply(t, s, CmdRegisterNode, &RegisterNode{ID: "n2"})
 	f := func(typ CommandType, body any, want error) any {
 		t.Helper()
-		before := s.clone()
-		v, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}), 0)
-		if !errors.Is(err, want) {
-			t.Fatalf("%s %+v: err = %v, want %v", typ, body, err, want)
-		}
-		if want != nil && !equalStates(t, before, s) {
-			t.Fatalf("%s %+v: failed command changed the state", typ, body)
-		}
-		return v
+		return applyWant(t, s, typ, body, want)
 	}
 	if id := f(CmdCreateBatch, &CreateBatch{Name: "etl", Node: "n1", CreatedAt: 1, Principal: "ana"}, nil); id != int64(0) {
 		t.Fatalf("first batch id = %v, want 0", id)

@@ -82,12 +82,9 @@ func (s *State) applyAddCopy(b *AddCopy, _ uint64) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, ok := s.Sessions[b.Session]
-	if !ok {
-		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.Session)
-	}
-	if sess.Status != SessionActive {
-		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.Session, sess.Status)
+	sess, err := s.activeSession(b.Session)
+	if err != nil {
+		return nil, err
 	}
 	if sess.Node != b.Node {
 		return nil, fmt.Errorf("%w: session %d runs on %q, not %q", ErrInvalidCommand, b.Session, sess.Node, b.Node)

@@ -186,15 +186,24 @@ func (s *State) durableRDD(name string) (*RDD, error) {
 	return r, nil
 }
 
-// applyWrite appends the groups of a validated Write to the RDD's tail,
-// except those an idempotency key shows were logged before.
-func (s *State) applyWrite(b *Write, index uint64) (any, error) {
-	r, err := s.durableRDD(b.RDD)
+// ownedRDD is durableRDD(name) if session owns it; else ErrNotOwner.
+func (s *State) ownedRDD(name string, session int64) (*RDD, error) {
+	r, err := s.durableRDD(name)
 	if err != nil {
 		return nil, err
 	}
-	if r.SessionID != b.Session {
-		return nil, fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.Session)
+	if r.SessionID != session {
+		return nil, fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, name, r.SessionID, session)
+	}
+	return r, nil
+}
+
+// applyWrite appends the groups of a validated Write to the RDD's tail,
+// except those an idempotency key shows were logged before.
+func (s *State) applyWrite(b *Write, index uint64) (any, error) {
+	r, err := s.ownedRDD(b.RDD, b.Session)
+	if err != nil {
+		return nil, err
 	}
 	res := &WriteResult{Groups: make([]GroupPlace, len(b.Groups))}
 	e := &TailEntry{Index: index, Delete: b.Delete}
@@ -322,19 +331,13 @@ func (s *State) applyCheckpoint(b *Checkpoint, index uint64) (any, error) {
 // is promoted: its checkpoint becomes the owner's, and it is no longer
 // listed among the copies.
 func (s *State) applyMove(b *MoveRDD, _ uint64) (any, error) {
-	r, err := s.durableRDD(b.RDD)
+	r, err := s.ownedRDD(b.RDD, b.From)
 	if err != nil {
 		return nil, err
 	}
-	if r.SessionID != b.From {
-		return nil, fmt.Errorf("%w: %q is owned by session %d, not %d", ErrNotOwner, b.RDD, r.SessionID, b.From)
-	}
-	sess, ok := s.Sessions[b.To]
-	if !ok {
-		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.To)
-	}
-	if sess.Status != SessionActive {
-		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.To, sess.Status)
+	sess, err := s.activeSession(b.To)
+	if err != nil {
+		return nil, err
 	}
 	r.Trimmed = r.Trim() // explicit from now on
 	if c, i := copyOf(r, b.To); c != nil {

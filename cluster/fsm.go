@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -215,7 +217,7 @@ func canonical(st *State) ([]byte, error) {
 	sessions := st.sortedSessions()
 	conf := make([][]string, len(sessions))
 	for i, sess := range sessions {
-		for _, k := range sortedKeys(sess.Conf) {
+		for _, k := range slices.Sorted(maps.Keys(sess.Conf)) {
 			conf[i] = append(conf[i], k, sess.Conf[k])
 		}
 		sessions[i].Conf = nil // maps are encoded in random order
@@ -232,15 +234,6 @@ func canonical(st *State) ([]byte, error) {
 		parts = append(parts, st.sortedAdmitted())
 	}
 	return msgpack.Marshal(parts)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func readSnapshot(r io.Reader) (*State, error) {

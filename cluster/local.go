@@ -63,15 +63,20 @@ func (l *Local) Apply(c Command) (any, error) {
 	return v, err
 }
 
+// copied is a copy of m[k]'s record, if there is one.
+func copied[K comparable, V any](m map[K]*V, k K) (V, bool) {
+	if p, ok := m[k]; ok {
+		return *p, true
+	}
+	var zero V
+	return zero, false
+}
+
 // RDD returns a copy of a shared RDD's record.
 func (l *Local) RDD(name string) (RDD, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r, ok := l.s.RDDs[name]
-	if !ok {
-		return RDD{}, false
-	}
-	return *r, true
+	return copied(l.s.RDDs, name)
 }
 
 // RDDs lists every shared RDD record, by name.
@@ -85,22 +90,14 @@ func (l *Local) RDDs() []RDD {
 func (l *Local) Session(id int64) (Session, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, ok := l.s.Sessions[id]
-	if !ok {
-		return Session{}, false
-	}
-	return *s, true
+	return copied(l.s.Sessions, id)
 }
 
 // Member returns a node's record.
 func (l *Local) Member(id string) (Member, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m, ok := l.s.Nodes[id]
-	if !ok {
-		return Member{}, false
-	}
-	return *m, true
+	return copied(l.s.Nodes, id)
 }
 
 // NodeCount is Node.NodeCount: this node, and any a test's Update added.

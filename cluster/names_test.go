@@ -6,13 +6,19 @@ import (
 	"testing"
 )
 
-func TestValidRDDName(t *testing.T) {
-	f := func(name string, ok bool) {
+// checker is the f of a name test: f(s, ok) fails the test unless
+// valid(s) accepts s exactly when ok. what names the check in messages.
+func checker(t *testing.T, what string, valid func(string) error) func(string, bool) {
+	return func(s string, ok bool) {
 		t.Helper()
-		if err := ValidRDDName(name); (err == nil) != ok {
-			t.Errorf("ValidRDDName(%q) = %v, want ok=%v", name, err, ok)
+		if err := valid(s); (err == nil) != ok {
+			t.Errorf("%s(%q) = %v, want ok=%v", what, s, err, ok)
 		}
 	}
+}
+
+func TestValidRDDName(t *testing.T) {
+	f := checker(t, "ValidRDDName", ValidRDDName)
 	f("states", true)
 	f("a", true)
 	f("A_1", true)
@@ -32,12 +38,7 @@ func TestValidRDDName(t *testing.T) {
 }
 
 func TestValidSessionName(t *testing.T) {
-	f := func(name string, ok bool) {
-		t.Helper()
-		if err := ValidSessionName(name); (err == nil) != ok {
-			t.Errorf("ValidSessionName(%q) = %v, want ok=%v", name, err, ok)
-		}
-	}
+	f := checker(t, "ValidSessionName", ValidSessionName)
 	f("s", true)
 	f("shared-1.a_b", true)
 	f("1a", true)
@@ -52,12 +53,7 @@ func TestValidSessionName(t *testing.T) {
 }
 
 func TestCheckpointPath(t *testing.T) {
-	f := func(path string, ok bool) {
-		t.Helper()
-		if err := checkpointPath("states", path); (err == nil) != ok {
-			t.Errorf("checkpointPath(states, %q) = %v, want ok=%v", path, err, ok)
-		}
-	}
+	f := checker(t, "checkpointPath for rdd states: path", func(path string) error { return checkpointPath("states", path) })
 	// What kvstore writes: CHECKPOINT-URI/NAME/%020d-MS.
 	f("/data/checkpoints/states/00000000000000000099-1700000000000", true)
 	f("/states/x", true)

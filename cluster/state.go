@@ -217,17 +217,26 @@ func (s *State) applyDeleteSession(b *DeleteSession, _ uint64) (any, error) {
 	return nil, nil
 }
 
+// activeSession is session id if it is active; else ErrSessionNotFound or
+// ErrSessionInactive.
+func (s *State) activeSession(id int64) (*Session, error) {
+	sess, ok := s.Sessions[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, id)
+	}
+	if sess.Status != SessionActive {
+		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, id, sess.Status)
+	}
+	return sess, nil
+}
+
 // applyCreateRDD records the RDD with the entry's index as its incarnation.
 func (s *State) applyCreateRDD(b *CreateRDD, index uint64) (any, error) {
 	if _, ok := s.RDDs[b.Name]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrRDDExists, b.Name)
 	}
-	sess, ok := s.Sessions[b.SessionID]
-	if !ok {
-		return nil, fmt.Errorf("%w: %d", ErrSessionNotFound, b.SessionID)
-	}
-	if sess.Status != SessionActive {
-		return nil, fmt.Errorf("%w: session %d is %s", ErrSessionInactive, b.SessionID, sess.Status)
+	if _, err := s.activeSession(b.SessionID); err != nil {
+		return nil, err
 	}
 	s.RDDs[b.Name] = &RDD{Name: b.Name, SessionID: b.SessionID, Mode: b.Mode, CreatedAt: b.CreatedAt, Incarnation: index,
 		Replicas: b.Replicas}

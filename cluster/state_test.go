@@ -19,6 +19,22 @@ func mustApply(t *testing.T, s *State, typ CommandType, body any) any {
 	return v
 }
 
+// applyWant applies a command to s as mustApply does and fails the test
+// unless the error is want; a refused command must leave s as it was.
+// It returns the command's result.
+func applyWant(t *testing.T, s *State, typ CommandType, body any, want error) any {
+	t.Helper()
+	before := s.clone()
+	v, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}), 0)
+	if !errors.Is(err, want) {
+		t.Fatalf("%s %+v: err = %v, want %v", typ, body, err, want)
+	}
+	if want != nil && !equalStates(t, before, s) {
+		t.Fatalf("%s %+v: failed command changed the state", typ, body)
+	}
+	return v
+}
+
 // roundTrip encodes and decodes a command, as the log does.
 func roundTrip(t *testing.T, c Command) Command {
 	t.Helper()
@@ -42,14 +58,7 @@ func TestApplyRules(t *testing.T) {
 	}
 	f := func(typ CommandType, body any, want error) {
 		t.Helper()
-		before := s.clone()
-		_, err := s.apply(roundTrip(t, Command{Type: typ, Body: body}), 0)
-		if !errors.Is(err, want) {
-			t.Fatalf("%s %+v: err = %v, want %v", typ, body, err, want)
-		}
-		if want != nil && !equalStates(t, before, s) {
-			t.Fatalf("%s %+v: failed command changed the state", typ, body)
-		}
+		applyWant(t, s, typ, body, want)
 	}
 	f(CmdCreateSession, &CreateSession{Name: "a"}, ErrSessionExists)
 	f(CmdCreateRDD, &CreateRDD{Name: "states", SessionID: 0, Mode: "memory"}, nil)
@@ -82,11 +91,7 @@ func TestReplicasRecorded(t *testing.T) {
 		t.Fatalf("recorded %+v, want 3 copies", r)
 	}
 	for _, n := range []int{-1, MaxReplicas + 1} {
-		before := s.clone()
-		_, err := s.apply(roundTrip(t, Command{Type: CmdCreateRDD, Body: &CreateRDD{Name: "bad", SessionID: 0, Replicas: n}}), 0)
-		if !errors.Is(err, ErrInvalidCommand) || !equalStates(t, before, s) {
-			t.Fatalf("replicas %d: err = %v (or the state changed), want ErrInvalidCommand", n, err)
-		}
+		applyWant(t, s, CmdCreateRDD, &CreateRDD{Name: "bad", SessionID: 0, Replicas: n}, ErrInvalidCommand)
 	}
 	old, _ := hex.DecodeString("010584a46e616d65a6737461746573aa73657373696f6e5f6964d30000000000000003a46d6f6465a764757261626c65aa637265617465645f6174d30000018bcfe56801")
 	c, err := Decode(old)

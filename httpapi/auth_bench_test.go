@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
 
@@ -17,17 +18,11 @@ import (
 // with BenchmarkRequestPath's cached get in node/ (tens of µs).
 func BenchmarkAuthCheck(b *testing.B) {
 	users := filepath.Join(b.TempDir(), "users.json")
-	tok, err := auth.NewToken()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var f auth.File
-	if err := f.AddUser("bench", []string{"read:*"}, tok, "bench-pw"); err != nil {
-		b.Fatal(err)
-	}
-	if err := auth.WriteFile(users, &f); err != nil {
-		b.Fatal(err)
-	}
+	tok := testutil.WriteUsers(b, users, map[string][]string{"bench": {"read:*"}}, func(f *auth.File) {
+		if err := f.AddUser("bench", nil, "", "bench-pw"); err != nil { // a password too
+			b.Fatal(err)
+		}
+	})["bench"]
 	a, err := auth.New(users, nil)
 	if err != nil {
 		b.Fatal(err)

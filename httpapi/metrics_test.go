@@ -70,20 +70,18 @@ func TestPerRDDMetricsAreBounded(t *testing.T) {
 // counter and histogram.
 func BenchmarkObserve(b *testing.B) {
 	m := newHTTPMetrics(prometheus.NewRegistry(), nil)
-	b.Run("route", func(b *testing.B) {
-		ctx := reqCtx("GET", "/healthz")
-		b.ReportAllocs()
-		for b.Loop() {
-			m.observe(ctx, "GET /healthz", 200, 0.0003)
-		}
-	})
-	b.Run("rdd", func(b *testing.B) {
-		ctx := reqCtx("GET", "/v1/rdds/states/keys/ca")
-		b.ReportAllocs()
-		for b.Loop() {
-			m.observe(ctx, "GET /v1/rdds/{name}/keys/{key}", 200, 0.0003)
-		}
-	})
+	for _, c := range []struct{ name, path, route string }{
+		{"route", "/healthz", "GET /healthz"},
+		{"rdd", "/v1/rdds/states/keys/ca", "GET /v1/rdds/{name}/keys/{key}"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := reqCtx("GET", c.path)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.observe(ctx, c.route, 200, 0.0003)
+			}
+		})
+	}
 	b.Run("rdd-parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.RunParallel(func(pb *testing.PB) {

@@ -294,6 +294,15 @@ func (o WriteOptions) validate() error {
 	return nil
 }
 
+// validateWrite checks what every batched write checks first: the batch
+// size (n keys) and the options.
+func (s *Store) validateWrite(n int, opts WriteOptions) error {
+	if err := s.limits.validateBatch(n); err != nil {
+		return err
+	}
+	return opts.validate()
+}
+
 // SetMany writes every item or, if any is invalid, none. The values are
 // copied before SetMany hands them on, so the caller may reuse them (a
 // fasthttp body) as soon as it returns.
@@ -303,10 +312,7 @@ func (s *Store) SetMany(ctx context.Context, name string, items []Item) (int, er
 
 // SetManyWith is SetMany with per-request options.
 func (s *Store) SetManyWith(ctx context.Context, name string, items []Item, opts WriteOptions) (int, error) {
-	if err := s.limits.validateBatch(len(items)); err != nil {
-		return 0, err
-	}
-	if err := opts.validate(); err != nil {
+	if err := s.validateWrite(len(items), opts); err != nil {
 		return 0, err
 	}
 	total := 0
@@ -360,10 +366,7 @@ func (s *Store) DeleteMany(ctx context.Context, name string, keys []string) (int
 // idempotent delete of a durable RDD whose first outcome is no longer
 // known, the count is the number of keys asked for.
 func (s *Store) DeleteManyWith(ctx context.Context, name string, keys []string, opts WriteOptions) (int, error) {
-	if err := s.limits.validateBatch(len(keys)); err != nil {
-		return 0, err
-	}
-	if err := opts.validate(); err != nil {
+	if err := s.validateWrite(len(keys), opts); err != nil {
 		return 0, err
 	}
 	for _, k := range keys {

@@ -66,20 +66,12 @@ func NewDurability(reg prometheus.Registerer, labels *RDDLabels) *Durability {
 		labels = NewRDDLabels(0)
 	}
 	jobBuckets := prometheus.ExponentialBuckets(0.01, 2, 16) // 10ms .. ~5.5min
-	ckpt := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "srdd_checkpoint_duration_seconds", Help: "Duration of checkpoint attempts, by result.",
-		Buckets: jobBuckets,
-	}, []string{"result"})
-	ckptN := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "srdd_checkpoints_total", Help: "Checkpoint attempts, by result.",
-	}, []string{"result"})
-	rec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "srdd_recovery_duration_seconds", Help: "Time to rebuild a shared RDD from its checkpoint and write-log tail, by result.",
-		Buckets: jobBuckets,
-	}, []string{"result"})
-	recN := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "srdd_recoveries_total", Help: "Rebuilds of shared RDDs from checkpoint and tail, by result.",
-	}, []string{"result"})
+	ckpt, ckptN := byResult(jobBuckets,
+		"srdd_checkpoint_duration_seconds", "Duration of checkpoint attempts, by result.",
+		"srdd_checkpoints_total", "Checkpoint attempts, by result.")
+	rec, recN := byResult(jobBuckets,
+		"srdd_recovery_duration_seconds", "Time to rebuild a shared RDD from its checkpoint and write-log tail, by result.",
+		"srdd_recoveries_total", "Rebuilds of shared RDDs from checkpoint and tail, by result.")
 	entries := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "srdd_recovery_replayed_entries_total", Help: "Write-log entries replayed by recoveries.",
 	})
@@ -110,6 +102,14 @@ func NewDurability(reg prometheus.Registerer, labels *RDDLabels) *Durability {
 	}
 	reg.MustRegister(ckpt, ckptN, rec, recN, entries, restarts, d)
 	return d
+}
+
+// byResult is the duration histogram and the counter of a job's attempts
+// (checkpoints, recoveries), both labelled by result.
+func byResult(buckets []float64, secsName, secsHelp, countName, countHelp string) (*prometheus.HistogramVec, *prometheus.CounterVec) {
+	secs := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: secsName, Help: secsHelp, Buckets: buckets}, []string{"result"})
+	count := prometheus.NewCounterVec(prometheus.CounterOpts{Name: countName, Help: countHelp}, []string{"result"})
+	return secs, count
 }
 
 func (d *Durability) rdd(name string) *rddDurability {

@@ -135,20 +135,11 @@ func TestAuthInACluster(t *testing.T) {
 	// A client cannot vouch for a principal; only a node with the key can.
 	req, _ := http.NewRequest("GET", sp, nil)
 	req.Header.Set("X-Srdd-Principal", "root")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 401 {
-		t.Fatalf("a client vouching for root: %d, want 401", resp.StatusCode)
+	if st := statusOf(t, req); st != 401 {
+		t.Fatalf("a client vouching for root: %d, want 401", st)
 	}
 	req.Header.Set("X-Srdd-Cluster-Key", "wrong")
-	if resp, err = http.DefaultClient.Do(req); err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 401 {
-		t.Fatalf("vouching with a wrong key: %d, want 401", resp.StatusCode)
+	if st := statusOf(t, req); st != 401 {
+		t.Fatalf("vouching with a wrong key: %d, want 401", st)
 	}
 }

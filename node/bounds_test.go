@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -30,13 +29,7 @@ func errorCode(t *testing.T, b []byte) string {
 // is read or touched; remote URIs answer 400; a load's error never echoes
 // the file.
 func TestFileRootsConfineLoadAndSave(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "rooted", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "rooted")
 	if err := c.Set(ctx, "rooted", "k", json.RawMessage(`1`)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,10 @@
 package node
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"testing"
-
-	srddclient "github.com/srdd/srdd/client/go"
 )
 
 // Reads of keys that live only in the compacted base (issue 16: served
@@ -17,13 +14,7 @@ import (
 // read and a compaction in between; and a DataFrame derived from
 // states.df in a statement still reads after two more compactions.
 func TestColdBatchesAndHeldDataFrameAcrossCompaction(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "coldr", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "coldr")
 	want := map[string]string{}
 	items := map[string]json.RawMessage{}
 	for i := 0; i < 1500; i++ {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/srdd/srdd/auth"
+	srddclient "github.com/srdd/srdd/client/go"
 	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/internal/testutil"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
@@ -82,6 +84,21 @@ func sharedNode(t *testing.T) (*Node, string) {
 		t.Fatalf("shared node: %v", shared.err)
 	}
 	return shared.n, shared.base
+}
+
+// sharedRDD starts a Spark-tier test of one shared RDD: it marks t as of
+// the Spark tier (spark), creates the RDD name in session 0 of the shared
+// node, and returns the node's base URL and a Go client of it.
+func sharedRDD(t *testing.T, name string) (string, *srddclient.Client, context.Context) {
+	t.Helper()
+	spark(t)
+	_, base := sharedNode(t)
+	c := srddclient.New(base)
+	ctx := context.Background()
+	if _, err := c.CreateRDD(ctx, name, "0"); err != nil {
+		t.Fatal(err)
+	}
+	return base, c, ctx
 }
 
 // sharedDir is the data dir of t's shared node.
@@ -181,6 +198,18 @@ type statement struct {
 	Output json.RawMessage `json:"output"`
 }
 
+// statusOf sends req with the default client and returns the answer's
+// status; the body is discarded.
+func statusOf(t *testing.T, req *http.Request) int {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // run submits code to a session and waits for the statement to finish.
 func run(t *testing.T, base string, session int64, code string) statement {
 	t.Helper()
@@ -205,14 +234,21 @@ func run(t *testing.T, base string, session int64, code string) statement {
 // textOf returns text/plain of a successful statement.
 func textOf(t *testing.T, st statement) string {
 	t.Helper()
+	return outputText(t, st.Output, fmt.Sprintf("statement %d", st.ID))
+}
+
+// outputText returns text/plain of a statement's output (Livy's shape),
+// failing the test unless its status is ok; what names the statement.
+func outputText(t *testing.T, output []byte, what string) string {
+	t.Helper()
 	var out struct {
 		Status string `json:"status"`
 		Data   struct {
 			Text string `json:"text/plain"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(st.Output, &out); err != nil || out.Status != "ok" {
-		t.Fatalf("statement %d output %s is not ok (%v)", st.ID, st.Output, err)
+	if err := json.Unmarshal(output, &out); err != nil || out.Status != "ok" {
+		t.Fatalf("%s output %s is not ok (%v)", what, output, err)
 	}
 	return out.Data.Text
 }

@@ -21,13 +21,7 @@ import (
 // is compacted into a new base (from code, with states.compact()), and the
 // key count stays exact.
 func TestOverwriteAndDeleteAcrossCompaction(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "churn", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "churn")
 	items := map[string]json.RawMessage{}
 	for i := 0; i < 300; i++ {
 		items[fmt.Sprintf("k%03d", i)] = json.RawMessage(strconv.Itoa(i))
@@ -85,13 +79,7 @@ func TestOverwriteAndDeleteAcrossCompaction(t *testing.T) {
 // states.rdd and states.df hold the current data: the compacted base plus
 // writes and deletes still in the delta.
 func TestRDDAndDataFrameIncludePendingWrites(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "views", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "views")
 	if _, err := c.SetMany(ctx, "views", map[string]json.RawMessage{"a": json.RawMessage("1"), "b": json.RawMessage("2"), "c": json.RawMessage("3")}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +105,7 @@ func TestRDDAndDataFrameIncludePendingWrites(t *testing.T) {
 }
 
 func TestScanCountLoadSave(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "bulk", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "bulk")
 	items := map[string]json.RawMessage{}
 	for i := 0; i < 250; i++ {
 		items[fmt.Sprintf("user:%04d", i)] = json.RawMessage(fmt.Sprintf(`{"i":%d,"s":"é\"q"}`, i))
@@ -234,13 +216,7 @@ func TestScanCountLoadSave(t *testing.T) {
 
 // Concurrent gets on one RDD become fewer bridge calls.
 func TestConcurrentGetsCoalesce(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "hot", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "hot")
 	for i := 0; i < 64; i++ {
 		if err := c.Set(ctx, "hot", fmt.Sprintf("k%d", i), json.RawMessage(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)

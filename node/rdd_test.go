@@ -123,13 +123,7 @@ func TestSharedRDDAPI(t *testing.T) {
 
 // docs/ARCHITECTURE.md invariant 1: keys, values and names are data, never code.
 func TestHostileKeysAreData(t *testing.T) {
-	spark(t)
-	_, base := sharedNode(t)
-	c := srddclient.New(base)
-	ctx := context.Background()
-	if _, err := c.CreateRDD(ctx, "hostile", "0"); err != nil {
-		t.Fatal(err)
-	}
+	base, c, ctx := sharedRDD(t, "hostile")
 	marker := filepath.Join(t.TempDir(), "pwned")
 	keys := []string{
 		`x"); import os; os.system("touch ` + marker + `"); ("`,

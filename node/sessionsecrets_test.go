@@ -57,19 +57,10 @@ type probe struct {
 // runProbe runs probeCode in session id as cred and decodes its report.
 func runProbe(t *testing.T, base, cred string, id int64, files []string) probe {
 	t.Helper()
-	out := run2(t, base, cred, id, probeCode(files))
-	var st struct {
-		Status string `json:"status"`
-		Data   struct {
-			Text string `json:"text/plain"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil || st.Status != "ok" {
-		t.Fatalf("probe failed: %s (%v)", out, err)
-	}
+	text := outputText(t, []byte(run2(t, base, cred, id, probeCode(files))), "probe")
 	var p probe
-	if err := json.Unmarshal([]byte(st.Data.Text), &p); err != nil {
-		t.Fatalf("probe output %q: %v", st.Data.Text, err)
+	if err := json.Unmarshal([]byte(text), &p); err != nil {
+		t.Fatalf("probe output %q: %v", text, err)
 	}
 	return p
 }
@@ -85,14 +76,10 @@ func secretUsers(t *testing.T, dir string) (string, map[string]string) {
 // newSession creates a session as cred and waits until it is idle.
 func newSession(t *testing.T, base, cred string) int64 {
 	t.Helper()
-	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, cred)
-	if st != 201 {
-		t.Fatalf("create session: %d %s", st, b)
-	}
 	var s struct {
 		ID int64 `json:"id"`
 	}
-	_ = json.Unmarshal(b, &s)
+	postCreated(t, base+"/sessions", `{"kind":"pyspark"}`, cred, &s)
 	err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
 		_, _, b := authDo("GET", fmt.Sprintf("%s/sessions/%d/state", base, s.ID), "", cred)
 		if strings.Contains(string(b), `"dead"`) || strings.Contains(string(b), `"error"`) {

@@ -270,21 +270,12 @@ tr('work_dir', lambda: os.listdir(WORK))
 r['uid'] = os.getuid()
 print(json.dumps(r))
 `, pidB, addr, ckDir, ckPath, workB)
-	out := run2(t, base, alice, sa, attack)
-	var stmt struct {
-		Status string `json:"status"`
-		Data   struct {
-			Text string `json:"text/plain"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(out), &stmt); err != nil || stmt.Status != "ok" {
-		t.Fatalf("alice's attack did not run: %s (%v)", out, err)
-	}
+	report := outputText(t, []byte(run2(t, base, alice, sa, attack)), "alice's attack")
 	var got map[string]any
-	if err := json.Unmarshal([]byte(stmt.Data.Text), &got); err != nil {
-		t.Fatalf("alice's report %q: %v", stmt.Data.Text, err)
+	if err := json.Unmarshal([]byte(report), &got); err != nil {
+		t.Fatalf("alice's report %q: %v", report, err)
 	}
-	t.Logf("alice's session code against bob's session: %s", stmt.Data.Text)
+	t.Logf("alice's session code against bob's session: %s", report)
 	if u, _ := got["uid"].(float64); uint32(u) != uidA {
 		t.Errorf("alice's code runs as uid %v, want %d", got["uid"], uidA)
 	}
@@ -421,14 +412,10 @@ func TestSessionUIDsRunOut(t *testing.T) {
 	cfg.InterpreterUIDs = fmt.Sprintf("%d-%d", only, only)
 	_, base := startNode(t, cfg)
 	ana := creds["ana"]
-	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
-	if st != 201 {
-		t.Fatalf("first session: %d %s", st, b)
-	}
 	var first struct {
 		ID int64 `json:"id"`
 	}
-	_ = json.Unmarshal(b, &first)
+	postCreated(t, base+"/sessions", `{"kind":"pyspark"}`, ana, &first)
 	total := func() int {
 		_, _, b := authDo("GET", base+"/sessions", "", ana)
 		var l struct {
@@ -438,7 +425,7 @@ func TestSessionUIDsRunOut(t *testing.T) {
 		return l.Total
 	}
 	before := total()
-	st, _, b = authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
+	st, _, b := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ana)
 	if st != 429 || !strings.Contains(string(b), "limit_reached") || !strings.Contains(string(b), "--interpreter-uids") {
 		t.Fatalf("a session with no uid free: %d %s, want 429 limit_reached naming --interpreter-uids", st, b)
 	}

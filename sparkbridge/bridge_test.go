@@ -59,11 +59,7 @@ func TestFrames(t *testing.T) {
 }
 
 func TestMultiplexedCalls(t *testing.T) {
-	it, err := startFake(t, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
+	it := runningFake(t, "", Config{})
 	ctx := context.Background()
 	info, err := it.WaitReady(ctx)
 	if err != nil || info.AppID != "app-1" {
@@ -108,11 +104,7 @@ func TestMultiplexedCalls(t *testing.T) {
 }
 
 func TestCrashFailsCalls(t *testing.T) {
-	it, err := startFake(t, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
+	it := runningFake(t, "", Config{})
 	ctx := context.Background()
 	if _, err := it.WaitReady(ctx); err != nil {
 		t.Fatal(err)
@@ -153,11 +145,7 @@ func TestStartFailures(t *testing.T) {
 }
 
 func TestSparkStartFailure(t *testing.T) {
-	it, err := startFake(t, "failspark")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
+	it := runningFake(t, "failspark", Config{})
 	if _, err := it.WaitReady(context.Background()); !errors.Is(err, ErrStartFailed) || !strings.Contains(err.Error(), "no java") {
 		t.Fatalf("WaitReady = %v, want ErrStartFailed with the reason", err)
 	}
@@ -185,11 +173,7 @@ func TestStopKillsProcessGroup(t *testing.T) {
 // DESIGN.md "The data rules"); the interpreter keeps no limits of its own.
 func TestStartHandsOverDataRules(t *testing.T) {
 	const rules = `{"max_key_bytes":7,"reserved_names":["sc"]}`
-	it, err := startFakeWith(t, "", Config{DataRules: rules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
+	it := runningFake(t, "", Config{DataRules: rules})
 	var res struct {
 		Value string `msgpack:"value"`
 	}
@@ -250,11 +234,7 @@ func TestInterpreterGetsNoNodeSecret(t *testing.T) {
 	t.Setenv("SPARK_AUTHENTICATE_SECRET", "spark-family-secret-must-not-leak")
 	t.Setenv("SPARK_LOCAL_IP", "127.0.0.1")
 	const token = "session-capability-0123456789"
-	it, err := startFakeWith(t, "", Config{SessionToken: token, NodeURL: "http://127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Stop()
+	it := runningFake(t, "", Config{SessionToken: token, NodeURL: "http://127.0.0.1:1"})
 	var res struct {
 		Env   []string `msgpack:"env"`
 		Args  []string `msgpack:"args"`

@@ -129,6 +129,18 @@ func startFake(t *testing.T, mode string) (*Interpreter, error) {
 	return startFakeWith(t, mode, Config{})
 }
 
+// runningFake is startFakeWith that fails the test on an error and stops
+// the interpreter when the test ends.
+func runningFake(t *testing.T, mode string, cfg Config) *Interpreter {
+	t.Helper()
+	it, err := startFakeWith(t, mode, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(it.Stop)
+	return it
+}
+
 // startFakeWith starts the fake with cfg's DataRules and NodeURL.
 func startFakeWith(t *testing.T, mode string, cfg Config) (*Interpreter, error) {
 	t.Helper()

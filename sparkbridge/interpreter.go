@@ -353,9 +353,9 @@ func (it *Interpreter) Call(ctx context.Context, op string, args any, out any) e
 		return fmt.Errorf("%w: %v", ErrExited, it.spawnErr)
 	}
 	began := time.Now()
-	it.cfg.Metrics.callStarted()
+	it.cfg.Metrics.addInFlight(1)
 	err := it.conn.Call(ctx, op, args, out)
-	it.cfg.Metrics.callEnded()
+	it.cfg.Metrics.addInFlight(-1)
 	it.cfg.Metrics.observe(op, time.Since(began).Seconds(), err)
 	if errors.Is(err, ErrConnClosed) {
 		select {

@@ -80,15 +80,10 @@ func (m *Metrics) observe(op string, seconds float64, err error) {
 	}
 }
 
-func (m *Metrics) callStarted() {
+// addInFlight counts calls sent (+1) and answered (-1).
+func (m *Metrics) addInFlight(delta float64) {
 	if m != nil {
-		m.inFlight.Inc()
-	}
-}
-
-func (m *Metrics) callEnded() {
-	if m != nil {
-		m.inFlight.Dec()
+		m.inFlight.Add(delta)
 	}
 }
 

@@ -1,10 +1,10 @@
 package sparkbridge
 
 import (
+	"maps"
 	"os"
 	"regexp"
 	"slices"
-	"sort"
 	"testing"
 )
 
@@ -22,7 +22,7 @@ func servedOps(t *testing.T) []string {
 	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
 		seen[m[1]+m[2]] = true
 	}
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // designOps lists the ops in the op table of DESIGN.md: rows that start
@@ -41,16 +41,7 @@ func designOps(t *testing.T) []string {
 		}
 		seen[m[1]] = true
 	}
-	return sortedKeys(seen)
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // TestDesignOpTableMatchesServer keeps the documented protocol and the

@@ -169,33 +169,21 @@ func StartProcess(cfg ProcessConfig) (*Process, Handshake, error) {
 	p.wg.Add(3)
 	go func() {
 		defer p.wg.Done()
-		defer outR.Close()
-		sc := bufio.NewScanner(outR)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		first := true
 		var tb tracebackHold
-		for sc.Scan() {
+		ReadLines(outR, func(line string) {
 			if first {
 				first = false
-				handshake <- sc.Text()
-				continue
+				handshake <- line
+				return
 			}
-			tb.line(sc.Text(), emit)
-		}
-		tb.end(p.killed.Load(), emit, cfg.Logger)
-		_, _ = io.Copy(io.Discard, outR)
+			tb.line(line, emit)
+		}, func() { tb.end(p.killed.Load(), emit, cfg.Logger) })
 	}()
 	go func() {
 		defer p.wg.Done()
-		defer errR.Close()
-		sc := bufio.NewScanner(errR)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		var tb tracebackHold
-		for sc.Scan() {
-			tb.line(sc.Text(), emit)
-		}
-		tb.end(p.killed.Load(), emit, cfg.Logger)
-		_, _ = io.Copy(io.Discard, errR)
+		ReadLines(errR, func(line string) { tb.line(line, emit) }, func() { tb.end(p.killed.Load(), emit, cfg.Logger) })
 	}()
 	go func() {
 		defer p.wg.Done()
@@ -282,4 +270,21 @@ func (p *Process) StopWithin(grace time.Duration) {
 		p.logger.Warn("interpreter did not exit in time; killing", "grace", grace)
 	}
 	p.Kill()
+}
+
+// ReadLines reads a child process's output: it calls line with each line
+// of r (up to 1 MiB a line), then done, if not nil, once no more lines
+// come; then it reads r to its end, so that the child never blocks on a
+// full pipe, and closes it.
+func ReadLines(r io.ReadCloser, line func(string), done func()) {
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	if done != nil {
+		done()
+	}
+	_, _ = io.Copy(io.Discard, r)
 }

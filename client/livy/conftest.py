@@ -4,11 +4,9 @@ users file and TLS: the Livy clients use HTTP Basic over HTTPS."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,8 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+import srdd_node  # noqa: E402
 
 
 PASSWORD = "livy-test-password"
@@ -56,13 +56,8 @@ def srdd() -> Iterator[Srdd]:
     if not Path(binary).exists():
         pytest.fail(f"no srdd binary at {binary}; run the tests with `make test`")
     work = Path(tempfile.mkdtemp(prefix="srdd-livy-test-"))
-    cert, key, users = work / "cert.pem", work / "key.pem", work / "users.json"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = srdd_node.self_signed_cert(work)
+    users = work / "users.json"
     subprocess.run(
         [binary, "auth", "add", "--file", str(users), "--name", "livy", "--role", "code",
          "--role", "create:*", "--role", "read:*", "--role", "write:*", "--password", PASSWORD],
@@ -75,24 +70,13 @@ def srdd() -> Iterator[Srdd]:
          "--log-level", "warn"],
         stderr=subprocess.PIPE, text=True,
     )
-    assert proc.stderr is not None
-    url = None
-    for line in proc.stderr:
-        m = re.search(r"serving on (https://\S+)", line)
-        if m:
-            url = m.group(1)
-            break
+    url = srdd_node.serving_url(proc, "https")
     if url is None:
         proc.kill()
         pytest.fail("srdd did not start")
-    # Keep draining stderr so the server never blocks on a full pipe.
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+    srdd_node.drain(proc)
     http = _Session(str(cert))
     http.auth = ("livy", PASSWORD)
     yield Srdd(url=url, auth=("livy", PASSWORD), ca=str(cert), http=http, files=work / "data" / "files")
     http.close()
-    proc.send_signal(subprocess.signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    srdd_node.stop(proc)

@@ -35,23 +35,38 @@ own CA) must issue node certificates with the same CommonName and URI SAN.`,
 	return c
 }
 
-func days(n int) (time.Duration, error) {
-	if n <= 0 {
-		return 0, fmt.Errorf("--days %d must be positive", n)
+// outFlags are the flags every cert subcommand has: --out (required),
+// --days and --force.
+type outFlags struct {
+	out   string
+	days  int
+	force bool
+}
+
+func (o *outFlags) bind(c *cobra.Command, outHelp string, validity time.Duration, daysHelp string) {
+	c.Flags().StringVar(&o.out, "out", "", outHelp)
+	c.Flags().IntVar(&o.days, "days", int(validity/(24*time.Hour)), daysHelp)
+	c.Flags().BoolVar(&o.force, "force", false, "replace existing files")
+	_ = c.MarkFlagRequired("out")
+}
+
+// validity is --days as a duration; it must be positive.
+func (o *outFlags) validity() (time.Duration, error) {
+	if o.days <= 0 {
+		return 0, fmt.Errorf("--days %d must be positive", o.days)
 	}
-	return time.Duration(n) * 24 * time.Hour, nil
+	return time.Duration(o.days) * 24 * time.Hour, nil
 }
 
 func certCACmd() *cobra.Command {
-	var out, name string
-	var nDays int
-	var force bool
+	var name string
+	var o outFlags
 	c := &cobra.Command{
 		Use:   "ca",
 		Short: "Make a CA: DIR/ca.pem and DIR/ca-key.pem (0600); refuses to overwrite without --force",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			validity, err := days(nDays)
+			validity, err := o.validity()
 			if err != nil {
 				return err
 			}
@@ -59,7 +74,8 @@ func certCACmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := pki.WriteCA(out, ca, force); err != nil {
+			out := o.out
+			if err := pki.WriteCA(out, ca, o.force); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s\n%s\n", filepath.Join(out, pki.CACertFile), filepath.Join(out, pki.CAKeyFile))
@@ -68,24 +84,20 @@ func certCACmd() *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().StringVar(&out, "out", "", "directory to write ca.pem and ca-key.pem to (created 0700)")
+	o.bind(c, "directory to write ca.pem and ca-key.pem to (created 0700)", pki.DefaultCAValidity, "validity in days")
 	c.Flags().StringVar(&name, "name", "srdd development CA", "the CA's CommonName")
-	c.Flags().IntVar(&nDays, "days", int(pki.DefaultCAValidity/(24*time.Hour)), "validity in days")
-	c.Flags().BoolVar(&force, "force", false, "replace existing files")
-	_ = c.MarkFlagRequired("out")
 	return c
 }
 
 // issueCmd is `cert node` and `cert client`: they differ in the kind and
 // in --host.
 func issueCmd(kind pki.Kind) *cobra.Command {
-	var caDir, out, name string
+	var caDir, name string
 	var hosts []string
-	var nDays int
-	var force bool
+	var o outFlags
 	c := &cobra.Command{Args: cobra.NoArgs}
 	c.RunE = func(cmd *cobra.Command, args []string) error {
-		validity, err := days(nDays)
+		validity, err := o.validity()
 		if err != nil {
 			return err
 		}
@@ -97,7 +109,8 @@ func issueCmd(kind pki.Kind) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if err := pki.WritePair(out, name, ca, certPEM, keyPEM, force); err != nil {
+		out := o.out
+		if err := pki.WritePair(out, name, ca, certPEM, keyPEM, o.force); err != nil {
 			return err
 		}
 		certFile, keyFile := filepath.Join(out, name+".pem"), filepath.Join(out, name+"-key.pem")
@@ -112,11 +125,8 @@ func issueCmd(kind pki.Kind) *cobra.Command {
 		return nil
 	}
 	c.Flags().StringVar(&caDir, "ca", "", "directory with ca.pem and ca-key.pem (from srdd cert ca)")
-	c.Flags().StringVar(&out, "out", "", "directory to write NAME.pem, NAME-key.pem (0600) and ca.pem to")
-	c.Flags().IntVar(&nDays, "days", int(pki.DefaultCertValidity/(24*time.Hour)), "validity in days (at most the CA's)")
-	c.Flags().BoolVar(&force, "force", false, "replace existing files")
+	o.bind(c, "directory to write NAME.pem, NAME-key.pem (0600) and ca.pem to", pki.DefaultCertValidity, "validity in days (at most the CA's)")
 	_ = c.MarkFlagRequired("ca")
-	_ = c.MarkFlagRequired("out")
 	_ = c.MarkFlagRequired("name")
 	if kind == pki.Node {
 		c.Use = "node"

@@ -142,35 +142,27 @@ func knock(addr string) (bad *atomic.Value, w *testutil.Workers) {
 // session and an RDD, write and read a key, each call the first time.
 // Meanwhile a client knocks from before the node listens.
 func TestFreshNodeTakesFirstCallsAfterReadyz(t *testing.T) {
-	onFake(t)
-	bin := buildSrdd(t)
-	var toReady []time.Duration
-	for round := 0; round < edgeRounds(t); round++ {
-		c := newCluster(t, bin, 1)
+	freshRounds(t, 1, ", one node", func(c *cluster3, round int) time.Duration {
 		p := c.nodes[0]
 		bad, knocks := knock(p.http)
 		began := time.Now()
 		c.start(p, true)
-		toReady = append(toReady, awaitReadyz(t, c, p.http).Sub(began))
+		toReady := awaitReadyz(t, c, p.http).Sub(began)
 		firstCalls(t, c, p.http, fmt.Sprintf("fresh%d", round))
 		knocks.Halt()
 		if msg := bad.Load(); msg != nil {
 			t.Fatalf("round %d: %s", round, msg)
 		}
 		c.killNode(p)
-	}
-	t.Logf("process start to /readyz, one node (%d runs): %s", len(toReady), spread(toReady))
+		return toReady
+	})
 }
 
 // A fresh 3-node cluster, edgeRounds times: the three processes start
 // together (the joiners knock until the first serves); the calls go
 // through a different node each round once all three answer /readyz.
 func TestFreshClusterTakesFirstCallsAfterReadyz(t *testing.T) {
-	onFake(t)
-	bin := buildSrdd(t)
-	var toReady []time.Duration
-	for round := 0; round < edgeRounds(t); round++ {
-		c := newCluster(t, bin, 3)
+	freshRounds(t, 3, " on all three nodes", func(c *cluster3, round int) time.Duration {
 		began := time.Now()
 		for i, p := range c.nodes {
 			c.start(p, i == 0)
@@ -181,13 +173,25 @@ func TestFreshClusterTakesFirstCallsAfterReadyz(t *testing.T) {
 				last = at
 			}
 		}
-		toReady = append(toReady, last.Sub(began))
 		firstCalls(t, c, c.nodes[round%3].http, fmt.Sprintf("fresh%d", round))
 		for _, p := range c.nodes {
 			c.killNode(p)
 		}
+		return last.Sub(began)
+	})
+}
+
+// freshRounds runs round edgeRounds times, each on a new cluster of nodes
+// (not started), on the fake interpreter, and logs the spread of the
+// times from process start to /readyz that round returns.
+func freshRounds(t *testing.T, nodes int, what string, round func(c *cluster3, round int) time.Duration) {
+	onFake(t)
+	bin := buildSrdd(t)
+	var toReady []time.Duration
+	for i := 0; i < edgeRounds(t); i++ {
+		toReady = append(toReady, round(newCluster(t, bin, nodes), i))
 	}
-	t.Logf("process start to /readyz on all three nodes (%d runs): %s", len(toReady), spread(toReady))
+	t.Logf("process start to /readyz%s (%d runs): %s", what, len(toReady), spread(toReady))
 }
 
 // spread formats min/median/max.

@@ -25,10 +25,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -332,14 +334,7 @@ func (s *Store) Do(op string, raw msgpack.RawMessage) (any, error) {
 	}
 }
 
-func (s *Store) names() []string {
-	names := make([]string, 0, len(s.rdds))
-	for n := range s.rdds {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func (s *Store) names() []string { return slices.Sorted(maps.Keys(s.rdds)) }
 
 func (s *Store) stats() map[string]any {
 	rdds := []map[string]any{}
@@ -378,6 +373,21 @@ func (s *Store) stage(key any, val any) (string, []byte, error) {
 	return k, buf.Bytes(), nil
 }
 
+// splitGroups cuts xs into the groups of the given sizes (checkGroups).
+func splitGroups[T any](xs []T, sizes []any) ([][]T, error) {
+	groups, err := checkGroups(sizes, len(xs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]T, len(groups))
+	pos := 0
+	for i, g := range groups {
+		out[i] = xs[pos : pos+g]
+		pos += g
+	}
+	return out, nil
+}
+
 // checkGroups is the interpreter's Rules.check_groups: non-negative
 // integer sizes (not booleans) that add up to n.
 func checkGroups(groups []any, n int) ([]int, error) {
@@ -407,53 +417,42 @@ func checkGroups(groups []any, n int) ([]int, error) {
 }
 
 func (s *Store) set(r *rdd, a args) (any, error) {
-	if a.Groups == nil {
+	// write writes items, all or none.
+	write := func(items [][]any) error {
 		staged := map[string][]byte{}
-		for _, it := range a.Items {
+		for _, it := range items {
 			if len(it) != 2 {
-				return nil, bad("an item must be [key, value]")
+				return bad("an item must be [key, value]")
 			}
 			k, v, err := s.stage(it[0], it[1])
 			if err != nil {
-				return nil, err
+				return err
 			}
 			staged[k] = v
 		}
 		for k, v := range staged {
 			r.data[k] = v
 		}
+		return nil
+	}
+	if a.Groups == nil {
+		if err := write(a.Items); err != nil {
+			return nil, err
+		}
 		return map[string]any{"written": len(a.Items)}, nil
 	}
-	groups, err := checkGroups(a.Groups, len(a.Items))
+	groups, err := splitGroups(a.Items, a.Groups)
 	if err != nil {
 		return nil, err
 	}
 	errs := make([]any, len(groups))
-	written, pos := 0, 0
-	for gi, g := range groups {
-		staged := map[string][]byte{}
-		for _, it := range a.Items[pos : pos+g] {
-			if len(it) != 2 {
-				err = bad("an item must be [key, value]")
-				break
-			}
-			var k string
-			var v []byte
-			if k, v, err = s.stage(it[0], it[1]); err != nil {
-				break
-			}
-			staged[k] = v
-		}
-		if err != nil {
-			errs[gi] = err.(*sparkbridge.RemoteError).Message
-			err = nil
+	written := 0
+	for i, g := range groups {
+		if err := write(g); err != nil {
+			errs[i] = err.(*sparkbridge.RemoteError).Message
 		} else {
-			for k, v := range staged {
-				r.data[k] = v
-			}
-			written += g
+			written += len(g)
 		}
-		pos += g
 	}
 	return map[string]any{"written": written, "errors": errs}, nil
 }
@@ -472,16 +471,15 @@ func (s *Store) del(r *rdd, a args) (any, error) {
 	if a.Groups == nil {
 		return map[string]any{"deleted": drop(a.Keys)}, nil
 	}
-	groups, err := checkGroups(a.Groups, len(a.Keys))
+	groups, err := splitGroups(a.Keys, a.Groups)
 	if err != nil {
 		return nil, err
 	}
 	counts := make([]int, len(groups))
-	total, pos := 0, 0
+	total := 0
 	for i, g := range groups {
-		counts[i] = drop(a.Keys[pos : pos+g])
+		counts[i] = drop(g)
 		total += counts[i]
-		pos += g
 	}
 	return map[string]any{"deleted": total, "counts": counts}, nil
 }

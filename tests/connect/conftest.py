@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +23,9 @@ from typing import Any, Optional
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+import srdd_node  # noqa: E402
+
 BINARY = os.environ.get("SRDD_BIN", str(REPO / "bin" / "srdd"))
 ROLES = {
     "ana": ["code", "create:*", "read:*", "write:*"],  # owns the session
@@ -89,13 +91,8 @@ def node() -> Iterator[Node]:
     if not Path(BINARY).exists():
         pytest.fail(f"no srdd binary at {BINARY}; run the tests with `make test-connect`")
     work = Path(tempfile.mkdtemp(prefix="srdd-connect-test-"))
-    cert, key, users = work / "cert.pem", work / "key.pem", work / "users.json"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = srdd_node.self_signed_cert(work)
+    users = work / "users.json"
     # pyspark's client verifies the node's certificate with gRPC's default
     # roots: point them at this one.
     os.environ["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = str(cert)
@@ -114,25 +111,11 @@ def node() -> Iterator[Node]:
          "--connect-addr", connect, "--log-level", "info"],
         stderr=subprocess.PIPE, text=True,
     )
-    assert proc.stderr is not None
-    base = None
-    for line in proc.stderr:
-        log.write(line)
-        m = re.search(r"serving on (https://\S+)", line)
-        if m:
-            base = m.group(1)
-            break
+    base = srdd_node.serving_url(proc, "https", log)
     if base is None:
         proc.kill()
         pytest.fail("srdd did not start; see %s" % (work / "node.log"))
-
-    def drain() -> None:  # keep the pipe empty; the log is there to read after a failure
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            log.write(line)
-            log.flush()
-
-    threading.Thread(target=drain, daemon=True).start()
+    srdd_node.drain(proc, log)  # the log is there to read after a failure
     ctx = ssl.create_default_context(cafile=str(cert))
     n = Node(base=base, connect=connect, tokens=tokens, session=-1, ctx=ctx)
     try:
@@ -145,9 +128,5 @@ def node() -> Iterator[Node]:
             time.sleep(0.5)
         yield n
     finally:
-        proc.send_signal(subprocess.signal.SIGINT)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        srdd_node.stop(proc)
         log.close()

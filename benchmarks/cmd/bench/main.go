@@ -22,28 +22,21 @@ import (
 	"github.com/srdd/srdd/benchmarks/noop"
 )
 
+// commands are bench's subcommands, each given the arguments after its
+// name.
+var commands = map[string]func(args []string) error{
+	"run": runCmd, "noop": noopCmd, "suite": suiteCmd, "report": reportCmd, "durable": durableCmd, "compare": compareCmd,
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		usage()
 	}
-	var err error
-	switch os.Args[1] {
-	case "run":
-		err = runCmd(os.Args[2:])
-	case "noop":
-		err = noopCmd(os.Args[2:])
-	case "suite":
-		err = suiteCmd(os.Args[2:])
-	case "report":
-		err = reportCmd(os.Args[2:])
-	case "durable":
-		err = durableCmd(os.Args[2:])
-	case "compare":
-		err = compareCmd(os.Args[2:])
-	default:
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
 		usage()
 	}
-	if err != nil {
+	if err := cmd(os.Args[2:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

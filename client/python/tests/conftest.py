@@ -28,6 +28,9 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "helpers"))
+import srdd_node  # noqa: E402
+
 BINARY = os.environ.get("SRDD_BIN", str(REPO / "bin" / "srdd"))
 PASSWORD = "py-client-password"
 READER_TOKEN = "reader-token-0123456789abcdef"
@@ -174,13 +177,8 @@ class Node:
 def node() -> Iterator[Node]:
     binary = _binary()
     work = Path(tempfile.mkdtemp(prefix="srdd-pyclient-test-"))
-    cert, key, users = work / "cert.pem", work / "key.pem", work / "users.json"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )
+    cert, key = srdd_node.self_signed_cert(work)
+    users = work / "users.json"
     subprocess.run(
         [binary, "auth", "add", "--file", str(users), "--name", "py", "--role", "create:*",
          "--role", "read:*", "--role", "write:*", "--password", PASSWORD],
