@@ -20,32 +20,29 @@ import (
 )
 
 // hold opens a stream of method with metadata md (key, value pairs),
-// sends one message and reads its echo, and leaves the stream open; the
-// returned func ends it.
-func (r *rig) hold(t *testing.T, method string, md ...string) func() {
+// sends one message and reads its echo, and leaves the stream open; end
+// ends it.
+func (r *rig) hold(t *testing.T, method string, md ...string) (open grpc.ClientStream, end func()) {
 	t.Helper()
 	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(md...)), 20*time.Second)
-	end := func() { cancel(); _ = conn.Close() }
-	open, err := conn.NewStream(ctx, anyStream, method, grpc.ForceCodec(rawgrpc.Codec{}))
-	if err != nil {
-		end()
-		t.Fatal(err)
+	end = func() { cancel(); _ = conn.Close() }
+	f, got := rawgrpc.Frame("held"), rawgrpc.Frame(nil)
+	open, err = conn.NewStream(ctx, anyStream, method, grpc.ForceCodec(rawgrpc.Codec{}))
+	if err == nil {
+		err = open.SendMsg(&f)
 	}
-	f := rawgrpc.Frame("held")
-	var got rawgrpc.Frame
-	if err := open.SendMsg(&f); err != nil {
-		end()
-		t.Fatal(err)
+	if err == nil {
+		err = open.RecvMsg(&got)
 	}
-	if err := open.RecvMsg(&got); err != nil {
+	if err != nil || string(got) != "held" {
 		end()
-		t.Fatalf("held stream: %v", err)
+		t.Fatalf("held stream: %q %v", got, err)
 	}
-	return end
+	return open, end
 }
 
 // waitExecs waits until session id and principal who have no execution
@@ -67,8 +64,8 @@ func (r *rig) waitExecs(t *testing.T, id int64, who string) {
 func TestExecutionCaps(t *testing.T) {
 	r := start(t, false, Config{MaxExecsPerSession: 2})
 	reattach := "/spark.connect.SparkConnectService/ReattachExecute"
-	end1 := r.hold(t, execute, SessionHeader, "1")
-	end2 := r.hold(t, reattach, SessionHeader, "etl")
+	_, end1 := r.hold(t, execute, SessionHeader, "1")
+	_, end2 := r.hold(t, reattach, SessionHeader, "etl")
 	wantCode(t, r.call(t, execute, []string{"m"}, SessionHeader, "1"), codes.ResourceExhausted, "session 1 has 2 Spark Connect executions running")
 	if a := r.call(t, config, []string{"c"}, SessionHeader, "1"); a.err != nil {
 		t.Fatalf("a Config call is no execution: %v", a.err)
@@ -84,7 +81,7 @@ func TestExecutionCaps(t *testing.T) {
 	// root's runs in the same session.
 	r = start(t, true, Config{MaxExecsPerPrincipal: 1})
 	ana := []string{SessionHeader, "1", "authorization", "Bearer " + r.tokens["ana"]}
-	end := r.hold(t, execute, ana...)
+	_, end := r.hold(t, execute, ana...)
 	wantCode(t, r.call(t, execute, []string{"m"}, ana...), codes.ResourceExhausted, "ana has 1 Spark Connect executions running")
 	if a := r.call(t, execute, []string{"m"}, SessionHeader, "1", "authorization", "Bearer "+r.tokens["root"]); a.err != nil {
 		t.Fatalf("root: %v", a.err)
@@ -122,7 +119,7 @@ func TestIdleClientIsReleased(t *testing.T) {
 		}
 	}
 	// A held stream keeps its connection past the timeout.
-	end := r.hold(t, execute, SessionHeader, "1")
+	_, end := r.hold(t, execute, SessionHeader, "1")
 	defer end()
 	time.Sleep(time.Second)
 	if a := r.call(t, config, []string{"c"}, SessionHeader, "1"); a.err != nil {
@@ -133,19 +130,17 @@ func TestIdleClientIsReleased(t *testing.T) {
 	}
 }
 
+// pbField appends length-delimited field num with contents v to b.
+func pbField(b []byte, num protowire.Number, v []byte) []byte {
+	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
+}
+
 // executeResponse is an ExecutePlanResponse with session_id (1) and an
 // Arrow batch (2) of rows rows (its row_count, 1) and some data (2).
 func executeResponse(rows uint64) []byte {
-	var batch []byte
-	batch = protowire.AppendTag(batch, 1, protowire.VarintType)
-	batch = protowire.AppendVarint(batch, rows)
-	batch = protowire.AppendTag(batch, 2, protowire.BytesType)
-	batch = protowire.AppendBytes(batch, []byte("arrow bytes"))
-	var m []byte
-	m = protowire.AppendTag(m, 1, protowire.BytesType)
-	m = protowire.AppendString(m, "session-uuid")
-	m = protowire.AppendTag(m, 2, protowire.BytesType)
-	return protowire.AppendBytes(m, batch)
+	batch := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), rows)
+	batch = pbField(batch, 2, []byte("arrow bytes"))
+	return pbField(pbField(nil, 1, []byte("session-uuid")), 2, batch)
 }
 
 func TestArrowRows(t *testing.T) {
@@ -209,22 +204,9 @@ func TestStreamMetrics(t *testing.T) {
 func configSet(pairs ...string) []byte {
 	var set []byte
 	for i := 0; i+1 < len(pairs); i += 2 {
-		var kv []byte
-		kv = protowire.AppendTag(kv, 1, protowire.BytesType)
-		kv = protowire.AppendString(kv, pairs[i])
-		kv = protowire.AppendTag(kv, 2, protowire.BytesType)
-		kv = protowire.AppendString(kv, pairs[i+1])
-		set = protowire.AppendTag(set, 1, protowire.BytesType)
-		set = protowire.AppendBytes(set, kv)
+		set = pbField(set, 1, pbField(pbField(nil, 1, []byte(pairs[i])), 2, []byte(pairs[i+1])))
 	}
-	var op []byte
-	op = protowire.AppendTag(op, 1, protowire.BytesType)
-	op = protowire.AppendBytes(op, set)
-	var m []byte
-	m = protowire.AppendTag(m, 1, protowire.BytesType)
-	m = protowire.AppendString(m, "session-uuid")
-	m = protowire.AppendTag(m, 3, protowire.BytesType)
-	return protowire.AppendBytes(m, op)
+	return pbField(pbField(nil, 1, []byte("session-uuid")), 3, pbField(nil, 1, set))
 }
 
 // TestConfigPolicy: each setting a Config call sets passes the node's
@@ -253,9 +235,7 @@ func TestConfigPolicy(t *testing.T) {
 		codes.PermissionDenied, "cannot be set by a client")
 	wantCode(t, r.call(t, config, []string{string(configSet("spark.task.cpus", "x"))}, SessionHeader, "1"), codes.InvalidArgument, "integer")
 	// A get (operation field 2) has nothing to check.
-	var get []byte
-	get = protowire.AppendTag(get, 3, protowire.BytesType)
-	get = protowire.AppendBytes(get, protowire.AppendBytes(protowire.AppendTag(nil, 2, protowire.BytesType), nil))
+	get := pbField(nil, 3, pbField(nil, 2, nil))
 	if a := r.call(t, config, []string{string(get)}, SessionHeader, "1"); a.err != nil {
 		t.Fatalf("a get: %v", a.err)
 	}

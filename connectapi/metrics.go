@@ -45,18 +45,9 @@ func newConnectMetrics(reg prometheus.Registerer) *connectMetrics {
 			Name: "srdd_connect_streams_open",
 			Help: "Spark Connect streams open on this node.",
 		}),
-		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "srdd_connect_received_bytes_total",
-			Help: "Bytes of Spark Connect messages received from clients.",
-		}),
-		bytesOut: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "srdd_connect_sent_bytes_total",
-			Help: "Bytes of Spark Connect messages sent to clients.",
-		}),
-		rows: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "srdd_connect_result_rows_total",
-			Help: "Rows of the Arrow batches that ExecutePlan and ReattachExecute streams sent to clients.",
-		}),
+		bytesIn:  counter("srdd_connect_received_bytes_total", "Bytes of Spark Connect messages received from clients."),
+		bytesOut: counter("srdd_connect_sent_bytes_total", "Bytes of Spark Connect messages sent to clients."),
+		rows:     counter("srdd_connect_result_rows_total", "Rows of the Arrow batches that ExecutePlan and ReattachExecute streams sent to clients."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.streams, m.seconds, m.open, m.bytesIn, m.bytesOut, m.rows)
@@ -66,6 +57,10 @@ func newConnectMetrics(reg prometheus.Registerer) *connectMetrics {
 		m.seconds.WithLabelValues(name)
 	}
 	return m
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 }
 
 // methodLabel is the method label of a full method name.

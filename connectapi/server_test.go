@@ -291,25 +291,9 @@ func TestBoundsAndFailuresCloseOnlyTheirStream(t *testing.T) {
 	r.waitIdle(t)
 
 	// One stream open holds the only slot: another is refused.
-	conn, err := grpc.NewClient("passthrough:///"+r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(metadata.NewOutgoingContext(context.Background(), metadata.Pairs(SessionHeader, "1")), 20*time.Second)
-	defer cancel()
-	open, err := conn.NewStream(ctx, anyStream, execute, grpc.ForceCodec(rawgrpc.Codec{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := rawgrpc.Frame("held")
-	if err := open.SendMsg(&f); err != nil {
-		t.Fatal(err)
-	}
+	open, end := r.hold(t, execute, SessionHeader, "1")
+	defer end()
 	var got rawgrpc.Frame
-	if err := open.RecvMsg(&got); err != nil || string(got) != "held" {
-		t.Fatalf("held stream: %q %v", got, err)
-	}
 	wantCode(t, r.call(t, execute, nil, SessionHeader, "1"), codes.ResourceExhausted, "limit")
 
 	// The session ends under the open stream: it is told so, and the slot is freed.
