@@ -227,27 +227,28 @@ func writeValues(resp *fasthttp.Response, keys []string, vals [][]byte) {
 		} else if firstFound(keys, vals, i) != i {
 			continue
 		}
-		if n > 0 {
-			resp.AppendBodyString(",")
-		}
-		n++
-		appendJSONString(resp, keys[i])
+		appendMember(resp, &n, keys[i])
 		resp.AppendBodyString(":")
 		resp.AppendBody(v)
 	}
 	resp.AppendBodyString(`},"missing":[`)
 	n = 0
 	for i, v := range vals {
-		if v != nil {
-			continue
+		if v == nil {
+			appendMember(resp, &n, keys[i])
 		}
-		if n > 0 {
-			resp.AppendBodyString(",")
-		}
-		n++
-		appendJSONString(resp, keys[i])
 	}
 	resp.AppendBodyString("]}")
+}
+
+// appendMember appends key, as a JSON string, as the next member of a
+// list or object that has *n members so far.
+func appendMember(resp *fasthttp.Response, n *int, key string) {
+	if *n > 0 {
+		resp.AppendBodyString(",")
+	}
+	*n++
+	appendJSONString(resp, key)
 }
 
 func (s *Server) batchSet(ctx *fasthttp.RequestCtx, name string) {

@@ -65,63 +65,8 @@ func BenchmarkRedisGet(b *testing.B) {
 	const clients = 64
 	par := max(1, clients/runtime.GOMAXPROCS(0))
 
-	b.Run("redis", func(b *testing.B) {
-		b.SetParallelism(par)
-		b.RunParallel(func(pb *testing.PB) {
-			nc, err := net.Dial("tcp", n.RedisAddr())
-			if err != nil {
-				panic(err)
-			}
-			defer nc.Close()
-			r := bufio.NewReader(nc)
-			cmd := []byte("*2\r\n$3\r\nGET\r\n$5\r\nkey:k\r\n")
-			for pb.Next() {
-				if _, err := nc.Write(cmd); err != nil {
-					panic(err)
-				}
-				if err := readBulk(r); err != nil {
-					panic(err)
-				}
-			}
-		})
-	})
-	// redis-benchmark -P 16: each connection sends 16 GETs, then reads
-	// the 16 replies; one op is one GET.
-	b.Run("redis-P16", func(b *testing.B) {
-		b.SetParallelism(par)
-		b.RunParallel(func(pb *testing.PB) {
-			nc, err := net.Dial("tcp", n.RedisAddr())
-			if err != nil {
-				panic(err)
-			}
-			defer nc.Close()
-			r := bufio.NewReader(nc)
-			var batch []byte
-			next := 0
-			for more := true; more; {
-				batch, sent := batch[:0], 0
-				for ; sent < 16; sent++ {
-					if more = pb.Next(); !more {
-						break
-					}
-					k := "key:k" + strconv.Itoa(next%1000)
-					next += 7
-					batch = fmt.Appendf(batch, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(k), k)
-				}
-				if sent == 0 {
-					break
-				}
-				if _, err := nc.Write(batch); err != nil {
-					panic(err)
-				}
-				for range sent {
-					if err := readBulk(r); err != nil {
-						panic(err)
-					}
-				}
-			}
-		})
-	})
+	b.Run("redis", func(b *testing.B) { getLoad(b, n.RedisAddr(), par, 1, 1) })
+	b.Run("redis-P16", func(b *testing.B) { getLoad(b, n.RedisAddr(), par, 16, 1000) })
 	b.Run("rest", func(b *testing.B) {
 		c := &fasthttp.Client{MaxConnsPerHost: clients}
 		b.SetParallelism(par)
@@ -137,6 +82,49 @@ func BenchmarkRedisGet(b *testing.B) {
 				}
 			}
 		})
+	})
+}
+
+// getLoad is redis-benchmark's GET at pipeline depth depth (-P) over
+// keys keys of RDD key (key:k when 1, as redis-benchmark's default; else
+// key:k0 ... and on): each connection sends depth GETs, then reads their
+// replies; one op is one GET.
+func getLoad(b *testing.B, addr string, par, depth, keys int) {
+	b.SetParallelism(par)
+	b.RunParallel(func(pb *testing.PB) {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			panic(err)
+		}
+		defer nc.Close()
+		r := bufio.NewReader(nc)
+		var batch []byte
+		for next, more := 0, true; more; {
+			batch = batch[:0]
+			sent := 0
+			for ; sent < depth; sent++ {
+				if more = pb.Next(); !more {
+					break
+				}
+				k := "key:k"
+				if keys > 1 {
+					k += strconv.Itoa(next % keys)
+					next += 7
+				}
+				batch = fmt.Appendf(batch, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", len(k), k)
+			}
+			if sent == 0 {
+				break
+			}
+			if _, err := nc.Write(batch); err != nil {
+				panic(err)
+			}
+			for range sent {
+				if err := readBulk(r); err != nil {
+					panic(err)
+				}
+			}
+		}
 	})
 }
 
