@@ -21,11 +21,13 @@ import (
 // Raft port is the only node-to-node port. Every connection on it is
 // mutual TLS against the peer CA; the certificate proves a node ID
 // (internal/peerid). After the handshake the dialer sends one byte that
-// says what follows: Raft RPCs or HTTP (the internal routes, forwarded
-// client requests, joins and removals).
+// says what follows: Raft RPCs, HTTP (the internal routes, forwarded
+// client requests, joins and removals), or gRPC (Spark Connect streams
+// routed to the node that holds their session).
 const (
-	muxRaft byte = 'R'
-	muxHTTP byte = 'H'
+	muxRaft    byte = 'R'
+	muxHTTP    byte = 'H'
+	muxConnect byte = 'C'
 	// peerHandshakeTimeout bounds the TLS handshake and the mux byte.
 	peerHandshakeTimeout = 10 * time.Second
 )
@@ -184,11 +186,19 @@ type peerMux struct {
 	// peer server can shut down while its peers still dial it.
 	httpDone     chan struct{}
 	httpDoneOnce sync.Once
+	// Spark Connect channels: taken only once ConnectListener was asked
+	// for (a node without a Spark Connect port closes them at once), and
+	// closed at once after it closed.
+	connectCh       chan net.Conn
+	connectOn       atomic.Bool
+	connectDone     chan struct{}
+	connectDoneOnce sync.Once
 }
 
 func newPeerMux(ln net.Listener, creds *PeerCreds, log hclog.Logger, isolated *atomic.Bool, track func(net.Conn) net.Conn) *peerMux {
 	m := &peerMux{ln: ln, creds: creds, log: log, isolated: isolated, track: track,
-		raftCh: make(chan *PeerConn), httpCh: make(chan net.Conn), closed: make(chan struct{}), httpDone: make(chan struct{})}
+		raftCh: make(chan *PeerConn), httpCh: make(chan net.Conn), closed: make(chan struct{}), httpDone: make(chan struct{}),
+		connectCh: make(chan net.Conn), connectDone: make(chan struct{})}
 	go m.acceptLoop()
 	return m
 }
@@ -268,6 +278,19 @@ func (m *peerMux) handshake(raw net.Conn) {
 		case <-m.httpDone:
 			pc.Close()
 		}
+	case muxConnect:
+		if !m.connectOn.Load() {
+			m.log.Debug("spark connect channel to a node without a Spark Connect port; closed", "peer", id)
+			pc.Close()
+			return
+		}
+		select {
+		case m.connectCh <- pc:
+		case <-m.closed:
+			pc.Close()
+		case <-m.connectDone:
+			pc.Close()
+		}
 	default:
 		m.log.Warn("peer refused: unknown channel", "peer", id, "byte", b[0])
 		pc.Close()
@@ -338,6 +361,58 @@ func (l chanListener) Close() error {
 	return nil
 }
 func (l chanListener) Addr() net.Addr { return l.m.ln.Addr() }
+
+// connectListener is the listener of Spark Connect channels; admit
+// says whether the node ID a channel's certificate proved is a member
+// (a removed node's certificate still chains to the CA).
+type connectListener struct {
+	m     *peerMux
+	admit func(id string) error
+}
+
+func (l connectListener) Accept() (net.Conn, error) {
+	for {
+		select {
+		case c := <-l.m.connectCh:
+			select {
+			case <-l.m.connectDone:
+				c.Close()
+				return nil, net.ErrClosed
+			default:
+			}
+			if pc, ok := c.(*PeerConn); ok {
+				if err := l.admit(pc.id); err != nil {
+					l.m.log.Warn("spark connect channel refused", "peer", pc.id, "error", err)
+					c.Close()
+					continue
+				}
+			}
+			return c, nil
+		case <-l.m.closed:
+			return nil, net.ErrClosed
+		case <-l.m.connectDone:
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+func (l connectListener) Close() error {
+	l.m.connectDoneOnce.Do(func() { close(l.m.connectDone) })
+	return nil
+}
+func (l connectListener) Addr() net.Addr { return l.m.ln.Addr() }
+
+// ConnectListener is the listener of Spark Connect streams that other
+// members route to this node over the peer channel (gRPC; the channel's
+// certificate proved the member), or nil without peer TLS. A node asks
+// for it once, when it serves Spark Connect.
+func (n *Node) ConnectListener() net.Listener {
+	if n.mux == nil {
+		return nil
+	}
+	n.mux.connectOn.Store(true)
+	return connectListener{m: n.mux, admit: n.AdmitPeer}
+}
 
 // memberAt returns the ID of the member of the Raft configuration at
 // address addr, or "".
@@ -414,6 +489,18 @@ func (n *Node) PeerListener() net.Listener {
 // DialPeer opens an HTTP peer channel to member id (its Raft address),
 // which must prove it is id.
 func (n *Node) DialPeer(id string, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return n.dialPeer(ctx, id, muxHTTP)
+}
+
+// DialConnect opens a Spark Connect peer channel to member id, which
+// must prove it is id: gRPC follows, served by id's ConnectListener.
+func (n *Node) DialConnect(ctx context.Context, id string) (net.Conn, error) {
+	return n.dialPeer(ctx, id, muxConnect)
+}
+
+func (n *Node) dialPeer(ctx context.Context, id string, kind byte) (net.Conn, error) {
 	if n.mux == nil {
 		return nil, errors.New("no peer TLS")
 	}
@@ -436,9 +523,7 @@ func (n *Node) DialPeer(id string, timeout time.Duration) (net.Conn, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("node %s has no known raft address", id)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return n.mux.dial(ctx, addr, muxHTTP, id)
+	return n.mux.dial(ctx, addr, kind, id)
 }
 
 // LeaderID returns the ID of the leader this node knows, or ErrNoLeader.

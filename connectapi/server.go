@@ -76,8 +76,12 @@ type Backend struct {
 	// Refresh makes the session's shared RDDs' global temp views current
 	// (op connect.views); called before each plan is forwarded. Nil: none.
 	Refresh func(ctx context.Context) error
-	// Done is closed when the session's interpreter ends.
+	// Done is closed when the session's interpreter ends (nil: never, a
+	// member's connection, whose own node says when the session ends).
 	Done <-chan struct{}
+	// Extra is metadata the node adds to each stream it forwards here (a
+	// routed stream's session and vouched caller).
+	Extra metadata.MD
 }
 
 // Sessions is what the port needs of the node.
@@ -114,6 +118,10 @@ type Config struct {
 	// IdleTimeout closes a client connection with no stream open for this
 	// long.
 	IdleTimeout time.Duration
+	// Peers, if set, opens Spark Connect channels to other members (peer
+	// TLS): a stream for a session on another node is routed there. Nil:
+	// such a stream is refused with the session's node.
+	Peers PeerDialer
 	// CheckConf, if set, rules each setting a Config call sets (the
 	// session conf policy: sessions.Manager.CheckConf); a refusal ends the
 	// call before Spark sees it.
@@ -132,8 +140,12 @@ type Server struct {
 	execs execCounts
 	m     *connectMetrics
 
-	mu     sync.Mutex
-	closed bool
+	// peerSrv serves the streams other members route here (routing.go);
+	// peerConns are this node's connections to the others, by node ID.
+	peerSrv   *grpc.Server
+	mu        sync.Mutex
+	closed    bool
+	peerConns map[string]*grpc.ClientConn
 }
 
 // New builds the server.
@@ -165,6 +177,15 @@ func New(cfg Config) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: cfg.IdleTimeout, Time: pingEvery, Timeout: pingTimeout}),
 	}
+	// The peer server: the same limits, no TLS of its own (the peer
+	// channel is mutual TLS already) and no idle timeout (a member's
+	// connection carries many clients' streams).
+	s.peerSrv = grpc.NewServer(grpc.ForceServerCodec(rawgrpc.Codec{}),
+		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error { return s.serve(ss, true) }),
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxStreams, 256))),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingEvery, Timeout: pingTimeout}))
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
@@ -187,12 +208,18 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Close ends every stream and connection. Idempotent.
+// Close ends every stream and connection, routed ones too. Idempotent.
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
+	conns := s.peerConns
+	s.peerConns = nil
 	s.mu.Unlock()
 	s.srv.Stop()
+	s.peerSrv.Stop()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }
 
 // planMethods are the calls that read data: the session's shared RDDs'
@@ -202,8 +229,12 @@ var planMethods = map[string]bool{
 	"/spark.connect.SparkConnectService/AnalyzePlan": true,
 }
 
-// handle serves one stream of any method.
-func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
+// handle serves one stream of any method from a client.
+func (s *Server) handle(_ any, ss grpc.ServerStream) error { return s.serve(ss, false) }
+
+// serve serves one stream; routed: another member sent it over the peer
+// channel (routing.go), vouching for its caller.
+func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 	began := time.Now()
 	method, _ := grpc.MethodFromServerStream(ss)
 	who, session := "-", "-"
@@ -229,7 +260,11 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
 	}
 	ctx := ss.Context()
 	md, _ := metadata.FromIncomingContext(ctx)
-	p, err := s.authenticate(ctx, md)
+	authn := s.authenticate
+	if routed {
+		authn = s.vouched
+	}
+	p, err := authn(ctx, md)
 	if err != nil {
 		return err
 	}
@@ -252,9 +287,13 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) (err error) {
 	switch {
 	case rec.Status != cluster.SessionActive:
 		return status.Errorf(codes.FailedPrecondition, "session %d is %s: %s", rec.ID, rec.Status, rec.Reason)
-	case rec.Node != s.cfg.NodeID:
-		return status.Errorf(codes.FailedPrecondition, "session %d runs on node %s, not on %s: connect to node %s's Spark Connect port (routing Spark Connect between nodes is not built yet)",
+	case rec.Node != s.cfg.NodeID && (routed || s.cfg.Peers == nil):
+		// Routed once already (the registries disagree for a moment), or
+		// no peer channel to route on.
+		return status.Errorf(codes.FailedPrecondition, "session %d runs on node %s, not on %s: connect to node %s's Spark Connect port (routing between nodes needs peer TLS)",
 			rec.ID, rec.Node, s.cfg.NodeID, rec.Node)
+	case rec.Node != s.cfg.NodeID:
+		return s.route(ctx, ss, method, md, p, rec, &st)
 	}
 	if executeMethods[method] {
 		principal := ""
@@ -366,7 +405,12 @@ func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata
 			out[k] = v
 		}
 	}
-	out.Set("authorization", "Bearer "+b.Token)
+	if b.Token != "" {
+		out.Set("authorization", "Bearer "+b.Token)
+	}
+	for k, v := range b.Extra {
+		out[k] = v
+	}
 	cctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx, out))
 	defer cancel()
 	cs, err := b.Conn.NewStream(cctx, anyStream, method, grpc.ForceCodec(rawgrpc.Codec{}))

@@ -65,6 +65,7 @@ type rig struct {
 	tokens   map[string]string // user -> bearer token
 	done     chan struct{}     // closes the backend's session
 	srv      *Server
+	peerAddr string // ServePeer's listener
 }
 
 // waitIdle waits until no stream holds a slot. A client sees a stream's
@@ -128,7 +129,10 @@ func start(t *testing.T, withAuth bool, cfg Config) *rig {
 		}
 		cfg.Auth = r.authn
 	}
-	cfg.Sessions, cfg.NodeID = fs, "n1"
+	cfg.Sessions = fs
+	if cfg.NodeID == "" {
+		cfg.NodeID = "n1"
+	}
 	srv := New(cfg)
 	r.srv = srv
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -138,6 +142,13 @@ func start(t *testing.T, withAuth bool, cfg Config) *rig {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Close)
 	r.addr = ln.Addr().String()
+	// The server for routed streams, as a member's peer channel reaches it.
+	pln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.ServePeer(pln) }()
+	r.peerAddr = pln.Addr().String()
 	return r
 }
 

@@ -150,3 +150,43 @@ func TestConnectLimitsMustNotBeNegative(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectRoutedToTheSessionsNode: on a cluster with peer TLS, a
+// Spark Connect client may dial any node: a stream for a session on
+// another node is routed there over the peer channel, with the caller
+// the first node authenticated; refusals come from the first node.
+func TestConnectRoutedToTheSessionsNode(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.json")
+	tokens := testutil.WriteUsers(t, users, map[string][]string{"ana": {"code"}, "bob": {"code"}}, nil)
+	ms := startClusterWith(t, func(c *Config) { c.AuthFile, c.ConnectAddr = users, "127.0.0.1:0" })
+	var sess struct {
+		ID   int64  `json:"id"`
+		Node string `json:"node"`
+	}
+	postCreated(t, ms[0].base()+"/sessions", `{"kind":"pyspark","name":"etl"}`, "Bearer "+tokens["ana"], &sess)
+	owner, other := ownerAndOther(ms, sess.Node)
+	id, ana := fmt.Sprint(sess.ID), "Bearer "+tokens["ana"]
+
+	// Through a node that does not hold the session (by name, as the
+	// client's registry knows it), and through the one that does.
+	for _, m := range []*member{other, owner} {
+		a := connectCall(t, m.n.ConnectAddr(), connectExecute, []string{"plan"}, nil, connectapi.SessionHeader, "etl", "authorization", ana)
+		if a.Err != nil || len(a.Msgs) != 1 || string(a.Msgs[0]) != "plan" {
+			t.Fatalf("ExecutePlan through %s: %q %v", m.id, a.Msgs, a.Err)
+		}
+		if keys := a.Header.Get(bridgetest.EchoHeaderKeys); len(keys) != 1 || strings.Contains(keys[0], "x-srdd") {
+			t.Fatalf("through %s the session's Spark Connect saw %v", m.id, keys)
+		}
+	}
+	a := connectCall(t, other.n.ConnectAddr(), connectExecute, nil, nil, connectapi.SessionHeader, id, "authorization", "Bearer "+tokens["bob"])
+	if s := status.Convert(a.Err); s.Code() != codes.PermissionDenied || !strings.Contains(s.Message(), "bob may not use session") {
+		t.Fatalf("bob through %s: %v", other.id, a.Err)
+	}
+	// The session's node closed: the client is told, not left hanging.
+	owner.n.Close()
+	owner.n = nil
+	a = connectCall(t, other.n.ConnectAddr(), connectExecute, []string{"plan"}, nil, connectapi.SessionHeader, id, "authorization", ana)
+	if c := status.Code(a.Err); c != codes.Unavailable && c != codes.FailedPrecondition {
+		t.Fatalf("with the session's node gone: %v", a.Err)
+	}
+}

@@ -629,13 +629,20 @@ func Start(cfg Config) (*Node, error) {
 			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
 			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
 			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
-			IdleTimeout: cfg.ConnectIdleTimeout, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf,
+			IdleTimeout: cfg.ConnectIdleTimeout, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry),
 		})
 		go func() {
 			if err := n.Connect.Serve(n.connLn); err != nil {
 				cfg.Logger.Error("Spark Connect port stopped", "error", err)
 			}
 		}()
+		if ln := n.Registry.ConnectListener(); ln != nil {
+			go func() {
+				if err := n.Connect.ServePeer(ln); err != nil {
+					cfg.Logger.Debug("routed Spark Connect stopped", "error", err)
+				}
+			}()
+		}
 	}
 	if pl := n.Registry.PeerListener(); pl != nil {
 		go func() {
@@ -797,6 +804,15 @@ func (n *Node) RedisAddr() string {
 		return ""
 	}
 	return n.redisLn.Addr().String()
+}
+
+// connectPeers routes Spark Connect streams over the peer channel; nil
+// without peer TLS (there is none to route on).
+func connectPeers(reg *cluster.Node) connectapi.PeerDialer {
+	if !reg.PeerTLS() {
+		return nil
+	}
+	return reg
 }
 
 // ConnectAddr returns the address of the Spark Connect port ("" without one).

@@ -1,0 +1,109 @@
+package connectapi
+
+import (
+	"context"
+	"net"
+	"strconv"
+
+	"github.com/srdd/srdd/auth"
+	"github.com/srdd/srdd/cluster"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Routing between nodes. A client may dial any node: a stream for a
+// session held by another member is forwarded to that member's Spark
+// Connect server for routed streams (ServePeer), over the peer channel
+// (mutual TLS, the member's node certificate; cluster.Node.DialConnect),
+// as gRPC. The first node authenticated the caller and checked it may
+// use the session; it vouches for the caller by name (principalHeader),
+// as a forwarded REST call does, and the session's node checks the
+// caller against its own users file again, counts the execution caps
+// (it holds the session, so its count is the whole count) and applies
+// the conf policy. A routed stream is never routed again.
+
+// principalHeader carries the vouched caller on a routed stream. It is
+// read only on the peer server: a client's x-srdd-* metadata is dropped
+// (forwardKey), and the client port never reads it.
+const principalHeader = "x-srdd-principal"
+
+// PeerDialer opens Spark Connect channels to members (cluster.Node).
+type PeerDialer interface {
+	DialConnect(ctx context.Context, id string) (net.Conn, error)
+}
+
+// ServePeer serves the streams other members route to this node, from
+// ln (cluster.Node.ConnectListener), until Close.
+func (s *Server) ServePeer(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ln.Close()
+	}
+	s.mu.Unlock()
+	err := s.peerSrv.Serve(ln)
+	if err == grpc.ErrServerStopped {
+		return nil
+	}
+	return err
+}
+
+// route forwards stream ss for session rec, held by another member, to
+// that member, with the caller p vouched for.
+func (s *Server) route(ctx context.Context, ss grpc.ServerStream, method string, md metadata.MD, p *auth.Principal, rec cluster.Session, st *streamStats) error {
+	conn, err := s.peerConn(rec.Node)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "cannot reach node %s, which holds session %d: %v", rec.Node, rec.ID, err)
+	}
+	extra := metadata.Pairs(SessionHeader, strconv.FormatInt(rec.ID, 10))
+	if p != nil {
+		extra.Set(principalHeader, p.Name)
+	}
+	return proxy(ctx, ss, method, md, &Backend{Conn: conn, Extra: extra}, rec.ID, st, nil)
+}
+
+// peerConn is this node's connection to member id, made on first use
+// and kept: gRPC reconnects it (with backoff) if the channel breaks.
+func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, grpc.ErrClientConnClosing
+	}
+	if c := s.peerConns[id]; c != nil {
+		return c, nil
+	}
+	c, err := grpc.NewClient("passthrough:///"+id,
+		grpc.WithTransportCredentials(insecure.NewCredentials()), // the peer channel is mutual TLS
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.cfg.Peers.DialConnect(ctx, id) }),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxMessageBytes)))
+	if err != nil {
+		return nil, err
+	}
+	if s.peerConns == nil {
+		s.peerConns = map[string]*grpc.ClientConn{}
+	}
+	s.peerConns[id] = c
+	return c, nil
+}
+
+// vouched finds the caller of a routed stream: the name the member that
+// routed it vouches for, looked up in this node's users file (nil
+// without one).
+func (s *Server) vouched(_ context.Context, md metadata.MD) (*auth.Principal, error) {
+	if s.cfg.Auth == nil {
+		return nil, nil
+	}
+	names := md.Get(principalHeader)
+	if len(names) != 1 {
+		return nil, status.Error(codes.Unauthenticated, "a routed Spark Connect stream names its caller once")
+	}
+	p, ok := s.cfg.Auth.ByName(names[0])
+	if !ok {
+		return nil, status.Errorf(codes.Unauthenticated, "unknown user %q on node %s", names[0], s.cfg.NodeID)
+	}
+	return p, nil
+}

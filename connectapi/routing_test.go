@@ -1,0 +1,75 @@
+package connectapi
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/srdd/srdd/sparkbridge/bridgetest"
+	"google.golang.org/grpc/codes"
+)
+
+// TestRoutedStreams: the server for routed streams believes the caller a
+// member vouches for, looked up in its own users file, and checks it
+// against the session as a client's call is checked; the client port
+// never believes a vouched caller.
+func TestRoutedStreams(t *testing.T) {
+	r := start(t, true, Config{})
+	peer := &rig{addr: r.peerAddr}
+	if a := peer.call(t, execute, []string{"m"}, SessionHeader, "1", principalHeader, "ana"); a.err != nil || strings.Join(a.msgs, "") != "m" {
+		t.Fatalf("routed for ana: %q %v", a.msgs, a.err)
+	}
+	wantCode(t, peer.call(t, execute, nil, SessionHeader, "1"), codes.Unauthenticated, "names its caller")
+	wantCode(t, peer.call(t, execute, nil, SessionHeader, "1", principalHeader, "mallory"), codes.Unauthenticated, `unknown user "mallory"`)
+	wantCode(t, peer.call(t, execute, nil, SessionHeader, "1", principalHeader, "bob"), codes.PermissionDenied, "bob may not use session 1")
+	// A routed stream for a session on yet another node is not routed again.
+	wantCode(t, peer.call(t, execute, nil, SessionHeader, "2", principalHeader, "ana"), codes.FailedPrecondition, "runs on node n2")
+	// The client port: x-srdd-principal is no credential.
+	wantCode(t, r.call(t, execute, nil, SessionHeader, "1", principalHeader, "root"), codes.Unauthenticated, "needs srdd credentials")
+}
+
+// dialFunc is a PeerDialer that dials one address, whatever the node.
+type dialFunc func(ctx context.Context, id string) (net.Conn, error)
+
+func (f dialFunc) DialConnect(ctx context.Context, id string) (net.Conn, error) { return f(ctx, id) }
+
+// TestRouteToTheSessionsNode: a stream for a session on another node is
+// forwarded to that node's server for routed streams, with the caller
+// vouched for and the session named; the client's own credential and
+// x-srdd-* metadata do not travel; an unreachable node is UNAVAILABLE.
+func TestRouteToTheSessionsNode(t *testing.T) {
+	owner := start(t, true, Config{}) // "n1" holds session 1
+	var mu sync.Mutex
+	var dialed []string
+	dials := func() string { mu.Lock(); defer mu.Unlock(); return strings.Join(dialed, ",") }
+	front := start(t, true, Config{NodeID: "n0", Peers: dialFunc(func(ctx context.Context, id string) (net.Conn, error) {
+		mu.Lock()
+		dialed = append(dialed, id)
+		mu.Unlock()
+		return (&net.Dialer{}).DialContext(ctx, "tcp", owner.peerAddr)
+	})})
+	// The front's own table says session 1 is on n1, not on n0.
+	a := front.call(t, execute, []string{"plan"}, SessionHeader, "etl", "authorization", "Bearer "+front.tokens["ana"], "x-srdd-principal", "root")
+	if a.err != nil || strings.Join(a.msgs, "") != "plan" {
+		t.Fatalf("routed: %q %v", a.msgs, a.err)
+	}
+	if dials() != "n1" {
+		t.Fatalf("dialed %q", dials())
+	}
+	keys := a.header.Get(bridgetest.EchoHeaderKeys)[0]
+	if strings.Contains(keys, "x-srdd") {
+		t.Fatalf("the backend saw srdd's metadata: %s", keys)
+	}
+	// The owner ran it as ana: her plan counts there (cap 32, so a second
+	// one runs); bob is refused by the front, before any routing.
+	wantCode(t, front.call(t, execute, nil, SessionHeader, "1", "authorization", "Bearer "+front.tokens["bob"]), codes.PermissionDenied, "bob may not use session 1")
+	if dials() != "n1" {
+		t.Fatalf("a refused stream was routed: %q", dials())
+	}
+	unreachable := start(t, true, Config{NodeID: "n0", Peers: dialFunc(func(ctx context.Context, id string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Err: context.DeadlineExceeded}
+	})})
+	wantCode(t, unreachable.call(t, execute, nil, SessionHeader, "1", "authorization", "Bearer "+unreachable.tokens["ana"]), codes.Unavailable, "")
+}
