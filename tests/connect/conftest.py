@@ -1,6 +1,9 @@
-"""One real srdd node (bin/srdd, real PySpark) with a Spark Connect port,
-a users file and TLS, for pyspark's own Spark Connect client
-(pyspark-client, in its own venv: `make test-connect`)."""
+"""A real three-node srdd cluster (bin/srdd, peer TLS, real PySpark) with
+a Spark Connect port on each node, a users file and TLS, for pyspark's
+own Spark Connect client (pyspark-client, in its own venv: `make
+test-connect`). The session runs on one node; `Node.url()` dials the
+first node, so unless the session landed there its streams are routed
+over the peer channel, and `Node.url(via=...)` picks the node."""
 
 from __future__ import annotations
 
@@ -37,11 +40,13 @@ ROLES = {
 
 @dataclass
 class Node:
-    base: str  # https://127.0.0.1:PORT
-    connect: str  # 127.0.0.1:PORT of the Spark Connect port
+    base: str  # https://127.0.0.1:PORT of the first node
+    connect: str  # 127.0.0.1:PORT of the first node's Spark Connect port
     tokens: dict[str, str]
     session: int  # ana's pyspark session
     ctx: ssl.SSLContext
+    connects: dict[str, str]  # every node's Spark Connect port, by node ID
+    session_node: str = ""  # the node that runs the session
 
     def rest(self, method: str, path: str, body: Any = None, user: str = "ana") -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -54,15 +59,15 @@ class Node:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
-    def url(self, user: Optional[str] = "ana", session: Optional[str] = None) -> str:
+    def url(self, user: Optional[str] = "ana", session: Optional[str] = None, via: Optional[str] = None) -> str:
         """The connection string: srdd's token (which makes pyspark use
-        TLS) and the session."""
+        TLS) and the session, to the first node's port or to via's."""
         params = ["use_ssl=true"]
         if user is not None:
             params.append("token=" + self.tokens.get(user, user))
         if session != "":
             params.append("x-srdd-session=" + (session if session is not None else str(self.session)))
-        return "sc://%s/;%s" % (self.connect, ";".join(params))
+        return "sc://%s/;%s" % (self.connects[via] if via else self.connect, ";".join(params))
 
     def metric(self, name: str) -> float:
         """The sum of a metric's series on GET /metrics."""
@@ -86,6 +91,9 @@ def free_addr() -> str:
         return "127.0.0.1:%d" % s.getsockname()[1]
 
 
+NODES = ("n1", "n2", "n3")
+
+
 @pytest.fixture(scope="session")
 def node() -> Iterator[Node]:
     if not Path(BINARY).exists():
@@ -102,31 +110,45 @@ def node() -> Iterator[Node]:
         for r in roles:
             args += ["--role", r]
         subprocess.run(args, check=True, capture_output=True)
-    connect = free_addr()
-    log = open(work / "node.log", "w")
-    proc = subprocess.Popen(
-        [BINARY, "server", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--data-dir", str(work / "data"),
-         "--python", os.environ.get("SRDD_NODE_PYTHON", "python3"), "--spark-master", "local[2]",
-         "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
-         "--connect-addr", connect, "--log-level", "info"],
-        stderr=subprocess.PIPE, text=True,
-    )
-    base = srdd_node.serving_url(proc, "https", log)
-    if base is None:
-        proc.kill()
-        pytest.fail("srdd did not start; see %s" % (work / "node.log"))
-    srdd_node.drain(proc, log)  # the log is there to read after a failure
-    ctx = ssl.create_default_context(cafile=str(cert))
-    n = Node(base=base, connect=connect, tokens=tokens, session=-1, ctx=ctx)
+    # Peer TLS: a CA and a node certificate each (srdd cert).
+    subprocess.run([BINARY, "cert", "ca", "--out", str(work / "ca")], check=True, capture_output=True)
+    for n in NODES:
+        subprocess.run([BINARY, "cert", "node", "--ca", str(work / "ca"), "--name", n, "--host", "127.0.0.1",
+                        "--out", str(work / n)], check=True, capture_output=True)
+    https = {n: free_addr() for n in NODES}
+    connects = {n: free_addr() for n in NODES}
+    procs: list[subprocess.Popen] = []
+    logs = []
     try:
+        for n in NODES:
+            log = open(work / f"{n}.log", "w")
+            logs.append(log)
+            args = [BINARY, "server", "--node-id", n, "--http-addr", https[n], "--raft-addr", "127.0.0.1:0",
+                    "--data-dir", str(work / "data" / n),
+                    "--python", os.environ.get("SRDD_NODE_PYTHON", "python3"), "--spark-master", "local[2]",
+                    "--auth-file", str(users), "--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(cert),
+                    "--peer-cert", str(work / n / f"{n}.pem"), "--peer-key", str(work / n / f"{n}-key.pem"),
+                    "--peer-ca", str(work / n / "ca.pem"),
+                    "--connect-addr", connects[n], "--log-level", "info"]
+            args += ["--admit", "n2,n3"] if n == "n1" else ["--join", https["n1"]]
+            proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+            procs.append(proc)
+            if srdd_node.serving_url(proc, "https", log) is None:
+                pytest.fail("srdd %s did not start; see %s" % (n, work / f"{n}.log"))
+            srdd_node.drain(proc, log)  # the log is there to read after a failure
+        ctx = ssl.create_default_context(cafile=str(cert))
+        n = Node(base="https://" + https["n1"], connect=connects["n1"], tokens=tokens, session=-1, ctx=ctx,
+                 connects=connects)
         st, body = n.rest("POST", "/sessions", {"kind": "pyspark", "name": "connect-test"})
         assert st == 201, body
-        n.session = body["id"]
+        n.session, n.session_node = body["id"], body["node"]
         deadline = time.monotonic() + 300
         while n.rest("GET", "/sessions/%d/state" % n.session)[1]["state"] != "idle":
             assert time.monotonic() < deadline, "the session did not start"
             time.sleep(0.5)
         yield n
     finally:
-        srdd_node.stop(proc)
-        log.close()
+        for proc in reversed(procs):
+            srdd_node.stop(proc)
+        for log in logs:
+            log.close()

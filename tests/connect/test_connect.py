@@ -27,6 +27,35 @@ def test_range_count(spark: SparkSession) -> None:
     assert spark.range(100).count() == 100
 
 
+def test_any_node_answers(node: Node) -> None:
+    # Three nodes: the session's own, and two that route its streams to
+    # it over the peer channel. The same calls, and the same shared data,
+    # through each.
+    st, body = node.rest("POST", "/v1/rdds", {"name": "routed", "session": node.session, "mode": "memory"})
+    assert st == 201, body
+    st, body = node.rest("POST", "/v1/rdds/routed/set", {"items": {"a": 1, "b": 2}})
+    assert st == 200, body
+    assert set(node.connects) == {"n1", "n2", "n3"} and node.session_node in node.connects
+    for via in sorted(node.connects):
+        s = connect(node.url(via=via))
+        try:
+            assert s.range(100).count() == 100, via
+            rows = s.table("global_temp.routed").orderBy("key").collect()
+            assert [(r.key, r.value) for r in rows] == [("a", "1"), ("b", "2")], via
+            assert s.sql("SELECT 1 AS one").toPandas()["one"].tolist() == [1], via
+        finally:
+            s.stop()
+    # Refusals come from the node dialled, before any routing.
+    other = next(n for n in sorted(node.connects) if n != node.session_node)
+    bob = connect(node.url(user="bob", via=other))
+    try:
+        with pytest.raises(Exception) as exc:
+            bob.range(1).count()
+        assert "PERMISSION_DENIED" in str(exc.value), exc.value
+    finally:
+        bob.stop()
+
+
 def test_runs_in_the_sessions_own_context(node: Node, spark: SparkSession) -> None:
     # The Livy statement and the Connect client see one SparkContext.
     app = node.statement("print(sc.applicationId)")["data"]["text/plain"]
