@@ -2,6 +2,7 @@ package connectapi
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/srdd/srdd/sessions"
 	"google.golang.org/grpc/codes"
@@ -99,4 +100,115 @@ func checkConfig(msg []byte, check func(key, val string) error) error {
 		}
 	}
 	return nil
+}
+
+// artifactsMethod uploads jars, Python files and other files into the
+// client's Spark session.
+const artifactsMethod = "/spark.connect.SparkConnectService/AddArtifacts"
+
+// artifactCheck rules the messages of one AddArtifacts stream: each
+// artifact's name must be a relative path that stays inside the
+// session's artifact directory (no empty, "." or ".." segment, no
+// backslash or NUL), and the stream may carry at most max bytes, its
+// declared chunked sizes included. It reads the request's batch (field
+// 3: artifacts, 1, each a name, 1) and begin_chunk (4: name 1,
+// total_bytes 2) with protowire, every occurrence of each, so a repeated
+// field cannot hide a name.
+type artifactCheck struct {
+	max, seen int64
+}
+
+func (a *artifactCheck) check(msg []byte) error {
+	a.seen += int64(len(msg))
+	if a.seen > a.max {
+		return status.Errorf(codes.ResourceExhausted, "this AddArtifacts call carries more than %d bytes, the node's limit (--connect-max-artifact-bytes)", a.max)
+	}
+	var bad error
+	ok := each(msg, 3, func(batch []byte) bool {
+		return each(batch, 1, func(art []byte) bool {
+			return each(art, 1, func(name []byte) bool { bad = artifactName(name); return bad == nil })
+		})
+	}) && each(msg, 4, func(begin []byte) bool {
+		if bad = eachName(begin); bad != nil {
+			return false
+		}
+		if n, ok := varint(begin, 2); ok && n > a.max-a.seen {
+			bad = status.Errorf(codes.ResourceExhausted, "an artifact of %d bytes is over the node's limit of %d a call (--connect-max-artifact-bytes)", n, a.max)
+			return false
+		}
+		return true
+	})
+	if bad != nil {
+		return bad
+	}
+	if !ok {
+		return status.Error(codes.InvalidArgument, "cannot read this AddArtifacts request: the node checks each artifact's name before Spark sees it")
+	}
+	return nil
+}
+
+func eachName(msg []byte) (bad error) {
+	each(msg, 1, func(name []byte) bool { bad = artifactName(name); return bad == nil })
+	return bad
+}
+
+// artifactName refuses a name that could leave the artifact directory.
+func artifactName(b []byte) error {
+	name := string(b)
+	for _, seg := range strings.Split(name, "/") {
+		if seg == "" || seg == "." || seg == ".." || strings.ContainsAny(seg, "\\\x00") {
+			return status.Errorf(codes.InvalidArgument, "artifact name %q must be a relative path of plain segments (no empty, '.' or '..' segment, no backslash)", name)
+		}
+	}
+	return nil
+}
+
+// each calls fn with the contents of every length-delimited field num of
+// msg, in order, until fn returns false; it returns false if msg is
+// malformed or fn stopped.
+func each(msg []byte, num protowire.Number, fn func([]byte) bool) bool {
+	for len(msg) > 0 {
+		n, t, k := protowire.ConsumeTag(msg)
+		if k < 0 {
+			return false
+		}
+		msg = msg[k:]
+		if n == num && t == protowire.BytesType {
+			v, k := protowire.ConsumeBytes(msg)
+			if k < 0 || !fn(v) {
+				return false
+			}
+			msg = msg[k:]
+			continue
+		}
+		if k = protowire.ConsumeFieldValue(n, t, msg); k < 0 {
+			return false
+		}
+		msg = msg[k:]
+	}
+	return true
+}
+
+// varint is the last varint field num of msg.
+func varint(msg []byte, num protowire.Number) (v int64, found bool) {
+	for len(msg) > 0 {
+		n, t, k := protowire.ConsumeTag(msg)
+		if k < 0 {
+			return v, found
+		}
+		msg = msg[k:]
+		if n == num && t == protowire.VarintType {
+			x, k := protowire.ConsumeVarint(msg)
+			if k < 0 {
+				return v, found
+			}
+			v, found, msg = int64(x), true, msg[k:]
+			continue
+		}
+		if k = protowire.ConsumeFieldValue(n, t, msg); k < 0 {
+			return v, found
+		}
+		msg = msg[k:]
+	}
+	return v, found
 }

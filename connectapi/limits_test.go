@@ -249,3 +249,42 @@ func TestConfigPolicy(t *testing.T) {
 		t.Fatalf("an ExecutePlan message: %v", a.err)
 	}
 }
+
+// artifacts is an AddArtifactsRequest: a batch (3) of single-chunk
+// artifacts (1: name 1, data 2: ArtifactChunk data 1) named names, or,
+// with begin > 0, a begin_chunk (4: name 1, total_bytes 2) of that size.
+func artifacts(begin uint64, names ...string) []byte {
+	if begin > 0 {
+		b := protowire.AppendVarint(protowire.AppendTag(pbField(nil, 1, []byte(names[0])), 2, protowire.VarintType), begin)
+		return pbField(pbField(nil, 1, []byte("session-uuid")), 4, b)
+	}
+	var batch []byte
+	for _, n := range names {
+		batch = pbField(batch, 1, pbField(pbField(nil, 1, []byte(n)), 2, pbField(nil, 1, []byte("bytes"))))
+	}
+	return pbField(pbField(nil, 1, []byte("session-uuid")), 3, batch)
+}
+
+// TestArtifactRules: AddArtifacts names stay inside the session's
+// artifact directory, and a call uploads at most MaxArtifactBytes; other
+// uploads pass to Spark as they are.
+func TestArtifactRules(t *testing.T) {
+	r := start(t, false, Config{MaxArtifactBytes: 4 << 10})
+	add := "/spark.connect.SparkConnectService/AddArtifacts"
+	ok := string(artifacts(0, "jars/a.jar", "pyfiles/b.py", "files/c..d.txt"))
+	if a := r.call(t, add, []string{ok, string(artifacts(100, "cache/x"))}, SessionHeader, "1"); a.err != nil || len(a.msgs) != 2 {
+		t.Fatalf("plain artifacts: %q %v", a.msgs, a.err)
+	}
+	for _, name := range []string{"../etc/passwd", "jars/../../x", "/abs", "jars//a", "jars/./a", `jars\a`, "a\x00b"} {
+		wantCode(t, r.call(t, add, []string{string(artifacts(0, "jars/ok.jar", name))}, SessionHeader, "1"), codes.InvalidArgument, "artifact name")
+		wantCode(t, r.call(t, add, []string{string(artifacts(10, name))}, SessionHeader, "1"), codes.InvalidArgument, "artifact name")
+	}
+	// A second batch field (protobuf merges them) is read too.
+	twice := ok + string(artifacts(0, "../x"))[14:]
+	wantCode(t, r.call(t, add, []string{twice}, SessionHeader, "1"), codes.InvalidArgument, `"../x"`)
+	wantCode(t, r.call(t, add, []string{"\xff\xff"}, SessionHeader, "1"), codes.InvalidArgument, "cannot read")
+	// Size: a declared chunked artifact over the limit, or the bytes sent.
+	wantCode(t, r.call(t, add, []string{string(artifacts(5<<10, "jars/big.jar"))}, SessionHeader, "1"), codes.ResourceExhausted, "over the node's limit")
+	chunk := strings.Repeat("x", 1<<10)
+	wantCode(t, r.call(t, add, []string{chunk, chunk, chunk, chunk, chunk}, SessionHeader, "1"), codes.ResourceExhausted, "--connect-max-artifact-bytes")
+}

@@ -59,6 +59,9 @@ const (
 	// DefaultIdleTimeout closes a client connection with no stream open
 	// for this long (the client reconnects when it next calls).
 	DefaultIdleTimeout = 30 * time.Minute
+	// DefaultMaxArtifactBytes caps one AddArtifacts call (jars, Python
+	// files, files and archives it uploads into the session).
+	DefaultMaxArtifactBytes = 1 << 30
 	// pingEvery and pingTimeout find a client that went away with streams
 	// open (a laptop that slept): the node pings a connection silent for
 	// pingEvery and closes it, ending its streams and freeing their
@@ -118,6 +121,8 @@ type Config struct {
 	// IdleTimeout closes a client connection with no stream open for this
 	// long.
 	IdleTimeout time.Duration
+	// MaxArtifactBytes caps what one AddArtifacts call uploads.
+	MaxArtifactBytes int64
 	// Peers, if set, opens Spark Connect channels to other members (peer
 	// TLS): a stream for a session on another node is routed there. Nil:
 	// such a stream is refused with the session's node.
@@ -165,6 +170,7 @@ func New(cfg Config) *Server {
 	defaults.Set(&cfg.MaxExecsPerSession, DefaultMaxExecsPerSession)
 	defaults.Set(&cfg.MaxExecsPerPrincipal, DefaultMaxExecsPerPrincipal)
 	defaults.Set(&cfg.IdleTimeout, DefaultIdleTimeout)
+	defaults.Set(&cfg.MaxArtifactBytes, DefaultMaxArtifactBytes)
 	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), slots: make(chan struct{}, cfg.MaxStreams), m: newConnectMetrics(cfg.Registry)}
 	opts := []grpc.ServerOption{
 		grpc.ForceServerCodec(rawgrpc.Codec{}),
@@ -320,8 +326,11 @@ func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 		cancel()
 	}
 	var inspect func([]byte) error
-	if method == configMethod && s.cfg.CheckConf != nil {
+	switch {
+	case method == configMethod && s.cfg.CheckConf != nil:
 		inspect = func(msg []byte) error { return checkConfig(msg, s.cfg.CheckConf) }
+	case method == artifactsMethod:
+		inspect = (&artifactCheck{max: s.cfg.MaxArtifactBytes}).check
 	}
 	return proxy(ctx, ss, method, md, b, rec.ID, &st, inspect)
 }

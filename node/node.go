@@ -145,6 +145,9 @@ type Config struct {
 	// connection with no stream open for that long.
 	ConnectMaxExecsPerSession, ConnectMaxExecsPerPrincipal int
 	ConnectIdleTimeout                                     time.Duration
+	// ConnectMaxArtifactBytes caps what one Spark Connect AddArtifacts
+	// call uploads into a session.
+	ConnectMaxArtifactBytes int64
 	// AllowedHosts, if set, are the only Host header names the API answers
 	// (on any bind; it stops DNS rebinding beyond loopback).
 	AllowedHosts []string
@@ -237,6 +240,7 @@ func DefaultConfig() Config {
 		ConnectMaxExecsPerSession:   connectapi.DefaultMaxExecsPerSession,
 		ConnectMaxExecsPerPrincipal: connectapi.DefaultMaxExecsPerPrincipal,
 		ConnectIdleTimeout:          connectapi.DefaultIdleTimeout,
+		ConnectMaxArtifactBytes:     connectapi.DefaultMaxArtifactBytes,
 		Durable:                     kvstore.DurableConfig{CheckpointEvery: dur.CheckpointEvery, CheckpointInterval: dur.CheckpointInterval},
 	}
 }
@@ -266,7 +270,7 @@ func (c *Config) Validate() error {
 	case c.MaxDriverMemory < 0, c.MaxExecutorMemory < 0, c.MaxCores < 0, c.MaxExecutors < 0:
 		return errors.New("session size caps must not be negative")
 	case c.MaxSessions < 0, c.MaxSessionsPerPrincipal < 0, c.MaxBatches < 0, c.MaxRDDs < 0, c.MaxStatements < 0,
-		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0, c.ConnectMaxExecsPerSession < 0, c.ConnectMaxExecsPerPrincipal < 0:
+		c.MaxStatementBytes < 0, c.MaxLogLines < 0, c.MaxLogBytes < 0, c.ConnectMaxExecsPerSession < 0, c.ConnectMaxExecsPerPrincipal < 0, c.ConnectMaxArtifactBytes < 0:
 		return errors.New("limits must not be negative")
 	case (c.PeerCert == "") != (c.PeerKey == "") || (c.PeerCert == "") != (c.PeerCA == ""):
 		return errors.New("--peer-cert, --peer-key and --peer-ca go together")
@@ -629,7 +633,7 @@ func Start(cfg Config) (*Node, error) {
 			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
 			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
 			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
-			IdleTimeout: cfg.ConnectIdleTimeout, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry),
+			IdleTimeout: cfg.ConnectIdleTimeout, MaxArtifactBytes: cfg.ConnectMaxArtifactBytes, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry),
 		})
 		go func() {
 			if err := n.Connect.Serve(n.connLn); err != nil {

@@ -28,6 +28,7 @@ type serverOpts struct {
 	conf                                                    []string
 	logLevel                                                string
 	maxDriverMem, maxExecutorMem, maxStmtBytes, maxLogBytes string
+	maxArtifactBytes                                        string
 	maxDead                                                 int
 	skipPreflight                                           bool
 	diskReserve                                             string
@@ -74,6 +75,7 @@ func (o *serverOpts) register(f *pflag.FlagSet) {
 	f.IntVar(&cfg.ConnectMaxExecsPerSession, "connect-max-executions-per-session", d.ConnectMaxExecsPerSession, "most Spark Connect plans (ExecutePlan, ReattachExecute) running at once in one session; over it, RESOURCE_EXHAUSTED")
 	f.IntVar(&cfg.ConnectMaxExecsPerPrincipal, "connect-max-executions-per-principal", d.ConnectMaxExecsPerPrincipal, "most Spark Connect plans running at once for one principal, over all sessions (with --auth-file); over it, RESOURCE_EXHAUSTED")
 	f.DurationVar(&cfg.ConnectIdleTimeout, "connect-idle-timeout", d.ConnectIdleTimeout, "close a Spark Connect client's connection that has had no stream open for this long (the client reconnects when it next calls; its Spark session lives on in the interpreter)")
+	f.StringVar(&o.maxArtifactBytes, "connect-max-artifact-bytes", sessions.FormatSize(d.ConnectMaxArtifactBytes), "most bytes one Spark Connect AddArtifacts call may upload into a session (jars, Python files, files, archives); over it, RESOURCE_EXHAUSTED")
 	f.BoolVar(&cfg.RedisTLS, "redis-tls", d.RedisTLS, "require TLS on the Redis port (it speaks TLS whenever --tls-cert is given; this makes a missing --tls-cert an error)")
 	f.StringSliceVar(&cfg.AllowedHosts, "allowed-hosts", nil, "the only Host header names the API answers (comma-separated, e.g. srdd.example.com); on a non-loopback bind without it any Host is served, and a web page could reach the node under a name of its own (DNS rebinding)")
 	f.BoolVar(&cfg.CSRFProtection, "csrf-protection", false, "require an X-Requested-By header on mutating requests (as Livy's csrf-protection)")
@@ -116,7 +118,7 @@ func (o *serverOpts) config(explicitBootstrap bool) (node.Config, error) {
 		flag, val string
 		to        *int64
 	}{{"--max-driver-memory", o.maxDriverMem, &cfg.MaxDriverMemory}, {"--max-executor-memory", o.maxExecutorMem, &cfg.MaxExecutorMemory},
-		{"--max-statement-bytes", o.maxStmtBytes, &cfg.MaxStatementBytes}} {
+		{"--max-statement-bytes", o.maxStmtBytes, &cfg.MaxStatementBytes}, {"--connect-max-artifact-bytes", o.maxArtifactBytes, &cfg.ConnectMaxArtifactBytes}} {
 		n, err := sessions.ParseSize(m.val)
 		if err != nil || n <= 0 {
 			return cfg, fmt.Errorf("%s %q must be a size such as 512m or 8g", m.flag, m.val)

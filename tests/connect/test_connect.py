@@ -123,6 +123,15 @@ def test_conf_policy(spark: SparkSession) -> None:
     assert spark.conf.get("spark.sql.shuffle.partitions") == "3"
 
 
+def test_add_artifacts(spark: SparkSession, tmp_path) -> None:
+    # AddArtifacts passes the node's name and size rules and reaches the
+    # session's Spark.
+    f = tmp_path / "helper_mod.py"
+    f.write_text("VALUE = 42\n")
+    spark.addArtifacts(str(f), pyfile=True)
+    assert spark.range(1).count() == 1
+
+
 def test_pandas_round_trip(spark: SparkSession) -> None:
     pdf = pd.DataFrame({"k": ["a", "b", "c"], "v": [1, 2, 3]})
     back = spark.createDataFrame(pdf).selectExpr("k", "v * 10 AS v").toPandas()
