@@ -167,7 +167,7 @@ type PeerConn struct {
 func (c *PeerConn) PeerNodeID() string { return c.id }
 
 // peerMux accepts connections on the Raft port, does the TLS handshake,
-// and hands Raft connections and HTTP connections to their servers.
+// and hands Raft, HTTP and Spark Connect connections to their servers.
 type peerMux struct {
 	ln    net.Listener
 	creds *PeerCreds
@@ -178,27 +178,50 @@ type peerMux struct {
 	isolated  *atomic.Bool
 	track     func(net.Conn) net.Conn
 	raftCh    chan *PeerConn
-	httpCh    chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
-	// httpDone closes with the peer HTTP listener (chanListener.Close):
-	// HTTP channels that arrive after it are closed at once, so a node's
-	// peer server can shut down while its peers still dial it.
-	httpDone     chan struct{}
-	httpDoneOnce sync.Once
-	// Spark Connect channels: taken only once ConnectListener was asked
-	// for (a node without a Spark Connect port closes them at once), and
-	// closed at once after it closed.
-	connectCh       chan net.Conn
-	connectOn       atomic.Bool
-	connectDone     chan struct{}
-	connectDoneOnce sync.Once
+	// The HTTP and Spark Connect channels, each handed to its listener.
+	http, connect *muxChannel
+}
+
+// muxChannel hands the mux's channels of one kind to their listener.
+type muxChannel struct {
+	ch chan net.Conn
+	// done closes with the listener (chanListener.Close): channels that
+	// arrive after it are closed at once, so a node's server can shut
+	// down while its peers still dial it.
+	done chan struct{}
+	once sync.Once
+	// on: a listener was asked for. Spark Connect channels to a node
+	// without a Spark Connect port are closed at once.
+	on atomic.Bool
+}
+
+func newMuxChannel(on bool) *muxChannel {
+	c := &muxChannel{ch: make(chan net.Conn), done: make(chan struct{})}
+	c.on.Store(on)
+	return c
+}
+
+// offer hands pc to c's listener, or closes it.
+func (m *peerMux) offer(c *muxChannel, pc *PeerConn) {
+	if !c.on.Load() {
+		m.log.Debug("peer channel of a kind this node does not serve; closed", "peer", pc.id)
+		pc.Close()
+		return
+	}
+	select {
+	case c.ch <- pc:
+	case <-m.closed:
+		pc.Close()
+	case <-c.done:
+		pc.Close()
+	}
 }
 
 func newPeerMux(ln net.Listener, creds *PeerCreds, log hclog.Logger, isolated *atomic.Bool, track func(net.Conn) net.Conn) *peerMux {
 	m := &peerMux{ln: ln, creds: creds, log: log, isolated: isolated, track: track,
-		raftCh: make(chan *PeerConn), httpCh: make(chan net.Conn), closed: make(chan struct{}), httpDone: make(chan struct{}),
-		connectCh: make(chan net.Conn), connectDone: make(chan struct{})}
+		raftCh: make(chan *PeerConn), closed: make(chan struct{}), http: newMuxChannel(true), connect: newMuxChannel(false)}
 	go m.acceptLoop()
 	return m
 }
@@ -271,26 +294,9 @@ func (m *peerMux) handshake(raw net.Conn) {
 			pc.Close()
 		}
 	case muxHTTP:
-		select {
-		case m.httpCh <- pc:
-		case <-m.closed:
-			pc.Close()
-		case <-m.httpDone:
-			pc.Close()
-		}
+		m.offer(m.http, pc)
 	case muxConnect:
-		if !m.connectOn.Load() {
-			m.log.Debug("spark connect channel to a node without a Spark Connect port; closed", "peer", id)
-			pc.Close()
-			return
-		}
-		select {
-		case m.connectCh <- pc:
-		case <-m.closed:
-			pc.Close()
-		case <-m.connectDone:
-			pc.Close()
-		}
+		m.offer(m.connect, pc)
 	default:
 		m.log.Warn("peer refused: unknown channel", "peer", id, "byte", b[0])
 		pc.Close()
@@ -330,59 +336,29 @@ func (m *peerMux) close() {
 	})
 }
 
-// chanListener is a net.Listener fed by the mux (peer HTTP).
+// chanListener is a net.Listener fed by the mux: its HTTP or its Spark
+// Connect channels. admit, if set, says whether the node ID a channel's
+// certificate proved is a member (a removed node's certificate still
+// chains to the CA).
 type chanListener struct {
-	m *peerMux
-}
-
-func (l chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.m.httpCh:
-		select {
-		case <-l.m.httpDone: // closed meanwhile: select picked at random
-			c.Close()
-			return nil, net.ErrClosed
-		default:
-		}
-		return c, nil
-	case <-l.m.closed:
-		return nil, net.ErrClosed
-	case <-l.m.httpDone:
-		return nil, net.ErrClosed
-	}
-}
-
-// Close stops the peer HTTP channels (the mux itself closes with the
-// node): fasthttp's graceful shutdown closes its listener and then waits
-// for open connections to end, and a peer's new channel accepted
-// meanwhile held it for its whole 10 s deadline.
-func (l chanListener) Close() error {
-	l.m.httpDoneOnce.Do(func() { close(l.m.httpDone) })
-	return nil
-}
-func (l chanListener) Addr() net.Addr { return l.m.ln.Addr() }
-
-// connectListener is the listener of Spark Connect channels; admit
-// says whether the node ID a channel's certificate proved is a member
-// (a removed node's certificate still chains to the CA).
-type connectListener struct {
 	m     *peerMux
+	c     *muxChannel
 	admit func(id string) error
 }
 
-func (l connectListener) Accept() (net.Conn, error) {
+func (l chanListener) Accept() (net.Conn, error) {
 	for {
 		select {
-		case c := <-l.m.connectCh:
+		case c := <-l.c.ch:
 			select {
-			case <-l.m.connectDone:
+			case <-l.c.done: // closed meanwhile: select picked at random
 				c.Close()
 				return nil, net.ErrClosed
 			default:
 			}
-			if pc, ok := c.(*PeerConn); ok {
+			if pc, ok := c.(*PeerConn); ok && l.admit != nil {
 				if err := l.admit(pc.id); err != nil {
-					l.m.log.Warn("spark connect channel refused", "peer", pc.id, "error", err)
+					l.m.log.Warn("peer channel refused", "peer", pc.id, "error", err)
 					c.Close()
 					continue
 				}
@@ -390,17 +366,21 @@ func (l connectListener) Accept() (net.Conn, error) {
 			return c, nil
 		case <-l.m.closed:
 			return nil, net.ErrClosed
-		case <-l.m.connectDone:
+		case <-l.c.done:
 			return nil, net.ErrClosed
 		}
 	}
 }
 
-func (l connectListener) Close() error {
-	l.m.connectDoneOnce.Do(func() { close(l.m.connectDone) })
+// Close stops the listener's channels (the mux itself closes with the
+// node): fasthttp's graceful shutdown closes its listener and then waits
+// for open connections to end, and a peer's new channel accepted
+// meanwhile held it for its whole 10 s deadline.
+func (l chanListener) Close() error {
+	l.c.once.Do(func() { close(l.c.done) })
 	return nil
 }
-func (l connectListener) Addr() net.Addr { return l.m.ln.Addr() }
+func (l chanListener) Addr() net.Addr { return l.m.ln.Addr() }
 
 // ConnectListener is the listener of Spark Connect streams that other
 // members route to this node over the peer channel (gRPC; the channel's
@@ -410,8 +390,8 @@ func (n *Node) ConnectListener() net.Listener {
 	if n.mux == nil {
 		return nil
 	}
-	n.mux.connectOn.Store(true)
-	return connectListener{m: n.mux, admit: n.AdmitPeer}
+	n.mux.connect.on.Store(true)
+	return chanListener{m: n.mux, c: n.mux.connect, admit: n.AdmitPeer}
 }
 
 // memberAt returns the ID of the member of the Raft configuration at
@@ -483,7 +463,7 @@ func (n *Node) PeerListener() net.Listener {
 	if n.mux == nil {
 		return nil
 	}
-	return chanListener{n.mux}
+	return chanListener{m: n.mux, c: n.mux.http}
 }
 
 // DialPeer opens an HTTP peer channel to member id (its Raft address),

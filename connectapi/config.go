@@ -7,7 +7,6 @@ import (
 	"github.com/srdd/srdd/sessions"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // configMethod sets and reads a client's Spark settings.
@@ -27,60 +26,16 @@ func confSets(msg []byte) (pairs [][2]string, ok bool) {
 	if !ok || set == nil {
 		return nil, ok // another operation: get, unset, ...
 	}
-	for len(set) > 0 {
-		num, typ, n := protowire.ConsumeTag(set)
-		if n < 0 {
-			return nil, false
-		}
-		set = set[n:]
-		if num != 1 || typ != protowire.BytesType {
-			if n = protowire.ConsumeFieldValue(num, typ, set); n < 0 {
-				return nil, false
-			}
-			set = set[n:]
-			continue
-		}
-		kv, n := protowire.ConsumeBytes(set)
-		if n < 0 {
-			return nil, false
-		}
-		set = set[n:]
+	ok = each(set, 1, func(kv []byte) bool {
 		key, ok1 := only(kv, 1)
 		val, ok2 := only(kv, 2)
-		if !ok1 || !ok2 {
-			return nil, false
-		}
 		pairs = append(pairs, [2]string{string(key), string(val)})
+		return ok1 && ok2
+	})
+	if !ok {
+		return nil, false
 	}
 	return pairs, true
-}
-
-// only returns the contents of length-delimited field num of msg (nil if
-// it is absent); ok is false if msg is malformed or has the field twice
-// (protobuf would merge the two, and the check would have to as well: no
-// client sends that).
-func only(msg []byte, num protowire.Number) (b []byte, ok bool) {
-	seen := false
-	for len(msg) > 0 {
-		n, t, k := protowire.ConsumeTag(msg)
-		if k < 0 {
-			return nil, false
-		}
-		msg = msg[k:]
-		if n == num && t == protowire.BytesType {
-			v, k := protowire.ConsumeBytes(msg)
-			if k < 0 || seen {
-				return nil, false
-			}
-			b, msg, seen = v, msg[k:], true
-			continue
-		}
-		if k = protowire.ConsumeFieldValue(n, t, msg); k < 0 {
-			return nil, false
-		}
-		msg = msg[k:]
-	}
-	return b, true
 }
 
 // checkConfig applies check to each setting a Config message sets: the
@@ -161,54 +116,4 @@ func artifactName(b []byte) error {
 		}
 	}
 	return nil
-}
-
-// each calls fn with the contents of every length-delimited field num of
-// msg, in order, until fn returns false; it returns false if msg is
-// malformed or fn stopped.
-func each(msg []byte, num protowire.Number, fn func([]byte) bool) bool {
-	for len(msg) > 0 {
-		n, t, k := protowire.ConsumeTag(msg)
-		if k < 0 {
-			return false
-		}
-		msg = msg[k:]
-		if n == num && t == protowire.BytesType {
-			v, k := protowire.ConsumeBytes(msg)
-			if k < 0 || !fn(v) {
-				return false
-			}
-			msg = msg[k:]
-			continue
-		}
-		if k = protowire.ConsumeFieldValue(n, t, msg); k < 0 {
-			return false
-		}
-		msg = msg[k:]
-	}
-	return true
-}
-
-// varint is the last varint field num of msg.
-func varint(msg []byte, num protowire.Number) (v int64, found bool) {
-	for len(msg) > 0 {
-		n, t, k := protowire.ConsumeTag(msg)
-		if k < 0 {
-			return v, found
-		}
-		msg = msg[k:]
-		if n == num && t == protowire.VarintType {
-			x, k := protowire.ConsumeVarint(msg)
-			if k < 0 {
-				return v, found
-			}
-			v, found, msg = int64(x), true, msg[k:]
-			continue
-		}
-		if k = protowire.ConsumeFieldValue(n, t, msg); k < 0 {
-			return v, found
-		}
-		msg = msg[k:]
-	}
-	return v, found
 }

@@ -6,7 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // methodNames are Spark Connect's methods, the values of the method
@@ -88,49 +87,16 @@ func (m *connectMetrics) done(method string, code codes.Code, d time.Duration, i
 // arrowRows is the row count of an ExecutePlanResponse that carries an
 // Arrow batch (field 2, arrow_batch; its field 1, row_count), read from
 // the message's bytes; 0 for any other message or one it cannot read.
-// The port otherwise never parses Spark Connect's messages; these two
-// field numbers are all it knows of the protocol (DESIGN.md).
+// The port otherwise never parses result messages; these two field
+// numbers are all it knows of them (DESIGN.md).
 func arrowRows(msg []byte) int64 {
-	batch := field(msg, 2, protowire.BytesType)
-	if batch == nil {
+	batch, ok := only(msg, 2)
+	if !ok || batch == nil {
 		return 0
 	}
-	v := field(batch, 1, protowire.VarintType)
-	if v == nil {
+	n, found := varint(batch, 1)
+	if !found || n < 0 {
 		return 0
 	}
-	n, k := protowire.ConsumeVarint(v)
-	if k < 0 || int64(n) < 0 {
-		return 0
-	}
-	return int64(n)
-}
-
-// field returns the value of the first field num of wire type typ in
-// msg: a length-delimited field's contents, a varint's own bytes; nil if
-// there is none or msg is malformed.
-func field(msg []byte, num protowire.Number, typ protowire.Type) []byte {
-	for len(msg) > 0 {
-		n, t, k := protowire.ConsumeTag(msg)
-		if k < 0 {
-			return nil
-		}
-		msg = msg[k:]
-		if n == num && t == typ {
-			if t == protowire.BytesType {
-				b, k := protowire.ConsumeBytes(msg)
-				if k < 0 {
-					return nil
-				}
-				return b
-			}
-			return msg
-		}
-		k = protowire.ConsumeFieldValue(n, t, msg)
-		if k < 0 {
-			return nil
-		}
-		msg = msg[k:]
-	}
-	return nil
+	return n
 }

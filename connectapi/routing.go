@@ -37,19 +37,7 @@ type PeerDialer interface {
 
 // ServePeer serves the streams other members route to this node, from
 // ln (cluster.Node.ConnectListener), until Close.
-func (s *Server) ServePeer(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ln.Close()
-	}
-	s.mu.Unlock()
-	err := s.peerSrv.Serve(ln)
-	if err == grpc.ErrServerStopped {
-		return nil
-	}
-	return err
-}
+func (s *Server) ServePeer(ln net.Listener) error { return s.serveOn(s.peerSrv, ln) }
 
 // route forwards stream ss for session rec, held by another member, to
 // that member, with the caller p vouched for.

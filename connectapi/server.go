@@ -201,13 +201,18 @@ func New(cfg Config) *Server {
 
 // Serve accepts connections on ln until Close.
 func (s *Server) Serve(ln net.Listener) error {
+	return s.serveOn(s.srv, netutil.LimitListener(ln, s.cfg.MaxConns))
+}
+
+// serveOn serves srv on ln until Close (nil then).
+func (s *Server) serveOn(srv *grpc.Server, ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ln.Close()
 	}
 	s.mu.Unlock()
-	err := s.srv.Serve(netutil.LimitListener(ln, s.cfg.MaxConns))
+	err := srv.Serve(ln)
 	if errors.Is(err, grpc.ErrServerStopped) {
 		return nil
 	}
