@@ -255,3 +255,72 @@ func TestReloadKeepsTheNodeID(t *testing.T) {
 		t.Fatalf("after the refused reload the node proves %q, want n1", id)
 	}
 }
+
+// TestConnectChannel: Spark Connect channels reach a node's
+// ConnectListener only once it asked for one, and only from a member;
+// the channel is the member's, proven by its certificate.
+func TestConnectChannel(t *testing.T) {
+	ca := peeridtest.NewCA(t, "cluster-ca")
+	n1, n2 := twoPeerNodes(t, ca)
+	// n2 serves no Spark Connect yet: the channel is closed at once.
+	c, err := n1.DialConnect(t.Context(), "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a node without a Spark Connect port kept the channel")
+	}
+	c.Close()
+
+	ln := n2.ConnectListener()
+	defer ln.Close()
+	accepted := make(chan net.Conn, 2)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	c, err = n1.DialConnect(t.Context(), "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case got := <-accepted:
+		if pc, ok := got.(*PeerConn); !ok || pc.PeerNodeID() != "n1" {
+			t.Fatalf("accepted %T %v", got, got)
+		}
+		got.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the member's channel was not accepted")
+	}
+	// A node whose certificate chains to the CA but is no member: closed.
+	stranger := openPeerNode(t, "n9", ca, true)
+	c9, err := stranger.mux.dial(t.Context(), n2.RaftAddr(), muxConnect, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c9.Close()
+	_ = c9.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c9.Read(make([]byte, 1)); err == nil {
+		t.Fatal("a non-member's channel was kept")
+	}
+	select {
+	case got, ok := <-accepted:
+		if ok {
+			t.Fatalf("a non-member's channel was accepted: %v", got)
+		}
+	default:
+	}
+	// Closed, the listener ends its Accept.
+	ln.Close()
+	if _, ok := <-accepted; ok {
+		t.Fatal("Accept went on after Close")
+	}
+}
