@@ -356,7 +356,12 @@ func (l chanListener) Accept() (net.Conn, error) {
 				return nil, net.ErrClosed
 			default:
 			}
-			if pc, ok := c.(*PeerConn); ok && l.admit != nil {
+			if l.admit != nil {
+				pc, ok := c.(*PeerConn)
+				if !ok {
+					c.Close()
+					continue
+				}
 				if err := l.admit(pc.id); err != nil {
 					l.m.log.Warn("peer channel refused", "peer", pc.id, "error", err)
 					c.Close()

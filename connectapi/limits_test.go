@@ -152,6 +152,7 @@ func TestArrowRows(t *testing.T) {
 	}{
 		{"a batch", full, 42},
 		{"an empty batch", executeResponse(0), 0},
+		{"an absurd count", executeResponse(1 << 62), maxBatchRows},
 		{"no batch", full[:14], 0},
 		{"truncated", full[:len(full)-3], 0},
 		{"garbage", []byte{0xff, 0xff, 0xff}, 0},

@@ -27,6 +27,7 @@ type connectMetrics struct {
 	bytesIn  prometheus.Counter
 	bytesOut prometheus.Counter
 	rows     prometheus.Counter
+	routed   *prometheus.CounterVec // code
 }
 
 func newConnectMetrics(reg prometheus.Registerer) *connectMetrics {
@@ -47,9 +48,13 @@ func newConnectMetrics(reg prometheus.Registerer) *connectMetrics {
 		bytesIn:  counter("srdd_connect_received_bytes_total", "Bytes of Spark Connect messages received from clients."),
 		bytesOut: counter("srdd_connect_sent_bytes_total", "Bytes of Spark Connect messages sent to clients."),
 		rows:     counter("srdd_connect_result_rows_total", "Rows of the Arrow batches that ExecutePlan and ReattachExecute streams sent to clients."),
+		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "srdd_connect_routed_streams_total",
+			Help: "Spark Connect streams this node routed to the node that holds their session, by gRPC status code (that node counts them in srdd_connect_streams_total).",
+		}, []string{"code"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.streams, m.seconds, m.open, m.bytesIn, m.bytesOut, m.rows)
+		reg.MustRegister(m.streams, m.seconds, m.open, m.bytesIn, m.bytesOut, m.rows, m.routed)
 	}
 	for _, name := range append(methodNames, otherMethod) {
 		m.streams.WithLabelValues(name, codes.OK.String())
@@ -77,6 +82,9 @@ func methodLabel(method string) string {
 // done records an ended stream.
 func (m *connectMetrics) done(method string, code codes.Code, d time.Duration, in, out, rows int64) {
 	label := methodLabel(method)
+	// A counter panics on a negative add: a total that wrapped (a
+	// backend's absurd row counts) counts nothing.
+	in, out, rows = max(in, 0), max(out, 0), max(rows, 0)
 	m.streams.WithLabelValues(label, code.String()).Inc()
 	m.seconds.WithLabelValues(label).Observe(d.Seconds())
 	m.bytesIn.Add(float64(in))
@@ -98,5 +106,10 @@ func arrowRows(msg []byte) int64 {
 	if !found || n < 0 {
 		return 0
 	}
-	return n
+	// Bounded, so that no run of messages can wrap a stream's total.
+	return min(n, maxBatchRows)
 }
+
+// maxBatchRows bounds the rows one message may count for (a backend
+// that session code can reach could send any number).
+const maxBatchRows = 1 << 40

@@ -2,15 +2,19 @@ package connectapi
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
+	"time"
 
 	"github.com/srdd/srdd/auth"
 	"github.com/srdd/srdd/cluster"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -94,4 +98,59 @@ func (s *Server) vouched(_ context.Context, md metadata.MD) (*auth.Principal, er
 		return nil, status.Errorf(codes.Unauthenticated, "unknown user %q on node %s", names[0], s.cfg.NodeID)
 	}
 	return p, nil
+}
+
+// peerConnAge bounds a member's routed connection: it is made again
+// (streams open on it run to their end), so a connection outlives no
+// change of the member's certificate or membership by long.
+const peerConnAge = 30 * time.Minute
+
+// peerCreds are the peer server's transport credentials: the channel is
+// mutual TLS already (cluster's peer mux), and its handshake only
+// carries the node ID the member's certificate proved into each stream's
+// peer info. A connection that is no peer channel is refused.
+type peerCreds struct{}
+
+// peerAuth is a routed connection's AuthInfo: the member's node ID.
+type peerAuth struct {
+	credentials.CommonAuthInfo
+	id string
+}
+
+func (peerAuth) AuthType() string { return "srdd-peer" }
+
+func (peerCreds) ServerHandshake(c net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	pc, ok := c.(interface{ PeerNodeID() string })
+	if !ok || pc.PeerNodeID() == "" {
+		return nil, nil, errors.New("not a peer channel")
+	}
+	return c, peerAuth{CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}, id: pc.PeerNodeID()}, nil
+}
+
+func (peerCreds) ClientHandshake(context.Context, string, net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	return nil, nil, errors.New("peer credentials serve only")
+}
+func (peerCreds) Info() credentials.ProtocolInfo {
+	return credentials.ProtocolInfo{SecurityProtocol: "srdd-peer"}
+}
+func (peerCreds) Clone() credentials.TransportCredentials { return peerCreds{} }
+func (peerCreds) OverrideServerName(string) error         { return nil }
+
+// admitRouted checks, for each routed stream, that the member whose
+// connection carries it is a member now.
+func (s *Server) admitRouted(ctx context.Context) error {
+	pr, ok := peer.FromContext(ctx)
+	var id string
+	if ok {
+		if a, ok := pr.AuthInfo.(peerAuth); ok {
+			id = a.id
+		}
+	}
+	switch {
+	case id == "" || s.cfg.AdmitPeer == nil:
+		return status.Error(codes.Unauthenticated, "a routed Spark Connect stream comes from a member's peer channel")
+	case s.cfg.AdmitPeer(id) != nil:
+		return status.Errorf(codes.PermissionDenied, "node %s is not a member of the cluster", id)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
 	"google.golang.org/grpc/codes"
 )
@@ -26,6 +27,21 @@ func TestRoutedStreams(t *testing.T) {
 	wantCode(t, peer.call(t, execute, nil, SessionHeader, "1", principalHeader, "bob"), codes.PermissionDenied, "bob may not use session 1")
 	// A routed stream for a session on yet another node is not routed again.
 	wantCode(t, peer.call(t, execute, nil, SessionHeader, "2", principalHeader, "ana"), codes.FailedPrecondition, "runs on node n2")
+	// A member removed since its connection was made: each stream is
+	// checked, so the open connection serves no more.
+	r.removed.Store(true)
+	wantCode(t, peer.call(t, execute, nil, SessionHeader, "1", principalHeader, "ana"), codes.PermissionDenied, "node n0 is not a member")
+	r.removed.Store(false)
+	// A connection that is no peer channel never gets a stream through.
+	bare := start(t, true, Config{})
+	pln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = bare.srv.ServePeer(pln) }()
+	if a := (&rig{addr: pln.Addr().String()}).call(t, execute, nil, SessionHeader, "1", principalHeader, "ana"); a.err == nil {
+		t.Fatal("a plain connection reached the routed streams' server")
+	}
 	// The client port: x-srdd-principal is no credential.
 	wantCode(t, r.call(t, execute, nil, SessionHeader, "1", principalHeader, "root"), codes.Unauthenticated, "needs srdd credentials")
 }
@@ -57,6 +73,14 @@ func TestRouteToTheSessionsNode(t *testing.T) {
 	}
 	if dials() != "n1" {
 		t.Fatalf("dialed %q", dials())
+	}
+	// Counted once over the nodes: as a stream where it ran, as routed
+	// where it came in.
+	front.waitIdle(t)
+	owner.waitIdle(t)
+	if got := []float64{promtest.ToFloat64(front.srv.m.routed.WithLabelValues("OK")), promtest.ToFloat64(front.srv.m.streams.WithLabelValues("ExecutePlan", "OK")),
+		promtest.ToFloat64(owner.srv.m.streams.WithLabelValues("ExecutePlan", "OK"))}; got[0] != 1 || got[1] != 0 || got[2] != 1 {
+		t.Fatalf("routed, front's streams, owner's streams = %v, want 1 0 1", got)
 	}
 	keys := a.header.Get(bridgetest.EchoHeaderKeys)[0]
 	if strings.Contains(keys, "x-srdd") {

@@ -127,6 +127,10 @@ type Config struct {
 	// TLS): a stream for a session on another node is routed there. Nil:
 	// such a stream is refused with the session's node.
 	Peers PeerDialer
+	// AdmitPeer says whether a node ID is a member now: each routed stream
+	// is checked, not only its connection (a removed member's connection
+	// may still be open). Nil: routed streams are refused.
+	AdmitPeer func(id string) error
 	// CheckConf, if set, rules each setting a Config call sets (the
 	// session conf policy: sessions.Manager.CheckConf); a refusal ends the
 	// call before Spark sees it.
@@ -186,12 +190,14 @@ func New(cfg Config) *Server {
 	// The peer server: the same limits, no TLS of its own (the peer
 	// channel is mutual TLS already) and no idle timeout (a member's
 	// connection carries many clients' streams).
-	s.peerSrv = grpc.NewServer(grpc.ForceServerCodec(rawgrpc.Codec{}),
+	// All of one member's routed streams share its connection, so it may
+	// carry as many as the node takes; each is checked for membership.
+	s.peerSrv = grpc.NewServer(grpc.ForceServerCodec(rawgrpc.Codec{}), grpc.Creds(peerCreds{}),
 		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error { return s.serve(ss, true) }),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
-		grpc.MaxConcurrentStreams(uint32(min(cfg.MaxStreams, 256))),
+		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingEvery, Timeout: pingTimeout}))
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingEvery, Timeout: pingTimeout, MaxConnectionAge: peerConnAge}))
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
@@ -248,7 +254,7 @@ func (s *Server) handle(_ any, ss grpc.ServerStream) error { return s.serve(ss, 
 func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 	began := time.Now()
 	method, _ := grpc.MethodFromServerStream(ss)
-	who, session := "-", "-"
+	who, session, routedTo := "-", "-", "-"
 	var st streamStats
 	s.m.open.Inc()
 	defer func() {
@@ -258,10 +264,16 @@ func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 		}
 		s.m.open.Dec()
 		in, out, rows := st.in.Load(), st.out.Load(), st.rows.Load()
-		s.m.done(method, status.Code(err), time.Since(began), in, out, rows)
+		if routedTo == "-" {
+			s.m.done(method, status.Code(err), time.Since(began), in, out, rows)
+		} else {
+			// The session's node counts the stream; this one only that
+			// it routed one (a sum over nodes counts each stream once).
+			s.m.routed.WithLabelValues(status.Code(err).String()).Inc()
+		}
 		s.audit.Info("connect", "principal", who, "session", session, "method", method,
 			"code", status.Code(err).String(), "seconds", time.Since(began).Seconds(),
-			"bytes_in", in, "bytes_out", out, "rows", rows)
+			"bytes_in", in, "bytes_out", out, "rows", rows, "routed_to", routedTo)
 	}()
 	select {
 	case s.slots <- struct{}{}:
@@ -273,6 +285,9 @@ func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	authn := s.authenticate
 	if routed {
+		if err := s.admitRouted(ctx); err != nil {
+			return err
+		}
 		authn = s.vouched
 	}
 	p, err := authn(ctx, md)
@@ -304,6 +319,7 @@ func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 		return status.Errorf(codes.FailedPrecondition, "session %d runs on node %s, not on %s: connect to node %s's Spark Connect port (routing between nodes needs peer TLS)",
 			rec.ID, rec.Node, s.cfg.NodeID, rec.Node)
 	case rec.Node != s.cfg.NodeID:
+		routedTo = rec.Node
 		return s.route(ctx, ss, method, md, p, rec, &st)
 	}
 	if executeMethods[method] {

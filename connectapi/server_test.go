@@ -65,8 +65,30 @@ type rig struct {
 	tokens   map[string]string // user -> bearer token
 	done     chan struct{}     // closes the backend's session
 	srv      *Server
-	peerAddr string // ServePeer's listener
+	peerAddr string      // ServePeer's listener
+	removed  atomic.Bool // n0, the member on peerAddr, was removed
 }
+
+// idListener's connections prove node id, as the peer mux's do.
+type idListener struct {
+	net.Listener
+	id string
+}
+
+func (l idListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return idConn{c, l.id}, nil
+}
+
+type idConn struct {
+	net.Conn
+	id string
+}
+
+func (c idConn) PeerNodeID() string { return c.id }
 
 // waitIdle waits until no stream holds a slot. A client sees a stream's
 // status (a message over the limit, say) before the node's handler has
@@ -130,6 +152,14 @@ func start(t *testing.T, withAuth bool, cfg Config) *rig {
 		cfg.Auth = r.authn
 	}
 	cfg.Sessions = fs
+	if cfg.AdmitPeer == nil {
+		cfg.AdmitPeer = func(id string) error {
+			if id != "n0" || r.removed.Load() {
+				return errors.New("not a member")
+			}
+			return nil
+		}
+	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = "n1"
 	}
@@ -142,12 +172,13 @@ func start(t *testing.T, withAuth bool, cfg Config) *rig {
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(srv.Close)
 	r.addr = ln.Addr().String()
-	// The server for routed streams, as a member's peer channel reaches it.
+	// The server for routed streams, as a member's peer channel reaches
+	// it: each connection proves node n0, a member unless r.removed.
 	pln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.ServePeer(pln) }()
+	go func() { _ = srv.ServePeer(idListener{pln, "n0"}) }()
 	r.peerAddr = pln.Addr().String()
 	return r
 }

@@ -633,7 +633,7 @@ func Start(cfg Config) (*Node, error) {
 			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
 			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
 			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
-			IdleTimeout: cfg.ConnectIdleTimeout, MaxArtifactBytes: cfg.ConnectMaxArtifactBytes, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry),
+			IdleTimeout: cfg.ConnectIdleTimeout, MaxArtifactBytes: cfg.ConnectMaxArtifactBytes, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry), AdmitPeer: n.Registry.AdmitPeer,
 		})
 		go func() {
 			if err := n.Connect.Serve(n.connLn); err != nil {

@@ -46,6 +46,7 @@ class Node:
     session: int  # ana's pyspark session
     ctx: ssl.SSLContext
     connects: dict[str, str]  # every node's Spark Connect port, by node ID
+    bases: dict[str, str]  # every node's https://127.0.0.1:PORT, by node ID
     session_node: str = ""  # the node that runs the session
 
     def rest(self, method: str, path: str, body: Any = None, user: str = "ana") -> tuple[int, Any]:
@@ -70,12 +71,15 @@ class Node:
         return "sc://%s/;%s" % (self.connects[via] if via else self.connect, ";".join(params))
 
     def metric(self, name: str) -> float:
-        """The sum of a metric's series on GET /metrics."""
-        req = urllib.request.Request(self.base + "/metrics", headers={"Authorization": "Bearer " + self.tokens["prom"]})
-        with urllib.request.urlopen(req, context=self.ctx, timeout=60) as resp:
-            text = resp.read().decode()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith(name + " ") or line.startswith(name + "{"))
+        """The sum of a metric's series on every node's GET /metrics."""
+        total = 0.0
+        for base in self.bases.values():
+            req = urllib.request.Request(base + "/metrics", headers={"Authorization": "Bearer " + self.tokens["prom"]})
+            with urllib.request.urlopen(req, context=self.ctx, timeout=60) as resp:
+                text = resp.read().decode()
+            total += sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                         if line.startswith(name + " ") or line.startswith(name + "{"))
+        return total
 
     def statement(self, code: str) -> dict[str, Any]:
         st, body = self.rest("POST", "/sessions/%d/statements" % self.session, {"code": code})
@@ -138,7 +142,7 @@ def node() -> Iterator[Node]:
             srdd_node.drain(proc, log)  # the log is there to read after a failure
         ctx = ssl.create_default_context(cafile=str(cert))
         n = Node(base="https://" + https["n1"], connect=connects["n1"], tokens=tokens, session=-1, ctx=ctx,
-                 connects=connects)
+                 connects=connects, bases={k: "https://" + v for k, v in https.items()})
         st, body = n.rest("POST", "/sessions", {"kind": "pyspark", "name": "connect-test"})
         assert st == 201, body
         n.session, n.session_node = body["id"], body["node"]

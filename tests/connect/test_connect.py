@@ -99,7 +99,9 @@ def test_global_view_of_a_livy_statement(node: Node, spark: SparkSession) -> Non
 
 def test_metrics_count_result_rows(node: Node, spark: SparkSession) -> None:
     # The port counts the rows of the Arrow batches it passes back, read
-    # from Spark's own ExecutePlanResponse messages.
+    # from Spark's own ExecutePlanResponse messages, on the node that runs
+    # the session: summed over the nodes, each stream counts once, routed
+    # or not.
     rows, calls = node.metric("srdd_connect_result_rows_total"), node.metric("srdd_connect_streams_total")
     sent = node.metric("srdd_connect_sent_bytes_total")
     assert len(spark.range(1234).collect()) == 1234
