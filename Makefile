@@ -9,7 +9,7 @@ GO_SOURCES  := $(shell find . -name '*.go' -not -path './.venv/*' -not -path './
 PY_SOURCES  := $(wildcard sparkbridge/python/srdd_interpreter/*.py)
 PYCLIENT    := $(VENV)/.srdd-pyclient
 
-.PHONY: all build run test test-fast test-go test-go-node test-go-pkgs test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause test-fault-copies lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala clean
+.PHONY: all build run test test-fast test-go test-go-node test-go-pkgs test-fuzz fuzz test-python test-rest pyclient test-api fuzz-api check-chromium screenshots test-airflow test-connect test-livy test-edges test-faults test-fault-pause test-fault-copies lint venv check-java check-prometheus check-redis check-deploy bench bench-durable bench-edges bench-scala bench-connect clean
 
 all: build
 
@@ -258,6 +258,11 @@ test-fault-pause: check-java venv build
 # create through a survivor; writes benchmarks/EDGES.md (~10 min).
 bench-edges: check-java venv build
 	scripts/bench-edges.sh
+
+# Spark Connect through srdd against Spark's own server: time to first
+# result and toPandas() rows/s (benchmarks/CONNECT.md; issue 27).
+bench-connect: check-java venv build $(CONNECT_STAMP)
+	$(CONNECT_VENV)/bin/python benchmarks/connect_bench.py --srdd bin/srdd --node-python $(VPY)
 
 # Scala statement latency: cold REPL start and warm `1 + 1` (benchmarks/SCALA.md).
 bench-scala: check-java venv build
