@@ -63,7 +63,7 @@ func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, grpc.ErrClientConnClosing
+		return nil, errors.New("the node is closing")
 	}
 	if c := s.peerConns[id]; c != nil {
 		return c, nil
