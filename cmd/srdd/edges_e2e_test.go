@@ -120,6 +120,17 @@ func newCluster(t *testing.T, bin string, n int) *cluster3 {
 		c.nodes = append(c.nodes, &srddProc{id: fmt.Sprintf("n%d", i), http: testutil.FreeAddr(t), raft: testutil.FreeAddr(t),
 			dir: filepath.Join(t.TempDir(), fmt.Sprintf("n%d", i))})
 	}
+	// Registered before any node starts, so it runs after their kills: a
+	// killed node's interpreters (real PySpark) may write into its data
+	// dir for a moment more, which made the test's own temp dir removal
+	// fail ("directory not empty"). The nodes' dirs go once they can.
+	t.Cleanup(func() {
+		for _, p := range c.nodes {
+			for deadline := time.Now().Add(30 * time.Second); os.RemoveAll(p.dir) != nil && time.Now().Before(deadline); {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+	})
 	return c
 }
 
