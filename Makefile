@@ -148,7 +148,9 @@ test-airflow: check-java venv build $(AIRFLOW_STAMP)
 # pyspark's Spark Connect client (pyspark-client, pinned in
 # tests/connect/requirements.txt) against bin/srdd's --connect-addr, in
 # its own virtualenv: it conflicts with the full pyspark in .venv. The
-# node runs the project's Python, the tests this one. Not part of
+# node runs the project's Python, the tests this one. Then Spark's Go
+# client, spark-connect-go (pinned in tests/connectgo/go.mod, a module of
+# its own so that its Arrow stays out of srdd's go.mod). Not part of
 # `make test`; .ci/run runs it after test-airflow.
 CONNECT_VENV  := .venv-connect
 CONNECT_STAMP := $(CONNECT_VENV)/.srdd-requirements
@@ -157,6 +159,7 @@ $(CONNECT_STAMP): tests/connect/requirements.txt
 
 test-connect: check-java venv build $(CONNECT_STAMP)
 	$(TEST_JVM) SRDD_NODE_PYTHON=$(abspath $(VPY)) $(CONNECT_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/connect
+	cd tests/connectgo && $(GO) vet ./ && $(TEST_JVM) SRDD_BIN=$(abspath bin/srdd) SRDD_NODE_PYTHON=$(abspath $(VPY)) $(GO) test -count=1 -timeout 10m ./
 
 # The registry's apply is total (docs/ARCHITECTURE.md invariant 10):
 # FuzzApply over decode + apply, from its seed corpus
@@ -259,10 +262,17 @@ test-fault-pause: check-java venv build
 bench-edges: check-java venv build
 	scripts/bench-edges.sh
 
-# Spark Connect through srdd against Spark's own server: time to first
-# result and toPandas() rows/s (benchmarks/CONNECT.md; issue 27).
+# Spark Connect through srdd (benchmarks/CONNECT.md; issue 27): the
+# session's own Spark Connect port directly against through srdd, 30
+# alternating pairs in-process (BenchmarkConnectProxyCost), then
+# pyspark-client through srdd against Spark's own server: time to first
+# result and toPandas() rows/s (~4 min).
 bench-connect: check-java venv build $(CONNECT_STAMP)
-	$(CONNECT_VENV)/bin/python benchmarks/connect_bench.py --srdd bin/srdd --node-python $(VPY)
+	mkdir -p benchmarks/out
+	SRDD_TEST_PYTHON=$(abspath $(VPY)) SRDD_BENCH_PAIRS=$(abspath benchmarks/out/connect-pairs.txt) \
+	  $(GO) test -count=1 -run '^$$' -bench '^BenchmarkConnectProxyCost$$' -benchtime 30x ./node/ > benchmarks/out/connect-proxy.txt
+	$(CONNECT_VENV)/bin/python benchmarks/connect_bench.py --srdd bin/srdd --node-python $(VPY) \
+	  --proxy-bench benchmarks/out/connect-proxy.txt --proxy-pairs benchmarks/out/connect-pairs.txt
 
 # Scala statement latency: cold REPL start and warm `1 + 1` (benchmarks/SCALA.md).
 bench-scala: check-java venv build

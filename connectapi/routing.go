@@ -59,6 +59,9 @@ func (s *Server) route(ctx context.Context, ss grpc.ServerStream, method string,
 
 // peerConn is this node's connection to member id, made on first use
 // and kept: gRPC reconnects it (with backoff) if the channel breaks.
+// Making one closes and forgets those of nodes that are no longer
+// members, so the map holds no more than the members of that moment and
+// the one new entry.
 func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,8 +71,15 @@ func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
 	if c := s.peerConns[id]; c != nil {
 		return c, nil
 	}
+	for other, c := range s.peerConns {
+		if s.cfg.AdmitPeer == nil || s.cfg.AdmitPeer(other) != nil {
+			_ = c.Close()
+			delete(s.peerConns, other)
+		}
+	}
 	c, err := grpc.NewClient("passthrough:///"+id,
 		grpc.WithTransportCredentials(insecure.NewCredentials()), // the peer channel is mutual TLS
+		grpc.WithWriteBufferSize(ioBuffer), grpc.WithReadBufferSize(ioBuffer), grpc.WithSharedWriteBuffer(true),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.cfg.Peers.DialConnect(ctx, id) }),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxMessageBytes)))
 	if err != nil {
@@ -137,8 +147,8 @@ func (peerCreds) Clone() credentials.TransportCredentials { return peerCreds{} }
 func (peerCreds) OverrideServerName(string) error         { return nil }
 
 // admitRouted checks, for each routed stream, that the member whose
-// connection carries it is a member now.
-func (s *Server) admitRouted(ctx context.Context) error {
+// connection carries it is a member now. -> that member's node ID.
+func (s *Server) admitRouted(ctx context.Context) (string, error) {
 	pr, ok := peer.FromContext(ctx)
 	var id string
 	if ok {
@@ -148,9 +158,9 @@ func (s *Server) admitRouted(ctx context.Context) error {
 	}
 	switch {
 	case id == "" || s.cfg.AdmitPeer == nil:
-		return status.Error(codes.Unauthenticated, "a routed Spark Connect stream comes from a member's peer channel")
+		return "", status.Error(codes.Unauthenticated, "a routed Spark Connect stream comes from a member's peer channel")
 	case s.cfg.AdmitPeer(id) != nil:
-		return status.Errorf(codes.PermissionDenied, "node %s is not a member of the cluster", id)
+		return "", status.Errorf(codes.PermissionDenied, "node %s is not a member of the cluster", id)
 	}
-	return nil
+	return id, nil
 }

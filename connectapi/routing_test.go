@@ -2,7 +2,9 @@ package connectapi
 
 import (
 	"context"
+	"errors"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 )
 
 // TestRoutedStreams: the server for routed streams believes the caller a
@@ -96,4 +99,46 @@ func TestRouteToTheSessionsNode(t *testing.T) {
 		return nil, &net.OpError{Op: "dial", Err: context.DeadlineExceeded}
 	})})
 	wantCode(t, unreachable.call(t, execute, nil, SessionHeader, "1", "authorization", "Bearer "+unreachable.tokens["ana"]), codes.Unavailable, "")
+}
+
+// TestPeerConnsForgetRemovedMembers: making a connection to a member
+// closes and forgets those of nodes removed since (review finding: the
+// map kept one entry per node ever routed to).
+func TestPeerConnsForgetRemovedMembers(t *testing.T) {
+	members := map[string]bool{"a": true, "b": true, "c": true}
+	var mu sync.Mutex
+	s := New(Config{NodeID: "n1",
+		Peers: dialFunc(func(context.Context, string) (net.Conn, error) { return nil, errors.New("not dialled here") }),
+		AdmitPeer: func(id string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if !members[id] {
+				return errors.New("not a member")
+			}
+			return nil
+		}})
+	defer s.Close()
+	for _, id := range []string{"a", "b"} {
+		if _, err := s.peerConn(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := s.peerConns["a"]
+	mu.Lock()
+	delete(members, "a")
+	mu.Unlock()
+	if _, err := s.peerConn("c"); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for id := range s.peerConns {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if strings.Join(ids, ",") != "b,c" {
+		t.Fatalf("connections kept for %v, want b and c", ids)
+	}
+	if st := a.GetState(); st != connectivity.Shutdown {
+		t.Fatalf("the removed member's connection is %v, want closed", st)
+	}
 }

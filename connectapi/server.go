@@ -148,6 +148,7 @@ type Server struct {
 	slots chan struct{} // one per open stream
 	execs execCounts
 	m     *connectMetrics
+	open  openStreams // the streams this node runs, for the console
 
 	// peerSrv serves the streams other members route here (routing.go);
 	// peerConns are this node's connections to the others, by node ID.
@@ -177,7 +178,10 @@ func New(cfg Config) *Server {
 	defaults.Set(&cfg.MaxArtifactBytes, DefaultMaxArtifactBytes)
 	s := &Server{cfg: cfg, audit: cfg.Logger.Named("audit"), slots: make(chan struct{}, cfg.MaxStreams), m: newConnectMetrics(cfg.Registry)}
 	opts := []grpc.ServerOption{
-		grpc.ForceServerCodec(rawgrpc.Codec{}),
+		grpc.ForceServerCodecV2(rawgrpc.CodecV2{}),
+		// Results flow out: a larger write buffer (held only while a
+		// connection writes), gRPC's default read buffer.
+		grpc.WriteBufferSize(ioBuffer), grpc.SharedWriteBuffer(true),
 		grpc.UnknownServiceHandler(s.handle),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
@@ -192,7 +196,8 @@ func New(cfg Config) *Server {
 	// connection carries many clients' streams).
 	// All of one member's routed streams share its connection, so it may
 	// carry as many as the node takes; each is checked for membership.
-	s.peerSrv = grpc.NewServer(grpc.ForceServerCodec(rawgrpc.Codec{}), grpc.Creds(peerCreds{}),
+	s.peerSrv = grpc.NewServer(grpc.ForceServerCodecV2(rawgrpc.CodecV2{}), grpc.Creds(peerCreds{}),
+		grpc.WriteBufferSize(ioBuffer), grpc.SharedWriteBuffer(true),
 		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error { return s.serve(ss, true) }),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams)),
@@ -283,9 +288,9 @@ func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 	}
 	ctx := ss.Context()
 	md, _ := metadata.FromIncomingContext(ctx)
-	authn := s.authenticate
+	authn, via := s.authenticate, ""
 	if routed {
-		if err := s.admitRouted(ctx); err != nil {
+		if via, err = s.admitRouted(ctx); err != nil {
 			return err
 		}
 		authn = s.vouched
@@ -346,6 +351,7 @@ func (s *Server) serve(ss grpc.ServerStream, routed bool) (err error) {
 		}
 		cancel()
 	}
+	defer s.open.add(rec.ID, who, methodLabel(method), via, began, &st)()
 	var inspect func([]byte) error
 	switch {
 	case method == configMethod && s.cfg.CheckConf != nil:
@@ -443,7 +449,7 @@ func proxy(ctx context.Context, ss grpc.ServerStream, method string, in metadata
 	}
 	cctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx, out))
 	defer cancel()
-	cs, err := b.Conn.NewStream(cctx, anyStream, method, grpc.ForceCodec(rawgrpc.Codec{}))
+	cs, err := b.Conn.NewStream(cctx, anyStream, method, grpc.ForceCodecV2(rawgrpc.CodecV2{}))
 	if err != nil {
 		return err
 	}

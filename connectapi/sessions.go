@@ -152,6 +152,13 @@ func newToken() (string, error) {
 }
 
 // start starts Spark Connect in interpreter it and dials it.
+// ioBuffer is the write buffer of the port's connections (held while a
+// connection writes: SharedWriteBuffer) and the read and write buffers of
+// the node's own connections to its sessions' Spark Connect servers and
+// to members it routes to, one each, where results flow in (gRPC's
+// default: 32 KiB, a read or write system call per 32 KiB of results).
+const ioBuffer = 256 << 10
+
 func (n *NodeSessions) start(ctx context.Context, id int64, it *sparkbridge.Interpreter, token string) (*Backend, error) {
 	var out struct {
 		Port int `msgpack:"port"`
@@ -164,7 +171,8 @@ func (n *NodeSessions) start(ctx context.Context, id int64, it *sparkbridge.Inte
 	}
 	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort("127.0.0.1", strconv.Itoa(out.Port)),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.ForceCodec(rawgrpc.Codec{}), grpc.MaxCallRecvMsgSize(n.maxMsg), grpc.MaxCallSendMsgSize(n.maxMsg)))
+		grpc.WithWriteBufferSize(ioBuffer), grpc.WithReadBufferSize(ioBuffer), grpc.WithSharedWriteBuffer(true),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawgrpc.CodecV2{}), grpc.MaxCallRecvMsgSize(n.maxMsg), grpc.MaxCallSendMsgSize(n.maxMsg)))
 	if err != nil {
 		return nil, err
 	}

@@ -243,6 +243,9 @@ var docSessionDel = always(apiOp{tag: "livy", summary: "Stop a session (Livy)", 
 
 var docSessionState = always(apiOp{tag: "livy", summary: "A session's state (Livy)", params: []js{pID}, ok: okJSON("state", obj(js{"id": integer(), "state": str()}, "id", "state")), errs: []int{404, 503}})
 
+var docSessionConnect = always(apiOp{tag: "connect", summary: "A session's open Spark Connect streams, on the node that runs it", params: []js{pID},
+	ok: okJSON("streams", obj(js{"id": integer(), "node": str(), "enabled": boolean(), "streams": arr(ref("ConnectStream"))}, "id", "node", "enabled", "streams")), errs: []int{404, 503}})
+
 var docSessionLog = always(apiOp{tag: "livy", summary: "A session's interpreter log (Livy)", params: []js{pID, qFrom, qSize},
 	ok: okJSON("log lines", obj(js{"id": integer(), "from": integer(), "total": integer(), "log": arr(str())}, "id", "log")), errs: []int{404, 503}})
 
@@ -304,6 +307,8 @@ func apiSchemas() js {
 		"Session": obj(js{"id": integer(), "name": nullable("string"), "appId": nullable("string"), "owner": nullable("string"),
 			"proxyUser": nullable("string"), "state": str(), "kind": str(), "appInfo": js{"type": "object"},
 			"log": arr(str()), "node": str()}, "id", "state"),
+		"ConnectStream": obj(js{"method": str(), "principal": str(), "via": str(), "started": js{"type": "string", "format": "date-time"},
+			"seconds": number(), "bytes_in": integer(), "bytes_out": integer(), "rows": integer()}, "method", "principal", "started", "seconds", "bytes_in", "bytes_out", "rows"),
 		"Statement": obj(js{"id": integer(), "code": str(), "state": str(),
 			"output":   js{"description": "Livy's output: {status, execution_count, data: {text/plain, application/json, image/png...}} or {status: error, ename, evalue, traceback}", "type": []string{"object", "null"}},
 			"progress": number(), "started": integer(), "completed": integer()}, "id", "state"),

@@ -79,6 +79,9 @@ type Config struct {
 	// Auth, if set, authenticates every request and applies the
 	// rule of each route (routes.go, auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
+	// Connect, if set, is the node's Spark Connect port: its open streams
+	// (GET /sessions/{id}/connect). Nil: the node serves none.
+	Connect ConnectStreams
 }
 
 // Server is the HTTP front end of one node.

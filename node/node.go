@@ -338,14 +338,18 @@ type Node struct {
 	HTTP     *httpapi.Server
 	Redis    *redisapi.Server   // nil without RedisAddr
 	Connect  *connectapi.Server // nil without ConnectAddr
-	Metrics  *prometheus.Registry
-	ln       net.Listener
-	redisLn  net.Listener        // nil without RedisAddr
-	connLn   net.Listener        // nil without ConnectAddr
-	auth     *auth.Authenticator // nil without AuthFile
-	cert     *tlsconf.Cert       // nil without TLS
-	peer     *cluster.PeerCreds  // nil without peer TLS
-	logger   hclog.Logger
+	// connectSessions are the sessions' own Spark Connect servers behind
+	// Connect (their ports and tokens never leave the node; the proxy
+	// benchmark dials them directly, in-process).
+	connectSessions *connectapi.NodeSessions
+	Metrics         *prometheus.Registry
+	ln              net.Listener
+	redisLn         net.Listener        // nil without RedisAddr
+	connLn          net.Listener        // nil without ConnectAddr
+	auth            *auth.Authenticator // nil without AuthFile
+	cert            *tlsconf.Cert       // nil without TLS
+	peer            *cluster.PeerCreds  // nil without peer TLS
+	logger          hclog.Logger
 
 	// Durability takes checkpoint and recovery measurements (metrics/durability.go).
 	Durability *metrics.Durability
@@ -606,8 +610,19 @@ func Start(cfg Config) (*Node, error) {
 	if n.peer != nil {
 		peers = n.Registry
 	}
+	var connect httpapi.ConnectStreams // the console lists its streams
+	if n.connLn != nil {
+		n.connectSessions = connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect"))
+		n.Connect = connectapi.New(connectapi.Config{
+			Sessions: n.connectSessions,
+			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
+			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
+			IdleTimeout: cfg.ConnectIdleTimeout, MaxArtifactBytes: cfg.ConnectMaxArtifactBytes, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry), AdmitPeer: n.Registry.AdmitPeer,
+		})
+		connect = n.Connect
+	}
 	n.HTTP = httpapi.New(httpapi.Config{
-		Peers: peers,
+		Peers: peers, Connect: connect,
 		Store: n.Store, Sessions: n.Sessions, Batches: n.Batches, Cluster: n.Registry,
 		Registry: n.Metrics, Logger: cfg.Logger,
 		CSRFProtection: cfg.CSRFProtection, Version: cfg.Version, ClusterKey: cfg.ClusterKey,
@@ -628,13 +643,7 @@ func Start(cfg Config) (*Node, error) {
 			}
 		}()
 	}
-	if n.connLn != nil {
-		n.Connect = connectapi.New(connectapi.Config{
-			Sessions: connectapi.NewNodeSessions(n.Registry, n.Sessions, 0, cfg.Logger.Named("connect")),
-			Auth:     authn, TLS: srvTLS, NodeID: cfg.NodeID, MaxConns: cfg.MaxConns, Logger: cfg.Logger.Named("connect"),
-			MaxExecsPerSession: cfg.ConnectMaxExecsPerSession, MaxExecsPerPrincipal: cfg.ConnectMaxExecsPerPrincipal,
-			IdleTimeout: cfg.ConnectIdleTimeout, MaxArtifactBytes: cfg.ConnectMaxArtifactBytes, Registry: n.Metrics, CheckConf: n.Sessions.CheckConf, Peers: connectPeers(n.Registry), AdmitPeer: n.Registry.AdmitPeer,
-		})
+	if n.Connect != nil {
 		go func() {
 			if err := n.Connect.Serve(n.connLn); err != nil {
 				cfg.Logger.Error("Spark Connect port stopped", "error", err)

@@ -47,7 +47,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	users := filepath.Join(dir, "users.json")
 	tok := testutil.WriteUsers(t, users, map[string][]string{"ana": {"code", "create:*", "read:*", "write:*"}}, nil)["ana"]
 	cfg := testConfig(t, filepath.Join(dir, "data"))
-	cfg.AuthFile = users
+	cfg.AuthFile, cfg.ConnectAddr = users, "127.0.0.1:0"
 	_, base := startNode(t, cfg)
 	bearer := "Bearer " + tok
 	call := func(method, path, body string, want int) []byte {
@@ -213,6 +213,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	run("session page: run code", chromedp.Navigate(sessURL),
 		until("the session's state", text("#session-info")+`.includes("idle")`),
+		until("its Spark Connect streams", text("#connect-streams")+`.includes("No Spark Connect stream open")`),
 		chromedp.SetValue(chromedp.CSS("#code"), "sum(range(10)) * 7"), chromedp.Click(chromedp.CSS("#run")),
 		until("the statement's output", `[...document.querySelectorAll("#statements .statement")].some(s => s.textContent.includes("sum(range(10)) * 7") && s.textContent.includes("315"))`))
 	if shots != "" {

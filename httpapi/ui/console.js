@@ -284,8 +284,20 @@ function output(o) {
   return el("div", { class: "output" }, parts);
 }
 
+// connectStreams renders GET /sessions/{id}/connect: a row per open
+// Spark Connect stream (call) of the session, on the node that runs it.
+function connectStreams(c) {
+  if (!c.enabled) return el("p", { class: "muted" }, "Node " + c.node + " serves no Spark Connect (srdd server --connect-addr).");
+  if (!c.streams.length) return el("p", { class: "muted" }, "No Spark Connect stream open.");
+  return table("connect-table", ["method", "principal", "via", "open for", "bytes in", "bytes out", "rows"], c.streams.map(s => el("tr", {},
+    el("td", { text: s.method }), el("td", { text: s.principal || "" }), el("td", { text: s.via || "" }),
+    el("td", { text: s.seconds.toFixed(1) + " s" }), el("td", { text: String(s.bytes_in) }),
+    el("td", { text: String(s.bytes_out) }), el("td", { text: String(s.rows) }))));
+}
+
 async function sessionPage(id) {
   const info = el("div", { class: "card", id: "session-info" });
+  const streams = el("div", { id: "connect-streams" });
   const list = el("div", { id: "statements" });
   const code = el("textarea", { id: "code", "aria-label": "code" }, "1 + 1");
   const kind = el("select", { id: "kind", "aria-label": "kind" }, ["pyspark", "sql"].map(k => el("option", { value: k }, k)));
@@ -294,6 +306,7 @@ async function sessionPage(id) {
       const s = await api("GET", "/sessions/" + enc(id));
       info.replaceChildren(el("div", { class: "kv" }, [["state", s.state], ["kind", s.kind], ["owner", s.owner || ""], ["node", s.node || ""], ["name", s.name || ""]]
         .map(([k, v]) => [el("span", { class: "muted", text: k }), el("span", { text: String(v) })])));
+      streams.replaceChildren(connectStreams(await api("GET", "/sessions/" + enc(id) + "/connect")));
       const sts = (await api("GET", "/sessions/" + enc(id) + "/statements?order=desc&size=20")).statements || [];
       list.replaceChildren(...sts.map(st => el("div", { class: "card statement", "data-statement": String(st.id) },
         el("div", { class: "muted" }, "#" + st.id + " — " + st.state),
@@ -311,7 +324,8 @@ async function sessionPage(id) {
       await refresh();
     } catch (e) { setStatus(e.message, true); }
   } }, code, el("div", { class: "row" }, kind, el("button", { type: "submit", id: "run" }, "Run")));
-  page("Session " + id, info, el("h2", { text: "Run code" }), form, el("h2", { text: "Statements (newest first)" }), list);
+  page("Session " + id, info, el("h2", { text: "Spark Connect streams" }), streams,
+    el("h2", { text: "Run code" }), form, el("h2", { text: "Statements (newest first)" }), list);
   await refresh();
   timer = setInterval(refresh, 3000);
 }

@@ -4,6 +4,9 @@ next to its Livy statements and shared RDDs (issue 27)."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
@@ -173,3 +176,49 @@ def test_session_by_name(node: Node) -> None:
         assert s.range(5).count() == 5
     finally:
         s.stop()
+
+
+def test_interrupt_and_open_streams(node: Node, spark: SparkSession) -> None:
+    # A plan that would run for hours: while it runs, the session's open
+    # streams (GET /sessions/{id}/connect, the console's rows) list it
+    # with its caller and the node that routed it; interruptAll (an
+    # Interrupt call, routed like any other) ends it with Spark's
+    # cancellation, and it leaves the list.
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            spark.range(0, 10**13, numPartitions=2).selectExpr("sum(id)").collect()
+        except BaseException as exc:  # noqa: BLE001 - what the client raised is the point
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    via = "" if node.session_node == "n1" else "n1"  # node.url() dials n1
+    deadline = time.monotonic() + 120
+    while True:
+        st, body = node.rest("GET", "/sessions/%d/connect" % node.session)
+        assert st == 200 and body["enabled"] and body["node"] == node.session_node, body
+        plans = [s for s in body["streams"] if s["method"] == "ExecutePlan"]
+        if plans:
+            break
+        assert worker.is_alive(), failure
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+    assert plans[0]["principal"] == "ana" and plans[0].get("via", "") == via, plans
+    assert plans[0]["bytes_in"] > 0 and plans[0]["seconds"] >= 0, plans
+    # eve may not see ana's session's streams.
+    st, body = node.rest("GET", "/sessions/%d/connect" % node.session, user="eve")
+    assert st == 403, body
+
+    interrupted = spark.interruptAll()
+    assert interrupted, "interruptAll interrupted nothing"
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "the interrupted plan did not end"
+    assert failure and "CANCEL" in str(failure[0]).upper(), failure
+    deadline = time.monotonic() + 60
+    while any(s["method"] == "ExecutePlan" for s in node.rest("GET", "/sessions/%d/connect" % node.session)[1]["streams"]):
+        assert time.monotonic() < deadline, "the interrupted plan is still listed"
+        time.sleep(0.2)
+    # The session goes on: the next plan runs.
+    assert spark.range(10).count() == 10
