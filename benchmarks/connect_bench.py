@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -145,14 +146,14 @@ def proxy_section(bench: Path, pairs: Path) -> list[str]:
     """The page's first section, from BenchmarkConnectProxyCost's output
     line (its metrics) and its pairs file (direct and srdd rows/s, direct
     and srdd ms to the whole answer of the count, one pair a line)."""
-    metrics: dict[str, float] = {}
-    for line in bench.read_text().splitlines():
-        if line.startswith("BenchmarkConnectProxyCost"):
-            f = line.split()
-            metrics = {f[i + 1]: float(f[i]) for i in range(4, len(f) - 1, 2)}
-            metrics["pairs"] = float(f[1])
+    # go test mixes the node's log lines into its output, even into the
+    # benchmark's result line: find each metric by its unit.
+    text = bench.read_text()
+    metrics = {unit: float(v) for v, unit in re.findall(
+        r"([-\d.]+) (direct-first-ms|srdd-first-ms|direct-rows/s|srdd-rows/s|proxy-cost-%)", text)}
     rows = [tuple(float(x) for x in ln.split()) for ln in pairs.read_text().splitlines() if ln.strip()]
-    if not metrics or not rows:
+    metrics["pairs"] = len(rows)
+    if len(metrics) < 6 or not rows:
         raise RuntimeError(f"no BenchmarkConnectProxyCost result in {bench} and {pairs}")
     costs = sorted(100 * (1 - s / d) for d, s, _, _ in rows)
     q = statistics.quantiles(costs, n=4)

@@ -436,8 +436,12 @@ func (n *Node) AdmitPeer(id string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("node %q is not a member of the cluster", id)
+	return fmt.Errorf("node %q is %w", id, ErrNotMember)
 }
+
+// ErrNotMember is AdmitPeer's answer for a node that is not a member
+// (any other error: membership could not be read).
+var ErrNotMember = errors.New("not a member of the cluster")
 
 // checkRPC checks a Raft RPC's header against the node ID the
 // connection's certificate proved: a member may speak only as itself.

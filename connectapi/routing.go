@@ -60,21 +60,29 @@ func (s *Server) route(ctx context.Context, ss grpc.ServerStream, method string,
 // peerConn is this node's connection to member id, made on first use
 // and kept: gRPC reconnects it (with backoff) if the channel breaks.
 // Making one closes and forgets those of nodes that are no longer
-// members, so the map holds no more than the members of that moment and
-// the one new entry.
+// members (AdmitPeer says cluster.ErrNotMember; an error reading the
+// membership forgets nothing), ending any stream still routed there, so
+// the map holds no more than the members of that moment and the new
+// entry. Membership is read outside the lock.
 func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
-		return nil, errors.New("the node is closing")
+		s.mu.Unlock()
+		return nil, errClosing
 	}
 	if c := s.peerConns[id]; c != nil {
+		s.mu.Unlock()
 		return c, nil
 	}
-	for other, c := range s.peerConns {
-		if s.cfg.AdmitPeer == nil || s.cfg.AdmitPeer(other) != nil {
-			_ = c.Close()
-			delete(s.peerConns, other)
+	others := make([]string, 0, len(s.peerConns))
+	for other := range s.peerConns {
+		others = append(others, other)
+	}
+	s.mu.Unlock()
+	var gone []string
+	for _, other := range others {
+		if s.cfg.AdmitPeer != nil && errors.Is(s.cfg.AdmitPeer(other), cluster.ErrNotMember) {
+			gone = append(gone, other)
 		}
 	}
 	c, err := grpc.NewClient("passthrough:///"+id,
@@ -85,12 +93,30 @@ func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch existing := s.peerConns[id]; {
+	case s.closed:
+		_ = c.Close()
+		return nil, errClosing
+	case existing != nil: // made by another stream meanwhile
+		_ = c.Close()
+		return existing, nil
+	}
+	for _, other := range gone {
+		if old := s.peerConns[other]; old != nil {
+			_ = old.Close()
+			delete(s.peerConns, other)
+		}
+	}
 	if s.peerConns == nil {
 		s.peerConns = map[string]*grpc.ClientConn{}
 	}
 	s.peerConns[id] = c
 	return c, nil
 }
+
+var errClosing = errors.New("the node is closing")
 
 // vouched finds the caller of a routed stream: the name the member that
 // routed it vouches for, looked up in this node's users file (nil

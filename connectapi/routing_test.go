@@ -3,6 +3,7 @@ package connectapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/srdd/srdd/cluster"
 	"github.com/srdd/srdd/sparkbridge/bridgetest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -105,15 +107,19 @@ func TestRouteToTheSessionsNode(t *testing.T) {
 // closes and forgets those of nodes removed since (review finding: the
 // map kept one entry per node ever routed to).
 func TestPeerConnsForgetRemovedMembers(t *testing.T) {
-	members := map[string]bool{"a": true, "b": true, "c": true}
+	members := map[string]bool{"a": true, "b": true, "c": true, "d": true}
+	unreadable := false // the membership cannot be read: forget nothing
 	var mu sync.Mutex
 	s := New(Config{NodeID: "n1",
 		Peers: dialFunc(func(context.Context, string) (net.Conn, error) { return nil, errors.New("not dialled here") }),
 		AdmitPeer: func(id string) error {
 			mu.Lock()
 			defer mu.Unlock()
-			if !members[id] {
-				return errors.New("not a member")
+			switch {
+			case unreadable:
+				return errors.New("raft: shutdown")
+			case !members[id]:
+				return fmt.Errorf("node %q is %w", id, cluster.ErrNotMember)
 			}
 			return nil
 		}})
@@ -124,19 +130,32 @@ func TestPeerConnsForgetRemovedMembers(t *testing.T) {
 		}
 	}
 	a := s.peerConns["a"]
+	kept := func() string {
+		var ids []string
+		for id := range s.peerConns {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return strings.Join(ids, ",")
+	}
 	mu.Lock()
 	delete(members, "a")
+	unreadable = true
 	mu.Unlock()
 	if _, err := s.peerConn("c"); err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for id := range s.peerConns {
-		ids = append(ids, id)
+	if got := kept(); got != "a,b,c" {
+		t.Fatalf("with the membership unreadable, connections kept for %s, want a,b,c", got)
 	}
-	slices.Sort(ids)
-	if strings.Join(ids, ",") != "b,c" {
-		t.Fatalf("connections kept for %v, want b and c", ids)
+	mu.Lock()
+	unreadable = false
+	mu.Unlock()
+	if _, err := s.peerConn("d"); err != nil {
+		t.Fatal(err)
+	}
+	if got := kept(); got != "b,c,d" {
+		t.Fatalf("connections kept for %s, want b,c,d", got)
 	}
 	if st := a.GetState(); st != connectivity.Shutdown {
 		t.Fatalf("the removed member's connection is %v, want closed", st)

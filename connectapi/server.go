@@ -181,7 +181,7 @@ func New(cfg Config) *Server {
 		grpc.ForceServerCodecV2(rawgrpc.CodecV2{}),
 		// Results flow out: a larger write buffer (held only while a
 		// connection writes), gRPC's default read buffer.
-		grpc.WriteBufferSize(ioBuffer), grpc.SharedWriteBuffer(true),
+		grpc.WriteBufferSize(clientWriteBuffer), grpc.SharedWriteBuffer(true),
 		grpc.UnknownServiceHandler(s.handle),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),

@@ -151,14 +151,19 @@ func newToken() (string, error) {
 	return hex.EncodeToString(raw), nil
 }
 
-// start starts Spark Connect in interpreter it and dials it.
-// ioBuffer is the write buffer of the port's connections (held while a
-// connection writes: SharedWriteBuffer) and the read and write buffers of
-// the node's own connections to its sessions' Spark Connect servers and
-// to members it routes to, one each, where results flow in (gRPC's
-// default: 32 KiB, a read or write system call per 32 KiB of results).
-const ioBuffer = 256 << 10
+// ioBuffer is the read and write buffer of the node's own connections
+// to its sessions' Spark Connect servers and to the members it routes
+// to, one each, where results flow in; clientWriteBuffer is the write
+// buffer of the port's connections, held only while a connection writes
+// (SharedWriteBuffer): at most MaxStreams of them, 128 MiB at the
+// default 1,024. gRPC's default is 32 KiB: a system call per 32 KiB of
+// results.
+const (
+	ioBuffer          = 256 << 10
+	clientWriteBuffer = 128 << 10
+)
 
+// start starts Spark Connect in interpreter it and dials it.
 func (n *NodeSessions) start(ctx context.Context, id int64, it *sparkbridge.Interpreter, token string) (*Backend, error) {
 	var out struct {
 		Port int `msgpack:"port"`

@@ -10,7 +10,7 @@ import (
 
 // openStreams are the streams this node runs for its own sessions (not
 // the ones it routes elsewhere: those show on the session's node), for
-// GET /sessions/{id}/connect and the console. Each holds one of the
+// GET /sessions/{id}/spark-connect and the console. Each holds one of the
 // node's stream slots while it is here, so there are at most MaxStreams.
 type openStreams struct {
 	mu   sync.Mutex

@@ -3,6 +3,8 @@ package connectapi
 import (
 	"testing"
 	"time"
+
+	"github.com/srdd/srdd/httpapi"
 )
 
 // TestOpenStreamsAreListed: Streams lists a session's open streams on
@@ -15,7 +17,15 @@ func TestOpenStreamsAreListed(t *testing.T) {
 	_, end := r.hold(t, execute, SessionHeader, "etl", "authorization", "Bearer "+r.tokens["ana"])
 	routed := &rig{addr: r.peerAddr}
 	_, endRouted := routed.hold(t, "/spark.connect.SparkConnectService/AnalyzePlan", SessionHeader, "1", principalHeader, "root")
-	got := r.srv.Streams(1)
+	// The echo's answer may reach the client before the node counts it
+	// (SendMsg returns once the bytes are queued): wait for the counts.
+	var got []httpapi.ConnectStream
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		got = r.srv.Streams(1)
+		if len(got) == 2 && got[0].BytesOut == 4 && got[1].BytesOut == 4 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(got) != 2 {
 		t.Fatalf("session 1's open streams: %+v, want 2", got)
 	}

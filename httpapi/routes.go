@@ -211,7 +211,7 @@ func routeTable() []*route {
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.deleteSession(c, a.id) }},
 		{method: "GET", pattern: "/sessions/{id}/state", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionState,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.sessionState(c, a.id) }},
-		{method: "GET", pattern: "/sessions/{id}/connect", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionConnect,
+		{method: "GET", pattern: "/sessions/{id}/spark-connect", rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionConnect,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.connectStreams(c, a.id) }},
 		{method: "GET", pattern: "/sessions/{id}/log", livy: true, rule: ruleSessionView, owner: (*Server).sessionOwner, doc: docSessionLog,
 			serve: func(s *Server, c *fasthttp.RequestCtx, a args) { s.sessionLog(c, a.id) }},

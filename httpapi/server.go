@@ -80,7 +80,7 @@ type Config struct {
 	// rule of each route (routes.go, auth.go). Nil: every call is allowed.
 	Auth *auth.Authenticator
 	// Connect, if set, is the node's Spark Connect port: its open streams
-	// (GET /sessions/{id}/connect). Nil: the node serves none.
+	// (GET /sessions/{id}/spark-connect). Nil: the node serves none.
 	Connect ConnectStreams
 }
 

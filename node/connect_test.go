@@ -106,11 +106,11 @@ func TestConnectPortOnTheFake(t *testing.T) {
 		}
 	}
 
-	// An open stream is a row of GET /sessions/{id}/connect (the
+	// An open stream is a row of GET /sessions/{id}/spark-connect (the
 	// console's); deleting the session ends its open streams, with a
 	// status.
 	a = connectCall(t, addr, connectExecute, []string{"first"}, func() {
-		st, _, b := authDo2(http.DefaultClient, "GET", base+"/sessions/"+id+"/connect", "", tokens["ana"])
+		st, _, b := authDo2(http.DefaultClient, "GET", base+"/sessions/"+id+"/spark-connect", "", tokens["ana"])
 		if st != http.StatusOK || !strings.Contains(string(b), `"enabled":true`) ||
 			!strings.Contains(string(b), `"method":"ExecutePlan","principal":"ana","started":`) {
 			t.Errorf("the session's open streams: %d %s", st, b)

@@ -284,7 +284,7 @@ function output(o) {
   return el("div", { class: "output" }, parts);
 }
 
-// connectStreams renders GET /sessions/{id}/connect: a row per open
+// connectStreams renders GET /sessions/{id}/spark-connect: a row per open
 // Spark Connect stream (call) of the session, on the node that runs it.
 function connectStreams(c) {
   if (!c.enabled) return el("p", { class: "muted" }, "Node " + c.node + " serves no Spark Connect (srdd server --connect-addr).");
@@ -306,13 +306,17 @@ async function sessionPage(id) {
       const s = await api("GET", "/sessions/" + enc(id));
       info.replaceChildren(el("div", { class: "kv" }, [["state", s.state], ["kind", s.kind], ["owner", s.owner || ""], ["node", s.node || ""], ["name", s.name || ""]]
         .map(([k, v]) => [el("span", { class: "muted", text: k }), el("span", { text: String(v) })])));
-      streams.replaceChildren(connectStreams(await api("GET", "/sessions/" + enc(id) + "/connect")));
       const sts = (await api("GET", "/sessions/" + enc(id) + "/statements?order=desc&size=20")).statements || [];
       list.replaceChildren(...sts.map(st => el("div", { class: "card statement", "data-statement": String(st.id) },
         el("div", { class: "muted" }, "#" + st.id + " — " + st.state),
         el("pre", { class: "code" }, st.code), output(st.output))));
     } catch (e) {
       info.replaceChildren(errorLine(e));
+    }
+    try { // apart: a node without the route must not blank the page
+      streams.replaceChildren(connectStreams(await api("GET", "/sessions/" + enc(id) + "/spark-connect")));
+    } catch (e) {
+      streams.replaceChildren(errorLine(e));
     }
   };
   const form = el("form", { id: "statement-form", onsubmit: async ev => {

@@ -5,7 +5,6 @@
 package rawgrpc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -122,18 +121,13 @@ func (CodecV2) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("rawgrpc: cannot unmarshal into %T", v)
 	}
-	if len(data) == 1 {
-		*f = append((*f)[:0], data[0].ReadOnlyData()...)
-		return nil
+	if n := data.Len(); cap(*f) < n {
+		*f = make(Frame, 0, n)
 	}
-	// bytes.Buffer's Grow allocates without zeroing what the copies
-	// overwrite at once (make would clear it first).
-	var b bytes.Buffer
-	b.Grow(data.Len())
+	*f = (*f)[:0]
 	for _, d := range data {
-		b.Write(d.ReadOnlyData())
+		*f = append(*f, d.ReadOnlyData()...)
 	}
-	*f = b.Bytes()
 	return nil
 }
 

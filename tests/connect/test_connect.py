@@ -178,9 +178,14 @@ def test_session_by_name(node: Node) -> None:
         s.stop()
 
 
+# A plan runs in an ExecutePlan stream, and after a reattach in a
+# ReattachExecute one.
+PLAN_METHODS = ("ExecutePlan", "ReattachExecute")
+
+
 def test_interrupt_and_open_streams(node: Node, spark: SparkSession) -> None:
     # A plan that would run for hours: while it runs, the session's open
-    # streams (GET /sessions/{id}/connect, the console's rows) list it
+    # streams (GET /sessions/{id}/spark-connect, the console's rows) list it
     # with its caller and the node that routed it; interruptAll (an
     # Interrupt call, routed like any other) ends it with Spark's
     # cancellation, and it leaves the list.
@@ -197,9 +202,9 @@ def test_interrupt_and_open_streams(node: Node, spark: SparkSession) -> None:
     via = "" if node.session_node == "n1" else "n1"  # node.url() dials n1
     deadline = time.monotonic() + 120
     while True:
-        st, body = node.rest("GET", "/sessions/%d/connect" % node.session)
+        st, body = node.rest("GET", "/sessions/%d/spark-connect" % node.session)
         assert st == 200 and body["enabled"] and body["node"] == node.session_node, body
-        plans = [s for s in body["streams"] if s["method"] == "ExecutePlan"]
+        plans = [s for s in body["streams"] if s["method"] in PLAN_METHODS]
         if plans:
             break
         assert worker.is_alive(), failure
@@ -208,7 +213,7 @@ def test_interrupt_and_open_streams(node: Node, spark: SparkSession) -> None:
     assert plans[0]["principal"] == "ana" and plans[0].get("via", "") == via, plans
     assert plans[0]["bytes_in"] > 0 and plans[0]["seconds"] >= 0, plans
     # eve may not see ana's session's streams.
-    st, body = node.rest("GET", "/sessions/%d/connect" % node.session, user="eve")
+    st, body = node.rest("GET", "/sessions/%d/spark-connect" % node.session, user="eve")
     assert st == 403, body
 
     interrupted = spark.interruptAll()
@@ -217,7 +222,7 @@ def test_interrupt_and_open_streams(node: Node, spark: SparkSession) -> None:
     assert not worker.is_alive(), "the interrupted plan did not end"
     assert failure and "CANCEL" in str(failure[0]).upper(), failure
     deadline = time.monotonic() + 60
-    while any(s["method"] == "ExecutePlan" for s in node.rest("GET", "/sessions/%d/connect" % node.session)[1]["streams"]):
+    while any(s["method"] in PLAN_METHODS for s in node.rest("GET", "/sessions/%d/spark-connect" % node.session)[1]["streams"]):
         assert time.monotonic() < deadline, "the interrupted plan is still listed"
         time.sleep(0.2)
     # The session goes on: the next plan runs.

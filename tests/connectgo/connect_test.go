@@ -8,7 +8,6 @@ package connectgo
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -30,6 +29,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -193,17 +193,16 @@ func startNode(t *testing.T) *node {
 	run(t, bin, "auth", "add", "--file", users, "--name", "ana", "--token", n.token,
 		"--role", "code", "--role", "create:*", "--role", "read:*", "--role", "write:*")
 
-	n.connect = freeAddr(t)
 	cmd := exec.Command(bin, "server", "--node-id", "n1", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
 		"--data-dir", filepath.Join(dir, "data"), "--python", python, "--spark-master", "local[2]",
-		"--auth-file", users, "--tls-cert", cert, "--tls-key", key, "--connect-addr", n.connect)
+		"--auth-file", users, "--tls-cert", cert, "--tls-key", key, "--connect-addr", "127.0.0.1:0")
 	cmd.Env = os.Environ()
 	cmd.Dir = dir // Spark writes its spark-warehouse into the working dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log bytes.Buffer
+	log := &lockedLog{}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -218,32 +217,41 @@ func startNode(t *testing.T) *node {
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("srdd's log:\n%s", log.String())
+			t.Logf("srdd's log:\n%s", log)
 		}
 	})
-	serving := make(chan string, 1)
+	// The node says where it serves: its API, then its Spark Connect port.
+	type addrs struct{ base, connect string }
+	serving := make(chan addrs, 1)
 	go func() {
-		re := regexp.MustCompile(`serving on (https://\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case serving <- m[1]:
-				default:
-				}
+		api := regexp.MustCompile(`serving on (https://\S+)`)
+		sc := regexp.MustCompile(`Spark Connect on sc://([^/\s]+)/`)
+		var a addrs
+		rd := bufio.NewReader(stderr)
+		for {
+			line, err := rd.ReadString('\n') // any length: the node never blocks on a full pipe
+			log.add(line)
+			if m := api.FindStringSubmatch(line); m != nil {
+				a.base = strings.TrimSuffix(m[1], "/")
+			}
+			if m := sc.FindStringSubmatch(line); m != nil && a.base != "" {
+				a.connect = m[1]
+				serving <- a
+			}
+			if err != nil {
+				close(serving)
+				return
 			}
 		}
-		close(serving)
 	}()
 	select {
-	case u, ok := <-serving:
+	case a, ok := <-serving:
 		if !ok {
-			t.Fatalf("srdd ended before serving:\n%s", log.String())
+			t.Fatalf("srdd ended before serving:\n%s", log)
 		}
-		n.base = strings.TrimSuffix(u, "/")
+		n.base, n.connect = a.base, a.connect
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("srdd did not start in 2 min:\n%s", log.String())
+		t.Fatalf("srdd did not start in 2 min:\n%s", log)
 	}
 	return n
 }
@@ -285,15 +293,24 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-// freeAddr is a loopback address no one listens on a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// lockedLog is the node's stderr, kept for a failure's report.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() < 4<<20 {
+		l.b.WriteString(line)
 	}
-	defer l.Close()
-	return l.Addr().String()
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // selfSigned writes a 1-day P-256 certificate for 127.0.0.1 and its key
