@@ -87,7 +87,7 @@ func (s *Server) peerConn(id string) (*grpc.ClientConn, error) {
 	}
 	c, err := grpc.NewClient("passthrough:///"+id,
 		grpc.WithTransportCredentials(insecure.NewCredentials()), // the peer channel is mutual TLS
-		grpc.WithWriteBufferSize(ioBuffer), grpc.WithReadBufferSize(ioBuffer), grpc.WithSharedWriteBuffer(true),
+		grpc.WithWriteBufferSize(ioBuffer), grpc.WithReadBufferSize(ioBuffer),
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.cfg.Peers.DialConnect(ctx, id) }),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.cfg.MaxMessageBytes), grpc.MaxCallSendMsgSize(s.cfg.MaxMessageBytes)))
 	if err != nil {

@@ -181,7 +181,7 @@ func New(cfg Config) *Server {
 		grpc.ForceServerCodecV2(rawgrpc.CodecV2{}),
 		// Results flow out: a larger write buffer (held only while a
 		// connection writes), gRPC's default read buffer.
-		grpc.WriteBufferSize(clientWriteBuffer), grpc.SharedWriteBuffer(true),
+		grpc.WriteBufferSize(clientWriteBuffer),
 		grpc.UnknownServiceHandler(s.handle),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
@@ -197,7 +197,7 @@ func New(cfg Config) *Server {
 	// All of one member's routed streams share its connection, so it may
 	// carry as many as the node takes; each is checked for membership.
 	s.peerSrv = grpc.NewServer(grpc.ForceServerCodecV2(rawgrpc.CodecV2{}), grpc.Creds(peerCreds{}),
-		grpc.WriteBufferSize(ioBuffer), grpc.SharedWriteBuffer(true),
+		grpc.WriteBufferSize(ioBuffer),
 		grpc.UnknownServiceHandler(func(_ any, ss grpc.ServerStream) error { return s.serve(ss, true) }),
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes), grpc.MaxSendMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(uint32(cfg.MaxStreams)),

@@ -155,7 +155,7 @@ func newToken() (string, error) {
 // to its sessions' Spark Connect servers and to the members it routes
 // to, one each, where results flow in; clientWriteBuffer is the write
 // buffer of the port's connections, held only while a connection writes
-// (SharedWriteBuffer): at most MaxStreams of them, 128 MiB at the
+// (gRPC shares write buffers by default): at most MaxStreams of them, 128 MiB at the
 // default 1,024. gRPC's default is 32 KiB: a system call per 32 KiB of
 // results.
 const (
@@ -176,7 +176,7 @@ func (n *NodeSessions) start(ctx context.Context, id int64, it *sparkbridge.Inte
 	}
 	conn, err := grpc.NewClient("passthrough:///"+net.JoinHostPort("127.0.0.1", strconv.Itoa(out.Port)),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithWriteBufferSize(ioBuffer), grpc.WithReadBufferSize(ioBuffer), grpc.WithSharedWriteBuffer(true),
+		grpc.WithWriteBufferSize(ioBuffer), grpc.WithReadBufferSize(ioBuffer),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawgrpc.CodecV2{}), grpc.MaxCallRecvMsgSize(n.maxMsg), grpc.MaxCallSendMsgSize(n.maxMsg)))
 	if err != nil {
 		return nil, err
