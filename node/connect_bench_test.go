@@ -11,7 +11,6 @@ import (
 
 	"github.com/srdd/srdd/connectapi"
 	"github.com/srdd/srdd/internal/rawgrpc"
-	"github.com/srdd/srdd/internal/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -37,24 +36,7 @@ func BenchmarkConnectProxyCost(b *testing.B) {
 	cfg := testConfig(b, b.TempDir())
 	cfg.ConnectAddr = "127.0.0.1:0"
 	cfg.SparkConf = map[string]string{"spark.driver.memory": "1g"}
-	n, err := Start(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
-	if st, _, body := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ""); st != 201 {
-		b.Fatalf("create session: %d %s", st, body)
-	}
-	if err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
-		_, _, body := authDo("GET", base+"/sessions/0/state", "", "")
-		if strings.Contains(string(body), `"dead"`) || strings.Contains(string(body), `"error"`) {
-			return false, fmt.Errorf("session failed: %s", body)
-		}
-		return strings.Contains(string(body), `"idle"`), nil
-	}); err != nil {
-		b.Fatal(err)
-	}
+	n, _ := benchNode(b, cfg)
 	ctx := context.Background()
 	backend, err := n.connectSessions.Attach(ctx, 0)
 	if err != nil {
@@ -165,46 +147,70 @@ func executePlanSQL(session, query string) rawgrpc.Frame {
 // (field 2, its row_count 1), 0 for any other message.
 func resultRows(msg []byte) int64 {
 	var rows int64
+	eachField(msg, 2, protowire.BytesType, func(v []byte) {
+		batch, _ := protowire.ConsumeBytes(v)
+		eachField(batch, 1, protowire.VarintType, func(v []byte) {
+			n, _ := protowire.ConsumeVarint(v)
+			rows += int64(n)
+		})
+	})
+	return rows
+}
+
+// eachField calls fn with the encoded value of each field num of type
+// typ in msg, up to where msg stops parsing.
+func eachField(msg []byte, num protowire.Number, typ protowire.Type, fn func([]byte)) {
 	for len(msg) > 0 {
-		num, typ, n := protowire.ConsumeTag(msg)
-		if n < 0 {
-			return 0
+		n, t, k := protowire.ConsumeTag(msg)
+		if k < 0 {
+			return
 		}
-		msg = msg[n:]
-		if num == 2 && typ == protowire.BytesType {
-			batch, m := protowire.ConsumeBytes(msg)
-			if m < 0 {
-				return 0
-			}
-			for len(batch) > 0 {
-				bn, bt, k := protowire.ConsumeTag(batch)
-				if k < 0 {
-					return 0
-				}
-				batch = batch[k:]
-				if bn == 1 && bt == protowire.VarintType {
-					v, j := protowire.ConsumeVarint(batch)
-					if j < 0 {
-						return 0
-					}
-					rows += int64(v)
-					batch = batch[j:]
-					continue
-				}
-				k = protowire.ConsumeFieldValue(bn, bt, batch)
-				if k < 0 {
-					return 0
-				}
-				batch = batch[k:]
-			}
-			msg = msg[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, msg)
+		msg = msg[k:]
+		m := protowire.ConsumeFieldValue(n, t, msg)
 		if m < 0 {
-			return 0
+			return
+		}
+		if n == num && t == typ {
+			fn(msg[:m])
 		}
 		msg = msg[m:]
 	}
-	return rows
+}
+
+// TestBenchProtobuf checks the benchmark's hand-made protobuf: the
+// request nests the query where Spark Connect reads it, and resultRows
+// counts an Arrow batch's rows and nothing else.
+func TestBenchProtobuf(t *testing.T) {
+	var query string
+	req := executePlanSQL("s-1", "SELECT 1")
+	eachField(req, 3, protowire.BytesType, func(plan []byte) {
+		plan, _ = protowire.ConsumeBytes(plan)
+		eachField(plan, 1, protowire.BytesType, func(rel []byte) {
+			rel, _ = protowire.ConsumeBytes(rel)
+			eachField(rel, 10, protowire.BytesType, func(sql []byte) {
+				sql, _ = protowire.ConsumeBytes(sql)
+				eachField(sql, 1, protowire.BytesType, func(q []byte) {
+					v, _ := protowire.ConsumeBytes(q)
+					query = string(v)
+				})
+			})
+		})
+	})
+	if query != "SELECT 1" {
+		t.Fatalf("the request's plan.root.sql.query is %q", query)
+	}
+	batch := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 7)
+	batch = protowire.AppendBytes(protowire.AppendTag(batch, 2, protowire.BytesType), []byte("arrow"))
+	resp := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "s-1")
+	resp = protowire.AppendBytes(protowire.AppendTag(resp, 2, protowire.BytesType), batch)
+	other := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 99)
+	if got := resultRows(resp); got != 7 {
+		t.Fatalf("rows of a 7-row batch: %d", got)
+	}
+	if got := resultRows(other); got != 0 {
+		t.Fatalf("rows of a message with no batch: %d", got)
+	}
+	if got := resultRows(resp[:len(resp)-3]); got != 0 {
+		t.Fatalf("rows of a cut message: %d", got)
+	}
 }

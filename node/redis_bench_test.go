@@ -23,25 +23,7 @@ import (
 func BenchmarkRedisGet(b *testing.B) {
 	cfg := testConfig(b, b.TempDir())
 	cfg.RedisAddr = "127.0.0.1:0"
-	n, err := Start(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer n.Close()
-	base := "http://" + n.HTTPAddr()
-	if st, _, body := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ""); st != 201 {
-		b.Fatalf("create session: %d %s", st, body)
-	}
-	err = testutil.WaitFor(4*time.Minute, func() (bool, error) {
-		_, _, body := authDo("GET", base+"/sessions/0/state", "", "")
-		if strings.Contains(string(body), `"dead"`) || strings.Contains(string(body), `"error"`) {
-			return false, fmt.Errorf("session failed: %s", body)
-		}
-		return strings.Contains(string(body), `"idle"`), nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
+	n, base := benchNode(b, cfg)
 	if st, _, body := authDo("POST", base+"/v1/rdds", `{"name":"key","session":0,"mode":"memory"}`, ""); st != 201 {
 		b.Fatalf("create: %d %s", st, body)
 	}
@@ -143,4 +125,29 @@ func readBulk(r *bufio.Reader) error {
 	}
 	_, err = io.CopyN(io.Discard, r, int64(size)+2)
 	return err
+}
+
+// benchNode starts a node with cfg and its session 0, and waits until the
+// session is idle; the node closes when b ends. -> the node, its base URL.
+func benchNode(b *testing.B, cfg Config) (*Node, string) {
+	b.Helper()
+	n, err := Start(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(n.Close)
+	base := "http://" + n.HTTPAddr()
+	if st, _, body := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ""); st != 201 {
+		b.Fatalf("create session: %d %s", st, body)
+	}
+	if err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
+		_, _, body := authDo("GET", base+"/sessions/0/state", "", "")
+		if strings.Contains(string(body), `"dead"`) || strings.Contains(string(body), `"error"`) {
+			return false, fmt.Errorf("session failed: %s", body)
+		}
+		return strings.Contains(string(body), `"idle"`), nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	return n, base
 }
