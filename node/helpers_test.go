@@ -132,7 +132,7 @@ func TestMain(m *testing.M) {
 
 // startNode starts a node of its own for t (closed when t ends) and
 // returns it with its API's base URL.
-func startNode(t *testing.T, cfg Config) (*Node, string) {
+func startNode(t testing.TB, cfg Config) (*Node, string) {
 	t.Helper()
 	n, err := Start(cfg)
 	if err != nil {

@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/srdd/srdd/internal/testutil"
 	"github.com/valyala/fasthttp"
 )
 
@@ -127,26 +125,12 @@ func readBulk(r *bufio.Reader) error {
 	return err
 }
 
-// benchNode starts a node with cfg and its session 0, and waits until the
-// session is idle; the node closes when b ends. -> the node, its base URL.
+// benchNode starts a node with cfg (startNode) and its session 0, and
+// waits until the session is idle. -> the node, its base URL.
 func benchNode(b *testing.B, cfg Config) (*Node, string) {
 	b.Helper()
-	n, err := Start(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(n.Close)
-	base := "http://" + n.HTTPAddr()
-	if st, _, body := authDo("POST", base+"/sessions", `{"kind":"pyspark"}`, ""); st != 201 {
-		b.Fatalf("create session: %d %s", st, body)
-	}
-	if err := testutil.WaitFor(4*time.Minute, func() (bool, error) {
-		_, _, body := authDo("GET", base+"/sessions/0/state", "", "")
-		if strings.Contains(string(body), `"dead"`) || strings.Contains(string(body), `"error"`) {
-			return false, fmt.Errorf("session failed: %s", body)
-		}
-		return strings.Contains(string(body), `"idle"`), nil
-	}); err != nil {
+	n, base := startNode(b, cfg)
+	if err := createSessionAndWait(base, `{"kind":"pyspark"}`); err != nil {
 		b.Fatal(err)
 	}
 	return n, base
